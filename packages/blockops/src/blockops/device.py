@@ -1,0 +1,53 @@
+"""Device selection."""
+
+from __future__ import annotations
+
+import torch
+
+
+def resolve_device(platform: str | torch.device | None = "auto") -> torch.device:
+    """Turn a platform request into a ``torch.device``.
+
+    Args:
+        platform: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
+            ``"cuda:N"`` or a ``torch.device``. ``None`` means ``"auto"``.
+
+    Raises:
+        ValueError: unknown platform, or CUDA asked for where none (or not that index) exists.
+    """
+    if platform is None:
+        platform = "auto"
+    if isinstance(platform, str):
+        name = platform.strip().lower()
+        if name == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            device = torch.device(name)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"platform={platform!r} is not understood; expected 'auto', 'cpu', 'cuda', "
+                "'cuda:N' or a torch.device"
+            ) from exc
+    elif isinstance(platform, torch.device):
+        device = platform
+    else:
+        raise TypeError(
+            f"platform must be a str or torch.device, got {type(platform).__name__}"
+        )
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"platform={platform!r} asks for CUDA but no CUDA device is available; "
+                "use platform='cpu' or 'auto'"
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(
+                f"platform={platform!r} asks for CUDA device {device.index} but only "
+                f"{count} device(s) exist"
+            )
+    elif device.type != "cpu":
+        raise ValueError(
+            f"platform={platform!r} is not supported; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
+        )
+    return device

@@ -1,0 +1,272 @@
+"""Blocked distance kernels: pairwise distances, exact k-nearest neighbours, per-label minima.
+
+All kernels are pure functions on tensors: the device follows the inputs, and no call holds
+more than one ``(q_block, db_block)`` block of the distance matrix at a time (beyond its output).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from .blocks import block_sizes
+
+METRICS = ("sqeuclidean", "euclidean", "cosine", "inner")
+
+
+def _check_pair(Q: torch.Tensor, D: torch.Tensor, omega: torch.Tensor | None) -> None:
+    for name, t in (("Q", Q), ("D", D)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.ndim != 2:
+            raise ValueError(f"{name} must be 2-D (n, d), got shape {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating tensor, got {t.dtype}")
+    if Q.shape[1] != D.shape[1]:
+        raise ValueError(f"Q has {Q.shape[1]} features but D has {D.shape[1]}; they must match")
+    if Q.device != D.device or Q.dtype != D.dtype:
+        raise ValueError(
+            f"Q and D must share device and dtype, got {Q.device}/{Q.dtype} and {D.device}/{D.dtype}"
+        )
+    if omega is not None:
+        if omega.ndim != 2 or omega.shape[0] != Q.shape[1]:
+            raise ValueError(
+                f"omega must have shape (d, r) with d={Q.shape[1]}, got {tuple(omega.shape)}"
+            )
+
+
+def _prepare(
+    Q: torch.Tensor, D: torch.Tensor, metric: str, omega: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Project, centre or normalise once; return (Q', D', |Q'|^2, |D'|^2) as the metric needs."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    _check_pair(Q, D, omega)
+    if omega is not None:
+        omega = omega.to(device=Q.device, dtype=Q.dtype)
+        Q, D = Q @ omega, D @ omega
+    if metric in ("sqeuclidean", "euclidean"):
+        # Translation invariance: centring on D's mean keeps the |q|^2+|x|^2-2q.x form accurate.
+        centre = D.mean(dim=0, keepdim=True) if D.shape[0] else 0.0
+        Q, D = Q - centre, D - centre
+        return Q, D, (Q * Q).sum(1), (D * D).sum(1)
+    if metric == "cosine":
+        Q = Q / Q.norm(dim=1, keepdim=True).clamp_min(torch.finfo(Q.dtype).tiny)
+        D = D / D.norm(dim=1, keepdim=True).clamp_min(torch.finfo(D.dtype).tiny)
+    return Q, D, None, None
+
+
+def _block(
+    Qb: torch.Tensor,
+    Db: torch.Tensor,
+    qsq: torch.Tensor | None,
+    dsq: torch.Tensor | None,
+    metric: str,
+) -> torch.Tensor:
+    """Distances of one block, shape ``(len(Qb), len(Db))``."""
+    if metric in ("sqeuclidean", "euclidean"):
+        dist = torch.addmm(qsq[:, None] + dsq[None, :], Qb, Db.T, beta=1.0, alpha=-2.0)
+        dist.clamp_min_(0.0)
+        return dist.sqrt_() if metric == "euclidean" else dist
+    sim = Qb @ Db.T
+    if metric == "cosine":
+        return sim.neg_().add_(1.0).clamp_min_(0.0)
+    return sim.neg_()
+
+
+def _ranges(n: int, step: int) -> Iterator[tuple[int, int]]:
+    for start in range(0, n, step):
+        yield start, min(start + step, n)
+
+
+def pairwise_distances(
+    Q: torch.Tensor,
+    D: torch.Tensor,
+    metric: str = "sqeuclidean",
+    *,
+    omega: torch.Tensor | None = None,
+    q_block: int | None = None,
+    db_block: int | None = None,
+) -> torch.Tensor:
+    """All distances between queries ``Q`` (nq, d) and database ``D`` (nd, d): shape (nq, nd).
+
+    Args:
+        metric: ``"sqeuclidean"``, ``"euclidean"``, ``"cosine"`` (1 - cosine similarity) or
+            ``"inner"`` (negative inner product: smaller is nearer).
+        omega: optional (d, r) linear map; distances are taken between ``Q @ omega`` and ``D @ omega``.
+        q_block, db_block: block sizes; ``None`` chooses them from the memory budget.
+    """
+    Qp, Dp, qsq, dsq = _prepare(Q, D, metric, omega)
+    out = torch.empty(Q.shape[0], D.shape[0], dtype=Q.dtype, device=Q.device)
+    if out.numel() == 0:
+        return out
+    qb, dbb = block_sizes(Q.shape[0], D.shape[0], Q.device, Q.dtype, q_block, db_block)
+    for q0, q1 in _ranges(Q.shape[0], qb):
+        for d0, d1 in _ranges(D.shape[0], dbb):
+            out[q0:q1, d0:d1] = _block(
+                Qp[q0:q1], Dp[d0:d1], None if qsq is None else qsq[q0:q1],
+                None if dsq is None else dsq[d0:d1], metric,
+            )
+    return out
+
+
+def _smallest(dist: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` smallest entries of each row; among equal values the lower column wins."""
+    n = dist.shape[1]
+    if k >= n:
+        return torch.sort(dist, dim=1, stable=True)
+    vals, idx = torch.topk(dist, k + 1, dim=1, largest=False, sorted=True)
+    tied = vals[:, k - 1] == vals[:, k]
+    vals, idx = vals[:, :k].contiguous(), idx[:, :k].contiguous()
+    if bool(tied.any()):
+        rows = tied.nonzero().squeeze(1)
+        sv, si = torch.sort(dist[rows], dim=1, stable=True)
+        vals[rows], idx[rows] = sv[:, :k], si[:, :k]
+    return vals, idx
+
+
+def _merge(
+    vals: torch.Tensor, idx: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep the ``k`` smallest (value, index) pairs per row, ordered by value then index."""
+    idx, order = torch.sort(idx, dim=1)
+    vals = vals.gather(1, order)
+    vals, order = torch.sort(vals, dim=1, stable=True)
+    return vals[:, :k], idx.gather(1, order)[:, :k]
+
+
+def knn(
+    Q: torch.Tensor,
+    D: torch.Tensor,
+    k: int,
+    *,
+    metric: str = "sqeuclidean",
+    omega: torch.Tensor | None = None,
+    exclude_self: bool = False,
+    q_block: int | None = None,
+    db_block: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact k nearest database rows of every query, streaming over database blocks.
+
+    Args:
+        Q: queries (nq, d). D: database (nd, d), same device and dtype.
+        k: neighbours per query, ``1 <= k <= nd`` (``nd - 1`` with ``exclude_self``).
+        exclude_self: ``Q`` and ``D`` are the same rows; row i never returns itself.
+
+    Returns:
+        ``(distances (nq, k), indices (nq, k) long)``, ascending, ties broken by lower index.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    Qp, Dp, qsq, dsq = _prepare(Q, D, metric, omega)
+    nq, nd = Q.shape[0], D.shape[0]
+    if exclude_self and nq != nd:
+        raise ValueError(f"exclude_self needs Q and D with the same rows, got {nq} and {nd}")
+    available = nd - 1 if exclude_self else nd
+    if k > available:
+        raise ValueError(
+            f"k={k} is larger than the database ({available} candidate rows"
+            f"{' excluding self' if exclude_self else ''})"
+        )
+    qb, dbb = block_sizes(nq, nd, Q.device, Q.dtype, q_block, db_block)
+    out_v = torch.empty(nq, k, dtype=Q.dtype, device=Q.device)
+    out_i = torch.empty(nq, k, dtype=torch.long, device=Q.device)
+    for q0, q1 in _ranges(nq, qb):
+        best_v = best_i = None
+        for d0, d1 in _ranges(nd, dbb):
+            dist = _block(
+                Qp[q0:q1], Dp[d0:d1], None if qsq is None else qsq[q0:q1],
+                None if dsq is None else dsq[d0:d1], metric,
+            )
+            if exclude_self:
+                lo, hi = max(q0, d0), min(q1, d1)
+                if lo < hi:
+                    r = torch.arange(lo, hi, device=Q.device)
+                    dist[r - q0, r - d0] = float("inf")
+            v, i = _smallest(dist, min(k, d1 - d0))
+            i += d0
+            if best_v is None:
+                best_v, best_i = v, i
+            else:
+                best_v, best_i = _merge(torch.cat([best_v, v], 1), torch.cat([best_i, i], 1), k)
+        out_v[q0:q1], out_i[q0:q1] = best_v, best_i
+    return out_v, out_i
+
+
+def nearest(
+    Q: torch.Tensor,
+    D: torch.Tensor,
+    *,
+    metric: str = "sqeuclidean",
+    omega: torch.Tensor | None = None,
+    q_block: int | None = None,
+    db_block: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest database row of every query: ``(distance (nq,), index (nq,))``, lower index on ties."""
+    if D.ndim == 2 and D.shape[0] == 0:
+        raise ValueError("D is empty; nearest needs at least one database row")
+    Qp, Dp, qsq, dsq = _prepare(Q, D, metric, omega)
+    nq, nd = Q.shape[0], D.shape[0]
+    qb, dbb = block_sizes(nq, nd, Q.device, Q.dtype, q_block, db_block)
+    best_v = torch.full((nq,), float("inf"), dtype=Q.dtype, device=Q.device)
+    best_i = torch.zeros(nq, dtype=torch.long, device=Q.device)
+    for q0, q1 in _ranges(nq, qb):
+        for d0, d1 in _ranges(nd, dbb):
+            dist = _block(
+                Qp[q0:q1], Dp[d0:d1], None if qsq is None else qsq[q0:q1],
+                None if dsq is None else dsq[d0:d1], metric,
+            )
+            v, i = dist.min(dim=1)
+            better = v < best_v[q0:q1]
+            best_v[q0:q1] = torch.where(better, v, best_v[q0:q1])
+            best_i[q0:q1] = torch.where(better, i + d0, best_i[q0:q1])
+    return best_v, best_i
+
+
+def label_min(
+    Q: torch.Tensor,
+    D: torch.Tensor,
+    labels: torch.Tensor,
+    n_labels: int,
+    *,
+    metric: str = "sqeuclidean",
+    omega: torch.Tensor | None = None,
+    q_block: int | None = None,
+    db_block: int | None = None,
+) -> torch.Tensor:
+    """Minimum distance from each query to the database rows of each label.
+
+    Args:
+        labels: (nd,) integer codes in ``[0, n_labels)``.
+
+    Returns:
+        (nq, n_labels); ``inf`` where a label has no database row.
+    """
+    labels = torch.as_tensor(labels, device=D.device)
+    if labels.ndim != 1 or labels.shape[0] != D.shape[0]:
+        raise ValueError(
+            f"labels must have shape ({D.shape[0]},) to match D, got {tuple(labels.shape)}"
+        )
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be integer codes, got {labels.dtype}")
+    if n_labels < 1:
+        raise ValueError(f"n_labels must be >= 1, got {n_labels}")
+    labels = labels.long()
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_labels):
+        raise ValueError(f"labels must lie in [0, {n_labels}), got {int(labels.min())}..{int(labels.max())}")
+    Qp, Dp, qsq, dsq = _prepare(Q, D, metric, omega)
+    nq, nd = Q.shape[0], D.shape[0]
+    out = torch.full((nq, n_labels), float("inf"), dtype=Q.dtype, device=Q.device)
+    if nd == 0 or nq == 0:
+        return out
+    qb, dbb = block_sizes(nq, nd, Q.device, Q.dtype, q_block, db_block)
+    for q0, q1 in _ranges(nq, qb):
+        for d0, d1 in _ranges(nd, dbb):
+            dist = _block(
+                Qp[q0:q1], Dp[d0:d1], None if qsq is None else qsq[q0:q1],
+                None if dsq is None else dsq[d0:d1], metric,
+            )
+            index = labels[d0:d1].expand(q1 - q0, -1)
+            out[q0:q1].scatter_reduce_(1, index, dist, reduce="amin", include_self=True)
+    return out

@@ -1,0 +1,86 @@
+"""Label encoding: any hashable labels to contiguous integer codes and back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .validation import as_labels
+
+
+class LabelEncoder:
+    """Map labels (ints, strings, numpy scalars) to codes ``0..n_classes-1``.
+
+    Classes are sorted when they are mutually comparable, else kept in first-seen order.
+    """
+
+    def fit(self, y: Any) -> LabelEncoder:
+        arr = as_labels(y)
+        if arr.shape[0] == 0:
+            raise ValueError("y is empty; at least one label is required")
+        try:
+            classes = np.unique(arr)
+        except TypeError:  # mixed types that do not compare
+            seen: dict[Any, None] = dict.fromkeys(arr.tolist())
+            classes = np.empty(len(seen), dtype=object)
+            classes[:] = list(seen)
+        self.classes_ = classes
+        self._index = {self._key(c): i for i, c in enumerate(classes.tolist())}
+        return self
+
+    def partial_fit(self, y: Any) -> LabelEncoder:
+        """Append labels not seen before (their codes follow the existing ones)."""
+        if not hasattr(self, "classes_"):
+            return self.fit(y)
+        new = [v for v in dict.fromkeys(as_labels(y).tolist()) if self._key(v) not in self._index]
+        if new:
+            try:
+                new = sorted(new)
+            except TypeError:
+                pass
+            old = self.classes_.tolist()
+            merged = old + new
+            classes = np.array(merged) if _homogeneous(merged) else _object_array(merged)
+            self.classes_ = classes
+            self._index = {self._key(c): i for i, c in enumerate(merged)}
+        return self
+
+    @staticmethod
+    def _key(value: Any) -> Any:
+        return value.item() if isinstance(value, np.generic) else value
+
+    def transform(self, y: Any, *, name: str = "y") -> torch.Tensor:
+        if not hasattr(self, "classes_"):
+            raise ValueError("LabelEncoder is not fitted; call fit first")
+        arr = as_labels(y, name=name)
+        try:
+            codes = [self._index[self._key(v)] for v in arr.tolist()]
+        except KeyError as exc:
+            raise ValueError(
+                f"{name} contains label {exc.args[0]!r} not seen during fit; "
+                f"known labels: {self.classes_.tolist()}"
+            ) from None
+        return torch.tensor(codes, dtype=torch.long)
+
+    def fit_transform(self, y: Any) -> torch.Tensor:
+        return self.fit(y).transform(y)
+
+    def inverse_transform(self, codes: Any) -> np.ndarray:
+        if isinstance(codes, torch.Tensor):
+            codes = codes.detach().cpu().numpy()
+        codes = np.asarray(codes, dtype=np.int64)
+        if codes.size and (codes.min() < 0 or codes.max() >= len(self.classes_)):
+            raise ValueError(f"codes must lie in [0, {len(self.classes_)}), got {codes.min()}..{codes.max()}")
+        return self.classes_[codes]
+
+
+def _homogeneous(values: list[Any]) -> bool:
+    return len({type(v) for v in values}) == 1
+
+
+def _object_array(values: list[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out

@@ -1,0 +1,107 @@
+"""Safe, atomic checkpoints: YAML config + plain tensors + JSON metadata, no pickle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+FORMAT_VERSION = 1
+_FILES = ("config.yaml", "tensors.pt")
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_checkpoint(
+    directory: str | os.PathLike[str],
+    config: dict[str, Any],
+    tensors: dict[str, torch.Tensor],
+    meta: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``config.yaml``, ``tensors.pt`` and ``meta.json`` into ``directory`` atomically.
+
+    The files are written to a temporary sibling directory which then replaces ``directory``;
+    a crash mid-save leaves the previous checkpoint intact. ``meta.json`` records a SHA-256
+    of the other files, checked on load.
+    """
+    target = Path(directory)
+    for name, t in tensors.items():
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"tensors[{name!r}] must be a torch.Tensor, got {type(t).__name__}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        with open(tmp / "config.yaml", "w", encoding="utf-8") as fh:
+            yaml.safe_dump(config, fh, sort_keys=False)
+        torch.save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp / "tensors.pt")
+        full_meta = dict(meta or {})
+        full_meta["format_version"] = FORMAT_VERSION
+        full_meta["sha256"] = {name: _digest(tmp / name) for name in _FILES}
+        with open(tmp / "meta.json", "w", encoding="utf-8") as fh:
+            json.dump(full_meta, fh, indent=2, sort_keys=True)
+        for name in (*_FILES, "meta.json"):
+            with open(tmp / name, "rb") as fh:
+                os.fsync(fh.fileno())
+        backup = None
+        if target.exists():
+            backup = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, backup)
+        os.replace(tmp, target)
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def load_checkpoint(
+    directory: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a checkpoint written by :func:`save_checkpoint`: ``(config, tensors, meta)``.
+
+    Raises:
+        FileNotFoundError: the directory or one of its files is missing.
+        ValueError: a file was truncated or edited (checksum mismatch) or cannot be parsed.
+    """
+    src = Path(directory)
+    if not src.is_dir():
+        raise FileNotFoundError(f"no checkpoint directory at {str(src)!r}")
+    for name in (*_FILES, "meta.json"):
+        if not (src / name).is_file():
+            raise FileNotFoundError(f"checkpoint {str(src)!r} is missing {name}")
+    try:
+        meta = json.loads((src / "meta.json").read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"checkpoint {str(src)!r}: meta.json is not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"checkpoint {str(src)!r}: unsupported format_version "
+            f"{meta.get('format_version') if isinstance(meta, dict) else None!r}, expected {FORMAT_VERSION}"
+        )
+    sums = meta.get("sha256", {})
+    for name in _FILES:
+        if sums.get(name) != _digest(src / name):
+            raise ValueError(
+                f"checkpoint {str(src)!r}: {name} does not match its recorded checksum "
+                "(truncated or edited); refusing to load"
+            )
+    with open(src / "config.yaml", encoding="utf-8") as fh:
+        config = yaml.safe_load(fh)
+    tensors = torch.load(src / "tensors.pt", map_location=map_location, weights_only=True)
+    if not isinstance(config, dict) or not isinstance(tensors, dict):
+        raise ValueError(f"checkpoint {str(src)!r}: unexpected content")
+    return config, tensors, meta

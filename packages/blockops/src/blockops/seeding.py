@@ -1,0 +1,44 @@
+"""Seeding: one ``random_state`` argument to a ``torch.Generator``."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+
+RandomState = int | None | np.random.Generator | torch.Generator
+
+
+def make_generator(
+    random_state: RandomState = None, device: str | torch.device = "cpu"
+) -> torch.Generator:
+    """Return a ``torch.Generator`` on ``device`` seeded from ``random_state``.
+
+    Args:
+        random_state: ``None`` (fresh entropy), a non-negative int, a numpy ``Generator``
+            (a seed is drawn from it) or a ``torch.Generator`` (returned as is when its
+            device matches, else re-seeded from it).
+        device: device of the generator.
+    """
+    device = torch.device(device)
+    if isinstance(random_state, torch.Generator):
+        if random_state.device.type == device.type:
+            return random_state
+        seed = int(torch.randint(0, 2**62, (1,), generator=random_state).item())
+    elif random_state is None:
+        seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 2)
+    elif isinstance(random_state, np.random.Generator):
+        seed = int(random_state.integers(0, 2**62))
+    elif isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"random_state must be non-negative, got {random_state}")
+        seed = int(random_state)
+    else:
+        raise TypeError(
+            "random_state must be None, an int, a numpy Generator or a torch.Generator, "
+            f"got {type(random_state).__name__}"
+        )
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return gen

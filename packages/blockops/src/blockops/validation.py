@@ -1,0 +1,106 @@
+"""Input conversion and validation shared by the estimators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .device import resolve_device
+
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def as_tensor(
+    x: Any,
+    *,
+    name: str = "X",
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    ndim: int | None = 2,
+    allow_empty: bool = False,
+) -> torch.Tensor:
+    """Convert numpy arrays, lists or tensors to a validated floating tensor.
+
+    Args:
+        x: the data.
+        name: argument name used in error messages.
+        device: target device (``None``: keep a tensor's device, CPU otherwise; strings go
+            through :func:`resolve_device`).
+        dtype: floating dtype; ``None`` computes in float32 (float64 input is cast down).
+        ndim: required number of dimensions (``None``: any).
+        allow_empty: accept zero rows.
+
+    Returns:
+        Tensor with ``ndim`` dimensions, finite values, of ``dtype`` on ``device``.
+
+    Raises:
+        TypeError: non-numeric input (strings, objects, complex).
+        ValueError: wrong number of dimensions, empty input, NaN or inf.
+    """
+    if dtype is not None and dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"dtype must be a floating torch dtype, got {dtype}")
+    target = dtype or torch.float32
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+    else:
+        if x is None:
+            raise TypeError(f"{name} must be array-like, got None")
+        try:
+            arr = np.asarray(x)
+        except ValueError as exc:  # ragged nested lists
+            raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
+        if arr.dtype == object or arr.dtype.kind in "USVOMm":
+            raise TypeError(
+                f"{name} must hold numbers, got an array of dtype {arr.dtype} "
+                "(strings, objects or ragged rows are not accepted)"
+            )
+        if arr.dtype.kind == "c":
+            raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    if t.is_complex():
+        raise TypeError(f"{name} must be real, got complex dtype {t.dtype}")
+    if ndim is not None and t.ndim != ndim:
+        hint = " (reshape a single sample with x.reshape(1, -1))" if ndim == 2 and t.ndim == 1 else ""
+        raise ValueError(
+            f"{name} must be {ndim}-D, got an array of shape {tuple(t.shape)}{hint}"
+        )
+    if t.numel() == 0 and not (allow_empty and t.ndim >= 1 and t.shape[-1] > 0):
+        raise ValueError(f"{name} is empty (shape {tuple(t.shape)}); at least one sample is required")
+    dev = t.device if device is None else resolve_device(device)
+    t = t.to(device=dev, dtype=target)
+    if t.numel() and not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).sum())
+        raise ValueError(f"{name} contains {bad} NaN or infinite value(s); clean or impute them first")
+    return t
+
+
+def as_labels(y: Any, *, name: str = "y", n_samples: int | None = None) -> np.ndarray:
+    """Validate a 1-D label vector of any hashable values; returns a numpy array."""
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if n_samples is not None and arr.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} has {arr.shape[0]} labels but X has {n_samples} rows; they must match"
+        )
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite labels")
+    return arr
+
+
+def check_X_y(
+    X: Any,
+    y: Any,
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Validate a training pair: ``X`` (n, d) tensor and labels ``y`` (n,) as numpy."""
+    Xt = as_tensor(X, name="X", device=device, dtype=dtype)
+    return Xt, as_labels(y, name="y", n_samples=Xt.shape[0])
