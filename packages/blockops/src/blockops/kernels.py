@@ -47,8 +47,10 @@ def _prepare(
         omega = omega.to(device=Q.device, dtype=Q.dtype)
         Q, D = Q @ omega, D @ omega
     if metric in ("sqeuclidean", "euclidean"):
-        # Translation invariance: centring on D's mean keeps the |q|^2+|x|^2-2q.x form accurate.
-        centre = D.mean(dim=0, keepdim=True) if D.shape[0] else 0.0
+        # Translation invariance: centring on the database row nearest D's mean keeps the
+        # |q|^2+|x|^2-2q.x form accurate far from the origin; a data row (not the mean itself)
+        # keeps exactly representable inputs exact, so ties stay ties.
+        centre = D[((D - D.mean(dim=0)) ** 2).sum(1).argmin()][None] if D.shape[0] else 0.0
         Q, D = Q - centre, D - centre
         return Q, D, (Q * Q).sum(1), (D * D).sum(1)
     if metric == "cosine":

@@ -103,5 +103,8 @@ def load_checkpoint(
         config = yaml.safe_load(fh)
     tensors = torch.load(src / "tensors.pt", map_location=map_location, weights_only=True)
     if not isinstance(config, dict) or not isinstance(tensors, dict):
-        raise ValueError(f"checkpoint {str(src)!r}: unexpected content")
+        raise ValueError(f"checkpoint {str(src)!r}: config.yaml and tensors.pt must hold mappings")
+    for name, value in tensors.items():
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"checkpoint {str(src)!r}: tensors.pt entry {name!r} is not a tensor")
     return config, tensors, meta

@@ -1,0 +1,22 @@
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _restore_cpu_budget():
+    import blockops
+
+    before = blockops.get_cpu_budget()
+    yield
+    blockops.set_cpu_budget(before)
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,199 @@
+import numpy as np
+import pytest
+import torch
+
+import blockops
+from blockops import knn, label_min, nearest, pairwise_distances
+
+
+def _ref_dist(Q, D, metric, omega=None):
+    Q, D = Q.double(), D.double()
+    if omega is not None:
+        Q, D = Q @ omega.double(), D @ omega.double()
+    if metric == "sqeuclidean":
+        return torch.cdist(Q, D) ** 2
+    if metric == "euclidean":
+        return torch.cdist(Q, D)
+    if metric == "cosine":
+        qn = Q / Q.norm(dim=1, keepdim=True)
+        dn = D / D.norm(dim=1, keepdim=True)
+        return 1 - qn @ dn.T
+    return -(Q @ D.T)
+
+
+def _ref_knn(dist, k):
+    # lexicographic (distance, index) order, computed in float64
+    order = np.lexsort((np.arange(dist.shape[1])[None].repeat(dist.shape[0], 0), dist.numpy()), axis=1)
+    idx = torch.from_numpy(order[:, :k])
+    return dist.gather(1, idx), idx
+
+
+SHAPES = [(1, 1, 1), (1, 7, 3), (13, 1, 5), (37, 101, 8), (64, 257, 16)]
+
+
+@pytest.mark.parametrize("metric", blockops.METRICS)
+@pytest.mark.parametrize("nq,nd,d", SHAPES)
+def test_pairwise_matches_float64(metric, nq, nd, d):
+    g = torch.Generator().manual_seed(nq * 1000 + nd + d)
+    Q, D = torch.randn(nq, d, generator=g), torch.randn(nd, d, generator=g)
+    got = pairwise_distances(Q, D, metric, q_block=5, db_block=17)
+    ref = _ref_dist(Q, D, metric)
+    assert got.shape == (nq, nd)
+    torch.testing.assert_close(got.double(), ref, atol=1e-4, rtol=1e-4)
+
+
+def test_pairwise_omega_projection():
+    g = torch.Generator().manual_seed(0)
+    Q, D, omega = torch.randn(9, 6, generator=g), torch.randn(20, 6, generator=g), torch.randn(6, 2, generator=g)
+    got = pairwise_distances(Q, D, omega=omega, db_block=3)
+    torch.testing.assert_close(got.double(), _ref_dist(Q, D, "sqeuclidean", omega), atol=1e-4, rtol=1e-4)
+
+
+def test_far_from_origin_stays_accurate():
+    g = torch.Generator().manual_seed(1)
+    D = torch.randn(50, 4, generator=g) + 1e4
+    got = pairwise_distances(D[:5], D)
+    torch.testing.assert_close(got.double(), _ref_dist(D[:5], D, "sqeuclidean"), atol=1e-2, rtol=1e-3)
+
+
+@pytest.mark.parametrize("metric", blockops.METRICS)
+@pytest.mark.parametrize("nq,nd,d", SHAPES)
+@pytest.mark.parametrize("kind", ["one", "half", "all"])
+def test_knn_matches_float64(metric, nq, nd, d, kind):
+    k = {"one": 1, "half": max(1, nd // 2), "all": nd}[kind]
+    g = torch.Generator().manual_seed(7 * nq + nd)
+    # integer-valued data: float32 distances are exact, so index order must match exactly
+    Q = torch.randint(-3, 4, (nq, d), generator=g).float()
+    D = torch.randint(-3, 4, (nd, d), generator=g).float()
+    if metric == "cosine":
+        Q[Q.norm(dim=1) == 0] = 1.0
+        D[D.norm(dim=1) == 0] = 1.0
+    vals, idx = knn(Q, D, k, metric=metric, q_block=4, db_block=11)
+    ref_v, ref_i = _ref_knn(_ref_dist(Q, D, metric), k)
+    assert vals.shape == (nq, k) and idx.dtype == torch.long
+    torch.testing.assert_close(vals.double(), ref_v, atol=1e-4, rtol=1e-5)
+    if metric in ("sqeuclidean", "inner"):  # exactly representable: ties resolved identically
+        assert torch.equal(idx, ref_i)
+
+
+def test_knn_ties_choose_lower_index():
+    D = torch.zeros(40, 3)  # all duplicates
+    Q = torch.zeros(2, 3)
+    vals, idx = knn(Q, D, 5, db_block=7)
+    assert torch.equal(idx, torch.arange(5).expand(2, 5))
+    assert torch.all(vals == 0)
+
+
+def test_knn_duplicates_across_blocks():
+    base = torch.arange(10.0)[:, None]
+    D = torch.cat([base, base, base])  # row i, i+10, i+20 equal
+    vals, idx = knn(torch.tensor([[3.0]]), D, 4, db_block=4)
+    assert idx.tolist() == [[3, 13, 23, 2]]
+
+
+def test_knn_exclude_self():
+    g = torch.Generator().manual_seed(3)
+    X = torch.randn(30, 4, generator=g)
+    vals, idx = knn(X, X, 3, exclude_self=True, q_block=7, db_block=9)
+    assert not (idx == torch.arange(30)[:, None]).any()
+    ref = _ref_dist(X, X, "sqeuclidean")
+    ref.fill_diagonal_(float("inf"))
+    rv, ri = _ref_knn(ref, 3)
+    assert torch.equal(idx, ri)
+    torch.testing.assert_close(vals.double(), rv, atol=1e-4, rtol=1e-4)
+
+
+def test_knn_k_too_large_is_clear():
+    X = torch.randn(5, 2)
+    with pytest.raises(ValueError, match="larger than the database"):
+        knn(X, X, 6)
+    with pytest.raises(ValueError, match="excluding self"):
+        knn(X, X, 5, exclude_self=True)
+    with pytest.raises(ValueError, match="k must be a positive int"):
+        knn(X, X, 0)
+
+
+def test_nearest_and_label_min():
+    g = torch.Generator().manual_seed(5)
+    Q, D = torch.randn(25, 5, generator=g), torch.randn(60, 5, generator=g)
+    labels = torch.arange(60) % 4
+    labels[labels == 3] = 2  # label 3 has no row
+    dist, idx = nearest(Q, D, db_block=13, q_block=6)
+    ref = _ref_dist(Q, D, "sqeuclidean")
+    assert torch.equal(idx, ref.argmin(1))
+    mins = label_min(Q, D, labels, 4, db_block=13, q_block=6)
+    for c in range(3):
+        torch.testing.assert_close(mins[:, c].double(), ref[:, labels == c].min(1).values, atol=1e-4, rtol=1e-4)
+    assert torch.isinf(mins[:, 3]).all()
+
+
+def test_nearest_tie_lower_index():
+    D = torch.tensor([[1.0], [0.0], [0.0], [2.0]])
+    _, idx = nearest(torch.tensor([[0.0]]), D, db_block=2)
+    assert idx.item() == 1
+
+
+def test_float64_kept():
+    Q = torch.randn(4, 3, dtype=torch.float64)
+    v, _ = knn(Q, Q, 2)
+    assert v.dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: knn(torch.randn(3, 2), torch.randn(4, 3), 1),
+        lambda: pairwise_distances(torch.randn(3), torch.randn(4, 3)),
+        lambda: knn(torch.randn(3, 2), torch.randn(4, 2).double(), 1),
+        lambda: pairwise_distances(torch.randn(3, 2), torch.randn(4, 2), "manhattan"),
+        lambda: label_min(torch.randn(3, 2), torch.randn(4, 2), torch.tensor([0, 1, 2]), 3),
+        lambda: label_min(torch.randn(3, 2), torch.randn(4, 2), torch.tensor([0, 1, 2, 5]), 3),
+        lambda: pairwise_distances(torch.randn(3, 2), torch.randn(4, 2), omega=torch.randn(3, 2)),
+    ],
+)
+def test_bad_inputs(call):
+    with pytest.raises((ValueError, TypeError)):
+        call()
+
+
+def test_block_sizes_follow_budget():
+    blockops.set_cpu_budget(3 * 4 * 1000 * 100)
+    qb, dbb = blockops.block_sizes(10**6, 10**6, torch.device("cpu"), torch.float32)
+    assert qb * dbb * 4 * 3 <= blockops.get_cpu_budget()
+    assert blockops.block_sizes(5, 7, torch.device("cpu"))[0] <= 5
+    with pytest.raises(ValueError, match="q_block"):
+        blockops.block_sizes(5, 7, torch.device("cpu"), q_block=0)
+
+
+def test_blocked_result_independent_of_block_sizes():
+    g = torch.Generator().manual_seed(11)
+    Q, D = torch.randn(50, 6, generator=g), torch.randn(300, 6, generator=g)
+    a = knn(Q, D, 7, q_block=3, db_block=5)
+    b = knn(Q, D, 7)
+    assert torch.equal(a[1], b[1])
+
+
+@pytest.mark.cuda
+def test_cuda_matches_cpu():
+    g = torch.Generator().manual_seed(2)
+    Q, D = torch.randn(500, 32, generator=g), torch.randn(5000, 32, generator=g)
+    cv, ci = knn(Q, D, 10)
+    gv, gi = knn(Q.cuda(), D.cuda(), 10)
+    torch.testing.assert_close(gv.cpu(), cv, atol=1e-3, rtol=1e-4)
+    assert (gi.cpu() == ci).float().mean() > 0.999
+    mins = label_min(Q.cuda(), D.cuda(), (torch.arange(5000) % 7).cuda(), 7)
+    torch.testing.assert_close(mins.cpu(), label_min(Q, D, torch.arange(5000) % 7, 7), atol=1e-3, rtol=1e-4)
+
+
+@pytest.mark.cuda
+def test_cuda_peak_memory_within_budget():
+    dev = torch.device("cuda")
+    Q, D = torch.randn(20000, 64, device=dev), torch.randn(200000, 64, device=dev)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    q_block, db_block = 2048, 16384
+    knn(Q, D, 10, q_block=q_block, db_block=db_block)
+    peak = torch.cuda.max_memory_allocated() - base
+    block_bytes = q_block * db_block * 4
+    assert peak <= 4 * block_bytes + Q.numel() * 4 + D.numel() * 4

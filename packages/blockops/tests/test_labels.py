@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+import torch
+
+from blockops import LabelEncoder
+
+
+def test_strings_roundtrip():
+    enc = LabelEncoder().fit(["cat", "dog", "cat", "ant"])
+    assert enc.classes_.tolist() == ["ant", "cat", "dog"]
+    codes = enc.transform(["dog", "ant"])
+    assert codes.dtype == torch.long and codes.tolist() == [2, 0]
+    assert enc.inverse_transform(codes).tolist() == ["dog", "ant"]
+
+
+def test_numpy_scalars_and_ints():
+    enc = LabelEncoder().fit(np.array([5, 3, 5], dtype=np.int16))
+    assert enc.transform([np.int64(3), 5]).tolist() == [0, 1]
+
+
+def test_mixed_types_keep_first_seen_order():
+    enc = LabelEncoder().fit([1, "a", 1])
+    assert enc.transform(["a", 1]).tolist() == [1, 0]
+
+
+def test_unseen_label_is_clear():
+    enc = LabelEncoder().fit([0, 1])
+    with pytest.raises(ValueError, match="not seen during fit"):
+        enc.transform([2])
+
+
+def test_partial_fit_appends_codes():
+    enc = LabelEncoder().fit(["b", "a"])
+    enc.partial_fit(["c", "a", "0"])
+    assert enc.classes_.tolist() == ["a", "b", "0", "c"]
+    assert enc.transform(["a", "b", "0", "c"]).tolist() == [0, 1, 2, 3]
+
+
+def test_inverse_out_of_range():
+    enc = LabelEncoder().fit([0, 1])
+    with pytest.raises(ValueError, match="codes"):
+        enc.inverse_transform([2])
+
+
+def test_empty():
+    with pytest.raises(ValueError, match="empty"):
+        LabelEncoder().fit([])

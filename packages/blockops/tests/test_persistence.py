@@ -1,0 +1,104 @@
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from blockops import load_checkpoint, save_checkpoint
+
+
+def test_roundtrip(tmp_path):
+    cfg = {"a": 1, "name": "x", "list": [1.5, 2.5]}
+    tens = {"w": torch.arange(6.0).reshape(2, 3), "codes": torch.tensor([1, 2])}
+    save_checkpoint(tmp_path / "ck", cfg, tens, {"package": "blockops"})
+    c, t, m = load_checkpoint(tmp_path / "ck")
+    assert c == cfg and m["package"] == "blockops" and m["format_version"] == 1
+    assert torch.equal(t["w"], tens["w"]) and torch.equal(t["codes"], tens["codes"])
+    assert (tmp_path / "ck" / "config.yaml").read_text().startswith("a: 1")
+
+
+def test_overwrite_replaces(tmp_path):
+    save_checkpoint(tmp_path / "ck", {"v": 1}, {})
+    save_checkpoint(tmp_path / "ck", {"v": 2}, {})
+    assert load_checkpoint(tmp_path / "ck")[0] == {"v": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]
+
+
+@pytest.mark.parametrize("target", ["tensors.pt", "config.yaml"])
+def test_truncated_or_edited_is_refused(tmp_path, target):
+    save_checkpoint(tmp_path / "ck", {"v": 1}, {"w": torch.ones(100)})
+    path = tmp_path / "ck" / target
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="checksum"):
+        load_checkpoint(tmp_path / "ck")
+
+
+def test_missing_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "none")
+    save_checkpoint(tmp_path / "ck", {}, {})
+    os.remove(tmp_path / "ck" / "meta.json")
+    with pytest.raises(FileNotFoundError, match="meta.json"):
+        load_checkpoint(tmp_path / "ck")
+
+
+def test_bad_meta(tmp_path):
+    save_checkpoint(tmp_path / "ck", {}, {})
+    (tmp_path / "ck" / "meta.json").write_text(json.dumps({"format_version": 99}))
+    with pytest.raises(ValueError, match="format_version"):
+        load_checkpoint(tmp_path / "ck")
+
+
+def test_non_tensor_rejected(tmp_path):
+    with pytest.raises(TypeError, match="tensors"):
+        save_checkpoint(tmp_path / "ck", {}, {"w": [1, 2]})
+
+
+def test_crash_mid_save_keeps_old(tmp_path):
+    save_checkpoint(tmp_path / "ck", {"v": "old"}, {"w": torch.zeros(3)})
+    script = textwrap.dedent(
+        f"""
+        import os, torch, blockops.persistence as p
+        real = torch.save
+        def dying(obj, f):
+            real(obj, f)
+            os._exit(3)
+        torch.save = dying
+        p.save_checkpoint({str(tmp_path / "ck")!r}, {{"v": "new"}}, {{"w": torch.ones(3)}})
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run([sys.executable, "-c", script], env=env)
+    assert proc.returncode == 3
+    cfg, tens, _ = load_checkpoint(tmp_path / "ck")
+    assert cfg == {"v": "old"} and torch.equal(tens["w"], torch.zeros(3))
+
+
+def test_pickled_object_not_executed(tmp_path):
+    save_checkpoint(tmp_path / "ck", {}, {"w": torch.ones(1)})
+    # replace the tensors with a pickle of an arbitrary object and fix the checksum
+    torch.save({"w": torch.ones(1), "evil": pathlib.PurePosixPath("x")}, tmp_path / "ck" / "tensors.pt")
+    import blockops.persistence as p
+
+    meta = json.loads((tmp_path / "ck" / "meta.json").read_text())
+    meta["sha256"]["tensors.pt"] = p._digest(tmp_path / "ck" / "tensors.pt")
+    (tmp_path / "ck" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(Exception, match="(?i)weights_only|unsupported|PurePosixPath"):
+        load_checkpoint(tmp_path / "ck")
+
+
+def test_non_tensor_values_refused(tmp_path):
+    save_checkpoint(tmp_path / "ck", {}, {"w": torch.ones(1)})
+    torch.save({"w": [1, 2]}, tmp_path / "ck" / "tensors.pt")
+    import blockops.persistence as p
+
+    meta = json.loads((tmp_path / "ck" / "meta.json").read_text())
+    meta["sha256"]["tensors.pt"] = p._digest(tmp_path / "ck" / "tensors.pt")
+    (tmp_path / "ck" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="not a tensor"):
+        load_checkpoint(tmp_path / "ck")

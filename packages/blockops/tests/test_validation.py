@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+import torch
+
+from blockops import as_labels, as_tensor, check_X_y
+
+
+def test_numpy_list_tensor_in():
+    a = as_tensor([[1, 2], [3, 4]])
+    assert a.dtype == torch.float32 and a.shape == (2, 2)
+    b = as_tensor(np.ones((3, 2), dtype=np.float64))
+    assert b.dtype == torch.float32
+    c = as_tensor(np.ones((3, 2)), dtype=torch.float64)
+    assert c.dtype == torch.float64
+    t = torch.ones(2, 5, dtype=torch.float64)
+    assert as_tensor(t, dtype=torch.float64).dtype == torch.float64
+    assert as_tensor(np.ones((2, 2), dtype=np.int64)).dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (np.array([[1.0, np.nan]]), "NaN"),
+        (np.array([[np.inf, 1.0]]), "NaN or infinite"),
+        (np.ones(3), "2-D"),
+        (np.ones((2, 2, 2)), "2-D"),
+        (np.empty((0, 3)), "empty"),
+        ([[1, 2], [3]], "converted|ragged"),
+    ],
+)
+def test_bad_values(bad, match):
+    with pytest.raises(ValueError, match=match):
+        as_tensor(bad, name="X_train")
+
+
+def test_error_names_argument():
+    with pytest.raises(ValueError, match="X_train"):
+        as_tensor(np.ones(3), name="X_train")
+
+
+@pytest.mark.parametrize("bad", [np.array([["a", "b"]]), np.array([[object()]]), np.array([[1j]]), None])
+def test_bad_types(bad):
+    with pytest.raises(TypeError):
+        as_tensor(bad)
+
+
+def test_allow_empty_and_ndim():
+    assert as_tensor(np.empty((0, 3)), allow_empty=True).shape == (0, 3)
+    assert as_tensor([1.0, 2.0], ndim=1).shape == (2,)
+
+
+def test_check_X_y():
+    X, y = check_X_y(np.ones((3, 2)), ["a", "b", "a"])
+    assert X.shape == (3, 2) and list(y) == ["a", "b", "a"]
+    with pytest.raises(ValueError, match="3 rows"):
+        check_X_y(np.ones((3, 2)), [1, 2])
+    with pytest.raises(ValueError, match="1-D"):
+        as_labels(np.ones((3, 2)))
+    assert as_labels(torch.tensor([[1], [2]])).tolist() == [1, 2]
