@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from blockops import resolve_device
 
 

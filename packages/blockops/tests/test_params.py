@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from blockops import ClassifierMixin, NotFittedError, ParamsMixin, check_is_fitted, clone
 
 

@@ -7,7 +7,6 @@ import textwrap
 
 import pytest
 import torch
-
 from blockops import load_checkpoint, save_checkpoint
 
 
@@ -82,7 +81,9 @@ def test_crash_mid_save_keeps_old(tmp_path):
 def test_pickled_object_not_executed(tmp_path):
     save_checkpoint(tmp_path / "ck", {}, {"w": torch.ones(1)})
     # replace the tensors with a pickle of an arbitrary object and fix the checksum
-    torch.save({"w": torch.ones(1), "evil": pathlib.PurePosixPath("x")}, tmp_path / "ck" / "tensors.pt")
+    torch.save(
+        {"w": torch.ones(1), "evil": pathlib.PurePosixPath("x")}, tmp_path / "ck" / "tensors.pt"
+    )
     import blockops.persistence as p
 
     meta = json.loads((tmp_path / "ck" / "meta.json").read_text())

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-
 from blockops import make_generator
 
 
@@ -21,10 +20,14 @@ def test_numpy_generator_and_passthrough():
 
 
 def test_none_gives_fresh_streams():
-    assert not torch.equal(torch.rand(8, generator=make_generator()), torch.rand(8, generator=make_generator()))
+    assert not torch.equal(
+        torch.rand(8, generator=make_generator()), torch.rand(8, generator=make_generator())
+    )
 
 
-@pytest.mark.parametrize("bad,exc", [(-1, ValueError), ("1", TypeError), (1.5, TypeError), (True, TypeError)])
+@pytest.mark.parametrize(
+    "bad,exc", [(-1, ValueError), ("1", TypeError), (1.5, TypeError), (True, TypeError)]
+)
 def test_bad_seed(bad, exc):
     with pytest.raises(exc, match="random_state"):
         make_generator(bad)
@@ -34,4 +37,7 @@ def test_bad_seed(bad, exc):
 def test_cuda_generator():
     g = make_generator(0, "cuda")
     assert g.device.type == "cuda"
-    assert torch.equal(torch.rand(3, device="cuda", generator=g), torch.rand(3, device="cuda", generator=make_generator(0, "cuda")))
+    assert torch.equal(
+        torch.rand(3, device="cuda", generator=g),
+        torch.rand(3, device="cuda", generator=make_generator(0, "cuda")),
+    )

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-
 from blockops import as_labels, as_tensor, check_X_y
 
 
@@ -38,7 +37,9 @@ def test_error_names_argument():
         as_tensor(np.ones(3), name="X_train")
 
 
-@pytest.mark.parametrize("bad", [np.array([["a", "b"]]), np.array([[object()]]), np.array([[1j]]), None])
+@pytest.mark.parametrize(
+    "bad", [np.array([["a", "b"]]), np.array([[object()]]), np.array([[1j]]), None]
+)
 def test_bad_types(bad):
     with pytest.raises(TypeError):
         as_tensor(bad)

@@ -31,9 +31,7 @@ def resolve_device(platform: str | torch.device | None = "auto") -> torch.device
     elif isinstance(platform, torch.device):
         device = platform
     else:
-        raise TypeError(
-            f"platform must be a str or torch.device, got {type(platform).__name__}"
-        )
+        raise TypeError(f"platform must be a str or torch.device, got {type(platform).__name__}")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(

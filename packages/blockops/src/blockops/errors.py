@@ -18,9 +18,7 @@ def check_is_fitted(estimator: Any, attributes: str | Iterable[str] | None = Non
         attributes: names that must exist; by default any public attribute ending in ``_``.
     """
     if attributes is None:
-        fitted = any(
-            k.endswith("_") and not k.startswith("_") for k in vars(estimator)
-        )
+        fitted = any(k.endswith("_") and not k.startswith("_") for k in vars(estimator))
     else:
         names = [attributes] if isinstance(attributes, str) else list(attributes)
         fitted = all(hasattr(estimator, n) for n in names)

@@ -72,7 +72,9 @@ class LabelEncoder:
             codes = codes.detach().cpu().numpy()
         codes = np.asarray(codes, dtype=np.int64)
         if codes.size and (codes.min() < 0 or codes.max() >= len(self.classes_)):
-            raise ValueError(f"codes must lie in [0, {len(self.classes_)}), got {codes.min()}..{codes.max()}")
+            raise ValueError(
+                f"codes must lie in [0, {len(self.classes_)}), got {codes.min()}..{codes.max()}"
+            )
         return self.classes_[codes]
 
 

@@ -46,7 +46,9 @@ def save_checkpoint(
     try:
         with open(tmp / "config.yaml", "w", encoding="utf-8") as fh:
             yaml.safe_dump(config, fh, sort_keys=False)
-        torch.save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp / "tensors.pt")
+        torch.save(
+            {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp / "tensors.pt"
+        )
         full_meta = dict(meta or {})
         full_meta["format_version"] = FORMAT_VERSION
         full_meta["sha256"] = {name: _digest(tmp / name) for name in _FILES}

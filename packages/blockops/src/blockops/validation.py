@@ -62,17 +62,21 @@ def as_tensor(
     if t.is_complex():
         raise TypeError(f"{name} must be real, got complex dtype {t.dtype}")
     if ndim is not None and t.ndim != ndim:
-        hint = " (reshape a single sample with x.reshape(1, -1))" if ndim == 2 and t.ndim == 1 else ""
-        raise ValueError(
-            f"{name} must be {ndim}-D, got an array of shape {tuple(t.shape)}{hint}"
+        hint = (
+            " (reshape a single sample with x.reshape(1, -1))" if ndim == 2 and t.ndim == 1 else ""
         )
+        raise ValueError(f"{name} must be {ndim}-D, got an array of shape {tuple(t.shape)}{hint}")
     if t.numel() == 0 and not (allow_empty and t.ndim >= 1 and t.shape[-1] > 0):
-        raise ValueError(f"{name} is empty (shape {tuple(t.shape)}); at least one sample is required")
+        raise ValueError(
+            f"{name} is empty (shape {tuple(t.shape)}); at least one sample is required"
+        )
     dev = t.device if device is None else resolve_device(device)
     t = t.to(device=dev, dtype=target)
     if t.numel() and not bool(torch.isfinite(t).all()):
         bad = int((~torch.isfinite(t)).sum())
-        raise ValueError(f"{name} contains {bad} NaN or infinite value(s); clean or impute them first")
+        raise ValueError(
+            f"{name} contains {bad} NaN or infinite value(s); clean or impute them first"
+        )
     return t
 
 
