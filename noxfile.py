@@ -52,6 +52,15 @@ def _install_all(session: nox.Session, *, extras: bool, editable: bool = False) 
     _pip(session, *specs, *groups)
 
 
+def _chosen(session: nox.Session) -> list[str]:
+    """Packages named in the session's positional arguments (all when none)."""
+    chosen = list(session.posargs) or NAMES
+    unknown = sorted(set(chosen) - set(NAMES))
+    if unknown:
+        session.error(f"unknown package(s) {unknown}; known: {NAMES}")
+    return chosen
+
+
 def _pytest(session: nox.Session, *paths: str) -> None:
     session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths, *session.posargs)
 
@@ -104,11 +113,15 @@ def integration(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["ci"])
 def wheels(session: nox.Session) -> None:
-    """Build every wheel and sdist (hatchling), install each wheel alone in a clean venv, import it."""
+    """Build every wheel and sdist (hatchling), install each wheel alone in a clean venv, import it.
+
+    `nox -s wheels -- egm-core` limits it to the named packages and their siblings.
+    """
+    chosen = _chosen(session)
     _pip(session, "build", "hatchling", "virtualenv")
     dist_dir = Path(session.create_tmp()) / "dist"
     session.run("rm", "-rf", str(dist_dir), external=True)
-    for dist in NAMES:
+    for dist in sorted({d for c in chosen for d in (*sibling_closure(PACKAGES, c), c)}):
         session.run(
             "python",
             "-m",
@@ -120,7 +133,7 @@ def wheels(session: nox.Session) -> None:
             str(dist_dir),
             str(PACKAGES[dist].path),
         )
-    for dist in NAMES:
+    for dist in chosen:
         pkg = PACKAGES[dist]
         wheel = next(dist_dir.glob(f"{pkg.import_name}-*.whl"))
         venv = Path(session.create_tmp()) / f"venv-{dist}"
@@ -177,10 +190,7 @@ def demo(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Run benchmarks (never part of CI): `nox -s bench -- egm-core` for one package."""
-    chosen = list(session.posargs) or NAMES
-    unknown = sorted(set(chosen) - set(NAMES))
-    if unknown:
-        session.error(f"unknown package(s) {unknown}; known: {NAMES}")
+    chosen = _chosen(session)
     _install_all(session, extras=True)
     _pip(session, "faiss-cpu")
     for dist in chosen:
