@@ -1,0 +1,133 @@
+"""2-D projections: PCA in torch, t-SNE (scikit-learn) and UMAP (umap-learn) as extras.
+
+One projection is fitted on the bank points being drawn (real and synthetic together) and then
+applied to everything else in the picture (query points, seeds, trend paths), so all of it lives
+in the same plane.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+PROJECTIONS = ("pca", "tsne", "umap")
+
+
+@dataclass(frozen=True)
+class PCA2D:
+    """A fitted 2-component PCA (computed with ``torch.linalg.svd`` in float64).
+
+    Attributes:
+        mean: ``(d,)`` mean of the fitted points.
+        components: ``(d, 2)`` principal axes as columns; sign fixed so that the largest
+            loading of each axis is positive (deterministic). A zero column when the data
+            have fewer than two directions.
+        explained_variance_ratio: ``(2,)`` share of the variance along each axis.
+    """
+
+    mean: torch.Tensor
+    components: torch.Tensor
+    explained_variance_ratio: torch.Tensor
+
+    @classmethod
+    def fit(cls, Z: torch.Tensor) -> PCA2D:
+        """Fit on ``Z`` of shape ``(n, d)``."""
+        if Z.ndim != 2 or Z.shape[0] == 0:
+            raise ValueError(f"PCA needs a non-empty (n, d) tensor, got shape {tuple(Z.shape)}")
+        Z = Z.detach().to("cpu", torch.float64)
+        mean = Z.mean(dim=0)
+        centred = Z - mean
+        _, s, vh = torch.linalg.svd(centred, full_matrices=False)
+        k = min(2, vh.shape[0])
+        comps = torch.zeros(Z.shape[1], 2, dtype=torch.float64)
+        comps[:, :k] = vh[:k].T
+        for j in range(k):
+            top = torch.argmax(comps[:, j].abs())
+            if comps[top, j] < 0:
+                comps[:, j] = -comps[:, j]
+        var = s**2
+        total = float(var.sum())
+        ratio = torch.zeros(2, dtype=torch.float64)
+        if total > 0:
+            ratio[:k] = var[:k] / total
+        return cls(mean=mean, components=comps, explained_variance_ratio=ratio)
+
+    def transform(self, Z: torch.Tensor) -> np.ndarray:
+        """Project ``(..., d)`` points to ``(..., 2)`` (numpy float64)."""
+        Z = torch.as_tensor(Z).detach().to("cpu", torch.float64)
+        return ((Z - self.mean) @ self.components).numpy()
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """Result of :func:`project`: 2-D coordinates of the fit set and of the other points."""
+
+    fitted: np.ndarray
+    others: np.ndarray
+    axis_labels: tuple[str, str]
+
+
+def _missing(extra: str, module: str, exc: ImportError) -> ImportError:
+    return ImportError(
+        f'projection="{extra}" needs the {module} package: pip install "egm-viz[{extra}]" ({exc})'
+    )
+
+
+def project(
+    kind: str, fit_points: torch.Tensor, other_points: torch.Tensor, random_state: int = 0
+) -> Embedding:
+    """Project ``fit_points (n, d)`` and ``other_points (m, d)`` into one 2-D plane.
+
+    * ``"pca"``: fitted on ``fit_points``, applied to both.
+    * ``"umap"``: ``umap.UMAP`` fitted on ``fit_points``; ``other_points`` go through its
+      ``transform``.
+    * ``"tsne"``: t-SNE has no out-of-sample transform, so both sets are embedded together
+      in one run (the ``fit_points`` still make up most of it).
+
+    Raises:
+        ValueError: unknown ``kind``.
+        ImportError: the extra needed by ``kind`` is not installed (the message names it).
+    """
+    if kind not in PROJECTIONS:
+        raise ValueError(f"projection must be one of {PROJECTIONS}, got {kind!r}")
+    fit_points = fit_points.detach().to("cpu", torch.float64)
+    other_points = other_points.detach().to("cpu", torch.float64).reshape(-1, fit_points.shape[1])
+    n = fit_points.shape[0]
+    if kind == "pca":
+        pca = PCA2D.fit(fit_points)
+        r = pca.explained_variance_ratio.tolist()
+        return Embedding(
+            fitted=pca.transform(fit_points),
+            others=pca.transform(other_points),
+            axis_labels=(f"PC 1 ({100 * r[0]:.0f}% var.)", f"PC 2 ({100 * r[1]:.0f}% var.)"),
+        )
+    if kind == "tsne":
+        try:
+            from sklearn.manifold import TSNE
+        except ImportError as exc:
+            raise _missing("tsne", "scikit-learn", exc) from exc
+        both = torch.cat([fit_points, other_points]).numpy()
+        if both.shape[0] < 3:
+            raise ValueError(f'projection="tsne" needs at least 3 points, got {both.shape[0]}')
+        perplexity = float(min(30.0, max(1.0, (both.shape[0] - 1) / 3.0)))
+        emb = TSNE(
+            n_components=2, perplexity=perplexity, init="pca", random_state=random_state
+        ).fit_transform(both)
+        emb = np.asarray(emb, dtype=np.float64)
+        return Embedding(fitted=emb[:n], others=emb[n:], axis_labels=("t-SNE 1", "t-SNE 2"))
+    try:
+        import umap
+    except ImportError as exc:
+        raise _missing("umap", "umap-learn", exc) from exc
+    if n < 4:
+        raise ValueError(f'projection="umap" needs at least 4 bank points, got {n}')
+    reducer = umap.UMAP(n_components=2, n_neighbors=int(min(15, n - 1)), random_state=random_state)
+    fitted = np.asarray(reducer.fit_transform(fit_points.numpy()), dtype=np.float64)
+    others = (
+        np.asarray(reducer.transform(other_points.numpy()), dtype=np.float64)
+        if other_points.shape[0]
+        else np.zeros((0, 2))
+    )
+    return Embedding(fitted=fitted, others=others, axis_labels=("UMAP 1", "UMAP 2"))

@@ -1,0 +1,196 @@
+"""``plot_class_energy``: per-class summary of a fitted EGM model's growth, session by session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._model import BankView, read_model
+from ._output import (
+    STATIC_SUFFIXES,
+    check_positive,
+    class_colors,
+    lighten,
+    new_figure,
+    output_suffix,
+    save_static,
+)
+from .explosion import _resolve_classes
+
+
+def history_matrix(view: BankView, key: str) -> np.ndarray:
+    """``(n_history, n_classes)`` float matrix of a per-class history entry (NaN where absent).
+
+    Classes added by a later ``partial_fit`` have no value in earlier iterations.
+    """
+    out = np.full((len(view.history), view.n_classes), np.nan)
+    for t, entry in enumerate(view.history):
+        values = entry.get(key)
+        if values is None:
+            continue
+        values = np.atleast_1d(np.asarray(values, dtype=np.float64))[: view.n_classes]
+        out[t, : values.size] = values
+    return out
+
+
+def synthetic_counts(view: BankView) -> np.ndarray:
+    """``(n_iterations, n_classes)`` synthetic points in the bank per growth iteration and class."""
+    counts = np.zeros((view.n_iterations, view.n_classes), dtype=np.int64)
+    synth = ~view.is_real & (view.generation >= 1)
+    np.add.at(counts, (view.generation[synth] - 1, view.y[synth]), 1)
+    return counts
+
+
+def _session_bounds(view: BankView) -> list[tuple[int, int]]:
+    """(first iteration, session) at every session change, iterations counted from 1."""
+    out: list[tuple[int, int]] = []
+    last = None
+    for t in range(1, len(view.history) + 1):
+        s = view.session_of(t)
+        if s is not None and s != last:
+            out.append((t, s))
+            last = s
+    return out
+
+
+def plot_class_energy(
+    model: Any,
+    *,
+    classes: Any = None,
+    save_path: str | Path | None = None,
+    show: bool = False,
+    dpi: float = 100,
+    figsize: tuple[float, float] = (11.0, 7.5),
+) -> Any:
+    """Summary figure of a fitted model's growth, per class and per session.
+
+    Four panels, all read from the fitted model (nothing is recomputed):
+
+    1. the bank per class: real versus synthetic points;
+    2. synthetic points in the bank per growth iteration, stacked by class, with the session
+       boundaries (``fit``, ``continue_fit``, ``partial_fit``) as dashed lines;
+    3. the radius of each class per growth iteration (``history_``);
+    4. the energy of each class per growth iteration (``history_``).
+
+    Args:
+        model: a fitted ``egm_core.PyEGM`` (or an object with the same fitted attributes).
+        classes: labels to show (default all).
+        save_path: write the figure; suffix ``.png``, ``.svg`` or ``.pdf``.
+        show: open a window (``plt.show()``); off by default.
+        dpi: resolution of the saved file.
+        figsize: figure size in inches.
+
+    Returns:
+        The matplotlib ``Figure``.
+
+    Raises:
+        NotFittedError: ``model`` is not fitted.
+        ValueError: unknown classes or an unsupported ``save_path`` suffix.
+    """
+    suffix = output_suffix(save_path)
+    if suffix is not None and suffix not in STATIC_SUFFIXES:
+        raise ValueError(f"plot_class_energy saves {STATIC_SUFFIXES}, got {str(save_path)!r}")
+    dpi = check_positive("dpi", dpi, integer=False)
+    view = read_model(model)
+    chosen = _resolve_classes(view, classes)
+    colors = class_colors(view.n_classes)
+    names = [str(view.classes[c]) for c in chosen]
+
+    fig = new_figure(figsize, show)
+    axes = fig.subplots(2, 2)
+    fig.subplots_adjust(left=0.07, right=0.83, bottom=0.08, top=0.92, hspace=0.38, wspace=0.25)
+    ax_bank, ax_grow, ax_rad, ax_en = axes.ravel()
+
+    real = np.array([np.sum(view.is_real & (view.y == c)) for c in chosen])
+    synth = np.array([np.sum(~view.is_real & (view.y == c)) for c in chosen])
+    xs = np.arange(len(chosen))
+    ax_bank.bar(xs, real, color=[colors[c] for c in chosen], label="real", gid="bank:real")
+    ax_bank.bar(
+        xs,
+        synth,
+        bottom=real,
+        color=[lighten(colors[c], 0.55) for c in chosen],
+        hatch="//",
+        edgecolor="white",
+        label="synthetic",
+        gid="bank:synthetic",
+    )
+    ax_bank.set_xticks(xs, names, rotation=45 if len(names) > 6 else 0, fontsize=8)
+    ax_bank.set_ylabel("points in the bank")
+    ax_bank.set_title("bank per class (solid real, hatched synthetic)", fontsize=10)
+
+    counts = synthetic_counts(view)
+    iters = np.arange(1, view.n_iterations + 1)
+    bottom = np.zeros(view.n_iterations)
+    for c in chosen:
+        ax_grow.bar(
+            iters, counts[:, c], bottom=bottom, color=colors[c], width=0.85, gid=f"grow:{c}"
+        )
+        bottom += counts[:, c]
+    ax_grow.set_xlabel("growth iteration")
+    ax_grow.set_ylabel("synthetic points in the bank")
+    ax_grow.set_title("growth per iteration, stacked by class", fontsize=10)
+
+    for ax, key, label in ((ax_rad, "radius", "radius"), (ax_en, "energy", "energy")):
+        values = history_matrix(view, key)
+        t = np.arange(1, values.shape[0] + 1)
+        if values.size and np.isfinite(values[:, chosen]).any():
+            for c in chosen:
+                ax.plot(
+                    t, values[:, c], marker="o", ms=3, lw=1.4, color=colors[c], gid=f"{key}:{c}"
+                )
+        else:
+            ax.text(
+                0.5,
+                0.5,
+                f"no {key} recorded in history_",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                color="0.4",
+            )
+        ax.set_xlabel("growth iteration")
+        ax.set_ylabel(label)
+        ax.ticklabel_format(axis="y", useOffset=False)
+        ax.set_title(f"{label} per class and iteration", fontsize=10)
+
+    for ax in (ax_grow, ax_rad, ax_en):
+        ax.tick_params(labelsize=8)
+        if view.n_iterations:
+            ax.set_xlim(0.4, view.n_iterations + 0.6)
+        for first, session in _session_bounds(view):
+            if first > 1:
+                ax.axvline(first - 0.5, color="0.3", ls="--", lw=0.9)
+            ax.annotate(
+                f"s{session}",
+                (first - 0.4, 1.0),
+                xycoords=("data", "axes fraction"),
+                fontsize=7,
+                color="0.3",
+                va="bottom",
+            )
+    ax_bank.tick_params(labelsize=8)
+
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], ls="", marker="s", color=colors[c], label=n) for c, n in zip(chosen, names)
+    ]
+    handles.append(Line2D([], [], color="0.3", ls="--", label="new session"))
+    fig.legend(
+        handles=handles, loc="upper left", bbox_to_anchor=(0.845, 0.92), fontsize=8, frameon=False
+    )
+    fig.suptitle(
+        f"EGM growth summary: {int(view.is_real.sum())} real + {int((~view.is_real).sum())} "
+        f"synthetic points, {view.n_iterations} growth iterations",
+        fontsize=11,
+    )
+    if suffix is not None:
+        save_static(fig, save_path, dpi=dpi)
+    if show:
+        import matplotlib.pyplot as plt
+
+        plt.show()
+    return fig

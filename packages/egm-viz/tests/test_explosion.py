@@ -1,0 +1,296 @@
+import egm_viz
+import numpy as np
+import pytest
+import torch
+from blockops import NotFittedError
+from egm_viz._output import class_colors
+from egmviz_helpers import (
+    assert_same_state,
+    blobs,
+    colour_pixels,
+    gif_frames,
+    load_rgb,
+    non_background_fraction,
+    snapshot,
+)
+from fake_model import FakeEGM
+from matplotlib.animation import PillowWriter
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+SMALL = {"figsize": (6.0, 4.0), "dpi": 50}
+
+
+def _gids(fig, prefix):
+    ax = fig.axes[0]
+    arts = [*ax.collections, *ax.lines]
+    return [a for a in arts if (a.get_gid() or "").startswith(prefix)]
+
+
+def _n_classes(model):
+    return len(model.classes_)
+
+
+def _n_iter(model):
+    return max(len(model.history_), int(model.bank_generation_.max()))
+
+
+def test_png_is_a_real_picture(model, tmp_path):
+    path = tmp_path / "explosion.png"
+    fig = egm_viz.visualize_explosion(
+        model, show_energy_vectors=True, save_path=path, figsize=(8.0, 6.0), dpi=60
+    )
+    assert isinstance(fig, Figure)
+    rgb = load_rgb(path)
+    assert rgb.shape == (360, 480, 3)
+    assert 0.02 < non_background_fraction(rgb) < 0.9
+    for colour in class_colors(_n_classes(model)):
+        assert colour_pixels(rgb, colour) >= 5, "every class colour appears in the picture"
+
+
+def test_one_colour_per_class_and_every_layer_drawn(model):
+    fig = egm_viz.visualize_explosion(model, show_energy_vectors=True, n_queries=2, path_steps=3)
+    C = _n_classes(model)
+    real = _gids(fig, "real:")
+    assert len(real) == C
+    faces = {tuple(np.round(a.get_facecolors()[0], 4)) for a in real}
+    assert len(faces) == C
+    for a in real:
+        assert len({tuple(f) for f in a.get_facecolors()}) == 1
+    gens = np.unique(model.bank_generation_[~model.bank_is_real_].numpy())
+    assert len(_gids(fig, "synthetic:")) == len(gens)
+    assert len(_gids(fig, "energy:")) == len(gens)
+    paths = _gids(fig, "path:")
+    assert len(paths) == 2 * C
+    winners = [p for p in paths if p.get_gid().endswith(":winner")]
+    assert len(winners) == 2
+    for line in paths:
+        assert len(line.get_xdata()) == 4  # path_steps + 1 points, fully drawn
+    assert len(_gids(fig, "winner:")) == 2
+    assert all(a.get_visible() for a in _gids(fig, "winner:"))
+
+
+def test_winner_marks_the_models_choice(model):
+    X, _ = blobs(seed=1)
+    fig = egm_viz.visualize_explosion(model, X[:12], n_queries=3, n_samples=200)
+    won = sorted(int(a.get_gid().split(":")[2]) for a in _gids(fig, "winner:"))
+    queries = _gids(fig, "queries")[0].get_offsets()
+    assert len(queries) == 3 and len(won) == 3
+    assert set(won) <= set(range(_n_classes(model)))
+
+
+def test_layers_can_be_switched_off(model):
+    fig = egm_viz.visualize_explosion(
+        model, show_synthetic=False, show_paths=False, show_energy_vectors=False
+    )
+    assert not _gids(fig, "synthetic:")
+    assert not _gids(fig, "path:")
+    assert not _gids(fig, "energy:")
+    assert len(_gids(fig, "real:")) == _n_classes(model)
+
+
+@pytest.mark.parametrize("suffix, magic", [(".svg", b"<svg"), (".pdf", b"%PDF")])
+def test_vector_formats(model, tmp_path, suffix, magic):
+    path = tmp_path / f"picture{suffix}"
+    egm_viz.visualize_explosion(model, save_path=path, **SMALL)
+    head = path.read_bytes()
+    assert magic in head[:2000]
+    assert len(head) > 5000
+
+
+def test_gif_has_one_frame_per_growth_iteration(model, tmp_path):
+    path = tmp_path / "growth.gif"
+    anim = egm_viz.visualize_explosion(model, save_path=path, show_paths=False, fps=5, **SMALL)
+    assert anim.__class__.__name__ == "FuncAnimation"
+    frames = gif_frames(path)
+    assert len(frames) == len(model.history_) == _n_iter(model)
+    assert frames[0].shape == (200, 300, 3)
+    # points appear iteration by iteration: the last frame holds more ink than the first
+    assert non_background_fraction(frames[-1]) > non_background_fraction(frames[0])
+
+
+def test_gif_then_animates_the_paths_step_by_step(model, tmp_path):
+    path = tmp_path / "growth_paths.gif"
+    egm_viz.visualize_explosion(model, save_path=path, path_steps=4, n_queries=2, **SMALL)
+    frames = gif_frames(path)
+    assert len(frames) == _n_iter(model) + 4
+    assert not np.array_equal(frames[-2], frames[-1])
+
+
+def test_mp4_is_readable(model, tmp_path):
+    imageio_ffmpeg = pytest.importorskip(
+        "imageio_ffmpeg", reason="writing .mp4 needs the egm-viz[mp4] extra (imageio-ffmpeg)"
+    )
+    path = tmp_path / "growth.mp4"
+    egm_viz.visualize_explosion(model, save_path=path, path_steps=2, n_queries=1, **SMALL)
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    frames = [np.frombuffer(f, dtype=np.uint8) for f in reader]
+    assert len(frames) == _n_iter(model) + 2
+    w, h = meta["size"]
+    assert (w, h) == (300, 200)
+    assert frames[-1].size == w * h * 3
+    assert frames[-1].min() < 200  # not a blank frame
+
+
+def test_mp4_without_the_extra_names_it(model, tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "imageio_ffmpeg", None)
+    with pytest.raises(ImportError, match=r"egm-viz\[mp4\]"):
+        egm_viz.visualize_explosion(model, save_path=tmp_path / "x.mp4", **SMALL)
+
+
+def test_tsne_projection_renders(model, tmp_path):
+    pytest.importorskip("sklearn", reason="t-SNE needs the egm-viz[tsne] extra (scikit-learn)")
+    path = tmp_path / "tsne.png"
+    fig = egm_viz.visualize_explosion(
+        model, projection="tsne", n_samples=80, n_queries=1, path_steps=2, save_path=path, **SMALL
+    )
+    assert "t-SNE" in fig.axes[0].get_xlabel()
+    assert non_background_fraction(load_rgb(path)) > 0.02
+
+
+def test_subsampling_is_deterministic_and_capped(model):
+    def offsets(rs, n):
+        fig = egm_viz.visualize_explosion(model, n_samples=n, random_state=rs, show_paths=False)
+        arts = _gids(fig, "real:") + _gids(fig, "synthetic:")
+        return np.concatenate([a.get_offsets() for a in arts])
+
+    a, b, c = offsets(3, 40), offsets(3, 40), offsets(4, 40)
+    assert len(a) == 40
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert len(offsets(0, 10_000)) == len(model.bank_X_)
+
+
+def test_stratified_subsample_keeps_every_group():
+    groups = np.array([0] * 90 + [1] * 9 + [2])
+    gen = torch.Generator().manual_seed(0)
+    idx = egm_viz.stratified_subsample(groups, 20, gen)
+    assert len(idx) == 20 and len(np.unique(idx)) == 20
+    assert np.all(np.diff(idx) > 0)
+    counts = np.bincount(groups[idx], minlength=3)
+    assert counts[2] == 1 and counts[1] >= 1 and counts[0] >= 16
+    again = egm_viz.stratified_subsample(groups, 20, torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(idx, again)
+    np.testing.assert_array_equal(egm_viz.stratified_subsample(groups, 500, gen), np.arange(100))
+
+
+def test_model_unchanged_after_every_mode(model, tmp_path, data):
+    X, y = data
+    before = snapshot(model)
+    pred = model.predict(X)
+    egm_viz.visualize_explosion(model, X, y, show_energy_vectors=True, save_path=tmp_path / "a.png")
+    egm_viz.visualize_explosion(model, save_path=tmp_path / "a.gif", path_steps=2, **SMALL)
+    anim = egm_viz.visualize_explosion(model, X, classes=[model.classes_[0]], animate=True)
+    anim.save(tmp_path / "b.gif", writer=PillowWriter(fps=2), dpi=30)
+    steps = model.trend_paths(X[:1])["paths"].shape[2] - 1
+    assert len(gif_frames(tmp_path / "b.gif")) == _n_iter(model) + steps
+    egm_viz.plot_class_energy(model, save_path=tmp_path / "s.png")
+    assert_same_state(before, model)
+    np.testing.assert_array_equal(pred, model.predict(X))
+
+
+def test_given_samples_are_drawn_with_their_labels(model, data):
+    X, y = data
+    fig = egm_viz.visualize_explosion(model, X, y, n_samples=30, show_paths=False)
+    samples = _gids(fig, "samples")[0]
+    assert len(samples.get_offsets()) == 30
+    edges = {tuple(np.round(e, 4)) for e in samples.get_edgecolors()}
+    assert len(edges) == _n_classes(model)
+
+
+def test_classes_subset(model):
+    keep = model.classes_[1]
+    fig = egm_viz.visualize_explosion(model, classes=[keep], n_queries=2)
+    real = _gids(fig, "real:")
+    assert [a.get_gid() for a in real] == ["real:1"]
+    # queries come from the kept class; candidates are the kept class plus any winner
+    for line in _gids(fig, "path:"):
+        c = int(line.get_gid().split(":")[2])
+        assert c == 1 or line.get_gid().endswith(":winner")
+
+
+def test_draws_into_given_axes(model):
+    fig = Figure(figsize=(5, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 2, 2)
+    out = egm_viz.visualize_explosion(model, ax=ax, show_paths=False)
+    assert out is fig
+    assert len(_gids_on(ax, "real:")) == _n_classes(model)
+
+
+def _gids_on(ax, prefix):
+    return [a for a in ax.collections if (a.get_gid() or "").startswith(prefix)]
+
+
+def test_headless_by_default_and_show_only_when_asked(model, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    fig = egm_viz.visualize_explosion(model, show_paths=False)
+    assert isinstance(fig.canvas, FigureCanvasAgg)
+    assert plt.get_fignums() == before, "no pyplot figure unless show=True"
+    calls = []
+    monkeypatch.setattr(plt, "show", lambda *a, **k: calls.append(1))
+    fig = egm_viz.visualize_explosion(model, show_paths=False, show=True)
+    assert calls == [1]
+    plt.close(fig)
+
+
+def test_readme_call_through_the_model(model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model.visualize_explosion(
+        projection="pca",
+        n_samples=800,
+        path_steps=6,
+        show_synthetic=True,
+        show_energy_vectors=True,
+        save_path="explosion.png",
+        show=False,
+    )
+    assert (tmp_path / "explosion.png").stat().st_size > 10_000
+
+
+def test_many_string_classes_get_distinct_colours():
+    labels = [f"class-{i:02d}" for i in range(14)]
+    X, y = blobs(n_per_class=6, n_classes=14, labels=labels)
+    m = FakeEGM(num_iters=2, num_points=3).fit(X, y)
+    fig = egm_viz.visualize_explosion(m, show_paths=False)
+    faces = {tuple(np.round(a.get_facecolors()[0], 4)) for a in _gids(fig, "real:")}
+    assert len(faces) == 14
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "class-13" in legend
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"projection": "lda"}, "projection"),
+        ({"save_path": "x.jpg"}, "save_path"),
+        ({"n_samples": 0}, "n_samples"),
+        ({"n_samples": 2.5}, "n_samples"),
+        ({"path_steps": 0}, "path_steps"),
+        ({"fps": -1}, "fps"),
+        ({"classes": ["nope"]}, "classes"),
+        ({"animate": False, "save_path": "x.gif"}, "animate"),
+        ({"animate": True, "save_path": "x.png"}, "animation"),
+    ],
+)
+def test_bad_arguments(model, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        egm_viz.visualize_explosion(model, **kwargs)
+
+
+def test_bad_samples(model, data):
+    X, y = data
+    with pytest.raises(ValueError, match="features"):
+        egm_viz.visualize_explosion(model, X[:, :2])
+    with pytest.raises(ValueError, match="y must be"):
+        egm_viz.visualize_explosion(model, X, y[:3])
+    with pytest.raises(ValueError, match="without X"):
+        egm_viz.visualize_explosion(model, None, y)
+
+
+def test_unfitted_model_raises():
+    with pytest.raises(NotFittedError):
+        egm_viz.visualize_explosion(FakeEGM())

@@ -1,0 +1,88 @@
+import sys
+
+import numpy as np
+import pytest
+import torch
+from egm_viz import PCA2D, project
+
+
+def _data(n=60, d=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    scale = torch.tensor([5.0, 2.0, 1.0, 0.5, 0.2, 0.1])[:d]
+    return torch.randn(n, d, generator=g, dtype=torch.float64) * scale + 3.0
+
+
+def test_pca_matches_scikit_learn():
+    decomposition = pytest.importorskip("sklearn.decomposition", reason="reference needs sklearn")
+    Z = _data()
+    ours = PCA2D.fit(Z)
+    ref = decomposition.PCA(n_components=2).fit(Z.numpy())
+    np.testing.assert_allclose(
+        ours.explained_variance_ratio.numpy(), ref.explained_variance_ratio_, rtol=1e-10
+    )
+    a, b = ours.transform(Z), ref.transform(Z.numpy())
+    for j in range(2):  # equal up to the sign of each axis
+        assert min(np.abs(a[:, j] - b[:, j]).max(), np.abs(a[:, j] + b[:, j]).max()) < 1e-9
+
+
+def test_pca_is_deterministic_and_sign_fixed():
+    Z = _data()
+    p1, p2 = PCA2D.fit(Z), PCA2D.fit(Z.flip(0))
+    torch.testing.assert_close(p1.components, p2.components)
+    for j in range(2):
+        col = p1.components[:, j]
+        assert col[col.abs().argmax()] > 0
+
+
+def test_pca_degenerate_inputs():
+    one_d = PCA2D.fit(torch.arange(5.0).reshape(5, 1))
+    out = one_d.transform(torch.arange(5.0).reshape(5, 1))
+    assert out.shape == (5, 2)
+    np.testing.assert_allclose(out[:, 1], 0.0)
+    single = PCA2D.fit(torch.ones(1, 3))
+    np.testing.assert_allclose(single.transform(torch.ones(2, 3)), 0.0)
+    with pytest.raises(ValueError, match="non-empty"):
+        PCA2D.fit(torch.zeros(0, 3))
+
+
+def test_project_applies_one_plane_to_everything():
+    Z = _data()
+    emb = project("pca", Z[:50], Z[50:])
+    full = PCA2D.fit(Z[:50]).transform(Z)
+    np.testing.assert_allclose(np.concatenate([emb.fitted, emb.others]), full)
+    assert emb.axis_labels[0].startswith("PC 1")
+
+
+def test_project_rejects_unknown():
+    with pytest.raises(ValueError, match="projection must be one of"):
+        project("isomap", _data(), _data())
+
+
+def test_tsne_embeds_everything_jointly():
+    pytest.importorskip("sklearn", reason="t-SNE needs the egm-viz[tsne] extra (scikit-learn)")
+    Z = _data(n=40)
+    emb = project("tsne", Z[:30], Z[30:], random_state=0)
+    assert emb.fitted.shape == (30, 2) and emb.others.shape == (10, 2)
+    assert np.isfinite(emb.fitted).all()
+    again = project("tsne", Z[:30], Z[30:], random_state=0)
+    np.testing.assert_allclose(emb.fitted, again.fitted)
+
+
+def test_tsne_missing_extra_is_named(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.manifold", None)
+    with pytest.raises(ImportError, match=r"egm-viz\[tsne\]"):
+        project("tsne", _data(), _data())
+
+
+def test_umap_missing_extra_is_named(monkeypatch):
+    monkeypatch.setitem(sys.modules, "umap", None)
+    with pytest.raises(ImportError, match=r"egm-viz\[umap\]"):
+        project("umap", _data(), _data())
+
+
+def test_umap_projection():
+    pytest.importorskip("umap", reason="UMAP needs the egm-viz[umap] extra (umap-learn)")
+    Z = _data(n=40)
+    emb = project("umap", Z[:30], Z[30:], random_state=0)
+    assert emb.fitted.shape == (30, 2) and emb.others.shape == (10, 2)
+    assert np.isfinite(emb.others).all()

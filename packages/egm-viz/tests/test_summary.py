@@ -1,0 +1,65 @@
+import egm_viz
+import numpy as np
+import pytest
+from egm_viz._output import class_colors
+from egmviz_helpers import assert_same_state, blobs, load_rgb, non_background_fraction, snapshot
+from fake_model import FakeEGM
+
+
+def _bars(ax, prefix):
+    return [p for p in ax.patches if (p.get_gid() or "").startswith(prefix)]
+
+
+def test_summary_png(model, tmp_path):
+    path = tmp_path / "summary.png"
+    fig = egm_viz.plot_class_energy(model, save_path=path, dpi=40)
+    rgb = load_rgb(path)
+    assert rgb.shape == (300, 440, 3)
+    assert non_background_fraction(rgb) > 0.05
+    ax_bank, ax_grow, ax_rad, ax_en = fig.axes
+    C = len(model.classes_)
+    real = _bars(ax_bank, "bank:real")
+    assert len(real) == C
+    heights = [p.get_height() for p in real]
+    expected = [int((model.bank_is_real_ & (model.bank_y_ == c)).sum()) for c in range(C)]
+    assert heights == expected
+    assert len({tuple(p.get_facecolor()) for p in real}) == C
+    assert len(ax_rad.get_lines()) == C and len(ax_en.get_lines()) == C
+
+
+def test_synthetic_counts_match_the_bank(model):
+    view = egm_viz.read_model(model)
+    counts = egm_viz.synthetic_counts(view)
+    assert counts.shape == (view.n_iterations, len(model.classes_))
+    assert counts.sum() == int((~model.bank_is_real_).sum())
+
+
+def test_sessions_and_late_classes():
+    X, y = blobs(n_per_class=10, n_classes=3)
+    m = FakeEGM(num_iters=2, num_points=3).fit(X[y < 2], y[y < 2])
+    m.continue_fit(1)
+    m.partial_fit(X[y == 2], y[y == 2])
+    before = snapshot(m)
+    fig = egm_viz.plot_class_energy(m)
+    assert_same_state(before, m)
+    view = egm_viz.read_model(m)
+    radius = egm_viz.history_matrix(view, "radius")
+    assert radius.shape == (5, 3)
+    assert np.isnan(radius[:3, 2]).all() and np.isfinite(radius[3:, 2]).all()
+    # two session changes -> two dashed boundaries on each of the three growth panels
+    for ax in fig.axes[1:]:
+        dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+        assert len(dashed) == 2
+    colours = class_colors(3)
+    grow_bars = _bars(fig.axes[1], "grow:2")
+    assert np.allclose(grow_bars[0].get_facecolor(), colours[2])
+
+
+def test_summary_rejects_animation_suffix(model):
+    with pytest.raises(ValueError, match="plot_class_energy saves"):
+        egm_viz.plot_class_energy(model, save_path="x.gif")
+
+
+def test_summary_classes_subset(model):
+    fig = egm_viz.plot_class_energy(model, classes=[model.classes_[0]])
+    assert len(_bars(fig.axes[0], "bank:real")) == 1
