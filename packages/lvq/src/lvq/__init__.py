@@ -1,0 +1,74 @@
+"""lvq: Learning Vector Quantization in PyTorch with scikit-learn conventions.
+
+Every model is a composition of a distance (:mod:`lvq.distances`), a loss (:mod:`lvq.losses`)
+and a neighbourhood (:mod:`lvq.neighbourhood`), trained by one loop (:mod:`lvq.base`) and listed
+in one registry (:mod:`lvq.registry`).
+"""
+
+from . import distances, initializers, losses, neighbourhood, optim, registry
+from .__about__ import __version__
+from .base import BASE_PARAMS, Callback, SupervisedPrototypeModel
+from .callbacks import EarlyStopping, PrototypeTrajectory
+from .models import (
+    CELVQ,
+    GLVQ,
+    GLVQ1,
+    GLVQ21,
+    GMLVQ,
+    GRLVQ,
+    GTLVQ,
+    KNN,
+    LGMLVQ,
+    LMRSLVQ,
+    LVQ1,
+    LVQ21,
+    MRSLVQ,
+    NPC,
+    RSLVQ,
+    SLVQ,
+    MedianLVQ,
+)
+from .registry import REGISTRY, get_model_class, list_models, register
+
+
+def load(path, device="auto"):
+    """Load any saved lvq model (the class is read from the checkpoint)."""
+    return SupervisedPrototypeModel.load(path, device=device)
+
+
+__all__ = [
+    "BASE_PARAMS",
+    "CELVQ",
+    "GLVQ",
+    "GLVQ1",
+    "GLVQ21",
+    "GMLVQ",
+    "GRLVQ",
+    "GTLVQ",
+    "KNN",
+    "LGMLVQ",
+    "LMRSLVQ",
+    "LVQ1",
+    "LVQ21",
+    "MRSLVQ",
+    "NPC",
+    "REGISTRY",
+    "RSLVQ",
+    "SLVQ",
+    "Callback",
+    "EarlyStopping",
+    "MedianLVQ",
+    "PrototypeTrajectory",
+    "SupervisedPrototypeModel",
+    "__version__",
+    "distances",
+    "get_model_class",
+    "initializers",
+    "list_models",
+    "load",
+    "losses",
+    "neighbourhood",
+    "optim",
+    "register",
+    "registry",
+]

@@ -1,0 +1,982 @@
+"""The estimator framework: parameters, the training loop (written once), prediction, rejection,
+persistence, quantization and export shared by every prototype model.
+
+A model is a composition declared in a few lines::
+
+    class GMLVQ(SupervisedPrototypeModel):
+        _own_params = {"latent_dim": None, "beta": 10.0}
+
+        def _make_distance(self):
+            return Omega(self.latent_dim)
+
+        def _make_loss(self, n_classes):
+            return GLVQLoss(self.transfer_fn, self.beta, self.margin)
+
+The constructor is generated from the shared training options plus ``_own_params`` (keyword-only,
+stored unchanged), so ``get_params``/``set_params``/``clone`` of scikit-learn work and a changed
+parameter changes the next ``fit``: nothing is built before ``fit``.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import blockops
+import numpy as np
+import torch
+
+from .__about__ import __version__
+from .distances import Distance, SquaredEuclidean
+from .initializers import resolve_initializer
+from .losses import Loss
+from .neighbourhood import Nearest, Neighbourhood
+from .optim import EMA, Lookahead, make_optimizer, make_schedule
+
+#: Training options shared by every gradient-trained model, with their defaults (the spec's names).
+BASE_PARAMS: dict[str, Any] = {
+    "n_prototypes_per_class": 1,
+    "max_iter": 100,
+    "lr": 0.01,
+    "epsilon": 1e-6,
+    "random_seed": 42,
+    "distance_fn": None,
+    "optimizer": "adam",
+    "transfer_fn": None,
+    "margin": 0.0,
+    "callbacks": None,
+    "batch_size": None,
+    "lr_scheduler": None,
+    "lr_scheduler_kwargs": None,
+    "prototypes_initializer": None,
+    "patience": None,
+    "restore_best": False,
+    "class_weight": None,
+    "gradient_accumulation_steps": None,
+    "ema_decay": None,
+    "freeze_params": None,
+    "lookahead": None,
+    "mixed_precision": None,
+    "device": "auto",
+    "verbose": False,
+}
+
+_FLOAT16_LOSS_SCALE = 2.0**15
+
+
+def _make_init(defaults: dict[str, Any]) -> Callable[..., None]:
+    names = list(defaults)
+
+    def __init__(self, **params: Any) -> None:
+        unknown = sorted(set(params) - set(names))
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} got unexpected parameter(s) {unknown}; valid: {sorted(names)}"
+            )
+        for name in names:
+            setattr(self, name, params.get(name, defaults[name]))
+
+    kw = inspect.Parameter.KEYWORD_ONLY
+    __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter(n, kw, default=defaults[n]) for n in names]
+    )
+    return __init__
+
+
+class Callback:
+    """Training hooks. ``on_iteration_end`` returning ``True`` stops training.
+
+    ``info`` holds ``iteration`` (1-based epoch), ``loss``, ``val_loss`` (or ``None``), ``lr``
+    and ``params`` (detached current tensors by group name, e.g. ``params["prototypes"]``).
+    """
+
+    def on_fit_start(self, model: Any) -> None:
+        """Called once before the first epoch."""
+
+    def on_iteration_end(self, model: Any, info: dict[str, Any]) -> bool | None:
+        """Called after every epoch; return ``True`` to stop."""
+        return None
+
+    def on_fit_end(self, model: Any) -> None:
+        """Called once after training (parameters final)."""
+
+
+class PrototypeModel(blockops.ParamsMixin):
+    """Base of every model: generated constructor, device, persistence, registry hooks."""
+
+    _base_params: dict[str, Any] = BASE_PARAMS
+    _own_params: dict[str, Any] = {}
+    _all_params: dict[str, Any] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        merged: dict[str, Any] = dict(cls._base_params)
+        for klass in reversed(cls.__mro__):
+            merged.update(klass.__dict__.get("_own_params", {}))
+        cls._all_params = merged
+        if "__init__" not in cls.__dict__:
+            cls.__init__ = _make_init(merged)  # type: ignore[method-assign]
+
+    # ------------------------------------------------------------------ persistence
+
+    def _config_params(self) -> dict[str, Any]:
+        """Parameters as YAML-safe values; callables that affect prediction refuse to save."""
+        out: dict[str, Any] = {}
+        for name, value in self.get_params(deep=False).items():
+            if _yaml_safe(value):
+                out[name] = value
+            elif name in self._prediction_params():
+                raise ValueError(
+                    f"cannot save {type(self).__name__}: parameter {name}={value!r} is not "
+                    "serialisable and is needed for prediction; use a named option instead"
+                )
+            else:
+                warnings.warn(
+                    f"{type(self).__name__}.save: parameter {name} ({type(value).__name__}) is not "
+                    "serialisable and is stored as None (it only matters for training)",
+                    stacklevel=3,
+                )
+                out[name] = None
+        return out
+
+    def _prediction_params(self) -> set[str]:
+        return {"distance_fn"}
+
+
+def _yaml_safe(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return isinstance(value, list) and all(_yaml_safe(v) for v in value)
+    if isinstance(value, dict):
+        return all(
+            isinstance(k, (str, int, float, bool)) and _yaml_safe(v) for k, v in value.items()
+        )
+    return False
+
+
+def _to_python(values: np.ndarray) -> list[Any]:
+    return [v.item() if isinstance(v, np.generic) else v for v in values.tolist()]
+
+
+class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
+    """Prototype classifier: a distance x a loss x a neighbourhood, trained by one loop.
+
+    Subclasses implement :meth:`_make_distance` and :meth:`_make_loss` (and optionally
+    :meth:`_make_neighbourhood`, :meth:`_group_lr`). Everything else (options, initialisation,
+    training, prediction, rejection, save/load, quantization, ONNX export) is shared.
+    """
+
+    #: initializer used when the model has no ``prototypes_initializer`` parameter
+    _default_initializer: Any = None
+
+    # ------------------------------------------------------------------ composition hooks
+
+    def _make_distance(self) -> Distance:
+        return SquaredEuclidean(getattr(self, "distance_fn", None))
+
+    def _make_loss(self, n_classes: int) -> Loss:
+        raise NotImplementedError
+
+    def _make_neighbourhood(self) -> Neighbourhood:
+        return Nearest()
+
+    def _group_lr(self, name: str) -> float:
+        """Learning rate of a parameter group (``lr`` unless a model says otherwise)."""
+        return float(self.lr)
+
+    def _extra_params(self, X: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> dict:
+        """Additional learnable groups a model owns (besides prototypes and the distance's)."""
+        return {}
+
+    # ------------------------------------------------------------------ validation
+
+    def _validate_params(self) -> None:
+        def pos_int(name, value, allow_none=False):
+            if value is None and allow_none:
+                return
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(
+                    f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}"
+                )
+
+        pos_int("max_iter", self.max_iter)
+        pos_int("batch_size", self.batch_size, allow_none=True)
+        pos_int("patience", self.patience, allow_none=True)
+        pos_int("gradient_accumulation_steps", self.gradient_accumulation_steps, allow_none=True)
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not isinstance(self.epsilon, (int, float)) or self.epsilon < 0:
+            raise ValueError(f"epsilon must be a non-negative number, got {self.epsilon!r}")
+        if self.mixed_precision not in (None, "float16", "bfloat16"):
+            raise ValueError(
+                f"mixed_precision must be None, 'float16' or 'bfloat16', got {self.mixed_precision!r}"
+            )
+        if self.callbacks is not None and not isinstance(self.callbacks, (list, tuple)):
+            raise TypeError(
+                f"callbacks must be a list of Callback objects, got {type(self.callbacks).__name__}"
+            )
+
+    def _counts(self, n_classes: int) -> list[int]:
+        spec = getattr(self, "n_prototypes_per_class", 1)
+        if isinstance(spec, dict):
+            counts = []
+            for c in self.classes_.tolist():
+                if c not in spec:
+                    raise ValueError(
+                        f"n_prototypes_per_class dict has no entry for class {c!r}; keys: {list(spec)}"
+                    )
+                counts.append(spec[c])
+        elif isinstance(spec, (list, tuple)):
+            if len(spec) != n_classes:
+                raise ValueError(
+                    f"n_prototypes_per_class has {len(spec)} entries but there are {n_classes} classes"
+                )
+            counts = list(spec)
+        else:
+            counts = [spec] * n_classes
+        for k in counts:
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+                raise ValueError(
+                    f"n_prototypes_per_class entries must be positive ints, got {spec!r}"
+                )
+        return [int(k) for k in counts]
+
+    def _sample_weights(self, y: torch.Tensor, sample_weight: Any, n_classes: int) -> torch.Tensor:
+        n = y.shape[0]
+        w = torch.ones(n, dtype=torch.float32, device=y.device)
+        if sample_weight is not None:
+            sw = blockops.as_tensor(sample_weight, name="sample_weight", ndim=1, device=y.device)
+            if sw.shape[0] != n:
+                raise ValueError(f"sample_weight has {sw.shape[0]} entries but X has {n} rows")
+            if bool((sw < 0).any()) or not float(sw.sum()) > 0:
+                raise ValueError("sample_weight must be non-negative with a positive sum")
+            w = w * sw
+        cw = getattr(self, "class_weight", None)
+        if cw is not None:
+            if cw == "balanced":
+                counts = torch.bincount(y, minlength=n_classes).float()
+                table = n / (n_classes * counts.clamp_min(1))
+            elif isinstance(cw, dict):
+                table = torch.ones(n_classes)
+                for label, weight in cw.items():
+                    code = int(self._encoder.transform([label], name="class_weight key")[0])
+                    table[code] = float(weight)
+            else:
+                raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {cw!r}")
+            w = w * table.to(w.device)[y]
+        return w
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        initial_prototypes: Any = None,
+        initial_labels: Any = None,
+        validation_data: tuple[Any, Any] | None = None,
+        sample_weight: Any = None,
+        resume: bool = False,
+    ) -> SupervisedPrototypeModel:
+        """Fit the model; returns ``self``.
+
+        Args:
+            X: training data ``(n, d)``. y: labels ``(n,)`` of any hashable type.
+            initial_prototypes: ``(P, d)`` starting prototypes (warm start).
+            initial_labels: their labels ``(P,)``; needed when ``P`` differs from the layout of
+                ``n_prototypes_per_class``.
+            validation_data: ``(X_val, y_val)`` monitored each epoch (``val_loss_history_``);
+                drives ``patience`` and ``restore_best`` when given.
+            sample_weight: ``(n,)`` non-negative weights in the loss.
+            resume: continue from the fitted parameters (raw, unnormalised) with a fresh optimizer.
+        """
+        self._validate_params()
+        device = blockops.resolve_device(self.device)
+        Xt, y_arr = self._check_X_y(X, y, device)
+        if resume:
+            blockops.check_is_fitted(self, "prototypes_")
+            if initial_prototypes is not None:
+                raise ValueError("resume=True cannot be combined with initial_prototypes")
+            if self._quantized is not None:
+                raise ValueError("this model is quantized; call dequantize() before training")
+            codes = self._encoder.transform(y_arr).to(device)
+            params = {k: v.detach().to(device).clone() for k, v in self._params.items()}
+            self._plabels = self._plabels.to(device)
+            self._check_features(Xt)
+        else:
+            self._encoder = blockops.LabelEncoder().fit(y_arr)
+            self.classes_ = self._encoder.classes_
+            self.n_classes_ = len(self.classes_)
+            if self.n_classes_ < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs at least 2 classes in y, got {self.n_classes_}"
+                )
+            self.n_features_in_ = Xt.shape[1]
+            codes = self._encoder.transform(y_arr).to(device)
+            params = self._init_params(Xt, codes, initial_prototypes, initial_labels)
+        self._device = device
+        self._quantized = None
+        weights = self._sample_weights(codes, sample_weight, self.n_classes_)
+        val = self._prepare_validation(validation_data, device)
+        self._optimizer_state = None
+        self._train(params, Xt, codes, weights, val, int(self.max_iter), fresh=True)
+        return self
+
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> SupervisedPrototypeModel:
+        """One epoch on ``(X, y)`` keeping the optimizer state (initialises on the first call)."""
+        if not hasattr(self, "prototypes_"):
+            self._validate_params()
+            device = blockops.resolve_device(self.device)
+            Xt, y_arr = self._check_X_y(X, y, device)
+            self._encoder = blockops.LabelEncoder().fit(y_arr)
+            self.classes_ = self._encoder.classes_
+            self.n_classes_ = len(self.classes_)
+            if self.n_classes_ < 2:
+                raise ValueError("the first partial_fit call must see at least 2 classes")
+            self.n_features_in_ = Xt.shape[1]
+            codes = self._encoder.transform(y_arr).to(device)
+            params = self._init_params(Xt, codes, None, None)
+            self._device = device
+            self._quantized = None
+            self._optimizer_state = None
+            fresh = True
+        else:
+            if self._quantized is not None:
+                raise ValueError("this model is quantized; call dequantize() before training")
+            self._validate_params()
+            device = self._device
+            Xt, y_arr = self._check_X_y(X, y, device)
+            self._check_features(Xt)
+            codes = self._encoder.transform(y_arr).to(device)
+            params = self._params
+            fresh = self._optimizer_state is None
+        weights = self._sample_weights(codes, sample_weight, self.n_classes_)
+        self._train(
+            params, Xt, codes, weights, None, 1, fresh=fresh, keep_history=not fresh, partial=True
+        )
+        return self
+
+    def _check_X_y(self, X, y, device):
+        if isinstance(y, (np.ndarray, list)) and np.ndim(y) == 2 and np.shape(y)[1] == 1:
+            warnings.warn(
+                "y was passed as a column vector (n, 1); it is used as a 1-D array (n,)",
+                UserWarning,
+                stacklevel=3,
+            )
+        return blockops.check_X_y(X, y, device=device)
+
+    def _check_features(self, Xt: torch.Tensor) -> None:
+        if Xt.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {Xt.shape[1]} features, but {type(self).__name__} was fitted with "
+                f"{self.n_features_in_} features"
+            )
+
+    def _prepare_validation(self, validation_data, device):
+        if validation_data is None:
+            return None
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a tuple (X_val, y_val)")
+        Xv, yv = blockops.check_X_y(validation_data[0], validation_data[1], device=device)
+        self._check_features(Xv)
+        cv = self._encoder.transform(yv, name="validation y").to(device)
+        return Xv, cv
+
+    def _init_params(self, X, codes, initial_prototypes, initial_labels) -> dict[str, torch.Tensor]:
+        gen = blockops.make_generator(self.random_seed)
+        counts = self._counts(self.n_classes_)
+        if initial_prototypes is not None:
+            W = blockops.as_tensor(initial_prototypes, name="initial_prototypes", device=X.device)
+            if W.shape[1] != X.shape[1]:
+                raise ValueError(
+                    f"initial_prototypes has {W.shape[1]} features but X has {X.shape[1]}"
+                )
+            if initial_labels is not None:
+                labels = self._encoder.transform(initial_labels, name="initial_labels").to(X.device)
+                if labels.shape[0] != W.shape[0]:
+                    raise ValueError(
+                        f"initial_labels has {labels.shape[0]} entries for {W.shape[0]} prototypes"
+                    )
+            else:
+                if W.shape[0] != sum(counts):
+                    raise ValueError(
+                        f"initial_prototypes has {W.shape[0]} rows but n_prototypes_per_class asks "
+                        f"for {sum(counts)}; pass initial_labels"
+                    )
+                labels = torch.repeat_interleave(
+                    torch.arange(len(counts)), torch.tensor(counts)
+                ).to(X.device)
+            if bool((torch.bincount(labels, minlength=self.n_classes_) == 0).any()):
+                raise ValueError("initial_labels must give every class at least one prototype")
+        else:
+            init, kwargs = resolve_initializer(
+                getattr(self, "prototypes_initializer", self._default_initializer)
+            )
+            W, labels = init(X, codes, counts, gen, **kwargs)
+            W = blockops.as_tensor(W, name="initialised prototypes", device=X.device)
+            labels = torch.as_tensor(labels, device=X.device).long()
+            if W.shape != (labels.shape[0], X.shape[1]):
+                raise ValueError(
+                    f"the prototypes initializer returned shapes {tuple(W.shape)} and "
+                    f"{tuple(labels.shape)}; expected (P, {X.shape[1]}) and (P,)"
+                )
+        self._plabels = labels
+        distance = self._make_distance()
+        distance.check(X.shape[1], W.shape[0])
+        params = {"prototypes": W.clone()}
+        params.update(distance.init_params(X, codes, W, labels, gen))
+        params.update(self._extra_params(X, codes, gen))
+        return params
+
+    # ------------------------------------------------------------------ the training loop
+
+    def _forward_losses(self, params, Xb, yb, components) -> torch.Tensor:
+        distance, loss, neigh = components
+        dist = distance(Xb, params["prototypes"], params)
+        return loss(dist.float(), yb, self._plabels, neigh)
+
+    def _train(
+        self, params, X, y, w, val, epochs, fresh=True, keep_history=False, partial=False
+    ) -> None:
+        final = not partial
+        distance = self._make_distance()
+        loss_fn = self._make_loss(self.n_classes_)
+        neigh = self._make_neighbourhood()
+        components = (distance, loss_fn, neigh)
+        frozen = set(self.freeze_params or [])
+        unknown = frozen - set(params)
+        if unknown:
+            raise ValueError(
+                f"freeze_params names unknown group(s) {sorted(unknown)}; groups: {sorted(params)}"
+            )
+        n = X.shape[0]
+        bs = min(int(self.batch_size or n), n)
+        steps_per_epoch = math.ceil(n / bs)
+        accum = int(self.gradient_accumulation_steps or 1)
+        cbs = list(self.callbacks or [])
+        gen = blockops.make_generator(self.random_seed, device=X.device)
+
+        state = self._optimizer_state
+        if fresh or state is None:
+            for name, t in params.items():
+                t.requires_grad_(name not in frozen)
+            groups = [
+                {"params": [t], "lr": self._group_lr(name), "name": name}
+                for name, t in params.items()
+                if name not in frozen
+            ]
+            if not groups:
+                raise ValueError("freeze_params froze every parameter group; nothing to train")
+            opt = make_optimizer(self.optimizer, groups, float(self.lr))
+            is_lbfgs = isinstance(opt, torch.optim.LBFGS)
+            if is_lbfgs and (accum > 1 or self.mixed_precision):
+                raise ValueError(
+                    "optimizer 'lbfgs' does not combine with gradient_accumulation_steps or "
+                    "mixed_precision"
+                )
+            total = math.ceil(epochs * steps_per_epoch / accum)
+            state = {
+                "opt": opt,
+                "base_lrs": [g["lr"] for g in opt.param_groups],
+                "schedule": make_schedule(
+                    self.lr_scheduler, float(self.lr), total, self.lr_scheduler_kwargs
+                ),
+                "ema": EMA(params, self.ema_decay) if self.ema_decay is not None else None,
+                "lookahead": Lookahead(params, self.lookahead) if self.lookahead else None,
+                "updates": 0,
+                "micro": 0,
+                "total": total,
+            }
+            self._optimizer_state = state
+        opt = state["opt"]
+        is_lbfgs = isinstance(opt, torch.optim.LBFGS)
+        trainable = {k: v for k, v in params.items() if k not in frozen}
+        amp_dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(
+            self.mixed_precision or ""
+        )
+        scale = _FLOAT16_LOSS_SCALE if amp_dtype == torch.float16 else 1.0
+
+        def batch_loss(Xb, yb, wb):
+            if amp_dtype is not None:
+                with torch.autocast(device_type=X.device.type, dtype=amp_dtype):
+                    per = self._forward_losses(params, Xb, yb, components)
+            else:
+                per = self._forward_losses(params, Xb, yb, components)
+            return (per.float() * wb).sum() / wb.sum()
+
+        def apply_update():
+            if scale != 1.0:
+                finite = True
+                for t in trainable.values():
+                    if t.grad is not None:
+                        t.grad.div_(scale)
+                        finite = finite and bool(torch.isfinite(t.grad).all())
+                if not finite:
+                    opt.zero_grad(set_to_none=True)
+                    return
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            after_update()
+
+        def after_update():
+            distance.constrain(params)
+            self._constrain_extra(params)
+            state["updates"] += 1
+            if state["ema"] is not None:
+                state["ema"].update(params)
+            if state["lookahead"] is not None and state["lookahead"].update(trainable):
+                distance.constrain(params)
+
+        def set_step_lr():
+            sched = state["schedule"]
+            step = state["updates"]
+            if sched is not None:
+                factor = float(sched(step)) / float(self.lr)
+                for g, base in zip(opt.param_groups, state["base_lrs"]):
+                    g["lr"] = base * factor
+            neigh.set_step(step, state["total"])
+
+        history = list(self.loss_history_) if keep_history else []
+        val_history = list(self.val_loss_history_) if keep_history else []
+        best = math.inf
+        best_params = None
+        best_patience = math.inf
+        bad = 0
+        monitor_val = val is not None
+        epoch_iter: Any = range(epochs)
+        if self.verbose:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError as exc:  # pragma: no cover - depends on the environment
+                raise ImportError("verbose=True needs tqdm: pip install lvq[progress]") from exc
+            epoch_iter = tqdm(epoch_iter, desc=type(self).__name__)
+        for cb in cbs:
+            cb.on_fit_start(self)
+        n_run = 0
+        for _epoch in epoch_iter:
+            snapshot = None
+            if self.restore_best and not monitor_val:
+                snapshot = {k: v.detach().clone() for k, v in params.items()}
+            perm = torch.randperm(n, generator=gen, device=X.device) if bs < n else None
+            total_loss = torch.zeros((), device=X.device)
+            total_w = torch.zeros((), device=X.device)
+            for b in range(steps_per_epoch):
+                if perm is None:
+                    Xb, yb, wb = X, y, w
+                else:
+                    idx = perm[b * bs : (b + 1) * bs]
+                    Xb, yb, wb = X[idx], y[idx], w[idx]
+                set_step_lr()
+                if is_lbfgs:
+
+                    def closure(Xb=Xb, yb=yb, wb=wb):
+                        opt.zero_grad(set_to_none=True)
+                        value = batch_loss(Xb, yb, wb)
+                        value.backward()
+                        return value
+
+                    with torch.no_grad():
+                        value = batch_loss(Xb, yb, wb)
+                    opt.step(closure)
+                    opt.zero_grad(set_to_none=True)
+                    after_update()
+                else:
+                    value = batch_loss(Xb, yb, wb)
+                    (value * (scale / accum)).backward()
+                    state["micro"] += 1
+                    if state["micro"] % accum == 0:
+                        apply_update()
+                total_loss += value.detach() * wb.sum()
+                total_w += wb.sum()
+            n_run += 1
+            epoch_loss = float(total_loss / total_w)
+            history.append(epoch_loss)
+            val_loss = None
+            if monitor_val:
+                with torch.no_grad():
+                    Xv, yv = val
+                    val_loss = float(batch_loss(Xv, yv, torch.ones(len(yv), device=X.device)))
+                val_history.append(val_loss)
+            monitored = val_loss if monitor_val else epoch_loss
+            if monitored < best:
+                best = monitored
+                if self.restore_best:
+                    best_params = snapshot or {k: v.detach().clone() for k, v in params.items()}
+            if monitored < best_patience - float(self.epsilon):
+                best_patience = monitored
+                bad = 0
+            else:
+                bad += 1
+            stop = False
+            if self.patience is not None:
+                stop = bad >= self.patience
+            elif len(history) > 1 and abs(history[-1] - history[-2]) < float(self.epsilon):
+                stop = True
+            info = {
+                "iteration": len(history),
+                "loss": epoch_loss,
+                "val_loss": val_loss,
+                "lr": opt.param_groups[0]["lr"],
+                "params": {k: v.detach() for k, v in params.items()},
+            }
+            for cb in cbs:
+                if cb.on_iteration_end(self, info):
+                    stop = True
+            if stop:
+                break
+        if not is_lbfgs and state["micro"] % accum and final:
+            apply_update()  # the remainder of an unfinished accumulation window
+            state["micro"] = 0
+        with torch.no_grad():
+            if state["ema"] is not None and final:
+                for k, v in params.items():
+                    v.copy_(state["ema"].shadow[k])
+            if best_params is not None:
+                for k, v in params.items():
+                    v.copy_(best_params[k])
+            distance.constrain(params)
+            self._constrain_extra(params)
+        self._params = params
+        self.loss_history_ = history
+        self.val_loss_history_ = val_history
+        self.loss_ = history[-1]
+        self.best_loss_ = float(best)
+        self.n_iter_ = n_run if not keep_history else getattr(self, "n_iter_", 0) + n_run
+        self._publish()
+        for cb in cbs:
+            cb.on_fit_end(self)
+
+    def _constrain_extra(self, params) -> None:
+        """Invariants of model-owned extra groups (none by default)."""
+
+    # ------------------------------------------------------------------ fitted attributes
+
+    def _inference_params(self) -> dict[str, torch.Tensor]:
+        if self._quantized is None:
+            return {k: v.detach() for k, v in self._params.items()}
+        out = {}
+        for k, v in self._params.items():
+            if k in self._qscales:
+                out[k] = v.float() * self._qscales[k]
+            else:
+                out[k] = v.float()
+        return out
+
+    def _publish(self) -> None:
+        p = self._inference_params()
+        distance = self._make_distance()
+        eff = distance.effective(p)
+        self.prototypes_ = p["prototypes"].cpu().numpy()
+        self.prototype_labels_ = self._encoder.inverse_transform(self._plabels.cpu())
+        for name in distance.groups:
+            setattr(self, f"{name}_", eff.get(name, p[name]).detach().cpu().numpy())
+
+    # ------------------------------------------------------------------ prediction
+
+    def _check_X(self, X: Any) -> torch.Tensor:
+        blockops.check_is_fitted(self, "prototypes_")
+        Xt = blockops.as_tensor(X, name="X", device=self._device)
+        self._check_features(Xt)
+        return Xt
+
+    def _class_distances(self, Xt: torch.Tensor) -> torch.Tensor:
+        p = self._inference_params()
+        return self._make_distance().class_min(
+            Xt, p["prototypes"], p, self._plabels.to(Xt.device), self.n_classes_
+        )
+
+    def _all_distances(self, Xt: torch.Tensor) -> torch.Tensor:
+        p = self._inference_params()
+        return self._make_distance().all_distances(Xt, p["prototypes"], p)
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Distances of every sample to every prototype ``(n, P)`` under the learned metric."""
+        return self._all_distances(self._check_X(X)).cpu().numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Label of the nearest prototype (winner takes all) for every row of ``X``."""
+        d = self._class_distances(self._check_X(X))
+        return self._encoder.inverse_transform(d.argmin(1).cpu())
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities ``(n, n_classes)``, rows summing to 1."""
+        Xt = self._check_X(X)
+        loss = self._make_loss(self.n_classes_)
+        with torch.no_grad():
+            if loss.needs_all_distances:
+                dist = self._all_distances(Xt).double()
+                proba = loss.proba_all(dist, self._plabels.to(Xt.device), self.n_classes_)
+            else:
+                proba = loss.proba(self._class_distances(Xt).double())
+        return proba.double().cpu().numpy()
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Negative class-wise distances ``(n, C)``; for two classes ``d(class 0) - d(class 1)``."""
+        d = self._class_distances(self._check_X(X)).double().cpu().numpy()
+        if self.n_classes_ == 2:
+            return d[:, 0] - d[:, 1]
+        return -d
+
+    def confidence(self, X: Any) -> np.ndarray:
+        """Relative margin ``(d2 - d1) / (d2 + d1)`` in ``[0, 1]`` between the two nearest classes."""
+        d = self._class_distances(self._check_X(X)).double()
+        two = torch.topk(d, 2, dim=1, largest=False).values
+        return ((two[:, 1] - two[:, 0]) / (two[:, 1] + two[:, 0]).clamp_min(1e-30)).cpu().numpy()
+
+    def predict_with_rejection(
+        self, X: Any, threshold: float | None = None, reject_label: Any = -1
+    ) -> np.ndarray:
+        """Predictions with Chow's reject option: ``reject_label`` where the model is unsure.
+
+        With ``threshold`` (default 0.0) a sample is rejected when its relative margin
+        (:meth:`confidence`) is below it. Probabilistic models with ``rejection_confidence``
+        set and no ``threshold`` reject where the top class probability is below that value.
+        """
+        pred = self.predict(X)
+        conf_param = getattr(self, "rejection_confidence", None)
+        if threshold is None and conf_param is not None:
+            reject = self.predict_proba(X).max(1) < float(conf_param)
+        else:
+            reject = self.confidence(X) < (0.0 if threshold is None else float(threshold))
+        out = pred.astype(object) if pred.dtype.kind in "OUS" else pred.copy()
+        if reject.any():
+            if out.dtype.kind in "iuf" and isinstance(reject_label, (int, float)):
+                out = out.astype(np.result_type(out.dtype, np.asarray(reject_label).dtype))
+            else:
+                out = out.astype(object)
+            out[reject] = reject_label
+        return out
+
+    def rejection_rate(self, X: Any, threshold: float = 0.0) -> float:
+        """Fraction of samples whose relative margin is below ``threshold``."""
+        return float((self.confidence(X) < threshold).mean())
+
+    def accuracy_coverage_curve(
+        self, X: Any, y: Any, thresholds: Any = None
+    ) -> dict[str, np.ndarray]:
+        """Accuracy on the accepted samples and coverage for each margin threshold.
+
+        Returns ``{"thresholds", "accuracy", "coverage"}`` (accuracy is 1.0 where nothing is kept).
+        """
+        conf = self.confidence(X)
+        correct = self.predict(X) == blockops.as_labels(y, n_samples=conf.shape[0])
+        if thresholds is None:
+            thresholds = np.unique(np.concatenate([[0.0], conf]))
+        thresholds = np.asarray(thresholds, dtype=np.float64)
+        acc, cov = [], []
+        for t in thresholds:
+            keep = conf >= t
+            cov.append(keep.mean())
+            acc.append(correct[keep].mean() if keep.any() else 1.0)
+        return {"thresholds": thresholds, "accuracy": np.array(acc), "coverage": np.array(cov)}
+
+    def optimal_threshold(
+        self, X: Any, y: Any, cost_reject: float = 0.5, cost_error: float = 1.0
+    ) -> float:
+        """Margin threshold minimising ``cost_error * errors + cost_reject * rejections``."""
+        curve = self.accuracy_coverage_curve(X, y)
+        cov, acc = curve["coverage"], curve["accuracy"]
+        cost = cost_error * cov * (1.0 - acc) + cost_reject * (1.0 - cov)
+        return float(curve["thresholds"][int(np.argmin(cost))])
+
+    def prototype_win_ratios(self, X: Any, y: Any = None) -> np.ndarray:
+        """Share of samples each prototype wins ``(P,)``; with ``y``, correct wins only."""
+        Xt = self._check_X(X)
+        win = self._all_distances(Xt).argmin(1).cpu()
+        hit = torch.ones_like(win, dtype=torch.bool)
+        if y is not None:
+            codes = self._encoder.transform(y)
+            hit = self._plabels.cpu()[win] == codes
+        counts = torch.bincount(win[hit], minlength=self._plabels.shape[0]).double()
+        return (counts / Xt.shape[0]).numpy()
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``config.yaml`` + ``tensors.pt`` + ``meta.json`` to the directory ``path``."""
+        blockops.check_is_fitted(self, "prototypes_")
+        config = {
+            "model": type(self).__name__,
+            "params": self._config_params(),
+            "classes": _to_python(np.asarray(self.classes_)),
+            "n_features_in": int(self.n_features_in_),
+            "n_iter": int(self.n_iter_),
+            "loss_history": [float(v) for v in self.loss_history_],
+            "val_loss_history": [float(v) for v in self.val_loss_history_],
+            "best_loss": float(self.best_loss_),
+            "quantized": self._quantized,
+        }
+        tensors = {f"param.{k}": v.detach() for k, v in self._params.items()}
+        tensors["prototype_codes"] = self._plabels.detach()
+        for k, v in (self._qscales if self._quantized else {}).items():
+            tensors[f"scale.{k}"] = v.detach()
+        meta = {"package": "lvq", "version": __version__, "model": type(self).__name__}
+        return blockops.save_checkpoint(path, config, tensors, meta)
+
+    @classmethod
+    def load(
+        cls, path: str | Path, device: str | torch.device = "auto"
+    ) -> SupervisedPrototypeModel:
+        """Read a model written by :meth:`save` onto ``device`` (``"auto"`` falls back to CPU)."""
+        config, tensors, meta = blockops.load_checkpoint(path)
+        if meta.get("package") != "lvq":
+            raise ValueError(
+                f"{str(path)!r} is not an lvq checkpoint (package={meta.get('package')!r})"
+            )
+        from .registry import get_model_class
+
+        klass = get_model_class(config["model"])
+        if cls is not SupervisedPrototypeModel and not issubclass(klass, cls):
+            raise ValueError(f"{str(path)!r} holds a {config['model']}, not a {cls.__name__}")
+        try:
+            dev = blockops.resolve_device(device)
+        except ValueError:
+            warnings.warn(f"device {device!r} is not available; loading on the CPU", stacklevel=2)
+            dev = torch.device("cpu")
+        params = dict(config["params"])
+        if "device" in params:
+            params["device"] = params["device"] if device == "auto" else str(dev)
+        model = klass(**params)
+        classes = config["classes"]
+        arr = np.array(classes)
+        if arr.dtype.kind not in "iufbU":
+            arr = np.empty(len(classes), dtype=object)
+            arr[:] = classes
+        model._encoder = blockops.LabelEncoder().fit(arr)
+        model.classes_ = model._encoder.classes_
+        model.n_classes_ = len(model.classes_)
+        model.n_features_in_ = int(config["n_features_in"])
+        model._device = dev
+        model._params = {
+            k[len("param.") :]: v.to(dev) for k, v in tensors.items() if k.startswith("param.")
+        }
+        model._plabels = tensors["prototype_codes"].to(dev).long()
+        model._quantized = config.get("quantized")
+        model._qscales = {
+            k[len("scale.") :]: v.to(dev) for k, v in tensors.items() if k.startswith("scale.")
+        }
+        model._optimizer_state = None
+        model.n_iter_ = int(config["n_iter"])
+        model.loss_history_ = list(config["loss_history"])
+        model.val_loss_history_ = list(config["val_loss_history"])
+        model.loss_ = model.loss_history_[-1] if model.loss_history_ else float("nan")
+        model.best_loss_ = float(config["best_loss"])
+        model._publish()
+        return model
+
+    # ------------------------------------------------------------------ quantization
+
+    _quantized: str | None = None
+    _qscales: dict[str, torch.Tensor] = {}
+
+    def quantize(self, dtype: str = "int8") -> SupervisedPrototypeModel:
+        """A copy for inference with parameters stored as ``float16``, ``bfloat16`` or ``int8``.
+
+        ``int8`` uses one symmetric scale per tensor. Predictions dequantize on the fly to
+        float32; training a quantized model raises (call :meth:`dequantize`).
+        """
+        blockops.check_is_fitted(self, "prototypes_")
+        if dtype not in ("float16", "bfloat16", "int8"):
+            raise ValueError(f"dtype must be 'float16', 'bfloat16' or 'int8', got {dtype!r}")
+        if self._quantized is not None:
+            raise ValueError(f"this model is already quantized ({self._quantized})")
+        model = copy.copy(self)
+        model._optimizer_state = None
+        params, scales = {}, {}
+        for k, v in self._params.items():
+            v = v.detach()
+            if dtype == "int8":
+                s = v.abs().max().clamp_min(1e-30) / 127.0
+                params[k] = torch.round(v / s).clamp(-127, 127).to(torch.int8)
+                scales[k] = s.float()
+            else:
+                params[k] = v.to(getattr(torch, dtype))
+        model._params, model._qscales, model._quantized = params, scales, dtype
+        model._publish()
+        return model
+
+    def dequantize(self) -> SupervisedPrototypeModel:
+        """A float32 copy of a quantized model (values as quantized)."""
+        if self._quantized is None:
+            return self
+        model = copy.copy(self)
+        model._params = {k: v.clone() for k, v in self._inference_params().items()}
+        model._qscales, model._quantized = {}, None
+        model._publish()
+        return model
+
+    # ------------------------------------------------------------------ export
+
+    def inference_module(self) -> torch.nn.Module:
+        """A ``torch.nn.Module`` mapping ``X (n, d)`` to ``(class codes (n,), proba (n, C))``."""
+        blockops.check_is_fitted(self, "prototypes_")
+        return _InferenceModule(self)
+
+    def export_onnx(
+        self, path: str | Path, batch_size: int | None = None, opset_version: int = 17
+    ) -> Path:
+        """Export prediction to ONNX (outputs ``label`` class codes and ``proba``).
+
+        Needs ``pip install lvq[onnx]``. Map codes to labels with ``classes_``. ``batch_size``
+        fixes the batch dimension; ``None`` keeps it dynamic.
+        """
+        try:
+            import onnx  # noqa: F401
+        except ImportError as exc:
+            raise ImportError("export_onnx needs onnx: pip install lvq[onnx]") from exc
+        module = self.inference_module().cpu().eval()
+        example = torch.zeros(batch_size or 2, self.n_features_in_)
+        path = Path(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module,
+                (example,),
+                str(path),
+                input_names=["X"],
+                output_names=["label", "proba"],
+                opset_version=opset_version,
+                dynamic_axes=None
+                if batch_size
+                else {"X": {0: "n"}, "label": {0: "n"}, "proba": {0: "n"}},
+                dynamo=False,
+            )
+        return path
+
+
+class _InferenceModule(torch.nn.Module):
+    def __init__(self, model: SupervisedPrototypeModel):
+        super().__init__()
+        p = model._inference_params()
+        self.distance = model._make_distance()
+        self.loss = model._make_loss(model.n_classes_)
+        self.names = list(p)
+        for k, v in p.items():
+            self.register_buffer(f"p_{k}", v.detach().float().cpu().clone())
+        labels = model._plabels.cpu()
+        self.n_classes = model.n_classes_
+        self.register_buffer("labels", labels.clone())
+        self.members = [
+            torch.nonzero(labels == c).flatten().tolist() for c in range(self.n_classes)
+        ]
+
+    def forward(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p = {k: getattr(self, f"p_{k}") for k in self.names}
+        eff = dict(p)
+        eff.update(self.distance.effective(p))
+        dist = self.distance._apply(X, p["prototypes"], eff)
+        cols = [dist[:, idx].min(dim=1).values for idx in self.members]
+        class_dist = torch.stack(cols, dim=1)
+        if self.loss.needs_all_distances:
+            post = torch.softmax(self.loss.logits(dist), dim=1)
+            proba = torch.stack([post[:, idx].sum(dim=1) for idx in self.members], dim=1)
+        else:
+            proba = torch.softmax(-class_dist, dim=1)
+        return class_dist.argmin(dim=1), proba

@@ -1,0 +1,380 @@
+"""Distances between samples and prototypes: pure kernels and the learnable distance components.
+
+Kernels are pure functions on tensors, differentiable, device following the inputs. Shapes:
+``X (n, d)`` samples, ``W (p, d)`` prototypes, result ``(n, p)``. Global metrics project the
+data and the prototypes once and use ``|a|^2 + |b|^2 - 2 a.b`` (clamped at 0), so a step costs
+``(n + p) d l + n p l`` and never builds an ``(n, p, d)`` difference tensor.
+
+Components (:class:`Distance` subclasses) own their learnable parameter groups (``omega``,
+``omegas``, ``relevances``, ``bases``), initialise them, keep their invariants after each
+optimizer step (trace-normalised Λ, relevances on the simplex, orthonormal tangent bases) and
+provide a blocked, no-grad class-wise minimum for prediction through :mod:`blockops`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import blockops
+import torch
+
+Params = dict[str, torch.Tensor]
+
+# --------------------------------------------------------------------------- kernels
+
+
+def squared_euclidean(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances ``(n, p)`` via ``|x|^2 + |w|^2 - 2 x.w``, clamped at 0."""
+    xx = (X * X).sum(1, keepdim=True)
+    ww = (W * W).sum(1)
+    return torch.addmm(xx + ww, X, W.T, beta=1.0, alpha=-2.0).clamp_min(0.0)
+
+
+def euclidean(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances ``(n, p)`` (gradient-safe at 0)."""
+    return (squared_euclidean(X, W) + 1e-12).sqrt()
+
+
+def manhattan(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """L1 distances ``(n, p)`` (``torch.cdist`` with ``p=1``)."""
+    return torch.cdist(X, W, p=1.0)
+
+
+def omega_distance(X: torch.Tensor, W: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
+    """``|(x - w) Ω|^2`` for a global ``Ω (d, l)``: project once, then squared Euclidean."""
+    return squared_euclidean(X @ omega, W @ omega)
+
+
+def local_omega_distance(X: torch.Tensor, W: torch.Tensor, omegas: torch.Tensor) -> torch.Tensor:
+    """``|(x - w_k) Ω_k|^2`` with one ``Ω_k (d, l)`` per prototype: ``omegas (p, d, l)``.
+
+    One GEMM ``X @ [Ω_1 .. Ω_p]`` of cost ``n d p l`` (inherent to local metrics).
+    """
+    p, d, l = omegas.shape
+    XP = (X @ omegas.permute(1, 0, 2).reshape(d, p * l)).view(X.shape[0], p, l)
+    WP = torch.einsum("pd,pdl->pl", W, omegas)
+    return (XP - WP.unsqueeze(0)).pow(2).sum(-1)
+
+
+def relevance_distance(X: torch.Tensor, W: torch.Tensor, relevances: torch.Tensor) -> torch.Tensor:
+    """``sum_j λ_j (x_j - w_j)^2`` for non-negative relevances ``λ (d,)``."""
+    s = relevances.clamp_min(0.0).sqrt()
+    return squared_euclidean(X * s, W * s)
+
+
+def tangent_distance(X: torch.Tensor, W: torch.Tensor, bases: torch.Tensor) -> torch.Tensor:
+    """Distance orthogonal to each prototype's subspace: ``|x - w_k|^2 - |U_k^T (x - w_k)|^2``.
+
+    ``bases (p, d, s)`` with orthonormal columns per prototype.
+    """
+    p, d, s = bases.shape
+    full = squared_euclidean(X, W)
+    XU = (X @ bases.permute(1, 0, 2).reshape(d, p * s)).view(X.shape[0], p, s)
+    WU = torch.einsum("pd,pds->ps", W, bases)
+    inside = (XU - WU.unsqueeze(0)).pow(2).sum(-1)
+    return (full - inside).clamp_min(0.0)
+
+
+DISTANCE_FUNCTIONS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "squared_euclidean": squared_euclidean,
+    "euclidean": euclidean,
+    "manhattan": manhattan,
+}
+_BLOCKOPS_METRIC = {"squared_euclidean": "sqeuclidean", "euclidean": "euclidean"}
+
+
+def _row_blocks(n: int, p: int, width: int, budget: int = 64 * 2**20) -> int:
+    return max(1, min(n, budget // max(1, 4 * p * max(width, 1))))
+
+
+def _classwise_min(dist: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    out = torch.full((dist.shape[0], n_classes), float("inf"), dtype=dist.dtype, device=dist.device)
+    return out.scatter_reduce_(1, labels.expand(dist.shape[0], -1), dist, reduce="amin")
+
+
+# --------------------------------------------------------------------------- components
+
+
+class Distance:
+    """A distance family: parameter groups, the ``(n, p)`` distance, invariants, fast prediction."""
+
+    #: parameter groups this distance owns (besides ``prototypes``)
+    groups: tuple[str, ...] = ()
+
+    def init_params(
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        W: torch.Tensor,
+        labels: torch.Tensor,
+        gen: torch.Generator,
+    ) -> Params:
+        """Initial parameters from training data ``X``/codes ``y`` and prototypes ``W``/``labels``."""
+        return {}
+
+    def effective(self, params: Params) -> Params:
+        """Parameters as the distance uses them (normalised), differentiable."""
+        return {}
+
+    def __call__(self, X: torch.Tensor, W: torch.Tensor, params: Params) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def constrain(self, params: Params) -> None:
+        """Restore invariants in place after an optimizer step (no-op by default)."""
+
+    def check(self, d: int, n_prototypes: int) -> None:
+        """Validate settings against the data dimension."""
+
+    @torch.no_grad()
+    def all_distances(self, X: torch.Tensor, W: torch.Tensor, params: Params) -> torch.Tensor:
+        """All ``(n, p)`` distances without gradients, in row blocks."""
+        eff = self.effective(params)
+        step = _row_blocks(X.shape[0], W.shape[0], self._width(W, params))
+        return torch.cat([self._apply(X[i : i + step], W, eff) for i in range(0, X.shape[0], step)])
+
+    @torch.no_grad()
+    def class_min(
+        self, X: torch.Tensor, W: torch.Tensor, params: Params, labels: torch.Tensor, n_classes: int
+    ) -> torch.Tensor:
+        """Minimum distance to each class ``(n, n_classes)`` without gradients, blocked."""
+        eff = self.effective(params)
+        step = _row_blocks(X.shape[0], W.shape[0], self._width(W, params))
+        parts = [
+            _classwise_min(self._apply(X[i : i + step], W, eff), labels, n_classes)
+            for i in range(0, X.shape[0], step)
+        ]
+        return torch.cat(parts)
+
+    def _width(self, W: torch.Tensor, params: Params) -> int:
+        return 1
+
+    def _apply(self, X: torch.Tensor, W: torch.Tensor, eff: Params) -> torch.Tensor:
+        return self(X, W, eff)
+
+
+class SquaredEuclidean(Distance):
+    """Squared Euclidean distance (or a named / callable ``distance_fn``)."""
+
+    def __init__(self, fn: str | Callable | None = None):
+        if fn is None:
+            fn = "squared_euclidean"
+        if isinstance(fn, str):
+            if fn not in DISTANCE_FUNCTIONS:
+                raise ValueError(
+                    f"distance_fn={fn!r} is not known; use one of {sorted(DISTANCE_FUNCTIONS)} "
+                    "or a callable (X, W) -> (n, p)"
+                )
+            self.name = fn
+            self.fn = DISTANCE_FUNCTIONS[fn]
+        elif callable(fn):
+            self.name = None
+            self.fn = fn
+        else:
+            raise TypeError(
+                f"distance_fn must be None, a name or a callable, got {type(fn).__name__}"
+            )
+
+    def __call__(self, X, W, params):
+        return self.fn(X, W)
+
+    def effective(self, params):
+        return {}
+
+    @torch.no_grad()
+    def class_min(self, X, W, params, labels, n_classes):
+        metric = _BLOCKOPS_METRIC.get(self.name or "")
+        if metric is not None:
+            return blockops.label_min(X, W, labels, n_classes, metric=metric)
+        return super().class_min(X, W, params, labels, n_classes)
+
+    @torch.no_grad()
+    def all_distances(self, X, W, params):
+        metric = _BLOCKOPS_METRIC.get(self.name or "")
+        if metric is not None:
+            return blockops.pairwise_distances(X, W, metric=metric)
+        return super().all_distances(X, W, params)
+
+
+def _random_orthonormal(d: int, k: int, gen: torch.Generator, device, dtype) -> torch.Tensor:
+    A = torch.randn(d, k, generator=gen, dtype=torch.float64).to(device)
+    Q, R = torch.linalg.qr(A)
+    Q = Q * torch.sign(torch.diagonal(R)).clamp_min(0).mul(2).sub(1)
+    return Q.to(dtype)
+
+
+def _omega_init(d: int, l: int, gen: torch.Generator, device, dtype) -> torch.Tensor:
+    if l == d:
+        om = torch.eye(d, device=device, dtype=dtype)
+    else:
+        om = _random_orthonormal(d, l, gen, device, dtype)
+    return om / om.norm()
+
+
+class Omega(Distance):
+    """Global metric ``d(x, w) = |(x - w) Ω|^2``, ``Ω (d, l)`` with ``trace(Λ) = |Ω|_F^2 = 1``."""
+
+    groups = ("omega",)
+
+    def __init__(self, latent_dim: int | None = None):
+        self.latent_dim = latent_dim
+
+    def check(self, d, n_prototypes):
+        _check_dim("latent_dim", self.latent_dim, d)
+
+    def init_params(self, X, y, W, labels, gen):
+        d = X.shape[1]
+        return {"omega": _omega_init(d, self.latent_dim or d, gen, X.device, X.dtype)}
+
+    def effective(self, params):
+        om = params["omega"]
+        return {"omega": om / om.norm().clamp_min(1e-12)}
+
+    def __call__(self, X, W, params):
+        return omega_distance(X, W, self.effective(params)["omega"])
+
+    def _apply(self, X, W, eff):
+        return omega_distance(X, W, eff["omega"])
+
+    @torch.no_grad()
+    def constrain(self, params):
+        params["omega"].div_(params["omega"].norm().clamp_min(1e-12))
+
+    @torch.no_grad()
+    def class_min(self, X, W, params, labels, n_classes):
+        om = self.effective(params)["omega"]
+        return blockops.label_min(X, W, labels, n_classes, omega=om)
+
+    @torch.no_grad()
+    def all_distances(self, X, W, params):
+        return blockops.pairwise_distances(X, W, omega=self.effective(params)["omega"])
+
+
+class LocalOmega(Distance):
+    """One metric per prototype: ``d(x, w_k) = |(x - w_k) Ω_k|^2``, each ``|Ω_k|_F = 1``."""
+
+    groups = ("omegas",)
+
+    def __init__(self, latent_dim: int | None = None):
+        self.latent_dim = latent_dim
+
+    def check(self, d, n_prototypes):
+        _check_dim("latent_dim", self.latent_dim, d)
+
+    def init_params(self, X, y, W, labels, gen):
+        d = X.shape[1]
+        l = self.latent_dim or d
+        oms = torch.stack([_omega_init(d, l, gen, X.device, X.dtype) for _ in range(W.shape[0])])
+        return {"omegas": oms}
+
+    def effective(self, params):
+        oms = params["omegas"]
+        return {"omegas": oms / oms.flatten(1).norm(dim=1).clamp_min(1e-12)[:, None, None]}
+
+    def __call__(self, X, W, params):
+        return local_omega_distance(X, W, self.effective(params)["omegas"])
+
+    def _apply(self, X, W, eff):
+        return local_omega_distance(X, W, eff["omegas"])
+
+    def _width(self, W, params):
+        return params["omegas"].shape[2]
+
+    @torch.no_grad()
+    def constrain(self, params):
+        oms = params["omegas"]
+        oms.div_(oms.flatten(1).norm(dim=1).clamp_min(1e-12)[:, None, None])
+
+
+class Relevance(Distance):
+    """Per-feature relevances ``λ_j = r_j^2 / sum r^2`` (non-negative, summing to 1)."""
+
+    groups = ("relevances",)
+
+    def init_params(self, X, y, W, labels, gen):
+        d = X.shape[1]
+        return {"relevances": torch.full((d,), d**-0.5, device=X.device, dtype=X.dtype)}
+
+    def effective(self, params):
+        r2 = params["relevances"].pow(2)
+        return {"relevances": r2 / r2.sum().clamp_min(1e-30)}
+
+    def __call__(self, X, W, params):
+        return relevance_distance(X, W, self.effective(params)["relevances"])
+
+    def _apply(self, X, W, eff):
+        return relevance_distance(X, W, eff["relevances"])
+
+    @torch.no_grad()
+    def constrain(self, params):
+        r = params["relevances"]
+        r.div_(r.norm().clamp_min(1e-12))
+
+    @torch.no_grad()
+    def class_min(self, X, W, params, labels, n_classes):
+        s = self.effective(params)["relevances"].sqrt()
+        return blockops.label_min(X * s, W * s, labels, n_classes)
+
+    @torch.no_grad()
+    def all_distances(self, X, W, params):
+        s = self.effective(params)["relevances"].sqrt()
+        return blockops.pairwise_distances(X * s, W * s)
+
+
+class Tangent(Distance):
+    """Tangent distance: the part of ``x - w_k`` outside prototype ``k``'s learned subspace."""
+
+    groups = ("bases",)
+
+    def __init__(self, subspace_dim: int = 2):
+        self.subspace_dim = subspace_dim
+
+    def check(self, d, n_prototypes):
+        s = self.subspace_dim
+        if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s < d:
+            raise ValueError(f"subspace_dim must be an int in [1, {d - 1}] for d={d}, got {s!r}")
+
+    def init_params(self, X, y, W, labels, gen):
+        s = self.subspace_dim
+        bases = []
+        for k in range(W.shape[0]):
+            rows = X[y == labels[k]]
+            bases.append(_pca_basis(rows - W[k], s, gen))
+        return {"bases": torch.stack(bases).to(X.dtype)}
+
+    def effective(self, params):
+        return {"bases": params["bases"]}
+
+    def __call__(self, X, W, params):
+        return tangent_distance(X, W, params["bases"])
+
+    def _apply(self, X, W, eff):
+        return tangent_distance(X, W, eff["bases"])
+
+    def _width(self, W, params):
+        return params["bases"].shape[2]
+
+    @torch.no_grad()
+    def constrain(self, params):
+        B = params["bases"]
+        Q, R = torch.linalg.qr(B)
+        sign = torch.sign(torch.diagonal(R, dim1=1, dim2=2))
+        sign[sign == 0] = 1
+        B.copy_(Q * sign.unsqueeze(1))
+
+
+def _pca_basis(Z: torch.Tensor, s: int, gen: torch.Generator) -> torch.Tensor:
+    """Leading ``s`` principal directions of ``Z`` (random orthonormal where too few rows)."""
+    d = Z.shape[1]
+    if Z.shape[0] > s:
+        _, _, Vh = torch.linalg.svd(Z.double(), full_matrices=False)
+        if Vh.shape[0] >= s:
+            return Vh[:s].T.to(Z.dtype).contiguous()
+    return _random_orthonormal(d, s, gen, Z.device, Z.dtype)
+
+
+def _check_dim(name: str, value, d: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= d:
+        raise ValueError(f"{name} must be None or an int in [1, {d}] for d={d}, got {value!r}")

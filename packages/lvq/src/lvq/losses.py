@@ -1,0 +1,203 @@
+"""Loss kernels, transfer functions and the loss components the models compose.
+
+A loss component maps distances ``dist (n, p)``, sample codes ``y (n,)`` and prototype codes
+``labels (p,)`` to per-sample losses ``(n,)``; the training loop weights and averages them.
+How same-class prototypes are pooled (the nearest one, or a neural-gas rank weighting) is the
+job of a :mod:`lvq.neighbourhood` object passed in, so every loss works with every neighbourhood.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from .neighbourhood import Nearest, Neighbourhood
+
+GLVQ_EPS = 1e-12
+
+# --------------------------------------------------------------------------- transfer functions
+
+
+def identity(x: torch.Tensor, beta: float = 10.0) -> torch.Tensor:
+    """``f(x) = x``."""
+    return x
+
+
+def sigmoid_beta(x: torch.Tensor, beta: float = 10.0) -> torch.Tensor:
+    """``f(x) = 1 / (1 + exp(-beta x))``."""
+    return torch.sigmoid(beta * x)
+
+
+def swish_beta(x: torch.Tensor, beta: float = 10.0) -> torch.Tensor:
+    """``f(x) = x sigmoid(beta x)``."""
+    return x * torch.sigmoid(beta * x)
+
+
+TRANSFER_FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
+    "identity": identity,
+    "sigmoid_beta": sigmoid_beta,
+    "swish_beta": swish_beta,
+}
+
+
+def get_transfer(fn: str | Callable | None) -> Callable[..., torch.Tensor]:
+    """Resolve ``transfer_fn``: ``None`` (identity), a name, or a callable ``f(x, beta)``."""
+    if fn is None:
+        return identity
+    if isinstance(fn, str):
+        if fn not in TRANSFER_FUNCTIONS:
+            raise ValueError(
+                f"transfer_fn={fn!r} is not known; use one of {sorted(TRANSFER_FUNCTIONS)} or a callable"
+            )
+        return TRANSFER_FUNCTIONS[fn]
+    if callable(fn):
+        return fn
+    raise TypeError(f"transfer_fn must be None, a name or a callable, got {type(fn).__name__}")
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+def glvq_mu(d_plus: torch.Tensor, d_minus: torch.Tensor) -> torch.Tensor:
+    """Relative distance difference ``(d+ - d-) / (d+ + d-)`` in ``[-1, 1]`` (0/0 safe)."""
+    return (d_plus - d_minus) / (d_plus + d_minus + GLVQ_EPS)
+
+
+def lvq1_loss(d_plus: torch.Tensor, d_minus: torch.Tensor) -> torch.Tensor:
+    """LVQ1 as a loss: ``d+`` when the winner is correct, ``-d-`` otherwise."""
+    return torch.where(d_plus <= d_minus, d_plus, -d_minus)
+
+
+def lvq21_loss(d_plus: torch.Tensor, d_minus: torch.Tensor) -> torch.Tensor:
+    """LVQ2.1 as a loss: the unnormalised difference ``d+ - d-``."""
+    return d_plus - d_minus
+
+
+def _masked_lse(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return torch.logsumexp(logits.masked_fill(~mask, float("-inf")), dim=1)
+
+
+# --------------------------------------------------------------------------- components
+
+
+class Loss:
+    """Per-sample loss on distances; ``proba`` turns distances into class probabilities."""
+
+    #: ``proba`` needs every prototype distance (True) or only class-wise minima (False)
+    needs_all_distances = False
+
+    def __call__(
+        self,
+        dist: torch.Tensor,
+        y: torch.Tensor,
+        labels: torch.Tensor,
+        neighbourhood: Neighbourhood,
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    def proba(self, class_dist: torch.Tensor) -> torch.Tensor:
+        """Probabilities ``(n, C)`` from class-wise minimum distances: softmin."""
+        return torch.softmax(-class_dist, dim=1)
+
+    @staticmethod
+    def plus_minus(dist, y, labels, neighbourhood):
+        same = y[:, None] == labels[None, :]
+        return neighbourhood.pool(dist, same), neighbourhood.pool(dist, ~same)
+
+
+class GLVQLoss(Loss):
+    """GLVQ: ``f(mu + margin)`` with ``mu = (d+ - d-) / (d+ + d-)`` and transfer ``f``."""
+
+    def __init__(self, transfer_fn=None, beta: float = 10.0, margin: float = 0.0):
+        self.transfer = get_transfer(transfer_fn)
+        self.beta = float(beta)
+        self.margin = float(margin)
+
+    def __call__(self, dist, y, labels, neighbourhood):
+        dp, dm = self.plus_minus(dist, y, labels, neighbourhood)
+        return self.transfer(glvq_mu(dp, dm) + self.margin, self.beta)
+
+
+class LVQ1Loss(GLVQLoss):
+    """GLVQ1: the LVQ1 rule as a differentiable loss (then the transfer function)."""
+
+    def __call__(self, dist, y, labels, neighbourhood):
+        dp, dm = self.plus_minus(dist, y, labels, neighbourhood)
+        return self.transfer(lvq1_loss(dp, dm) + self.margin, self.beta)
+
+
+class LVQ21Loss(GLVQLoss):
+    """GLVQ21: the LVQ2.1 rule ``d+ - d-`` as a differentiable loss."""
+
+    def __call__(self, dist, y, labels, neighbourhood):
+        dp, dm = self.plus_minus(dist, y, labels, neighbourhood)
+        return self.transfer(lvq21_loss(dp, dm) + self.margin, self.beta)
+
+
+class CrossEntropyLoss(Loss):
+    """CELVQ: cross-entropy of ``softmax(-class distance)`` (class distance pooled per class)."""
+
+    def __init__(self, n_classes: int):
+        self.n_classes = n_classes
+
+    def __call__(self, dist, y, labels, neighbourhood):
+        logits = -neighbourhood.pool_classes(dist, labels, self.n_classes)
+        return torch.nn.functional.cross_entropy(logits, y, reduction="none")
+
+
+class RSLVQLoss(Loss):
+    """RSLVQ: ``-log p(y | x)`` of a Gaussian mixture with bandwidth ``sigma`` (log-sum-exp).
+
+    The neighbourhood, when not :class:`Nearest`, adds ``log`` of its rank weights to the logits.
+    """
+
+    needs_all_distances = True
+
+    def __init__(self, sigma: float = 1.0):
+        if not sigma > 0:
+            raise ValueError(f"sigma must be > 0, got {sigma!r}")
+        self.sigma = float(sigma)
+
+    def logits(self, dist: torch.Tensor) -> torch.Tensor:
+        return -dist / (2.0 * self.sigma**2)
+
+    def __call__(self, dist, y, labels, neighbourhood):
+        logits = self.logits(dist) + neighbourhood.log_weights(dist, labels)
+        same = y[:, None] == labels[None, :]
+        return torch.logsumexp(logits, dim=1) - _masked_lse(logits, same)
+
+    def proba_all(self, dist: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+        """Posterior ``p(c | x)`` ``(n, C)`` from all prototype distances ``(n, p)``."""
+        post = torch.softmax(self.logits(dist), dim=1)
+        out = torch.zeros(dist.shape[0], n_classes, dtype=dist.dtype, device=dist.device)
+        return out.index_add_(1, labels, post)
+
+
+class SLVQLoss(RSLVQLoss):
+    """SLVQ (soft LVQ): negative log-likelihood ratio ``-log(p(correct) / p(wrong))``."""
+
+    def __call__(self, dist, y, labels, neighbourhood):
+        logits = self.logits(dist) + neighbourhood.log_weights(dist, labels)
+        same = y[:, None] == labels[None, :]
+        return _masked_lse(logits, ~same) - _masked_lse(logits, same)
+
+
+__all__ = [
+    "TRANSFER_FUNCTIONS",
+    "CrossEntropyLoss",
+    "GLVQLoss",
+    "LVQ1Loss",
+    "LVQ21Loss",
+    "Loss",
+    "Nearest",
+    "RSLVQLoss",
+    "SLVQLoss",
+    "get_transfer",
+    "glvq_mu",
+    "identity",
+    "lvq1_loss",
+    "lvq21_loss",
+    "sigmoid_beta",
+    "swish_beta",
+]

@@ -1,0 +1,26 @@
+"""The model families (each module registers its classes in :data:`lvq.registry.REGISTRY`)."""
+
+from .classic import LVQ1, LVQ21, MedianLVQ
+from .glvq import CELVQ, GLVQ, GLVQ1, GLVQ21, GMLVQ, GRLVQ, GTLVQ, LGMLVQ
+from .neighbors import KNN, NPC
+from .probabilistic import LMRSLVQ, MRSLVQ, RSLVQ, SLVQ
+
+__all__ = [
+    "CELVQ",
+    "GLVQ",
+    "GLVQ1",
+    "GLVQ21",
+    "GMLVQ",
+    "GRLVQ",
+    "GTLVQ",
+    "KNN",
+    "LGMLVQ",
+    "LMRSLVQ",
+    "LVQ1",
+    "LVQ21",
+    "MRSLVQ",
+    "NPC",
+    "RSLVQ",
+    "SLVQ",
+    "MedianLVQ",
+]

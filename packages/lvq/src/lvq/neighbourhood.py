@@ -1,0 +1,91 @@
+"""Neighbourhoods: how the prototypes of one class are pooled into one distance.
+
+:class:`Nearest` takes the closest prototype (plain LVQ). :class:`NeuralGas` weights every
+prototype by ``exp(-rank / gamma)`` with ``gamma`` following a schedule only (it is never a
+trainable parameter); as ``gamma -> 0`` it becomes :class:`Nearest`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class Neighbourhood:
+    """Pools masked prototype distances ``(n, p)`` into ``(n,)``."""
+
+    def pool(self, dist: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def pool_classes(
+        self, dist: torch.Tensor, labels: torch.Tensor, n_classes: int
+    ) -> torch.Tensor:
+        """Pooled distance to every class ``(n, n_classes)``."""
+        cols = [self.pool(dist, (labels == c).expand_as(dist)) for c in range(n_classes)]
+        return torch.stack(cols, dim=1)
+
+    def log_weights(self, dist: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Log rank weights added to probabilistic logits (0 for :class:`Nearest`)."""
+        return torch.zeros((), dtype=dist.dtype, device=dist.device)
+
+    def set_step(self, step: int, total: int) -> None:
+        """Advance schedules to optimizer step ``step`` of ``total``."""
+
+
+class Nearest(Neighbourhood):
+    """Winner takes all: the nearest prototype of the mask."""
+
+    def pool(self, dist, mask):
+        return dist.masked_fill(~mask, float("inf")).min(dim=1).values
+
+    def pool_classes(self, dist, labels, n_classes):
+        out = torch.full(
+            (dist.shape[0], n_classes), float("inf"), dtype=dist.dtype, device=dist.device
+        )
+        return out.scatter_reduce(1, labels.expand(dist.shape[0], -1), dist, reduce="amin")
+
+
+class NeuralGas(Neighbourhood):
+    """Rank weighting ``h(r) = exp(-r / gamma)`` among the masked prototypes, normalised.
+
+    ``gamma`` decays geometrically from ``gamma_init`` to ``gamma_final`` over the training
+    steps (``gamma_decay`` per step when given). It is a schedule, not a parameter.
+    """
+
+    def __init__(
+        self, gamma_init: float, gamma_final: float = 0.01, gamma_decay: float | None = None
+    ):
+        if not gamma_init > 0 or not gamma_final > 0:
+            raise ValueError(
+                f"gamma_init and gamma_final must be > 0, got {gamma_init!r}, {gamma_final!r}"
+            )
+        self.gamma_init = float(gamma_init)
+        self.gamma_final = float(gamma_final)
+        self.gamma_decay = gamma_decay
+        self.gamma = self.gamma_init
+
+    def set_step(self, step, total):
+        if self.gamma_decay is not None:
+            g = self.gamma_init * float(self.gamma_decay) ** step
+        else:
+            frac = min(step / max(total - 1, 1), 1.0)
+            g = self.gamma_init * math.exp(frac * math.log(self.gamma_final / self.gamma_init))
+        self.gamma = max(g, self.gamma_final) if self.gamma_decay is None else g
+
+    def _weights(self, dist, mask):
+        masked = dist.detach().masked_fill(~mask, float("inf"))
+        ranks = masked.argsort(dim=1).argsort(dim=1).to(dist.dtype)
+        w = torch.exp(-ranks / self.gamma) * mask
+        return w / w.sum(1, keepdim=True).clamp_min(1e-30)
+
+    def pool(self, dist, mask):
+        w = self._weights(dist, mask)
+        return (w * dist.masked_fill(~mask, 0.0)).sum(1)
+
+    def log_weights(self, dist, labels):
+        out = torch.zeros_like(dist)
+        for c in labels.unique():
+            m = (labels == c).expand_as(dist)
+            out = out + torch.log(self._weights(dist, m).clamp_min(1e-30)) * m
+        return out

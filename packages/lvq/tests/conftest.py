@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+def make_blobs3(n_per=20, d=4, seed=0, sep=3.0):
+    """Three well separated Gaussian classes (small, deterministic)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(3, d)) * sep
+    X = np.concatenate([c + rng.normal(size=(n_per, d)) for c in centres])
+    y = np.repeat(np.arange(3), n_per)
+    return X.astype(np.float64), y
+
+
+@pytest.fixture(scope="session")
+def blobs():
+    return make_blobs3()
+
+
+@pytest.fixture(scope="session")
+def iris():
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    return (X - X.mean(0)) / X.std(0), y
