@@ -17,7 +17,11 @@ PROJECTIONS = ("pca", "tsne", "umap")
 
 @dataclass(frozen=True)
 class PCA2D:
-    """A fitted 2-component PCA (computed with ``torch.linalg.svd`` in float64).
+    """A fitted 2-component PCA, in torch and float64.
+
+    With more points than features the axes are the top eigenvectors of the ``(d, d)`` scatter
+    matrix (``torch.linalg.eigh``), otherwise the top right singular vectors of the centred
+    data (``torch.linalg.svd``).
 
     Attributes:
         mean: ``(d,)`` mean of the fitted points.
@@ -39,15 +43,21 @@ class PCA2D:
         Z = Z.detach().to("cpu", torch.float64)
         mean = Z.mean(dim=0)
         centred = Z - mean
-        _, s, vh = torch.linalg.svd(centred, full_matrices=False)
-        k = min(2, vh.shape[0])
-        comps = torch.zeros(Z.shape[1], 2, dtype=torch.float64)
-        comps[:, :k] = vh[:k].T
+        n, d = centred.shape
+        if n > d:  # eigenvectors of the (d, d) scatter matrix: O(n d^2 + d^3), no (n, d) SVD
+            evals, evecs = torch.linalg.eigh(centred.T @ centred)
+            var = evals.flip(0).clamp_min(0.0)
+            axes = evecs.flip(1).T
+        else:
+            _, s, axes = torch.linalg.svd(centred, full_matrices=False)
+            var = s**2
+        k = min(2, axes.shape[0])
+        comps = torch.zeros(d, 2, dtype=torch.float64)
+        comps[:, :k] = axes[:k].T
         for j in range(k):
             top = torch.argmax(comps[:, j].abs())
             if comps[top, j] < 0:
                 comps[:, j] = -comps[:, j]
-        var = s**2
         total = float(var.sum())
         ratio = torch.zeros(2, dtype=torch.float64)
         if total > 0:
