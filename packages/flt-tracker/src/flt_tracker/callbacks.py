@@ -1,0 +1,410 @@
+"""Training callbacks: feature tracking, wandb, CSV / JSON-lines logs, early stopping, checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from .tracker import FeatureTracker
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
+
+__all__ = [
+    "CSVLogger",
+    "Callback",
+    "EarlyStopping",
+    "FeatureTrackingCallback",
+    "JSONLinesLogger",
+    "ModelCheckpoint",
+    "WandbCallback",
+]
+
+
+class Callback:
+    """Base class: override the hooks you need. All hooks default to doing nothing.
+
+    Under ``torchrun`` a callback with ``rank_zero_only = True`` runs only on rank 0.
+    """
+
+    rank_zero_only: bool = False
+
+    def on_train_start(self, trainer: Trainer, model: nn.Module) -> None:
+        """Before the first epoch of ``fit``."""
+
+    def on_train_end(self, trainer: Trainer, model: nn.Module) -> None:
+        """After the last epoch of ``fit`` (also after early stopping)."""
+
+    def on_epoch_start(self, trainer: Trainer, model: nn.Module, epoch: int) -> None:
+        """Before the first batch of ``epoch``."""
+
+    def on_epoch_end(
+        self, trainer: Trainer, model: nn.Module, epoch: int, logs: dict[str, float]
+    ) -> None:
+        """After validation of ``epoch``; ``logs`` holds the epoch's train and val metrics."""
+
+    def on_batch_start(
+        self, trainer: Trainer, model: nn.Module, batch: Any, batch_idx: int
+    ) -> None:
+        """Before the inner maximisation and the forward of a batch."""
+
+    def on_step_end(self, trainer: Trainer, model: nn.Module, step: int) -> None:
+        """Right after ``optimizer.step()``; ``step`` is the trainer's global step (1-based)."""
+
+    def on_batch_end(
+        self, trainer: Trainer, model: nn.Module, batch: Any, batch_idx: int, loss: float
+    ) -> None:
+        """After the optimizer step of a batch; ``loss`` is its training loss."""
+
+
+class FeatureTrackingCallback(Callback):
+    """Drive a :class:`~flt_tracker.FeatureTracker` from the :class:`~flt_tracker.Trainer`.
+
+    Starts it at train start (resuming keeps history), forwards epochs and batch indices,
+    records after each optimizer step (through the tracker's optimizer hook when one is attached,
+    else by calling ``tracker.step``), stops it at train end.
+
+    Args:
+        tracker: the tracker.
+        phase: if given, ``tracker.set_phase(phase)`` at train start (e.g. ``"adversarial"``).
+    """
+
+    rank_zero_only = True
+
+    def __init__(self, tracker: FeatureTracker, phase: str | None = None) -> None:
+        if not isinstance(tracker, FeatureTracker):
+            raise TypeError(f"tracker must be a FeatureTracker, got {type(tracker).__name__}")
+        self.tracker = tracker
+        self.phase = phase
+
+    def on_train_start(self, trainer: Trainer, model: nn.Module) -> None:
+        self.tracker.start()
+        if self.phase is not None:
+            self.tracker.set_phase(self.phase)
+
+    def on_epoch_start(self, trainer: Trainer, model: nn.Module, epoch: int) -> None:
+        self.tracker.on_epoch_start(epoch)
+
+    def on_step_end(self, trainer: Trainer, model: nn.Module, step: int) -> None:
+        if self.tracker._optimizer is None:
+            self.tracker.step()
+
+    def on_batch_end(
+        self, trainer: Trainer, model: nn.Module, batch: Any, batch_idx: int, loss: float
+    ) -> None:
+        self.tracker.on_batch_end(batch_idx)
+
+    def on_train_end(self, trainer: Trainer, model: nn.Module) -> None:
+        self.tracker.stop()
+
+
+class EarlyStopping(Callback):
+    """Stop ``fit`` when ``monitor`` has not improved for ``patience`` epochs.
+
+    Args:
+        monitor: key of the epoch logs, e.g. ``"val_loss"`` or ``"val_accuracy"``.
+        patience: epochs without improvement before stopping.
+        mode: ``"min"`` or ``"max"``.
+        min_delta: smallest change that counts as an improvement.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 3,
+        mode: str = "min",
+        min_delta: float = 0.0,
+    ) -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode={mode!r}; use 'min' or 'max'")
+        if int(patience) < 1:
+            raise ValueError(f"patience={patience!r} must be >= 1")
+        self.monitor, self.patience, self.mode, self.min_delta = (
+            monitor,
+            int(patience),
+            mode,
+            float(min_delta),
+        )
+        self.best = math.inf if mode == "min" else -math.inf
+        self.wait = 0
+        self.stopped_epoch: int | None = None
+
+    def on_epoch_end(
+        self, trainer: Trainer, model: nn.Module, epoch: int, logs: dict[str, float]
+    ) -> None:
+        if self.monitor not in logs:
+            raise KeyError(
+                f"EarlyStopping monitors {self.monitor!r}, not in the logs: {sorted(logs)}"
+            )
+        value = float(logs[self.monitor])
+        better = (
+            value < self.best - self.min_delta
+            if self.mode == "min"
+            else value > self.best + self.min_delta
+        )
+        if better:
+            self.best, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            trainer.stop_training = True
+            self.stopped_epoch = epoch
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class ModelCheckpoint(Callback):
+    """Save ``last.pt`` every ``every_n_epochs`` and ``best.pt`` when ``monitor`` improves.
+
+    Files hold plain state dicts (``{"model", "optimizer", "epoch", "global_step"}``), written
+    atomically and loadable with ``torch.load(path, weights_only=True)``.
+
+    Args:
+        directory: output folder (created).
+        monitor: epoch-log key deciding ``best.pt``; ``None`` writes only ``last.pt``.
+        mode: ``"min"`` or ``"max"`` for ``monitor``.
+        every_n_epochs: how often ``last.pt`` is written.
+        save_optimizer: include the optimizer state.
+    """
+
+    rank_zero_only = True
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        monitor: str | None = None,
+        mode: str = "min",
+        every_n_epochs: int = 1,
+        save_optimizer: bool = True,
+    ) -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode={mode!r}; use 'min' or 'max'")
+        if int(every_n_epochs) < 1:
+            raise ValueError(f"every_n_epochs={every_n_epochs!r} must be >= 1")
+        self.directory = Path(directory)
+        self.monitor, self.mode = monitor, mode
+        self.every_n_epochs = int(every_n_epochs)
+        self.save_optimizer = bool(save_optimizer)
+        self.best = math.inf if mode == "min" else -math.inf
+        self.best_epoch: int | None = None
+
+    def _state(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
+        from .tracker import unwrap_model
+
+        state: dict[str, Any] = {
+            "model": unwrap_model(trainer.model).state_dict(),
+            "epoch": epoch,
+            "global_step": trainer.global_step,
+        }
+        if self.save_optimizer:
+            state["optimizer"] = trainer.optimizer.state_dict()
+        return state
+
+    def on_epoch_end(
+        self, trainer: Trainer, model: nn.Module, epoch: int, logs: dict[str, float]
+    ) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if (epoch + 1) % self.every_n_epochs == 0:
+            _atomic_torch_save(self._state(trainer, epoch), self.directory / "last.pt")
+        if self.monitor is not None:
+            if self.monitor not in logs:
+                raise KeyError(
+                    f"ModelCheckpoint monitors {self.monitor!r}, not in the logs: {sorted(logs)}"
+                )
+            value = float(logs[self.monitor])
+            if (value < self.best) if self.mode == "min" else (value > self.best):
+                self.best, self.best_epoch = value, epoch
+                _atomic_torch_save(self._state(trainer, epoch), self.directory / "best.pt")
+
+
+class JSONLinesLogger(Callback):
+    """Append one JSON object per line: ``{"epoch", ...metrics}`` per epoch and, every
+    ``log_every_n_steps`` steps, ``{"step", "epoch", "loss"}``. Flushed after every line.
+
+    Args:
+        path: output file (appended to).
+        log_every_n_steps: step records every N steps; ``None`` for epoch records only.
+    """
+
+    rank_zero_only = True
+
+    def __init__(self, path: str | os.PathLike[str], log_every_n_steps: int | None = None) -> None:
+        self.path = Path(path)
+        self.log_every_n_steps = log_every_n_steps
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def on_batch_end(
+        self, trainer: Trainer, model: nn.Module, batch: Any, batch_idx: int, loss: float
+    ) -> None:
+        n = self.log_every_n_steps
+        if n and trainer.global_step % n == 0:
+            self._write({"step": trainer.global_step, "epoch": trainer.epoch, "loss": float(loss)})
+
+    def on_epoch_end(
+        self, trainer: Trainer, model: nn.Module, epoch: int, logs: dict[str, float]
+    ) -> None:
+        self._write({"step": trainer.global_step, **logs})
+
+
+class CSVLogger(Callback):
+    """One CSV row per epoch (``epoch``, ``step`` and every metric); the file is rewritten
+    atomically each epoch, so columns that appear later are added.
+
+    Args:
+        path: output ``.csv`` file.
+    """
+
+    rank_zero_only = True
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.rows: list[dict[str, Any]] = []
+
+    def on_epoch_end(
+        self, trainer: Trainer, model: nn.Module, epoch: int, logs: dict[str, float]
+    ) -> None:
+        self.rows.append({"step": trainer.global_step, **logs})
+        columns: list[str] = []
+        for row in self.rows:
+            columns += [k for k in row if k not in columns]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        os.replace(tmp, self.path)
+
+
+class WandbCallback(Callback):
+    """Log to Weights & Biases with monotonic steps (the trainer's global step).
+
+    Logs the training loss every ``log_every_n_steps`` steps, the epoch metrics, and for each
+    tracked weight series of ``tracker`` its latest norm and distance to init; at train end one
+    evolution figure per tracked weight (if matplotlib is installed) and ``finish()`` of the
+    run it started. Works without an account in ``mode="offline"``.
+
+    Args:
+        project: wandb project.
+        config: hyper-parameters recorded with the run.
+        tracker: tracker whose series are logged (optional).
+        mode: ``"online"``, ``"offline"`` or ``"disabled"``; ``None`` follows ``WANDB_MODE``.
+        log_every_n_steps: step-loss logging period.
+        log_figures: log evolution figures at train end.
+        init_kwargs: more ``wandb.init`` keyword arguments (``name``, ``dir``, ``tags``...).
+
+    Raises:
+        ImportError: wandb is not installed (``pip install flt-tracker[wandb]``).
+    """
+
+    rank_zero_only = True
+
+    def __init__(
+        self,
+        project: str | None = None,
+        config: dict[str, Any] | None = None,
+        tracker: FeatureTracker | None = None,
+        mode: str | None = None,
+        log_every_n_steps: int = 50,
+        log_figures: bool = True,
+        **init_kwargs: Any,
+    ) -> None:
+        self.project, self.config, self.tracker, self.mode = project, config, tracker, mode
+        self.log_every_n_steps = int(log_every_n_steps)
+        self.log_figures = bool(log_figures)
+        self.init_kwargs = init_kwargs
+        self.run: Any = None
+        self._owns_run = False
+        self.logged_steps: list[int] = []
+
+    @staticmethod
+    def _wandb() -> Any:
+        try:
+            import wandb
+        except ImportError as exc:
+            raise ImportError(
+                "WandbCallback needs wandb: pip install 'flt-tracker[wandb]'"
+            ) from exc
+        return wandb
+
+    def _log(self, data: dict[str, Any], step: int) -> None:
+        if self.logged_steps and step < self.logged_steps[-1]:
+            raise RuntimeError(f"wandb step went backwards ({self.logged_steps[-1]} -> {step})")
+        self.run.log(data, step=step)
+        self.logged_steps.append(step)
+
+    def on_train_start(self, trainer: Trainer, model: nn.Module) -> None:
+        wandb = self._wandb()
+        if wandb.run is None:
+            kwargs = dict(self.init_kwargs)
+            if self.mode is not None:
+                kwargs["mode"] = self.mode
+            self.run = wandb.init(project=self.project, config=self.config, **kwargs)
+            self._owns_run = True
+        else:
+            self.run = wandb.run
+            if self.config:
+                self.run.config.update(self.config, allow_val_change=True)
+
+    def on_batch_end(
+        self, trainer: Trainer, model: nn.Module, batch: Any, batch_idx: int, loss: float
+    ) -> None:
+        if self.log_every_n_steps and trainer.global_step % self.log_every_n_steps == 0:
+            self._log({"train/batch_loss": float(loss)}, trainer.global_step)
+
+    def _series_summary(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if self.tracker is None:
+            return out
+        for name, feature in self.tracker.get_features().items():
+            if feature.kind != "weight" or len(feature) == 0:
+                continue
+            latest = feature.get_latest().float()
+            first = feature.storage.get(0).float()
+            out[f"features/{name}/norm"] = float(latest.norm())
+            out[f"features/{name}/distance_to_init"] = float((latest - first).norm())
+        return out
+
+    def on_epoch_end(
+        self, trainer: Trainer, model: nn.Module, epoch: int, logs: dict[str, float]
+    ) -> None:
+        data = {f"epoch/{k}": v for k, v in logs.items()}
+        data.update(self._series_summary())
+        self._log(data, trainer.global_step)
+
+    def on_train_end(self, trainer: Trainer, model: nn.Module) -> None:
+        if self.run is None:
+            return
+        wandb = self._wandb()
+        if self.log_figures and self.tracker is not None:
+            from .plot import visualize_feature_evolution
+
+            figures = {}
+            try:
+                for name, feature in self.tracker.get_features().items():
+                    if feature.kind == "weight" and len(feature) > 1:
+                        fig = visualize_feature_evolution(feature, metric="norm")
+                        figures[f"figures/{name}"] = wandb.Image(fig)
+            except ImportError:  # matplotlib not installed: no figures
+                figures = {}
+            if figures:
+                self._log(figures, trainer.global_step)
+        if self._owns_run:
+            self.run.finish()
+            self.run = None
+            self._owns_run = False

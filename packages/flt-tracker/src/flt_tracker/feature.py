@@ -1,0 +1,269 @@
+"""`Feature`: the time series of one tensor (a weight, a gradient or an activation)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from .storage import MemoryStorage, Storage, check_dtype, storage_dtype
+
+__all__ = ["Feature", "effective_rank"]
+
+_METRICS = ("norm", "mean", "std", "cosine_to_init", "distance_to_init", "effective_rank")
+
+
+def effective_rank(matrices: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Effective rank (Roy & Vetterli, 2007) of each matrix: ``exp`` of the entropy of the
+    normalised singular values.
+
+    Args:
+        matrices: ``(..., r, c)``; tensors with more than two trailing dimensions (conv kernels)
+            should be reshaped to ``(..., out, -1)`` first.
+        eps: singular values below ``eps`` times the largest count as zero.
+
+    Returns:
+        ``(...)`` tensor, between 1 (rank one) and ``min(r, c)`` (flat spectrum); 0 for a zero
+        matrix.
+    """
+    s = torch.linalg.svdvals(matrices.to(torch.float64))
+    total = s.sum(dim=-1, keepdim=True)
+    p = s / total.clamp_min(torch.finfo(torch.float64).tiny)
+    p = torch.where(p > eps, p, torch.zeros_like(p))
+    entropy = -(p * torch.log(p.clamp_min(torch.finfo(torch.float64).tiny))).sum(dim=-1)
+    out = torch.exp(entropy)
+    return torch.where(total.squeeze(-1) > 0, out, torch.zeros_like(out)).to(torch.float32)
+
+
+class Feature:
+    """The time series of one tracked tensor, on a global step axis.
+
+    Every snapshot carries the global optimizer ``step`` it was taken after, the ``epoch`` and
+    the ``batch_idx`` within that epoch. Snapshots live in a :class:`~flt_tracker.storage.Storage`
+    (preallocated CPU blocks by default); reading returns CPU tensors.
+
+    Args:
+        name: series name, e.g. ``"0.weight"`` or ``"0.weight.grad"``.
+        layer_name: module (or parameter) name it belongs to.
+        kind: ``"weight"``, ``"grad"`` or ``"activation"``.
+        storage: backend; by default a :class:`~flt_tracker.storage.MemoryStorage` created on the
+            first ``append`` with the snapshot's shape.
+        dtype: dtype of the default storage (``None``: the tensor's float dtype).
+
+    Example:
+        >>> f = Feature("fc.weight", layer_name="fc")
+        >>> f.append(torch.ones(2, 3), epoch=0, batch_idx=0)
+        >>> f.get_latest().shape
+        torch.Size([2, 3])
+    """
+
+    def __init__(
+        self,
+        name: str,
+        layer_name: str | None = None,
+        *,
+        kind: str = "weight",
+        storage: Storage | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        self.name = str(name)
+        self.layer_name = layer_name
+        self.kind = kind
+        self.storage = storage
+        self._dtype = check_dtype(dtype)
+
+    # -- recording -------------------------------------------------------------------------
+    def append(
+        self,
+        value: torch.Tensor,
+        epoch: int = 0,
+        batch_idx: int = 0,
+        step: int | None = None,
+    ) -> bool:
+        """Add one snapshot (copied to CPU storage; the caller's tensor is not kept).
+
+        Args:
+            value: the tensor; its shape must match earlier snapshots.
+            epoch: epoch the snapshot belongs to.
+            batch_idx: batch index within the epoch.
+            step: global step; default one past the last step (0 for the first).
+
+        Returns:
+            Whether the snapshot was stored (a downsampling storage may skip it).
+        """
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"value must be a torch.Tensor, got {type(value).__name__}")
+        if self.storage is None:
+            self.storage = MemoryStorage(
+                tuple(value.shape), storage_dtype(value.dtype, self._dtype)
+            )
+        if step is None:
+            idx = self.storage.index()
+            step = int(idx[-1, 0]) + 1 if len(idx) else 0
+        return self.storage.append(value, int(step), int(epoch), int(batch_idx))
+
+    # -- metadata --------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return 0 if self.storage is None else len(self.storage)
+
+    def __repr__(self) -> str:
+        shape = None if self.storage is None else self.storage.shape
+        return (
+            f"Feature(name={self.name!r}, kind={self.kind!r}, shape={shape}, snapshots={len(self)})"
+        )
+
+    @property
+    def shape(self) -> tuple[int, ...] | None:
+        """Shape of one snapshot (``None`` before the first)."""
+        return None if self.storage is None else self.storage.shape
+
+    def _index(self) -> np.ndarray:
+        if self.storage is None:
+            return np.zeros((0, 3), dtype=np.int64)
+        return self.storage.index()
+
+    @property
+    def steps(self) -> np.ndarray:
+        """Global step of each snapshot, ``(n,)`` int64."""
+        return self._index()[:, 0].copy()
+
+    @property
+    def epochs(self) -> np.ndarray:
+        """Epoch of each snapshot, ``(n,)`` int64."""
+        return self._index()[:, 1].copy()
+
+    @property
+    def batch_indices(self) -> np.ndarray:
+        """Batch index within its epoch of each snapshot, ``(n,)`` int64."""
+        return self._index()[:, 2].copy()
+
+    # -- access ----------------------------------------------------------------------------
+    def _require(self) -> Storage:
+        if self.storage is None or len(self.storage) == 0:
+            raise ValueError(f"feature {self.name!r} has no snapshots yet")
+        return self.storage
+
+    def get_latest(self) -> torch.Tensor:
+        """The most recent snapshot, ``shape``."""
+        return self._require().get(-1)
+
+    def get_at_step(self, step: int) -> torch.Tensor:
+        """The snapshot taken at global ``step``.
+
+        Raises:
+            KeyError: no snapshot at that step (the message lists the nearest recorded steps).
+        """
+        steps = self._index()[:, 0]
+        hits = np.flatnonzero(steps == int(step))
+        if hits.size == 0:
+            near = steps[np.argsort(np.abs(steps - int(step)), kind="stable")[:3]].tolist()
+            raise KeyError(f"{self.name!r} has no snapshot at step {step}; nearest steps: {near}")
+        return self._require().get(int(hits[-1]))
+
+    def get_at_epoch(self, epoch: int, last: bool = False) -> torch.Tensor:
+        """All snapshots of ``epoch`` stacked ``(k, *shape)``, or its last one when ``last``.
+
+        Raises:
+            KeyError: no snapshot in that epoch (the message lists the recorded epochs).
+        """
+        hits = np.flatnonzero(self._index()[:, 1] == int(epoch))
+        if hits.size == 0:
+            raise KeyError(
+                f"{self.name!r} has no snapshot in epoch {epoch}; "
+                f"recorded epochs: {np.unique(self._index()[:, 1]).tolist()}"
+            )
+        storage = self._require()
+        if last:
+            return storage.get(int(hits[-1]))
+        start, stop = int(hits[0]), int(hits[-1]) + 1
+        block = storage.read(start, stop)
+        if stop - start != hits.size:  # epochs interleaved (should not happen): gather exactly
+            block = block[torch.as_tensor(hits - start)]
+        return block
+
+    def as_tensor(self) -> torch.Tensor:
+        """Every snapshot stacked, ``(n, *shape)``, in the storage dtype."""
+        storage = self._require()
+        return storage.read(0, len(storage))
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor], block: int = 256) -> torch.Tensor:
+        """Apply ``fn`` to blocks of snapshots ``(k, *shape) -> (k, ...)`` and concatenate.
+
+        Memory stays bounded by ``block`` snapshots, so this works on disk-backed series longer
+        than RAM. Values are given to ``fn`` in float32 (float64 stays float64).
+
+        Args:
+            fn: batched function of a ``(k, *shape)`` block returning ``(k, ...)``.
+            block: snapshots per block.
+        """
+        storage = self._require()
+        outs = []
+        for _, values in storage.iter_blocks(block):
+            if values.dtype == torch.float16:
+                values = values.float()
+            outs.append(torch.as_tensor(fn(values)))
+        return torch.cat(outs)
+
+    # -- derived series --------------------------------------------------------------------
+    def norm(self) -> torch.Tensor:
+        """Frobenius norm of each snapshot, ``(n,)``."""
+        return self.map(lambda v: v.flatten(1).norm(dim=1))
+
+    def mean(self) -> torch.Tensor:
+        """Mean entry of each snapshot, ``(n,)``."""
+        return self.map(lambda v: v.flatten(1).mean(dim=1))
+
+    def std(self) -> torch.Tensor:
+        """Standard deviation of the entries of each snapshot, ``(n,)`` (0 for one entry)."""
+        return self.map(
+            lambda v: v.flatten(1).std(dim=1) if v[0].numel() > 1 else torch.zeros(v.shape[0])
+        )
+
+    def _init(self) -> torch.Tensor:
+        init = self._require().get(0)
+        return init.float() if init.dtype == torch.float16 else init
+
+    def cosine_to_init(self) -> torch.Tensor:
+        """Cosine similarity of each flattened snapshot with the first one, ``(n,)``."""
+        init = self._init().flatten()
+        return self.map(
+            lambda v: torch.nn.functional.cosine_similarity(
+                v.flatten(1), init.to(v.dtype)[None], dim=1, eps=1e-12
+            )
+        )
+
+    def distance_to_init(self, relative: bool = False) -> torch.Tensor:
+        """Euclidean distance of each snapshot to the first, ``(n,)``.
+
+        Args:
+            relative: divide by the norm of the first snapshot.
+        """
+        init = self._init().flatten()
+        scale = init.norm().clamp_min(1e-12) if relative else torch.tensor(1.0)
+        return self.map(lambda v: (v.flatten(1) - init.to(v.dtype)).norm(dim=1) / scale)
+
+    def effective_rank(self) -> torch.Tensor:
+        """Effective rank of each snapshot seen as a ``(shape[0], -1)`` matrix, ``(n,)``.
+
+        Raises:
+            ValueError: the snapshots are 1-D (a bias) or scalars.
+        """
+        shape = self._require().shape
+        if len(shape) < 2:
+            raise ValueError(
+                f"effective_rank needs matrix snapshots, {self.name!r} has shape {shape}"
+            )
+        return self.map(lambda v: effective_rank(v.reshape(v.shape[0], shape[0], -1)))
+
+    def series(self, metric: str | Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """A derived series by name (one of ``norm``, ``mean``, ``std``, ``cosine_to_init``,
+        ``distance_to_init``, ``effective_rank``) or a batched callable (see :meth:`map`).
+        """
+        if callable(metric):
+            return self.map(metric)
+        if metric not in _METRICS:
+            raise ValueError(
+                f"metric={metric!r} is not known; use one of {list(_METRICS)} or a callable"
+            )
+        return getattr(self, metric)()

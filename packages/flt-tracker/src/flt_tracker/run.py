@@ -1,0 +1,190 @@
+"""Saving and loading a tracking run: ``run.json`` + ``.npy`` chunk files, no pickle.
+
+Layout of a run directory::
+
+    run.json            # manifest: features (name, kind, shape, dtype, folder), phases, settings
+    f0000/chunk_000000.npy, f0000/chunk_000000.idx.npy, ...
+
+A saved run (``tracker.save``) lists a SHA-256 per file, checked on load, and is written to a
+temporary directory renamed into place. A disk-backed run in progress (``storage="disk"``) uses
+the same layout; after a crash :func:`load_run` reads every chunk that was flushed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .feature import Feature
+from .storage import ChunkReader, write_chunks
+
+__all__ = ["TrackingRun", "load_run", "save_run"]
+
+_DTYPES = {"float16", "float32", "float64"}
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """Write ``run.json`` atomically (temporary file renamed into place)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".run.json.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(manifest, fh, indent=1)
+    os.replace(tmp, directory / "run.json")
+
+
+def save_run(
+    directory: str | os.PathLike[str], manifest: dict[str, Any], features: dict[str, Feature]
+) -> Path:
+    """Write ``features`` and ``manifest`` as a run directory, atomically.
+
+    Args:
+        directory: target; replaced if it exists (only after the new copy is complete).
+        manifest: the tracker's manifest (``FeatureTracker._manifest``); checksums are added.
+        features: series to write, by name.
+
+    Returns:
+        The directory path.
+    """
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        manifest = json.loads(json.dumps(manifest))
+        entries = {e["name"]: e for e in manifest["features"]}
+        for i, (name, feature) in enumerate(features.items()):
+            entry = entries.setdefault(
+                name,
+                {
+                    "name": name,
+                    "layer_name": feature.layer_name,
+                    "kind": feature.kind,
+                    "shape": list(feature.shape or ()),
+                    "dtype": str(feature.storage.dtype).replace("torch.", "")
+                    if feature.storage
+                    else "float32",
+                },
+            )
+            entry["folder"] = f"f{i:04d}"
+            entry["count"] = len(feature)
+            files = write_chunks(tmp / entry["folder"], feature.storage) if feature.storage else []
+            entry["sha256"] = {fn: _digest(tmp / entry["folder"] / fn) for fn in files}
+        manifest["features"] = [entries[n] for n in features]
+        manifest["complete"] = True
+        write_manifest(tmp, manifest)
+        backup = None
+        if target.exists():
+            backup = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, backup)
+        os.replace(tmp, target)
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+class TrackingRun:
+    """A tracking run read from disk: the same read API as :class:`~flt_tracker.FeatureTracker`.
+
+    Attributes:
+        directory: where it was read from.
+        features: series by name (read-only, lazily memory-mapped).
+        phases: ``[(start_step, name), ...]``.
+        complete: ``False`` for a run that was never saved or closed (e.g. it crashed).
+        manifest: the raw ``run.json`` content.
+    """
+
+    def __init__(self, directory: Path, manifest: dict[str, Any], features: dict[str, Feature]):
+        self.directory = directory
+        self.manifest = manifest
+        self.features = features
+        self.phases = [(int(s), str(n)) for s, n in manifest.get("phases", [])]
+        self.complete = bool(manifest.get("complete", False))
+
+    def get_features(self) -> dict[str, Feature]:
+        """Every series by name."""
+        return dict(self.features)
+
+    def get_feature(self, name: str) -> Feature:
+        """One series by name.
+
+        Raises:
+            KeyError: unknown name (the message lists the stored ones).
+        """
+        try:
+            return self.features[name]
+        except KeyError:
+            raise KeyError(
+                f"no feature {name!r} in this run; stored: {list(self.features)}"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"TrackingRun({str(self.directory)!r}, features={list(self.features)}, complete={self.complete})"
+
+
+def load_run(directory: str | os.PathLike[str]) -> TrackingRun:
+    """Read a run saved by ``FeatureTracker.save`` or written by the disk backend.
+
+    Raises:
+        FileNotFoundError: no ``run.json`` in ``directory``.
+        ValueError: the manifest cannot be parsed, or a saved run's file was truncated or edited
+            (checksum mismatch).
+    """
+    root = Path(directory)
+    path = root / "run.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: not a flt-tracker run directory")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc})") from exc
+    if manifest.get("format") != "flt-tracker-run":
+        raise ValueError(f"{path} is not a flt-tracker run manifest")
+    if int(manifest.get("format_version", 0)) > 1:
+        raise ValueError(
+            f"{path} has format_version {manifest['format_version']}; this flt-tracker reads 1"
+        )
+    import torch
+
+    features: dict[str, Feature] = {}
+    for entry in manifest["features"]:
+        folder = root / entry["folder"]
+        if entry["dtype"] not in _DTYPES:
+            raise ValueError(
+                f"{path}: feature {entry['name']!r} has unsupported dtype {entry['dtype']!r}"
+            )
+        for fn, digest in entry.get("sha256", {}).items():
+            if not (folder / fn).is_file() or _digest(folder / fn) != digest:
+                raise ValueError(
+                    f"{folder / fn} is missing, truncated or edited (checksum mismatch)"
+                )
+        store = ChunkReader(folder, tuple(entry["shape"]), getattr(torch, entry["dtype"]))
+        if "count" in entry and len(store) != int(entry["count"]):
+            raise ValueError(
+                f"{folder} holds {len(store)} snapshots, run.json says {entry['count']}"
+            )
+        features[entry["name"]] = Feature(
+            entry["name"], entry.get("layer_name"), kind=entry.get("kind", "weight"), storage=store
+        )
+    run = TrackingRun(root, manifest, features)
+    if not run.complete:
+        warnings.warn(
+            f"{root} is an unfinished run (not saved or closed); reading what was flushed",
+            stacklevel=2,
+        )
+    return run

@@ -1,0 +1,547 @@
+"""Where snapshots live: preallocated CPU blocks in memory, or chunked files on disk.
+
+Both backends store a series of equally shaped snapshots plus an integer index
+``(step, epoch, batch_idx)`` per snapshot. Values are copied to the CPU when appended; from a
+CUDA tensor the copy goes into pinned memory with ``non_blocking=True`` so the training step is
+not stalled, and readers wait for the pending copies.
+
+The on-disk layout (shared with :func:`flt_tracker.save_run`) is one folder per series holding
+``chunk_NNNNNN.npy`` (values, ``(k, *shape)``) and ``chunk_NNNNNN.idx.npy`` (``(k, 3)`` int64).
+Each file is written under a temporary name and renamed into place, values first and index last,
+so a chunk whose index file exists is complete: after a crash every flushed chunk is readable.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "DiskStorage",
+    "MemoryBudgetError",
+    "MemoryStorage",
+    "Storage",
+    "parse_bytes",
+]
+
+_NP_DTYPES = {
+    torch.float16: np.float16,
+    torch.float32: np.float32,
+    torch.float64: np.float64,
+}
+_TORCH_DTYPES = {np.dtype(v): k for k, v in _NP_DTYPES.items()}
+_CHUNK = re.compile(r"^chunk_(\d{6})\.idx\.npy$")
+
+
+class MemoryBudgetError(MemoryError):
+    """Storing one more snapshot would exceed the tracker's ``memory_budget``."""
+
+
+def parse_bytes(value: int | float | str | None, *, name: str = "memory_budget") -> int | None:
+    """Turn ``1_000_000``, ``"512MB"``, ``"1.5GiB"`` or ``None`` into a number of bytes.
+
+    Args:
+        value: bytes as a number, or a string with a unit (B, KB, MB, GB, KiB, MiB, GiB).
+        name: argument name used in error messages.
+
+    Raises:
+        ValueError: not understood, or not positive.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a number of bytes or a string like '512MB', got bool")
+    if isinstance(value, int | float):
+        n = int(value)
+    elif isinstance(value, str):
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?i?B)?\s*", value, flags=re.I)
+        if match is None:
+            raise ValueError(f"{name}={value!r} is not understood; use bytes or e.g. '512MB'")
+        units = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+        units.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40})
+        n = int(float(match.group(1)) * units[(match.group(2) or "").lower()])
+    else:
+        raise TypeError(f"{name} must be a number of bytes or a string, got {type(value).__name__}")
+    if n <= 0:
+        raise ValueError(f"{name}={value!r} must be positive")
+    return n
+
+
+def check_dtype(dtype: torch.dtype | None, *, name: str = "dtype") -> torch.dtype | None:
+    """Accept ``None`` (keep the source's float dtype) or one of float16/float32/float64."""
+    if dtype is None or dtype in _NP_DTYPES:
+        return dtype
+    raise ValueError(
+        f"{name}={dtype!r} is not supported; use torch.float16, torch.float32, torch.float64 "
+        "or None (keep the tensor's own float dtype)"
+    )
+
+
+def storage_dtype(source: torch.dtype, requested: torch.dtype | None) -> torch.dtype:
+    """The dtype snapshots are stored in: ``requested`` or the source's (floats only)."""
+    if requested is not None:
+        return requested
+    if source in _NP_DTYPES:
+        return source
+    if source == torch.bfloat16:
+        return torch.float32
+    raise TypeError(f"only floating tensors can be tracked, got dtype {source}")
+
+
+def _atomic_save_npy(path: Path, array: np.ndarray, fsync: bool) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    with open(tmp, "wb") as fh:
+        np.save(fh, array, allow_pickle=False)
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class Storage:
+    """Common interface of the snapshot backends (see :class:`MemoryStorage`, :class:`DiskStorage`).
+
+    Args:
+        shape: shape of one snapshot.
+        dtype: dtype snapshots are stored in (float16, float32 or float64).
+    """
+
+    def __init__(self, shape: tuple[int, ...], dtype: torch.dtype) -> None:
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = dtype
+        self.snapshot_nbytes = (
+            int(np.prod(self.shape, dtype=np.int64)) * torch.empty((), dtype=dtype).element_size()
+        )
+        self._events: list[torch.cuda.Event] = []
+
+    # -- interface -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def append(self, value: torch.Tensor, step: int, epoch: int, batch_idx: int) -> bool:
+        """Store one snapshot; returns whether it was kept (a downsampling policy may drop it)."""
+        raise NotImplementedError
+
+    def index(self) -> np.ndarray:
+        """``(n, 3)`` int64 array of ``(step, epoch, batch_idx)``, one row per snapshot."""
+        raise NotImplementedError
+
+    def read(self, start: int, stop: int) -> torch.Tensor:
+        """Snapshots ``start:stop`` stacked, ``(stop - start, *shape)``, on the CPU."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Flush and release resources (no-op for memory)."""
+        self.synchronize()
+
+    @property
+    def memory_nbytes(self) -> int:
+        """Bytes of snapshot buffers held in RAM."""
+        raise NotImplementedError
+
+    # -- shared helpers --------------------------------------------------------------------
+    def _check(self, value: torch.Tensor) -> torch.Tensor:
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"value must be a torch.Tensor, got {type(value).__name__}")
+        if tuple(value.shape) != self.shape:
+            raise ValueError(
+                f"snapshot shape {tuple(value.shape)} does not match the series shape {self.shape}"
+            )
+        return value.detach()
+
+    def _copy_into(self, dest: torch.Tensor, value: torch.Tensor) -> None:
+        if value.is_cuda:
+            dest.copy_(value, non_blocking=dest.is_pinned())
+            if dest.is_pinned():
+                event = torch.cuda.Event()
+                event.record()
+                self._events.append(event)
+        else:
+            dest.copy_(value)
+
+    def synchronize(self) -> None:
+        """Wait until every pending device-to-host copy has landed."""
+        for event in self._events:
+            event.synchronize()
+        self._events.clear()
+
+    def iter_blocks(self, block: int = 256) -> Iterator[tuple[int, torch.Tensor]]:
+        """Yield ``(start, values)`` blocks of at most ``block`` snapshots, oldest first."""
+        n = len(self)
+        for start in range(0, n, block):
+            yield start, self.read(start, min(n, start + block))
+
+    def get(self, i: int) -> torch.Tensor:
+        """Snapshot ``i`` (negative counts from the end)."""
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"snapshot index {i} out of range for a series of {n}")
+        i %= n
+        return self.read(i, i + 1)[0]
+
+
+class MemoryStorage(Storage):
+    """Snapshots in preallocated CPU blocks of ``chunk_size`` rows (pinned when fed from CUDA).
+
+    Growing never copies what is stored: a new block is allocated when the last one is full.
+
+    Args:
+        shape: shape of one snapshot.
+        dtype: dtype snapshots are stored in.
+        chunk_size: snapshots per preallocated block.
+        capacity: most snapshots kept (``None``: unbounded). What happens at capacity is
+            ``policy``.
+        policy: ``"error"`` raises :class:`MemoryBudgetError`; ``"downsample"`` drops every
+            other stored snapshot and from then on keeps one in two offered (the stride doubles
+            each time), so the series always spans the whole run at a coarser resolution.
+        pin: allocate pinned blocks (for non-blocking copies from a GPU).
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        dtype: torch.dtype,
+        *,
+        chunk_size: int = 64,
+        capacity: int | None = None,
+        policy: str = "error",
+        pin: bool = False,
+    ) -> None:
+        super().__init__(shape, dtype)
+        if int(chunk_size) < 1:
+            raise ValueError(f"chunk_size={chunk_size!r} must be a positive integer")
+        if policy not in ("error", "downsample"):
+            raise ValueError(f"policy={policy!r} is not supported; use 'error' or 'downsample'")
+        if capacity is not None and int(capacity) < 2:
+            raise ValueError(f"capacity={capacity!r} must be at least 2 snapshots")
+        self.capacity = None if capacity is None else int(capacity)
+        self.chunk_size = int(chunk_size) if capacity is None else min(int(chunk_size), capacity)
+        self.policy = policy
+        self.pin = bool(pin) and torch.cuda.is_available()
+        self.stride = 1
+        self._blocks: list[torch.Tensor] = []
+        self._rows: list[list[int]] = []  # step, epoch, batch_idx, offer number
+        self._offers = 0
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @property
+    def memory_nbytes(self) -> int:
+        return sum(b.numel() * b.element_size() for b in self._blocks)
+
+    def _slot(self, i: int) -> torch.Tensor:
+        b, j = divmod(i, self.chunk_size)
+        while b >= len(self._blocks):
+            self._blocks.append(
+                torch.empty((self.chunk_size, *self.shape), dtype=self.dtype, pin_memory=self.pin)
+            )
+        return self._blocks[b][j]
+
+    def _thin(self) -> None:
+        self.synchronize()
+        new_stride = self.stride * 2
+        keep = [i for i, row in enumerate(self._rows) if row[3] % new_stride == 0]
+        for new, old in enumerate(keep):
+            if new != old:
+                self._slot(new).copy_(self._slot(old))
+        self._rows = [self._rows[i] for i in keep]
+        needed = -(-len(self._rows) // self.chunk_size)
+        del self._blocks[max(needed, 1) :]
+        self.stride = new_stride
+
+    def append(self, value: torch.Tensor, step: int, epoch: int, batch_idx: int) -> bool:
+        value = self._check(value)
+        offer = self._offers
+        self._offers += 1
+        if offer % self.stride:
+            return False
+        if self.capacity is not None and len(self._rows) >= self.capacity:
+            if self.policy == "error":
+                raise MemoryBudgetError(
+                    f"storing snapshot {len(self._rows) + 1} of shape {self.shape} "
+                    f"({self.snapshot_nbytes} B each) exceeds this series' capacity of "
+                    f"{self.capacity} snapshots set by memory_budget; raise memory_budget, "
+                    "record less often (track_frequency), store float16 (dtype=torch.float16), "
+                    "use storage='disk', or budget_policy='downsample'"
+                )
+            self._thin()
+            if offer % self.stride:
+                return False
+        self._copy_into(self._slot(len(self._rows)), value)
+        self._rows.append([int(step), int(epoch), int(batch_idx), offer])
+        return True
+
+    def index(self) -> np.ndarray:
+        if not self._rows:
+            return np.zeros((0, 3), dtype=np.int64)
+        return np.asarray(self._rows, dtype=np.int64)[:, :3]
+
+    def read(self, start: int, stop: int) -> torch.Tensor:
+        self.synchronize()
+        n = len(self)
+        start, stop = max(0, start), min(n, stop)
+        if stop <= start:
+            return torch.empty((0, *self.shape), dtype=self.dtype)
+        parts = []
+        i = start
+        while i < stop:
+            b, j = divmod(i, self.chunk_size)
+            k = min(stop - i, self.chunk_size - j)
+            parts.append(self._blocks[b][j : j + k])
+            i += k
+        return parts[0].clone() if len(parts) == 1 else torch.cat(parts)
+
+
+class DiskStorage(Storage):
+    """Snapshots in chunk files under ``directory``, written by a background thread.
+
+    RAM use is bounded by ``max_pending + 1`` blocks of ``chunk_size`` snapshots, whatever the
+    run length. A full block is handed to the writer thread; ``flush()`` also writes a partial
+    block, so calling it regularly bounds what a crash can lose.
+
+    Args:
+        directory: folder of this series (created).
+        shape: shape of one snapshot.
+        dtype: dtype snapshots are stored in.
+        chunk_size: snapshots per chunk file.
+        fsync: ``os.fsync`` each file before renaming it into place (survives power loss, slower).
+        pin: allocate pinned blocks (for non-blocking copies from a GPU).
+        max_pending: blocks waiting for the writer before ``append`` blocks.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        shape: tuple[int, ...],
+        dtype: torch.dtype,
+        *,
+        chunk_size: int = 64,
+        fsync: bool = False,
+        pin: bool = False,
+        max_pending: int = 2,
+    ) -> None:
+        super().__init__(shape, dtype)
+        if int(chunk_size) < 1:
+            raise ValueError(f"chunk_size={chunk_size!r} must be a positive integer")
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if any(self.directory.glob("chunk_*.idx.npy")):
+            raise FileExistsError(
+                f"{self.directory} already holds chunks; use a fresh directory for a new run"
+            )
+        self.chunk_size = int(chunk_size)
+        self.fsync = bool(fsync)
+        self.pin = bool(pin) and torch.cuda.is_available()
+        self._flushed = 0  # snapshots in chunk files (or queued for the writer)
+        self._chunk_lengths: list[int] = []
+        self._index_rows: list[list[int]] = []
+        self._buffer = self._new_block()
+        self._fill = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(max_pending)))
+        self._error: BaseException | None = None
+        self._writer = threading.Thread(target=self._write_loop, daemon=True)
+        self._writer.start()
+        self._closed = False
+
+    def _new_block(self) -> torch.Tensor:
+        return torch.empty((self.chunk_size, *self.shape), dtype=self.dtype, pin_memory=self.pin)
+
+    def __len__(self) -> int:
+        return len(self._index_rows)
+
+    @property
+    def memory_nbytes(self) -> int:
+        return self._buffer.numel() * self._buffer.element_size() * (1 + self._queue.qsize())
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                self._queue.task_done()
+                return
+            number, values, index = item
+            try:
+                base = self.directory / f"chunk_{number:06d}"
+                _atomic_save_npy(base.with_suffix(".npy"), values, self.fsync)
+                _atomic_save_npy(base.with_suffix(".idx.npy"), index, self.fsync)
+            except BaseException as exc:  # surfaced to the training thread on the next call
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+    def _raise_writer_error(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"writing chunks to {self.directory} failed") from self._error
+
+    def _hand_off(self) -> None:
+        if self._fill == 0:
+            return
+        self.synchronize()
+        values = self._buffer[: self._fill].numpy()
+        index = np.asarray(self._index_rows[self._flushed :], dtype=np.int64).reshape(-1, 3)
+        number = len(self._chunk_lengths)
+        self._chunk_lengths.append(self._fill)
+        self._flushed += self._fill
+        self._queue.put((number, values, index))
+        self._buffer = self._new_block()
+        self._fill = 0
+
+    def append(self, value: torch.Tensor, step: int, epoch: int, batch_idx: int) -> bool:
+        if self._closed:
+            raise RuntimeError(f"storage at {self.directory} is closed")
+        self._raise_writer_error()
+        value = self._check(value)
+        self._copy_into(self._buffer[self._fill], value)
+        self._fill += 1
+        self._index_rows.append([int(step), int(epoch), int(batch_idx)])
+        if self._fill == self.chunk_size:
+            self._hand_off()
+        return True
+
+    def flush(self) -> None:
+        """Write the partial block too and wait until every chunk is on disk."""
+        self._hand_off()
+        self._queue.join()
+        self._raise_writer_error()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self.flush()
+        self._queue.put(None)
+        self._writer.join()
+        self._closed = True
+
+    def index(self) -> np.ndarray:
+        if not self._index_rows:
+            return np.zeros((0, 3), dtype=np.int64)
+        return np.asarray(self._index_rows, dtype=np.int64)
+
+    def read(self, start: int, stop: int) -> torch.Tensor:
+        n = len(self)
+        start, stop = max(0, start), min(n, stop)
+        if stop <= start:
+            return torch.empty((0, *self.shape), dtype=self.dtype)
+        if start < self._flushed:
+            self._queue.join()
+            self._raise_writer_error()
+        self.synchronize()
+        parts = []
+        offset = 0
+        for number, length in enumerate(self._chunk_lengths):
+            lo, hi = max(start, offset), min(stop, offset + length)
+            if lo < hi:
+                arr = np.load(
+                    self.directory / f"chunk_{number:06d}.npy", mmap_mode="r", allow_pickle=False
+                )
+                parts.append(torch.from_numpy(np.array(arr[lo - offset : hi - offset])))
+            offset += length
+        lo, hi = max(start, self._flushed), stop
+        if lo < hi:
+            parts.append(self._buffer[lo - self._flushed : hi - self._flushed].clone())
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+class ChunkReader(Storage):
+    """Read-only series over chunk files (a saved run, or what a crashed run flushed).
+
+    Chunks are read lazily with memory mapping. A chunk counts when its index file exists and
+    its values file holds as many rows; anything else (a crash mid-write) is ignored.
+
+    Args:
+        directory: folder holding ``chunk_NNNNNN.npy`` / ``chunk_NNNNNN.idx.npy`` files.
+        shape: expected shape of one snapshot (``None``: taken from the first chunk).
+        dtype: expected dtype (``None``: taken from the first chunk).
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        shape: tuple[int, ...] | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self._chunks: list[tuple[Path, int]] = []
+        rows = []
+        numbers = sorted(
+            int(m.group(1))
+            for p in self.directory.glob("chunk_*.idx.npy")
+            if (m := _CHUNK.match(p.name))
+        )
+        for number in numbers:
+            base = self.directory / f"chunk_{number:06d}"
+            try:
+                idx = np.load(base.with_suffix(".idx.npy"), allow_pickle=False)
+                values = np.load(base.with_suffix(".npy"), mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError):
+                break
+            if idx.ndim != 2 or idx.shape[1] != 3 or values.shape[0] != idx.shape[0]:
+                break
+            if shape is None:
+                shape = tuple(values.shape[1:])
+            if dtype is None:
+                dtype = _TORCH_DTYPES.get(values.dtype)
+            if tuple(values.shape[1:]) != tuple(shape) or _TORCH_DTYPES.get(values.dtype) != dtype:
+                raise ValueError(
+                    f"{base.with_suffix('.npy')} holds {values.dtype} {values.shape[1:]}, "
+                    f"expected {dtype} {tuple(shape)}"
+                )
+            self._chunks.append((base.with_suffix(".npy"), int(idx.shape[0])))
+            rows.append(idx.astype(np.int64))
+        if shape is None or dtype is None:
+            raise ValueError(f"{self.directory} holds no readable chunk and no shape was given")
+        super().__init__(shape, dtype)
+        self._index = np.concatenate(rows) if rows else np.zeros((0, 3), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return int(self._index.shape[0])
+
+    @property
+    def memory_nbytes(self) -> int:
+        return 0
+
+    def append(self, value: torch.Tensor, step: int, epoch: int, batch_idx: int) -> bool:
+        raise RuntimeError("a loaded run is read-only")
+
+    def index(self) -> np.ndarray:
+        return self._index.copy()
+
+    def read(self, start: int, stop: int) -> torch.Tensor:
+        n = len(self)
+        start, stop = max(0, start), min(n, stop)
+        if stop <= start:
+            return torch.empty((0, *self.shape), dtype=self.dtype)
+        parts = []
+        offset = 0
+        for path, length in self._chunks:
+            lo, hi = max(start, offset), min(stop, offset + length)
+            if lo < hi:
+                arr = np.load(path, mmap_mode="r", allow_pickle=False)
+                parts.append(torch.from_numpy(np.array(arr[lo - offset : hi - offset])))
+            offset += length
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def write_chunks(
+    directory: Path, storage: Storage, *, chunk_size: int = 256, fsync: bool = False
+) -> list[str]:
+    """Write every snapshot of ``storage`` as chunk files in ``directory``; returns file names."""
+    directory.mkdir(parents=True, exist_ok=True)
+    names = []
+    index = storage.index()
+    for number, (start, values) in enumerate(storage.iter_blocks(chunk_size)):
+        base = directory / f"chunk_{number:06d}"
+        _atomic_save_npy(base.with_suffix(".npy"), values.numpy(), fsync)
+        _atomic_save_npy(
+            base.with_suffix(".idx.npy"), index[start : start + values.shape[0]], fsync
+        )
+        names += [base.with_suffix(".npy").name, base.with_suffix(".idx.npy").name]
+    return names

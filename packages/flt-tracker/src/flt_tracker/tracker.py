@@ -1,0 +1,514 @@
+"""`FeatureTracker`: snapshots of parameters, gradients and probe activations after optimizer steps."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .feature import Feature
+from .storage import (
+    DiskStorage,
+    MemoryBudgetError,
+    MemoryStorage,
+    Storage,
+    check_dtype,
+    parse_bytes,
+    storage_dtype,
+)
+
+__all__ = ["FeatureTracker", "unwrap_model"]
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module inside a ``DistributedDataParallel`` / ``DataParallel`` wrapper (else itself)."""
+    wrappers = (nn.parallel.DistributedDataParallel, nn.DataParallel)
+    while isinstance(model, wrappers):
+        model = model.module
+    return model
+
+
+def _listing(names: list[str], limit: int = 60) -> str:
+    shown = names[:limit]
+    more = f" ... (+{len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(repr(n) for n in shown) + more
+
+
+class FeatureTracker:
+    """Record how chosen layers' parameters evolve during training, one snapshot per optimizer step.
+
+    Snapshots are taken **after** the optimizer step: either automatically (pass ``optimizer``;
+    the tracker registers an optimizer step post-hook while tracking) or by calling
+    :meth:`step` right after ``optimizer.step()``. Forwards never record, so validation,
+    ``torch.no_grad`` evaluation and adversarial-attack forwards leave no trace. Every snapshot
+    is tagged with the global step (optimizer steps since tracking began; the initial weights are
+    step 0), the epoch and the batch index within the epoch.
+
+    Args:
+        model: the model (a ``DistributedDataParallel`` wrapper is looked through).
+        layers: module names (all their parameters are tracked) and/or parameter names from
+            ``model.named_parameters()`` (e.g. a raw ``nn.Parameter`` ``"W"``); a single string
+            is one name; ``None`` tracks every parameter. Unknown names raise ``ValueError``
+            listing the valid ones.
+        track_weights: record parameter values, features ``"<param>"``.
+        track_gradients: record the gradients the step used, features ``"<param>.grad"``.
+        track_frequency: record every N-th optimizer step (steps N, 2N, ...).
+        track_activations: ``True`` records the outputs of the tracked modules on ``probe``;
+            a list names the modules; features ``"<module>.output"``. The probe forward runs in
+            eval mode under ``torch.no_grad`` and restores each module's training flag.
+        probe: fixed input batch (tensor, or tuple of tensors) for ``track_activations``.
+        optimizer: attach step post-hooks to this optimizer (see :meth:`attach_optimizer`).
+        storage: ``"memory"`` (preallocated CPU blocks) or ``"disk"`` (chunk files in
+            ``directory``, readable after a crash with :func:`flt_tracker.load_run`).
+        directory: folder of the disk backend.
+        dtype: storage dtype (``torch.float16`` halves memory); ``None`` keeps float32.
+        memory_budget: most bytes of snapshot memory (int or ``"512MB"``); shared equally in
+            snapshot count between the tracked series.
+        budget_policy: at the budget, ``"error"`` raises
+            :class:`~flt_tracker.storage.MemoryBudgetError`; ``"downsample"`` halves the
+            resolution (keeps every other snapshot) so the series still span the whole run.
+        chunk_size: snapshots per preallocated block / per chunk file.
+        record_initial: record the weights (and probe activations) at :meth:`start` as step 0.
+        fsync: disk backend only: ``fsync`` every chunk before it is renamed into place.
+
+    Example:
+        >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+        >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        >>> tracker = FeatureTracker(model, layers=["0"], optimizer=opt)
+        >>> with tracker:
+        ...     model(torch.randn(8, 4)).sum().backward()
+        ...     opt.step()
+        >>> torch.equal(tracker.get_feature("0.weight").get_latest(), model[0].weight.detach())
+        True
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: list[str] | str | None = None,
+        track_weights: bool = True,
+        track_gradients: bool = False,
+        track_frequency: int = 1,
+        *,
+        track_activations: bool | list[str] = False,
+        probe: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        storage: str = "memory",
+        directory: str | os.PathLike[str] | None = None,
+        dtype: torch.dtype | None = None,
+        memory_budget: int | str | None = None,
+        budget_policy: str = "error",
+        chunk_size: int = 64,
+        record_initial: bool = True,
+        fsync: bool = False,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if isinstance(track_frequency, bool) or not isinstance(track_frequency, int):
+            raise TypeError(f"track_frequency must be a positive int, got {track_frequency!r}")
+        if track_frequency < 1:
+            raise ValueError(f"track_frequency={track_frequency} must be >= 1")
+        if storage not in ("memory", "disk"):
+            raise ValueError(f"storage={storage!r} is not supported; use 'memory' or 'disk'")
+        if storage == "disk" and directory is None:
+            raise ValueError("storage='disk' needs a directory")
+        if budget_policy not in ("error", "downsample"):
+            raise ValueError(f"budget_policy={budget_policy!r}; use 'error' or 'downsample'")
+        if int(chunk_size) < 1:
+            raise ValueError(f"chunk_size={chunk_size!r} must be a positive integer")
+        self.model = model
+        self.module = unwrap_model(model)
+        self.track_weights = bool(track_weights)
+        self.track_gradients = bool(track_gradients)
+        self.track_frequency = track_frequency
+        self.storage_kind = storage
+        self.directory = None if directory is None else Path(directory)
+        self.dtype = check_dtype(dtype)
+        self.memory_budget = parse_bytes(memory_budget)
+        self.budget_policy = budget_policy
+        self.chunk_size = int(chunk_size)
+        self.record_initial = bool(record_initial)
+        self.fsync = bool(fsync)
+
+        self.layers = [layers] if isinstance(layers, str) else layers
+        self._params = self._resolve_params(self.layers)
+        self._act_modules = self._resolve_activations(track_activations)
+        if self._act_modules and probe is None:
+            raise ValueError("track_activations needs a fixed probe batch: pass probe=...")
+        self.probe = probe
+        if not (self.track_weights or self.track_gradients or self._act_modules):
+            raise ValueError(
+                "nothing to track: enable track_weights, track_gradients or track_activations"
+            )
+
+        self._features: dict[str, Feature] = {}
+        self._param_of: dict[str, nn.Parameter] = {}
+        self.phases: list[tuple[int, str]] = []
+        self.global_step = 0
+        self.epoch = 0
+        self.batch_idx = 0
+        self.is_tracking = False
+        self._initialised = False
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._hook_handle: Any = None
+        self._stepped_this_batch = False
+        if optimizer is not None:
+            self.attach_optimizer(optimizer)
+
+    # -- name resolution -------------------------------------------------------------------
+    def _resolve_params(self, layers: list[str] | None) -> dict[str, tuple[str, nn.Parameter]]:
+        modules = dict(self.module.named_modules())
+        params = dict(self.module.named_parameters())
+        if not params:
+            raise ValueError("model has no parameters to track")
+        if layers is None:
+            return {n: (n.rsplit(".", 1)[0] if "." in n else n, p) for n, p in params.items()}
+        if not isinstance(layers, list | tuple) or not all(isinstance(n, str) for n in layers):
+            raise TypeError(f"layers must be a list of names, a name or None, got {layers!r}")
+        unknown = [n for n in layers if n not in params and (n not in modules or n == "")]
+        if unknown:
+            raise ValueError(
+                f"unknown layer name(s) {unknown}; valid module names: "
+                f"{_listing([n for n in modules if n])}; valid parameter names: "
+                f"{_listing(list(params))}"
+            )
+        chosen: dict[str, tuple[str, nn.Parameter]] = {}
+        for name in layers:
+            if name in params:
+                chosen[name] = (name.rsplit(".", 1)[0] if "." in name else name, params[name])
+                continue
+            found = list(modules[name].named_parameters())
+            if not found:
+                raise ValueError(f"module {name!r} has no parameters to track")
+            for pname, p in found:
+                chosen[f"{name}.{pname}"] = (name, p)
+        return chosen
+
+    def _resolve_activations(self, spec: bool | list[str]) -> dict[str, nn.Module]:
+        modules = dict(self.module.named_modules())
+        if spec is False or spec is None:
+            return {}
+        if spec is True:
+            names = [n for n in (self.layers or []) if n in modules and n]
+            if not names:
+                raise ValueError(
+                    "track_activations=True needs module names in layers; "
+                    "or pass track_activations=[module names]"
+                )
+        else:
+            names = [spec] if isinstance(spec, str) else list(spec)
+            unknown = [n for n in names if n not in modules or n == ""]
+            if unknown:
+                raise ValueError(
+                    f"unknown module name(s) {unknown} in track_activations; valid module names: "
+                    f"{_listing([n for n in modules if n])}"
+                )
+        return {n: modules[n] for n in names}
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def attach_optimizer(self, optimizer: torch.optim.Optimizer) -> FeatureTracker:
+        """Record automatically after every ``optimizer.step()`` while tracking.
+
+        Uses ``optimizer.register_step_post_hook``; with an optimizer attached, calling
+        :meth:`step` by hand is an error (it would count the step twice).
+        """
+        if not hasattr(optimizer, "register_step_post_hook"):
+            raise TypeError(
+                f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
+            )
+        if self._hook_handle is not None:
+            self._hook_handle.remove()
+            self._hook_handle = None
+        self._optimizer = optimizer
+        if self.is_tracking:
+            self._hook_handle = optimizer.register_step_post_hook(self._on_optimizer_step)
+        return self
+
+    def _on_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        self._advance()
+
+    def start(self) -> FeatureTracker:
+        """Begin (or resume) tracking. Resuming keeps every recorded snapshot and the step count."""
+        if self.is_tracking:
+            return self
+        if not self._initialised:
+            self._initialise()
+        self.is_tracking = True
+        if self._optimizer is not None:
+            self._hook_handle = self._optimizer.register_step_post_hook(self._on_optimizer_step)
+        if self.record_initial and not any(len(f) for f in self._features.values()):
+            self._record(batch_idx=-1, initial=True)
+        return self
+
+    def stop(self) -> FeatureTracker:
+        """Stop tracking (hooks removed, pending copies and disk chunks flushed); history is kept."""
+        if self._hook_handle is not None:
+            self._hook_handle.remove()
+            self._hook_handle = None
+        self.is_tracking = False
+        self.flush()
+        return self
+
+    def __enter__(self) -> FeatureTracker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Set the epoch of the following snapshots and reset the batch index to 0."""
+        self.epoch = int(epoch)
+        self.batch_idx = 0
+        self._stepped_this_batch = False
+
+    def on_batch_end(self, batch_idx: int) -> None:
+        """Mark batch ``batch_idx`` as done; the next batch is ``batch_idx + 1``.
+
+        With no optimizer attached and no :meth:`step` call during this batch, this counts as
+        the optimizer step (call it after ``optimizer.step()``), as in the classic loop.
+        """
+        if self.is_tracking and self._optimizer is None and not self._stepped_this_batch:
+            self.batch_idx = int(batch_idx)
+            self._advance()
+        self.batch_idx = int(batch_idx) + 1
+        self._stepped_this_batch = False
+
+    def set_phase(self, name: str) -> None:
+        """Start a named phase (e.g. ``"clean"``, ``"adversarial"``) at the current global step."""
+        if self.phases and self.phases[-1][1] == str(name):
+            return
+        self.phases.append((self.global_step, str(name)))
+        self._write_manifest()
+
+    def step(self, batch_idx: int | None = None) -> bool:
+        """Count one optimizer step and record if it is a tracked step. Call after ``optimizer.step()``.
+
+        Args:
+            batch_idx: batch index within the epoch (default: the tracker's own count).
+
+        Returns:
+            Whether snapshots were recorded.
+
+        Raises:
+            RuntimeError: an optimizer is attached (its hook already counts the step).
+        """
+        if self._optimizer is not None:
+            raise RuntimeError(
+                "an optimizer is attached: its step hook records automatically; "
+                "do not also call tracker.step()"
+            )
+        if batch_idx is not None:
+            self.batch_idx = int(batch_idx)
+        return self._advance()
+
+    def _advance(self) -> bool:
+        if not self.is_tracking:
+            return False
+        self.global_step += 1
+        self._stepped_this_batch = True
+        if self.global_step % self.track_frequency:
+            return False
+        self._record(batch_idx=self.batch_idx)
+        return True
+
+    # -- storage ---------------------------------------------------------------------------
+    def _probe_outputs(self) -> dict[str, torch.Tensor]:
+        outputs: dict[str, torch.Tensor] = {}
+
+        def hook_for(name: str):
+            def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+                while isinstance(output, tuple | list):
+                    output = output[0]
+                outputs[name] = output.detach()
+
+            return hook
+
+        handles = [m.register_forward_hook(hook_for(n)) for n, m in self._act_modules.items()]
+        modes = {m: m.training for m in self.module.modules()}
+        try:
+            self.module.eval()
+            device = next(self.module.parameters()).device
+            probe = self.probe
+            with torch.no_grad():
+                if isinstance(probe, tuple | list):
+                    self.module(*[p.to(device) for p in probe])
+                else:
+                    self.module(probe.to(device))
+        finally:
+            for h in handles:
+                h.remove()
+            for m, mode in modes.items():
+                m.training = mode
+        return outputs
+
+    def _specs(self) -> list[tuple[str, str, str, tuple[int, ...], torch.dtype, torch.device]]:
+        specs = []
+        for name, (layer, p) in self._params.items():
+            if self.track_weights:
+                specs.append((name, layer, "weight", tuple(p.shape), p.dtype, p.device))
+            if self.track_gradients:
+                specs.append((f"{name}.grad", layer, "grad", tuple(p.shape), p.dtype, p.device))
+        if self._act_modules:
+            for name, out in self._probe_outputs().items():
+                specs.append(
+                    (f"{name}.output", name, "activation", tuple(out.shape), out.dtype, out.device)
+                )
+        return specs
+
+    def _initialise(self) -> None:
+        specs = self._specs()
+        dtypes = [storage_dtype(s[4], self.dtype) for s in specs]
+        per_step = sum(
+            int(torch.Size(s[3]).numel()) * torch.empty((), dtype=d).element_size()
+            for s, d in zip(specs, dtypes)
+        )
+        capacity = None
+        if self.memory_budget is not None:
+            if self.storage_kind == "memory":
+                capacity = self.memory_budget // max(per_step, 1)
+                if capacity < 2:
+                    raise MemoryBudgetError(
+                        f"memory_budget={self.memory_budget} B holds fewer than 2 snapshots of the "
+                        f"tracked series ({per_step} B per recorded step); raise it, track fewer "
+                        "layers or use dtype=torch.float16"
+                    )
+            else:
+                needed = 3 * self.chunk_size * per_step
+                if needed > self.memory_budget:
+                    raise MemoryBudgetError(
+                        f"the disk backend buffers up to 3 chunks of {self.chunk_size} snapshots "
+                        f"({needed} B) which exceeds memory_budget={self.memory_budget} B; "
+                        "lower chunk_size"
+                    )
+        if self.storage_kind == "disk":
+            self.directory.mkdir(parents=True, exist_ok=True)
+        for i, ((name, layer, kind, shape, _, device), dtype) in enumerate(zip(specs, dtypes)):
+            pin = device.type == "cuda"
+            store: Storage
+            if self.storage_kind == "memory":
+                store = MemoryStorage(
+                    shape,
+                    dtype,
+                    chunk_size=self.chunk_size,
+                    capacity=capacity,
+                    policy=self.budget_policy,
+                    pin=pin,
+                )
+            else:
+                store = DiskStorage(
+                    self.directory / f"f{i:04d}",
+                    shape,
+                    dtype,
+                    chunk_size=self.chunk_size,
+                    fsync=self.fsync,
+                    pin=pin,
+                )
+            self._features[name] = Feature(name, layer, kind=kind, storage=store)
+        self._folders = {name: f"f{i:04d}" for i, (name, *_rest) in enumerate(specs)}
+        self._initialised = True
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        if self.storage_kind != "disk" or not self._initialised:
+            return
+        from .run import write_manifest
+
+        write_manifest(self.directory, self._manifest(complete=False))
+
+    def _manifest(self, complete: bool) -> dict[str, Any]:
+        from .__about__ import __version__
+
+        return {
+            "format": "flt-tracker-run",
+            "format_version": 1,
+            "package": "flt-tracker",
+            "package_version": __version__,
+            "complete": complete,
+            "track_frequency": self.track_frequency,
+            "phases": [[s, n] for s, n in self.phases],
+            "features": [
+                {
+                    "name": f.name,
+                    "layer_name": f.layer_name,
+                    "kind": f.kind,
+                    "shape": list(f.storage.shape),
+                    "dtype": str(f.storage.dtype).replace("torch.", ""),
+                    "folder": self._folders[f.name],
+                    **({"count": len(f)} if complete else {}),
+                }
+                for f in self._features.values()
+            ],
+        }
+
+    def _record(self, batch_idx: int, initial: bool = False) -> None:
+        step, epoch = self.global_step, self.epoch
+        for name, (_, p) in self._params.items():
+            if self.track_weights:
+                self._features[name].append(p.detach(), epoch, batch_idx, step)
+            if self.track_gradients and not initial and p.grad is not None:
+                self._features[f"{name}.grad"].append(p.grad.detach(), epoch, batch_idx, step)
+        if self._act_modules:
+            for name, out in self._probe_outputs().items():
+                self._features[f"{name}.output"].append(out, epoch, batch_idx, step)
+
+    # -- access ----------------------------------------------------------------------------
+    def get_features(self) -> dict[str, Feature]:
+        """Every tracked series by name (a new dict; the Feature objects are live)."""
+        return dict(self._features)
+
+    def get_feature(self, name: str) -> Feature:
+        """One series by name, e.g. ``"0.weight"``, ``"0.weight.grad"``, ``"2.output"``.
+
+        Raises:
+            KeyError: unknown name (the message lists the tracked ones).
+        """
+        try:
+            return self._features[name]
+        except KeyError:
+            if not self._initialised:
+                raise KeyError(f"{name!r}: tracking has not started yet (call start())") from None
+            raise KeyError(
+                f"no tracked feature {name!r}; tracked: {list(self._features)}"
+            ) from None
+
+    @property
+    def memory_nbytes(self) -> int:
+        """Bytes of snapshot buffers currently held in RAM."""
+        return sum(f.storage.memory_nbytes for f in self._features.values() if f.storage)
+
+    def flush(self) -> None:
+        """Wait for pending GPU copies; the disk backend writes its partial chunks."""
+        for f in self._features.values():
+            if isinstance(f.storage, DiskStorage):
+                f.storage.flush()
+            elif f.storage is not None:
+                f.storage.synchronize()
+
+    def close(self) -> None:
+        """Stop, flush and close the disk writer threads (the run stays readable)."""
+        self.stop()
+        for f in self._features.values():
+            if f.storage is not None:
+                f.storage.close()
+        if self.storage_kind == "disk" and self._initialised:
+            from .run import write_manifest
+
+            write_manifest(self.directory, self._manifest(complete=True))
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Save every series, the phases and the settings to ``directory`` (atomic, no pickle).
+
+        Read it back with :func:`flt_tracker.load_run`.
+        """
+        from .run import save_run
+
+        if self.is_tracking:
+            warnings.warn(
+                "saving while tracking: later snapshots are not in the saved copy", stacklevel=2
+            )
+        self.flush()
+        return save_run(directory, self._manifest(complete=True), self._features)

@@ -1,0 +1,306 @@
+"""`Trainer`: a small, explicit training loop with callbacks, an inner-maximisation hook and DDP."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import blockops
+import numpy as np
+import torch
+from torch import nn
+
+from .callbacks import Callback
+from .tracker import unwrap_model
+
+__all__ = ["Trainer", "accuracy"]
+
+Metric = Callable[[torch.Tensor, torch.Tensor], float | torch.Tensor]
+
+
+def accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Fraction of correct predictions: argmax of ``(n, classes)`` logits, or the sign of
+    ``(n,)`` scores against ``+-1`` (or ``0/1``) targets."""
+    if output.ndim >= 2 and output.shape[-1] > 1:
+        return (output.argmax(dim=-1) == target).float().mean()
+    scores = output.reshape(-1)
+    t = target.reshape(-1).float()
+    positive = t > 0 if bool((t < 0).any()) else t > 0.5
+    return ((scores > 0) == positive).float().mean()
+
+
+def _split_batch(batch: Any) -> tuple[Any, Any]:
+    if isinstance(batch, Mapping):
+        if "input" not in batch:
+            raise ValueError(f"a dict batch needs an 'input' key, got keys {sorted(batch)}")
+        return batch["input"], batch.get("target")
+    if isinstance(batch, list | tuple):
+        if len(batch) == 2:
+            return batch[0], batch[1]
+        if len(batch) == 1:
+            return batch[0], None
+        raise ValueError(
+            f"a tuple batch must be (inputs, targets) or (inputs,), got {len(batch)} items"
+        )
+    if isinstance(batch, torch.Tensor):
+        return batch, None
+    raise TypeError(f"cannot read a batch of type {type(batch).__name__}")
+
+
+def _to(x: Any, device: torch.device) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.to(device, non_blocking=True)
+    if isinstance(x, list | tuple):
+        return type(x)(_to(v, device) for v in x)
+    return x
+
+
+class Trainer:
+    """Train a model with callbacks; nothing is guessed.
+
+    Each batch: ``on_batch_start`` -> ``inner_max`` (e.g. an adversarial attack replacing the
+    inputs) -> ``zero_grad`` -> forward -> ``loss_fn`` -> backward -> gradient clipping ->
+    ``optimizer.step()`` -> ``on_step_end`` -> per-step scheduler -> ``on_batch_end``.
+    Validation runs in eval mode under ``torch.no_grad``.
+
+    Under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in DistributedDataParallel
+    (the process group is created if needed: NCCL on CUDA, Gloo on CPU), losses are averaged
+    over ranks, and callbacks marked ``rank_zero_only`` (tracking, loggers, wandb, checkpoints)
+    run on rank 0 only. Give the loaders a ``DistributedSampler``; its epoch is set for you.
+
+    Args:
+        model: the model (moved to ``device`` in place, so an optimizer built before stays valid).
+        optimizer: its optimizer.
+        callbacks: list of :class:`~flt_tracker.callbacks.Callback`.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a torch.device
+            (``blockops.resolve_device``); under torchrun, ``cuda:LOCAL_RANK`` when CUDA is used.
+        loss_fn: ``loss_fn(output, target) -> scalar``; default ``nn.CrossEntropyLoss()``.
+            When a batch has no target it is called as ``loss_fn(output, inputs)``.
+        scheduler: learning-rate scheduler stepped every epoch or every step.
+        scheduler_interval: ``"epoch"`` or ``"step"``.
+        inner_max: ``inner_max(model, inputs, targets) -> inputs`` run before the training
+            forward (adversarial training); gradients it leaves on the parameters are cleared.
+        grad_clip: clip the global gradient norm to this value.
+        seed: seed Python, numpy and torch at the start of ``fit``.
+        metrics: extra metrics ``{name: fn(output, target)}`` averaged per epoch (train and
+            val); the string ``"accuracy"`` may be given instead of a function.
+        progress: show tqdm progress bars.
+        distributed: ``"auto"`` (DDP under torchrun), or ``False`` to never wrap.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        callbacks: Iterable[Callback] | None = None,
+        device: str | torch.device | None = "auto",
+        loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
+        scheduler: Any = None,
+        scheduler_interval: str = "epoch",
+        inner_max: Callable[[nn.Module, Any, Any], Any] | None = None,
+        grad_clip: float | None = None,
+        seed: int | None = None,
+        metrics: Mapping[str, Metric | str] | None = None,
+        progress: bool = False,
+        distributed: str | bool = "auto",
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
+            )
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(f"scheduler_interval={scheduler_interval!r}; use 'epoch' or 'step'")
+        if grad_clip is not None and not float(grad_clip) > 0:
+            raise ValueError(f"grad_clip={grad_clip!r} must be positive or None")
+        self.callbacks = list(callbacks or [])
+        for cb in self.callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}")
+        self.optimizer = optimizer
+        self.loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
+        self.scheduler = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.inner_max = inner_max
+        self.grad_clip = grad_clip
+        self.seed = seed
+        self.metrics: dict[str, Metric] = {}
+        for name, fn in (metrics or {}).items():
+            if fn == "accuracy":
+                fn = accuracy
+            if not callable(fn):
+                raise TypeError(f"metrics[{name!r}] must be callable or 'accuracy', got {fn!r}")
+            self.metrics[name] = fn
+        self.progress = bool(progress)
+
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.distributed = distributed == "auto" and self.world_size > 1
+        self.rank = int(os.environ.get("RANK", "0")) if self.distributed else 0
+        if self.distributed:
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            want = blockops.resolve_device(device)
+            self.device = torch.device("cuda", local) if want.type == "cuda" else want
+            if not torch.distributed.is_initialized():
+                torch.distributed.init_process_group(
+                    backend="nccl" if self.device.type == "cuda" else "gloo"
+                )
+        else:
+            self.device = blockops.resolve_device(device)
+        model.to(self.device)
+        if self.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        self.model = model
+        self.global_step = 0
+        self.epoch = 0
+        self.stop_training = False
+        self.history: list[dict[str, float]] = []
+
+    @property
+    def is_main_process(self) -> bool:
+        """True on rank 0 (and without DDP)."""
+        return self.rank == 0
+
+    def _callbacks(self) -> list[Callback]:
+        return [cb for cb in self.callbacks if self.is_main_process or not cb.rank_zero_only]
+
+    def _emit(self, hook: str, *args: Any) -> None:
+        for cb in self._callbacks():
+            getattr(cb, hook)(self, self.model, *args)
+
+    def get_metrics(self) -> dict[str, float]:
+        """Metrics of the last finished epoch (empty before the first)."""
+        return dict(self.history[-1]) if self.history else {}
+
+    def _reduce(self, sums: dict[str, float], count: int) -> dict[str, float]:
+        if self.distributed:
+            keys = sorted(sums)
+            t = torch.tensor(
+                [sums[k] for k in keys] + [count], dtype=torch.float64, device=self.device
+            )
+            torch.distributed.all_reduce(t)
+            sums = dict(zip(keys, t[:-1].tolist()))
+            count = int(t[-1].item())
+        return {k: v / max(count, 1) for k, v in sums.items()}
+
+    def _seed(self) -> None:
+        if self.seed is None:
+            return
+        random.seed(self.seed)
+        np.random.seed(self.seed % 2**32)  # noqa: NPY002 (seeds user code using the global RNG)
+        torch.manual_seed(self.seed)
+
+    def _bar(self, iterable: Any, desc: str) -> Any:
+        if not self.progress or not self.is_main_process:
+            return iterable
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, desc=desc, leave=False)
+
+    def fit(
+        self, train_loader: Iterable[Any], num_epochs: int, val_loader: Iterable[Any] | None = None
+    ) -> list[dict[str, float]]:
+        """Train ``num_epochs`` epochs; a second call continues the epoch and step counts.
+
+        Args:
+            train_loader: iterable of batches ``(inputs, targets)``, ``(inputs,)``, a tensor, or
+                a dict with ``"input"`` and optional ``"target"``.
+            num_epochs: epochs to run.
+            val_loader: optional validation batches, evaluated after each epoch.
+
+        Returns:
+            The history: one dict of metrics per epoch of this and earlier calls.
+        """
+        if isinstance(num_epochs, bool) or int(num_epochs) < 0:
+            raise ValueError(f"num_epochs={num_epochs!r} must be a non-negative int")
+        self._seed()
+        self.stop_training = False
+        self._emit("on_train_start")
+        first = self.epoch
+        try:
+            for epoch in range(first, first + int(num_epochs)):
+                self.epoch = epoch
+                sampler = getattr(train_loader, "sampler", None)
+                if hasattr(sampler, "set_epoch"):
+                    sampler.set_epoch(epoch)
+                self._emit("on_epoch_start", epoch)
+                logs = self._train_epoch(train_loader, epoch)
+                if val_loader is not None:
+                    logs.update({f"val_{k}": v for k, v in self.evaluate(val_loader).items()})
+                if self.scheduler is not None and self.scheduler_interval == "epoch":
+                    self.scheduler.step()
+                logs = {"epoch": epoch, **logs}
+                self.history.append(logs)
+                self._emit("on_epoch_end", epoch, logs)
+                self.epoch = epoch + 1
+                if self.stop_training:
+                    break
+        finally:
+            self._emit("on_train_end")
+        return self.history
+
+    def _train_epoch(self, loader: Iterable[Any], epoch: int) -> dict[str, float]:
+        self.model.train()
+        sums = {"loss": 0.0, **{k: 0.0 for k in self.metrics}}
+        count = 0
+        for batch_idx, batch in enumerate(self._bar(loader, f"epoch {epoch}")):
+            self._emit("on_batch_start", batch, batch_idx)
+            inputs, target = _split_batch(batch)
+            inputs, target = _to(inputs, self.device), _to(target, self.device)
+            if self.inner_max is not None:
+                inputs = self.inner_max(self.model, inputs, target)
+                self.model.train()
+            self.optimizer.zero_grad(set_to_none=True)
+            output = self.model(inputs)
+            loss = self.loss_fn(output, target if target is not None else inputs)
+            loss.backward()
+            if self.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), float(self.grad_clip))
+            self.optimizer.step()
+            self.global_step += 1
+            self._emit("on_step_end", self.global_step)
+            if self.scheduler is not None and self.scheduler_interval == "step":
+                self.scheduler.step()
+            n = len(inputs) if hasattr(inputs, "__len__") else 1
+            value = float(loss.detach())
+            sums["loss"] += value * n
+            with torch.no_grad():
+                for name, fn in self.metrics.items():
+                    sums[name] += float(fn(output.detach(), target)) * n
+            count += n
+            self._emit("on_batch_end", batch, batch_idx, value)
+            if self.stop_training:
+                break
+        return self._reduce(sums, count)
+
+    def evaluate(self, loader: Iterable[Any]) -> dict[str, float]:
+        """Mean loss and metrics over ``loader`` in eval mode under ``torch.no_grad``
+        (the model's training flag is restored)."""
+        was_training = self.model.training
+        self.model.eval()
+        sums = {"loss": 0.0, **{k: 0.0 for k in self.metrics}}
+        count = 0
+        try:
+            with torch.no_grad():
+                for batch in loader:
+                    inputs, target = _split_batch(batch)
+                    inputs, target = _to(inputs, self.device), _to(target, self.device)
+                    output = self.model(inputs)
+                    n = len(inputs)
+                    sums["loss"] += (
+                        float(self.loss_fn(output, target if target is not None else inputs)) * n
+                    )
+                    for name, fn in self.metrics.items():
+                        sums[name] += float(fn(output, target)) * n
+                    count += n
+        finally:
+            self.model.train(was_training)
+        return self._reduce(sums, count)
+
+    @property
+    def raw_model(self) -> nn.Module:
+        """The model without its DDP wrapper."""
+        return unwrap_model(self.model)

@@ -1,0 +1,90 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from flt_tracker import Feature, effective_rank
+
+
+def filled(n=5, shape=(4, 3), seed=0, dtype=None):
+    g = torch.Generator().manual_seed(seed)
+    f = Feature("fc.weight", layer_name="fc", dtype=dtype)
+    values = [torch.randn(*shape, generator=g) for _ in range(n)]
+    for i, v in enumerate(values):
+        f.append(v, epoch=i // 2, batch_idx=i % 2)
+    return f, torch.stack(values)
+
+
+def test_append_and_access():
+    f, values = filled()
+    assert len(f) == 5 and f.shape == (4, 3)
+    assert f.steps.tolist() == [0, 1, 2, 3, 4]
+    assert f.epochs.tolist() == [0, 0, 1, 1, 2]
+    assert torch.equal(f.as_tensor(), values)
+    assert torch.equal(f.get_latest(), values[-1])
+    assert torch.equal(f.get_at_step(2), values[2])
+    assert torch.equal(f.get_at_epoch(1), values[2:4])
+    assert torch.equal(f.get_at_epoch(1, last=True), values[3])
+    with pytest.raises(KeyError, match="recorded epochs"):
+        f.get_at_epoch(7)
+    with pytest.raises(ValueError, match="shape"):
+        f.append(torch.zeros(2, 2))
+
+
+def test_caller_tensor_is_copied():
+    f = Feature("w")
+    t = torch.ones(3)
+    f.append(t)
+    t.add_(1)
+    assert torch.equal(f.get_latest(), torch.ones(3))
+
+
+def test_derived_series_match_direct_computation():
+    f, values = filled()
+    flat = values.flatten(1)
+    torch.testing.assert_close(f.norm(), flat.norm(dim=1))
+    torch.testing.assert_close(f.mean(), flat.mean(dim=1))
+    torch.testing.assert_close(f.std(), flat.std(dim=1))
+    cos = torch.nn.functional.cosine_similarity(flat, flat[:1], dim=1)
+    torch.testing.assert_close(f.cosine_to_init(), cos)
+    torch.testing.assert_close(f.distance_to_init(), (flat - flat[0]).norm(dim=1))
+    assert f.cosine_to_init()[0] == pytest.approx(1.0)
+    assert f.series("norm").shape == (5,)
+    assert f.series(lambda v: v[:, 0, 0]).tolist() == pytest.approx(values[:, 0, 0].tolist())
+    with pytest.raises(ValueError, match="metric"):
+        f.series("bogus")
+
+
+def test_effective_rank_known_values():
+    eye = torch.eye(4)
+    assert effective_rank(eye).item() == pytest.approx(4.0, rel=1e-5)
+    rank_one = torch.outer(torch.arange(1.0, 4.0), torch.ones(5))
+    assert effective_rank(rank_one).item() == pytest.approx(1.0, rel=1e-5)
+    assert effective_rank(torch.zeros(3, 3)).item() == 0.0
+    s = torch.tensor([3.0, 1.0])
+    p = s / s.sum()
+    expected = math.exp(-(p * p.log()).sum().item())
+    assert effective_rank(torch.diag(s)).item() == pytest.approx(expected, rel=1e-5)
+    f, _ = filled()
+    assert f.effective_rank().shape == (5,)
+    bias = Feature("b")
+    bias.append(torch.ones(3))
+    with pytest.raises(ValueError, match="matrix"):
+        bias.effective_rank()
+
+
+def test_float16_storage_halves_memory_and_stays_close():
+    f16, values = filled(n=3, dtype=torch.float16)
+    f32, _ = filled(n=3)
+    assert f16.storage.dtype == torch.float16
+    assert f16.storage.memory_nbytes * 2 == f32.storage.memory_nbytes
+    torch.testing.assert_close(f16.as_tensor().float(), values, atol=2e-3, rtol=2e-3)
+    assert f16.norm().dtype == torch.float32
+
+
+def test_empty_feature_errors():
+    f = Feature("w")
+    assert len(f) == 0 and f.shape is None
+    assert f.steps.shape == (0,) and isinstance(f.steps, np.ndarray)
+    with pytest.raises(ValueError, match="no snapshots"):
+        f.get_latest()

@@ -1,0 +1,201 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from flt_tracker import DiskStorage, FeatureTracker, MemoryBudgetError, MemoryStorage, load_run
+from flt_tracker.storage import parse_bytes
+from torch import nn
+
+
+def run_steps(tracker, model, opt, n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with tracker:
+        for _ in range(n):
+            opt.zero_grad()
+            model(torch.randn(8, 5, generator=g)).pow(2).mean().backward()
+            opt.step()
+
+
+def small():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 1))
+    return model, torch.optim.SGD(model.parameters(), lr=0.1)
+
+
+def test_parse_bytes():
+    assert parse_bytes("2KiB") == 2048
+    assert parse_bytes("1.5MB") == 1_500_000
+    assert parse_bytes(10) == 10
+    with pytest.raises(ValueError):
+        parse_bytes("lots")
+    with pytest.raises(ValueError):
+        parse_bytes(0)
+
+
+def test_memory_storage_grows_in_blocks_without_moving_data():
+    s = MemoryStorage((2, 2), torch.float32, chunk_size=3)
+    for i in range(7):
+        s.append(torch.full((2, 2), float(i)), i, 0, i)
+    assert len(s._blocks) == 3 and s.memory_nbytes == 3 * 3 * 16
+    assert s.read(2, 6)[:, 0, 0].tolist() == [2.0, 3.0, 4.0, 5.0]
+
+
+def test_memory_budget_error_is_clear():
+    model, opt = small()
+    per_step = (4 * 5 + 4 + 4 + 1) * 4  # all parameters, float32
+    tracker = FeatureTracker(model, optimizer=opt, memory_budget=per_step * 4)
+    with pytest.raises(MemoryBudgetError, match="memory_budget") as info:
+        run_steps(tracker, model, opt, 10)
+    assert "downsample" in str(info.value)
+    assert len(tracker.get_feature("0.weight")) == 4
+    with pytest.raises(MemoryBudgetError, match="fewer than 2"):
+        FeatureTracker(model, memory_budget=per_step).start()
+
+
+def test_downsample_policy_keeps_whole_run_within_budget():
+    model, opt = small()
+    per_step = (4 * 5 + 4 + 4 + 1) * 4
+    tracker = FeatureTracker(
+        model, optimizer=opt, memory_budget=per_step * 8, budget_policy="downsample", chunk_size=4
+    )
+    run_steps(tracker, model, opt, 40)
+    f = tracker.get_feature("0.weight")
+    assert len(f) <= 8
+    steps = f.steps
+    assert steps[0] == 0 and steps[-1] >= 32  # spans the run
+    assert np.all(np.diff(steps) == steps[1] - steps[0])  # uniform stride
+    assert tracker.memory_nbytes <= per_step * 8
+    # values still belong to their steps: replay the same run and compare
+    model2, opt2 = small()
+    ref = FeatureTracker(model2, optimizer=opt2)
+    run_steps(ref, model2, opt2, 40)
+    for s in steps:
+        assert torch.equal(f.get_at_step(int(s)), ref.get_feature("0.weight").get_at_step(int(s)))
+
+
+def test_save_load_roundtrip_and_tamper(tmp_path):
+    model, opt = small()
+    tracker = FeatureTracker(model, optimizer=opt, track_gradients=True, dtype=torch.float16)
+    run_steps(tracker, model, opt, 5)
+    tracker.set_phase("clean")
+    out = tracker.save(tmp_path / "run")
+    run = load_run(out)
+    assert run.complete and run.phases == [(5, "clean")]
+    for name, f in tracker.get_features().items():
+        g = run.get_feature(name)
+        assert g.kind == f.kind and g.storage.dtype == torch.float16
+        assert torch.equal(g.as_tensor(), f.as_tensor())
+        assert g.steps.tolist() == f.steps.tolist()
+    files = json.loads((out / "run.json").read_text())
+    assert "pickle" not in (out / "run.json").read_text()
+    chunk = out / files["features"][0]["folder"] / "chunk_000000.npy"
+    data = chunk.read_bytes()
+    chunk.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="checksum"):
+        load_run(out)
+    with pytest.raises(FileNotFoundError):
+        load_run(tmp_path / "nothing")
+
+
+def test_save_replaces_existing_run_atomically(tmp_path):
+    model, opt = small()
+    tracker = FeatureTracker(model, layers=["0"], optimizer=opt)
+    run_steps(tracker, model, opt, 2)
+    tracker.save(tmp_path / "run")
+    run_steps(tracker, model, opt, 3)
+    tracker.save(tmp_path / "run")
+    assert len(load_run(tmp_path / "run").get_feature("0.weight")) == 6
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_disk_backend_reads_back_and_bounds_memory(tmp_path):
+    model, opt = small()
+    tracker = FeatureTracker(
+        model, layers=["0"], optimizer=opt, storage="disk", directory=tmp_path / "d", chunk_size=4
+    )
+    mem = FeatureTracker(model, layers=["0"])  # reference recorded with explicit steps
+    g = torch.Generator().manual_seed(1)
+    with tracker, mem:
+        for _ in range(10):
+            opt.zero_grad()
+            model(torch.randn(8, 5, generator=g)).pow(2).mean().backward()
+            opt.step()
+            mem._advance()
+    live = tracker.get_feature("0.weight")
+    assert torch.equal(live.as_tensor(), mem.get_feature("0.weight").as_tensor())
+    assert live.storage.memory_nbytes <= 3 * 4 * 4 * 5 * 4
+    tracker.close()
+    run = load_run(tmp_path / "d")
+    assert run.complete
+    assert torch.equal(
+        run.get_feature("0.weight").as_tensor(), mem.get_feature("0.weight").as_tensor()
+    )
+    with pytest.raises(FileExistsError):
+        DiskStorage(tmp_path / "d" / "f0000", (4, 5), torch.float32)
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time, torch
+    from torch import nn
+    sys.path[:0] = {paths!r}
+    from flt_tracker import FeatureTracker
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = nn.Linear(5, 4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    g = torch.Generator().manual_seed(1)
+    tracker = FeatureTracker(model, optimizer=opt, storage="disk", directory={directory!r}, chunk_size=4)
+    tracker.start()
+    while True:  # killed from outside
+        opt.zero_grad()
+        model(torch.randn(8, 5, generator=g)).pow(2).mean().backward()
+        opt.step()
+        time.sleep(0.002)
+    """
+)
+
+
+def test_disk_run_survives_a_killed_writer(tmp_path):
+    import flt_tracker
+
+    src = str(Path(flt_tracker.__file__).parents[1])
+    paths = [src] + [p for p in sys.path if p]
+    script = tmp_path / "child.py"
+    script.write_text(CHILD.format(paths=paths, directory=str(tmp_path / "run")))
+    proc = subprocess.Popen([sys.executable, str(script)])
+    try:
+        deadline = time.monotonic() + 60
+        while len(list((tmp_path / "run" / "f0000").glob("chunk_*.idx.npy"))) < 3:
+            assert proc.poll() is None, "writer died on its own"
+            assert time.monotonic() < deadline, "writer too slow"
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    with pytest.warns(UserWarning, match="unfinished"):
+        run = load_run(tmp_path / "run")
+    w = run.get_feature("weight")
+    n = len(w)
+    assert n >= 12 and n % 4 == 0  # whole chunks only
+    assert w.steps.tolist() == list(range(n))
+    # replay the same deterministic training and compare every flushed snapshot
+    torch.manual_seed(0)
+    model = nn.Linear(5, 4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    g = torch.Generator().manual_seed(1)
+    expected = [model.weight.detach().clone()]
+    for _ in range(n - 1):
+        opt.zero_grad()
+        model(torch.randn(8, 5, generator=g)).pow(2).mean().backward()
+        opt.step()
+        expected.append(model.weight.detach().clone())
+    assert torch.equal(w.as_tensor(), torch.stack(expected))

@@ -1,0 +1,209 @@
+import pytest
+import torch
+from flt_tracker import FeatureTracker
+from flt_tracker.attacks import pgd
+from torch import nn
+
+
+def make_model(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3))
+
+
+def train_step(model, opt, x=None, y=None):
+    x = torch.randn(8, 5) if x is None else x
+    y = torch.randint(0, 3, (8,)) if y is None else y
+    opt.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+
+
+def test_records_post_step_values_after_every_optimizer_step():
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    tracker = FeatureTracker(model, layers=["0", "2"], optimizer=opt)
+    init = model[0].weight.detach().clone()
+    with tracker:
+        for _ in range(5):
+            train_step(model, opt)
+            for name, p in model.named_parameters():
+                assert torch.equal(tracker.get_feature(name).get_latest(), p.detach()), name
+    w = tracker.get_feature("0.weight")
+    assert len(w) == 6  # initial + 5 steps
+    assert w.steps.tolist() == [0, 1, 2, 3, 4, 5]
+    assert torch.equal(w.get_at_step(0), init)
+    assert torch.equal(w.get_latest(), model[0].weight.detach())
+
+
+def test_weight_and_bias_never_swapped():
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    tracker = FeatureTracker(model, layers=["0"], optimizer=opt)
+    with tracker:
+        train_step(model, opt)
+    assert tracker.get_feature("0.weight").shape == (4, 5)
+    assert tracker.get_feature("0.bias").shape == (4,)
+    assert torch.equal(tracker.get_feature("0.bias").get_latest(), model[0].bias.detach())
+
+
+def test_validation_no_grad_and_attack_forwards_are_not_recorded():
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    tracker = FeatureTracker(model, layers=["0"], optimizer=opt)
+    x, y = torch.randn(8, 5), torch.randint(0, 3, (8,))
+    with tracker:
+        for _ in range(3):
+            x_adv = pgd(model, x, y, nn.functional.cross_entropy, eps=0.5, steps=4)  # 4 forwards
+            train_step(model, opt, x_adv, y)
+            model.eval()
+            with torch.no_grad():
+                model(torch.randn(16, 5))  # validation
+            model(torch.randn(16, 5))  # a forward with grad but no step
+            model.train()
+    assert len(tracker.get_feature("0.weight")) == 4  # initial + 3 optimizer steps
+
+
+def test_frequency_epochs_and_batch_indices():
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    tracker = FeatureTracker(model, layers="2", optimizer=opt, track_frequency=3)
+    seen = {}
+    with tracker:
+        for epoch in range(2):
+            tracker.on_epoch_start(epoch)
+            for b in range(4):
+                train_step(model, opt)
+                seen[tracker.global_step] = model[2].weight.detach().clone()
+                tracker.on_batch_end(b)
+    f = tracker.get_feature("2.weight")
+    assert f.steps.tolist() == [0, 3, 6]
+    assert f.epochs.tolist() == [0, 0, 1]
+    # step 3 = epoch 0 batch 2; step 6 = epoch 1 batch 1
+    assert f.batch_indices.tolist() == [-1, 2, 1]
+    assert f.get_at_epoch(0).shape == (2, 3, 4)
+    assert torch.equal(f.get_at_epoch(1, last=True), seen[6])
+    assert torch.equal(f.get_at_step(3), seen[3])
+    with pytest.raises(KeyError, match="nearest steps"):
+        f.get_at_step(4)
+
+
+def test_classic_loop_without_optimizer_hook_counts_on_batch_end():
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    tracker = FeatureTracker(model, layers=["0"])
+    with tracker:
+        tracker.on_epoch_start(0)
+        for b in range(3):
+            train_step(model, opt)
+            tracker.on_batch_end(b)
+            assert torch.equal(
+                tracker.get_feature("0.weight").get_latest(), model[0].weight.detach()
+            )
+    assert tracker.get_feature("0.weight").batch_indices.tolist() == [-1, 0, 1, 2]
+
+
+def test_explicit_step_and_double_count_guard():
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    tracker = FeatureTracker(model, layers=["0"])
+    with tracker:
+        train_step(model, opt)
+        assert tracker.step() is True
+        tracker.on_batch_end(0)  # step() already counted this batch
+    assert tracker.global_step == 1
+    hooked = FeatureTracker(model, layers=["0"], optimizer=opt)
+    with hooked, pytest.raises(RuntimeError, match="optimizer is attached"):
+        hooked.step()
+
+
+def test_unknown_layer_lists_valid_names():
+    model = make_model()
+    with pytest.raises(ValueError) as info:
+        FeatureTracker(model, layers=["conv1"])
+    msg = str(info.value)
+    assert "conv1" in msg and "'0'" in msg and "'2.weight'" in msg
+    with pytest.raises(ValueError, match="unknown module"):
+        FeatureTracker(model, layers=["0"], track_activations=["nope"], probe=torch.randn(2, 5))
+
+
+def test_reentry_keeps_history_and_steps_continue():
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    tracker = FeatureTracker(model, layers=["0"], optimizer=opt)
+    with tracker:
+        train_step(model, opt)
+    train_step(model, opt)  # not tracking: not recorded
+    assert len(tracker.get_feature("0.weight")) == 2
+    with tracker:
+        train_step(model, opt)
+    f = tracker.get_feature("0.weight")
+    assert len(f) == 3 and f.steps.tolist() == [0, 1, 2]
+    assert torch.equal(f.get_latest(), model[0].weight.detach())
+
+
+def test_raw_parameter_gradients_and_activations():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.W = nn.Parameter(torch.randn(6, 5))
+            self.head = nn.Linear(6, 2)
+            self.drop = nn.Dropout(0.5)
+
+        def forward(self, x):
+            return self.head(self.drop(torch.relu(x @ self.W.T)))
+
+    torch.manual_seed(0)
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    probe = torch.randn(3, 5)
+    tracker = FeatureTracker(
+        model,
+        layers=["W", "head"],
+        track_gradients=True,
+        track_activations=["head"],
+        probe=probe,
+        optimizer=opt,
+    )
+    with tracker:
+        for _ in range(2):
+            opt.zero_grad()
+            model(torch.randn(4, 5)).sum().backward()
+            grad = model.W.grad.clone()
+            opt.step()
+            assert torch.equal(tracker.get_feature("W.grad").get_latest(), grad)
+    assert model.training  # the probe forward restored train mode
+    acts = tracker.get_feature("head.output")
+    assert acts.shape == (3, 2) and len(acts) == 3
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(acts.get_latest(), model(probe))
+    assert set(tracker.get_features()) == {
+        "W",
+        "W.grad",
+        "head.weight",
+        "head.weight.grad",
+        "head.bias",
+        "head.bias.grad",
+        "head.output",
+    }
+    with pytest.raises(KeyError, match="tracked"):
+        tracker.get_feature("missing")
+
+
+def test_ddp_wrapper_is_looked_through():
+    model = make_model()
+    wrapped = nn.DataParallel(model)
+    tracker = FeatureTracker(wrapped, layers=["0"])
+    assert "0.weight" in tracker._params
+
+
+def test_invalid_arguments():
+    model = make_model()
+    with pytest.raises(ValueError, match="track_frequency"):
+        FeatureTracker(model, track_frequency=0)
+    with pytest.raises(ValueError, match="directory"):
+        FeatureTracker(model, storage="disk")
+    with pytest.raises(ValueError, match="probe"):
+        FeatureTracker(model, layers=["0"], track_activations=True)
+    with pytest.raises(ValueError, match="dtype"):
+        FeatureTracker(model, dtype=torch.int8)
