@@ -248,8 +248,13 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                 )
         return [int(k) for k in counts]
 
-    def _sample_weights(self, y: torch.Tensor, sample_weight: Any, n_classes: int) -> torch.Tensor:
+    def _sample_weights(
+        self, y: torch.Tensor, sample_weight: Any, n_classes: int
+    ) -> torch.Tensor | None:
+        """Per-sample loss weights (``sample_weight`` x ``class_weight``); ``None`` if uniform."""
         n = y.shape[0]
+        if sample_weight is None and getattr(self, "class_weight", None) is None:
+            return None
         w = torch.ones(n, dtype=torch.float32, device=y.device)
         if sample_weight is not None:
             sw = blockops.as_tensor(sample_weight, name="sample_weight", ndim=1, device=y.device)
@@ -495,6 +500,10 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                 "total": total,
             }
             self._optimizer_state = state
+        else:  # partial_fit: keep the optimizer state but honour the current learning rates
+            state["base_lrs"] = [self._group_lr(g["name"]) for g in state["opt"].param_groups]
+            for g, base in zip(state["opt"].param_groups, state["base_lrs"]):
+                g["lr"] = base
         opt = state["opt"]
         is_lbfgs = isinstance(opt, torch.optim.LBFGS)
         trainable = {k: v for k, v in params.items() if k not in frozen}
@@ -509,6 +518,8 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                     per = self._forward_losses(params, Xb, yb, components)
             else:
                 per = self._forward_losses(params, Xb, yb, components)
+            if wb is None:
+                return per.float().mean()
             return (per.float() * wb).sum() / wb.sum()
 
         def apply_update():
@@ -565,14 +576,14 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             if self.restore_best and not monitor_val:
                 snapshot = {k: v.detach().clone() for k, v in params.items()}
             perm = torch.randperm(n, generator=gen, device=X.device) if bs < n else None
-            total_loss = torch.zeros((), device=X.device)
-            total_w = torch.zeros((), device=X.device)
+            total_loss = 0.0
+            total_w = 0.0
             for b in range(steps_per_epoch):
                 if perm is None:
                     Xb, yb, wb = X, y, w
                 else:
                     idx = perm[b * bs : (b + 1) * bs]
-                    Xb, yb, wb = X[idx], y[idx], w[idx]
+                    Xb, yb, wb = X[idx], y[idx], None if w is None else w[idx]
                 set_step_lr()
                 if is_lbfgs:
 
@@ -593,8 +604,9 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                     state["micro"] += 1
                     if state["micro"] % accum == 0:
                         apply_update()
-                total_loss += value.detach() * wb.sum()
-                total_w += wb.sum()
+                bw = Xb.shape[0] if wb is None else wb.sum()
+                total_loss = total_loss + value.detach() * bw
+                total_w = total_w + bw
             n_run += 1
             epoch_loss = float(total_loss / total_w)
             history.append(epoch_loss)
@@ -602,7 +614,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             if monitor_val:
                 with torch.no_grad():
                     Xv, yv = val
-                    val_loss = float(batch_loss(Xv, yv, torch.ones(len(yv), device=X.device)))
+                    val_loss = float(batch_loss(Xv, yv, None))
                 val_history.append(val_loss)
             monitored = val_loss if monitor_val else epoch_loss
             if monitored < best:
@@ -619,7 +631,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                 stop = bad >= self.patience
             elif len(history) > 1 and abs(history[-1] - history[-2]) < float(self.epsilon):
                 stop = True
-            info = {
+            info = cbs and {
                 "iteration": len(history),
                 "loss": epoch_loss,
                 "val_loss": val_loss,

@@ -45,15 +45,74 @@ def omega_distance(X: torch.Tensor, W: torch.Tensor, omega: torch.Tensor) -> tor
     return squared_euclidean(X @ omega, W @ omega)
 
 
+class _LocalOmegaDistance(torch.autograd.Function):
+    """``|x Ω_k - w_k Ω_k|^2`` with a hand-written backward.
+
+    Forward: one GEMM ``X [Ω_1 .. Ω_p]`` and ``|a|^2 - 2 a.b + |b|^2`` per prototype. Backward:
+    one GEMM, or, where the incoming gradient is sparse (GLVQ-type losses touch two prototypes
+    per sample), only the ``(sample, prototype)`` pairs that carry gradient: ``2 n d l`` instead
+    of ``n p d l``.
+    """
+
+    @staticmethod
+    def forward(ctx, X, W, omegas):
+        p, d, l = omegas.shape
+        XP = (X @ omegas.permute(1, 0, 2).reshape(d, p * l)).view(X.shape[0], p, l)
+        WP = torch.einsum("pd,pdl->pl", W, omegas)
+        D = torch.einsum("npl,npl->np", XP, XP) - 2.0 * torch.einsum("npl,pl->np", XP, WP)
+        D = (D + (WP * WP).sum(1)).clamp_min(0.0)
+        ctx.save_for_backward(X, W, omegas, XP, WP)
+        return D
+
+    @staticmethod
+    def backward(ctx, G):
+        X, W, omegas, XP, WP = ctx.saved_tensors
+        n, p, l = XP.shape
+        d = X.shape[1]
+        dt = XP.dtype  # under autocast the GEMM ran in reduced precision
+        G = G.to(dt)
+        gX = gW = gO = None
+        pairs = None
+        if not X.is_cuda and not ctx.needs_input_grad[0]:
+            nz = torch.nonzero(G)
+            if nz.shape[0] <= 0.3 * n * p:
+                pairs = nz
+        if pairs is None:
+            GZ = (XP - WP.unsqueeze(0)) * (2.0 * G).unsqueeze(-1)  # (n, p, l)
+            S = GZ.sum(0)
+            if ctx.needs_input_grad[2]:
+                gO = (X.to(dt).T @ GZ.reshape(n, p * l)).view(d, p, l).permute(1, 0, 2)
+            if ctx.needs_input_grad[0]:
+                gX = torch.einsum("npl,pdl->nd", GZ, omegas.to(dt)).to(X.dtype)
+        else:
+            i, k = pairs[:, 0], pairs[:, 1]
+            GZ = (XP[i, k] - WP[k]) * (2.0 * G[i, k]).unsqueeze(-1)  # (m, l)
+            S = torch.zeros(p, l, dtype=dt, device=X.device).index_add_(0, k, GZ)
+            if ctx.needs_input_grad[2]:
+                order = torch.argsort(k, stable=True)
+                i, GZ = i[order], GZ[order]
+                counts = torch.bincount(k, minlength=p).tolist()
+                gO = torch.zeros(p, d, l, dtype=dt, device=X.device)
+                Xd = X.to(dt)
+                start = 0
+                for proto, c in enumerate(counts):
+                    if c:
+                        gO[proto] = Xd[i[start : start + c]].T @ GZ[start : start + c]
+                    start += c
+        if gO is not None:
+            gO = (gO - W.to(dt).unsqueeze(2) * S.unsqueeze(1)).to(omegas.dtype)
+        if ctx.needs_input_grad[1]:
+            gW = -torch.einsum("pdl,pl->pd", omegas.to(dt), S).to(W.dtype)
+        return gX, gW, gO
+
+
 def local_omega_distance(X: torch.Tensor, W: torch.Tensor, omegas: torch.Tensor) -> torch.Tensor:
     """``|(x - w_k) Ω_k|^2`` with one ``Ω_k (d, l)`` per prototype: ``omegas (p, d, l)``.
 
-    One GEMM ``X @ [Ω_1 .. Ω_p]`` of cost ``n d p l`` (inherent to local metrics).
+    One GEMM ``X @ [Ω_1 .. Ω_p]`` of cost ``n d p l`` (inherent to local metrics) forward and
+    one backward; differentiable in all three arguments.
     """
-    p, d, l = omegas.shape
-    XP = (X @ omegas.permute(1, 0, 2).reshape(d, p * l)).view(X.shape[0], p, l)
-    WP = torch.einsum("pd,pdl->pl", W, omegas)
-    return (XP - WP.unsqueeze(0)).pow(2).sum(-1)
+    return _LocalOmegaDistance.apply(X, W, omegas)
 
 
 def relevance_distance(X: torch.Tensor, W: torch.Tensor, relevances: torch.Tensor) -> torch.Tensor:
@@ -204,15 +263,17 @@ def _random_orthonormal(d: int, k: int, gen: torch.Generator, device, dtype) -> 
 
 
 def _omega_init(d: int, l: int, gen: torch.Generator, device, dtype) -> torch.Tensor:
+    """Identity (``l == d``) or ``l`` random orthonormal columns; raw scale (not normalised)."""
     if l == d:
-        om = torch.eye(d, device=device, dtype=dtype)
-    else:
-        om = _random_orthonormal(d, l, gen, device, dtype)
-    return om / om.norm()
+        return torch.eye(d, device=device, dtype=dtype)
+    return _random_orthonormal(d, l, gen, device, dtype)
 
 
 class Omega(Distance):
-    """Global metric ``d(x, w) = |(x - w) Ω|^2``, ``Ω (d, l)`` with ``trace(Λ) = |Ω|_F^2 = 1``."""
+    """Global metric ``d(x, w) = |(x - w) Ω|^2`` with ``Ω (d, l)`` normalised to ``|Ω|_F = 1``
+    (``trace(Λ) = 1``). The raw parameter is unconstrained (it starts at the identity); the
+    distance uses ``Ω / |Ω|_F``, so the gradient never changes the scale and the reported
+    ``Λ`` always has trace 1."""
 
     groups = ("omega",)
 
@@ -237,10 +298,6 @@ class Omega(Distance):
         return omega_distance(X, W, eff["omega"])
 
     @torch.no_grad()
-    def constrain(self, params):
-        params["omega"].div_(params["omega"].norm().clamp_min(1e-12))
-
-    @torch.no_grad()
     def class_min(self, X, W, params, labels, n_classes):
         om = self.effective(params)["omega"]
         return blockops.label_min(X, W, labels, n_classes, omega=om)
@@ -251,7 +308,12 @@ class Omega(Distance):
 
 
 class LocalOmega(Distance):
-    """One metric per prototype: ``d(x, w_k) = |(x - w_k) Ω_k|^2``, each ``|Ω_k|_F = 1``."""
+    """One metric per prototype: ``d(x, w_k) = |(x - w_k) Ω_k|^2``.
+
+    The raw ``Ω_k`` start at the identity; the distance uses them jointly normalised so that
+    the traces of the ``Λ_k`` average 1 (``sum_k |Ω_k|_F^2 = P``): the overall scale is fixed,
+    the relative scale of the local metrics (which decides between prototypes) stays learnable.
+    """
 
     groups = ("omegas",)
 
@@ -269,7 +331,7 @@ class LocalOmega(Distance):
 
     def effective(self, params):
         oms = params["omegas"]
-        return {"omegas": oms / oms.flatten(1).norm(dim=1).clamp_min(1e-12)[:, None, None]}
+        return {"omegas": oms / oms.pow(2).sum().div(oms.shape[0]).sqrt().clamp_min(1e-12)}
 
     def __call__(self, X, W, params):
         return local_omega_distance(X, W, self.effective(params)["omegas"])
@@ -280,20 +342,19 @@ class LocalOmega(Distance):
     def _width(self, W, params):
         return params["omegas"].shape[2]
 
-    @torch.no_grad()
-    def constrain(self, params):
-        oms = params["omegas"]
-        oms.div_(oms.flatten(1).norm(dim=1).clamp_min(1e-12)[:, None, None])
-
 
 class Relevance(Distance):
-    """Per-feature relevances ``λ_j = r_j^2 / sum r^2`` (non-negative, summing to 1)."""
+    """Per-feature relevances ``λ_j = r_j^2 / sum r^2`` (non-negative, summing to 1).
+
+    The raw ``r`` starts at 1 and is unconstrained (the normalisation is part of the
+    distance), so its scale sets how fast Adam moves the relevances, as in GRLVQ's literature
+    parametrisation; ``resume``/``save`` carry ``r``, never the normalised ``λ``.
+    """
 
     groups = ("relevances",)
 
     def init_params(self, X, y, W, labels, gen):
-        d = X.shape[1]
-        return {"relevances": torch.full((d,), d**-0.5, device=X.device, dtype=X.dtype)}
+        return {"relevances": torch.ones(X.shape[1], device=X.device, dtype=X.dtype)}
 
     def effective(self, params):
         r2 = params["relevances"].pow(2)
@@ -304,11 +365,6 @@ class Relevance(Distance):
 
     def _apply(self, X, W, eff):
         return relevance_distance(X, W, eff["relevances"])
-
-    @torch.no_grad()
-    def constrain(self, params):
-        r = params["relevances"]
-        r.div_(r.norm().clamp_min(1e-12))
 
     @torch.no_grad()
     def class_min(self, X, W, params, labels, n_classes):

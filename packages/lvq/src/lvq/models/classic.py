@@ -66,6 +66,8 @@ class _Classic(SupervisedPrototypeModel):
     @torch.no_grad()
     def _train(self, params, X, y, w, val, epochs, fresh=True, keep_history=False, partial=False):
         W = params["prototypes"].detach()
+        if w is None:
+            w = torch.ones(X.shape[0], dtype=X.dtype, device=X.device)
         gen = blockops.make_generator(self.random_seed, device=X.device)
         cbs = list(self.callbacks or [])
         history = list(self.loss_history_) if keep_history else []

@@ -1,0 +1,492 @@
+"""The unsupervised estimator base (fit(X), predict, transform, save/load) and family Q's
+clusterers: KMeansPlusPlus (alias Kmeans), BGPC and the simple online SOM.
+
+Every unsupervised model keeps its learned tensors in ``self._state`` (a flat dict of plain
+tensors) and publishes numpy views of them as ``..._`` attributes, so persistence, device
+moves and ``prototypes_`` are written once here.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import blockops
+import numpy as np
+import torch
+
+from ..__about__ import __version__
+from ..base import PrototypeModel
+from ..distances import squared_euclidean
+from ..registry import register
+
+__all__ = ["BGPC", "SOM", "KMeansPlusPlus", "Kmeans", "UnsupervisedModel"]
+
+
+def _check_number(name: str, value: Any, low: float | None = None, strict: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None and (v <= low if strict else v < low):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {low}, got {value!r}")
+    return v
+
+
+def _check_int(name: str, value: Any, low: int = 1, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(
+            f"{name} must be an int >= {low}{' or None' if allow_none else ''}, got {value!r}"
+        )
+    return int(value)
+
+
+class UnsupervisedModel(PrototypeModel):
+    """Base of the clusterers and topology models: ``fit(X)``, ``predict`` (index of the best
+    matching prototype), ``transform`` (distances to every prototype), ``fit_predict``,
+    ``score`` and ``save``/``load`` in the project's safe format.
+
+    Subclasses implement :meth:`_fit` (fill ``self._state``, return the history) and may
+    override :meth:`_distances` (the ``(n, P)`` matrix ``predict``/``transform`` use).
+    """
+
+    _base_params: dict[str, Any] = {}
+    _estimator_type = "clusterer"
+    #: name of the state tensor holding the prototypes
+    _proto_key = "prototypes"
+
+    # ------------------------------------------------------------------ fitting
+
+    def _resolve_device(self) -> torch.device:
+        return blockops.resolve_device(getattr(self, "device", "auto"))
+
+    def _validate(self) -> None:
+        """Check parameters (called at the start of ``fit``)."""
+
+    def _fit(self, X: torch.Tensor, gen: torch.Generator, init: torch.Tensor | None) -> list:
+        raise NotImplementedError
+
+    def fit(self, X: Any, y: Any = None, initial_prototypes: Any = None, resume: bool = False):
+        """Learn the prototypes from ``X (n, d)`` (``y`` is ignored).
+
+        Args:
+            X: training data ``(n, d)``.
+            y: ignored (scikit-learn compatibility).
+            initial_prototypes: starting prototypes ``(P, d)`` instead of the initializer.
+            resume: start from the currently fitted prototypes.
+        """
+        self._validate()
+        device = self._resolve_device()
+        Xt = blockops.as_tensor(X, name="X", device=device)
+        init = None
+        if resume and initial_prototypes is not None:
+            raise ValueError("resume=True cannot be combined with initial_prototypes")
+        if resume:
+            blockops.check_is_fitted(self, "prototypes_")
+            self._check_features(Xt)
+            init = self._state[self._proto_key].to(device).clone()
+        elif initial_prototypes is not None:
+            init = blockops.as_tensor(initial_prototypes, name="initial_prototypes", device=device)
+            if init.shape[1] != Xt.shape[1]:
+                raise ValueError(
+                    f"initial_prototypes has {init.shape[1]} features but X has {Xt.shape[1]}"
+                )
+        self._check_n_samples(Xt)
+        self._device = device
+        self.n_features_in_ = int(Xt.shape[1])
+        gen = blockops.make_generator(self.random_seed, device=device)
+        with torch.no_grad():
+            history = self._fit(Xt, gen, init)
+        self.loss_history_ = [float(v) for v in history]
+        self.n_iter_ = len(self.loss_history_)
+        self._publish()
+        return self
+
+    def _check_n_samples(self, X: torch.Tensor) -> None:
+        need = self._n_prototypes_needed()
+        if need is not None and X.shape[0] < need:
+            raise ValueError(
+                f"{type(self).__name__} needs at least {need} samples, X has {X.shape[0]}"
+            )
+
+    def _n_prototypes_needed(self) -> int | None:
+        return None
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        """``fit(X)`` then the index of each sample's best matching prototype."""
+        return self.fit(X).predict(X)
+
+    # ------------------------------------------------------------------ inference
+
+    def _check_features(self, X: torch.Tensor) -> None:
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} was fitted with "
+                f"{self.n_features_in_} features"
+            )
+
+    def _check_X(self, X: Any) -> torch.Tensor:
+        blockops.check_is_fitted(self, "prototypes_")
+        Xt = blockops.as_tensor(X, name="X", device=self._device)
+        self._check_features(Xt)
+        return Xt
+
+    def _distances(self, X: torch.Tensor) -> torch.Tensor:
+        return squared_euclidean(X, self._state[self._proto_key].to(X.device))
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Distances ``(n, P)`` of every sample to every prototype (the model's metric)."""
+        with torch.no_grad():
+            return self._distances(self._check_X(X)).cpu().numpy()
+
+    def _assign(self, X: torch.Tensor) -> torch.Tensor:
+        return self._distances(X).argmin(1)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Index of the best matching prototype (cluster) of every row of ``X``."""
+        with torch.no_grad():
+            return self._assign(self._check_X(X)).cpu().numpy()
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Negative mean squared quantization error (higher is better, as scikit-learn's)."""
+        with torch.no_grad():
+            Xt = self._check_X(X)
+            W = self._state[self._proto_key].to(Xt.device)
+            return -float(squared_euclidean(Xt, W).min(1).values.double().mean())
+
+    def _publish(self) -> None:
+        for k, v in self._state.items():
+            setattr(self, f"{k}_", v.detach().cpu().numpy())
+
+    # ------------------------------------------------------------------ persistence
+
+    def _extra_config(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra(self, config: dict[str, Any]) -> None:
+        """Restore what :meth:`_extra_config` wrote."""
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``config.yaml`` + ``tensors.pt`` + ``meta.json`` to the directory ``path``."""
+        blockops.check_is_fitted(self, "prototypes_")
+        config = {
+            "model": type(self).__name__,
+            "params": self._config_params(),
+            "n_features_in": int(self.n_features_in_),
+            "n_iter": int(self.n_iter_),
+            "loss_history": [float(v) for v in self.loss_history_],
+            "extra": self._extra_config(),
+        }
+        tensors = {f"state.{k}": v.detach() for k, v in self._state.items()}
+        meta = {"package": "lvq", "version": __version__, "model": type(self).__name__}
+        return blockops.save_checkpoint(path, config, tensors, meta)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "auto") -> UnsupervisedModel:
+        """Read a model written by :meth:`save` onto ``device`` (``"auto"`` falls back to CPU)."""
+        config, tensors, meta = blockops.load_checkpoint(path)
+        if meta.get("package") != "lvq":
+            raise ValueError(
+                f"{str(path)!r} is not an lvq checkpoint (package={meta.get('package')!r})"
+            )
+        from ..registry import get_model_class
+
+        klass = get_model_class(config["model"])
+        if not issubclass(klass, cls):
+            raise ValueError(f"{str(path)!r} holds a {config['model']}, not a {cls.__name__}")
+        try:
+            dev = blockops.resolve_device(device)
+        except ValueError:
+            warnings.warn(f"device {device!r} is not available; loading on the CPU", stacklevel=2)
+            dev = torch.device("cpu")
+        params = dict(config["params"])
+        if "device" in params and device != "auto":
+            params["device"] = str(dev)
+        model = klass(**params)
+        model._device = dev
+        model.n_features_in_ = int(config["n_features_in"])
+        model.n_iter_ = int(config["n_iter"])
+        model.loss_history_ = list(config["loss_history"])
+        model._state = {
+            k[len("state.") :]: v.to(dev) for k, v in tensors.items() if k.startswith("state.")
+        }
+        model._load_extra(config.get("extra") or {})
+        model._publish()
+        return model
+
+
+def _kmeanspp(X: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+    """k-means++ seeding (Arthur & Vassilvitskii 2007): ``(k, d)`` rows of ``X``."""
+    n = X.shape[0]
+    first = int(torch.randint(n, (1,), generator=gen, device=X.device))
+    centers = [X[first]]
+    closest = squared_euclidean(X, X[first : first + 1])[:, 0]
+    for _ in range(1, k):
+        total = closest.sum()
+        if not float(total) > 0:
+            idx = int(torch.randint(n, (1,), generator=gen, device=X.device))
+        else:
+            idx = int(torch.multinomial(closest / total, 1, generator=gen))
+        centers.append(X[idx])
+        closest = torch.minimum(closest, squared_euclidean(X, X[idx : idx + 1])[:, 0])
+    return torch.stack(centers)
+
+
+def _random_rows(X: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+    idx = torch.randperm(X.shape[0], generator=gen, device=X.device)[:k]
+    return X[idx].clone()
+
+
+def _centroids(X: torch.Tensor, W: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """Weighted means ``(c, d)`` from weights ``W (n, c)``; empty clusters keep ``old``."""
+    mass = W.sum(0)
+    new = (W.T @ X) / mass.clamp_min(1e-30)[:, None]
+    return torch.where((mass > 1e-30)[:, None], new, old)
+
+
+@register("Q", {"n_clusters": 3, "max_iter": 20}, kind="clusterer", gradient=False)
+class KMeansPlusPlus(UnsupervisedModel):
+    """k-means (Lloyd's algorithm) started from k-means++ seeding.
+
+    ``fit`` runs until no centroid moves more than ``epsilon`` (or ``max_iter`` passes);
+    ``loss_history_`` holds the inertia (sum of squared distances) of every pass. ``predict``
+    is the nearest centroid; ``transform`` the squared distances to the centroids;
+    ``cluster_centers_`` / ``centroids_`` / ``prototypes_`` the centroids; ``labels_`` and
+    ``inertia_`` describe the training data. ``Kmeans`` is the same class.
+    """
+
+    _own_params = {
+        "n_clusters": 3,
+        "max_iter": 100,
+        "epsilon": 1e-5,
+        "random_seed": None,
+        "device": "auto",
+    }
+
+    def _validate(self):
+        _check_int("n_clusters", self.n_clusters)
+        _check_int("max_iter", self.max_iter)
+        _check_number("epsilon", self.epsilon, 0.0, strict=False)
+
+    def _n_prototypes_needed(self):
+        return int(self.n_clusters)
+
+    def _fit(self, X, gen, init):
+        k = int(self.n_clusters)
+        V = _kmeanspp(X, k, gen) if init is None else init
+        if V.shape[0] != k:
+            raise ValueError(f"initial_prototypes has {V.shape[0]} rows, n_clusters={k}")
+        history = []
+        for _ in range(int(self.max_iter)):
+            D = squared_euclidean(X, V)
+            lab = D.argmin(1)
+            history.append(float(D.gather(1, lab[:, None]).sum()))
+            W = torch.nn.functional.one_hot(lab, k).to(X.dtype)
+            new = _centroids(X, W, V)
+            shift = float((new - V).norm(dim=1).max())
+            V = new
+            if shift <= float(self.epsilon):
+                break
+        D = squared_euclidean(X, V)
+        self._state = {"prototypes": V}
+        self.labels_ = D.argmin(1).cpu().numpy()
+        self.inertia_ = float(D.min(1).values.double().sum())
+        return history
+
+    def _publish(self):
+        super()._publish()
+        self.cluster_centers_ = self.centroids_ = self.prototypes_
+
+    def _extra_config(self):
+        return {"inertia": getattr(self, "inertia_", None)}
+
+    def _load_extra(self, config):
+        self.inertia_ = config.get("inertia")
+
+
+#: the published library's name for the same class
+Kmeans = KMeansPlusPlus
+
+
+@register("Q", {"n_clusters": 3, "max_iter": 20}, kind="clusterer", gradient=False)
+class BGPC(UnsupervisedModel):
+    """Graded possibilistic c-means with deterministic annealing (Masulli & Rovetta 2006).
+
+    Free memberships ``v_ij = exp(-beta d_ij)`` are divided by ``kappa_i = (sum_j v_ij)^alpha``:
+    ``alpha = 1`` gives probabilistic (FCM-like, rows summing to 1) memberships, ``alpha = 0``
+    possibilistic ones, values in between a graded model. ``beta`` (an inverse temperature,
+    relative to the mean squared distance) is annealed geometrically from ``beta_init`` to
+    ``beta_final``; ``alpha`` is ``alpha_init`` throughout. Centroids are membership-weighted
+    means. ``init`` is ``'fcm'`` (start from a fuzzy c-means run) or ``'random'`` (random
+    samples). ``predict_proba`` gives the memberships normalised per row; ``U_`` the graded
+    memberships of the training data.
+    """
+
+    _own_params = {
+        "n_clusters": 3,
+        "max_iter": 100,
+        "epsilon": 1e-4,
+        "alpha_init": 1.0,
+        "beta_init": 0.1,
+        "beta_final": 10.0,
+        "init": "fcm",
+        "random_seed": None,
+        "device": "auto",
+    }
+
+    def _validate(self):
+        _check_int("n_clusters", self.n_clusters, 2)
+        _check_int("max_iter", self.max_iter)
+        _check_number("epsilon", self.epsilon, 0.0, strict=False)
+        a = _check_number("alpha_init", self.alpha_init, 0.0, strict=False)
+        if a > 1:
+            raise ValueError(f"alpha_init must lie in [0, 1], got {self.alpha_init!r}")
+        _check_number("beta_init", self.beta_init, 0.0)
+        _check_number("beta_final", self.beta_final, 0.0)
+        if self.init not in ("fcm", "random"):
+            raise ValueError(f"init must be 'fcm' or 'random', got {self.init!r}")
+
+    def _n_prototypes_needed(self):
+        return int(self.n_clusters)
+
+    def _memberships(self, D: torch.Tensor, beta: float) -> torch.Tensor:
+        logv = -beta * D / self._scale
+        logkappa = float(self.alpha_init) * torch.logsumexp(logv, dim=1, keepdim=True)
+        return torch.exp(logv - logkappa)
+
+    def _fit(self, X, gen, init):
+        from .fuzzy import FCM
+
+        c = int(self.n_clusters)
+        if init is None:
+            if self.init == "fcm":
+                seed = int(torch.randint(2**31, (1,), generator=gen, device=X.device))
+                fcm = FCM(n_clusters=c, max_iter=50, random_seed=seed, device=str(X.device))
+                V = fcm.fit(X).centroids_
+                V = torch.as_tensor(V, device=X.device, dtype=X.dtype)
+            else:
+                V = _random_rows(X, c, gen)
+        else:
+            V = init
+        if V.shape[0] != c:
+            raise ValueError(f"initial_prototypes has {V.shape[0]} rows, n_clusters={c}")
+        self._scale = float(squared_euclidean(X, X.mean(0, keepdim=True)).mean().clamp_min(1e-12))
+        T = int(self.max_iter)
+        b0, b1 = float(self.beta_init), float(self.beta_final)
+        history = []
+        for t in range(T):
+            beta = b0 * (b1 / b0) ** (t / max(T - 1, 1))
+            D = squared_euclidean(X, V)
+            U = self._memberships(D, beta)
+            history.append(float((U * D).sum()))
+            new = _centroids(X, U, V)
+            shift = float((new - V).norm(dim=1).max())
+            V = new
+            if shift <= float(self.epsilon) and t > 0 and beta >= b1 * (1 - 1e-9):
+                break
+        self._beta = beta
+        self._state = {"prototypes": V, "beta": torch.tensor(beta), "scale": torch.tensor(self._scale)}
+        self.U_ = self._memberships(squared_euclidean(X, V), beta).cpu().numpy()
+        return history
+
+    def _load_extra(self, config):
+        self._beta = float(self._state["beta"])
+        self._scale = float(self._state["scale"])
+
+    def _publish(self):
+        super()._publish()
+        self._beta = float(self._state["beta"])
+        self._scale = float(self._state["scale"])
+        self.centroids_ = self.prototypes_
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Memberships ``(n, n_clusters)`` normalised to rows summing to 1."""
+        with torch.no_grad():
+            U = self._memberships(self._distances(self._check_X(X)).double(), self._beta)
+            return (U / U.sum(1, keepdim=True).clamp_min(1e-300)).cpu().numpy()
+
+
+def _grid_coords(h: int, w: int, device) -> torch.Tensor:
+    r = torch.arange(h, device=device).repeat_interleave(w)
+    c = torch.arange(w, device=device).repeat(h)
+    return torch.stack([r, c], 1).float()
+
+
+@register("Q", {"grid_size": 3, "max_iter": 200}, kind="clusterer", gradient=False)
+class SOM(UnsupervisedModel):
+    """The simple online self-organizing map (Kohonen 1982) on a square grid.
+
+    Each step draws one sample, finds its best matching unit and moves every unit towards it by
+    ``lr_t * exp(-g^2 / (2 sigma_t^2))`` (``g`` the grid distance to the BMU); ``lr`` and
+    ``sigma`` decay as ``x0 / (1 + 2 t / max_iter)``. ``grid_size=None`` uses
+    ``int(sqrt(5 sqrt(n)))``, ``max_iter=None`` uses ``500 * grid_size**2``. ``prototypes_`` is
+    ``(grid_size**2, d)`` in row-major grid order; ``weights_`` the ``(g, g, d)`` view;
+    ``loss_history_`` the quantization error every ``max(1, max_iter // 50)`` steps. See
+    :mod:`lvq.som_utils` for U-matrix, hit map and component planes.
+    """
+
+    _own_params = {
+        "grid_size": None,
+        "max_iter": None,
+        "lr": 0.5,
+        "sigma": 1.0,
+        "random_seed": None,
+        "device": "auto",
+    }
+
+    def _validate(self):
+        _check_int("grid_size", self.grid_size, 1, allow_none=True)
+        _check_int("max_iter", self.max_iter, 1, allow_none=True)
+        _check_number("lr", self.lr, 0.0)
+        _check_number("sigma", self.sigma, 0.0)
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        """``(rows, cols)`` of the fitted grid."""
+        g = int(self._state["grid"].shape[0])
+        return (g, g)
+
+    def _fit(self, X, gen, init):
+        n = X.shape[0]
+        g = self.grid_size or max(1, int(math.sqrt(5 * math.sqrt(n))))
+        T = self.max_iter or 500 * g * g
+        coords = _grid_coords(g, g, X.device)
+        G2 = torch.cdist(coords, coords).pow(2).to(X.dtype)
+        if init is None:
+            W = _random_rows(X, g * g, gen) if n >= g * g else X[
+                torch.randint(n, (g * g,), generator=gen, device=X.device)
+            ].clone()
+        else:
+            if init.shape[0] != g * g:
+                raise ValueError(f"initial_prototypes needs {g * g} rows, got {init.shape[0]}")
+            W = init
+        order = torch.randint(n, (T,), generator=gen, device=X.device)
+        lr0, s0 = float(self.lr), float(self.sigma)
+        every = max(1, T // 50)
+        history = []
+        for t in range(T):
+            x = X[order[t]]
+            decay = 1.0 / (1.0 + 2.0 * t / T)
+            bmu = int(((W - x) ** 2).sum(1).argmin())
+            h = torch.exp(-G2[bmu] / (2.0 * (s0 * decay) ** 2))
+            W += (lr0 * decay) * h[:, None] * (x - W)
+            if (t + 1) % every == 0 or t == T - 1:
+                history.append(float(squared_euclidean(X, W).min(1).values.mean()))
+        self._state = {"prototypes": W, "grid": torch.zeros(g, dtype=torch.long)}
+        return history
+
+    def _publish(self):
+        super()._publish()
+        g = self.grid_shape[0]
+        self.weights_ = self.prototypes_.reshape(g, g, -1)
+
+    def bmu_coordinates(self, X: Any) -> np.ndarray:
+        """Grid ``(row, col)`` of every sample's best matching unit ``(n, 2)``."""
+        idx = self.predict(X)
+        g = self.grid_shape[1]
+        return np.stack([idx // g, idx % g], 1)

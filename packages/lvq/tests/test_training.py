@@ -1,0 +1,356 @@
+"""Every shared training option does what it says (each on the path it affects)."""
+
+import lvq
+import numpy as np
+import pytest
+import torch
+from lvq.optim import OPTIMIZERS, SCHEDULERS
+
+FIT_ARGS = ("initial_prototypes", "initial_labels", "validation_data", "sample_weight")
+
+
+def fit(cls=lvq.GLVQ, X=None, y=None, **kw):
+    params = {"max_iter": 10, "lr": 0.05, "device": "cpu", "epsilon": 0.0}
+    fit_args = {k: kw.pop(k) for k in FIT_ARGS if k in kw}
+    params.update(kw)
+    return cls(**params).fit(X, y, **fit_args)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_optimizer_by_name(name, blobs):
+    X, y = blobs
+    m = fit(X=X, y=y, optimizer=name, max_iter=5)
+    assert np.isfinite(m.prototypes_).all()
+    assert m.n_iter_ == 5
+
+
+def test_optimizer_factory_class_and_errors(blobs):
+    X, y = blobs
+    made = []
+
+    def factory(groups, lr):
+        made.append(lr)
+        return torch.optim.SGD(groups, lr=lr, momentum=0.5)
+
+    m = fit(X=X, y=y, optimizer=factory, lr=0.02)
+    assert made == [0.02] and isinstance(m._optimizer_state["opt"], torch.optim.SGD)
+    m2 = fit(X=X, y=y, optimizer=torch.optim.Adagrad)
+    assert isinstance(m2._optimizer_state["opt"], torch.optim.Adagrad)
+    with pytest.raises(ValueError, match="optimizer='nope' is not known"):
+        fit(X=X, y=y, optimizer="nope")
+
+
+def test_set_params_changes_the_next_fit(blobs):
+    X, y = blobs
+    m = lvq.GLVQ(max_iter=5, device="cpu")
+    a = m.fit(X, y).prototypes_.copy()
+    b = m.set_params(lr=0.5).fit(X, y).prototypes_.copy()
+    assert not np.allclose(a, b)
+    c = m.set_params(optimizer="sgd").fit(X, y)
+    assert isinstance(c._optimizer_state["opt"], torch.optim.SGD)
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULERS))
+def test_schedulers_by_name_keep_the_optimizer(name, blobs):
+    X, y = blobs
+    lrs = []
+
+    class Rec(lvq.Callback):
+        def on_iteration_end(self, model, info):
+            lrs.append(info["lr"])
+
+    m = fit(X=X, y=y, optimizer="rmsprop", lr_scheduler=name, max_iter=20, callbacks=[Rec()])
+    assert isinstance(m._optimizer_state["opt"], torch.optim.RMSprop)
+    assert len(lrs) == 20 and len(set(np.round(lrs, 12))) > 1
+    assert max(lrs) <= 0.05 + 1e-12
+
+
+def test_scheduler_values_and_callable(blobs):
+    X, y = blobs
+    lrs = []
+
+    class Rec(lvq.Callback):
+        def on_iteration_end(self, model, info):
+            lrs.append(info["lr"])
+
+    fit(X=X, y=y, lr=0.1, lr_scheduler="cosine_decay", max_iter=11, callbacks=[Rec()])
+    # the lr of update t (0-based) is 0.1 * 0.5 * (1 + cos(pi t / 11))
+    np.testing.assert_allclose(lrs[0], 0.1)
+    np.testing.assert_allclose(lrs[-1], 0.05 * (1 + np.cos(np.pi * 10 / 11)), rtol=1e-9)
+    lrs.clear()
+    fit(X=X, y=y, lr=0.1, lr_scheduler=lambda t: 0.01 * (t + 1), max_iter=3, callbacks=[Rec()])
+    np.testing.assert_allclose(lrs, [0.01, 0.02, 0.03])
+    lrs.clear()
+    fit(
+        X=X,
+        y=y,
+        lr=0.1,
+        lr_scheduler="piecewise_constant",
+        lr_scheduler_kwargs={"boundaries_and_scales": {2: 0.5}},
+        max_iter=4,
+        callbacks=[Rec()],
+    )
+    np.testing.assert_allclose(lrs, [0.1, 0.1, 0.05, 0.05])
+    with pytest.raises(ValueError, match="lr_scheduler_kwargs"):
+        fit(X=X, y=y, lr_scheduler="cosine_decay", lr_scheduler_kwargs={"bogus": 1})
+
+
+def test_batch_size_minibatches(blobs):
+    X, y = blobs
+    full = fit(X=X, y=y)
+    mini = fit(X=X, y=y, batch_size=7)
+    assert mini.n_iter_ == 10
+    assert not np.allclose(full.prototypes_, mini.prototypes_)
+    assert mini.score(X, y) >= 0.9
+
+
+def test_gradient_accumulation_equals_full_batch(blobs):
+    X, y = blobs  # 60 rows: two micro-batches of 30 average to the full-batch gradient
+    W0 = np.stack([X[y == c].mean(0) for c in range(3)])
+    full = fit(X=X, y=y, optimizer="sgd", max_iter=6, initial_prototypes=W0)
+    acc = fit(
+        X=X,
+        y=y,
+        optimizer="sgd",
+        max_iter=6,
+        batch_size=30,
+        gradient_accumulation_steps=2,
+        initial_prototypes=W0,
+    )
+    np.testing.assert_allclose(acc.prototypes_, full.prototypes_, atol=1e-5)
+
+
+def test_sample_weight_is_a_loss_weight(blobs):
+    X, y = blobs
+    W0 = np.stack([X[y == c].mean(0) for c in range(3)]) + 0.3
+    w = np.ones(len(y))
+    w[:10] = 2.0
+    weighted = fit(X=X, y=y, initial_prototypes=W0, sample_weight=w)
+    Xd = np.concatenate([X, X[:10]])
+    yd = np.concatenate([y, y[:10]])
+    duplicated = fit(X=Xd, y=yd, initial_prototypes=W0)
+    np.testing.assert_allclose(weighted.prototypes_, duplicated.prototypes_, atol=1e-5)
+    with pytest.raises(ValueError, match="non-negative"):
+        fit(X=X, y=y, sample_weight=-w)
+
+
+def test_class_weight_dict_and_balanced(blobs):
+    X, y = blobs
+    names = np.array(["a", "b", "c"])[y]
+    W0 = np.stack([X[y == c].mean(0) for c in range(3)]) + 0.3
+    by_dict = fit(X=X, y=names, initial_prototypes=W0, class_weight={"a": 3.0})
+    w = np.where(names == "a", 3.0, 1.0)
+    by_sw = fit(X=X, y=names, initial_prototypes=W0, sample_weight=w)
+    np.testing.assert_allclose(by_dict.prototypes_, by_sw.prototypes_, atol=1e-6)
+    plain = fit(X=X, y=names, initial_prototypes=W0)
+    assert not np.allclose(by_dict.prototypes_, plain.prototypes_)
+    keep = np.r_[0:20, 20:25, 40:60]  # class 1 rare
+    bal = fit(X=X[keep], y=names[keep], class_weight="balanced")
+    assert bal.score(X, names) >= 0.9
+    with pytest.raises(ValueError, match="not seen during fit"):
+        fit(X=X, y=names, class_weight={"zzz": 2.0})
+
+
+def test_epsilon_and_patience_stop_early_with_honest_n_iter(blobs):
+    X, y = blobs
+    m = fit(X=X, y=y, epsilon=10.0, max_iter=50)
+    assert m.n_iter_ == 2 and len(m.loss_history_) == 2
+    m = fit(X=X, y=y, epsilon=0.0, patience=2, lr=5.0, max_iter=200)
+    assert m.n_iter_ < 200 and len(m.loss_history_) == m.n_iter_
+
+
+def test_restore_best_with_validation(blobs):
+    X, y = blobs
+    frames = []
+
+    class Rec(lvq.Callback):
+        def on_iteration_end(self, model, info):
+            frames.append(info["params"]["prototypes"].clone().numpy())
+
+    Xv, yv = X[::2] + 0.5, y[::2]
+    m = fit(
+        X=X,
+        y=y,
+        lr=0.3,
+        max_iter=15,
+        restore_best=True,
+        validation_data=(Xv, yv),
+        callbacks=[Rec()],
+    )
+    best = int(np.argmin(m.val_loss_history_))
+    np.testing.assert_allclose(m.prototypes_, frames[best], atol=1e-7)
+    assert m.best_loss_ == pytest.approx(min(m.val_loss_history_))
+
+
+def test_restore_best_on_training_loss(blobs):
+    X, y = blobs
+    m = fit(X=X, y=y, lr=3.0, optimizer="sgd", max_iter=12, restore_best=True)
+    assert m.best_loss_ == pytest.approx(min(m.loss_history_))
+
+
+def test_ema_lookahead_freeze(blobs):
+    X, y = blobs
+    base = fit(lvq.GMLVQ, X=X, y=y)
+    ema = fit(lvq.GMLVQ, X=X, y=y, ema_decay=0.8)
+    la = fit(lvq.GMLVQ, X=X, y=y, lookahead={"sync_period": 3})
+    assert not np.allclose(base.prototypes_, ema.prototypes_)
+    assert not np.allclose(base.prototypes_, la.prototypes_)
+    fr = fit(lvq.GMLVQ, X=X, y=y, freeze_params=["omega"])
+    np.testing.assert_allclose(fr.omega_, np.eye(4) / 2.0, atol=1e-7)
+    W0 = np.stack([X[y == c].mean(0) for c in range(3)])
+    fp = fit(lvq.GMLVQ, X=X, y=y, freeze_params=["prototypes"], initial_prototypes=W0)
+    np.testing.assert_allclose(fp.prototypes_, W0, atol=1e-6)
+    assert not np.allclose(fp.omega_, np.eye(4) / 2.0)
+    with pytest.raises(ValueError, match="unknown group"):
+        fit(X=X, y=y, freeze_params=["omega"])
+    with pytest.raises(ValueError, match="ema_decay"):
+        fit(X=X, y=y, ema_decay=1.5)
+    with pytest.raises(ValueError, match="lookahead accepts"):
+        fit(X=X, y=y, lookahead={"k": 3})
+
+
+@pytest.mark.parametrize("mp", ["float16", "bfloat16"])
+def test_mixed_precision(mp, blobs):
+    X, y = blobs
+    m = fit(lvq.GMLVQ, X=X, y=y, mixed_precision=mp, max_iter=20)
+    assert m.score(X, y) >= 0.9 and m.prototypes_.dtype == np.float32
+    with pytest.raises(ValueError, match="mixed_precision"):
+        fit(X=X, y=y, mixed_precision="int4")
+
+
+def test_callbacks_can_stop_and_see_start_end(blobs):
+    X, y = blobs
+    calls = []
+
+    class Stop(lvq.Callback):
+        def on_fit_start(self, model):
+            calls.append("start")
+
+        def on_iteration_end(self, model, info):
+            return info["iteration"] >= 3
+
+        def on_fit_end(self, model):
+            calls.append(("end", model.n_iter_))
+
+    m = fit(X=X, y=y, max_iter=50, callbacks=[Stop()])
+    assert m.n_iter_ == 3 and calls == ["start", ("end", 3)]
+    es = lvq.EarlyStopping(monitor="val_loss", patience=1, min_delta=1e9)
+    m = fit(X=X, y=y, max_iter=50, callbacks=[es], validation_data=(X, y))
+    assert m.n_iter_ == 2 and es.stopped_at == 2
+    traj = lvq.PrototypeTrajectory()
+    fit(X=X, y=y, max_iter=4, callbacks=[traj])
+    assert traj.trajectory.shape == (5, 3, 4)
+
+
+def test_prototype_counts_and_initializers(blobs):
+    X, y = blobs
+    assert fit(X=X, y=y, n_prototypes_per_class=2).prototypes_.shape == (6, 4)
+    m = fit(X=X, y=y, n_prototypes_per_class=[1, 2, 3])
+    assert list(m.prototype_labels_) == [0, 1, 1, 2, 2, 2]
+    m = fit(X=X, y=y, n_prototypes_per_class={0: 1, 1: 1, 2: 2})
+    assert m.prototypes_.shape == (4, 4)
+    with pytest.raises(ValueError, match="3 classes"):
+        fit(X=X, y=y, n_prototypes_per_class=[1, 2])
+    from lvq.initializers import INITIALIZERS
+
+    for name in INITIALIZERS:
+        spec = {"name": name, "value": 0.5} if name == "fill_value" else name
+        m = lvq.GLVQ(
+            max_iter=1, prototypes_initializer=spec, n_prototypes_per_class=2, device="cpu"
+        )
+        m.fit(X, y)
+        assert m.prototypes_.shape == (6, 4)
+    m = lvq.GLVQ(max_iter=1, lr=1e-9, prototypes_initializer="class_mean", device="cpu").fit(X, y)
+    np.testing.assert_allclose(m.prototypes_, [X[y == c].mean(0) for c in range(3)], atol=1e-5)
+    with pytest.raises(ValueError, match="needs a value"):
+        fit(X=X, y=y, prototypes_initializer="fill_value")
+    with pytest.raises(ValueError, match="not known"):
+        fit(X=X, y=y, prototypes_initializer="nope")
+
+    def custom(Xt, codes, counts, gen):
+        return torch.zeros(sum(counts), Xt.shape[1]), torch.arange(len(counts)).repeat_interleave(
+            torch.tensor(counts)
+        )
+
+    m = lvq.GLVQ(max_iter=1, lr=1e-9, prototypes_initializer=custom, device="cpu").fit(X, y)
+    np.testing.assert_allclose(m.prototypes_, 0.0, atol=1e-6)
+
+
+def test_initial_prototypes_and_labels(blobs):
+    X, y = blobs
+    W0 = X[[0, 1, 20, 40]]
+    m = fit(X=X, y=y, initial_prototypes=W0, initial_labels=[0, 0, 1, 2])
+    assert list(m.prototype_labels_) == [0, 0, 1, 2]
+    with pytest.raises(ValueError, match="pass initial_labels"):
+        fit(X=X, y=y, initial_prototypes=W0)
+    with pytest.raises(ValueError, match="every class"):
+        fit(X=X, y=y, initial_prototypes=W0, initial_labels=[0, 0, 1, 1])
+    with pytest.raises(ValueError, match="resume=True cannot"):
+        m.fit(X, y, initial_prototypes=W0, resume=True)
+
+
+def test_resume_and_partial_fit_keep_raw_parameters(iris):
+    X, y = iris
+    m = lvq.GRLVQ(max_iter=60, lr=0.05, device="cpu", epsilon=0.0).fit(X, y)
+    profile = m.relevance_profile.copy()
+    assert profile.max() > 0.3
+    m.fit(X, y, resume=True)  # continues, does not restart
+    assert m.loss_history_[0] <= m.loss_history_[0] + 1e-12
+    m2 = lvq.GRLVQ(max_iter=60, lr=0.05, device="cpu", epsilon=0.0).fit(X, y)
+    m2.set_params(lr=1e-7).partial_fit(X, y)
+    np.testing.assert_allclose(m2.relevance_profile, profile, atol=1e-4)
+
+
+def test_partial_fit_equals_fit_epochs(blobs):
+    X, y = blobs
+    a = lvq.GMLVQ(max_iter=3, epsilon=0.0, lr=0.05, device="cpu").fit(X, y)
+    b = lvq.GMLVQ(max_iter=3, epsilon=0.0, lr=0.05, device="cpu")
+    for _ in range(3):
+        b.partial_fit(X, y)
+    np.testing.assert_allclose(a.prototypes_, b.prototypes_, atol=1e-6)
+    np.testing.assert_allclose(a.omega_, b.omega_, atol=1e-6)
+    assert b.n_iter_ == 3 and len(b.loss_history_) == 3
+
+
+def test_resume_continues_the_loss(blobs):
+    X, y = blobs
+    m = lvq.GLVQ(max_iter=20, epsilon=0.0, lr=0.05, device="cpu").fit(X, y)
+    last = m.loss_history_[-1]
+    m.fit(X, y, resume=True)
+    assert m.loss_history_[0] <= last + 1e-3
+
+
+@pytest.mark.parametrize("transfer", ["identity", "sigmoid_beta", "swish_beta"])
+def test_transfer_functions_and_beta(transfer, blobs):
+    X, y = blobs
+    a = fit(X=X, y=y, transfer_fn=transfer, beta=2.0)
+    b = fit(X=X, y=y, transfer_fn=transfer, beta=10.0)
+    if transfer != "identity":
+        assert not np.allclose(a.prototypes_, b.prototypes_)
+    assert a.score(X, y) >= 0.9
+
+
+def test_transfer_callable_margin_and_errors(blobs):
+    X, y = blobs
+    m = fit(X=X, y=y, transfer_fn=lambda x, beta: torch.tanh(beta * x))
+    assert m.score(X, y) >= 0.9
+    a = fit(X=X, y=y, transfer_fn="sigmoid_beta", margin=0.0)
+    b = fit(X=X, y=y, transfer_fn="sigmoid_beta", margin=0.3)
+    assert not np.allclose(a.prototypes_, b.prototypes_)
+    with pytest.raises(ValueError, match="transfer_fn"):
+        fit(X=X, y=y, transfer_fn="relu")
+    for bad in ({"max_iter": 0}, {"lr": -1.0}, {"batch_size": 0}, {"patience": 0}):
+        with pytest.raises(ValueError):
+            fit(X=X, y=y, **bad)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        fit(X=X, y=np.zeros(len(y)))
+
+
+def test_lbfgs_and_verbose(blobs, capsys):
+    X, y = blobs
+    m = fit(X=X, y=y, optimizer="lbfgs", lr=0.5, max_iter=5)
+    assert m.score(X, y) >= 0.9
+    with pytest.raises(ValueError, match="lbfgs"):
+        fit(X=X, y=y, optimizer="lbfgs", gradient_accumulation_steps=2)
+    pytest.importorskip("tqdm")
+    fit(X=X, y=y, verbose=True, max_iter=2)
