@@ -1,0 +1,236 @@
+import csv
+import json
+
+import pytest
+import torch
+from flt_tracker import FeatureTracker
+from flt_tracker.attacks import fgm, make_attack, pgd
+from flt_tracker.callbacks import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    FeatureTrackingCallback,
+    JSONLinesLogger,
+    ModelCheckpoint,
+)
+from flt_tracker.trainer import Trainer, accuracy
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+def data(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 5, generator=g)
+    y = (X[:, 0] > 0).long()
+    return X, y
+
+
+def loaders(batch=16):
+    X, y = data()
+    Xv, yv = data(32, seed=1)
+    return DataLoader(TensorDataset(X, y), batch_size=batch), DataLoader(
+        TensorDataset(Xv, yv), batch_size=16
+    )
+
+
+def model_opt(seed=0):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 2))
+    return model, torch.optim.SGD(model.parameters(), lr=0.2)
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.events = []
+
+    def on_train_start(self, trainer, model):
+        self.events.append("train_start")
+
+    def on_epoch_start(self, trainer, model, epoch):
+        self.events.append(f"epoch_start {epoch}")
+
+    def on_step_end(self, trainer, model, step):
+        self.events.append(f"step {step}")
+
+    def on_batch_end(self, trainer, model, batch, batch_idx, loss):
+        self.events.append(f"batch_end {batch_idx}")
+
+    def on_epoch_end(self, trainer, model, epoch, logs):
+        self.events.append(f"epoch_end {epoch} {sorted(logs)}")
+
+    def on_train_end(self, trainer, model):
+        self.events.append("train_end")
+
+
+def test_fit_with_tracking_and_validation_not_recorded():
+    model, opt = model_opt()
+    train, val = loaders()
+    tracker = FeatureTracker(model, layers=["0"], track_frequency=2, optimizer=opt)
+    rec = Recorder()
+    trainer = Trainer(
+        model,
+        opt,
+        callbacks=[FeatureTrackingCallback(tracker), rec],
+        device="cpu",
+        metrics={"acc": "accuracy"},
+    )
+    history = trainer.fit(train, num_epochs=2, val_loader=val)
+    assert trainer.global_step == 8 and len(history) == 2
+    assert set(history[-1]) == {"epoch", "loss", "acc", "val_loss", "val_acc"}
+    f = tracker.get_feature("0.weight")
+    # initial + steps 2, 4, 6, 8: validation forwards never create snapshots
+    assert f.steps.tolist() == [0, 2, 4, 6, 8]
+    assert f.epochs.tolist() == [0, 0, 0, 1, 1]
+    assert f.batch_indices.tolist() == [-1, 1, 3, 1, 3]
+    assert torch.equal(f.get_latest(), model[0].weight.detach())
+    assert rec.events[:4] == ["train_start", "epoch_start 0", "step 1", "batch_end 0"]
+    assert rec.events[-1] == "train_end"
+    assert history[-1]["loss"] < history[0]["loss"] + 1e-6
+    assert trainer.get_metrics() == history[-1]
+
+
+def test_tracker_without_optimizer_is_stepped_by_callback():
+    model, opt = model_opt()
+    train, _ = loaders()
+    tracker = FeatureTracker(model, layers=["2"])
+    Trainer(model, opt, callbacks=[FeatureTrackingCallback(tracker)], device="cpu").fit(train, 1)
+    f = tracker.get_feature("2.weight")
+    assert f.steps.tolist() == [0, 1, 2, 3, 4]
+    assert torch.equal(f.get_latest(), model[2].weight.detach())
+
+
+def test_second_fit_continues_steps_and_epochs_with_phases():
+    model, opt = model_opt()
+    train, _ = loaders()
+    tracker = FeatureTracker(model, layers=["0"], optimizer=opt)
+    Trainer(
+        model, opt, callbacks=[FeatureTrackingCallback(tracker, phase="clean")], device="cpu"
+    ).fit(train, 1)
+    trainer = Trainer(
+        model,
+        opt,
+        callbacks=[FeatureTrackingCallback(tracker, phase="adversarial")],
+        device="cpu",
+        inner_max=make_attack("fgm", nn.functional.cross_entropy, eps=0.1),
+    )
+    trainer.global_step, trainer.epoch = 4, 1
+    trainer.fit(train, 1)
+    assert tracker.phases == [(0, "clean"), (4, "adversarial")]
+    assert tracker.get_feature("0.weight").steps.tolist() == list(range(9))
+    assert tracker.get_feature("0.weight").epochs.tolist()[-1] == 1
+
+
+def test_inner_max_replaces_inputs_and_leaves_no_parameter_grads():
+    model, opt = model_opt()
+    seen = []
+
+    def inner(m, x, y):
+        before = [None if p.grad is None else p.grad.clone() for p in m.parameters()]
+        x_adv = fgm(m, x, y, nn.functional.cross_entropy, eps=0.5)
+        for p, b in zip(m.parameters(), before):  # the attack leaves parameter grads alone
+            assert (p.grad is None and b is None) or torch.equal(p.grad, b)
+        seen.append((x_adv - x).norm(dim=1))
+        return x_adv
+
+    train, _ = loaders()
+    Trainer(model, opt, device="cpu", inner_max=inner).fit(train, 1)
+    assert len(seen) == 4
+    torch.testing.assert_close(seen[0], torch.full_like(seen[0], 0.5))
+
+
+def test_attacks_stay_in_ball_and_increase_loss():
+    model, _ = model_opt()
+    X, y = data(32)
+    loss = nn.functional.cross_entropy
+    for norm in ("l2", "linf"):
+        x_adv = pgd(model, X, y, loss, eps=0.3, steps=5, norm=norm, random_start=True)
+        delta = (x_adv - X).flatten(1)
+        size = delta.norm(dim=1) if norm == "l2" else delta.abs().amax(dim=1)
+        assert float(size.max()) <= 0.3 + 1e-5
+        with torch.no_grad():
+            assert float(loss(model(x_adv), y)) > float(loss(model(X), y))
+    with pytest.raises(ValueError, match="norm"):
+        fgm(model, X, y, loss, 0.1, norm="l1")
+
+
+def test_explicit_loss_grad_clip_scheduler_and_seed():
+    def run(seed):
+        model, opt = model_opt(seed=3)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+        train = DataLoader(TensorDataset(*data()), batch_size=16, shuffle=True)
+        calls = []
+
+        def loss_fn(out, target):
+            calls.append(out.shape)
+            return nn.functional.cross_entropy(out, target)
+
+        trainer = Trainer(
+            model, opt, device="cpu", loss_fn=loss_fn, scheduler=sched, grad_clip=1e-3, seed=seed
+        )
+        before = [p.detach().clone() for p in model.parameters()]
+        trainer.fit(train, 2)
+        step = torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before)])
+        return model, opt, calls, step
+
+    m1, opt1, calls, step = run(5)
+    m2, *_ = run(5)
+    assert calls and all(s == (16, 2) for s in calls)
+    assert opt1.param_groups[0]["lr"] == pytest.approx(0.05)
+    # 8 steps with lr <= 0.2 and clipped gradient norm 1e-3: total movement <= 8 * 0.2 * 1e-3
+    assert float(step.norm()) <= 8 * 0.2 * 1e-3 + 1e-7
+    for a, b in zip(m1.parameters(), m2.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_dict_batches_and_autoencoder_target():
+    torch.manual_seed(0)
+    model = nn.Linear(5, 5)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    X, _ = data()
+    batches = [{"input": X[i : i + 16]} for i in range(0, 64, 16)]
+    hist = Trainer(model, opt, device="cpu", loss_fn=nn.MSELoss()).fit(batches, 3)
+    assert hist[-1]["loss"] < hist[0]["loss"]
+
+
+def test_early_stopping_checkpoint_and_loggers(tmp_path):
+    model, opt = model_opt()
+    train, val = loaders()
+    stopper = EarlyStopping(monitor="val_loss", patience=1, mode="max")  # loss never "increases"
+    ckpt = ModelCheckpoint(tmp_path / "ckpt", monitor="val_loss")
+    jl = JSONLinesLogger(tmp_path / "log.jsonl", log_every_n_steps=2)
+    cl = CSVLogger(tmp_path / "log.csv")
+    trainer = Trainer(model, opt, callbacks=[stopper, ckpt, jl, cl], device="cpu")
+    hist = trainer.fit(train, 10, val_loader=val)
+    assert len(hist) == 2 and stopper.stopped_epoch == 1
+    state = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)
+    assert state["global_step"] == 8 and "optimizer" in state
+    for k, v in state["model"].items():
+        assert torch.equal(v, model.state_dict()[k])
+    assert (tmp_path / "ckpt" / "best.pt").exists()
+    lines = [json.loads(s) for s in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines if "loss" in r and "epoch" in r and "val_loss" not in r] == [
+        2,
+        4,
+        6,
+        8,
+    ]
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert [int(r["epoch"]) for r in rows] == [0, 1] and "val_loss" in rows[0]
+    with pytest.raises(KeyError, match="not in the logs"):
+        Trainer(model, opt, callbacks=[EarlyStopping(monitor="val_acc")], device="cpu").fit(
+            train, 1
+        )
+
+
+def test_accuracy_metric_and_argument_errors():
+    assert float(accuracy(torch.tensor([[2.0, 1.0], [0.0, 3.0]]), torch.tensor([0, 0]))) == 0.5
+    assert float(
+        accuracy(torch.tensor([1.0, -2.0, 3.0]), torch.tensor([1.0, -1.0, -1.0]))
+    ) == pytest.approx(2 / 3)
+    model, opt = model_opt()
+    with pytest.raises(TypeError, match="optimizer"):
+        Trainer(model, "sgd")
+    with pytest.raises(ValueError, match="scheduler_interval"):
+        Trainer(model, opt, scheduler_interval="batch")
+    with pytest.raises(TypeError, match="Callback"):
+        Trainer(model, opt, callbacks=[object()])
