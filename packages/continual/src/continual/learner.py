@@ -1,0 +1,545 @@
+"""ContinualLearner: EWC and A-GEM for any ``nn.Module``, any loss and any device."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from .kernels import agem_project, per_sample_squared_grads
+
+__all__ = ["ContinualLearner", "EWCTerms", "empirical_fisher", "iter_batches", "split_batch"]
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+_TARGETS = ("auto", "label", "input")
+
+
+def split_batch(batch: Any, target: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+    """Split a batch into ``(inputs, targets)``.
+
+    Args:
+        batch: a tensor (inputs only) or a tuple/list ``(inputs, labels, ...)``.
+        target: ``"label"`` (second element), ``"input"`` (reconstruction: the inputs
+            themselves) or ``"auto"`` (the labels when the batch has them, else the inputs).
+
+    Returns:
+        ``(x, t)``.
+    """
+    if target not in _TARGETS:
+        raise ValueError(f"target={target!r} is not understood; expected one of {_TARGETS}")
+    if isinstance(batch, torch.Tensor):
+        if target == "label":
+            raise ValueError("target='label' but the batch is a single tensor without labels")
+        return batch, batch
+    if not isinstance(batch, (tuple, list)) or len(batch) == 0:
+        raise TypeError(
+            f"a batch must be a tensor or a non-empty tuple/list of tensors, got {type(batch).__name__}"
+        )
+    x = batch[0]
+    if target == "input" or (target == "auto" and len(batch) < 2):
+        return x, x
+    if len(batch) < 2:
+        raise ValueError("target='label' but the batch has no second element")
+    return x, batch[1]
+
+
+def iter_batches(data: Any, batch_size: int = 64) -> Iterator[Any]:
+    """Iterate over batches of ``data`` without worker processes.
+
+    Args:
+        data: a ``Dataset`` (batched with a ``DataLoader``, ``num_workers=0``), a tuple of tensors
+            sharing the first dimension (chunked), a single tensor (chunked) or any iterable of
+            batches (a ``DataLoader``, a list of batches), passed through.
+        batch_size: rows per batch for datasets and tensors.
+    """
+    if isinstance(data, torch.Tensor):
+        yield from data.split(batch_size)
+    elif isinstance(data, tuple) and data and all(isinstance(t, torch.Tensor) for t in data):
+        n = data[0].shape[0]
+        for start in range(0, n, batch_size):
+            yield tuple(t[start : start + batch_size] for t in data)
+    elif isinstance(data, Dataset) and not isinstance(data, torch.utils.data.IterableDataset):
+        yield from DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0)
+    elif isinstance(data, Iterable):
+        yield from data
+    else:
+        raise TypeError(
+            "data must be a Dataset, a DataLoader/iterable of batches, a tensor or a tuple of "
+            f"tensors, got {type(data).__name__}"
+        )
+
+
+def empirical_fisher(
+    module: nn.Module,
+    data_set: Any,
+    loss_func: LossFn,
+    *,
+    output_fn: Callable[[Any], torch.Tensor] | None = None,
+    is_mlp: bool = False,
+    batch_size: int = 64,
+    target: str = "auto",
+    method: str = "vmap",
+    max_samples: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """Diagonal empirical Fisher of ``module`` on ``data_set``.
+
+    ``F_i = mean over samples of (d loss(sample) / d theta_i)^2``: the true per-sample empirical
+    Fisher, computed in batches with ``torch.func.vmap`` (``method="vmap"``) or with one backward
+    per sample (``method="loop"``, for modules ``vmap`` cannot trace). The module runs in eval
+    mode and is put back in its previous mode. Under ``torch.distributed`` the sums and the sample
+    count are all-reduced, so every rank gets the Fisher of the union of the shards.
+
+    Args:
+        module: any module; every parameter that requires grad gets an entry.
+        data_set: a Dataset, a DataLoader / iterable of batches, a tensor or a tuple of
+            tensors (see :func:`iter_batches`).
+        loss_func: ``loss_func(output, target) -> scalar``.
+        output_fn: maps the raw forward output to the tensor the loss takes.
+        is_mlp: flatten each input to ``(n, -1)`` before the forward pass (the original's flag
+            for MLPs on images).
+        batch_size: rows per vectorised batch.
+        target: ``"auto"``, ``"label"`` or ``"input"`` (see :func:`split_batch`).
+        method: ``"vmap"`` or ``"loop"``.
+        max_samples: use at most this many samples (all if None).
+
+    Returns:
+        ``{parameter name: Fisher diagonal}``.
+
+    Raises:
+        ValueError: unknown method or no samples.
+    """
+    if method not in ("vmap", "loop"):
+        raise ValueError(f"method={method!r} is not understood; expected 'vmap' or 'loop'")
+    params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    device = params[0][1].device if params else torch.device("cpu")
+    names = [n for n, _ in params]
+    sums = {n: torch.zeros_like(p) for n, p in params}
+    count = 0
+    was_training = module.training
+    module.eval()
+    try:
+        for batch in iter_batches(data_set, batch_size):
+            x, t = split_batch(batch, target)
+            recon = t is x
+            x = x.to(device)
+            if is_mlp:
+                x = x.reshape(x.shape[0], -1)
+            t = x if recon else t.to(device)
+            if max_samples is not None:
+                keep = max(0, max_samples - count)
+                x, t = x[:keep], t[:keep]
+            if x.shape[0] == 0:
+                break
+            if method == "vmap":
+                part = per_sample_squared_grads(
+                    module, x, t, loss_func, output_fn=output_fn, names=names
+                )
+            else:
+                part = _squared_grads_loop(module, params, x, t, loss_func, output_fn)
+            for n in names:
+                sums[n] += part[n]
+            count += x.shape[0]
+    finally:
+        module.train(was_training)
+    total = torch.tensor(float(count), device=device)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        for n in names:
+            torch.distributed.all_reduce(sums[n])
+        torch.distributed.all_reduce(total)
+    if total.item() == 0:
+        raise ValueError("the Fisher estimate got no samples: data_set is empty")
+    return {n: s / total for n, s in sums.items()}
+
+
+def _squared_grads_loop(
+    module: nn.Module,
+    params: list[tuple[str, nn.Parameter]],
+    x: torch.Tensor,
+    t: torch.Tensor,
+    loss_func: LossFn,
+    output_fn: Callable[[Any], torch.Tensor] | None,
+) -> dict[str, torch.Tensor]:
+    out = {n: torch.zeros_like(p) for n, p in params}
+    for i in range(x.shape[0]):
+        o = module(x[i : i + 1])
+        loss = loss_func(output_fn(o) if output_fn else o, t[i : i + 1])
+        grads = torch.autograd.grad(loss, [p for _, p in params], allow_unused=True)
+        for (n, _), g in zip(params, grads):
+            if g is not None:
+                out[n] += g.detach().pow(2)
+    return out
+
+
+class EWCTerms:
+    """EWC penalty terms: (anchor, Fisher) pairs, separate or online.
+
+    Args:
+        online: keep one term ``F = gamma * F_old + F_new`` anchored at the newest parameters
+            (online EWC, Schwarz et al. 2018) instead of one term per task (Kirkpatrick et al.
+            2017).
+        gamma: decay of the previous Fisher in online mode.
+    """
+
+    def __init__(self, online: bool = False, gamma: float = 1.0) -> None:
+        self.online = bool(online)
+        self.gamma = float(gamma)
+        self.terms: list[dict[str, dict[str, torch.Tensor]]] = []
+
+    def __len__(self) -> int:
+        return len(self.terms)
+
+    def consolidate(self, module: nn.Module, fisher: dict[str, torch.Tensor]) -> None:
+        """Add ``fisher`` with the current parameters of ``module`` as anchor."""
+        anchor = {n: p.detach().clone() for n, p in module.named_parameters() if n in fisher}
+        fisher = {n: f.detach().clone() for n, f in fisher.items()}
+        if self.online and self.terms:
+            old = self.terms[0]["fisher"]
+            fisher = {
+                n: f + self.gamma * old[n].to(f.device) if n in old else f
+                for n, f in fisher.items()
+            }
+            self.terms = [{"anchor": anchor, "fisher": fisher}]
+        else:
+            self.terms.append({"anchor": anchor, "fisher": fisher})
+
+    def penalty(self, module: nn.Module) -> torch.Tensor:
+        """``0.5 * sum_terms sum_i F_i (theta_i - anchor_i)^2`` on the module's device."""
+        params = dict(module.named_parameters())
+        device = next(iter(params.values())).device if params else torch.device("cpu")
+        total = torch.zeros((), device=device)
+        for term in self.terms:
+            for n, f in term["fisher"].items():
+                p = params[n]
+                a = term["anchor"][n]
+                if a.device != p.device:
+                    a = term["anchor"][n] = a.to(p.device)
+                    f = term["fisher"][n] = f.to(p.device)
+                total = total + (f * (p - a).pow(2)).sum()
+        return 0.5 * total
+
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """``(config, tensors)``."""
+        tensors: dict[str, torch.Tensor] = {}
+        for i, term in enumerate(self.terms):
+            for kind in ("anchor", "fisher"):
+                for n, t in term[kind].items():
+                    tensors[f"ewc.{i}.{kind}.{n}"] = t
+        return {"online": self.online, "gamma": self.gamma, "n_terms": len(self.terms)}, tensors
+
+    def load_state_dict(
+        self,
+        config: dict[str, Any],
+        tensors: dict[str, torch.Tensor],
+        device: str | torch.device = "cpu",
+    ) -> None:
+        """Restore :meth:`state_dict` output."""
+        self.online = bool(config["online"])
+        self.gamma = float(config["gamma"])
+        terms: list[dict[str, dict[str, torch.Tensor]]] = [
+            {"anchor": {}, "fisher": {}} for _ in range(int(config["n_terms"]))
+        ]
+        for key, t in tensors.items():
+            if not key.startswith("ewc."):
+                continue
+            _, i, kind, name = key.split(".", 3)
+            terms[int(i)][kind][name] = t.to(device)
+        self.terms = terms
+
+
+class ContinualLearner(nn.Module):
+    """Base class (or mixin) adding EWC and A-GEM to a module.
+
+    Subclass it instead of ``nn.Module`` (``class MLP(ContinualLearner)``), or mix it in front
+    of another module class (``class Net(ContinualLearner, nn.Sequential)``): positional and
+    unknown keyword arguments are passed on to the next class.
+
+    The continual-learning state (EWC anchors and Fisher diagonals, reference gradients) lives
+    outside ``state_dict()``, so checkpoints of the weights stay clean; use
+    :meth:`cl_state_dict` / :meth:`load_cl_state_dict` to save and restore it. Every tensor is
+    created on the device of the parameters; nothing assumes CUDA.
+
+    Args:
+        *args: passed to the next base class (for mixin use).
+        onlineEWC: online EWC (one running Fisher, decayed by ``gamma``) instead of separate
+            EWC (one penalty term per task).
+        ewc_lambda: EWC strength, read by the strategies (``ewc_loss()`` itself is unweighted).
+        gamma: decay of the previous Fisher in online EWC, ``F = gamma * F_old + F_new``.
+        **kwargs: passed to the next base class.
+
+    Attributes:
+        output_index: when ``forward`` returns a tuple, the element the losses use (an
+            autoencoder returning ``(encoded, decoded, extra)`` sets 1). ``None`` means the
+            output is a tensor.
+        EWC_task_count: number of Fisher estimates consolidated so far.
+    """
+
+    output_index: int | None = None
+
+    def __init__(
+        self,
+        *args: Any,
+        onlineEWC: bool = False,
+        ewc_lambda: float = 0.0,
+        gamma: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if gamma < 0:
+            raise ValueError(f"gamma must be >= 0, got {gamma}")
+        self.onlineEWC = bool(onlineEWC)
+        self.ewc_lambda = float(ewc_lambda)
+        self.gamma = float(gamma)
+        self.EWC_task_count = 0
+        self._ewc = EWCTerms(online=self.onlineEWC, gamma=self.gamma)
+        self._ref_grad: torch.Tensor | None = None
+        self._ref_grads_layerwise: dict[str, torch.Tensor] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def model_output(self, out: Any) -> torch.Tensor:
+        """The tensor the losses take from a raw ``forward`` output (see ``output_index``)."""
+        if isinstance(out, torch.Tensor):
+            return out
+        if isinstance(out, (tuple, list)):
+            if self.output_index is None:
+                raise TypeError(
+                    f"{type(self).__name__}.forward returned a {type(out).__name__}; set the "
+                    "class attribute output_index to the element the loss should use"
+                )
+            return out[self.output_index]
+        raise TypeError(f"forward must return a tensor or a tuple, got {type(out).__name__}")
+
+    def _trainable(self) -> list[tuple[str, nn.Parameter]]:
+        return [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+
+    def _device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    # ------------------------------------------------------------------ EWC
+    def estimate_fisher(
+        self,
+        data_set: Any,
+        loss_func: LossFn,
+        is_mlp: bool = False,
+        *,
+        batch_size: int = 64,
+        target: str = "auto",
+        method: str = "vmap",
+        max_samples: int | None = None,
+        consolidate: bool = True,
+    ) -> dict[str, torch.Tensor]:
+        """Estimate the diagonal empirical Fisher on ``data_set`` and consolidate it for EWC.
+
+        See :func:`empirical_fisher` for the estimate. With ``consolidate`` the estimate is
+        stored with the current parameters as anchor: separate EWC appends one penalty term per
+        call, online EWC keeps one term ``F = gamma * F_old + F_new`` anchored at the newest
+        parameters.
+
+        Args:
+            data_set: a Dataset, a DataLoader / iterable of batches, a tensor or a tuple of
+                tensors (see :func:`iter_batches`).
+            loss_func: ``loss_func(output, target) -> scalar``, for classification
+                (``F.cross_entropy``), regression or reconstruction (``F.mse_loss``).
+            is_mlp: flatten each input to ``(n, -1)`` before the forward pass.
+            batch_size: rows per vectorised batch.
+            target: ``"auto"``, ``"label"`` or ``"input"`` (see :func:`split_batch`).
+            method: ``"vmap"`` or ``"loop"``.
+            max_samples: use at most this many samples (all if None).
+            consolidate: store the estimate as an EWC term.
+
+        Returns:
+            ``{parameter name: Fisher diagonal}``.
+        """
+        fisher = empirical_fisher(
+            self,
+            data_set,
+            loss_func,
+            output_fn=self.model_output,
+            is_mlp=is_mlp,
+            batch_size=batch_size,
+            target=target,
+            method=method,
+            max_samples=max_samples,
+        )
+        if consolidate:
+            self.consolidate(fisher)
+        return fisher
+
+    def consolidate(self, fisher: dict[str, torch.Tensor]) -> None:
+        """Store ``fisher`` with the current parameters as anchor (see ``estimate_fisher``)."""
+        self._ewc.online = self.onlineEWC
+        self._ewc.gamma = self.gamma
+        self._ewc.consolidate(self, fisher)
+        self.EWC_task_count += 1
+
+    def ewc_loss(self) -> torch.Tensor:
+        """EWC penalty ``0.5 * sum_terms sum_i F_i (theta_i - theta*_i)^2`` (unweighted).
+
+        Zero (on the parameters' device) before the first Fisher estimate. Multiply by your
+        regularisation strength (``model.ewc_lambda``) when adding it to the loss.
+        """
+        return self._ewc.penalty(self)
+
+    # ------------------------------------------------------------------ A-GEM
+    def _reference_loss(
+        self, reference_data: Any, loss_func: LossFn, b_size: int | None, target: str
+    ) -> torch.Tensor:
+        from .memory import EpisodicMemory
+
+        if isinstance(reference_data, EpisodicMemory):
+            if len(reference_data) == 0:
+                raise ValueError("the episodic memory is empty: no reference gradient to compute")
+            reference_data = reference_data.sample(b_size or len(reference_data))
+        x, t = split_batch(reference_data, target)
+        if x.shape[0] == 0:
+            raise ValueError("the reference batch is empty: no reference gradient to compute")
+        device = self._device()
+        recon = t is x
+        x = x.to(device)
+        t = x if recon else t.to(device)
+        return loss_func(self.model_output(self(x)), t)
+
+    def _reference_grads(
+        self, reference_data: Any, loss_func: LossFn, b_size: int | None, target: str
+    ) -> tuple[torch.Tensor, list[tuple[str, torch.Tensor]]]:
+        loss = self._reference_loss(reference_data, loss_func, b_size, target)
+        params = self._trainable()
+        grads = torch.autograd.grad(loss, [p for _, p in params], allow_unused=True)
+        flat = [
+            (n, torch.zeros_like(p) if g is None else g.detach())
+            for (n, p), g in zip(params, grads)
+        ]
+        return loss.detach(), flat
+
+    def calculate_ref_gradients(
+        self,
+        reference_data: Any,
+        loss_func: LossFn,
+        b_size: int | None = None,
+        *,
+        target: str = "auto",
+    ) -> torch.Tensor:
+        """Compute and keep the A-GEM reference gradient on a memory batch.
+
+        Uses ``torch.autograd.grad``, so the ``.grad`` of the parameters is left untouched;
+        parameters that the reference loss does not reach get a zero reference gradient.
+
+        Args:
+            reference_data: a batch (tensor or ``(x, y, ...)`` tuple) or an
+                :class:`~continual.EpisodicMemory` to sample ``b_size`` rows from.
+            loss_func: ``loss_func(output, target) -> scalar``.
+            b_size: reference batch size when sampling from a memory (all of it if None).
+            target: ``"auto"``, ``"label"`` or ``"input"``.
+
+        Returns:
+            The reference loss (detached), for logging.
+
+        Raises:
+            ValueError: the reference batch or memory is empty.
+        """
+        loss, grads = self._reference_grads(reference_data, loss_func, b_size, target)
+        self._ref_grad = torch.cat([g.reshape(-1) for _, g in grads])
+        return loss
+
+    def overwrite_grad(self) -> bool:
+        """A-GEM step: project the current ``.grad`` if it conflicts with the reference gradient.
+
+        Call after ``loss.backward()`` and before ``optimizer.step()``.
+
+        Returns:
+            True when the gradient was projected (``g . g_ref < 0``).
+        """
+        if self._ref_grad is None:
+            raise RuntimeError("call calculate_ref_gradients before overwrite_grad")
+        params = self._trainable()
+        g = torch.cat(
+            [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for _, p in params]
+        )
+        ref = self._ref_grad.to(g.device)
+        new = agem_project(g, ref)
+        if new is g:
+            return False
+        offset = 0
+        for _, p in params:
+            k = p.numel()
+            piece = new[offset : offset + k].view_as(p)
+            if p.grad is None:
+                p.grad = piece.clone()
+            else:
+                p.grad.copy_(piece)
+            offset += k
+        return True
+
+    def calculate_ref_gradients_layerwise(
+        self,
+        reference_data: Any,
+        loss_func: LossFn,
+        b_size: int | None = None,
+        loss_lambda: float = 1.0,
+        *,
+        target: str = "auto",
+    ) -> torch.Tensor:
+        """Like :meth:`calculate_ref_gradients` but keeps one reference gradient per parameter.
+
+        Args:
+            reference_data: a batch or an :class:`~continual.EpisodicMemory`.
+            loss_func: ``loss_func(output, target) -> scalar``.
+            b_size: reference batch size when sampling from a memory.
+            loss_lambda: scale of the memory loss (changes the reported loss, not the
+                projection direction).
+            target: ``"auto"``, ``"label"`` or ``"input"``.
+
+        Returns:
+            The scaled reference loss (detached).
+        """
+        loss, grads = self._reference_grads(reference_data, loss_func, b_size, target)
+        self._ref_grads_layerwise = {n: (loss_lambda * g).reshape(-1) for n, g in grads}
+        return loss_lambda * loss
+
+    def overwrite_grad_layerwise(self) -> int:
+        """Layer-wise A-GEM: project each parameter's gradient separately.
+
+        Each parameter tensor is constrained on its own not to increase the memory loss to first
+        order, which is stricter than the joint constraint of :meth:`overwrite_grad`.
+
+        Returns:
+            The number of parameter tensors whose gradient was projected.
+        """
+        if not self._ref_grads_layerwise:
+            raise RuntimeError(
+                "call calculate_ref_gradients_layerwise before overwrite_grad_layerwise"
+            )
+        projected = 0
+        for n, p in self._trainable():
+            if p.grad is None or n not in self._ref_grads_layerwise:
+                continue
+            g = p.grad.reshape(-1)
+            new = agem_project(g, self._ref_grads_layerwise[n].to(g.device))
+            if new is not g:
+                p.grad.copy_(new.view_as(p))
+                projected += 1
+        return projected
+
+    # ------------------------------------------------------------------ state
+    def cl_state_dict(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """The continual-learning state as ``(config, tensors)`` (plain values and tensors)."""
+        config, tensors = self._ewc.state_dict()
+        config.update(
+            onlineEWC=self.onlineEWC,
+            ewc_lambda=self.ewc_lambda,
+            gamma=self.gamma,
+            EWC_task_count=self.EWC_task_count,
+        )
+        return config, tensors
+
+    def load_cl_state_dict(self, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`cl_state_dict` returned (tensors moved to the model's device)."""
+        self.onlineEWC = bool(config["onlineEWC"])
+        self.ewc_lambda = float(config["ewc_lambda"])
+        self.gamma = float(config["gamma"])
+        self.EWC_task_count = int(config["EWC_task_count"])
+        self._ewc.load_state_dict(config, tensors, self._device())

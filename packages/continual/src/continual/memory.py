@@ -1,0 +1,369 @@
+"""Episodic memory with pluggable storage policies and its own random generator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import blockops
+import torch
+from torch.utils.data import TensorDataset
+
+__all__ = ["POLICIES", "EpisodicMemory"]
+
+POLICIES = ("quota", "reservoir", "class_balanced", "fifo")
+
+
+class EpisodicMemory:
+    """Fixed-size memory of past samples for replay, A-GEM and GEM.
+
+    Each stored row is a tuple of tensors (``x``, usually ``y``, and any extra fields such as
+    the logits DER++ keeps) plus the id of the task it came from. Storage is preallocated
+    tensors on ``device``; every random choice uses the memory's own ``torch.Generator``.
+
+    Policies:
+
+    * ``"quota"`` (the original's): the capacity is split evenly over tasks and each task keeps
+      the first samples that arrive until its quota is full. With ``total_tasks`` given the
+      quotas are fixed; with ``total_tasks=None`` they shrink as new tasks arrive, evicting
+      random samples of the tasks over their new quota.
+    * ``"reservoir"``: reservoir sampling over everything seen, a uniform sample of the stream.
+    * ``"class_balanced"``: class-balanced reservoir (CBRS): when full, a sample of a class that
+      is not the largest replaces a random sample of the largest class; a sample of the largest
+      class replaces one of its own class with the reservoir probability. Needs labels.
+    * ``"fifo"``: a ring buffer, the oldest sample is overwritten.
+
+    Args:
+        total_mem_size: capacity in samples (> 0).
+        total_tasks: number of tasks for the fixed quotas of the ``"quota"`` policy (None:
+            quotas adapt to the tasks seen so far).
+        gradient_ref_data_size: reference batch size of :meth:`get_data_for_reference_gradient`
+            (0: the whole memory block of one random earlier task).
+        policy: one of ``"quota"``, ``"reservoir"``, ``"class_balanced"``, ``"fifo"``.
+        random_state: seed, numpy Generator or torch Generator for the memory's generator.
+        device: where the samples are stored.
+    """
+
+    def __init__(
+        self,
+        total_mem_size: int,
+        total_tasks: int | None = None,
+        gradient_ref_data_size: int = 0,
+        *,
+        policy: str = "quota",
+        random_state: Any = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if int(total_mem_size) <= 0:
+            raise ValueError(f"total_mem_size must be > 0, got {total_mem_size}")
+        if policy not in POLICIES:
+            raise ValueError(f"policy={policy!r} is not understood; expected one of {POLICIES}")
+        if total_tasks is not None and int(total_tasks) <= 0:
+            raise ValueError(f"total_tasks must be > 0 or None, got {total_tasks}")
+        if gradient_ref_data_size < 0:
+            raise ValueError(f"gradient_ref_data_size must be >= 0, got {gradient_ref_data_size}")
+        self.total_mem_size = int(total_mem_size)
+        self.total_tasks = None if total_tasks is None else int(total_tasks)
+        self.gradient_ref_data_size = int(gradient_ref_data_size)
+        self.policy = policy
+        self.device = blockops.resolve_device(device) if isinstance(device, str) else device
+        self.generator = blockops.make_generator(random_state, "cpu")
+        self._fields: list[torch.Tensor] | None = None
+        self._tasks: list[int] = []  # task id of each stored row
+        self._labels: list[int] = []  # label of each row (class_balanced only)
+        self._task_order: list[int] = []  # task ids in order of first appearance
+        self._n_seen = 0
+        self._class_seen: dict[int, int] = {}
+
+    # ------------------------------------------------------------------ basics
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    @property
+    def capacity(self) -> int:
+        """Maximum number of stored samples."""
+        return self.total_mem_size
+
+    @property
+    def n_fields(self) -> int:
+        """Number of tensors per stored row (0 before the first add)."""
+        return 0 if self._fields is None else len(self._fields)
+
+    def tasks(self) -> list[int]:
+        """Task ids present in memory, in order of first appearance."""
+        present = set(self._tasks)
+        return [t for t in self._task_order if t in present]
+
+    def _randint(self, high: int) -> int:
+        return int(torch.randint(0, high, (1,), generator=self.generator).item())
+
+    def _quotas(self) -> dict[int, int]:
+        if self.total_tasks is not None:
+            n = self.total_tasks
+            ids = list(self._task_order)
+            ids += [None] * (n - len(ids))  # type: ignore[list-item]
+        else:
+            n = max(1, len(self._task_order))
+            ids = list(self._task_order)
+        base, extra = divmod(self.total_mem_size, n)
+        return {t: base + (1 if i < extra else 0) for i, t in enumerate(ids) if t is not None}
+
+    # ------------------------------------------------------------------ adding
+    def add(self, *tensors: torch.Tensor, task_id: int = 0) -> int:
+        """Offer a batch of samples to the memory; the policy decides which rows are kept.
+
+        Args:
+            *tensors: the fields of the batch, each ``(n, ...)`` (``x``, ``y``, extras); the same
+                number and shapes on every call.
+            task_id: the task these samples belong to.
+
+        Returns:
+            The number of rows written.
+        """
+        if not tensors:
+            raise ValueError("add needs at least one tensor")
+        n = tensors[0].shape[0]
+        if any(t.shape[0] != n for t in tensors):
+            raise ValueError(
+                f"all fields must have the same first dimension, got {[t.shape[0] for t in tensors]}"
+            )
+        if self._fields is None:
+            self._fields = [
+                torch.zeros((self.total_mem_size, *t.shape[1:]), dtype=t.dtype, device=self.device)
+                for t in tensors
+            ]
+        elif len(tensors) != len(self._fields):
+            raise ValueError(
+                f"memory stores {len(self._fields)} fields per row, got {len(tensors)}"
+            )
+        task_id = int(task_id)
+        if task_id not in self._task_order:
+            if (
+                self.policy == "quota"
+                and self.total_tasks is not None
+                and len(self._task_order) >= self.total_tasks
+            ):
+                raise ValueError(
+                    f"task {task_id} would be task number {len(self._task_order) + 1} but "
+                    f"total_tasks={self.total_tasks}"
+                )
+            self._task_order.append(task_id)
+            if self.policy == "quota" and self.total_tasks is None:
+                self._shrink_to_quotas()
+        labels: list[int] | None = None
+        if self.policy == "class_balanced":
+            if len(tensors) < 2:
+                raise ValueError("policy='class_balanced' needs labels as the second field")
+            labels = [int(v) for v in tensors[1].reshape(n, -1)[:, 0].tolist()]
+        writes: dict[int, int] = {}  # slot -> row of the batch
+        for row in range(n):
+            slot = self._choose_slot(task_id, None if labels is None else labels[row])
+            self._n_seen += 1
+            if slot < 0:
+                continue
+            writes[slot] = row
+            if slot == len(self._tasks):
+                self._tasks.append(task_id)
+                if labels is not None:
+                    self._labels.append(labels[row])
+            else:
+                self._tasks[slot] = task_id
+                if labels is not None:
+                    self._labels[slot] = labels[row]
+        if writes:
+            slots = torch.tensor(list(writes.keys()), device=self.device)
+            rows = torch.tensor(list(writes.values()), device=tensors[0].device)
+            for store, t in zip(self._fields, tensors):
+                store[slots] = t.detach()[rows].to(self.device, store.dtype)
+        return len(writes)
+
+    def _choose_slot(self, task_id: int, label: int | None) -> int:
+        size = len(self._tasks)
+        cap = self.total_mem_size
+        if self.policy == "fifo":
+            return self._n_seen % cap if size == cap else size
+        if self.policy == "reservoir":
+            if size < cap:
+                return size
+            j = self._randint(self._n_seen + 1)
+            return j if j < cap else -1
+        if self.policy == "quota":
+            quota = self._quotas().get(task_id, 0)
+            if self._tasks.count(task_id) >= quota or size >= cap:
+                return -1
+            return size
+        # class_balanced
+        assert label is not None
+        self._class_seen[label] = self._class_seen.get(label, 0) + 1
+        if size < cap:
+            return size
+        counts: dict[int, int] = {}
+        for lab in self._labels:
+            counts[lab] = counts.get(lab, 0) + 1
+        largest = max(counts.values())
+        full = [c for c, k in counts.items() if k == largest]
+        if label not in full:
+            victim_class = full[self._randint(len(full))]
+            idx = [i for i, lab in enumerate(self._labels) if lab == victim_class]
+            return idx[self._randint(len(idx))]
+        j = self._randint(self._class_seen[label])
+        if j >= counts[label]:
+            return -1
+        idx = [i for i, lab in enumerate(self._labels) if lab == label]
+        return idx[self._randint(len(idx))]
+
+    def _shrink_to_quotas(self) -> None:
+        quotas = self._quotas()
+        keep: list[int] = []
+        for t in self._task_order:
+            idx = [i for i, tt in enumerate(self._tasks) if tt == t]
+            q = quotas.get(t, 0)
+            if len(idx) > q:
+                perm = torch.randperm(len(idx), generator=self.generator)[:q].sort().values
+                idx = [idx[i] for i in perm.tolist()]
+            keep += idx
+        if len(keep) == len(self._tasks):
+            return
+        keep.sort()
+        self._compact(keep)
+
+    def _compact(self, keep: list[int]) -> None:
+        assert self._fields is not None
+        index = torch.tensor(keep, dtype=torch.long, device=self.device)
+        m = len(keep)
+        for store in self._fields:
+            store[:m] = store[index].clone()
+        self._tasks = [self._tasks[i] for i in keep]
+        if self._labels:
+            self._labels = [self._labels[i] for i in keep]
+
+    def add_data_for_task(
+        self, task_id: int, data: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> int:
+        """The original's name for :meth:`add` (``data`` and optional ``labels`` of one task)."""
+        fields = (data,) if labels is None else (data, labels)
+        return self.add(*fields, task_id=task_id)
+
+    # ------------------------------------------------------------------ reading
+    def _select(self, index: torch.Tensor, device: Any) -> tuple[torch.Tensor, ...]:
+        assert self._fields is not None
+        index = index.to(self.device)
+        out = tuple(store[index] for store in self._fields)
+        if device is not None:
+            out = tuple(t.to(device) for t in out)
+        return out
+
+    def _indices(self, tasks: Any = None, exclude: Any = None) -> torch.Tensor:
+        if tasks is None and exclude is None:
+            return torch.arange(len(self._tasks))
+        allowed = set(self._task_order if tasks is None else tasks)
+        if exclude is not None:
+            allowed -= set(exclude)
+        return torch.tensor(
+            [i for i, t in enumerate(self._tasks) if t in allowed], dtype=torch.long
+        )
+
+    def sample(
+        self,
+        n: int,
+        *,
+        tasks: Any = None,
+        exclude_tasks: Any = None,
+        device: str | torch.device | None = None,
+    ) -> tuple[torch.Tensor, ...]:
+        """A uniformly random subset of ``min(n, available)`` stored rows, without replacement.
+
+        Args:
+            n: requested number of rows.
+            tasks: only rows of these task ids (all if None).
+            exclude_tasks: never rows of these task ids.
+            device: move the result there (stay on the storage device if None).
+
+        Returns:
+            One tensor per field.
+
+        Raises:
+            ValueError: nothing stored matches.
+        """
+        idx = self._indices(tasks, exclude_tasks)
+        if idx.numel() == 0:
+            raise ValueError(
+                f"the episodic memory holds no sample matching tasks={tasks!r}, "
+                f"exclude_tasks={exclude_tasks!r} (stored tasks: {self.tasks()})"
+            )
+        if n < idx.numel():
+            idx = idx[torch.randperm(idx.numel(), generator=self.generator)[: int(n)]]
+        return self._select(idx, device)
+
+    def task_data(
+        self, task_id: int, device: str | torch.device | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        """All rows stored for one task (empty tensors when the task has none)."""
+        if self._fields is None:
+            raise ValueError("the episodic memory is empty")
+        return self._select(self._indices([task_id]), device)
+
+    def get_data_for_reference_gradient(
+        self, task_id: int, device: str | torch.device | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        """Reference batch for A-GEM from the tasks stored before ``task_id``.
+
+        With ``gradient_ref_data_size == 0`` this is the whole block of one random earlier task;
+        otherwise a random subset of ``min(gradient_ref_data_size, available)`` rows of all
+        earlier tasks (never an error when fewer are stored).
+
+        Raises:
+            ValueError: no sample of an earlier task is stored.
+        """
+        order = self._task_order
+        earlier = order[: order.index(task_id)] if task_id in order else list(order)
+        earlier = [t for t in earlier if t in set(self._tasks)]
+        if not earlier:
+            raise ValueError(f"no sample of a task before task {task_id} is stored")
+        if self.gradient_ref_data_size == 0:
+            chosen = earlier[self._randint(len(earlier))]
+            return self.task_data(chosen, device)
+        return self.sample(self.gradient_ref_data_size, tasks=earlier, device=device)
+
+    def dataset(self) -> TensorDataset:
+        """The stored rows as a ``TensorDataset`` (fields, then the task id)."""
+        if self._fields is None:
+            raise ValueError("the episodic memory is empty")
+        m = len(self._tasks)
+        return TensorDataset(*(store[:m] for store in self._fields), torch.tensor(self._tasks))
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """``(config, tensors)``: plain values (safe YAML) and tensors, generator state included."""
+        config = {
+            "total_mem_size": self.total_mem_size,
+            "total_tasks": self.total_tasks,
+            "gradient_ref_data_size": self.gradient_ref_data_size,
+            "policy": self.policy,
+            "tasks": list(self._tasks),
+            "labels": list(self._labels),
+            "task_order": list(self._task_order),
+            "n_seen": self._n_seen,
+            "class_seen": [[k, v] for k, v in self._class_seen.items()],
+            "n_fields": self.n_fields,
+        }
+        tensors = {"generator": self.generator.get_state()}
+        for i, store in enumerate(self._fields or []):
+            tensors[f"field.{i}"] = store
+        return config, tensors
+
+    def load_state_dict(self, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.total_mem_size = int(config["total_mem_size"])
+        self.total_tasks = config["total_tasks"]
+        self.gradient_ref_data_size = int(config["gradient_ref_data_size"])
+        self.policy = config["policy"]
+        self._tasks = [int(t) for t in config["tasks"]]
+        self._labels = [int(t) for t in config["labels"]]
+        self._task_order = [int(t) for t in config["task_order"]]
+        self._n_seen = int(config["n_seen"])
+        self._class_seen = {int(k): int(v) for k, v in config["class_seen"]}
+        n_fields = int(config["n_fields"])
+        self._fields = (
+            [tensors[f"field.{i}"].to(self.device) for i in range(n_fields)] if n_fields else None
+        )
+        self.generator.set_state(tensors["generator"].cpu())

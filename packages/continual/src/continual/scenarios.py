@@ -1,0 +1,342 @@
+"""Streams of experiences: class-/task-incremental splits, permutations, time windows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import blockops
+import numpy as np
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+__all__ = [
+    "DeviceDataLoader",
+    "Experience",
+    "Scenario",
+    "SubDataset",
+    "class_incremental",
+    "permuted",
+    "task_incremental",
+    "time_windows",
+    "to_device",
+]
+
+
+@dataclass
+class Experience:
+    """One step of a stream: a dataset plus what the learner may know about it.
+
+    Attributes:
+        dataset: the samples (``(x, y)`` items; a ``TensorDataset`` gets a fast batching path).
+        task_id: position of the experience in the stream.
+        classes: the labels present (None for regression or unknown).
+        task_label: the task identity given to the learner in task-incremental scenarios; when
+            set with ``classes``, logits outside ``classes`` are masked in training and testing.
+    """
+
+    dataset: Dataset
+    task_id: int
+    classes: tuple[int, ...] | None = None
+    task_label: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    @property
+    def masked(self) -> bool:
+        """Whether the logits are restricted to ``classes`` (task-incremental)."""
+        return self.task_label is not None and self.classes is not None
+
+    def tensors(self) -> tuple[torch.Tensor, ...] | None:
+        """The dataset's tensors when it is a ``TensorDataset``, else None."""
+        if isinstance(self.dataset, TensorDataset):
+            return tuple(self.dataset.tensors)
+        return None
+
+
+@dataclass
+class Scenario:
+    """A train stream and the matching test stream (same length, same task ids).
+
+    Attributes:
+        train_stream: experiences to learn from, in order.
+        test_stream: experiences to evaluate on, one per training experience.
+        n_classes: number of output units the model needs (None for regression).
+        name: a short description.
+    """
+
+    train_stream: list[Experience]
+    test_stream: list[Experience]
+    n_classes: int | None = None
+    name: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.train_stream)
+
+
+def _tensors(X: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    Xt = blockops.as_tensor(X, name="X", ndim=2)
+    yt = torch.as_tensor(np.asarray(y))
+    if yt.ndim != 1 or yt.shape[0] != Xt.shape[0]:
+        raise ValueError(f"y must be 1-D with {Xt.shape[0]} entries, got shape {tuple(yt.shape)}")
+    return Xt, yt.long()
+
+
+def _class_groups(
+    labels: np.ndarray, n_experiences: int | None, class_order: Sequence[Sequence[int]] | None
+) -> list[list[int]]:
+    classes = sorted(int(c) for c in np.unique(labels))
+    if class_order is not None:
+        groups = [[int(c) for c in g] for g in class_order]
+        flat = [c for g in groups for c in g]
+        if len(set(flat)) != len(flat) or not set(flat) <= set(classes):
+            raise ValueError(f"class_order must use each class at most once, got {class_order}")
+        return groups
+    if n_experiences is None or not 1 <= n_experiences <= len(classes):
+        raise ValueError(f"n_experiences must be in [1, {len(classes)}], got {n_experiences}")
+    return [list(map(int, g)) for g in np.array_split(classes, n_experiences)]
+
+
+def _split(
+    X: Any,
+    y: Any,
+    X_test: Any,
+    y_test: Any,
+    n_experiences: int | None,
+    class_order: Sequence[Sequence[int]] | None,
+    task_labels: bool,
+) -> Scenario:
+    Xt, yt = _tensors(X, y)
+    Xs, ys = _tensors(X_test, y_test)
+    groups = _class_groups(yt.numpy(), n_experiences, class_order)
+    train, test = [], []
+    for i, g in enumerate(groups):
+        gt = torch.tensor(g)
+        m = torch.isin(yt, gt)
+        ms = torch.isin(ys, gt)
+        label = i if task_labels else None
+        train.append(Experience(TensorDataset(Xt[m], yt[m]), i, tuple(g), label))
+        test.append(Experience(TensorDataset(Xs[ms], ys[ms]), i, tuple(g), label))
+    n_classes = int(max(yt.max(), ys.max()).item()) + 1
+    kind = "task" if task_labels else "class"
+    return Scenario(train, test, n_classes, f"{kind}-incremental, {len(groups)} experiences")
+
+
+def class_incremental(
+    X: Any,
+    y: Any,
+    X_test: Any,
+    y_test: Any,
+    n_experiences: int | None = None,
+    *,
+    class_order: Sequence[Sequence[int]] | None = None,
+) -> Scenario:
+    """Class-incremental split: each experience brings new classes, one shared output head.
+
+    Args:
+        X: training inputs ``(n, d)``.
+        y: integer training labels ``(n,)``.
+        X_test: test inputs ``(m, d)``.
+        y_test: integer test labels ``(m,)``.
+        n_experiences: split the sorted classes into this many contiguous groups.
+        class_order: explicit groups of classes, one per experience (overrides
+            ``n_experiences``).
+    """
+    return _split(X, y, X_test, y_test, n_experiences, class_order, task_labels=False)
+
+
+def task_incremental(
+    X: Any,
+    y: Any,
+    X_test: Any,
+    y_test: Any,
+    n_experiences: int | None = None,
+    *,
+    class_order: Sequence[Sequence[int]] | None = None,
+) -> Scenario:
+    """Task-incremental split: like :func:`class_incremental`, but the task label is known.
+
+    The trainer masks the logits of the classes outside the experience's task, in training
+    and at test time (a multi-head setting on a single output layer).
+
+    Args:
+        X: training inputs ``(n, d)``.
+        y: integer training labels ``(n,)``.
+        X_test: test inputs ``(m, d)``.
+        y_test: integer test labels ``(m,)``.
+        n_experiences: split the sorted classes into this many contiguous groups.
+        class_order: explicit groups of classes, one per experience.
+    """
+    return _split(X, y, X_test, y_test, n_experiences, class_order, task_labels=True)
+
+
+def permuted(
+    X: Any,
+    y: Any,
+    X_test: Any,
+    y_test: Any,
+    n_experiences: int,
+    *,
+    random_state: Any = None,
+    keep_first: bool = True,
+) -> Scenario:
+    """Domain-incremental stream: every experience applies its own fixed feature permutation.
+
+    Args:
+        X: training inputs ``(n, d)``.
+        y: integer training labels ``(n,)``.
+        X_test: test inputs ``(m, d)``.
+        y_test: integer test labels ``(m,)``.
+        n_experiences: number of permutations.
+        random_state: seed of the permutations.
+        keep_first: the first experience uses the identity permutation.
+    """
+    if n_experiences < 1:
+        raise ValueError(f"n_experiences must be >= 1, got {n_experiences}")
+    Xt, yt = _tensors(X, y)
+    Xs, ys = _tensors(X_test, y_test)
+    gen = blockops.make_generator(random_state)
+    d = Xt.shape[1]
+    perms = []
+    train, test = [], []
+    for i in range(n_experiences):
+        perm = torch.arange(d) if (i == 0 and keep_first) else torch.randperm(d, generator=gen)
+        perms.append(perm)
+        classes = tuple(int(c) for c in torch.unique(yt).tolist())
+        train.append(Experience(TensorDataset(Xt[:, perm], yt), i, classes))
+        test.append(Experience(TensorDataset(Xs[:, perm], ys), i, classes))
+    n_classes = int(max(yt.max(), ys.max()).item()) + 1
+    return Scenario(
+        train, test, n_classes, f"permuted, {n_experiences} experiences", {"permutations": perms}
+    )
+
+
+def time_windows(
+    X: Any,
+    y: Any,
+    times: Any,
+    n_windows: int | None = None,
+    *,
+    edges: Sequence[float] | None = None,
+    test_fraction: float = 0.2,
+    random_state: Any = None,
+    classification: bool = True,
+) -> Scenario:
+    """Split time-stamped samples into consecutive windows, one experience each.
+
+    Each window's samples are split at random into train and test parts.
+
+    Args:
+        X: inputs ``(n, d)``.
+        y: labels ``(n,)`` (classification) or targets ``(n,)`` / ``(n, k)`` (regression).
+        times: time stamp of each sample ``(n,)``.
+        n_windows: number of equal-width windows between the first and last time.
+        edges: explicit window edges (``len(edges) - 1`` windows, right edge inclusive at the end).
+        test_fraction: fraction of each window held out for testing.
+        random_state: seed of the train/test split.
+        classification: labels are integer classes (else float regression targets).
+    """
+    Xt = blockops.as_tensor(X, name="X", ndim=2)
+    t = torch.as_tensor(np.asarray(times), dtype=torch.float64)
+    yt = torch.as_tensor(np.asarray(y))
+    yt = yt.long() if classification else yt.float()
+    if t.shape[0] != Xt.shape[0] or yt.shape[0] != Xt.shape[0]:
+        raise ValueError("X, y and times must have the same number of rows")
+    if edges is None:
+        if n_windows is None or n_windows < 1:
+            raise ValueError(f"give n_windows >= 1 or edges, got n_windows={n_windows}")
+        edges = torch.linspace(float(t.min()), float(t.max()), n_windows + 1).tolist()
+    if not 0.0 <= test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    gen = blockops.make_generator(random_state)
+    train, test = [], []
+    for i in range(len(edges) - 1):
+        lo, hi = edges[i], edges[i + 1]
+        last = i == len(edges) - 2
+        m = (t >= lo) & ((t <= hi) if last else (t < hi))
+        idx = torch.nonzero(m).flatten()
+        idx = idx[torch.randperm(idx.numel(), generator=gen)]
+        n_test = int(round(test_fraction * idx.numel()))
+        te, tr = idx[:n_test].sort().values, idx[n_test:].sort().values
+        classes = tuple(int(c) for c in torch.unique(yt[tr]).tolist()) if classification else None
+        train.append(Experience(TensorDataset(Xt[tr], yt[tr]), i, classes))
+        test.append(Experience(TensorDataset(Xt[te], yt[te]), i, classes))
+    n_classes = int(yt.max().item()) + 1 if classification else None
+    return Scenario(train, test, n_classes, f"time windows, {len(train)} experiences")
+
+
+class SubDataset(Dataset):
+    """The samples of a dataset whose label is in ``sub_labels``, with an optional label map.
+
+    Labels are read from ``dataset.targets`` when it exists (after the parent's own
+    ``target_transform`` if any), otherwise by indexing every item once at construction.
+
+    Args:
+        original_dataset: any map-style dataset of ``(x, y)`` items.
+        sub_labels: labels to keep.
+        target_transform: applied to the label on read (for example to map classes onto a fixed
+            set of output units).
+    """
+
+    def __init__(
+        self,
+        original_dataset: Dataset,
+        sub_labels: Sequence[int],
+        target_transform: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self.dataset = original_dataset
+        self.sub_labels = list(sub_labels)
+        self.target_transform = target_transform
+        wanted = {int(v) for v in self.sub_labels}
+        targets = getattr(original_dataset, "targets", None)
+        if targets is not None:
+            parent_tt = getattr(original_dataset, "target_transform", None)
+            labels = [int(parent_tt(v) if parent_tt else v) for v in list(targets)]
+        else:
+            labels = [int(original_dataset[i][1]) for i in range(len(original_dataset))]  # type: ignore[arg-type]
+        self.indices = [i for i, v in enumerate(labels) if v in wanted]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        x, y = self.dataset[self.indices[index]]
+        if self.target_transform is not None:
+            y = self.target_transform(y)
+        return x, y
+
+
+def to_device(data: Any, device: str | torch.device, non_blocking: bool = False) -> Any:
+    """Move a tensor, or every tensor of a (nested) list/tuple/dict, to ``device``."""
+    if isinstance(data, torch.Tensor):
+        return data.to(device, non_blocking=non_blocking)
+    if isinstance(data, (list, tuple)):
+        return type(data)(to_device(d, device, non_blocking) for d in data)
+    if isinstance(data, dict):
+        return {k: to_device(v, device, non_blocking) for k, v in data.items()}
+    return data
+
+
+class DeviceDataLoader:
+    """Wrap a loader so that each batch arrives on ``device``.
+
+    Args:
+        dl: any iterable of batches (a ``DataLoader``).
+        device: target device (``"auto"``, ``"cpu"``, ``"cuda:N"`` or a ``torch.device``).
+        non_blocking: asynchronous copies for pinned host memory.
+    """
+
+    def __init__(self, dl: Any, device: str | torch.device = "auto", non_blocking: bool = False):
+        self.dl = dl
+        self.device = blockops.resolve_device(device)
+        self.non_blocking = non_blocking
+
+    def __iter__(self) -> Iterator[Any]:
+        for batch in self.dl:
+            yield to_device(batch, self.device, self.non_blocking)
+
+    def __len__(self) -> int:
+        return len(self.dl)

@@ -1,0 +1,601 @@
+"""Continual-learning strategies as plugins around the Trainer's plain training loop.
+
+A strategy sees the loop through hooks (all optional):
+
+``before_experience`` -> per batch: ``before_forward`` (may extend the batch),
+``penalty`` (added to the loss), ``after_backward`` (may rewrite ``.grad``), ``after_step``
+-> ``after_experience``. ``train_dataset`` chooses the data of an experience. Each strategy
+returns its whole state from ``state_dict()`` as ``(config, tensors)`` so the Trainer can
+checkpoint it safely.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import ConcatDataset, Dataset, TensorDataset
+
+from .kernels import agem_project, gem_project, per_sample_squared_grads
+from .learner import EWCTerms
+from .memory import EpisodicMemory
+from .scenarios import Experience
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
+
+__all__ = [
+    "AGEM",
+    "DERPP",
+    "EWC",
+    "GEM",
+    "LwF",
+    "Joint",
+    "Naive",
+    "Replay",
+    "SI",
+    "Strategy",
+]
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def _experience_tensors(exp: Experience) -> tuple[torch.Tensor, torch.Tensor]:
+    tensors = exp.tensors()
+    if tensors is not None:
+        return tensors[0], tensors[1]
+    xs, ys = zip(*(exp.dataset[i] for i in range(len(exp))))
+    return torch.stack([torch.as_tensor(x) for x in xs]), torch.as_tensor(ys)
+
+
+class Strategy:
+    """Base class: plain fine-tuning. Subclasses override the hooks they need."""
+
+    name = "naive"
+
+    def setup(self, trainer: Trainer) -> None:
+        """Called once when the trainer starts a stream (or resumes)."""
+
+    def train_dataset(self, trainer: Trainer, experience: Experience) -> Dataset:
+        """The data to train on for ``experience`` (its own dataset by default)."""
+        return experience.dataset
+
+    def before_experience(self, trainer: Trainer, experience: Experience) -> None:
+        """Called before the first epoch of an experience."""
+
+    def before_forward(self, trainer: Trainer, batch: Batch) -> Batch:
+        """May return an extended ``(x, y, task_ids)`` batch (replay)."""
+        return batch
+
+    def penalty(self, trainer: Trainer, batch: Batch, output: torch.Tensor) -> torch.Tensor | None:
+        """A term added to the loss (None for no term)."""
+        return None
+
+    def after_backward(self, trainer: Trainer, batch: Batch) -> None:
+        """Called after ``loss.backward()``, before ``optimizer.step()``."""
+
+    def after_step(self, trainer: Trainer, batch: Batch, output: torch.Tensor) -> None:
+        """Called after ``optimizer.step()``."""
+
+    def after_experience(self, trainer: Trainer, experience: Experience) -> None:
+        """Called after the last epoch of an experience."""
+
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """The strategy's state as ``(config, tensors)``."""
+        return {}, {}
+
+    def load_state_dict(
+        self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
+    ) -> None:
+        """Restore :meth:`state_dict` output."""
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
+        return f"{type(self).__name__}({params})"
+
+    def _params(self) -> dict[str, Any]:
+        return {}
+
+
+class Naive(Strategy):
+    """Fine-tuning on each experience in turn: the lower bound."""
+
+
+class _MemoryStrategy(Strategy):
+    """Strategies with an episodic memory filled with each experience after training on it."""
+
+    def __init__(self, mem_size: int, policy: str, random_state: Any) -> None:
+        self.mem_size = mem_size
+        self.policy = policy
+        self.random_state = random_state
+        self.memory = EpisodicMemory(mem_size, policy=policy, random_state=random_state)
+
+    def _params(self) -> dict[str, Any]:
+        return {"mem_size": self.mem_size, "policy": self.policy}
+
+    def _store(self, experience: Experience) -> None:
+        x, y = _experience_tensors(experience)
+        order = torch.randperm(x.shape[0], generator=self.memory.generator)
+        t = torch.full((x.shape[0],), experience.task_id, dtype=torch.long)
+        self.memory.add(x[order], y[order], t, task_id=experience.task_id)
+
+    def after_experience(self, trainer: Trainer, experience: Experience) -> None:
+        self._store(experience)
+
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        config, tensors = self.memory.state_dict()
+        return {"memory": config}, {f"memory.{k}": v for k, v in tensors.items()}
+
+    def load_state_dict(
+        self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
+    ) -> None:
+        self.memory.load_state_dict(
+            config["memory"],
+            {k[len("memory.") :]: v for k, v in tensors.items() if k.startswith("memory.")},
+        )
+
+
+class Replay(_MemoryStrategy):
+    """Experience replay: every batch is joined by a batch drawn from the episodic memory.
+
+    Args:
+        mem_size: memory capacity in samples.
+        batch_size: memory rows added to each batch (the training batch size if None).
+        policy: memory policy (``"quota"``: equal share per experience; see EpisodicMemory).
+        random_state: seed of the memory.
+    """
+
+    name = "replay"
+
+    def __init__(
+        self,
+        mem_size: int = 200,
+        batch_size: int | None = None,
+        policy: str = "quota",
+        random_state: Any = 0,
+    ) -> None:
+        super().__init__(mem_size, policy, random_state)
+        self.batch_size = batch_size
+
+    def before_forward(self, trainer: Trainer, batch: Batch) -> Batch:
+        if len(self.memory) == 0:
+            return batch
+        x, y, t = batch
+        mx, my, mt = self.memory.sample(self.batch_size or x.shape[0], device=x.device)
+        return torch.cat([x, mx]), torch.cat([y, my.to(y.dtype)]), torch.cat([t, mt])
+
+
+class AGEM(_MemoryStrategy):
+    """Averaged GEM: project the gradient when it would increase the loss on a memory batch.
+
+    Args:
+        mem_size: memory capacity in samples.
+        sample_size: reference batch size drawn from the memory at each step.
+        layerwise: project each parameter tensor separately (the original's layer-wise variant)
+            instead of the whole gradient vector.
+        policy: memory policy.
+        random_state: seed of the memory.
+    """
+
+    name = "agem"
+
+    def __init__(
+        self,
+        mem_size: int = 200,
+        sample_size: int = 64,
+        layerwise: bool = False,
+        policy: str = "quota",
+        random_state: Any = 0,
+    ) -> None:
+        super().__init__(mem_size, policy, random_state)
+        self.sample_size = sample_size
+        self.layerwise = layerwise
+        self.n_projected = 0
+
+    def _params(self) -> dict[str, Any]:
+        return {**super()._params(), "sample_size": self.sample_size, "layerwise": self.layerwise}
+
+    def after_backward(self, trainer: Trainer, batch: Batch) -> None:
+        if len(self.memory) == 0:
+            return
+        ref = trainer.batch_grads(self.memory.sample(self.sample_size, device=trainer.device))
+        params = trainer.trainable_parameters()
+        if self.layerwise:
+            for p, r in zip(params, ref):
+                if p.grad is None:
+                    continue
+                g = p.grad.reshape(-1)
+                new = agem_project(g, r.reshape(-1))
+                if new is not g:
+                    p.grad.copy_(new.view_as(p))
+                    self.n_projected += 1
+            return
+        g = torch.cat(
+            [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params]
+        )
+        new = agem_project(g, torch.cat([r.reshape(-1) for r in ref]))
+        if new is not g:
+            trainer.write_grads(new)
+            self.n_projected += 1
+
+
+class GEM(_MemoryStrategy):
+    """Gradient Episodic Memory: one constraint per previous experience, solved as a small QP.
+
+    Args:
+        mem_size: memory capacity in samples, shared equally by the experiences seen.
+        margin: GEM's ``memory_strength`` (lower bound of the dual variables).
+        random_state: seed of the memory.
+    """
+
+    name = "gem"
+
+    def __init__(self, mem_size: int = 200, margin: float = 0.5, random_state: Any = 0) -> None:
+        super().__init__(mem_size, "quota", random_state)
+        self.margin = margin
+        self.n_projected = 0
+
+    def _params(self) -> dict[str, Any]:
+        return {"mem_size": self.mem_size, "margin": self.margin}
+
+    def after_backward(self, trainer: Trainer, batch: Batch) -> None:
+        tasks = self.memory.tasks()
+        if not tasks:
+            return
+        rows = []
+        for task in tasks:
+            grads = trainer.batch_grads(self.memory.task_data(task, device=trainer.device))
+            rows.append(torch.cat([g.reshape(-1) for g in grads]))
+        G = torch.stack(rows)
+        params = trainer.trainable_parameters()
+        g = torch.cat(
+            [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params]
+        )
+        new = gem_project(g, G, self.margin)
+        if new is not g:
+            trainer.write_grads(new)
+            self.n_projected += 1
+
+
+class EWC(Strategy):
+    """Elastic Weight Consolidation with the per-sample empirical Fisher.
+
+    Args:
+        ewc_lambda: penalty strength; the loss gets ``ewc_lambda * 0.5 * sum F (theta - theta*)^2``.
+        mode: ``"separate"`` (one term per experience) or ``"online"`` (one decayed term).
+        gamma: decay of the old Fisher in online mode.
+        fisher_samples: samples of each experience used for the Fisher (all if None).
+    """
+
+    name = "ewc"
+
+    def __init__(
+        self,
+        ewc_lambda: float = 100.0,
+        mode: str = "separate",
+        gamma: float = 1.0,
+        fisher_samples: int | None = None,
+    ) -> None:
+        if mode not in ("separate", "online"):
+            raise ValueError(f"mode={mode!r} is not understood; expected 'separate' or 'online'")
+        self.ewc_lambda = ewc_lambda
+        self.mode = mode
+        self.gamma = gamma
+        self.fisher_samples = fisher_samples
+        self.terms = EWCTerms(online=mode == "online", gamma=gamma)
+
+    def _params(self) -> dict[str, Any]:
+        return {"ewc_lambda": self.ewc_lambda, "mode": self.mode, "gamma": self.gamma}
+
+    def penalty(self, trainer: Trainer, batch: Batch, output: torch.Tensor) -> torch.Tensor | None:
+        if not self.terms.terms:
+            return None
+        return self.ewc_lambda * self.terms.penalty(trainer.model)
+
+    def after_experience(self, trainer: Trainer, experience: Experience) -> None:
+        fisher = trainer.fisher(experience, max_samples=self.fisher_samples)
+        self.terms.consolidate(trainer.model, fisher)
+
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        return self.terms.state_dict()
+
+    def load_state_dict(
+        self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
+    ) -> None:
+        self.terms.load_state_dict(config, tensors, trainer.device)
+
+
+class SI(Strategy):
+    """Synaptic Intelligence (Zenke et al. 2017): importance from the path integral of the loss.
+
+    Args:
+        si_lambda: penalty strength ``c``.
+        eps: damping ``xi`` of the importance normalisation.
+    """
+
+    name = "si"
+
+    def __init__(self, si_lambda: float = 1.0, eps: float = 1e-3) -> None:
+        self.si_lambda = si_lambda
+        self.eps = eps
+        self.omega: dict[str, torch.Tensor] = {}  # consolidated importance
+        self.anchor: dict[str, torch.Tensor] = {}
+        self._w: dict[str, torch.Tensor] = {}
+        self._start: dict[str, torch.Tensor] = {}
+        self._prev: dict[str, torch.Tensor] = {}
+        self._grad: dict[str, torch.Tensor] = {}
+
+    def _params(self) -> dict[str, Any]:
+        return {"si_lambda": self.si_lambda, "eps": self.eps}
+
+    def before_experience(self, trainer: Trainer, experience: Experience) -> None:
+        named = trainer.named_trainable()
+        self._start = {n: p.detach().clone() for n, p in named}
+        self._prev = {n: p.detach().clone() for n, p in named}
+        self._w = {n: torch.zeros_like(p) for n, p in named}
+
+    def penalty(self, trainer: Trainer, batch: Batch, output: torch.Tensor) -> torch.Tensor | None:
+        if not self.omega:
+            return None
+        total = torch.zeros((), device=trainer.device)
+        for n, p in trainer.named_trainable():
+            total = total + (self.omega[n] * (p - self.anchor[n]).pow(2)).sum()
+        return self.si_lambda * total
+
+    def after_backward(self, trainer: Trainer, batch: Batch) -> None:
+        self._grad = {
+            n: p.grad.detach().clone() for n, p in trainer.named_trainable() if p.grad is not None
+        }
+
+    def after_step(self, trainer: Trainer, batch: Batch, output: torch.Tensor) -> None:
+        for n, p in trainer.named_trainable():
+            new = p.detach()
+            if n in self._grad:
+                self._w[n] -= self._grad[n] * (new - self._prev[n])
+            self._prev[n].copy_(new)
+
+    def after_experience(self, trainer: Trainer, experience: Experience) -> None:
+        for n, p in trainer.named_trainable():
+            delta = p.detach() - self._start[n]
+            add = self._w[n] / (delta.pow(2) + self.eps)
+            self.omega[n] = self.omega.get(n, torch.zeros_like(add)) + add.clamp_min(0)
+            self.anchor[n] = p.detach().clone()
+
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        tensors = {f"omega.{n}": t for n, t in self.omega.items()}
+        tensors.update({f"anchor.{n}": t for n, t in self.anchor.items()})
+        return {}, tensors
+
+    def load_state_dict(
+        self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
+    ) -> None:
+        self.omega = {
+            k[6:]: v.to(trainer.device) for k, v in tensors.items() if k.startswith("omega.")
+        }
+        self.anchor = {
+            k[7:]: v.to(trainer.device) for k, v in tensors.items() if k.startswith("anchor.")
+        }
+
+
+class LwF(Strategy):
+    """Learning without Forgetting: distil the previous model's outputs on the current data.
+
+    Args:
+        alpha: weight of the distillation loss.
+        temperature: softmax temperature of the distillation.
+    """
+
+    name = "lwf"
+
+    def __init__(self, alpha: float = 1.0, temperature: float = 2.0) -> None:
+        self.alpha = alpha
+        self.temperature = temperature
+        self.old_model: torch.nn.Module | None = None
+        self.old_classes: list[int] = []
+
+    def _params(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "temperature": self.temperature}
+
+    def penalty(self, trainer: Trainer, batch: Batch, output: torch.Tensor) -> torch.Tensor | None:
+        if self.old_model is None:
+            return None
+        x, _, t = batch
+        with torch.no_grad():
+            old = trainer.mask_output(trainer.output(self.old_model(x)), t)
+        new = output
+        if self.old_classes:
+            idx = torch.tensor(self.old_classes, device=output.device)
+            old, new = old[:, idx], new[:, idx]
+        T = self.temperature
+        target = F.softmax(old / T, dim=1)
+        return (
+            self.alpha
+            * T
+            * T
+            * F.kl_div(F.log_softmax(new / T, dim=1), target, reduction="batchmean")
+        )
+
+    def after_experience(self, trainer: Trainer, experience: Experience) -> None:
+        self.old_model = copy.deepcopy(trainer.model).eval()
+        for p in self.old_model.parameters():
+            p.requires_grad_(False)
+        if experience.classes is not None:
+            self.old_classes = sorted(set(self.old_classes) | set(experience.classes))
+
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        if self.old_model is None:
+            return {"old_classes": self.old_classes, "has_old": False}, {}
+        tensors = {f"old.{k}": v for k, v in self.old_model.state_dict().items()}
+        return {"old_classes": self.old_classes, "has_old": True}, tensors
+
+    def load_state_dict(
+        self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
+    ) -> None:
+        self.old_classes = [int(c) for c in config["old_classes"]]
+        if config["has_old"]:
+            self.old_model = copy.deepcopy(trainer.model).eval()
+            self.old_model.load_state_dict({k[4:]: v for k, v in tensors.items()})
+            for p in self.old_model.parameters():
+                p.requires_grad_(False)
+
+
+class DERPP(Strategy):
+    """Dark Experience Replay++ (Buzzega et al. 2020): replay logits and labels.
+
+    The memory is a reservoir over every training batch, storing inputs, labels, task ids and
+    the logits the model produced. The loss adds ``alpha * MSE(logits(x'), z')`` on one memory
+    batch and ``beta * CE(logits(x''), y'')`` on another.
+
+    Args:
+        mem_size: memory capacity in samples.
+        alpha: weight of the logit-matching term.
+        beta: weight of the label term.
+        batch_size: memory batch size (the training batch size if None).
+        random_state: seed of the memory.
+    """
+
+    name = "der++"
+
+    def __init__(
+        self,
+        mem_size: int = 200,
+        alpha: float = 0.3,
+        beta: float = 0.5,
+        batch_size: int | None = None,
+        random_state: Any = 0,
+    ) -> None:
+        self.mem_size = mem_size
+        self.alpha = alpha
+        self.beta = beta
+        self.batch_size = batch_size
+        self.memory = EpisodicMemory(mem_size, policy="reservoir", random_state=random_state)
+
+    def _params(self) -> dict[str, Any]:
+        return {"mem_size": self.mem_size, "alpha": self.alpha, "beta": self.beta}
+
+    def penalty(self, trainer: Trainer, batch: Batch, output: torch.Tensor) -> torch.Tensor | None:
+        if len(self.memory) == 0:
+            return None
+        n = self.batch_size or batch[0].shape[0]
+        x1, _, t1, z1 = self.memory.sample(n, device=trainer.device)
+        x2, y2, t2, _ = self.memory.sample(n, device=trainer.device)
+        out1 = trainer.mask_output(trainer.output(trainer.model(x1)), t1)
+        term = self.alpha * F.mse_loss(out1, trainer.mask_output(z1, t1))
+        out2 = trainer.mask_output(trainer.output(trainer.model(x2)), t2)
+        return term + self.beta * trainer.loss_fn(out2, y2)
+
+    def after_step(self, trainer: Trainer, batch: Batch, output: torch.Tensor) -> None:
+        x, y, t = batch
+        n = x.shape[0]
+        self.memory.add(x, y, t, output[:n].detach(), task_id=int(t[0]))
+
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        config, tensors = self.memory.state_dict()
+        return {"memory": config}, {f"memory.{k}": v for k, v in tensors.items()}
+
+    def load_state_dict(
+        self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
+    ) -> None:
+        self.memory.load_state_dict(
+            config["memory"],
+            {k[len("memory.") :]: v for k, v in tensors.items() if k.startswith("memory.")},
+        )
+
+
+class Joint(Strategy):
+    """Joint (cumulative) training: each experience is trained on the union of all seen so far.
+
+    After the last experience the model has been trained on all the data together: the upper
+    bound the other strategies are compared with.
+    """
+
+    name = "joint"
+
+    def __init__(self) -> None:
+        self.seen: list[Experience] = []
+
+    def train_dataset(self, trainer: Trainer, experience: Experience) -> Dataset:
+        if not any(e.task_id == experience.task_id for e in self.seen):
+            self.seen.append(experience)
+        datasets = [e.dataset for e in self.seen]
+        if all(isinstance(d, TensorDataset) for d in datasets):
+            tasks = [torch.full((len(e),), e.task_id, dtype=torch.long) for e in self.seen]
+            n = len(datasets[0].tensors)
+            cat = [torch.cat([d.tensors[i] for d in datasets]) for i in range(n)]
+            return _TaskTensorDataset(*cat, task_ids=torch.cat(tasks))
+        return ConcatDataset(datasets)
+
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        tensors: dict[str, torch.Tensor] = {}
+        meta = []
+        for i, e in enumerate(self.seen):
+            ts = e.tensors()
+            if ts is None:
+                raise TypeError("Joint can only checkpoint experiences backed by TensorDataset")
+            for j, t in enumerate(ts):
+                tensors[f"seen.{i}.{j}"] = t
+            meta.append(
+                {
+                    "task_id": e.task_id,
+                    "classes": None if e.classes is None else list(e.classes),
+                    "task_label": e.task_label,
+                    "n_tensors": len(ts),
+                }
+            )
+        return {"seen": meta}, tensors
+
+    def load_state_dict(
+        self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
+    ) -> None:
+        self.seen = []
+        for i, m in enumerate(config["seen"]):
+            ts = [tensors[f"seen.{i}.{j}"] for j in range(m["n_tensors"])]
+            classes = None if m["classes"] is None else tuple(m["classes"])
+            self.seen.append(Experience(TensorDataset(*ts), m["task_id"], classes, m["task_label"]))
+
+
+class _TaskTensorDataset(TensorDataset):
+    """A TensorDataset whose rows carry their own task id (for Joint with task masks)."""
+
+    def __init__(self, *tensors: torch.Tensor, task_ids: torch.Tensor) -> None:
+        super().__init__(*tensors)
+        self.task_ids = task_ids
+
+
+def fisher_on(
+    trainer: Trainer, experience: Experience, max_samples: int | None = None
+) -> dict[str, torch.Tensor]:
+    """Empirical Fisher of the trainer's model on an experience, with its task mask applied."""
+    x, y = _experience_tensors(experience)
+    if max_samples is not None:
+        x, y = x[:max_samples], y[:max_samples]
+    model = trainer.model
+    names = [n for n, _ in trainer.named_trainable()]
+    t_id = experience.task_id
+    sums = {n: torch.zeros_like(p) for n, p in trainer.named_trainable()}
+    was = model.training
+    model.eval()
+    try:
+        for start in range(0, x.shape[0], 256):
+            xb = x[start : start + 256].to(trainer.device)
+            yb = y[start : start + 256].to(trainer.device)
+            tb = torch.full((1,), t_id, dtype=torch.long, device=trainer.device)
+
+            def out_fn(o: Any, tb: torch.Tensor = tb) -> torch.Tensor:
+                return trainer.mask_output(trainer.output(o), tb)
+
+            part = per_sample_squared_grads(
+                model, xb, yb, trainer.loss_fn, output_fn=out_fn, names=names
+            )
+            for n in names:
+                sums[n] += part[n]
+    finally:
+        model.train(was)
+    total = torch.tensor(float(x.shape[0]), device=trainer.device)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        for n in names:
+            torch.distributed.all_reduce(sums[n])
+        torch.distributed.all_reduce(total)
+    return {n: s / total for n, s in sums.items()}

@@ -1,0 +1,537 @@
+"""Trainer: one plain training loop, any strategy, a stream of experiences, safe checkpoints."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import blockops
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from .__about__ import __version__
+from .metrics import ResultMatrix
+from .scenarios import Experience, Scenario
+from .serialize import flatten_state, unflatten_state
+from .strategies import Naive, Strategy, fisher_on
+
+__all__ = ["Callback", "History", "Trainer", "fit_stream"]
+
+_NEG = -1e9
+CHECKPOINT_FORMAT = 1
+
+
+class Callback:
+    """Hooks called by :meth:`Trainer.fit_stream`; override the ones you need."""
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        """Before the first experience (after a resume, the first remaining one)."""
+
+    def on_experience_start(self, trainer: Trainer, experience: Experience) -> None:
+        """Before training on an experience."""
+
+    def on_epoch_end(
+        self, trainer: Trainer, experience: Experience, epoch: int, loss: float
+    ) -> None:
+        """After each epoch, with the mean training loss of the epoch."""
+
+    def on_experience_end(
+        self, trainer: Trainer, experience: Experience, results: list[float]
+    ) -> None:
+        """After training on an experience and evaluating every test experience."""
+
+    def on_fit_end(self, trainer: Trainer, matrix: ResultMatrix) -> None:
+        """After the last experience."""
+
+
+class History(Callback):
+    """Records epoch losses and the evaluation row of every experience.
+
+    Attributes:
+        losses: ``(experience id, epoch, mean loss)`` tuples.
+        rows: ``(experience id, [metric on each test experience])`` tuples.
+    """
+
+    def __init__(self) -> None:
+        self.losses: list[tuple[int, int, float]] = []
+        self.rows: list[tuple[int, list[float]]] = []
+
+    def on_epoch_end(
+        self, trainer: Trainer, experience: Experience, epoch: int, loss: float
+    ) -> None:
+        self.losses.append((experience.task_id, epoch, loss))
+
+    def on_experience_end(
+        self, trainer: Trainer, experience: Experience, results: list[float]
+    ) -> None:
+        self.rows.append((experience.task_id, list(results)))
+
+
+OptimizerSpec = str | Callable[[Any], torch.optim.Optimizer] | torch.optim.Optimizer
+
+
+class Trainer:
+    """Train a model over a stream of experiences with a continual-learning strategy.
+
+    The loop per batch is: ``zero_grad`` -> strategy ``before_forward`` -> forward -> loss
+    (+ strategy penalty) -> ``backward`` -> strategy ``after_backward`` -> ``optimizer.step`` ->
+    strategy ``after_step``. Experiences backed by a ``TensorDataset`` are moved to the device once
+    and batched by indexing (no DataLoader overhead); other datasets go through a ``DataLoader``
+    with the trainer's generator. Every random choice of the trainer uses its own generator.
+
+    Args:
+        model: any ``nn.Module`` (a :class:`~continual.ContinualLearner` works too).
+        strategy: the plugin (``Naive()`` if None).
+        optimizer: ``"sgd"``, ``"adam"``, a callable ``params -> Optimizer`` or an optimizer
+            built on ``model.parameters()``.
+        lr: learning rate for ``"sgd"`` / ``"adam"``.
+        loss_fn: ``loss_fn(output, target) -> scalar`` (cross-entropy if None).
+        metric: ``"accuracy"`` (argmax vs label, higher is better) or ``"loss"`` (mean
+            ``loss_fn``, lower is better; for regression).
+        epochs: epochs per experience.
+        batch_size: training batch size.
+        eval_batch_size: evaluation batch size.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a ``torch.device``.
+        callbacks: :class:`Callback` instances.
+        verbose: show tqdm progress bars.
+        random_state: seed of the trainer's generator (batch order).
+        eval_initial: evaluate the untrained model first (needed for forward transfer).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        strategy: Strategy | None = None,
+        *,
+        optimizer: OptimizerSpec = "sgd",
+        lr: float = 0.01,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        metric: str = "accuracy",
+        epochs: int = 1,
+        batch_size: int = 32,
+        eval_batch_size: int = 512,
+        device: str | torch.device = "auto",
+        callbacks: Sequence[Callback] = (),
+        verbose: bool = False,
+        random_state: Any = 0,
+        eval_initial: bool = False,
+    ) -> None:
+        if metric not in ("accuracy", "loss"):
+            raise ValueError(f"metric={metric!r} is not understood; expected 'accuracy' or 'loss'")
+        if epochs < 1 or batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+        self.device = blockops.resolve_device(device)
+        self.model = model.to(self.device)
+        self.strategy = strategy if strategy is not None else Naive()
+        self.lr = lr
+        self.optimizer = self._make_optimizer(optimizer)
+        self.loss_fn = loss_fn if loss_fn is not None else F.cross_entropy
+        self.metric = metric
+        self.epochs = int(epochs)
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size)
+        self.callbacks = list(callbacks)
+        self.verbose = verbose
+        self.generator = blockops.make_generator(random_state, "cpu")
+        self.eval_initial = eval_initial
+        self.experiences_done = 0
+        self.results: ResultMatrix | None = None
+        self._mask_rows: dict[int, tuple[int, ...]] = {}
+        self._mask_table: torch.Tensor | None = None
+        self._n_outputs: int | None = None
+        self._distributed = (
+            torch.distributed.is_available()
+            and torch.distributed.is_initialized()
+            and torch.distributed.get_world_size() > 1
+        )
+        self._named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        self.strategy.setup(self)
+
+    # ------------------------------------------------------------------ building blocks
+    def _make_optimizer(self, spec: OptimizerSpec) -> torch.optim.Optimizer:
+        if isinstance(spec, torch.optim.Optimizer):
+            return spec
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if spec == "sgd":
+            return torch.optim.SGD(params, lr=self.lr)
+        if spec == "adam":
+            return torch.optim.Adam(params, lr=self.lr)
+        if callable(spec):
+            return spec(params)
+        raise ValueError(
+            f"optimizer={spec!r} is not understood; expected 'sgd', 'adam', a callable or an Optimizer"
+        )
+
+    def named_trainable(self) -> list[tuple[str, nn.Parameter]]:
+        """``(name, parameter)`` of every parameter that requires grad."""
+        return self._named
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Parameters that require grad, in ``named_parameters`` order."""
+        return [p for _, p in self._named]
+
+    def output(self, out: Any) -> torch.Tensor:
+        """The tensor the loss uses from a raw forward output (``model_output`` if defined)."""
+        if isinstance(out, torch.Tensor):
+            return out
+        select = getattr(self.model, "model_output", None)
+        if select is None:
+            raise TypeError(
+                f"the model returned a {type(out).__name__}; use a ContinualLearner with output_index"
+            )
+        return select(out)
+
+    def mask_output(self, out: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
+        """Mask logits outside each row's task classes (task-incremental experiences only)."""
+        if self._mask_table is None:
+            return out
+        mask = self._mask_table[task_ids]
+        if mask.shape[0] == 1 and out.shape[0] != 1:
+            mask = mask.expand(out.shape[0], -1)
+        return out.masked_fill(~mask, _NEG)
+
+    def _register_masks(self, experiences: Sequence[Experience]) -> None:
+        for e in experiences:
+            if e.masked and e.task_id not in self._mask_rows:
+                self._mask_rows[e.task_id] = tuple(int(c) for c in e.classes or ())
+        if not self._mask_rows:
+            return
+        if self._n_outputs is None:
+            x = _first_input(experiences[0]).to(self.device)
+            with torch.no_grad():
+                was = self.model.training
+                self.model.eval()
+                self._n_outputs = int(self.output(self.model(x[:1])).shape[-1])
+                self.model.train(was)
+        n_tasks = max(max(self._mask_rows), max(e.task_id for e in experiences)) + 1
+        table = torch.ones(n_tasks, self._n_outputs, dtype=torch.bool)
+        for t, classes in self._mask_rows.items():
+            table[t] = False
+            table[t, list(classes)] = True
+        self._mask_table = table.to(self.device)
+
+    def batch_grads(self, batch: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Gradients of the loss on ``(x, y, task_ids, ...)`` w.r.t. the trainable parameters.
+
+        Uses ``torch.autograd.grad`` (``.grad`` is untouched); unreached parameters get zeros.
+        """
+        x, y, t = batch[0], batch[1], batch[2]
+        out = self.mask_output(self.output(self.model(x)), t)
+        loss = self.loss_fn(out, y)
+        params = self.trainable_parameters()
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+
+    def write_grads(self, flat: torch.Tensor) -> None:
+        """Copy a flat gradient vector back into the ``.grad`` of the trainable parameters."""
+        offset = 0
+        for p in self.trainable_parameters():
+            k = p.numel()
+            piece = flat[offset : offset + k].view_as(p)
+            if p.grad is None:
+                p.grad = piece.clone()
+            else:
+                p.grad.copy_(piece)
+            offset += k
+
+    def fisher(
+        self, experience: Experience, max_samples: int | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Per-sample empirical Fisher of the model on an experience (task mask applied)."""
+        return fisher_on(self, experience, max_samples)
+
+    # ------------------------------------------------------------------ batching
+    def _batches(
+        self, dataset: Dataset, task_id: int, shuffle: bool, batch_size: int
+    ) -> Iterator[tuple[torch.Tensor, ...]]:
+        if isinstance(dataset, TensorDataset):
+            tensors = [t.to(self.device) for t in dataset.tensors[:2]]
+            task_ids = getattr(dataset, "task_ids", None)
+            n = tensors[0].shape[0]
+            tids = (
+                task_ids.to(self.device)
+                if task_ids is not None
+                else torch.full((n,), task_id, dtype=torch.long, device=self.device)
+            )
+            order = torch.randperm(n, generator=self.generator).to(self.device) if shuffle else None
+            for start in range(0, n, batch_size):
+                if order is None:
+                    sl = slice(start, start + batch_size)
+                    yield tensors[0][sl], tensors[1][sl], tids[sl]
+                else:
+                    idx = order[start : start + batch_size]
+                    yield tensors[0][idx], tensors[1][idx], tids[idx]
+            return
+        loader = DataLoader(
+            dataset, batch_size=batch_size, shuffle=shuffle, generator=self.generator, num_workers=0
+        )
+        for batch in loader:
+            x, y = batch[0].to(self.device), batch[1].to(self.device)
+            yield x, y, torch.full((x.shape[0],), task_id, dtype=torch.long, device=self.device)
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """One optimisation step on ``(x, y, task_ids)``; returns the (detached) loss."""
+        strategy = self.strategy
+        self.optimizer.zero_grad(set_to_none=True)
+        batch = strategy.before_forward(self, batch)
+        x, y, t = batch
+        out = self.mask_output(self.output(self.model(x)), t)
+        loss = self.loss_fn(out, y)
+        extra = strategy.penalty(self, batch, out)
+        if extra is not None:
+            loss = loss + extra
+        loss.backward()
+        if self._distributed:
+            world = torch.distributed.get_world_size()
+            for p in self.trainable_parameters():
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                torch.distributed.all_reduce(p.grad)
+                p.grad /= world
+        strategy.after_backward(self, batch)
+        self.optimizer.step()
+        strategy.after_step(self, batch, out)
+        return loss.detach()
+
+    def train_experience(self, experience: Experience) -> list[float]:
+        """Train on one experience for ``epochs`` epochs; returns the mean loss of each epoch."""
+        self._register_masks([experience])
+        self.strategy.before_experience(self, experience)
+        data = self.strategy.train_dataset(self, experience)
+        self.model.train()
+        losses = []
+        bar = None
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.epochs, desc=f"experience {experience.task_id}", leave=False)
+        for epoch in range(self.epochs):
+            total = torch.zeros((), device=self.device)
+            steps = 0
+            for batch in self._sharded(
+                self._batches(data, experience.task_id, True, self.batch_size)
+            ):
+                total += self.train_step(batch)
+                steps += 1
+            mean = float(total.item()) / max(steps, 1)
+            losses.append(mean)
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, experience, epoch, mean)
+            if bar is not None:
+                bar.set_postfix(loss=f"{mean:.4f}")
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        self.strategy.after_experience(self, experience)
+        return losses
+
+    def _sharded(
+        self, batches: Iterator[tuple[torch.Tensor, ...]]
+    ) -> Iterator[tuple[torch.Tensor, ...]]:
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            yield from batches
+            return
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        for batch in batches:
+            yield tuple(b[rank::world] for b in batch)
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate_experience(self, experience: Experience) -> float:
+        """The metric (accuracy or mean loss) on one experience."""
+        self._register_masks([experience])
+        was = self.model.training
+        self.model.eval()
+        total, n = 0.0, 0
+        for x, y, t in self._batches(
+            experience.dataset, experience.task_id, False, self.eval_batch_size
+        ):
+            out = self.mask_output(self.output(self.model(x)), t)
+            if self.metric == "accuracy":
+                total += float((out.argmax(1) == y).sum().item())
+            else:
+                total += float(self.loss_fn(out, y).item()) * x.shape[0]
+            n += x.shape[0]
+        self.model.train(was)
+        if n == 0:
+            raise ValueError(f"experience {experience.task_id} has no test samples")
+        return total / n
+
+    def evaluate(self, stream: Sequence[Experience]) -> list[float]:
+        """The metric on every experience of a stream."""
+        return [self.evaluate_experience(e) for e in stream]
+
+    # ------------------------------------------------------------------ streams
+    def fit_stream(
+        self,
+        train_stream: Sequence[Experience] | Scenario,
+        test_stream: Sequence[Experience] | None = None,
+        *,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
+    ) -> ResultMatrix:
+        """Train on each experience in turn, evaluating every test experience after each one.
+
+        Args:
+            train_stream: the experiences (or a :class:`~continual.Scenario`, whose test stream
+                is then used).
+            test_stream: the experiences to evaluate on (the train stream if None).
+            checkpoint_dir: save the whole state there after each experience (atomic).
+            resume: continue from the checkpoint in ``checkpoint_dir`` when one exists.
+
+        Returns:
+            The :class:`~continual.ResultMatrix` ``R[i, j]``.
+        """
+        if isinstance(train_stream, Scenario):
+            test_stream = train_stream.test_stream if test_stream is None else test_stream
+            train_stream = train_stream.train_stream
+        train_stream = list(train_stream)
+        test_stream = list(test_stream) if test_stream is not None else train_stream
+        T = len(train_stream)
+        if len(test_stream) != T:
+            raise ValueError(
+                f"test_stream has {len(test_stream)} experiences, train_stream has {T}"
+            )
+        if resume and checkpoint_dir is not None and os.path.isdir(checkpoint_dir):
+            self.load_checkpoint(checkpoint_dir)
+        if self.results is None or self.results.n_experiences != T:
+            self.results = ResultMatrix(T, self.metric, self.metric == "accuracy")
+            self.experiences_done = 0
+        self._register_masks(train_stream + test_stream)
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
+        if self.eval_initial and self.results.baseline is None:
+            import numpy as np
+
+            self.results.baseline = np.asarray(self.evaluate(test_stream))
+        bar = None
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=T, initial=self.experiences_done, desc="stream")
+        for i in range(self.experiences_done, T):
+            exp = train_stream[i]
+            for cb in self.callbacks:
+                cb.on_experience_start(self, exp)
+            self.train_experience(exp)
+            row = self.evaluate(test_stream)
+            self.results.set_row(i, row)
+            self.experiences_done = i + 1
+            for cb in self.callbacks:
+                cb.on_experience_end(self, exp, row)
+            if checkpoint_dir is not None and _is_main_process():
+                self.save_checkpoint(checkpoint_dir)
+            if bar is not None:
+                bar.set_postfix(avg=f"{float(sum(row[: i + 1])) / (i + 1):.3f}")
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        for cb in self.callbacks:
+            cb.on_fit_end(self, self.results)
+        return self.results
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """The whole training state as ``(config, tensors)``: model, optimizer, strategy
+        (memory included), generators and results."""
+        tensors: dict[str, torch.Tensor] = {}
+        for k, v in self.model.state_dict().items():
+            tensors[f"model.{k}"] = v
+        opt_skeleton, opt_tensors = flatten_state(self.optimizer.state_dict(), "optim")
+        tensors.update(opt_tensors)
+        s_config, s_tensors = self.strategy.state_dict()
+        tensors.update({f"strategy.{k}": v for k, v in s_tensors.items()})
+        cl_config = None
+        if hasattr(self.model, "cl_state_dict"):
+            cl_config, cl_tensors = self.model.cl_state_dict()
+            tensors.update({f"learner.{k}": v for k, v in cl_tensors.items()})
+        tensors["rng.trainer"] = self.generator.get_state()
+        tensors["rng.torch"] = torch.get_rng_state()
+        config = {
+            "format": CHECKPOINT_FORMAT,
+            "strategy": {"class": type(self.strategy).__name__, "state": s_config},
+            "learner": cl_config,
+            "optimizer": opt_skeleton,
+            "experiences_done": self.experiences_done,
+            "results": None if self.results is None else self.results.state_dict(),
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "metric": self.metric,
+        }
+        return config, tensors
+
+    def save_checkpoint(self, directory: str | os.PathLike[str]) -> None:
+        """Write the whole state atomically (``blockops.save_checkpoint``: YAML + tensors + JSON)."""
+        config, tensors = self.state()
+        blockops.save_checkpoint(
+            directory, config, tensors, {"package": "continual", "version": __version__}
+        )
+
+    def load_checkpoint(self, directory: str | os.PathLike[str]) -> None:
+        """Restore a checkpoint written by :meth:`save_checkpoint` into this trainer.
+
+        The trainer must have been built with the same model architecture and strategy class.
+        Tensors are loaded with ``weights_only=True`` and moved to the trainer's device.
+        """
+        config, tensors, _ = blockops.load_checkpoint(directory, map_location="cpu")
+        if config.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"unsupported trainer checkpoint format {config.get('format')!r}")
+        cls = config["strategy"]["class"]
+        if cls != type(self.strategy).__name__:
+            raise ValueError(
+                f"checkpoint was written with strategy {cls}, this trainer uses "
+                f"{type(self.strategy).__name__}"
+            )
+
+        def part(prefix: str) -> dict[str, torch.Tensor]:
+            return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+        self.model.load_state_dict(part("model."))
+        self.model.to(self.device)
+        self.optimizer.load_state_dict(unflatten_state(config["optimizer"], part("optim.")))
+        for state in self.optimizer.state.values():
+            for k, v in state.items():
+                if isinstance(v, torch.Tensor) and k != "step":
+                    state[k] = v.to(self.device)
+        self.strategy.load_state_dict(config["strategy"]["state"], part("strategy."), self)
+        if config.get("learner") is not None and hasattr(self.model, "load_cl_state_dict"):
+            self.model.load_cl_state_dict(config["learner"], part("learner."))
+        self.generator.set_state(tensors["rng.trainer"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.experiences_done = int(config["experiences_done"])
+        self.results = (
+            None if config["results"] is None else ResultMatrix.from_state_dict(config["results"])
+        )
+
+
+def _first_input(experience: Experience) -> torch.Tensor:
+    ts = experience.tensors()
+    if ts is not None:
+        return ts[0][:1]
+    return torch.as_tensor(experience.dataset[0][0]).unsqueeze(0)
+
+
+def _is_main_process() -> bool:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    return True
+
+
+def fit_stream(
+    model: nn.Module,
+    strategy: Strategy | None,
+    train_stream: Sequence[Experience] | Scenario,
+    test_stream: Sequence[Experience] | None = None,
+    **kwargs: Any,
+) -> ResultMatrix:
+    """Build a :class:`Trainer` with ``kwargs`` and run :meth:`Trainer.fit_stream`.
+
+    ``checkpoint_dir`` and ``resume`` in ``kwargs`` go to ``fit_stream``, the rest to the Trainer.
+    """
+    fit_kwargs = {k: kwargs.pop(k) for k in ("checkpoint_dir", "resume") if k in kwargs}
+    trainer = Trainer(model, strategy, **kwargs)
+    return trainer.fit_stream(train_stream, test_stream, **fit_kwargs)

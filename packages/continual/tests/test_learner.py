@@ -1,0 +1,174 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from continual import ContinualLearner, EpisodicMemory, MLPAutoencoder, empirical_fisher
+from torch import nn
+
+
+class Net(ContinualLearner):
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.fc1 = nn.Linear(4, 6)
+        self.fc2 = nn.Linear(6, 3)
+        self.frozen_head = nn.Linear(6, 2)  # never used in forward: no grad
+
+    def forward(self, x):
+        return self.fc2(torch.tanh(self.fc1(x)))
+
+
+class SeqNet(ContinualLearner, nn.Sequential):
+    pass
+
+
+def _data(n=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 4, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def _naive_fisher(model, X, y, loss):
+    out = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    for i in range(len(X)):
+        model.zero_grad()
+        loss(model.model_output(model(X[i : i + 1])), y[i : i + 1]).backward()
+        for n, p in model.named_parameters():
+            if p.grad is not None:
+                out[n] += p.grad**2
+    return {n: v / len(X) for n, v in out.items()}
+
+
+@pytest.mark.parametrize("method", ["vmap", "loop"])
+def test_fisher_equals_naive_per_sample_loop(method):
+    torch.manual_seed(0)
+    model = Net()
+    X, y = _data(23)
+    fisher = model.estimate_fisher((X, y), F.cross_entropy, batch_size=5, method=method)
+    ref = _naive_fisher(model, X, y, F.cross_entropy)
+    for n in fisher:
+        torch.testing.assert_close(fisher[n], ref[n], rtol=1e-5, atol=1e-8)
+    assert fisher["frozen_head.weight"].abs().sum() == 0
+    # not the squared batch gradient
+    model.zero_grad()
+    F.cross_entropy(model(X), y).backward()
+    assert not torch.allclose(fisher["fc1.weight"], model.fc1.weight.grad**2)
+
+
+def test_ewc_loss_nonzero_after_task_with_default_gamma():
+    torch.manual_seed(0)
+    model = Net()  # separate EWC, defaults
+    assert model.ewc_loss().item() == 0.0
+    X, y = _data()
+    model.estimate_fisher((X, y), F.cross_entropy)
+    assert model.ewc_loss().item() == 0.0  # at the anchor
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.5)
+    loss = model.ewc_loss()
+    assert loss.item() > 0
+    loss.backward()  # differentiable
+    assert model.fc1.weight.grad.abs().sum() > 0
+    # equals the formula
+    F_ = model._ewc.terms[0]["fisher"]
+    expected = 0.5 * sum((F_[n] * 0.25).sum() for n in F_)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert not any("EWC" in k or "ewc" in k for k in model.state_dict())
+
+
+def test_separate_and_online_ewc():
+    torch.manual_seed(0)
+    sep = Net()
+    onl = Net(onlineEWC=True, gamma=0.5)
+    onl.load_state_dict(sep.state_dict())
+    X1, y1 = _data(seed=1)
+    X2, y2 = _data(seed=2)
+    f1 = sep.estimate_fisher((X1, y1), F.cross_entropy)
+    onl.estimate_fisher((X1, y1), F.cross_entropy)
+    with torch.no_grad():
+        for m in (sep, onl):
+            for p in m.parameters():
+                p.add_(0.1)
+    f2 = sep.estimate_fisher((X2, y2), F.cross_entropy)
+    onl.estimate_fisher((X2, y2), F.cross_entropy)
+    assert len(sep._ewc) == 2 and len(onl._ewc) == 1
+    merged = onl._ewc.terms[0]["fisher"]
+    for n in merged:
+        torch.testing.assert_close(merged[n], f2[n] + 0.5 * f1[n])
+    assert sep.EWC_task_count == onl.EWC_task_count == 2
+
+
+def test_agem_methods_any_module_and_frozen_params():
+    torch.manual_seed(0)
+    model = Net()
+    X, y = _data(30)
+    mem = EpisodicMemory(10, random_state=0)
+    mem.add(X[:10], y[:10], task_id=0)
+    with pytest.raises(ValueError, match="empty"):
+        EmptyNet = Net()
+        EmptyNet.calculate_ref_gradients(EpisodicMemory(5), F.cross_entropy)
+    for _ in range(5):
+        model.calculate_ref_gradients(mem, F.cross_entropy, b_size=8)
+        model.zero_grad()
+        F.cross_entropy(model(X[10:]), (y[10:] + 1) % 3).backward()
+        model.overwrite_grad()
+        g = torch.cat(
+            [
+                (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                for p in model.parameters()
+            ]
+        )
+        assert torch.dot(g, model._ref_grad) >= -1e-5
+
+
+def test_layerwise_agem_each_layer_non_negative():
+    torch.manual_seed(0)
+    model = SeqNet(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
+    X, y = _data(30)
+    model.calculate_ref_gradients_layerwise((X[:10], y[:10]), F.cross_entropy, loss_lambda=3.0)
+    model.zero_grad()
+    F.cross_entropy(model(X[10:]), (y[10:] + 1) % 3).backward()
+    model.overwrite_grad_layerwise()
+    for n, p in model.named_parameters():
+        assert torch.dot(p.grad.reshape(-1), model._ref_grads_layerwise[n]) >= -1e-5
+
+
+def test_reconstruction_loss_autoencoder():
+    torch.manual_seed(0)
+    ae = MLPAutoencoder(6, hidden=(5,), latent_size=2)
+    X = torch.randn(12, 6)
+    fisher = ae.estimate_fisher(X, F.mse_loss, target="input")
+    assert all(torch.isfinite(f).all() for f in fisher.values())
+    assert sum(f.sum() for f in fisher.values()) > 0
+    ref = ae.calculate_ref_gradients(X[:4], F.mse_loss)
+    assert ref.item() > 0
+
+
+def test_tuple_output_needs_output_index():
+    class Bad(ContinualLearner):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.fc(x), None
+
+    with pytest.raises(TypeError, match="output_index"):
+        Bad().estimate_fisher(torch.randn(3, 2), F.mse_loss, method="loop")
+
+
+def test_empirical_fisher_plain_module_and_state_roundtrip():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 3))
+    X, y = _data(9)
+    fisher = empirical_fisher(net, (X, y), F.cross_entropy)
+    assert set(fisher) == {"0.weight", "0.bias"}
+    model = Net(onlineEWC=True, gamma=0.3)
+    model.estimate_fisher((X, y), F.cross_entropy)
+    config, tensors = model.cl_state_dict()
+    other = Net()
+    other.load_state_dict(model.state_dict())
+    other.load_cl_state_dict(config, tensors)
+    with torch.no_grad():
+        for m in (model, other):
+            for p in m.parameters():
+                p.add_(0.2)
+    assert other.ewc_loss().item() == pytest.approx(model.ewc_loss().item())
+    assert other.onlineEWC and other.gamma == 0.3

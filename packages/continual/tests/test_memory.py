@@ -1,0 +1,113 @@
+import pytest
+import torch
+from continual import EpisodicMemory
+
+
+def _batch(n, start=0, n_classes=None):
+    x = torch.arange(start, start + n, dtype=torch.float32).unsqueeze(1)
+    y = torch.arange(start, start + n) % (n_classes or 1000)
+    return x, y
+
+
+def test_quota_fixed_is_fill_first_and_covers_every_task():
+    mem = EpisodicMemory(6, total_tasks=3, random_state=0)
+    for t in range(3):
+        mem.add(*_batch(5, 10 * t), task_id=t)
+    assert len(mem) == 6
+    for t in range(3):
+        x, _ = mem.task_data(t)
+        assert x.squeeze(1).tolist() == [10 * t, 10 * t + 1]  # first come
+    with pytest.raises(ValueError, match="total_tasks"):
+        mem.add(*_batch(1), task_id=9)
+    # one task only: no division by zero
+    single = EpisodicMemory(4, total_tasks=1)
+    single.add(*_batch(10), task_id=0)
+    assert len(single) == 4
+
+
+def test_quota_adaptive_rebalances():
+    mem = EpisodicMemory(10, random_state=0)
+    mem.add(*_batch(20), task_id=0)
+    assert len(mem) == 10
+    mem.add(*_batch(20, 100), task_id=1)
+    assert [mem._tasks.count(t) for t in (0, 1)] == [5, 5]
+    mem.add(*_batch(20, 200), task_id=2)
+    assert sorted(mem._tasks.count(t) for t in (0, 1, 2)) == [3, 3, 4]
+
+
+def test_reservoir_is_uniform_over_stream():
+    counts = torch.zeros(100)
+    for seed in range(200):
+        mem = EpisodicMemory(10, policy="reservoir", random_state=seed)
+        for start in range(0, 100, 10):
+            mem.add(*_batch(10, start))
+        x, _ = mem.sample(10)
+        counts[x.squeeze(1).long()] += 1
+    assert len(mem) == 10
+    # each item kept with probability 0.1 -> about 20 of 200
+    assert counts[:50].sum() == pytest.approx(counts[50:].sum(), rel=0.2)
+
+
+def test_class_balanced_balances_classes():
+    mem = EpisodicMemory(20, policy="class_balanced", random_state=0)
+    x = torch.randn(200, 2)
+    y = torch.cat([torch.zeros(150), torch.ones(30), 2 * torch.ones(20)]).long()
+    mem.add(x, y)
+    labels = mem.sample(20)[1]
+    counts = torch.bincount(labels, minlength=3).tolist()
+    assert max(counts) - min(counts) <= 1
+    with pytest.raises(ValueError, match="labels"):
+        EpisodicMemory(3, policy="class_balanced").add(x)
+
+
+def test_fifo_keeps_latest():
+    mem = EpisodicMemory(5, policy="fifo")
+    mem.add(*_batch(12))
+    x, _ = mem.sample(5)
+    assert sorted(x.squeeze(1).tolist()) == [7, 8, 9, 10, 11]
+
+
+def test_reference_batches_fixed():
+    mem = EpisodicMemory(6, total_tasks=4, random_state=0)
+    for t in range(3):
+        mem.add(*_batch(4, 10 * t), task_id=t)
+    # gradient_ref_data_size == 0: the whole block of one earlier task, never empty
+    for _ in range(20):
+        x, _ = mem.get_data_for_reference_gradient(3)
+        assert x.shape[0] > 0
+        assert len({int(v) // 10 for v in x.squeeze(1).tolist()}) == 1
+    mem.gradient_ref_data_size = 50  # more than stored: all of them, no crash
+    x, _ = mem.get_data_for_reference_gradient(3)
+    assert x.shape[0] == len(mem)
+    x, _ = mem.get_data_for_reference_gradient(1)
+    assert set(x.squeeze(1).tolist()) <= {0.0, 1.0, 2.0, 3.0}
+    with pytest.raises(ValueError, match="before task 0"):
+        mem.get_data_for_reference_gradient(0)
+
+
+def test_own_generator_state_roundtrip_and_global_rng_untouched():
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    mem = EpisodicMemory(8, policy="reservoir", random_state=3)
+    mem.add(*_batch(30))
+    assert torch.equal(before, torch.get_rng_state())
+    config, tensors = mem.state_dict()
+    other = EpisodicMemory(1)
+    other.load_state_dict(config, tensors)
+    a = mem.sample(4)[0]
+    b = other.sample(4)[0]
+    assert torch.equal(a, b)
+    mem.add(*_batch(10, 500))
+    other.add(*_batch(10, 500))
+    assert torch.equal(mem.dataset().tensors[0], other.dataset().tensors[0])
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="total_mem_size"):
+        EpisodicMemory(0)
+    with pytest.raises(ValueError, match="policy"):
+        EpisodicMemory(3, policy="lru")
+    mem = EpisodicMemory(3)
+    with pytest.raises(ValueError, match="no sample"):
+        mem.add(*_batch(2), task_id=0)
+        mem.sample(2, tasks=[5])

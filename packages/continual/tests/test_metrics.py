@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+from continual import (
+    ResultMatrix,
+    average_metric,
+    backward_transfer,
+    forgetting,
+    forward_transfer,
+)
+
+R = np.array([[0.9, 0.1, 0.2], [0.6, 0.8, 0.1], [0.5, 0.7, 0.95]])
+
+
+def test_definitions():
+    assert average_metric(R) == pytest.approx((0.5 + 0.7 + 0.95) / 3)
+    assert forgetting(R) == pytest.approx(((0.9 - 0.5) + (0.8 - 0.7)) / 2)
+    assert backward_transfer(R) == pytest.approx(((0.5 - 0.9) + (0.7 - 0.8)) / 2)
+    b = np.array([0.1, 0.1, 0.1])
+    assert forward_transfer(R, b) == pytest.approx(((0.1 - 0.1) + (0.1 - 0.1)) / 2)
+    L = 1 - R  # a loss: same numbers, opposite orientation
+    assert forgetting(L, higher_is_better=False) == pytest.approx(forgetting(R))
+    assert backward_transfer(L, higher_is_better=False) == pytest.approx(backward_transfer(R))
+
+
+def test_result_matrix_partial_and_state():
+    m = ResultMatrix(3)
+    with pytest.raises(ValueError):
+        m.average()
+    m.set_row(0, R[0])
+    m.set_row(1, R[1])
+    assert m.average() == pytest.approx(0.7)
+    assert m.forgetting() == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="eval_initial"):
+        m.fwt()
+    again = ResultMatrix.from_state_dict(m.state_dict())
+    assert again.summary() == m.summary()
+    assert "| 1 |" in m.to_markdown()
+    with pytest.raises(ValueError, match="square"):
+        average_metric(np.zeros((2, 3)))

@@ -1,0 +1,128 @@
+import numpy as np
+import pytest
+import torch
+from continual import (
+    DeviceDataLoader,
+    SubDataset,
+    TimeDependentTensorDataset,
+    class_incremental,
+    drifting_clusters,
+    generate_toy8,
+    permuted,
+    task_incremental,
+    td_arrays,
+    time_windows,
+    to_device,
+)
+from torch.utils.data import DataLoader, TensorDataset
+
+
+def _xy(n=60, d=5, k=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)).astype(np.float32), np.arange(n) % k
+
+
+def test_class_and_task_incremental_partition():
+    X, y = _xy()
+    sc = class_incremental(X, y, X, y, 3)
+    assert [e.classes for e in sc.train_stream] == [(0, 1), (2, 3), (4, 5)]
+    assert sum(len(e) for e in sc.train_stream) == 60
+    assert not any(e.masked for e in sc.train_stream)
+    assert sc.n_classes == 6
+    tk = task_incremental(X, y, X, y, class_order=[[5, 0], [1, 2, 3]])
+    assert [e.task_label for e in tk.test_stream] == [0, 1]
+    assert all(e.masked for e in tk.train_stream)
+    labels = tk.train_stream[0].dataset.tensors[1]
+    assert set(labels.tolist()) == {0, 5}
+    with pytest.raises(ValueError, match="n_experiences"):
+        class_incremental(X, y, X, y, 7)
+    with pytest.raises(ValueError, match="class_order"):
+        class_incremental(X, y, X, y, class_order=[[0], [0]])
+
+
+def test_permuted_is_a_fixed_feature_permutation():
+    X, y = _xy()
+    sc = permuted(X, y, X, y, 3, random_state=0)
+    perms = sc.meta["permutations"]
+    assert torch.equal(perms[0], torch.arange(5))
+    x2 = sc.train_stream[2].dataset.tensors[0]
+    assert torch.equal(x2, torch.as_tensor(X)[:, perms[2]])
+    assert torch.equal(sc.test_stream[1].dataset.tensors[0], torch.as_tensor(X)[:, perms[1]])
+    again = permuted(X, y, X, y, 3, random_state=0)
+    assert torch.equal(again.meta["permutations"][2], perms[2])
+
+
+def test_time_windows():
+    X, y = _xy(100)
+    times = np.linspace(0, 10, 100)
+    sc = time_windows(X, y, times, 4, test_fraction=0.2, random_state=0)
+    assert len(sc) == 4
+    assert sum(len(e) for e in sc.train_stream + sc.test_stream) == 100
+    reg = time_windows(X, np.linspace(0, 1, 100), times, edges=[0, 5, 10], classification=False)
+    assert reg.n_classes is None and reg.train_stream[0].dataset.tensors[1].dtype == torch.float32
+
+
+def test_subdataset_with_targets_and_transform():
+    class WithTargets(TensorDataset):
+        @property
+        def targets(self):
+            return self.tensors[1].tolist()
+
+    X = torch.randn(10, 2)
+    y = torch.arange(10) % 5
+    ds = WithTargets(X, y)
+    sub = SubDataset(ds, [3, 4], target_transform=lambda v: int(v) - 3)
+    assert len(sub) == 4
+    assert {sub[i][1] for i in range(4)} == {0, 1}
+    plain = SubDataset(TensorDataset(X, y), [0])
+    assert len(plain) == 2
+
+
+def test_device_helpers():
+    dl = DataLoader(TensorDataset(torch.randn(6, 2), torch.arange(6)), batch_size=4)
+    wrapped = DeviceDataLoader(dl, "cpu")
+    assert len(wrapped) == 2
+    for x, _y in wrapped:
+        assert x.device.type == "cpu"
+    nested = to_device({"a": [torch.zeros(1), (torch.ones(1),)]}, "cpu")
+    assert nested["a"][1][0].item() == 1.0
+
+
+def test_toy8_and_drift():
+    X, Y = generate_toy8("all", 16, random_state=0)
+    assert X.shape == (16, 2) and Y.shape == (16, 8)
+    assert Y.sum(1).eq(1).all()
+    Xs, Ys = td_arrays(X, Y, time=np.linspace(0, 3, 4))
+    assert Xs.shape == (4, 16, 2) and Ys.shape == (4, 16, 8)
+    assert Ys.max().item() == pytest.approx(4.0)
+    torch.testing.assert_close(Xs[3], X + 3)
+    # rel == abs for the linear default drift
+    Xr, _ = td_arrays(X, Y, time_func_mode="rel", time=np.linspace(0, 3, 4))
+    torch.testing.assert_close(Xr, Xs)
+    # nonlinear drift: rel differs from abs
+    sq = lambda A, t: A * (1 + t)  # noqa: E731
+    Xa, _ = td_arrays(X, Y, sq, time=[0, 1, 2])
+    Xb, _ = td_arrays(X, Y, sq, time_func_mode="rel", time=[0, 1, 2])
+    assert not torch.allclose(Xa[2], Xb[2])
+    some = generate_toy8("some", 8, random_state=0)[1].argmax(1).tolist()
+    assert some == [0, 0, 0, 0, 1, 1, 2, 3]
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    generate_toy8(npoints=8, random_state=1)
+    assert torch.equal(state, torch.get_rng_state())
+    with pytest.raises(ValueError, match="multiple of 8"):
+        generate_toy8(npoints=10)
+
+
+def test_time_dependent_dataset_and_stream():
+    X, Y = generate_toy8(npoints=8, random_state=0)
+    ds = TimeDependentTensorDataset(X, Y, dt=0.5)
+    x0, _ = ds[0]
+    ds.step()
+    x1, y1 = ds[0]
+    torch.testing.assert_close(x1, x0 + 0.5)
+    assert y1.max().item() == pytest.approx(1.5)
+    sc = drifting_clusters(3, 40, random_state=0)
+    assert len(sc) == 3 and sc.n_classes == 8
+    reg = drifting_clusters(2, 16, task="regression", random_state=0)
+    assert reg.train_stream[1].dataset.tensors[1].shape[1] == 8

@@ -1,0 +1,211 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from continual import (
+    AGEM,
+    DERPP,
+    EWC,
+    GEM,
+    MLP,
+    SI,
+    Callback,
+    History,
+    Joint,
+    LwF,
+    Naive,
+    Replay,
+    Trainer,
+    class_incremental,
+    drifting_clusters,
+    fit_stream,
+    task_incremental,
+)
+from helpers import digits
+
+
+@pytest.fixture(scope="module")
+def split_digits():
+    Xtr, Xte, ytr, yte = digits(n_per_class=60)
+    return class_incremental(Xtr, ytr, Xte, yte, 5)
+
+
+@pytest.fixture(scope="module")
+def small_split():
+    Xtr, Xte, ytr, yte = digits(n_per_class=20)
+    return class_incremental(Xtr, ytr, Xte, yte, class_order=[[0, 1], [2, 3], [4, 5]])
+
+
+def _model(seed=0, hidden=(32,)):
+    torch.manual_seed(seed)
+    return MLP(64, hidden, 10)
+
+
+def _params(model):
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def test_replay_reduces_forgetting_vs_naive(split_digits):
+    res = {}
+    for name, strat in [("naive", Naive()), ("replay", Replay(mem_size=100))]:
+        R = Trainer(_model(), strat, lr=0.1, epochs=3, device="cpu").fit_stream(split_digits)
+        res[name] = R
+    assert res["naive"].forgetting() > 0.6
+    assert res["replay"].forgetting() < res["naive"].forgetting() - 0.3
+    assert res["replay"].average() > res["naive"].average() + 0.3
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: EWC(10.0),
+        lambda: EWC(10.0, mode="online", gamma=0.9),
+        lambda: SI(0.1, eps=0.1),
+        lambda: LwF(),
+        lambda: AGEM(mem_size=30, sample_size=10),
+        lambda: AGEM(mem_size=30, sample_size=10, layerwise=True),
+        lambda: GEM(mem_size=30),
+        lambda: Replay(mem_size=30, policy="reservoir"),
+        lambda: DERPP(mem_size=30),
+        lambda: Joint(),
+    ],
+)
+def test_every_strategy_runs_and_checkpoint_resume_is_identical(make, small_split, tmp_path):
+    full = Trainer(_model(), make(), lr=0.05, epochs=2, device="cpu", random_state=1)
+    R_full = full.fit_stream(small_split)
+    assert np.isfinite(R_full.R).all()
+
+    ckpt = tmp_path / "ckpt"
+    first = Trainer(_model(), make(), lr=0.05, epochs=2, device="cpu", random_state=1)
+    stream = small_split
+    # train only the first two experiences, checkpointing after each
+    first.fit_stream(stream.train_stream[:2], stream.test_stream[:2], checkpoint_dir=ckpt)
+    # a fresh trainer (different init, different seed) resumes and finishes the full stream
+    first.results = None
+    resumed = Trainer(_model(seed=9), make(), lr=0.05, epochs=2, device="cpu", random_state=7)
+    resumed.load_checkpoint(ckpt)
+    resumed.results = None
+    resumed.experiences_done = 0
+    # continue with experience 2 exactly as the uninterrupted run did
+    resumed.train_experience(stream.train_stream[2])
+    torch.testing.assert_close(_params(resumed.model), _params(full.model), rtol=0, atol=1e-6)
+
+
+def test_fit_stream_resume_from_directory(small_split, tmp_path):
+    ckpt = tmp_path / "run"
+    a = Trainer(_model(), Replay(mem_size=20), lr=0.05, epochs=1, device="cpu")
+    R_a = a.fit_stream(small_split)
+
+    class Stop(Callback):
+        def on_experience_end(self, trainer, experience, results):
+            if experience.task_id == 1:
+                raise KeyboardInterrupt
+
+    b = Trainer(_model(), Replay(mem_size=20), lr=0.05, epochs=1, device="cpu", callbacks=[Stop()])
+    with pytest.raises(KeyboardInterrupt):
+        b.fit_stream(small_split, checkpoint_dir=ckpt)
+    c = Trainer(_model(seed=3), Replay(mem_size=20), lr=0.05, epochs=1, device="cpu")
+    R_c = c.fit_stream(small_split, checkpoint_dir=ckpt, resume=True)
+    np.testing.assert_allclose(R_c.R, R_a.R, atol=1e-6)
+    torch.testing.assert_close(_params(c.model), _params(a.model), rtol=0, atol=1e-6)
+    # a tampered checkpoint is refused
+    (ckpt / "tensors.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="checksum"):
+        c.load_checkpoint(ckpt)
+    with pytest.raises(ValueError, match="strategy"):
+        Trainer(_model(), Naive(), device="cpu").load_checkpoint(
+            tmp_path / "missing"
+        ) if False else None
+        d = Trainer(_model(), Naive(), device="cpu")
+        e = Trainer(_model(), Replay(mem_size=5), device="cpu")
+        e.save_checkpoint(tmp_path / "replay")
+        d.load_checkpoint(tmp_path / "replay")
+
+
+def test_same_seed_same_result(small_split):
+    runs = [
+        Trainer(_model(), DERPP(mem_size=20), lr=0.05, epochs=1, device="cpu", random_state=4)
+        for _ in range(2)
+    ]
+    Rs = [t.fit_stream(small_split).R for t in runs]
+    np.testing.assert_array_equal(Rs[0], Rs[1])
+    assert torch.equal(_params(runs[0].model), _params(runs[1].model))
+
+
+def test_ewc_penalty_nonzero_after_first_experience(small_split):
+    strat = EWC(5.0)
+    tr = Trainer(_model(), strat, lr=0.05, epochs=1, device="cpu")
+    tr.train_experience(small_split.train_stream[0])
+    assert strat.penalty(tr, None, None).item() == 0.0  # at the anchor
+    tr.train_experience(small_split.train_stream[1])
+    assert strat.penalty(tr, None, None).item() > 0
+    assert len(strat.terms) == 2
+
+
+def test_gem_keeps_memory_losses_from_rising(small_split):
+    strat = GEM(mem_size=30, margin=0.0)
+    tr = Trainer(_model(), strat, lr=0.05, epochs=1, device="cpu")
+    tr.train_experience(small_split.train_stream[0])
+    exp = small_split.train_stream[1]
+    x, y = exp.dataset.tensors
+    t = torch.full((len(y),), 1)
+    tr.optimizer.zero_grad()
+    F.cross_entropy(tr.model(x), y).backward()
+    strat.after_backward(tr, (x, y, t))
+    g = torch.cat([p.grad.reshape(-1) for p in tr.trainable_parameters()])
+    for task in strat.memory.tasks():
+        ref = tr.batch_grads(strat.memory.task_data(task))
+        assert torch.dot(g, torch.cat([r.reshape(-1) for r in ref])) >= -1e-5
+
+
+def test_task_incremental_masks_logits():
+    Xtr, Xte, ytr, yte = digits(n_per_class=20)
+    sc = task_incremental(Xtr, ytr, Xte, yte, 5)
+    hist = History()
+    tr = Trainer(_model(), Naive(), lr=0.1, epochs=6, device="cpu", callbacks=[hist], verbose=True)
+    R = tr.fit_stream(sc)
+    assert R.average() > 0.9  # two-way choices
+    out = tr.mask_output(torch.zeros(2, 10), torch.tensor([0, 4]))
+    assert (out[0, 2:] < -1e8).all() and (out[0, :2] == 0).all()
+    assert len(hist.losses) == 30 and len(hist.rows) == 5
+
+
+def test_regression_metric_and_forward_transfer():
+    sc = drifting_clusters(3, 64, task="regression", random_state=0)
+    torch.manual_seed(0)
+    model = MLP(2, (16,), 8)
+    R = fit_stream(
+        model,
+        Replay(mem_size=20),
+        sc,
+        loss_fn=F.mse_loss,
+        metric="loss",
+        lr=0.02,
+        epochs=3,
+        device="cpu",
+        eval_initial=True,
+    )
+    assert not R.higher_is_better
+    assert set(R.summary()) == {"average", "forgetting", "bwt", "fwt"}
+    assert R.R[0, 0] < R.baseline[0]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="metric"):
+        Trainer(_model(), metric="f1")
+    with pytest.raises(ValueError, match="optimizer"):
+        Trainer(_model(), optimizer="lbfgs-ish")
+    with pytest.raises(ValueError, match="mode"):
+        EWC(mode="sometimes")
+    tr = Trainer(_model(), optimizer=lambda p: torch.optim.Adam(p, lr=1e-3), device="cpu")
+    assert isinstance(tr.optimizer, torch.optim.Adam)
+
+
+@pytest.mark.cuda
+def test_cuda_matches_cpu(small_split):
+    res = []
+    for device in ("cpu", "cuda"):
+        tr = Trainer(_model(), Replay(mem_size=20), lr=0.05, epochs=1, device=device)
+        res.append(tr.fit_stream(small_split).R)
+        assert next(tr.model.parameters()).device.type == device
+    np.testing.assert_allclose(res[0], res[1], atol=0.05)
