@@ -1,0 +1,309 @@
+import sys
+import types
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from blockops import NotFittedError
+from egm_core import PyEGM
+
+
+def fit(X, y, **kw):
+    kw.setdefault("platform", "cpu")
+    kw.setdefault("random_state", 0)
+    return PyEGM(**kw).fit(X, y)
+
+
+def test_fit_predict_proba(blobs):
+    X, y, Xt, yt = blobs
+    m = fit(X, y)
+    assert m.score(Xt, yt) > 0.9
+    proba = m.predict_proba(Xt)
+    assert proba.shape == (len(Xt), 3)
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(m.classes_[proba.argmax(1)], m.predict(Xt))
+    assert m.n_features_in_ == X.shape[1]
+
+
+def test_string_labels(blobs):
+    X, y, Xt, yt = blobs
+    names = np.array(["ant", "bee", "cat"])
+    m = fit(X, names[y])
+    assert m.classes_.tolist() == ["ant", "bee", "cat"]
+    assert set(m.predict(Xt)) <= set(names)
+    assert m.score(Xt, names[yt]) > 0.9
+
+
+def test_bank_contract(blobs):
+    X, y, _, _ = blobs
+    m = fit(X, y, num_iters=3)
+    n = m.bank_X_.shape[0]
+    assert m.bank_X_.shape == (n, X.shape[1]) and m.bank_X_.dtype == torch.float32
+    for name, dtype in [
+        ("bank_y_", torch.long),
+        ("bank_is_real_", torch.bool),
+        ("bank_generation_", torch.long),
+        ("bank_energy_", torch.float32),
+        ("bank_seed_", torch.long),
+    ]:
+        t = getattr(m, name)
+        assert t.shape == (n,) and t.dtype == dtype, name
+    real = m.bank_is_real_
+    n_real = len(X)
+    assert bool(real[:n_real].all()) and not bool(real[n_real:].any())  # real first
+    np.testing.assert_allclose(m.bank_X_[:n_real].numpy(), X)
+    assert bool((m.bank_generation_[real] == 0).all())
+    assert bool((m.bank_energy_[real] == 0).all()) and bool((m.bank_seed_[real] == -1).all())
+    syn = ~real
+    assert set(m.bank_generation_[syn].tolist()) == {1, 2, 3}
+    assert bool((m.bank_energy_[syn] > 0).all())
+    seeds = m.bank_seed_[syn]
+    assert bool(real[seeds].all())
+    assert bool((m.bank_y_[seeds] == m.bank_y_[syn]).all())  # grown from its own class
+    assert len(m.history_) == 3
+    for i, entry in enumerate(m.history_, start=1):
+        assert set(entry) >= {"session", "iteration", "class_counts", "radius", "energy"}
+        assert entry["session"] == 0 and entry["iteration"] == i
+        assert len(entry["class_counts"]) == len(entry["radius"]) == len(entry["energy"]) == 3
+        assert all(isinstance(v, int) for v in entry["class_counts"])
+        assert all(isinstance(v, float) for v in entry["radius"] + entry["energy"])
+        gen = m.bank_generation_ == i
+        counts = torch.bincount(m.bank_y_[gen], minlength=3).tolist()
+        assert counts == entry["class_counts"]
+
+
+def test_synthetic_points_stay_near_their_seeds(blobs):
+    X, y, _, _ = blobs
+    m = fit(X, y, governor=False, noise_scale=0.0)
+    syn = ~m.bank_is_real_
+    flight = (m.bank_X_[syn] - m.bank_X_[m.bank_seed_[syn]]).norm(dim=1)
+    limit = (m.radius_[m.bank_y_[syn]] * 1.1 ** (m.bank_generation_[syn] - 1).float()) * 1.0001
+    assert bool((flight <= limit).all())  # radius clip holds after the shell factor
+
+
+def test_class_balanced_growth_on_imbalanced_data(make_blobs):
+    X, y = make_blobs((60, 20, 6))
+    m = fit(X, y, preset="imbalanced_kshot", governor=False)
+    syn = torch.bincount(m.bank_y_[~m.bank_is_real_], minlength=3)
+    assert syn[2] > syn[1] > syn[0]  # inv_size: the rare class gets the most
+
+
+def test_trend_paths(blobs):
+    X, y, Xt, _ = blobs
+    m = fit(X, y)
+    out = m.trend_paths(Xt[:7], path_steps=4)
+    assert out["paths"].shape == (7, 3, 5, X.shape[1])
+    np.testing.assert_allclose(out["paths"][:, :, 0].numpy(), np.repeat(Xt[:7, None], 3, 1))
+    assert out["scores"].shape == (7, 3) and out["winner"].dtype == torch.long
+    assert torch.allclose(out["scores"].max(dim=1).values, torch.ones(7))
+    default = m.trend_paths(Xt)
+    np.testing.assert_array_equal(m.classes_[default["winner"].numpy()], m.predict(Xt))
+    # path points move monotonically toward the class target
+    step = (out["paths"][:, :, 1:] - out["paths"][:, :, :-1]).norm(dim=3)
+    assert bool((step[:, :, 1:] <= step[:, :, :-1] + 1e-5).all())
+
+
+def test_path_k_larger_than_bank_is_clamped(blobs):
+    X, y, Xt, yt = blobs
+    m = fit(X[:12], y[:12], path_k=10_000, num_points=2, num_iters=1)
+    assert m.predict(Xt).shape == (len(Xt),)
+
+
+def test_scale_equivariance(digits):
+    X, y, Xt, _ = digits
+    base = fit(X, y).predict(Xt)
+    for factor in (8.0, 0.25):  # powers of two: exact in float arithmetic
+        np.testing.assert_array_equal(fit(X * factor, y).predict(Xt * factor), base)
+    agree = (fit(X * 100.0, y).predict(Xt * 100.0) == base).mean()
+    assert agree > 0.99
+
+
+def test_same_seed_same_model_and_different_seed_differs(blobs):
+    X, y, _, _ = blobs
+    a, b, c = fit(X, y, random_state=5), fit(X, y, random_state=5), fit(X, y, random_state=6)
+    assert torch.equal(a.bank_X_, b.bank_X_)
+    assert not torch.equal(a.bank_X_, c.bank_X_)
+    assert fit(X, y, random_state=None).get_fitted_params()["random_state"] >= 0
+
+
+def test_not_fitted():
+    m = PyEGM()
+    for call in (
+        lambda: m.predict(np.zeros((1, 2))),
+        lambda: m.predict_proba(np.zeros((1, 2))),
+        lambda: m.continue_fit(),
+        lambda: m.save("x"),
+        lambda: m.get_fitted_params(),
+        lambda: m.trend_paths(np.zeros((1, 2))),
+    ):
+        with pytest.raises(NotFittedError):
+            call()
+
+
+def test_bad_inputs(blobs):
+    X, y, Xt, yt = blobs
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fit(bad, y)
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="infinite"):
+        fit(bad, y)
+    with pytest.raises(ValueError, match="2-D"):
+        fit(X[:, 0], y)
+    with pytest.raises(ValueError, match="empty"):
+        fit(np.zeros((0, 3)), [])
+    with pytest.raises(ValueError, match="single class"):
+        fit(X, np.zeros(len(X)))
+    with pytest.raises(ValueError, match="must match"):
+        fit(X, y[:-1])
+    m = fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        m.predict(Xt[:, :3])
+    with pytest.raises(ValueError, match="2-D"):
+        m.predict(Xt[0])
+    with pytest.raises(ValueError, match="NaN"):
+        m.predict(np.full((2, X.shape[1]), np.nan))
+    with pytest.raises(ValueError, match="not seen during fit"):
+        m.score(Xt, yt + 10)
+
+
+def test_partial_fit_new_classes(make_blobs):
+    X, y = make_blobs((40, 40, 40, 5), seed=1)
+    base = y < 3
+    m = fit(X[base], y[base], preset="fscil")
+    gens_before = int(m.bank_generation_.max())
+    n_syn_base = torch.bincount(m.bank_y_[~m.bank_is_real_], minlength=3)
+    m.partial_fit(X[~base], y[~base])
+    assert m.classes_.tolist() == [0, 1, 2, 3]
+    assert int(m.bank_is_real_.sum()) == len(X)  # nothing counted twice
+    assert bool(m.bank_is_real_[: len(X)].all())
+    new_syn = int(((~m.bank_is_real_) & (m.bank_y_ == 3)).sum())
+    assert new_syn >= 0.8 * float(n_syn_base.float().mean())  # a fair share
+    assert int(m.bank_generation_.max()) == gens_before + m.get_fitted_params()["num_iters"]
+    assert m.history_[-1]["session"] == 1
+    syn = ~m.bank_is_real_
+    assert bool((m.bank_y_[m.bank_seed_[syn]] == m.bank_y_[syn]).all())
+    assert (m.predict(X[~base]) == 3).mean() > 0.6
+    # rivals are real centres of earlier sessions, kept in the state
+    assert bool((m.class_count_ == torch.tensor([40, 40, 40, 5])).all())
+
+
+def test_partial_fit_random_stream_moves_on(make_blobs):
+    X, y = make_blobs((30, 30, 4), seed=2)
+    m = fit(X[y < 2], y[y < 2], num_iters=1)
+    m.partial_fit(X[y == 2], y[y == 2])
+    first = m.bank_X_[~m.bank_is_real_ & (m.bank_y_ == 2)].clone()
+    m.partial_fit(X[y == 2], y[y == 2])
+    later = m.bank_X_[~m.bank_is_real_ & (m.bank_y_ == 2)]
+    assert later.shape[0] > first.shape[0]
+    assert not torch.allclose(later[-first.shape[0] :], first)
+
+
+def test_partial_fit_on_unfitted_model_and_classes_argument(blobs):
+    X, y, Xt, yt = blobs
+    with pytest.warns(UserWarning, match="fewer than 2"):
+        m = PyEGM(platform="cpu", random_state=0).partial_fit(X, y, classes=[0, 1, 2, 3])
+    assert m.classes_.tolist() == [0, 1, 2, 3]
+    assert m.predict_proba(Xt)[:, 3].max() == 0.0  # a class without rows is never predicted
+    m.partial_fit(X[:5], y[:5])
+    with pytest.raises(ValueError, match="features"):
+        m.partial_fit(X[:, :2], y)
+
+
+def test_continue_fit(blobs):
+    X, y, _, _ = blobs
+    m = fit(X, y, num_iters=2)
+    n_real, n_bank = int(m.bank_is_real_.sum()), m.bank_X_.shape[0]
+    m.continue_fit(extra_iters=3)
+    assert int(m.bank_is_real_.sum()) == n_real  # no duplicated data
+    assert m.bank_X_.shape[0] > n_bank
+    assert int(m.bank_generation_.max()) == 5
+    assert [h["iteration"] for h in m.history_] == [1, 2, 3, 4, 5]
+    assert m.continue_fit(extra_iters=0) is m
+    with pytest.raises(ValueError, match="extra_iters"):
+        m.continue_fit(extra_iters=-1)
+    with pytest.raises(ValueError, match="reseed"):
+        m.continue_fit(reseed=-3)
+
+
+def test_continue_fit_reseed_changes_the_draw(blobs):
+    X, y, _, _ = blobs
+
+    def grown(reseed):
+        m = fit(X, y)
+        n = m.bank_X_.shape[0]
+        m.continue_fit(extra_iters=1, reseed=reseed)
+        return m.bank_X_[n:]
+
+    a, b, c = grown(1), grown(1), grown(2)
+    assert torch.equal(a, b)
+    assert a.shape != c.shape or not torch.allclose(a, c)
+
+
+def test_max_samples_eviction(make_blobs):
+    X, y = make_blobs((30, 30, 5), seed=4)
+    m = fit(X, y, max_samples=100, num_points=20, governor=False)
+    assert m.bank_X_.shape[0] <= 100
+    assert int(m.bank_is_real_.sum()) == len(X)
+    syn = torch.bincount(m.bank_y_[~m.bank_is_real_], minlength=3)
+    assert int(syn.max() - syn.min()) <= 1 or int(syn.sum()) == 100 - len(X)
+    syn_idx = torch.nonzero(~m.bank_is_real_).squeeze(1)
+    assert bool(m.bank_is_real_[m.bank_seed_[syn_idx]].all())  # seeds re-indexed correctly
+    assert bool((m.bank_y_[m.bank_seed_[syn_idx]] == m.bank_y_[syn_idx]).all())
+    with pytest.warns(UserWarning, match="max_samples"):
+        small = fit(X, y, max_samples=40)
+    assert small.bank_X_.shape[0] == 40 and bool(small.bank_is_real_.all())
+
+
+def test_governor_rejects_or_shrinks_intruders(make_blobs):
+    X, y = make_blobs((30, 30), seed=5, spread=3.0)
+    on = fit(X, y, governor=True, total_energy=3.0, use_radius_clip=False)
+    off = fit(X, y, governor=False, total_energy=3.0, use_radius_clip=False)
+    import blockops
+
+    def intruders(m):
+        real = m.bank_is_real_
+        syn = ~real
+        mins = blockops.label_min(m.bank_X_[syn], m.bank_X_[real], m.bank_y_[real], 2)
+        own = mins.gather(1, m.bank_y_[syn][:, None]).squeeze(1)
+        return int((mins.min(1).values < own).sum())
+
+    assert intruders(on) == 0 < intruders(off)
+
+
+def test_single_row_class_warns_and_works(make_blobs):
+    X, y = make_blobs((20, 20, 1), seed=6)
+    with pytest.warns(UserWarning, match="fewer than 2"):
+        m = fit(X, y)
+    assert np.isfinite(m.radius_.numpy()).all()
+    assert m.get_fitted_params()["preset_resolved"] == "extreme_lowshot"
+
+
+def test_visualize_explosion_without_egm_viz(blobs, monkeypatch):
+    X, y, _, _ = blobs
+    m = fit(X, y)
+    monkeypatch.setitem(sys.modules, "egm_viz", None)
+    with pytest.raises(ImportError, match="pip install egm-viz"):
+        m.visualize_explosion()
+
+
+def test_visualize_explosion_delegates(blobs, monkeypatch):
+    X, y, _, _ = blobs
+    m = fit(X, y)
+    calls = []
+    fake = types.ModuleType("egm_viz")
+    fake.visualize_explosion = lambda model, X, y, **kw: calls.append((model, X, y, kw)) or "fig"
+    monkeypatch.setitem(sys.modules, "egm_viz", fake)
+    before = m.bank_X_.clone()
+    assert m.visualize_explosion(X[:5], None, projection="pca", show=False) == "fig"
+    assert calls[0][0] is m and calls[0][3] == {"projection": "pca", "show": False}
+    assert torch.equal(before, m.bank_X_)
+
+
+def test_no_warnings_on_clean_data(blobs):
+    X, y, Xt, _ = blobs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit(X, y).predict(Xt)

@@ -1,0 +1,95 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from egm_core import PyEGM
+
+
+@pytest.fixture
+def fitted(blobs):
+    X, y, Xt, _ = blobs
+    names = np.array(["a", "b", "c"])
+    return PyEGM(platform="cpu", random_state=0).fit(X, names[y]), X, names[y], Xt
+
+
+def test_round_trip(fitted, tmp_path):
+    m, X, y, Xt = fitted
+    m.save(tmp_path / "ckpt")
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+        "config.yaml",
+        "meta.json",
+        "tensors.pt",
+    ]
+    m2 = PyEGM.load(tmp_path / "ckpt", platform="cpu")
+    np.testing.assert_array_equal(m2.predict(Xt), m.predict(Xt))
+    np.testing.assert_allclose(m2.predict_proba(Xt), m.predict_proba(Xt))
+    assert m2.classes_.tolist() == ["a", "b", "c"]
+    assert m2.history_ == m.history_
+    assert m2.get_fitted_params() == m.get_fitted_params()
+    for name in ("bank_X_", "bank_y_", "bank_seed_", "bank_generation_", "radius_"):
+        assert torch.equal(getattr(m2, name), getattr(m, name))
+    config = yaml.safe_load((tmp_path / "ckpt" / "config.yaml").read_text())
+    assert config["resolved"]["path_k"] == m.get_fitted_params()["path_k"]
+    assert json.loads((tmp_path / "ckpt" / "meta.json").read_text())["package"] == "egm-core"
+
+
+def test_training_continues_identically_after_load(fitted, tmp_path):
+    m, X, y, Xt = fitted
+    m.save(tmp_path / "ckpt")
+    m2 = PyEGM.load(tmp_path / "ckpt", platform="cpu")
+    for model in (m, m2):
+        model.continue_fit(extra_iters=2)
+        model.partial_fit(X[:10], y[:10])
+    assert torch.equal(m.bank_X_, m2.bank_X_)
+    assert m2.history_ == m.history_
+    m2.save(tmp_path / "ckpt")  # overwrite in place (atomic replace)
+    np.testing.assert_array_equal(PyEGM.load(tmp_path / "ckpt").predict(Xt), m.predict(Xt))
+
+
+def test_truncated_or_edited_checkpoint_is_refused(fitted, tmp_path):
+    m, *_ = fitted
+    path = m.save(tmp_path / "ckpt")
+    data = (path / "tensors.pt").read_bytes()
+    (path / "tensors.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="checksum"):
+        PyEGM.load(path)
+    path = m.save(tmp_path / "ckpt2")
+    text = (path / "config.yaml").read_text().replace("path_k: ", "path_k: 1")
+    (path / "config.yaml").write_text(text)
+    with pytest.raises(ValueError, match="checksum"):
+        PyEGM.load(path)
+    with pytest.raises(FileNotFoundError):
+        PyEGM.load(tmp_path / "nowhere")
+
+
+def test_export_fixed_yaml_reproduces_predictions(fitted, tmp_path):
+    m, X, y, Xt = fitted
+    path = m.export_fixed_yaml(tmp_path / "cfg" / "fixed.yaml")
+    data = yaml.safe_load(path.read_text())
+    assert data["_meta"]["preset_resolved"] == m.preset_resolved_
+    assert data["random_state"] == 0
+    again = PyEGM(preset=str(path), platform="cpu").fit(X, y)
+    np.testing.assert_array_equal(again.predict(Xt), m.predict(Xt))
+    assert torch.equal(again.bank_X_, m.bank_X_)
+    bare = m.export_fixed_yaml(tmp_path / "bare.yaml", include_meta=False)
+    assert "_meta" not in yaml.safe_load(bare.read_text())
+
+
+def test_export_reproduces_a_model_fitted_without_a_seed(blobs, tmp_path):
+    X, y, Xt, _ = blobs
+    m = PyEGM(platform="cpu").fit(X, y)
+    path = m.export_fixed_yaml(tmp_path / "f.yaml")
+    np.testing.assert_array_equal(
+        PyEGM(preset=path, platform="cpu").fit(X, y).predict(Xt), m.predict(Xt)
+    )
+
+
+def test_unsavable_labels(blobs, tmp_path):
+    X, y, _, _ = blobs
+    labels = np.empty(len(y), dtype=object)
+    labels[:] = [(int(v),) for v in y]
+    m = PyEGM(platform="cpu", random_state=0, num_points=2).fit(X, labels)
+    with pytest.raises(TypeError, match="cannot save label"):
+        m.save(tmp_path / "x")

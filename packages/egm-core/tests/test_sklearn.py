@@ -1,0 +1,45 @@
+import pytest
+from egm_core import PyEGM
+
+sklearn = pytest.importorskip("sklearn", reason="scikit-learn is a test dependency")
+from sklearn.base import clone  # noqa: E402
+from sklearn.model_selection import cross_val_score  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+
+def test_get_set_params_and_clone():
+    m = PyEGM(preset="fscil", path_k=7, platform="cpu", random_state=1)
+    params = m.get_params()
+    assert params["preset"] == "fscil" and params["path_k"] == 7 and params["num_points"] is None
+    m.set_params(num_points=5)
+    c = clone(m)
+    assert c is not m and c.get_params() == m.get_params()
+    assert "path_k=7" in repr(m)
+    with pytest.raises(ValueError, match="Invalid parameter"):
+        m.set_params(bogus=1)
+
+
+def test_clone_of_a_fitted_model_is_unfitted(blobs):
+    X, y, _, _ = blobs
+    m = PyEGM(platform="cpu", random_state=0).fit(X, y)
+    c = clone(m)
+    assert not hasattr(c, "bank_X_")
+
+
+def test_cross_val_score_and_pipeline(digits):
+    X, y, _, _ = digits
+    X, y = X[:300], y[:300]
+    scores = cross_val_score(PyEGM(platform="cpu", random_state=0), X, y, cv=3)
+    assert scores.shape == (3,) and scores.mean() > 0.85
+    pipe = make_pipeline(StandardScaler(), PyEGM(platform="cpu", random_state=0))
+    pipe.fit(X, y)
+    assert pipe.score(X, y) > 0.9
+    assert pipe.predict_proba(X[:4]).shape == (4, 10)
+    assert cross_val_score(pipe, X, y, cv=3).mean() > 0.8
+
+
+def test_is_a_classifier_for_sklearn():
+    from sklearn.base import is_classifier
+
+    assert is_classifier(PyEGM())
