@@ -390,21 +390,37 @@ class WandbCallback(Callback):
     def on_train_end(self, trainer: Trainer, model: nn.Module) -> None:
         if self.run is None:
             return
+        try:
+            if self.log_figures and self.tracker is not None:
+                figures = self._figures()
+                if figures:
+                    self._log(figures, trainer.global_step)
+        finally:
+            if self._owns_run:
+                self.run.finish()
+                self.run = None
+                self._owns_run = False
+
+    def _figures(self) -> dict[str, Any]:
+        """Evolution figures as wandb images (PNG rendered headless); empty without matplotlib."""
+        import io
+
         wandb = self._wandb()
-        if self.log_figures and self.tracker is not None:
+        try:
+            from PIL import Image
+
             from .plot import visualize_feature_evolution
 
-            figures = {}
-            try:
-                for name, feature in self.tracker.get_features().items():
-                    if feature.kind == "weight" and len(feature) > 1:
-                        fig = visualize_feature_evolution(feature, metric="norm")
-                        figures[f"figures/{name}"] = wandb.Image(fig)
-            except ImportError:  # matplotlib not installed: no figures
-                figures = {}
-            if figures:
-                self._log(figures, trainer.global_step)
-        if self._owns_run:
-            self.run.finish()
-            self.run = None
-            self._owns_run = False
+            out = {}
+            for name, feature in self.tracker.get_features().items():
+                if feature.kind == "weight" and len(feature) > 1:
+                    fig = visualize_feature_evolution(
+                        feature, metric="norm", phases=self.tracker.phases
+                    )
+                    buf = io.BytesIO()
+                    fig.savefig(buf, format="png", dpi=90)
+                    buf.seek(0)
+                    out[f"figures/{name}"] = wandb.Image(Image.open(buf))
+            return out
+        except ImportError:  # the [plot] extra is not installed: no figures
+            return {}

@@ -1,0 +1,308 @@
+"""Plots of tracked series (``pip install flt-tracker[plot]``).
+
+Headless: figures are ``matplotlib.figure.Figure`` objects built without pyplot, so nothing
+is ever shown or blocks; pass ``save_path`` to write a file. Every function returns the figure
+(or the saved path for animations). matplotlib is imported only when a function is called.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .feature import Feature
+
+__all__ = [
+    "animate_feature_evolution",
+    "visualize_feature_evolution",
+    "visualize_features_heatmap",
+    "visualize_parameter_comparison",
+]
+
+
+def _figure(figsize: tuple[float, float]) -> Any:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError("plots need matplotlib: pip install 'flt-tracker[plot]'") from exc
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def _save(fig: Any, save_path: str | os.PathLike[str] | None) -> None:
+    if save_path is not None:
+        Path(save_path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(save_path, dpi=110)
+
+
+def _matrix(values: torch.Tensor, basis: torch.Tensor | None, sort_rows: bool) -> np.ndarray:
+    """A 2-D picture of one snapshot: the weight matrix, or |correlation| with ``basis``."""
+    v = values.detach().float()
+    if v.ndim == 0:
+        v = v.reshape(1, 1)
+    elif v.ndim == 1:
+        v = v[None]
+    elif v.ndim > 2:
+        v = v.reshape(v.shape[0], -1)
+    if basis is not None:
+        from .analysis import dictionary_correlations
+
+        v = dictionary_correlations(v, basis.float())
+        if sort_rows:
+            best = v.argmax(dim=1)
+            order = torch.argsort(best * 2.0 - v.amax(dim=1), stable=True)
+            v = v[order]
+    return v.cpu().numpy()
+
+
+def _phase_lines(ax: Any, phases: Sequence[tuple[int, str]] | None) -> None:
+    for step, name in phases or []:
+        ax.axvline(step, color="0.3", linestyle="--", linewidth=1)
+        ax.annotate(
+            name,
+            (step, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -12),
+            textcoords="offset points",
+            fontsize=8,
+            color="0.3",
+        )
+
+
+def visualize_feature_evolution(
+    feature: Feature,
+    metric: str | Callable[[torch.Tensor], torch.Tensor] = "norm",
+    save_path: str | os.PathLike[str] | None = None,
+    *,
+    phases: Sequence[tuple[int, str]] | None = None,
+    band: tuple[float, float] = (10.0, 90.0),
+    ax: Any = None,
+    figsize: tuple[float, float] = (6.0, 3.5),
+    label: str | None = None,
+) -> Any:
+    """Plot a derived series against the global step.
+
+    Args:
+        feature: the series.
+        metric: a :meth:`Feature.series` name (``"norm"``, ``"mean"``, ``"std"``,
+            ``"cosine_to_init"``, ``"distance_to_init"``, ``"effective_rank"``) or a batched
+            callable; if it returns one value per row (e.g. per neuron, ``(k, m)``) the median
+            is drawn with a percentile ``band``.
+        save_path: write the figure there (png, pdf, svg...).
+        phases: ``[(step, name), ...]`` drawn as vertical dashed lines (``tracker.phases``).
+        band: percentiles of the band for per-row metrics.
+        ax: draw into this axes instead of a new figure.
+        figsize: size of a new figure.
+        label: legend label (default: the feature name).
+
+    Returns:
+        The figure.
+    """
+    values = feature.series(metric).float()
+    steps = feature.steps
+    name = metric if isinstance(metric, str) else getattr(metric, "__name__", "metric")
+    fig = ax.figure if ax is not None else _figure(figsize)
+    ax = ax if ax is not None else fig.add_subplot()
+    label = label or feature.name
+    if values.ndim == 1:
+        ax.plot(steps, values.numpy(), label=label)
+    else:
+        rows = values.reshape(values.shape[0], -1).numpy()
+        lo, mid, hi = np.percentile(rows, [band[0], 50.0, band[1]], axis=1)
+        (line,) = ax.plot(steps, mid, label=f"{label} (median)")
+        ax.fill_between(steps, lo, hi, alpha=0.25, color=line.get_color(), linewidth=0)
+    _phase_lines(ax, phases)
+    ax.set_xlabel("global step")
+    ax.set_ylabel(name)
+    ax.set_title(f"{feature.name}: {name}")
+    ax.legend(fontsize=8)
+    _save(fig, save_path)
+    return fig
+
+
+def _snapshot_at(feature: Feature, epoch: int | None, step: int | None) -> tuple[torch.Tensor, str]:
+    if step is not None:
+        return feature.get_at_step(step), f"step {step}"
+    if epoch is not None:
+        return feature.get_at_epoch(epoch, last=True), f"end of epoch {epoch}"
+    return feature.get_latest(), f"step {int(feature.steps[-1])}"
+
+
+def visualize_features_heatmap(
+    tracker: Any,
+    epoch: int | None = None,
+    save_path: str | os.PathLike[str] | None = None,
+    *,
+    step: int | None = None,
+    basis: torch.Tensor | None = None,
+    names: Sequence[str] | None = None,
+    sort_rows: bool = True,
+    figsize: tuple[float, float] | None = None,
+) -> Any:
+    """One heatmap panel per tracked series (each at its own shape, never padded together).
+
+    Args:
+        tracker: a :class:`~flt_tracker.FeatureTracker` or a loaded
+            :class:`~flt_tracker.TrackingRun`.
+        epoch: show the last snapshot of this epoch (default: the latest snapshot).
+        save_path: write the figure there.
+        step: show the snapshot of this global step instead.
+        basis: a dictionary ``(d, atoms)``: panels show ``|<w_i, M_j>| / ||w_i||`` instead of
+            raw weights (neurons x atoms), rows sorted by their best atom when ``sort_rows``.
+        names: series to show (default: every weight series).
+        sort_rows: sort rows by best atom (with ``basis``).
+        figsize: figure size (default grows with the number of panels).
+
+    Returns:
+        The figure.
+    """
+    features = tracker.get_features()
+    if names is None:
+        names = [n for n, f in features.items() if f.kind == "weight" and len(f)]
+    if not names:
+        raise ValueError("nothing to draw: no tracked weight series with snapshots")
+    unknown = [n for n in names if n not in features]
+    if unknown:
+        raise KeyError(f"unknown series {unknown}; tracked: {list(features)}")
+    usable = [
+        n for n in names if basis is None or (features[n].shape or (0,))[-1] == basis.shape[0]
+    ]
+    if not usable:
+        raise ValueError(f"no series has a last dimension of {basis.shape[0]} to project on basis")
+    fig = _figure(figsize or (3.2 * len(usable) + 0.8, 3.4))
+    axes = fig.subplots(1, len(usable), squeeze=False)[0]
+    for ax, name in zip(axes, usable):
+        snap, when = _snapshot_at(features[name], epoch, step)
+        img = _matrix(snap, basis, sort_rows)
+        kwargs = (
+            {"cmap": "viridis", "vmin": 0.0, "vmax": 1.0}
+            if basis is not None
+            else {"cmap": "coolwarm"}
+        )
+        if basis is None:
+            lim = float(np.abs(img).max()) or 1.0
+            kwargs.update(vmin=-lim, vmax=lim)
+        im = ax.imshow(img, aspect="auto", interpolation="nearest", **kwargs)
+        ax.set_title(f"{name}\n{when}", fontsize=9)
+        ax.set_xlabel("atom" if basis is not None else "input")
+        ax.set_ylabel("neuron (sorted)" if basis is not None and sort_rows else "row")
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    _save(fig, save_path)
+    return fig
+
+
+def visualize_parameter_comparison(
+    feature: Feature,
+    epochs: Sequence[int] | None = None,
+    save_path: str | os.PathLike[str] | None = None,
+    *,
+    steps: Sequence[int] | None = None,
+    basis: torch.Tensor | None = None,
+    sort_rows: bool = True,
+    figsize: tuple[float, float] | None = None,
+) -> Any:
+    """The same series at several epochs (last snapshot of each) or steps, side by side.
+
+    Shows the weight matrix itself (one shared symmetric colour scale), or with ``basis`` the
+    neuron-by-atom correlation ``|<w_i, M_j>| / ||w_i||`` (rows sorted by best atom in each panel).
+
+    Args:
+        feature: the series.
+        epochs: epochs to compare.
+        save_path: write the figure there.
+        steps: global steps to compare instead of epochs.
+        basis: a dictionary ``(d, atoms)``.
+        sort_rows: sort rows by best atom (with ``basis``).
+        figsize: figure size.
+
+    Returns:
+        The figure.
+    """
+    if (epochs is None) == (steps is None):
+        raise ValueError("give exactly one of epochs=[...] or steps=[...]")
+    keys = list(epochs if epochs is not None else steps)
+    if not keys:
+        raise ValueError("nothing to compare: empty list")
+    snaps = [
+        _snapshot_at(feature, e, None) if epochs is not None else _snapshot_at(feature, None, e)
+        for e in keys
+    ]
+    imgs = [_matrix(s, basis, sort_rows) for s, _ in snaps]
+    fig = _figure(figsize or (3.0 * len(imgs) + 0.8, 3.2))
+    axes = fig.subplots(1, len(imgs), squeeze=False)[0]
+    if basis is not None:
+        vmin, vmax, cmap = 0.0, 1.0, "viridis"
+    else:
+        lim = max(float(np.abs(i).max()) for i in imgs) or 1.0
+        vmin, vmax, cmap = -lim, lim, "coolwarm"
+    im = None
+    for ax, img, (_, when) in zip(axes, imgs, snaps):
+        im = ax.imshow(img, aspect="auto", interpolation="nearest", cmap=cmap, vmin=vmin, vmax=vmax)
+        ax.set_title(when, fontsize=9)
+        ax.set_xlabel("atom" if basis is not None else "input")
+    axes[0].set_ylabel("neuron")
+    fig.suptitle(feature.name, fontsize=10)
+    fig.colorbar(im, ax=list(axes), shrink=0.8)
+    _save(fig, save_path)
+    return fig
+
+
+def animate_feature_evolution(
+    feature: Feature,
+    save_path: str | os.PathLike[str],
+    *,
+    basis: torch.Tensor | None = None,
+    sort_rows: bool = True,
+    fps: int = 8,
+    max_frames: int = 60,
+) -> Path:
+    """Animate the series (one frame per snapshot, subsampled to ``max_frames``) as a GIF
+    (``.gif``, pillow) or a video (``.mp4``, ffmpeg).
+
+    Args:
+        feature: the series.
+        save_path: output file; the extension picks the writer.
+        basis: show ``|<w_i, M_j>| / ||w_i||`` against a dictionary ``(d, atoms)`` instead of
+            the raw weights.
+        sort_rows: sort rows by best atom (with ``basis``), per frame.
+        fps: frames per second.
+        max_frames: most frames (evenly spaced, always including the last snapshot).
+
+    Returns:
+        The written path.
+    """
+    from matplotlib.animation import FFMpegWriter, FuncAnimation, PillowWriter
+
+    n = len(feature)
+    if n == 0:
+        raise ValueError(f"feature {feature.name!r} has no snapshots")
+    picks = np.unique(np.linspace(0, n - 1, min(n, int(max_frames))).round().astype(int))
+    steps = feature.steps
+    storage = feature.storage
+    frames = [_matrix(storage.get(int(i)), basis, sort_rows) for i in picks]
+    fig = _figure((4.5, 3.6))
+    ax = fig.add_subplot()
+    if basis is not None:
+        kwargs = {"cmap": "viridis", "vmin": 0.0, "vmax": 1.0}
+    else:
+        lim = max(float(np.abs(f).max()) for f in frames) or 1.0
+        kwargs = {"cmap": "coolwarm", "vmin": -lim, "vmax": lim}
+    im = ax.imshow(frames[0], aspect="auto", interpolation="nearest", **kwargs)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    title = ax.set_title("")
+
+    def update(k: int) -> list[Any]:
+        im.set_data(frames[k])
+        title.set_text(f"{feature.name}  step {int(steps[picks[k]])}")
+        return [im, title]
+
+    anim = FuncAnimation(fig, update, frames=len(frames), blit=False)
+    path = Path(save_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = PillowWriter(fps=fps) if path.suffix.lower() == ".gif" else FFMpegWriter(fps=fps)
+    anim.save(str(path), writer=writer, dpi=80)
+    return path

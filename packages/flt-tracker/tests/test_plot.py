@@ -1,0 +1,74 @@
+import pytest
+import torch
+from flt_tracker import FeatureTracker, load_run
+from torch import nn
+
+pytest.importorskip("matplotlib", reason="plots need the [plot] extra (matplotlib)")
+plot = pytest.importorskip("flt_tracker.plot")
+
+
+@pytest.fixture
+def tracked(tmp_path):
+    torch.manual_seed(0)
+    model = nn.ModuleDict({"fc": nn.Linear(6, 5), "out": nn.Linear(5, 2)})
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    tracker = FeatureTracker(model, optimizer=opt)
+    with tracker:
+        for epoch in range(3):
+            tracker.on_epoch_start(epoch)
+            for b in range(2):
+                opt.zero_grad()
+                model["out"](torch.relu(model["fc"](torch.randn(4, 6)))).sum().backward()
+                opt.step()
+                tracker.on_batch_end(b)
+            if epoch == 0:
+                tracker.set_phase("later")
+    return tracker
+
+
+def test_evolution_plots_over_steps(tracked, tmp_path):
+    f = tracked.get_feature("fc.weight")
+    fig = plot.visualize_feature_evolution(
+        f, metric="norm", save_path=tmp_path / "n.png", phases=tracked.phases
+    )
+    assert (tmp_path / "n.png").stat().st_size > 1000
+    line = fig.axes[0].lines[0]
+    assert list(line.get_xdata()) == f.steps.tolist()  # x axis is the global step
+    assert list(line.get_ydata()) == pytest.approx(f.norm().tolist())
+    fig = plot.visualize_feature_evolution(f, metric=lambda v: v.norm(dim=-1))  # per-row: band
+    assert len(fig.axes[0].collections) == 1
+    for metric in ("mean", "std", "cosine_to_init", "distance_to_init", "effective_rank"):
+        plot.visualize_feature_evolution(f, metric=metric)
+
+
+def test_heatmap_one_panel_per_layer_without_padding(tracked, tmp_path):
+    fig = plot.visualize_features_heatmap(tracked, epoch=1, save_path=tmp_path / "h.png")
+    images = [ax.images[0].get_array().shape for ax in fig.axes if ax.images]
+    assert images == [(5, 6), (1, 5), (2, 5), (1, 2)]
+    basis = torch.linalg.qr(torch.randn(6, 6))[0]
+    fig = plot.visualize_features_heatmap(tracked, basis=basis, names=["fc.weight"])
+    img = fig.axes[0].images[0].get_array()
+    assert img.shape == (5, 6) and img.max() <= 1.0 + 1e-6
+    best = img.argmax(axis=1)
+    assert list(best) == sorted(best)  # rows sorted by best atom
+
+
+def test_parameter_comparison_and_animation(tracked, tmp_path):
+    f = tracked.get_feature("fc.weight")
+    fig = plot.visualize_parameter_comparison(f, epochs=[0, 2], save_path=tmp_path / "c.png")
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 2
+    assert (panels[1].images[0].get_array() == f.get_at_epoch(2, last=True).numpy()).all()
+    with pytest.raises(ValueError, match="exactly one"):
+        plot.visualize_parameter_comparison(f)
+    path = plot.animate_feature_evolution(f, tmp_path / "a.gif", max_frames=4)
+    from PIL import Image
+
+    with Image.open(path) as im:
+        assert im.n_frames == 4
+
+
+def test_plots_work_on_a_loaded_run(tracked, tmp_path):
+    run = load_run(tracked.save(tmp_path / "run"))
+    plot.visualize_features_heatmap(run)
+    plot.visualize_feature_evolution(run.get_feature("out.bias"), phases=run.phases)

@@ -1,0 +1,62 @@
+"""WandbCallback for real, in offline mode (no account, no network). Skipped without wandb."""
+
+import pytest
+import torch
+from flt_tracker import FeatureTracker
+from flt_tracker.callbacks import FeatureTrackingCallback, WandbCallback
+from flt_tracker.trainer import Trainer
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+wandb = pytest.importorskip("wandb", reason="the [wandb] extra is not installed")
+
+
+def test_wandb_offline_run_logs_monotonic_steps_series_and_finishes(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    X = torch.randn(64, 5)
+    y = (X[:, 0] > 0).long()
+    tracker = FeatureTracker(model, layers=["0"], optimizer=opt)
+    cb = WandbCallback(
+        project="flt-test",
+        mode="offline",
+        tracker=tracker,
+        log_every_n_steps=2,
+        dir=str(tmp_path),
+        config={"lr": 0.1},
+    )
+    loader = DataLoader(TensorDataset(X, y), batch_size=16)
+    Trainer(model, opt, callbacks=[FeatureTrackingCallback(tracker), cb], device="cpu").fit(
+        loader, 2
+    )
+    assert wandb.run is None  # the run it started was finished
+    wandb.teardown()  # stop the local service so every record is on disk
+    steps = cb.logged_steps
+    assert steps == sorted(steps) and steps[-1] == 8  # monotonic, on the global step
+    (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
+    (record,) = run_dir.glob("*.wandb")
+    raw = record.read_bytes()
+    for key in (
+        b"train/batch_loss",
+        b"epoch/loss",
+        b"features/0.weight/norm",
+        b"features/0.bias/distance_to_init",
+    ):
+        assert key in raw, key
+    figures = sorted(
+        p.name.split("_")[0]
+        for p in (run_dir / "files" / "media" / "images" / "figures").glob("*.png")
+    )
+    if _has_matplotlib():
+        assert figures == ["0.bias", "0.weight"]
+
+
+def _has_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+        import PIL  # noqa: F401
+    except ImportError:
+        return False
+    return True
