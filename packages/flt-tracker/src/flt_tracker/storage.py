@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "CHUNK_BYTES",
     "DiskStorage",
     "MemoryBudgetError",
     "MemoryStorage",
@@ -38,6 +39,17 @@ _NP_DTYPES = {
 }
 _TORCH_DTYPES = {np.dtype(v): k for k, v in _NP_DTYPES.items()}
 _CHUNK = re.compile(r"^chunk_(\d{6})\.idx\.npy$")
+CHUNK_BYTES = 16 * 2**20
+"""Target size of one preallocated block / chunk file when ``chunk_size`` is ``None``."""
+
+
+def auto_chunk_size(snapshot_nbytes: int, chunk_size: int | None) -> int:
+    """``chunk_size`` if given, else as many snapshots as fit in :data:`CHUNK_BYTES` (1 to 256)."""
+    if chunk_size is not None:
+        if isinstance(chunk_size, bool) or int(chunk_size) < 1:
+            raise ValueError(f"chunk_size={chunk_size!r} must be a positive integer or None")
+        return int(chunk_size)
+    return max(1, min(256, CHUNK_BYTES // max(1, snapshot_nbytes)))
 
 
 class MemoryBudgetError(MemoryError):
@@ -195,7 +207,7 @@ class MemoryStorage(Storage):
     Args:
         shape: shape of one snapshot.
         dtype: dtype snapshots are stored in.
-        chunk_size: snapshots per preallocated block.
+        chunk_size: snapshots per preallocated block (``None``: about 16 MiB per block).
         capacity: most snapshots kept (``None``: unbounded). What happens at capacity is
             ``policy``.
         policy: ``"error"`` raises :class:`MemoryBudgetError`; ``"downsample"`` drops every
@@ -209,14 +221,13 @@ class MemoryStorage(Storage):
         shape: tuple[int, ...],
         dtype: torch.dtype,
         *,
-        chunk_size: int = 64,
+        chunk_size: int | None = None,
         capacity: int | None = None,
         policy: str = "error",
         pin: bool = False,
     ) -> None:
         super().__init__(shape, dtype)
-        if int(chunk_size) < 1:
-            raise ValueError(f"chunk_size={chunk_size!r} must be a positive integer")
+        chunk_size = auto_chunk_size(self.snapshot_nbytes, chunk_size)
         if policy not in ("error", "downsample"):
             raise ValueError(f"policy={policy!r} is not supported; use 'error' or 'downsample'")
         if capacity is not None and int(capacity) < 2:
@@ -240,8 +251,11 @@ class MemoryStorage(Storage):
     def _slot(self, i: int) -> torch.Tensor:
         b, j = divmod(i, self.chunk_size)
         while b >= len(self._blocks):
+            rows = self.chunk_size
+            if self.capacity is not None:  # the last block stops at the capacity
+                rows = min(rows, self.capacity - len(self._blocks) * self.chunk_size)
             self._blocks.append(
-                torch.empty((self.chunk_size, *self.shape), dtype=self.dtype, pin_memory=self.pin)
+                torch.empty((rows, *self.shape), dtype=self.dtype, pin_memory=self.pin)
             )
         return self._blocks[b][j]
 
@@ -311,7 +325,7 @@ class DiskStorage(Storage):
         directory: folder of this series (created).
         shape: shape of one snapshot.
         dtype: dtype snapshots are stored in.
-        chunk_size: snapshots per chunk file.
+        chunk_size: snapshots per chunk file (``None``: about 16 MiB per file).
         fsync: ``os.fsync`` each file before renaming it into place (survives power loss, slower).
         pin: allocate pinned blocks (for non-blocking copies from a GPU).
         max_pending: blocks waiting for the writer before ``append`` blocks.
@@ -323,14 +337,13 @@ class DiskStorage(Storage):
         shape: tuple[int, ...],
         dtype: torch.dtype,
         *,
-        chunk_size: int = 64,
+        chunk_size: int | None = None,
         fsync: bool = False,
         pin: bool = False,
         max_pending: int = 2,
     ) -> None:
         super().__init__(shape, dtype)
-        if int(chunk_size) < 1:
-            raise ValueError(f"chunk_size={chunk_size!r} must be a positive integer")
+        chunk_size = auto_chunk_size(self.snapshot_nbytes, chunk_size)
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         if any(self.directory.glob("chunk_*.idx.npy")):

@@ -16,6 +16,7 @@ from .storage import (
     MemoryBudgetError,
     MemoryStorage,
     Storage,
+    auto_chunk_size,
     check_dtype,
     parse_bytes,
     storage_dtype,
@@ -71,7 +72,8 @@ class FeatureTracker:
         budget_policy: at the budget, ``"error"`` raises
             :class:`~flt_tracker.storage.MemoryBudgetError`; ``"downsample"`` halves the
             resolution (keeps every other snapshot) so the series still span the whole run.
-        chunk_size: snapshots per preallocated block / per chunk file.
+        chunk_size: snapshots per preallocated block / per chunk file; ``None`` picks about
+            16 MiB per block for each series.
         record_initial: record the weights (and probe activations) at :meth:`start` as step 0.
         fsync: disk backend only: ``fsync`` every chunk before it is renamed into place.
 
@@ -102,7 +104,7 @@ class FeatureTracker:
         dtype: torch.dtype | None = None,
         memory_budget: int | str | None = None,
         budget_policy: str = "error",
-        chunk_size: int = 64,
+        chunk_size: int | None = None,
         record_initial: bool = True,
         fsync: bool = False,
     ) -> None:
@@ -118,8 +120,8 @@ class FeatureTracker:
             raise ValueError("storage='disk' needs a directory")
         if budget_policy not in ("error", "downsample"):
             raise ValueError(f"budget_policy={budget_policy!r}; use 'error' or 'downsample'")
-        if int(chunk_size) < 1:
-            raise ValueError(f"chunk_size={chunk_size!r} must be a positive integer")
+        if chunk_size is not None and (isinstance(chunk_size, bool) or int(chunk_size) < 1):
+            raise ValueError(f"chunk_size={chunk_size!r} must be a positive integer or None")
         self.model = model
         self.module = unwrap_model(model)
         self.track_weights = bool(track_weights)
@@ -130,7 +132,7 @@ class FeatureTracker:
         self.dtype = check_dtype(dtype)
         self.memory_budget = parse_bytes(memory_budget)
         self.budget_policy = budget_policy
-        self.chunk_size = int(chunk_size)
+        self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.record_initial = bool(record_initial)
         self.fsync = bool(fsync)
 
@@ -359,13 +361,17 @@ class FeatureTracker:
                 )
         return specs
 
+    @staticmethod
+    def _snapshot_sizes(specs: list, dtypes: list[torch.dtype]) -> list[int]:
+        return [
+            int(torch.Size(s[3]).numel()) * torch.empty((), dtype=d).element_size()
+            for s, d in zip(specs, dtypes)
+        ]
+
     def _initialise(self) -> None:
         specs = self._specs()
         dtypes = [storage_dtype(s[4], self.dtype) for s in specs]
-        per_step = sum(
-            int(torch.Size(s[3]).numel()) * torch.empty((), dtype=d).element_size()
-            for s, d in zip(specs, dtypes)
-        )
+        per_step = sum(self._snapshot_sizes(specs, dtypes))
         capacity = None
         if self.memory_budget is not None:
             if self.storage_kind == "memory":
@@ -377,12 +383,14 @@ class FeatureTracker:
                         "layers or use dtype=torch.float16"
                     )
             else:
-                needed = 3 * self.chunk_size * per_step
+                needed = 3 * sum(
+                    auto_chunk_size(n, self.chunk_size) * n
+                    for n in self._snapshot_sizes(specs, dtypes)
+                )
                 if needed > self.memory_budget:
                     raise MemoryBudgetError(
-                        f"the disk backend buffers up to 3 chunks of {self.chunk_size} snapshots "
-                        f"({needed} B) which exceeds memory_budget={self.memory_budget} B; "
-                        "lower chunk_size"
+                        f"the disk backend buffers up to 3 chunks per series ({needed} B in all), "
+                        f"more than memory_budget={self.memory_budget} B; lower chunk_size"
                     )
         if self.storage_kind == "disk":
             self.directory.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,205 @@
+"""Tracking overhead: MLP 784-512-512-10 on random data, batch 128.
+
+Compares a plain training step with FeatureTracker modes (both hidden layers' weights,
+2.66 MB per snapshot) and with two baselines: naive per-step clones of the tracked tensors into a
+list, and a histogram logger doing what ``wandb.watch(log="all")`` does (a histogram of every
+parameter and every gradient, each step, moved to the CPU).
+
+Modes run in interleaved rounds (each round runs every mode for ``--steps / --rounds`` steps);
+the table reports the median per-round time per step, the overhead against the plain step
+of the same rounds, snapshot memory and the process RSS growth (Linux).
+
+    python packages/flt-tracker/benchmarks/overhead.py --steps 500 --rounds 5 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from flt_tracker import FeatureTracker
+from torch import nn
+
+LAYERS = ["0.weight", "2.weight"]
+
+
+def rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def make(seed: int = 0):
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10)
+    )
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    return model, opt
+
+
+class Mode:
+    """One way of training: setup() -> per-step hook -> teardown() -> memory figure."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def setup(self, model, opt, tmp: Path) -> None:
+        self.model, self.opt = model, opt
+
+    def after_step(self) -> None:
+        pass
+
+    def stored_mb(self) -> float:
+        return 0.0
+
+    def teardown(self) -> None:
+        pass
+
+
+class TrackerMode(Mode):
+    def __init__(self, name: str, **kwargs):
+        super().__init__(name)
+        self.kwargs = kwargs
+
+    def setup(self, model, opt, tmp):
+        super().setup(model, opt, tmp)
+        kwargs = dict(self.kwargs)
+        if kwargs.get("storage") == "disk":
+            kwargs["directory"] = tmp / "run"
+        self.tracker = FeatureTracker(model, layers=LAYERS, optimizer=opt, **kwargs)
+        self.tracker.start()
+
+    def stored_mb(self) -> float:
+        return self.tracker.memory_nbytes / 2**20
+
+    def teardown(self):
+        self.tracker.close()
+
+
+class CloneMode(Mode):
+    def setup(self, model, opt, tmp):
+        super().setup(model, opt, tmp)
+        self.snaps = []
+
+    def after_step(self):
+        state = self.model.state_dict()
+        self.snaps.append({k: state[k].detach().clone() for k in LAYERS})
+
+    def stored_mb(self) -> float:
+        return sum(t.numel() * t.element_size() for s in self.snaps for t in s.values()) / 2**20
+
+
+class HistogramMode(Mode):
+    """What wandb.watch(log="all", log_freq=1) computes: 64-bin histograms of params and grads."""
+
+    def after_step(self):
+        out = {}
+        for name, p in self.model.named_parameters():
+            for key, t in ((name, p.detach()), (name + ".grad", p.grad)):
+                lo, hi = float(t.min()), float(t.max())
+                out[key] = (torch.histc(t.float(), bins=64, min=lo, max=hi).cpu(), lo, hi)
+        self.last = out
+
+
+def run_mode(mode: Mode, steps: int, batch: int, tmp: Path) -> tuple[float, float, float]:
+    model, opt = make()
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(16, batch, 784, generator=g)
+    Y = torch.randint(0, 10, (16, batch), generator=g)
+    loss_fn = nn.CrossEntropyLoss()
+    gc.collect()
+    rss0 = rss_mb()
+    mode.setup(model, opt, tmp)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(X[i % 16]), Y[i % 16]).backward()
+        opt.step()
+        mode.after_step()
+    elapsed = time.perf_counter() - t0
+    stored = mode.stored_mb()
+    rss = rss_mb() - rss0
+    mode.teardown()
+    return elapsed / steps * 1e3, stored, rss
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--steps", type=int, default=500, help="steps per mode (split over rounds)")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--budget", default="256MiB", help="memory_budget of the budgeted mode")
+    ap.add_argument("--smoke", action="store_true", help="tiny run (checks the script)")
+    args = ap.parse_args()
+    if args.smoke:
+        args.steps, args.rounds = 20, 2
+    torch.set_num_threads(args.threads)
+    per_round = max(1, args.steps // args.rounds)
+    modes = [
+        Mode("plain step"),
+        TrackerMode("tracker, every step, memory"),
+        TrackerMode("tracker, every step, memory, float16", dtype=torch.float16),
+        TrackerMode(
+            f"tracker, every step, memory, budget {args.budget} (downsample)",
+            memory_budget=args.budget,
+            budget_policy="downsample",
+        ),
+        TrackerMode("tracker, every step, disk (chunks of 64)", storage="disk"),
+        TrackerMode("tracker, every 10 steps, memory", track_frequency=10),
+        TrackerMode("tracker, every step, weights + gradients", track_gradients=True),
+        CloneMode("naive state_dict clones every step"),
+        HistogramMode("wandb.watch-style histograms every step"),
+    ]
+    times = {m.name: [] for m in modes}
+    stored = {m.name: 0.0 for m in modes}
+    rss = {m.name: 0.0 for m in modes}
+    tmp_root = Path(tempfile.mkdtemp(prefix="flt-bench-"))
+    try:
+        run_mode(Mode("warmup"), 10, args.batch, tmp_root)
+        for r in range(args.rounds):
+            for m in modes:
+                tmp = tmp_root / f"{r}-{len(times[m.name])}-{abs(hash(m.name))}"
+                tmp.mkdir()
+                ms, mb, growth = run_mode(m, per_round, args.batch, tmp)
+                times[m.name].append(ms)
+                stored[m.name] = max(stored[m.name], mb)
+                rss[m.name] = max(rss[m.name], growth)
+                shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+    print(
+        f"MLP 784-512-512-10, batch {args.batch}, {args.rounds} rounds x {per_round} steps per mode, "
+        f"{args.threads} torch threads, torch {torch.__version__}, {platform.processor() or platform.machine()}"
+    )
+    print()
+    print(
+        "| mode | ms / step (median of rounds) | steps / s | overhead vs plain | snapshot RAM (MiB) | RSS growth (MiB) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    for m in modes:
+        # per-round overhead against the plain step of the same round, then the median
+        ratios = [t / p - 1 for t, p in zip(times[m.name], times["plain step"])]
+        ms = statistics.median(times[m.name])
+        over = "-" if m.name == "plain step" else f"{100 * statistics.median(ratios):+.1f}%"
+        print(
+            f"| {m.name} | {ms:.2f} | {1e3 / ms:.0f} | {over} | {stored[m.name]:.0f} | {rss[m.name]:.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
