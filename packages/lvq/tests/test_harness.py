@@ -45,7 +45,7 @@ def test_fit_predict_shapes_and_accuracy(spec, blobs):
     assert list(m.classes_) == [0, 1, 2] and m.n_features_in_ == X.shape[1]
     assert m.prototypes_.shape[1] == X.shape[1]
     assert m.prototype_labels_.shape == (m.prototypes_.shape[0],)
-    assert m.transform(X).shape == (len(y), m.prototypes_.shape[0])
+    assert m.prototype_distances(X).shape == (len(y), m.prototypes_.shape[0])
     assert isinstance(m.n_iter_, int) and len(m.loss_history_) == m.n_iter_
     conf = m.confidence(X)
     assert conf.shape == (len(y),) and (conf >= 0).all() and (conf <= 1 + 1e-9).all()

@@ -149,6 +149,28 @@ class PrototypeModel(blockops.ParamsMixin):
         return {"distance_fn"}
 
 
+def _data_conversion_warning() -> type[Warning]:
+    """scikit-learn's DataConversionWarning when it is loaded (no import otherwise)."""
+    import sys
+
+    exc = sys.modules.get("sklearn.exceptions")
+    return getattr(exc, "DataConversionWarning", UserWarning)
+
+
+def _reject_sparse_and_1d(X: Any) -> None:
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            "A sparse matrix was passed, but dense data is required: sparse input is not "
+            "supported by lvq; use X.toarray()"
+        )
+    if isinstance(X, (np.ndarray, torch.Tensor)) and X.ndim == 1:
+        raise ValueError(
+            f"Expected 2D array, got 1D array instead of shape {tuple(X.shape)}. Reshape your "
+            "data either using X.reshape(-1, 1) if it has a single feature or "
+            "X.reshape(1, -1) if it contains a single sample."
+        )
+
+
 def _yaml_safe(value: Any) -> bool:
     if value is None or isinstance(value, (bool, int, float, str)):
         return True
@@ -260,8 +282,10 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             sw = blockops.as_tensor(sample_weight, name="sample_weight", ndim=1, device=y.device)
             if sw.shape[0] != n:
                 raise ValueError(f"sample_weight has {sw.shape[0]} entries but X has {n} rows")
-            if bool((sw < 0).any()) or not float(sw.sum()) > 0:
-                raise ValueError("sample_weight must be non-negative with a positive sum")
+            if bool((sw < 0).any()):
+                raise ValueError("sample_weight must be non-negative")
+            if not float(sw.sum()) > 0:
+                raise ValueError("sample_weight: all weights are zero; at least one must be > 0")
             w = w * sw
         cw = getattr(self, "class_weight", None)
         if cw is not None:
@@ -321,7 +345,8 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             self.n_classes_ = len(self.classes_)
             if self.n_classes_ < 2:
                 raise ValueError(
-                    f"{type(self).__name__} needs at least 2 classes in y, got {self.n_classes_}"
+                    f"{type(self).__name__} needs at least 2 classes in y, got "
+                    f"{self.n_classes_} class"
                 )
             self.n_features_in_ = Xt.shape[1]
             codes = self._encoder.transform(y_arr).to(device)
@@ -334,13 +359,19 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         self._train(params, Xt, codes, weights, val, int(self.max_iter), fresh=True)
         return self
 
-    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> SupervisedPrototypeModel:
-        """One epoch on ``(X, y)`` keeping the optimizer state (initialises on the first call)."""
+    def partial_fit(
+        self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None
+    ) -> SupervisedPrototypeModel:
+        """One epoch on ``(X, y)`` keeping the optimizer state (initialises on the first call).
+
+        ``classes`` (scikit-learn's convention) lists every label on the first call; without it
+        the first batch must contain every class.
+        """
         if not hasattr(self, "prototypes_"):
             self._validate_params()
             device = blockops.resolve_device(self.device)
             Xt, y_arr = self._check_X_y(X, y, device)
-            self._encoder = blockops.LabelEncoder().fit(y_arr)
+            self._encoder = blockops.LabelEncoder().fit(y_arr if classes is None else classes)
             self.classes_ = self._encoder.classes_
             self.n_classes_ = len(self.classes_)
             if self.n_classes_ < 2:
@@ -369,19 +400,30 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         return self
 
     def _check_X_y(self, X, y, device):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        _reject_sparse_and_1d(X)
         if isinstance(y, (np.ndarray, list)) and np.ndim(y) == 2 and np.shape(y)[1] == 1:
             warnings.warn(
-                "y was passed as a column vector (n, 1); it is used as a 1-D array (n,)",
-                UserWarning,
+                "A column-vector y was passed when a 1d array was expected; it is used as (n,)",
+                _data_conversion_warning(),
                 stacklevel=3,
             )
-        return blockops.check_X_y(X, y, device=device)
+        Xt, y_arr = blockops.check_X_y(X, y, device=device)
+        if y_arr.dtype.kind == "f" and not np.all(np.mod(y_arr, 1) == 0):
+            raise ValueError(
+                "Unknown label type: continuous. lvq models are classifiers; y must hold "
+                "class labels (ints, strings), not continuous values"
+            )
+        return Xt, y_arr
 
     def _check_features(self, Xt: torch.Tensor) -> None:
         if Xt.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"X has {Xt.shape[1]} features, but {type(self).__name__} was fitted with "
-                f"{self.n_features_in_} features"
+                f"X has {Xt.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input"
             )
 
     def _prepare_validation(self, validation_data, device):
@@ -694,6 +736,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
 
     def _check_X(self, X: Any) -> torch.Tensor:
         blockops.check_is_fitted(self, "prototypes_")
+        _reject_sparse_and_1d(X)
         Xt = blockops.as_tensor(X, name="X", device=self._device)
         self._check_features(Xt)
         return Xt
@@ -708,7 +751,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         p = self._inference_params()
         return self._make_distance().all_distances(Xt, p["prototypes"], p)
 
-    def transform(self, X: Any) -> np.ndarray:
+    def prototype_distances(self, X: Any) -> np.ndarray:
         """Distances of every sample to every prototype ``(n, P)`` under the learned metric."""
         return self._all_distances(self._check_X(X)).cpu().numpy()
 

@@ -18,7 +18,7 @@ class KNN(SupervisedPrototypeModel):
     """k-nearest-neighbour classifier; every training sample is a prototype.
 
     ``predict`` is the majority label of the ``n_neighbors`` nearest training samples (ties go
-    to the class of the nearer neighbours); ``predict_proba`` the vote frequencies. Search runs
+    to the first class in ``classes_``); ``predict_proba`` the vote frequencies. Search runs
     through :func:`blockops.knn` (exact, blocked).
     """
 
@@ -33,7 +33,7 @@ class KNN(SupervisedPrototypeModel):
         device = blockops.resolve_device(self.device)
         Xt, y_arr = self._check_X_y(X, y, device)
         if k > Xt.shape[0]:
-            raise ValueError(f"n_neighbors={k} is larger than the {Xt.shape[0]} training samples")
+            raise ValueError(f"n_neighbors={k} is larger than n_samples={Xt.shape[0]}")
         self._encoder = blockops.LabelEncoder().fit(y_arr)
         self.classes_ = self._encoder.classes_
         self.n_classes_ = len(self.classes_)
@@ -46,6 +46,8 @@ class KNN(SupervisedPrototypeModel):
             sw = blockops.as_tensor(sample_weight, name="sample_weight", ndim=1, device=device)
             if sw.shape[0] != Xt.shape[0] or bool((sw < 0).any()):
                 raise ValueError("sample_weight must be non-negative with one entry per row of X")
+            if not float(sw.sum()) > 0:
+                raise ValueError("sample_weight: all weights are zero; at least one must be > 0")
             self._params["vote_weights"] = sw
         self._optimizer_state = None
         self.n_iter_ = 0
@@ -54,7 +56,9 @@ class KNN(SupervisedPrototypeModel):
         self._publish()
         return self
 
-    def partial_fit(self, X, y, sample_weight=None):
+    @property
+    def partial_fit(self):
+        """KNN has no incremental fit (``hasattr(knn, "partial_fit")`` is False)."""
         raise AttributeError("KNN has no partial_fit; call fit with all the data")
 
     def _votes(self, X: Any) -> torch.Tensor:
@@ -72,13 +76,13 @@ class KNN(SupervisedPrototypeModel):
         return (votes / votes.sum(1, keepdim=True).clamp_min(1e-300)).cpu().numpy()
 
     def predict(self, X: Any) -> np.ndarray:
-        votes, idx, w = self._votes(X)
-        k = idx.shape[1]
-        rank_bonus = (k - torch.arange(k, device=idx.device, dtype=torch.float64)) * 1e-6 / k
-        tie = torch.zeros_like(votes).scatter_add_(
-            1, self._plabels.to(idx.device)[idx], rank_bonus.expand_as(idx).contiguous()
-        )
-        return self._encoder.inverse_transform((votes + tie).argmax(1).cpu())
+        votes, _, _ = self._votes(X)
+        return self._encoder.inverse_transform(votes.argmax(1).cpu())
+
+    def inference_module(self) -> torch.nn.Module:
+        """``X -> (class codes, vote frequencies)`` as a module (used by ``export_onnx``)."""
+        blockops.check_is_fitted(self, "prototypes_")
+        return _KNNModule(self)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Vote frequencies ``(n, C)``; for two classes ``p(class 1) - p(class 0)``."""
@@ -127,3 +131,26 @@ class NPC(_Classic):
         cnt.index_add_(0, own, ww).index_add_(0, kw, ww)
         W += float(self.lr) * num / cnt.clamp_min(1e-12)[:, None] * (cnt > 0)[:, None]
         return True
+
+
+class _KNNModule(torch.nn.Module):
+    def __init__(self, model: KNN):
+        super().__init__()
+        p = model._inference_params()
+        self.k = min(int(model.n_neighbors), p["prototypes"].shape[0])
+        self.register_buffer("train_x", p["prototypes"].detach().float().cpu().clone())
+        onehot = torch.nn.functional.one_hot(model._plabels.cpu(), model.n_classes_).float()
+        if "vote_weights" in p:
+            onehot = onehot * p["vote_weights"].float().cpu()[:, None]
+        self.register_buffer("votes", onehot)
+
+    def forward(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        d = (
+            (X * X).sum(1, keepdim=True)
+            - 2.0 * X @ self.train_x.T
+            + (self.train_x * self.train_x).sum(1)
+        )
+        idx = torch.topk(d, self.k, dim=1, largest=False).indices
+        votes = self.votes[idx].sum(1)
+        proba = votes / votes.sum(1, keepdim=True)
+        return proba.argmax(1), proba

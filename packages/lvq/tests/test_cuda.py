@@ -1,0 +1,34 @@
+"""GPU paths (run through the device tool; skipped without CUDA)."""
+
+import lvq
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("cls", [lvq.GLVQ, lvq.GMLVQ, lvq.LGMLVQ, lvq.RSLVQ, lvq.KNN])
+def test_cuda_fit_predict_matches_cpu(cls, blobs, tmp_path):
+    X, y = blobs
+    params = {} if cls is lvq.KNN else {"max_iter": 20, "epsilon": 0.0}
+    gpu = cls(device="cuda", **params).fit(X, y)
+    cpu = cls(device="cpu", **params).fit(X, y)
+    assert (gpu.predict(X) == cpu.predict(X)).mean() >= 0.98
+    np.testing.assert_allclose(gpu.prototypes_, cpu.prototypes_, atol=1e-3)
+    gpu.save(tmp_path / "m")
+    back = lvq.load(tmp_path / "m", device="cpu")
+    np.testing.assert_array_equal(back.predict(X), gpu.predict(X))
+
+
+@pytest.mark.cuda
+def test_cuda_minibatch_memory_is_bounded_by_batch():
+    g = torch.Generator(device="cuda").manual_seed(0)
+    X = torch.randn(200_000, 64, device="cuda", generator=g)
+    y = (X[:, 0] > 0).long().cpu().numpy()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    m = lvq.GMLVQ(device="cuda", max_iter=1, batch_size=4096, n_prototypes_per_class=10)
+    m.fit(X, y)
+    extra = torch.cuda.max_memory_allocated() - base
+    assert extra < 200 * 2**20  # far below one (n, p, d) tensor (~5 GB)
+    assert m.score(X[:10000].cpu().numpy(), y[:10000]) > 0.8
