@@ -72,3 +72,41 @@ __all__ = [
     "register",
     "registry",
 ]
+
+# unsupervised families O, P, Q (clusterers), manifolds and SOM utilities
+from . import manifolds, som_utils  # noqa: E402
+from .models.clustering import BGPC, SOM, Kmeans, KMeansPlusPlus, UnsupervisedModel  # noqa: E402
+from .models.fuzzy import (  # noqa: E402
+    AFCM,
+    FCM,
+    FPCM,
+    HCM,
+    IPCM,
+    IPCM2,
+    KAFCM,
+    KFCM,
+    KFPCM,
+    KIPCM,
+    KIPCM2,
+    KPCM,
+    KPFCM,
+    PCM,
+    PFCM,
+)
+from .models.topology import (  # noqa: E402
+    DKHeskesSOM,
+    DKKohonenSOM,
+    DKNeuralGas,
+    GrowingNeuralGas,
+    HeskesSOM,
+    KohonenSOM,
+    NeuralGas,
+    RiemannianNeuralGas,
+)
+
+__all__ += [
+    "AFCM", "BGPC", "DKHeskesSOM", "DKKohonenSOM", "DKNeuralGas", "FCM", "FPCM", "GrowingNeuralGas",
+    "HCM", "HeskesSOM", "IPCM", "IPCM2", "KAFCM", "KFCM", "KFPCM", "KIPCM", "KIPCM2", "KMeansPlusPlus",
+    "KPCM", "KPFCM", "Kmeans", "KohonenSOM", "NeuralGas", "PCM", "PFCM", "RiemannianNeuralGas", "SOM",
+    "UnsupervisedModel", "manifolds", "som_utils",
+]  # fmt: skip

@@ -320,7 +320,7 @@ class BGPC(UnsupervisedModel):
     Free memberships ``v_ij = exp(-beta d_ij)`` are divided by ``kappa_i = (sum_j v_ij)^alpha``:
     ``alpha = 1`` gives probabilistic (FCM-like, rows summing to 1) memberships, ``alpha = 0``
     possibilistic ones, values in between a graded model. ``beta`` (an inverse temperature,
-    relative to the mean squared distance) is annealed geometrically from ``beta_init`` to
+    in units of the mean squared distance of the samples to their nearest initial centroid) is annealed geometrically from ``beta_init`` to
     ``beta_final``; ``alpha`` is ``alpha_init`` throughout. Centroids are membership-weighted
     means. ``init`` is ``'fcm'`` (start from a fuzzy c-means run) or ``'random'`` (random
     samples). ``predict_proba`` gives the memberships normalised per row; ``U_`` the graded
@@ -375,7 +375,8 @@ class BGPC(UnsupervisedModel):
             V = init
         if V.shape[0] != c:
             raise ValueError(f"initial_prototypes has {V.shape[0]} rows, n_clusters={c}")
-        self._scale = float(squared_euclidean(X, X.mean(0, keepdim=True)).mean().clamp_min(1e-12))
+        # distances are measured in units of the initial within-cluster spread
+        self._scale = float(squared_euclidean(X, V).min(1).values.mean().clamp_min(1e-12))
         T = int(self.max_iter)
         b0, b1 = float(self.beta_init), float(self.beta_final)
         history = []
@@ -390,7 +391,11 @@ class BGPC(UnsupervisedModel):
             if shift <= float(self.epsilon) and t > 0 and beta >= b1 * (1 - 1e-9):
                 break
         self._beta = beta
-        self._state = {"prototypes": V, "beta": torch.tensor(beta), "scale": torch.tensor(self._scale)}
+        self._state = {
+            "prototypes": V,
+            "beta": torch.tensor(beta),
+            "scale": torch.tensor(self._scale),
+        }
         self.U_ = self._memberships(squared_euclidean(X, V), beta).cpu().numpy()
         return history
 
@@ -458,9 +463,11 @@ class SOM(UnsupervisedModel):
         coords = _grid_coords(g, g, X.device)
         G2 = torch.cdist(coords, coords).pow(2).to(X.dtype)
         if init is None:
-            W = _random_rows(X, g * g, gen) if n >= g * g else X[
-                torch.randint(n, (g * g,), generator=gen, device=X.device)
-            ].clone()
+            W = (
+                _random_rows(X, g * g, gen)
+                if n >= g * g
+                else X[torch.randint(n, (g * g,), generator=gen, device=X.device)].clone()
+            )
         else:
             if init.shape[0] != g * g:
                 raise ValueError(f"initial_prototypes needs {g * g} rows, got {init.shape[0]}")

@@ -1,0 +1,399 @@
+"""Riemannian manifolds for prototype models: SO(n), SPD(n), Grassmannian(n, k), Poincaré ball.
+
+Each manifold maps batches of points in their natural shape (``(..., n, n)`` matrices,
+``(..., n, k)`` orthonormal bases or ``(..., d)`` vectors) and offers ``distance`` (geodesic,
+broadcasting), ``pairwise_distance`` ``(n, p)``, the Riemannian ``log`` / ``exp`` maps with
+tangent vectors in ambient coordinates, the tangent ``norm``, ``project`` (nearest point of the
+manifold), ``belongs``, ``random_point`` and ``injectivity_radius``. ``flatten`` / ``unflatten``
+convert to and from the rows ``(..., flat_dim)`` the estimators take. All functions are pure
+torch and differentiable (matrix functions via ``eigh`` / ``svd``).
+
+Identities that hold (and are tested): ``exp_x(log_x(y)) = y``, ``norm_x(log_x(y)) = d(x, y)``,
+``d(x, y) = d(y, x)``, ``project`` is idempotent on the manifold, SPD's affine invariance
+``d(G A G^T, G B G^T) = d(A, B)`` and SO(n)'s bi-invariance.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "SO",
+    "SPD",
+    "Grassmannian",
+    "Manifold",
+    "PoincareBall",
+    "get_manifold",
+    "sym_apply",
+]
+
+
+def _sym(A: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (A + A.transpose(-1, -2))
+
+
+def sym_apply(A: torch.Tensor, fn) -> torch.Tensor:
+    """``V diag(fn(w)) V^T`` for symmetric ``A = V diag(w) V^T`` (batched ``(..., n, n)``)."""
+    w, V = torch.linalg.eigh(_sym(A))
+    return (V * fn(w).unsqueeze(-2)) @ V.transpose(-1, -2)
+
+
+class Manifold:
+    """Interface shared by every manifold (see the module docstring)."""
+
+    #: shape of one point
+    shape: tuple[int, ...] = ()
+    injectivity_radius: float = math.inf
+
+    @property
+    def flat_dim(self) -> int:
+        """Number of columns of a flattened point."""
+        return math.prod(self.shape)
+
+    @property
+    def spec(self) -> str:
+        """A string that :func:`get_manifold` turns back into this manifold."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec.split(':', 1)[1].replace(':', ', ')})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Manifold) and other.spec == self.spec
+
+    def __hash__(self) -> int:
+        return hash(self.spec)
+
+    def flatten(self, X: torch.Tensor) -> torch.Tensor:
+        """Points ``(..., *shape)`` to rows ``(..., flat_dim)``."""
+        return X.reshape(*X.shape[: X.ndim - len(self.shape)], self.flat_dim)
+
+    def unflatten(self, X: torch.Tensor) -> torch.Tensor:
+        """Rows ``(..., flat_dim)`` to points ``(..., *shape)``."""
+        return X.reshape(*X.shape[:-1], *self.shape)
+
+    def distance(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        """Geodesic distance between (broadcast) batches of points."""
+        raise NotImplementedError
+
+    def pairwise_distance(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        """Geodesic distances ``(n, p)`` between points ``A (n, ...)`` and ``B (p, ...)``."""
+        a = A.reshape(A.shape[0], 1, *A.shape[1:])
+        b = B.reshape(1, *B.shape)
+        a, b = torch.broadcast_tensors(a, b)
+        flat = self.distance(a.reshape(-1, *a.shape[2:]), b.reshape(-1, *b.shape[2:]))
+        return flat.reshape(A.shape[0], B.shape[0])
+
+    def log(self, base: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """Riemannian logarithm: the tangent vector at ``base`` pointing to ``X``."""
+        raise NotImplementedError
+
+    def exp(self, base: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+        """Riemannian exponential: follow the geodesic from ``base`` with velocity ``V``."""
+        raise NotImplementedError
+
+    def norm(self, base: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+        """Riemannian norm of the tangent vector ``V`` at ``base``."""
+        return V.flatten(-len(self.shape)).norm(dim=-1)
+
+    def project(self, X: torch.Tensor) -> torch.Tensor:
+        """The nearest point of the manifold (for arrays slightly off it)."""
+        raise NotImplementedError
+
+    def belongs(self, X: torch.Tensor, atol: float = 1e-5) -> torch.Tensor:
+        """Boolean per point: is it on the manifold (within ``atol``)?"""
+        raise NotImplementedError
+
+    def random_point(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "cpu",
+    ) -> torch.Tensor:
+        """``n`` random points ``(n, *shape)``."""
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- SO(n)
+
+
+class SO(Manifold):
+    """Rotations ``R^T R = I, det R = 1`` with the bi-invariant metric.
+
+    ``d(R, S) = |logm(R^T S)|_F``, ``Log_R(S) = R logm(R^T S)``, ``Exp_R(V) = R expm(R^T V)``.
+    Tangent vectors are ``R Omega`` with ``Omega`` skew-symmetric. The matrix logarithm of a
+    rotation uses Rodrigues' formula for ``n = 3``, the rotation angle for ``n = 2`` and an
+    eigendecomposition otherwise.
+    """
+
+    injectivity_radius = math.pi
+
+    def __init__(self, n: int):
+        if int(n) < 2:
+            raise ValueError(f"SO(n) needs n >= 2, got {n!r}")
+        self.n = int(n)
+        self.shape = (self.n, self.n)
+
+    @property
+    def spec(self):
+        return f"so:{self.n}"
+
+    def _logm(self, Q: torch.Tensor) -> torch.Tensor:
+        if self.n == 2:
+            theta = torch.atan2(Q[..., 1, 0] - Q[..., 0, 1], Q[..., 0, 0] + Q[..., 1, 1])
+            J = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=Q.dtype, device=Q.device)
+            return theta[..., None, None] * J
+        if self.n == 3:
+            cos = ((Q.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0).clamp(-1 + 1e-7, 1 - 1e-7)
+            theta = torch.arccos(cos)
+            small = theta < 1e-4
+            factor = torch.where(
+                small, 0.5 + theta**2 / 12.0, theta / (2.0 * torch.sin(theta).clamp_min(1e-12))
+            )
+            return factor[..., None, None] * (Q - Q.transpose(-1, -2))
+        w, V = torch.linalg.eig(Q)
+        L = V @ torch.diag_embed(torch.log(w)) @ torch.linalg.inv(V)
+        L = L.real.to(Q.dtype)
+        return 0.5 * (L - L.transpose(-1, -2))
+
+    def distance(self, A, B):
+        L = self._logm(A.transpose(-1, -2) @ B)
+        return L.flatten(-2).norm(dim=-1)
+
+    def log(self, base, X):
+        return base @ self._logm(base.transpose(-1, -2) @ X)
+
+    def exp(self, base, V):
+        Om = base.transpose(-1, -2) @ V
+        return base @ torch.linalg.matrix_exp(0.5 * (Om - Om.transpose(-1, -2)))
+
+    def project(self, X):
+        U, _, Vh = torch.linalg.svd(X)
+        R = U @ Vh
+        det = torch.linalg.det(R)
+        flip = torch.ones(*X.shape[:-1], dtype=X.dtype, device=X.device)
+        flip[..., -1] = torch.where(det < 0, -1.0, 1.0)
+        return (U * flip.unsqueeze(-2)) @ Vh
+
+    def belongs(self, X, atol=1e-5):
+        eye = torch.eye(self.n, dtype=X.dtype, device=X.device)
+        ortho = (X.transpose(-1, -2) @ X - eye).flatten(-2).abs().amax(-1) <= atol
+        return ortho & ((torch.linalg.det(X) - 1).abs() <= max(atol, 1e-6) * self.n)
+
+    def random_point(self, n, generator=None, dtype=torch.float32, device="cpu"):
+        G = torch.randn(n, self.n, self.n, generator=generator, dtype=torch.float64, device=device)
+        return self.project(G).to(dtype)
+
+
+# --------------------------------------------------------------------------- SPD(n)
+
+
+class SPD(Manifold):
+    """Symmetric positive definite matrices with the affine-invariant metric.
+
+    ``d(A, B) = |logm(A^-1/2 B A^-1/2)|_F``; ``Log_A(B) = A^1/2 logm(A^-1/2 B A^-1/2) A^1/2``;
+    ``Exp_A(V) = A^1/2 expm(A^-1/2 V A^-1/2) A^1/2``; tangent norm ``|A^-1/2 V A^-1/2|_F``.
+    ``project`` symmetrises and lifts eigenvalues to at least ``min_eig``.
+    """
+
+    def __init__(self, n: int, min_eig: float = 1e-6):
+        if int(n) < 1:
+            raise ValueError(f"SPD(n) needs n >= 1, got {n!r}")
+        self.n = int(n)
+        self.min_eig = float(min_eig)
+        self.shape = (self.n, self.n)
+
+    @property
+    def spec(self):
+        return f"spd:{self.n}"
+
+    @staticmethod
+    def _roots(A):
+        w, V = torch.linalg.eigh(_sym(A))
+        w = w.clamp_min(1e-30)
+        Vt = V.transpose(-1, -2)
+        s = (V * w.sqrt().unsqueeze(-2)) @ Vt
+        si = (V * w.rsqrt().unsqueeze(-2)) @ Vt
+        return s, si
+
+    def distance(self, A, B):
+        _, Ai = self._roots(A)
+        w = torch.linalg.eigvalsh(_sym(Ai @ B @ Ai)).clamp_min(1e-30)
+        return torch.log(w).pow(2).sum(-1).sqrt()
+
+    def log(self, base, X):
+        s, si = self._roots(base)
+        return s @ sym_apply(si @ X @ si, lambda w: torch.log(w.clamp_min(1e-30))) @ s
+
+    def exp(self, base, V):
+        s, si = self._roots(base)
+        return _sym(s @ sym_apply(si @ V @ si, torch.exp) @ s)
+
+    def norm(self, base, V):
+        _, si = self._roots(base)
+        return (si @ V @ si).flatten(-2).norm(dim=-1)
+
+    def project(self, X):
+        return sym_apply(X, lambda w: w.clamp_min(self.min_eig))
+
+    def belongs(self, X, atol=1e-5):
+        symm = (X - X.transpose(-1, -2)).flatten(-2).abs().amax(-1) <= atol * (
+            1 + X.flatten(-2).abs().amax(-1)
+        )
+        return symm & (torch.linalg.eigvalsh(_sym(X))[..., 0] > 0)
+
+    def random_point(self, n, generator=None, dtype=torch.float32, device="cpu"):
+        G = torch.randn(n, self.n, self.n, generator=generator, dtype=torch.float64, device=device)
+        return sym_apply(0.5 * _sym(G), torch.exp).to(dtype)
+
+
+# --------------------------------------------------------------------------- Grassmannian
+
+
+class Grassmannian(Manifold):
+    """``k``-dimensional subspaces of ``R^n``, as ``(n, k)`` orthonormal bases.
+
+    ``d(X, Y) = |theta|`` with ``cos theta`` the singular values of ``X^T Y`` (principal
+    angles). ``Log_Y(X) = U atan(S) V^T`` for the SVD of ``(I - Y Y^T) X (Y^T X)^-1``;
+    ``Exp_Y(H) = Y V cos(S) V^T + U sin(S) V^T`` for ``H = U S V^T``. A point is a subspace:
+    compare points by their projectors ``X X^T`` (or by ``distance``).
+    """
+
+    injectivity_radius = math.pi / 2
+
+    def __init__(self, n: int, k: int):
+        if not 1 <= int(k) <= int(n):
+            raise ValueError(f"Grassmannian(n, k) needs 1 <= k <= n, got n={n!r}, k={k!r}")
+        self.n, self.k = int(n), int(k)
+        self.shape = (self.n, self.k)
+
+    @property
+    def spec(self):
+        return f"grassmann:{self.n}:{self.k}"
+
+    def distance(self, A, B):
+        s = torch.linalg.svdvals(A.transpose(-1, -2) @ B).clamp(-1.0, 1.0)
+        return torch.arccos(s).pow(2).sum(-1).clamp_min(0).sqrt()
+
+    def log(self, base, X):
+        M = base.transpose(-1, -2) @ X
+        H = torch.linalg.solve(M.transpose(-1, -2), (X - base @ M).transpose(-1, -2))
+        U, S, Vh = torch.linalg.svd(H.transpose(-1, -2), full_matrices=False)
+        return (U * torch.atan(S).unsqueeze(-2)) @ Vh
+
+    def exp(self, base, V):
+        U, S, Vh = torch.linalg.svd(V, full_matrices=False)
+        Y = (base @ Vh.transpose(-1, -2) * torch.cos(S).unsqueeze(-2)) @ Vh + (
+            U * torch.sin(S).unsqueeze(-2)
+        ) @ Vh
+        return self.project(Y)
+
+    def project(self, X):
+        U, _, Vh = torch.linalg.svd(X, full_matrices=False)
+        return U @ Vh
+
+    def belongs(self, X, atol=1e-5):
+        eye = torch.eye(self.k, dtype=X.dtype, device=X.device)
+        return (X.transpose(-1, -2) @ X - eye).flatten(-2).abs().amax(-1) <= atol
+
+    def random_point(self, n, generator=None, dtype=torch.float32, device="cpu"):
+        G = torch.randn(n, self.n, self.k, generator=generator, dtype=torch.float64, device=device)
+        return self.project(G).to(dtype)
+
+
+# --------------------------------------------------------------------------- Poincaré ball
+
+
+class PoincareBall(Manifold):
+    """The Poincaré ball model of hyperbolic space (curvature -1) in ``R^d``.
+
+    ``d(x, y) = 2 artanh |(-x) (+) y|`` with Möbius addition ``(+)``; ``Exp_x(v) = x (+)
+    (tanh(lambda_x |v| / 2) v / |v|)``, ``Log_x(y) = (2 / lambda_x) artanh(|u|) u / |u|``
+    for ``u = (-x) (+) y``, conformal factor ``lambda_x = 2 / (1 - |x|^2)``, tangent norm
+    ``lambda_x |v|``. ``project`` pulls points to norm ``<= 1 - eps``.
+    """
+
+    def __init__(self, d: int, eps: float = 1e-5):
+        if int(d) < 1:
+            raise ValueError(f"PoincareBall(d) needs d >= 1, got {d!r}")
+        self.d = int(d)
+        self.eps = float(eps)
+        self.shape = (self.d,)
+
+    @property
+    def spec(self):
+        return f"poincare:{self.d}"
+
+    @staticmethod
+    def mobius_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Möbius addition ``x (+) y`` (broadcast over leading dimensions)."""
+        xy = (x * y).sum(-1, keepdim=True)
+        x2 = (x * x).sum(-1, keepdim=True)
+        y2 = (y * y).sum(-1, keepdim=True)
+        num = (1 + 2 * xy + y2) * x + (1 - x2) * y
+        return num / (1 + 2 * xy + x2 * y2).clamp_min(1e-15)
+
+    def _lambda(self, x):
+        return 2.0 / (1.0 - (x * x).sum(-1, keepdim=True)).clamp_min(1e-15)
+
+    def distance(self, A, B):
+        u = self.mobius_add(-A, B).norm(dim=-1)
+        return 2.0 * torch.atanh(u.clamp(max=1 - 1e-15))
+
+    def pairwise_distance(self, A, B):
+        a2 = (A * A).sum(-1)[:, None]
+        b2 = (B * B).sum(-1)[None, :]
+        diff = (a2 + b2 - 2 * A @ B.T).clamp_min(0)
+        arg = 1 + 2 * diff / ((1 - a2) * (1 - b2)).clamp_min(1e-15)
+        return torch.arccosh(arg.clamp_min(1.0))
+
+    def log(self, base, X):
+        u = self.mobius_add(-base, X)
+        un = u.norm(dim=-1, keepdim=True).clamp_min(1e-15)
+        return (2.0 / self._lambda(base)) * torch.atanh(un.clamp(max=1 - 1e-15)) * u / un
+
+    def exp(self, base, V):
+        vn = V.norm(dim=-1, keepdim=True).clamp_min(1e-15)
+        step = torch.tanh(self._lambda(base) * vn / 2.0) * V / vn
+        return self.project(self.mobius_add(base, step))
+
+    def norm(self, base, V):
+        return self._lambda(base).squeeze(-1) * V.norm(dim=-1)
+
+    def project(self, X):
+        n = X.norm(dim=-1, keepdim=True)
+        top = 1.0 - self.eps
+        return torch.where(n > top, X / n.clamp_min(1e-15) * top, X)
+
+    def belongs(self, X, atol=1e-5):
+        return X.norm(dim=-1) < 1.0
+
+    def random_point(self, n, generator=None, dtype=torch.float32, device="cpu"):
+        G = torch.randn(n, self.d, generator=generator, dtype=torch.float64, device=device)
+        r = torch.rand(n, 1, generator=generator, dtype=torch.float64, device=device) * 0.9
+        return (G / G.norm(dim=-1, keepdim=True) * r).to(dtype)
+
+
+_NAMES = {"so": SO, "spd": SPD, "grassmann": Grassmannian, "grassmannian": Grassmannian,
+          "poincare": PoincareBall, "poincareball": PoincareBall}  # fmt: skip
+
+
+def get_manifold(spec: str | Manifold) -> Manifold:
+    """A manifold from an instance or a spec string: ``"so:3"``, ``"spd:3"``,
+    ``"grassmann:4:2"``, ``"poincare:2"``."""
+    if isinstance(spec, Manifold):
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(
+            f"manifold must be a Manifold or a string like 'spd:3', got {type(spec).__name__}"
+        )
+    head, *args = spec.lower().split(":")
+    if head not in _NAMES:
+        raise ValueError(f"unknown manifold {spec!r}; use so:n, spd:n, grassmann:n:k or poincare:d")
+    try:
+        return _NAMES[head](*[int(a) for a in args])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"bad manifold spec {spec!r}: {exc}") from None

@@ -1,0 +1,604 @@
+"""Family O: unsupervised topology-learning models.
+
+NeuralGas, GrowingNeuralGas, KohonenSOM, HeskesSOM, their differentiating-kernel versions
+(DKNeuralGas, DKKohonenSOM, DKHeskesSOM: the Gaussian-kernel distance
+``d_k^2 = 2 (1 - exp(-|x - w|^2 / (2 kernel_sigma^2)))`` decides ranks / best matching units,
+the update stays in data space) and RiemannianNeuralGas (prototypes on a manifold of
+:mod:`lvq.manifolds`).
+
+All are ``fit(X)`` estimators: ``predict`` gives the best matching unit, ``transform`` the
+distances to every prototype, ``loss_history_`` the energy of every epoch. Updates are
+vectorised over the batch: an epoch costs a few ``(n, P)`` matrix products.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ..distances import squared_euclidean
+from ..registry import register
+from .clustering import UnsupervisedModel, _check_int, _check_number, _grid_coords, _random_rows
+
+__all__ = [
+    "DKHeskesSOM",
+    "DKKohonenSOM",
+    "DKNeuralGas",
+    "GrowingNeuralGas",
+    "HeskesSOM",
+    "KohonenSOM",
+    "NeuralGas",
+    "RiemannianNeuralGas",
+]
+
+
+def _geometric(start: float, end: float, t: int, total: int) -> float:
+    """``start (end / start)^(t / (total - 1))``: the value of a geometric schedule at ``t``."""
+    if total <= 1:
+        return end
+    return start * (end / start) ** (t / (total - 1))
+
+
+def kernel_distance(X: torch.Tensor, W: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian-kernel feature-space distance ``2 (1 - exp(-|x - w|^2 / (2 sigma^2)))``, ``(n, P)``."""
+    return 2.0 * (1.0 - torch.exp(-squared_euclidean(X, W) / (2.0 * sigma * sigma)))
+
+
+class _Topology(UnsupervisedModel):
+    """Shared parameters and the epoch loop (``_epoch`` returns the epoch's energy)."""
+
+    _own_params: dict[str, Any] = {
+        "max_iter": 100,
+        "epsilon": 1e-6,
+        "batch_size": None,
+        "random_seed": 42,
+        "callbacks": None,
+        "device": "auto",
+    }
+    _dk = False
+
+    def _validate(self):
+        _check_int("max_iter", self.max_iter)
+        _check_int("batch_size", self.batch_size, 1, allow_none=True)
+        _check_number("epsilon", self.epsilon, 0.0, strict=False)
+        if self._dk:
+            _check_number("kernel_sigma", self.kernel_sigma, 0.0)
+        if self.callbacks is not None and not isinstance(self.callbacks, (list, tuple)):
+            raise TypeError(
+                f"callbacks must be a list of Callback objects, got {type(self.callbacks).__name__}"
+            )
+
+    def _n_units(self, X: torch.Tensor) -> int:
+        raise NotImplementedError
+
+    def _n_prototypes_needed(self):
+        return None
+
+    def _rank_distance(self, X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+        """The distance that decides ranks / best matching units."""
+        if self._dk:
+            return kernel_distance(X, W, float(self.kernel_sigma))
+        return squared_euclidean(X, W)
+
+    def _distances(self, X):
+        return self._rank_distance(X, self._state["prototypes"].to(X.device))
+
+    def _batches(self, X: torch.Tensor, gen: torch.Generator):
+        n = X.shape[0]
+        bs = int(self.batch_size or n)
+        if bs >= n:
+            yield X
+            return
+        perm = torch.randperm(n, generator=gen, device=X.device)
+        for s in range(0, n, bs):
+            yield X[perm[s : s + bs]]
+
+    def _init_units(self, X, gen, init):
+        P = self._n_units(X)
+        if init is not None:
+            if init.shape[0] != P:
+                raise ValueError(f"initial_prototypes needs {P} rows, got {init.shape[0]}")
+            return init.clone()
+        if X.shape[0] >= P:
+            return _random_rows(X, P, gen)
+        idx = torch.randint(X.shape[0], (P,), generator=gen, device=X.device)
+        return X[idx].clone() + 1e-3 * torch.randn(
+            P, X.shape[1], generator=gen, device=X.device, dtype=X.dtype
+        )
+
+    def _fit(self, X, gen, init):
+        W = self._init_units(X, gen, init)
+        self._begin(X, W)
+        T = int(self.max_iter)
+        cbs = list(self.callbacks or [])
+        for cb in cbs:
+            cb.on_fit_start(self)
+        history = []
+        for t in range(T):
+            old = W.clone()
+            energy = self._epoch(X, W, t, T, gen)
+            history.append(energy)
+            shift = float((W - old).norm(dim=1).max())
+            stop = False
+            info = {"iteration": t + 1, "loss": energy, "params": {"prototypes": W}}
+            for cb in cbs:
+                if cb.on_iteration_end(self, info):
+                    stop = True
+            if stop or (shift <= float(self.epsilon) and self._converged_ok(t, T)):
+                break
+        self._state = {"prototypes": W}
+        self._finish(X)
+        self._publish()
+        for cb in cbs:
+            cb.on_fit_end(self)
+        return history
+
+    def _converged_ok(self, t: int, T: int) -> bool:
+        return True
+
+    def _begin(self, X, W) -> None:
+        """Set up per-fit buffers."""
+
+    def _finish(self, X) -> None:
+        """Add extra state tensors after training."""
+
+
+# =========================================================================== neural gas
+
+
+@register("O", {"n_prototypes": 6, "max_iter": 20}, kind="clusterer", gradient=False)
+class NeuralGas(_Topology):
+    """Neural Gas (Martinetz, Berkovich & Schulten 1993), batch form with a learning rate.
+
+    Every epoch (or mini-batch) ranks the prototypes for each sample, weights them by
+    ``h = exp(-rank / lambda)`` and moves each prototype towards its ``h``-weighted sample mean
+    by ``lr``: ``w += lr (sum h x / sum h - w)`` (``lr = 1`` is batch neural gas, Cottrell et al.
+    2006). ``lambda`` decays geometrically from ``lambda_init`` (default ``n_prototypes / 2``) to
+    ``lambda_final``, ``lr`` from ``lr_init`` to ``lr_final``. The energy is
+    ``mean_i sum_j h_ij d_ij``.
+    """
+
+    _own_params = {
+        "n_prototypes": 10,
+        "lr_init": 0.5,
+        "lr_final": 0.01,
+        "lambda_init": None,
+        "lambda_final": 0.01,
+    }
+
+    def _validate(self):
+        super()._validate()
+        _check_int("n_prototypes", self.n_prototypes)
+        _check_number("lr_init", self.lr_init, 0.0)
+        _check_number("lr_final", self.lr_final, 0.0)
+        if self.lambda_init is not None:
+            _check_number("lambda_init", self.lambda_init, 0.0)
+        _check_number("lambda_final", self.lambda_final, 0.0)
+
+    def _n_units(self, X):
+        return int(self.n_prototypes)
+
+    def _epoch(self, X, W, t, T, gen):
+        lam0 = float(self.lambda_init) if self.lambda_init is not None else W.shape[0] / 2.0
+        lam = _geometric(lam0, float(self.lambda_final), t, T)
+        lr = _geometric(float(self.lr_init), float(self.lr_final), t, T)
+        total, count = 0.0, 0
+        for Xb in self._batches(X, gen):
+            D = self._rank_distance(Xb, W)
+            ranks = D.argsort(1).argsort(1).to(X.dtype)
+            H = torch.exp(-ranks / lam)
+            total += float((H * D).sum())
+            count += Xb.shape[0]
+            mass = H.sum(0)
+            target = (H.T @ Xb) / mass.clamp_min(1e-30)[:, None]
+            W += lr * (target - W) * (mass > 1e-30)[:, None]
+        return total / count
+
+
+# =========================================================================== SOMs
+
+
+class _GridModel(_Topology):
+    """A rectangular ``grid_height x grid_width`` map; ``sigma`` in grid units."""
+
+    _own_params = {
+        "grid_height": 10,
+        "grid_width": 10,
+        "sigma_init": None,
+        "sigma_final": 0.5,
+    }
+
+    def _validate(self):
+        super()._validate()
+        _check_int("grid_height", self.grid_height)
+        _check_int("grid_width", self.grid_width)
+        if self.sigma_init is not None:
+            _check_number("sigma_init", self.sigma_init, 0.0)
+        _check_number("sigma_final", self.sigma_final, 0.0)
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        """``(grid_height, grid_width)`` of the map."""
+        return (int(self.grid_height), int(self.grid_width))
+
+    def _n_units(self, X):
+        return int(self.grid_height) * int(self.grid_width)
+
+    def _begin(self, X, W):
+        coords = _grid_coords(int(self.grid_height), int(self.grid_width), X.device)
+        self._G2 = torch.cdist(coords, coords).pow(2).to(X.dtype)
+
+    def _sigma(self, t, T):
+        s0 = self.sigma_init
+        if s0 is None:
+            s0 = max(int(self.grid_height), int(self.grid_width)) / 2.0
+        return _geometric(float(s0), float(self.sigma_final), t, T)
+
+    def _h(self, sigma: float) -> torch.Tensor:
+        return torch.exp(-self._G2 / (2.0 * sigma * sigma))
+
+    def _publish(self):
+        super()._publish()
+        h, w = self.grid_shape
+        self.weights_ = self.prototypes_.reshape(h, w, -1)
+
+    def bmu_coordinates(self, X: Any):
+        """Grid ``(row, col)`` of every sample's best matching unit ``(n, 2)``."""
+        import numpy as np
+
+        idx = self.predict(X)
+        w = int(self.grid_width)
+        return np.stack([idx // w, idx % w], 1)
+
+
+@register(
+    "O", {"grid_height": 3, "grid_width": 3, "max_iter": 20}, kind="clusterer", gradient=False
+)
+class KohonenSOM(_GridModel):
+    """Kohonen's self-organizing map, batch form with a learning rate.
+
+    Each sample's best matching unit (BMU) is its nearest unit; unit ``k`` moves towards the
+    mean of the samples weighted by ``h(k, bmu) = exp(-g^2 / (2 sigma^2))`` (``g`` the grid
+    distance) by ``lr``. ``sigma`` decays geometrically from ``sigma_init`` (default half the
+    larger grid side) to ``sigma_final``, ``lr`` from ``lr_init`` to ``lr_final``. Energy:
+    ``mean_i sum_k h(k, bmu_i) d(x_i, w_k)``.
+    """
+
+    _own_params = {"lr_init": 0.5, "lr_final": 0.01}
+
+    def _validate(self):
+        super()._validate()
+        _check_number("lr_init", self.lr_init, 0.0)
+        _check_number("lr_final", self.lr_final, 0.0)
+
+    def _epoch(self, X, W, t, T, gen):
+        Hg = self._h(self._sigma(t, T))
+        lr = _geometric(float(self.lr_init), float(self.lr_final), t, T)
+        total, count = 0.0, 0
+        for Xb in self._batches(X, gen):
+            bmu = self._rank_distance(Xb, W).argmin(1)
+            H = Hg[bmu]  # (b, P)
+            total += float((H * squared_euclidean(Xb, W)).sum())
+            count += Xb.shape[0]
+            mass = H.sum(0)
+            target = (H.T @ Xb) / mass.clamp_min(1e-30)[:, None]
+            W += lr * (target - W) * (mass > 1e-30)[:, None]
+        return total / count
+
+
+@register(
+    "O", {"grid_height": 3, "grid_width": 3, "max_iter": 20}, kind="clusterer", gradient=False
+)
+class HeskesSOM(_GridModel):
+    """Heskes' self-organizing map (Heskes 1999): a SOM with an energy function.
+
+    The BMU of ``x`` minimises the neighbourhood-weighted distance sum
+    ``c*(x) = argmin_c sum_k h(k, c) d(x, w_k)``; every unit then becomes the weighted mean
+    ``w_k = sum_i h(k, c*_i) x_i / sum_i h(k, c*_i)`` (no learning rate). For a fixed ``sigma``
+    both steps minimise the energy ``E = mean_i sum_k h(k, c*_i) |x_i - w_k|^2``, so
+    ``loss_history_`` never increases once ``sigma`` stops decaying (``sigma_init ==
+    sigma_final`` makes it monotone from the start). Full batch (``batch_size`` is ignored).
+    ``predict`` uses the Heskes BMU.
+    """
+
+    def _epoch(self, X, W, t, T, gen):
+        Hg = self._h(self._sigma(t, T))
+        D = self._rank_distance(X, W)
+        cost = D @ Hg  # (n, P): sum_k h(k, c) d(x, w_k), h symmetric
+        bmu = cost.argmin(1)
+        energy = float(cost.gather(1, bmu[:, None]).sum()) / X.shape[0]
+        H = Hg[bmu]
+        mass = H.sum(0)
+        W.copy_(torch.where((mass > 1e-30)[:, None], (H.T @ X) / mass.clamp_min(1e-30)[:, None], W))
+        return energy
+
+    def _converged_ok(self, t, T):
+        return self.sigma_init is not None and float(self.sigma_init) == float(self.sigma_final)
+
+    def _finish(self, X):
+        self._state["sigma"] = torch.tensor(float(self.sigma_final), dtype=X.dtype)
+
+    def _assign(self, X):
+        h, w = self.grid_shape
+        coords = _grid_coords(h, w, X.device)
+        G2 = torch.cdist(coords, coords).pow(2).to(X.dtype)
+        s = float(self._state["sigma"])
+        return (self._distances(X) @ torch.exp(-G2 / (2 * s * s))).argmin(1)
+
+
+def _dk(base: type, doc: str) -> type:
+    name = "DK" + base.__name__
+    cls = type(
+        name,
+        (base,),
+        {
+            "_own_params": {"kernel_sigma": 1.0},
+            "_dk": True,
+            "__doc__": doc,
+            "__module__": __name__,
+            "__qualname__": name,
+        },
+    )
+    spec_params = {"NeuralGas": {"n_prototypes": 6, "max_iter": 20}}.get(
+        base.__name__, {"grid_height": 3, "grid_width": 3, "max_iter": 20}
+    )
+    return register("O", {**spec_params, "kernel_sigma": 3.0}, kind="clusterer", gradient=False)(
+        cls
+    )
+
+
+DKNeuralGas = _dk(
+    NeuralGas,
+    """Neural Gas ranked by the Gaussian-kernel distance (bandwidth ``kernel_sigma``, fixed).
+
+    The rank weighting and update are NeuralGas's, in data space; ``transform`` returns kernel
+    distances (in ``[0, 2]``).
+    """,
+)
+DKKohonenSOM = _dk(
+    KohonenSOM,
+    """Kohonen SOM whose best matching unit is chosen by the Gaussian-kernel distance
+    (bandwidth ``kernel_sigma``, fixed); neighbourhood and update as KohonenSOM, in data space.
+    """,
+)
+DKHeskesSOM = _dk(
+    HeskesSOM,
+    """Heskes SOM with the Gaussian-kernel distance in the BMU criterion
+    ``argmin_c sum_k h(k, c) d_k^2(x, w_k)`` (bandwidth ``kernel_sigma``, fixed); the batch
+    update is HeskesSOM's weighted mean in data space.
+    """,
+)
+
+
+# =========================================================================== growing NG
+
+
+@register(
+    "O", {"max_nodes": 8, "max_iter": 10, "insert_interval": 20}, kind="clusterer", gradient=False
+)
+class GrowingNeuralGas(_Topology):
+    """Growing Neural Gas (Fritzke 1995) processed in chunks of ``insert_interval`` samples.
+
+    Per chunk (vectorised): the two nearest nodes of every sample are found; the winner's error
+    grows by the squared distance; winners move towards their samples (``lr_winner`` per
+    sample, compounded) and their graph neighbours by ``lr_neighbor``; edges from winners age by
+    their win counts, the winner-runner-up edges are (re)set to age 0, edges older than
+    ``max_age`` and isolated nodes are removed; then one node is inserted halfway between the
+    node of largest error and its neighbour of largest error (both errors halved) while fewer
+    than ``max_nodes`` exist; errors decay by ``error_decay`` per sample. Starts with two
+    random samples. ``edges_`` is the fitted adjacency ``(P, P)`` (bool), ``prototypes_`` the
+    ``P`` nodes; ``loss_history_`` the mean squared quantization error per epoch.
+    """
+
+    _own_params = {
+        "max_nodes": 100,
+        "lr_winner": 0.1,
+        "lr_neighbor": 0.01,
+        "max_age": 50,
+        "insert_interval": 100,
+        "error_decay": 0.995,
+    }
+
+    def _validate(self):
+        super()._validate()
+        _check_int("max_nodes", self.max_nodes, 2)
+        _check_int("max_age", self.max_age)
+        _check_int("insert_interval", self.insert_interval)
+        for name in ("lr_winner", "lr_neighbor", "error_decay"):
+            v = _check_number(name, getattr(self, name), 0.0)
+            if v > 1:
+                raise ValueError(f"{name} must lie in (0, 1], got {getattr(self, name)!r}")
+
+    def _n_prototypes_needed(self):
+        return 2
+
+    def _fit(self, X, gen, init):
+        N, d = int(self.max_nodes), X.shape[1]
+        W = torch.zeros(N, d, dtype=X.dtype, device=X.device)
+        active = torch.zeros(N, dtype=torch.bool, device=X.device)
+        start = _random_rows(X, 2, gen) if init is None else init
+        if start.shape[0] > N:
+            raise ValueError(f"initial_prototypes has {start.shape[0]} rows > max_nodes={N}")
+        W[: start.shape[0]] = start
+        active[: start.shape[0]] = True
+        age = torch.full((N, N), -1, dtype=torch.long, device=X.device)  # -1: no edge
+        err = torch.zeros(N, dtype=X.dtype, device=X.device)
+        ew, en = float(self.lr_winner), float(self.lr_neighbor)
+        chunk = int(self.insert_interval)
+        cbs = list(self.callbacks or [])
+        for cb in cbs:
+            cb.on_fit_start(self)
+        history = []
+        for t in range(int(self.max_iter)):
+            perm = torch.randperm(X.shape[0], generator=gen, device=X.device)
+            for s in range(0, X.shape[0], chunk):
+                self._chunk(X[perm[s : s + chunk]], W, active, age, err, ew, en)
+            Wa = W[active]
+            q = float(squared_euclidean(X, Wa).min(1).values.mean())
+            history.append(q)
+            stop = False
+            info = {"iteration": t + 1, "loss": q, "params": {"prototypes": Wa}}
+            for cb in cbs:
+                if cb.on_iteration_end(self, info):
+                    stop = True
+            if stop:
+                break
+        idx = torch.nonzero(active).flatten()
+        self._state = {
+            "prototypes": W[idx].clone(),
+            "edges": (age[idx][:, idx] >= 0),
+            "errors": err[idx].clone(),
+        }
+        self._publish()
+        for cb in cbs:
+            cb.on_fit_end(self)
+        return history
+
+    def _chunk(self, Xb, W, active, age, err, ew, en):
+        b = Xb.shape[0]
+        D = squared_euclidean(Xb, W).masked_fill(~active, float("inf"))
+        two = torch.topk(D, 2, dim=1, largest=False)
+        s1, s2 = two.indices[:, 0], two.indices[:, 1]
+        N = W.shape[0]
+        err.index_add_(0, s1, two.values[:, 0])
+        # winners: compounded per-sample steps towards their samples' mean
+        cnt = torch.bincount(s1, minlength=N).to(W.dtype)
+        sums = torch.zeros_like(W).index_add_(0, s1, Xb)
+        win = cnt > 0
+        rate = 1.0 - (1.0 - ew) ** cnt
+        mean = sums / cnt.clamp_min(1)[:, None]
+        W[win] += rate[win, None] * (mean[win] - W[win])
+        # neighbours of winners
+        adj = (age >= 0).to(W.dtype)
+        M = adj[s1]  # (b, N): 1 where node is a neighbour of the sample's winner
+        ncnt = M.sum(0)
+        nb = ncnt > 0
+        if bool(nb.any()):
+            nmean = (M.T @ Xb) / ncnt.clamp_min(1)[:, None]
+            nrate = 1.0 - (1.0 - en) ** ncnt
+            W[nb] += nrate[nb, None] * (nmean[nb] - W[nb])
+        # edge ageing, refresh, pruning
+        edge = age >= 0
+        age += (cnt.long()[:, None] * edge) + (cnt.long()[None, :] * edge)
+        age[s1, s2] = 0
+        age[s2, s1] = 0
+        age[age > int(self.max_age)] = -1
+        isolated = active & ~(age >= 0).any(1)
+        if int(active.sum() - isolated.sum()) >= 2:
+            active &= ~isolated
+            err[isolated] = 0
+        # insertion
+        n_active = int(active.sum())
+        if n_active < N:
+            q = int(err.masked_fill(~active, -1).argmax())
+            nbrs = age[q] >= 0
+            if bool(nbrs.any()):
+                f = int(err.masked_fill(~nbrs, -1).argmax())
+                r = int(torch.nonzero(~active)[0])
+                W[r] = 0.5 * (W[q] + W[f])
+                active[r] = True
+                age[q, f] = age[f, q] = -1
+                age[q, r] = age[r, q] = age[f, r] = age[r, f] = 0
+                err[q] *= 0.5
+                err[f] *= 0.5
+                err[r] = err[q]
+        err *= float(self.error_decay) ** b
+
+    def _n_units(self, X):
+        return 2
+
+
+# =========================================================================== Riemannian NG
+
+
+@register(
+    "O", {"n_prototypes": 3, "max_iter": 10, "manifold": "spd:2"}, kind="clusterer", gradient=False
+)
+class RiemannianNeuralGas(_Topology):
+    """Neural Gas on a Riemannian manifold (:mod:`lvq.manifolds`).
+
+    Rows of ``X`` are flattened manifold points (``manifold.flat_dim`` columns). Ranks use the
+    geodesic distance; each prototype moves along the geodesic towards its rank-weighted
+    Riemannian mean direction: ``w <- Exp_w(lr * sum_i h_i Log_w(x_i) / sum_i h_i)``, the step
+    clipped to ``tau`` times the injectivity radius, then projected back onto the manifold.
+    ``manifold`` is a manifold object or a spec string (``"so:3"``, ``"spd:3"``,
+    ``"grassmann:4:2"``, ``"poincare:2"``); a string keeps the model saveable. ``transform``
+    returns squared geodesic distances.
+    """
+
+    _own_params = {
+        "manifold": None,
+        "n_prototypes": 10,
+        "lr_init": 0.3,
+        "lr_final": 0.01,
+        "lambda_init": None,
+        "lambda_final": 0.01,
+        "tau": 0.9,
+    }
+
+    def _validate(self):
+        super()._validate()
+        _check_int("n_prototypes", self.n_prototypes)
+        _check_number("lr_init", self.lr_init, 0.0)
+        _check_number("lr_final", self.lr_final, 0.0)
+        _check_number("lambda_final", self.lambda_final, 0.0)
+        tau = _check_number("tau", self.tau, 0.0)
+        if tau > 1:
+            raise ValueError(f"tau must lie in (0, 1], got {self.tau!r}")
+        self._mf()
+
+    def _prediction_params(self):
+        return {"manifold"}
+
+    def _mf(self):
+        from ..manifolds import get_manifold
+
+        if self.manifold is None:
+            raise ValueError("RiemannianNeuralGas needs a manifold (e.g. manifold='spd:3')")
+        return get_manifold(self.manifold)
+
+    def _n_units(self, X):
+        return int(self.n_prototypes)
+
+    def _begin(self, X, W):
+        mf = self._mf()
+        if X.shape[1] != mf.flat_dim:
+            raise ValueError(
+                f"X has {X.shape[1]} columns but {mf!r} points flatten to {mf.flat_dim}"
+            )
+        bad = ~mf.belongs(mf.unflatten(X.double()), atol=1e-3)
+        if bool(bad.any()):
+            raise ValueError(
+                f"{int(bad.sum())} rows of X are not points of {mf!r} (first: row {int(bad.nonzero()[0])})"
+            )
+
+    def _rank_distance(self, X, W):
+        mf = self._mf()
+        return mf.pairwise_distance(mf.unflatten(X), mf.unflatten(W)) ** 2
+
+    def _epoch(self, X, W, t, T, gen):
+        mf = self._mf()
+        lam0 = float(self.lambda_init) if self.lambda_init is not None else W.shape[0] / 2.0
+        lam = _geometric(lam0, float(self.lambda_final), t, T)
+        lr = _geometric(float(self.lr_init), float(self.lr_final), t, T)
+        limit = float(self.tau) * mf.injectivity_radius
+        total, count = 0.0, 0
+        Wm = mf.unflatten(W)
+        for Xb in self._batches(X, gen):
+            Xm = mf.unflatten(Xb)
+            D = self._rank_distance(Xb, W)
+            H = torch.exp(-D.argsort(1).argsort(1).to(X.dtype) / lam)
+            total += float((H * D).sum())
+            count += Xb.shape[0]
+            Hn = H / H.sum(0, keepdim=True).clamp_min(1e-30)
+            for k in range(W.shape[0]):
+                V = mf.log(Wm[k].expand_as(Xm), Xm)  # (b, ...) tangent vectors at w_k
+                step = lr * torch.einsum("b,b...->...", Hn[:, k], V)
+                norm = float(mf.norm(Wm[k], step))
+                if math.isfinite(limit) and norm > limit:
+                    step = step * (limit / norm)
+                Wm[k] = mf.project(mf.exp(Wm[k], step))
+            W.copy_(mf.flatten(Wm))
+        return total / count

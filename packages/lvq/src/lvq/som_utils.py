@@ -1,0 +1,115 @@
+"""Self-organizing map utilities: U-matrix, hit map and component planes as arrays, and their
+plots (matplotlib, ``pip install lvq[plot]``, imported only when a plot is asked for).
+
+Every function takes a fitted map (KohonenSOM, HeskesSOM, their DK versions or the simple SOM:
+anything with ``prototypes_`` and ``grid_shape``) or a weight array ``(rows, cols, d)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "component_planes",
+    "hit_map",
+    "plot_component_planes",
+    "plot_hit_map",
+    "plot_umatrix",
+    "umatrix",
+]
+
+
+def _weights(som: Any) -> np.ndarray:
+    if hasattr(som, "prototypes_") and hasattr(som, "grid_shape"):
+        h, w = som.grid_shape
+        return np.asarray(som.prototypes_, dtype=np.float64).reshape(h, w, -1)
+    arr = np.asarray(som, dtype=np.float64)
+    if arr.ndim != 3:
+        raise ValueError(
+            f"expected a fitted SOM or weights of shape (rows, cols, d), got shape {arr.shape}"
+        )
+    return arr
+
+
+def umatrix(som: Any) -> np.ndarray:
+    """Unified distance matrix ``(rows, cols)``: mean Euclidean distance of every unit to its
+    4-connected grid neighbours (large values mark cluster borders)."""
+    W = _weights(som)
+    h, w, _ = W.shape
+    total = np.zeros((h, w))
+    count = np.zeros((h, w))
+    dv = np.linalg.norm(W[1:] - W[:-1], axis=-1)  # (h-1, w) vertical neighbours
+    dh = np.linalg.norm(W[:, 1:] - W[:, :-1], axis=-1)  # (h, w-1)
+    total[1:] += dv
+    total[:-1] += dv
+    count[1:] += 1
+    count[:-1] += 1
+    total[:, 1:] += dh
+    total[:, :-1] += dh
+    count[:, 1:] += 1
+    count[:, :-1] += 1
+    return total / np.maximum(count, 1)
+
+
+def hit_map(som: Any, X: Any) -> np.ndarray:
+    """Number of samples of ``X`` whose best matching unit is each unit ``(rows, cols)``."""
+    h, w = som.grid_shape
+    idx = np.asarray(som.predict(X))
+    return np.bincount(idx, minlength=h * w).reshape(h, w)
+
+
+def component_planes(som: Any) -> np.ndarray:
+    """The value of every feature on the grid ``(d, rows, cols)``."""
+    return np.moveaxis(_weights(som), -1, 0).copy()
+
+
+def _plt():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("SOM plots need matplotlib: pip install lvq[plot]") from exc
+    return plt
+
+
+def plot_umatrix(som: Any, ax: Any = None, cmap: str = "bone_r") -> Any:
+    """Draw the U-matrix; returns the matplotlib ``Axes``."""
+    plt = _plt()
+    ax = ax or plt.subplots(figsize=(4, 4))[1]
+    im = ax.imshow(umatrix(som), cmap=cmap)
+    ax.figure.colorbar(im, ax=ax, shrink=0.8)
+    ax.set_title("U-matrix")
+    return ax
+
+
+def plot_hit_map(som: Any, X: Any, ax: Any = None, cmap: str = "Blues") -> Any:
+    """Draw the hit map of ``X`` with the counts written in the cells; returns the ``Axes``."""
+    plt = _plt()
+    hits = hit_map(som, X)
+    ax = ax or plt.subplots(figsize=(4, 4))[1]
+    ax.imshow(hits, cmap=cmap)
+    for (r, c), v in np.ndenumerate(hits):
+        ax.text(c, r, str(v), ha="center", va="center", fontsize=8)
+    ax.set_title("hit map")
+    return ax
+
+
+def plot_component_planes(
+    som: Any, feature_names: list[str] | None = None, cmap: str = "viridis"
+) -> Any:
+    """One panel per feature; returns the ``Figure``."""
+    plt = _plt()
+    planes = component_planes(som)
+    d = planes.shape[0]
+    cols = min(d, 4)
+    rows = -(-d // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
+    for j, ax in enumerate(axes.flat):
+        if j >= d:
+            ax.axis("off")
+            continue
+        im = ax.imshow(planes[j], cmap=cmap)
+        ax.set_title(feature_names[j] if feature_names else f"feature {j}")
+        fig.colorbar(im, ax=ax, shrink=0.7)
+    return fig

@@ -1,0 +1,156 @@
+"""Family P (fuzzy / possibilistic c-means) and family Q clusterers: behaviour and numbers."""
+
+import lvq
+import lvq.models.clustering as Q
+import lvq.models.fuzzy as P
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [5.0, 5.0], [0.0, 5.0]])
+    X = np.concatenate([c + 0.7 * rng.normal(size=(40, 2)) for c in centres])
+    return X, np.repeat(np.arange(3), 40)
+
+
+PLAIN = ["FCM", "PCM", "FPCM", "PFCM", "AFCM", "HCM", "IPCM", "IPCM2"]
+KERNEL = ["K" + n for n in PLAIN if n != "HCM"]
+
+
+@pytest.mark.parametrize("name", PLAIN + KERNEL)
+def test_every_model_recovers_separated_clusters(name, blobs):
+    X, y = blobs
+    kw = {"sigma": 3.0} if name.startswith("K") else {}
+    m = getattr(P, name)(n_clusters=3, device="cpu", **kw).fit(X)
+    assert adjusted_rand_score(y, m.predict(X)) >= 0.95
+    np.testing.assert_allclose(m.predict_proba(X).sum(1), 1.0, atol=1e-6)
+    assert m.centroids_.shape == (3, 2)
+    np.testing.assert_array_equal(m.final_centroids(), m.centroids_)
+    assert m.get_objective_history().shape == (m.n_iter_,)
+
+
+def test_fcm_memberships_follow_the_formula_and_objective_decreases(blobs):
+    X, _ = blobs
+    m = P.FCM(n_clusters=3, fuzzifier=2.5, device="cpu", epsilon=0.0, max_iter=15).fit(X)
+    V = m.centroids_.astype(np.float64)
+    D = ((X[:, None, :] - V[None]) ** 2).sum(-1)
+    expo = 1.0 / (2.5 - 1.0)
+    U = 1.0 / ((D[:, :, None] / D[:, None, :]) ** expo).sum(2)
+    np.testing.assert_allclose(m.predict_proba(X), U, rtol=1e-3, atol=1e-5)
+    h = np.array(m.objective_history_)
+    assert np.all(np.diff(h) <= 1e-4 * np.abs(h[:-1]))
+    # centroids are the u^m weighted means of the training memberships
+    W = m.U_.astype(np.float64) ** 2.5
+    np.testing.assert_allclose((W.T @ X) / W.sum(0)[:, None], V, atol=1e-3)
+
+
+def test_fpcm_typicality_columns_sum_to_one(blobs):
+    X, _ = blobs
+    for cls in (P.FPCM, P.KFPCM):
+        m = cls(n_clusters=3, device="cpu", **({"sigma": 3.0} if cls is P.KFPCM else {})).fit(X)
+        np.testing.assert_allclose(m.T_.sum(0), 1.0, atol=1e-4)
+        np.testing.assert_allclose(m.U_.sum(1), 1.0, atol=1e-5)
+        # scoring the training data again reproduces the training typicalities
+        np.testing.assert_allclose(m.typicality(X), m.T_, rtol=1e-4, atol=1e-7)
+
+
+def test_possibilistic_typicalities_are_independent_per_cluster(blobs):
+    X, _ = blobs
+    m = P.PCM(n_clusters=3, device="cpu").fit(X)
+    T = m.typicality(X)
+    assert (T > 0).all() and (T <= 1).all()
+    assert not np.allclose(T.sum(1), 1.0)  # not a partition
+    assert m.gamma_.shape == (3,) and (m.gamma_ > 0).all()
+    far = np.array([[100.0, 100.0]])
+    assert m.typicality(far).max() < 1e-2  # an outlier is typical of no cluster
+    with pytest.raises(AttributeError):
+        P.FCM(n_clusters=3, device="cpu").fit(X).typicality(X)
+
+
+def test_init_methods_initial_centroids_resume(blobs):
+    X, y = blobs
+    for init in ("random", "fcm", "kfcm"):
+        m = P.PFCM(n_clusters=3, init_method=init, device="cpu")
+        assert adjusted_rand_score(y, m.fit(X).predict(X)) >= 0.95
+    with pytest.raises(ValueError, match="init_method"):
+        P.FCM(n_clusters=3, init_method="kmeans").fit(X)
+    start = np.array([[0.0, 0.0], [5.0, 5.0], [0.0, 5.0]])
+    m = P.FCM(n_clusters=3, device="cpu").fit(X, initial_centroids=start)
+    assert np.abs(m.centroids_ - start).max() < 0.5
+    with pytest.raises(ValueError, match="rows"):
+        P.FCM(n_clusters=3, device="cpu").fit(X, initial_centroids=start[:2])
+    n0 = m.n_iter_
+    m.fit(X, resume=True)
+    assert m.n_iter_ <= n0  # already converged: resuming stops quickly
+
+
+def test_callbacks_and_patience_stop_training(blobs):
+    X, _ = blobs
+    seen = []
+
+    class Stop(lvq.Callback):
+        def on_iteration_end(self, model, info):
+            seen.append(info["objective"])
+            return info["iteration"] >= 2
+
+    m = P.FCM(n_clusters=3, callbacks=[Stop()], epsilon=0.0, device="cpu").fit(X)
+    assert m.n_iter_ == 2 and len(seen) == 2
+    m = P.FCM(n_clusters=3, epsilon=0.0, patience=1, max_iter=500, device="cpu").fit(X)
+    assert m.n_iter_ < 500
+    b = P.FCM(n_clusters=3, epsilon=0.0, max_iter=8, restore_best=True, device="cpu").fit(X)
+    assert b.n_iter_ == 8
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"n_clusters": 1},
+        {"fuzzifier": 1.0},
+        {"epsilon": -1.0},
+        {"patience": 0},
+        {"callbacks": "x"},
+    ],
+)
+def test_parameter_validation(bad, blobs):
+    with pytest.raises((ValueError, TypeError)):
+        P.FCM(**{"n_clusters": 3, **bad}).fit(blobs[0])
+    with pytest.raises(ValueError, match="eta"):
+        P.FPCM(n_clusters=3, eta=0.5).fit(blobs[0])
+    with pytest.raises(ValueError, match="sigma"):
+        P.KFCM(n_clusters=3, sigma=0.0).fit(blobs[0])
+
+
+def test_kmeans_matches_scikit_learn(blobs):
+    from sklearn.cluster import KMeans
+
+    X, y = blobs
+    ours = Q.Kmeans(n_clusters=3, random_seed=0, device="cpu").fit(X)
+    ref = KMeans(n_clusters=3, n_init=1, random_state=0).fit(X)
+    assert ours.inertia_ == pytest.approx(ref.inertia_, rel=1e-4)
+    assert adjusted_rand_score(ref.labels_, ours.predict(X)) == 1.0
+    assert ours.score(X) == pytest.approx(-ref.inertia_ / len(X), rel=1e-4)
+    np.testing.assert_array_equal(ours.labels_, ours.predict(X))
+
+
+def test_bgpc_alpha_grades_between_probabilistic_and_possibilistic(blobs):
+    X, y = blobs
+    prob = Q.BGPC(n_clusters=3, alpha_init=1.0, random_seed=0, device="cpu").fit(X)
+    np.testing.assert_allclose(prob.U_.sum(1), 1.0, atol=1e-5)
+    poss = Q.BGPC(n_clusters=3, alpha_init=0.0, random_seed=0, device="cpu").fit(X)
+    assert poss.U_.max() <= 1.0 + 1e-6 and not np.allclose(poss.U_.sum(1), 1.0)
+    for m in (prob, poss):
+        assert adjusted_rand_score(y, m.predict(X)) >= 0.95
+    with pytest.raises(ValueError, match="alpha_init"):
+        Q.BGPC(alpha_init=2.0).fit(X)
+
+
+def test_simple_som_orders_a_line(blobs):
+    X = np.linspace(0, 1, 60)[:, None]
+    m = Q.SOM(grid_size=4, max_iter=2000, random_seed=0, device="cpu").fit(X)
+    assert m.weights_.shape == (4, 4, 1)
+    assert m.bmu_coordinates(X).shape == (60, 2)
+    assert m.loss_history_[-1] < m.loss_history_[0]
+    assert -m.score(X) < 0.01

@@ -1,0 +1,134 @@
+"""Family O: neural gas, growing neural gas, SOMs (with grid utilities), Riemannian NG."""
+
+import lvq.models.topology as O
+import numpy as np
+import pytest
+import torch
+from lvq import manifolds, som_utils
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [3.0, 3.0], [0.0, 3.0]])
+    return np.concatenate([c + 0.4 * rng.normal(size=(40, 2)) for c in centres])
+
+
+def test_heskes_energy_is_monotone_at_fixed_sigma(blobs):
+    for cls in (O.HeskesSOM,):
+        m = cls(grid_height=3, grid_width=4, sigma_init=1.0, sigma_final=1.0, max_iter=25,
+                epsilon=0.0, device="cpu").fit(blobs)  # fmt: skip
+        h = np.array(m.loss_history_)
+        assert len(h) >= 3 and np.all(np.diff(h) <= 1e-6 * h[:-1])
+        assert h[-1] < h[0]
+
+
+def test_heskes_bmu_minimises_the_neighbourhood_weighted_sum(blobs):
+    m = O.HeskesSOM(grid_height=3, grid_width=3, sigma_final=0.8, max_iter=10, device="cpu")
+    m.fit(blobs)
+    W = m.prototypes_.astype(np.float64)
+    D = ((blobs[:, None] - W[None]) ** 2).sum(-1)
+    g = np.array([(r, c) for r in range(3) for c in range(3)], dtype=float)
+    H = np.exp(-((g[:, None] - g[None]) ** 2).sum(-1) / (2 * 0.8**2))
+    np.testing.assert_array_equal(m.predict(blobs), (D @ H).argmin(1))
+
+
+def test_neural_gas_quantizes_well_and_energy_falls(blobs):
+    m = O.NeuralGas(n_prototypes=3, max_iter=40, device="cpu").fit(blobs)
+    assert m.loss_history_[-1] < 0.2 * m.loss_history_[0]
+    assert -m.score(blobs) < 0.5
+    mb = O.NeuralGas(n_prototypes=3, max_iter=20, batch_size=16, device="cpu").fit(blobs)
+    assert -mb.score(blobs) < 0.6
+    dk = O.DKNeuralGas(n_prototypes=3, kernel_sigma=2.0, max_iter=40, device="cpu").fit(blobs)
+    D = dk.transform(blobs)
+    assert (D >= 0).all() and (D <= 2).all()
+    assert -dk.score(blobs) < 0.5
+
+
+def test_kohonen_som_topology_on_a_line():
+    X = np.linspace(0, 1, 80)[:, None]
+    m = O.KohonenSOM(grid_height=1, grid_width=6, max_iter=60, device="cpu").fit(X)
+    w = m.prototypes_[:, 0]
+    d = np.diff(w)
+    assert (d > 0).all() or (d < 0).all()  # neighbours on the grid are neighbours in data
+    assert m.bmu_coordinates(X).shape == (80, 2)
+    assert m.weights_.shape == (1, 6, 1)
+
+
+def test_growing_neural_gas_graph(blobs):
+    m = O.GrowingNeuralGas(max_nodes=10, max_iter=15, insert_interval=20, max_age=30,
+                           device="cpu").fit(blobs)  # fmt: skip
+    P = m.prototypes_.shape[0]
+    assert 2 < P <= 10
+    E = m.edges_
+    assert E.shape == (P, P) and (E == E.T).all() and not E.diagonal().any()
+    assert E.any(1).all()  # no isolated node survives
+    assert -m.score(blobs) < 0.3
+    # edges never connect the far-apart blobs' interiors densely: the graph has few edges
+    assert E.sum() // 2 <= 3 * P
+
+
+def test_som_grid_utilities_as_data():
+    W = np.zeros((2, 3, 2))
+    W[:, :, 0] = np.arange(3)[None, :]
+    U = som_utils.umatrix(W)
+    assert U.shape == (2, 3)
+    # corner (0,0): neighbours (1,0) at 0 and (0,1) at 1 -> mean 0.5; centre top (0,1): 1,1,0
+    assert U[0, 0] == pytest.approx(0.5) and U[0, 1] == pytest.approx(2 / 3)
+    planes = som_utils.component_planes(W)
+    assert planes.shape == (2, 2, 3)
+    np.testing.assert_array_equal(planes[0], W[:, :, 0])
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    m = O.KohonenSOM(grid_height=2, grid_width=3, max_iter=5, device="cpu").fit(X)
+    hits = som_utils.hit_map(m, X)
+    assert hits.shape == (2, 3) and hits.sum() == 50
+    assert som_utils.umatrix(m).shape == (2, 3)
+    with pytest.raises(ValueError, match="rows, cols, d"):
+        som_utils.umatrix(np.zeros((3, 3)))
+
+
+def test_som_plots():
+    pytest.importorskip("matplotlib", reason="plots need the lvq[plot] extra")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    m = O.KohonenSOM(grid_height=2, grid_width=2, max_iter=3, device="cpu").fit(X)
+    assert som_utils.plot_umatrix(m).get_title() == "U-matrix"
+    assert som_utils.plot_hit_map(m, X).get_title() == "hit map"
+    fig = som_utils.plot_component_planes(m, ["a", "b", "c"])
+    assert len(fig.axes) >= 3
+
+
+@pytest.mark.parametrize("spec", ["spd:2", "so:3", "grassmann:4:2", "poincare:2"])
+def test_riemannian_neural_gas_keeps_prototypes_on_the_manifold(spec, tmp_path):
+    mf = manifolds.get_manifold(spec)
+    g = torch.Generator().manual_seed(0)
+    centres = mf.random_point(2, g, dtype=torch.float64)
+    pts = []
+    for c in centres:
+        for _ in range(15):
+            v = mf.log(c, mf.random_point(1, g, dtype=torch.float64)[0])
+            pts.append(mf.exp(c, 0.1 * v / mf.norm(c, v).clamp_min(1e-9)))
+    X = mf.flatten(torch.stack(pts)).numpy()
+    m = O.RiemannianNeuralGas(manifold=spec, n_prototypes=2, max_iter=15, device="cpu").fit(X)
+    W = mf.unflatten(torch.tensor(m.prototypes_, dtype=torch.float64))
+    assert bool(mf.belongs(W, atol=1e-4).all())
+    assert m.loss_history_[-1] < m.loss_history_[0]
+    assert m.transform(X).shape == (30, 2)
+    # the two groups end at different prototypes
+    pred = m.predict(X)
+    assert len(set(pred[:15])) == 1 and len(set(pred[15:])) == 1 and pred[0] != pred[-1]
+
+
+def test_riemannian_neural_gas_input_checks(tmp_path):
+    with pytest.raises(ValueError, match="needs a manifold"):
+        O.RiemannianNeuralGas().fit(np.eye(2).reshape(1, 4))
+    with pytest.raises(ValueError, match="not points"):
+        O.RiemannianNeuralGas(manifold="spd:2", n_prototypes=1).fit(-np.ones((3, 4)))
+    with pytest.raises(ValueError, match="flatten"):
+        O.RiemannianNeuralGas(manifold="spd:2", n_prototypes=1).fit(np.ones((3, 3)))
+    obj = O.RiemannianNeuralGas(manifold=manifolds.SPD(2), n_prototypes=1, max_iter=2)
+    obj.fit(np.tile(np.eye(2).reshape(1, 4), (3, 1)))
+    with pytest.raises(ValueError, match="not serialisable"):
+        obj.save(tmp_path / "m")
