@@ -117,7 +117,7 @@ def visualize_feature_evolution(
         ax.fill_between(steps, lo, hi, alpha=0.25, color=line.get_color(), linewidth=0)
     _phase_lines(ax, phases)
     ax.set_xlabel("global step")
-    ax.set_ylabel(name)
+    ax.set_ylabel(label if not isinstance(metric, str) else name)
     ax.set_title(f"{feature.name}: {name}")
     ax.legend(fontsize=8)
     _save(fig, save_path)

@@ -386,6 +386,6 @@ def run_purification(
             "median_cos_clean_adv": float(cos.median()),
             "fraction_above_0.707": float((cos > 1 / math.sqrt(2)).float().mean()),
         },
-        "curves": curves.rows,
+        "curves": [(0, table["init"]["clean_acc"], table["init"]["robust_acc"]), *curves.rows],
         "seconds": time.perf_counter() - t0,
     }
