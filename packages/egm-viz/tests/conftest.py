@@ -1,6 +1,7 @@
 import matplotlib
 import pytest
 import torch
+from egm_core import PyEGM
 from egmviz_helpers import blobs
 from fake_model import FakeEGM
 
@@ -29,5 +30,7 @@ def fake(data):
 
 
 @pytest.fixture
-def model(fake):
-    return fake
+def model(data):
+    """The real egm-core PyEGM, fitted on three blobs (3 growth iterations)."""
+    X, y = data
+    return PyEGM(num_iters=3, num_points=30, path_steps=3, random_state=0).fit(X, y)

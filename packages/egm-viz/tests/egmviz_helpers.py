@@ -58,6 +58,12 @@ def _equal(a, b):
         return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)):
         return len(a) == len(b) and all(_equal(x, z) for x, z in zip(a, b))
+    if isinstance(a, np.random.Generator):
+        return _equal(a.bit_generator.state, b.bit_generator.state)
+    if isinstance(a, torch.Generator):
+        return torch.equal(a.get_state(), b.get_state())
+    if hasattr(a, "__dict__") and type(a) is type(b) and not isinstance(a, type):
+        return _equal(vars(a), vars(b))
     try:
         return bool(a == b)
     except Exception:

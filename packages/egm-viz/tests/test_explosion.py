@@ -143,7 +143,7 @@ def test_tsne_projection_renders(model, tmp_path):
     pytest.importorskip("sklearn", reason="t-SNE needs the egm-viz[tsne] extra (scikit-learn)")
     path = tmp_path / "tsne.png"
     fig = egm_viz.visualize_explosion(
-        model, projection="tsne", n_samples=80, n_queries=1, path_steps=2, save_path=path, **SMALL
+        model, projection="tsne", n_samples=40, n_queries=1, path_steps=2, save_path=path, **SMALL
     )
     assert "t-SNE" in fig.axes[0].get_xlabel()
     assert non_background_fraction(load_rgb(path)) > 0.02
@@ -179,7 +179,9 @@ def test_model_unchanged_after_every_mode(model, tmp_path, data):
     X, y = data
     before = snapshot(model)
     pred = model.predict(X)
-    egm_viz.visualize_explosion(model, X, y, show_energy_vectors=True, save_path=tmp_path / "a.png")
+    egm_viz.visualize_explosion(
+        model, X, y, show_energy_vectors=True, save_path=tmp_path / "a.png", **SMALL
+    )
     egm_viz.visualize_explosion(model, save_path=tmp_path / "a.gif", path_steps=2, **SMALL)
     anim = egm_viz.visualize_explosion(model, X, classes=[model.classes_[0]], animate=True)
     anim.save(tmp_path / "b.gif", writer=PillowWriter(fps=2), dpi=30)

@@ -72,7 +72,8 @@ def plot_class_energy(
     2. synthetic points in the bank per growth iteration, stacked by class, with the session
        boundaries (``fit``, ``continue_fit``, ``partial_fit``) as dashed lines;
     3. the radius of each class per growth iteration (``history_``);
-    4. the energy of each class per growth iteration (``history_``).
+    4. the energy of each class per growth iteration (``history_``; a gap where the class
+       made no synthetic point in that iteration).
 
     Args:
         model: a fitted ``egm_core.PyEGM`` (or an object with the same fitted attributes).
@@ -133,8 +134,12 @@ def plot_class_energy(
     ax_grow.set_ylabel("synthetic points in the bank")
     ax_grow.set_title("growth per iteration, stacked by class", fontsize=10)
 
+    grown = history_matrix(view, "class_counts")
     for ax, key, label in ((ax_rad, "radius", "radius"), (ax_en, "energy", "energy")):
         values = history_matrix(view, key)
+        if key == "energy" and grown.shape == values.shape:
+            # a class that made no point in an iteration spent no energy: leave a gap
+            values = np.where(grown == 0, np.nan, values)
         t = np.arange(1, values.shape[0] + 1)
         if values.size and np.isfinite(values[:, chosen]).any():
             for c in chosen:
