@@ -1,0 +1,256 @@
+"""Per-quantity latent subspaces: the 0.1.0 independent solve and the partitioned solves."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+from . import util
+from ._stats import Moments, moments
+
+METHODS = ("independent", "whitened", "joint")
+
+
+def _fix_signs(rows: Tensor) -> Tensor:
+    """Flip each row so that its largest-magnitude entry is positive (deterministic signs)."""
+    idx = rows.abs().argmax(dim=-1, keepdim=True)
+    sign = torch.sign(torch.gather(rows, -1, idx))
+    return rows * torch.where(sign == 0, torch.ones_like(sign), sign)
+
+
+def _resolve_k(k, names: list[str]) -> dict[str, int]:
+    if isinstance(k, Mapping):
+        missing = [q for q in names if q not in k]
+        if missing:
+            raise ValueError(f"k has no entry for quantities {missing}; got keys {list(k)}")
+        ks = {q: k[q] for q in names}
+    else:
+        ks = dict.fromkeys(names, k)
+    for q, kq in ks.items():
+        if isinstance(kq, bool) or not isinstance(kq, int) or kq < 1:
+            raise ValueError(f"k for quantity {q!r} must be a positive int, got {kq!r}")
+    return ks
+
+
+def _check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not supported; expected one of {METHODS}")
+    return method
+
+
+def clamp_k(mom: Moments, k, method: str) -> dict[str, int]:
+    """Effective subspace sizes, with a warning for every reduction."""
+    names = mom.names
+    ks = _resolve_k(k, names)
+    D = mom.Szz.shape[0]
+    out: dict[str, int] = {}
+    for q in names:
+        P = mom.Szy[q].shape[1]
+        limit = min(D, P)
+        if ks[q] > limit:
+            warnings.warn(
+                f"k={ks[q]} for quantity {q!r} exceeds min(latent dim D={D}, target width "
+                f"P={P}) = {limit}; using k={limit}",
+                UserWarning,
+                stacklevel=4,
+            )
+        out[q] = min(ks[q], limit)
+        if out[q] > mom.n - 1:
+            warnings.warn(
+                f"k={out[q]} for quantity {q!r} but only {mom.n} samples: at most {mom.n - 1} "
+                "directions are determined by the data, the rest are arbitrary",
+                UserWarning,
+                stacklevel=4,
+            )
+    if method == "joint" and sum(out.values()) > D:
+        before = dict(out)
+        while sum(out.values()) > D:
+            biggest = max(out, key=lambda q: (out[q], -names.index(q)))
+            out[biggest] -= 1
+        if min(out.values()) < 1:
+            raise ValueError(
+                f"method='joint' needs at least one latent dimension per quantity: D={D} < "
+                f"{len(names)} quantities"
+            )
+        warnings.warn(
+            f"method='joint' needs sum(k) <= D={D} for mutually orthogonal subspaces; "
+            f"k reduced from {before} to {out}",
+            UserWarning,
+            stacklevel=4,
+        )
+    return out
+
+
+def _canonical(Q: Tensor, Szy: Tensor) -> Tensor:
+    """Rows spanning ``span(Q)`` ordered by covariance with the target, signs fixed."""
+    Ub = torch.linalg.svd(Q.mT @ Szy, full_matrices=True)[0]
+    return _fix_signs((Q @ Ub).mT.contiguous())
+
+
+def _inv_sqrt(Szz: Tensor, ridge: float) -> Tensor:
+    D = Szz.shape[0]
+    eye = torch.eye(D, dtype=Szz.dtype, device=Szz.device)
+    scale = torch.trace(Szz) / D
+    if scale <= 0:
+        scale = torch.ones((), dtype=Szz.dtype, device=Szz.device)
+    M = Szz + (float(ridge) * scale + torch.finfo(Szz.dtype).eps * scale) * eye
+    evals, evecs = torch.linalg.eigh(M)
+    return (evecs * evals.clamp_min(torch.finfo(Szz.dtype).tiny).rsqrt()) @ evecs.mT
+
+
+def _sym_inv_sqrt(M: Tensor) -> Tensor:
+    evals, evecs = torch.linalg.eigh(M)
+    return (evecs * evals.clamp_min(torch.finfo(M.dtype).tiny).rsqrt()) @ evecs.mT
+
+
+def _joint_greedy(mom: Moments, ks: dict[str, int], ridge: float) -> dict[str, Tensor]:
+    """Mutually orthogonal subspaces, one latent direction at a time.
+
+    At every step, for each quantity that still needs directions, find the latent direction
+    orthogonal to *all* directions accepted so far that most increases the explained fraction
+    of that quantity's variance (given its own accepted directions: a whitened, partialled
+    reduced-rank regression in the complement). Accept the best (quantity, direction) pair.
+    Without competition this is exactly the ``"whitened"`` solution; a direction two quantities
+    want goes to the one whose R^2 gains most from it, and the other gets the next best
+    direction. Deterministic, well defined even when quantities share directions exactly.
+    """
+    Szz = mom.Szz
+    D = Szz.shape[0]
+    eye = torch.eye(D, dtype=Szz.dtype, device=Szz.device)
+    lam = float(ridge) * torch.trace(Szz) / D + torch.finfo(Szz.dtype).eps * torch.trace(Szz)
+    remaining = dict(ks)
+    chosen: dict[str, list[Tensor]] = {q: [] for q in mom.names}
+    accepted = torch.zeros(D, 0, dtype=Szz.dtype, device=Szz.device)
+    while any(remaining.values()):
+        m = accepted.shape[1]
+        N = eye if m == 0 else torch.linalg.qr(accepted, mode="complete").Q[:, m:]
+        Cxx = N.mT @ Szz @ N
+        best = None
+        for q in mom.names:
+            if not remaining[q]:
+                continue
+            Cxy = N.mT @ mom.Szy[q]
+            Rxx, Rxy = Cxx, Cxy
+            if chosen[q]:
+                Bq = torch.stack(chosen[q])  # (j, D)
+                Css_inv = torch.linalg.pinv(Bq @ Szz @ Bq.mT, hermitian=True)
+                Cxs = N.mT @ Szz @ Bq.mT
+                Rxx = Cxx - Cxs @ Css_inv @ Cxs.mT
+                Rxy = Cxy - Cxs @ Css_inv @ (Bq @ mom.Szy[q])
+            Rxx = 0.5 * (Rxx + Rxx.mT) + lam * torch.eye(D - m, dtype=Szz.dtype, device=Szz.device)
+            Rih = _sym_inv_sqrt(Rxx)
+            U, S, _ = torch.linalg.svd(Rih @ Rxy, full_matrices=False)
+            gain = float(S[0] ** 2 / mom.syy[q].clamp_min(torch.finfo(Szz.dtype).tiny))
+            if best is None or gain > best[0] + 1e-12:
+                d = N @ (Rih @ U[:, 0])
+                best = (gain, q, d / d.norm().clamp_min(torch.finfo(Szz.dtype).tiny))
+        _, q, d = best
+        d = d - accepted @ (accepted.mT @ d)  # re-orthogonalise against rounding
+        d = d / d.norm()
+        chosen[q].append(d)
+        accepted = torch.cat([accepted, d.unsqueeze(1)], dim=1)
+        remaining[q] -= 1
+    return {q: _canonical(torch.stack(chosen[q]).mT, mom.Szy[q]) for q in mom.names}
+
+
+def bases_from_moments(
+    mom: Moments, k, method: str = "independent", ridge: float = 1e-3
+) -> dict[str, Tensor]:
+    """Orthonormal-row bases ``W[q] (k_q, D)`` in the latents' dtype and device.
+
+    * ``"independent"`` (0.1.0): top left singular vectors of ``Z_c^T Y_c``, per quantity,
+      through ``spacelearn.util.left`` (follows ``config.solver_mode``).
+    * ``"whitened"``: per quantity, the least-squares optimal rank-``k`` subspace (reduced-rank
+      regression in the whitened latent metric ``(Z_c^T Z_c + ridge)^{-1/2}``), orthonormalised.
+    * ``"joint"``: mutually orthogonal subspaces built greedily, one direction at a time, each
+      step giving the quantity whose explained variance fraction gains most its best direction
+      orthogonal to everything accepted (see :func:`_joint_greedy`); each block is then ordered
+      by covariance with its own target.
+    """
+    method = _check_method(method)
+    if ridge < 0:
+        raise ValueError(f"ridge must be >= 0, got {ridge!r}")
+    ks = clamp_k(mom, k, method)
+    dtype = mom.dtype
+    if method == "independent":
+        W = {}
+        for q in mom.names:
+            U, _ = util.left(mom.Szy[q].to(dtype), rank=ks[q])
+            W[q] = _fix_signs(torch.linalg.qr(U).Q.mT.contiguous())
+        return W
+    if method == "joint" and len(mom.names) > 1:
+        return {q: w.to(dtype) for q, w in _joint_greedy(mom, ks, ridge).items()}
+    Mih = _inv_sqrt(mom.Szz, ridge)
+    W = {}
+    for q in mom.names:
+        U, _ = util.left((Mih @ mom.Szy[q]).to(dtype), rank=ks[q])
+        Q = torch.linalg.qr(Mih @ U.to(torch.float64)).Q
+        W[q] = _canonical(Q, mom.Szy[q])
+    return {q: w.to(dtype) for q, w in W.items()}
+
+
+def decoders_from_moments(mom: Moments, W: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Least-squares decoders ``A[q] = (W Szz W^T)^+ W Szy[q]`` of shape ``(k_q, P_q)``."""
+    out = {}
+    for q, w in W.items():
+        w64 = w.to(device=mom.Szz.device, dtype=torch.float64)
+        gram = w64 @ mom.Szz @ w64.mT
+        out[q] = (torch.linalg.pinv(gram, hermitian=True) @ (w64 @ mom.Szy[q])).to(w.dtype)
+    return out
+
+
+def principal_directions(
+    z: Tensor, pooled_targets: dict[str, Tensor]
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """Top covariance pair of each quantity (rank-1 PLS-SVD of ``z_c^T y_c``).
+
+    Args:
+        z: latents ``(B, D)``.
+        pooled_targets: ``{name: (B, P) or (B, ...)}`` (flattened to ``(B, P)``).
+
+    Returns:
+        ``{name: (w, v)}``: latent direction ``w (D,)`` and target direction ``v (P,)``, unit
+        length, detached, with the sign fixed so that ``w``'s largest entry is positive.
+    """
+    mom = moments(z, pooled_targets)
+    out = {}
+    for q in mom.names:
+        U, _, Vh = util.full(mom.Szy[q].to(mom.dtype), rank=1)
+        w, v = U[:, 0], Vh[0]
+        sign = torch.sign(w[w.abs().argmax()])
+        sign = sign if sign != 0 else torch.ones_like(sign)
+        w, v = w * sign, v * sign
+        out[q] = ((w / (w.norm() + 1e-8)).detach(), (v / (v.norm() + 1e-8)).detach())
+    return out
+
+
+def subspaces(
+    Z: Tensor,
+    pooled_global: dict[str, Tensor],
+    k: int | dict[str, int],
+    *,
+    method: str = "independent",
+    ridge: float = 1e-3,
+) -> dict[str, Tensor]:
+    """Orthonormal bases ``W[q] (k_q, D)`` of each quantity's latent subspace (detached).
+
+    Args:
+        Z: latents ``(B, D)``.
+        pooled_global: ``{name: (B, P) or (B, ...)}``.
+        k: subspace size, an int for all quantities or ``{name: int}``.
+        method: ``"independent"`` (0.1.0 behaviour: subspaces may share directions),
+            ``"whitened"`` (least-squares optimal per quantity) or ``"joint"`` (recommended:
+            mutually orthogonal subspaces). See :func:`spacelearn.solve_subspaces`.
+        ridge: relative ridge of the whitening metric (``"whitened"`` / ``"joint"``).
+
+    Warns:
+        UserWarning: whenever a ``k`` is reduced (``k > min(D, P)``, or ``sum(k) > D`` with
+            ``"joint"``) or exceeds what ``B - 1`` samples determine.
+    """
+    return bases_from_moments(moments(Z, pooled_global), k, method, ridge)
+
+
+__all__ = ["principal_directions", "subspaces"]

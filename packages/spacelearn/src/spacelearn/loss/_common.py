@@ -1,0 +1,42 @@
+"""Shared helpers of the losses (hot path: light checks only)."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor
+
+
+def centred(Z: Tensor) -> Tensor:
+    if not isinstance(Z, Tensor) or Z.ndim != 2:
+        shape = tuple(Z.shape) if isinstance(Z, Tensor) else type(Z).__name__
+        raise ValueError(f"Z must be a (B, D) tensor, got {shape}")
+    return Z - Z.mean(0, keepdim=True)
+
+
+def flat(y: Tensor, like: Tensor) -> Tensor:
+    y = torch.as_tensor(y)
+    y = y.reshape(-1, 1) if y.ndim == 1 else y.flatten(1)
+    return y.to(device=like.device, dtype=like.dtype)
+
+
+def basis(w: Tensor, like: Tensor) -> Tensor:
+    return torch.as_tensor(w).to(device=like.device, dtype=like.dtype)
+
+
+def zero_like_graph(Z: Tensor) -> Tensor:
+    """A 0-dim zero that stays connected to ``Z``'s graph (``backward()`` works)."""
+    return (Z * 0).sum()
+
+
+def warn_small_batch(Z: Tensor, what: str) -> bool:
+    if Z.shape[0] < 2:
+        warnings.warn(
+            f"{what} needs a batch of at least 2 samples (statistics are centred over the "
+            f"batch); got B={Z.shape[0]}, returning 0",
+            UserWarning,
+            stacklevel=3,
+        )
+        return True
+    return False

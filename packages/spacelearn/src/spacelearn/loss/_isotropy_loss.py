@@ -1,0 +1,63 @@
+"""Isotropy: keep the latent residual outside all subspaces well conditioned."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor
+
+from .. import util
+from ._common import basis, centred, zero_like_graph
+
+
+def _span_projector(W_all: Tensor) -> Tensor:
+    """``W^T (W W^T + eps)^{-1} W``: the projector onto the rows' span, also for rows that are
+    not mutually orthonormal (gradient-safe: a linear solve, no eigendecomposition)."""
+    G = W_all @ W_all.mT
+    K = G.shape[0]
+    eps = 1e-6 * (torch.trace(G).detach() / K + torch.finfo(G.dtype).tiny)
+    G = G + eps * torch.eye(K, dtype=G.dtype, device=G.device)
+    return W_all.mT @ torch.linalg.solve(G, W_all)
+
+
+def isotropy_loss(Z: Tensor, W: dict[str, Tensor], n_dir: int = 32) -> Tensor:
+    """Squared coefficient of variation of the leading singular values of the residual.
+
+    ``R = Z_c (I - P)`` with ``P`` the projector onto the span of all subspaces; the loss is
+    ``mean((s / mean(s) - 1)^2)`` over the ``n`` leading singular values of ``R``, where ``n =
+    min(n_dir, min(B - 1, D - rank(W)))``: only directions ``R`` can actually use, so the loss
+    reaches 0 for an isotropic residual (0.1.0 counted the projected-out zeros and had a floor).
+
+    Warns:
+        UserWarning: when ``n_dir`` is reduced to the residual dimension.
+    """
+    if isinstance(n_dir, bool) or not isinstance(n_dir, int) or n_dir < 1:
+        raise ValueError(f"n_dir must be a positive int, got {n_dir!r}")
+    Zc = centred(Z)
+    B, D = Zc.shape
+    if W:
+        W_all = torch.cat([basis(w, Zc) for w in W.values()], dim=0)
+        with torch.no_grad():
+            used = int(torch.linalg.matrix_rank(W_all.detach().to(torch.float64)))
+        R = Zc - Zc @ _span_projector(W_all)
+    else:
+        used = 0
+        R = Zc
+    available = min(B - 1, D - used)
+    if available < 1:
+        return zero_like_graph(Z)
+    n = min(n_dir, available)
+    if n < n_dir:
+        warnings.warn(
+            f"isotropy_loss: n_dir={n_dir} exceeds the residual dimension min(B-1={B - 1}, "
+            f"D-rank(W)={D - used}); using the {n} leading singular values",
+            UserWarning,
+            stacklevel=2,
+        )
+    s = util.singular_values(R, rank=n)[:n]
+    s_n = s / (s.mean() + 1e-8)
+    return torch.mean((s_n - 1.0) ** 2)
+
+
+__all__ = ["isotropy_loss"]

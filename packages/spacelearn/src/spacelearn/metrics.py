@@ -1,0 +1,76 @@
+"""How partitioned and how decodable a set of subspaces is."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+from ._find_subspaces import decoders_from_moments
+from ._stats import as_latent, flat_target, moments
+from .optim._subspace_change import principal_cosines
+
+
+def max_principal_cosine(W: Mapping[str, Tensor]) -> float:
+    """Largest principal-angle cosine between the subspaces of two *different* quantities.
+
+    1.0: two quantities share a latent direction; 0.0: all subspaces are mutually orthogonal.
+    """
+    names = list(W)
+    best = 0.0
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            best = max(best, float(principal_cosines(W[a], W[b]).max()))
+    return best
+
+
+def decoding_r2(
+    W: Mapping[str, Tensor],
+    Z_fit: Tensor,
+    Y_fit: Mapping[str, Tensor],
+    Z_eval: Tensor,
+    Y_eval: Mapping[str, Tensor],
+) -> dict[str, dict[str, float]]:
+    """Held-out R^2 of decoding each quantity linearly from each subspace.
+
+    Decoders (and the means) are fitted on ``(Z_fit, Y_fit)``; R^2 = 1 - SSE / SST is measured
+    on ``(Z_eval, Y_eval)`` over all target entries.
+
+    Returns:
+        ``r2[q][p]``: quantity ``q`` decoded from subspace ``p``. ``r2[q][q]`` is the own-subspace
+        score, the others are cross scores.
+    """
+    mom = moments(Z_fit, Y_fit)
+    Ze = as_latent(Z_eval, name="Z_eval", device=mom.device).to(torch.float64)
+    centred = Ze - mom.mean_z
+    out: dict[str, dict[str, float]] = {}
+    for q in Y_fit:
+        ye = flat_target(
+            Y_eval[q], name=q, n_rows=Ze.shape[0], device=Ze.device, dtype=torch.float64
+        )
+        sst = (ye - ye.mean(0)).pow(2).sum()
+        row = {}
+        for p, w in W.items():
+            w64 = w.to(device=Ze.device, dtype=torch.float64)
+            A = decoders_from_moments(_single(mom, q), {q: w64})[q]
+            pred = centred @ w64.mT @ A + mom.mean_y[q]
+            row[p] = float(1.0 - (pred - ye).pow(2).sum() / sst.clamp_min(1e-300))
+        out[q] = row
+    return out
+
+
+class _single:
+    """View of a :class:`Moments` restricted to one quantity (duck-typed for the decoders)."""
+
+    def __init__(self, mom, q: str) -> None:
+        self.Szz = mom.Szz
+        self.Szy = {q: mom.Szy[q]}
+
+
+def mean_own_r2(r2: Mapping[str, Mapping[str, float]]) -> float:
+    """Mean over quantities of the own-subspace score of :func:`decoding_r2`."""
+    return sum(r2[q][q] for q in r2) / max(len(r2), 1)
+
+
+__all__ = ["decoding_r2", "max_principal_cosine", "mean_own_r2"]

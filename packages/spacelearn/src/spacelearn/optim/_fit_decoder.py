@@ -1,0 +1,50 @@
+"""Least-squares decoders from subspace coordinates to targets."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .._stats import as_latent, flat_target
+
+
+def fit_decoders(
+    W: dict[str, Tensor],
+    Z: Tensor,
+    pooled_global: dict[str, Tensor],
+    *,
+    ridge: float = 0.0,
+) -> dict[str, Tensor]:
+    """Decoders ``A[q] (k_q, P_q)`` minimising ``||Z_c W_q^T A - Y_c||^2`` (detached).
+
+    Args:
+        W: bases ``{q: (k_q, D)}``.
+        Z: latents ``(B, D)``.
+        pooled_global: targets ``{q: (B, P) or (B, ...)}``.
+        ridge: Tikhonov term relative to the mean coordinate variance (0: minimum-norm least
+            squares through the pseudo-inverse, which is rank-safe on every device, unlike
+            ``torch.linalg.lstsq`` on CUDA).
+    """
+    if ridge < 0:
+        raise ValueError(f"ridge must be >= 0, got {ridge!r}")
+    Zt = as_latent(Z)
+    Zc = Zt - Zt.mean(0)
+    out = {}
+    for q, w in W.items():
+        y = flat_target(
+            pooled_global[q], name=q, n_rows=Zt.shape[0], device=Zt.device, dtype=Zt.dtype
+        )
+        Yc = y - y.mean(0)
+        S = Zc @ w.detach().to(device=Zt.device, dtype=Zt.dtype).mT
+        if ridge > 0:
+            gram = S.mT @ S
+            k = gram.shape[0]
+            lam = ridge * (torch.trace(gram) / k).clamp_min(torch.finfo(gram.dtype).tiny)
+            eye = torch.eye(k, dtype=gram.dtype, device=gram.device)
+            out[q] = torch.linalg.solve(gram + lam * eye, S.mT @ Yc).detach()
+        else:
+            out[q] = (torch.linalg.pinv(S) @ Yc).detach()
+    return out
+
+
+__all__ = ["fit_decoders"]

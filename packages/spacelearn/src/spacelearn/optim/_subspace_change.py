@@ -1,0 +1,49 @@
+"""How much a subspace moved between two solves."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def principal_cosines(W_a: Tensor, W_b: Tensor) -> Tensor:
+    """Cosines of the principal angles between ``span(W_a)`` and ``span(W_b)``, descending.
+
+    ``W_a (k_a, D)``, ``W_b (k_b, D)``; rows need not be orthonormal (they are orthonormalised
+    first). Returns ``(min(k_a, k_b),)`` values in ``[0, 1]``: 1 = a shared direction, 0 =
+    orthogonal.
+    """
+    Qa = torch.linalg.qr(W_a.detach().mT.to(torch.float64)).Q
+    Qb = torch.linalg.qr(W_b.detach().to(Qa).mT).Q
+    return torch.linalg.svdvals(Qa.mT @ Qb).clamp(0.0, 1.0).to(W_a.dtype)
+
+
+def subspace_change(W_old: Tensor, W_new: Tensor) -> dict:
+    """Row-matching (0.1.0) and principal-angle comparison of two bases.
+
+    Returns a dict of tensors:
+        ``mean_cos_sim`` / ``mean_angle_deg`` / ``per_dir_cos (k_old,)`` /
+        ``similarity_matrix (k_old, k_new)``: the 0.1.0 row matching (each old row against its
+        best new row, ``|W_old W_new^T|``); it is *not* rotation invariant.
+        ``principal_cos (min(k),)`` / ``principal_angles_deg`` / ``max_principal_angle_deg``:
+        the rotation-invariant subspace distance (new in this release).
+    """
+    G = (W_old @ W_new.mT).abs().clamp(-1.0, 1.0)
+    per_dir = G.max(dim=1).values
+    angles = torch.rad2deg(torch.acos(per_dir))
+    angles = torch.where(angles < 1e-3, torch.zeros_like(angles), angles)
+    pcos = principal_cosines(W_old, W_new)
+    pang = torch.rad2deg(torch.acos(pcos))
+    pang = torch.where(pang < 1e-3, torch.zeros_like(pang), pang)
+    return {
+        "mean_cos_sim": per_dir.mean(),
+        "mean_angle_deg": angles.mean(),
+        "per_dir_cos": per_dir,
+        "similarity_matrix": G,
+        "principal_cos": pcos,
+        "principal_angles_deg": pang,
+        "max_principal_angle_deg": pang.max() if pang.numel() else torch.zeros(()),
+    }
+
+
+__all__ = ["principal_cosines", "subspace_change"]

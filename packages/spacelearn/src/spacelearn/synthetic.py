@@ -1,0 +1,84 @@
+"""Synthetic 2-D fields and derived quantities, for examples, tests and benchmarks."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from blockops import make_generator
+from torch import Tensor
+
+
+def _gaussian_kernel(sigma: float, dtype: torch.dtype) -> Tensor:
+    radius = max(int(3 * sigma), 1)
+    x = torch.arange(-radius, radius + 1, dtype=dtype)
+    g = torch.exp(-0.5 * (x / sigma) ** 2)
+    return g / g.sum()
+
+
+def blur(fields: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of ``(B, 1, H, W)`` fields (reflect padding)."""
+    g = _gaussian_kernel(sigma, fields.dtype).to(fields.device)
+    r = g.numel() // 2
+    x = F.pad(fields, (r, r, 0, 0), mode="reflect")
+    x = F.conv2d(x, g.view(1, 1, 1, -1))
+    x = F.pad(x, (0, 0, r, r), mode="reflect")
+    return F.conv2d(x, g.view(1, 1, -1, 1))
+
+
+def gradients(fields: Tensor) -> tuple[Tensor, Tensor]:
+    """Central-difference spatial gradients ``(d/dx, d/dy)`` of ``(B, 1, H, W)`` fields."""
+    gy, gx = torch.gradient(fields, dim=(2, 3))
+    return gx, gy
+
+
+def smooth_fields(
+    n: int,
+    size: int = 64,
+    *,
+    n_sources: int = 6,
+    width: tuple[float, float] = (0.06, 0.18),
+    noise: float = 0.0,
+    random_state=0,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Random smooth fields (sums of Gaussian sources) and four quantities derived from them.
+
+    Args:
+        n: number of fields.
+        size: side of the square grid.
+        n_sources: Gaussian sources per field (random position, width, signed amplitude).
+        width: range of source widths as a fraction of ``size``.
+        noise: standard deviation of white noise added to the returned *input* fields (the
+            quantities are computed from the clean field).
+        random_state: seed (int, None, numpy or torch generator; see ``blockops.make_generator``).
+
+    Returns:
+        ``(fields (n, 1, size, size), {"grad_x", "grad_y", "smooth", "energy"})``, every quantity
+        ``(n, 1, size, size)``: the two spatial gradients, the field blurred with ``sigma =
+        size / 16``, and the gradient energy ``|grad f|^2`` (nonlinear).
+    """
+    gen = make_generator(random_state)
+    coords = (torch.arange(size, dtype=dtype) + 0.5) / size
+    cx = torch.rand(n, n_sources, 1, 1, generator=gen, dtype=dtype)
+    cy = torch.rand(n, n_sources, 1, 1, generator=gen, dtype=dtype)
+    lo, hi = width
+    sig = lo + (hi - lo) * torch.rand(n, n_sources, 1, 1, generator=gen, dtype=dtype)
+    amp = torch.randn(n, n_sources, 1, 1, generator=gen, dtype=dtype)
+    dx = coords.view(1, 1, 1, -1) - cx
+    dy = coords.view(1, 1, -1, 1) - cy
+    clean = (amp * torch.exp(-(dx**2 + dy**2) / (2 * sig**2))).sum(1, keepdim=True)
+    gx, gy = gradients(clean)
+    gx, gy = gx * size, gy * size
+    quantities = {
+        "grad_x": gx,
+        "grad_y": gy,
+        "smooth": blur(clean, size / 16),
+        "energy": gx**2 + gy**2,
+    }
+    fields = clean
+    if noise > 0:
+        fields = clean + noise * torch.randn(clean.shape, generator=gen, dtype=dtype)
+    return fields, quantities
+
+
+__all__ = ["blur", "gradients", "smooth_fields"]

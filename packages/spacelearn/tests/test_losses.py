@@ -1,0 +1,175 @@
+import pytest
+import spacelearn as sl
+import torch
+from spacelearn.loss import alignment_loss, disentanglement_loss, isotropy_loss, stability_loss
+from spacelearn.loss._disentanglement_loss import disentanglement_loss_original
+
+
+def _problem(B=64, D=24, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    Z = torch.randn(B, D, generator=g, dtype=dtype)
+    Y = {
+        "a": Z[:, :3] @ torch.randn(3, 9, generator=g, dtype=dtype),
+        "b": (Z[:, 3:6] ** 2) @ torch.randn(3, 4, generator=g, dtype=dtype),
+        "c": torch.randn(B, 1, 4, 4, generator=g, dtype=dtype) + Z[:, :1, None, None],
+    }
+    return Z, Y
+
+
+LOSSES = {
+    "alignment": lambda Z, s, Y, Wp: alignment_loss(Z, s.W, s.A, Y),
+    "alignment_normalized": lambda Z, s, Y, Wp: alignment_loss(Z, s.W, s.A, Y, normalize=True),
+    "disentanglement": lambda Z, s, Y, Wp: disentanglement_loss(Z, s.W),
+    "isotropy": lambda Z, s, Y, Wp: isotropy_loss(Z, s.W, 8),
+    "isotropy_default_n_dir": lambda Z, s, Y, Wp: isotropy_loss(Z, s.W),
+    "stability": lambda Z, s, Y, Wp: stability_loss(s.W, Wp) + 0 * Z.sum(),
+    "combined": lambda Z, s, Y, Wp: sl.combined_loss(Z, s.W, s.A, Y, Wp),
+    "combined_partitioned": lambda Z, s, Y, Wp: sl.combined_loss(
+        Z, s.W, s.A, Y, Wp, weights=sl.PARTITIONED_WEIGHTS, normalize=True
+    ),
+}
+
+
+@pytest.mark.filterwarnings("ignore:isotropy_loss")
+@pytest.mark.parametrize("method", ["independent", "joint"])
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_backward_is_finite_in_every_solver_mode(solver_mode, method, loss):
+    Z, Y = _problem()
+    space = sl.solve_subspaces(Z, Y, k={"a": 3, "b": 3, "c": 4}, method=method)
+    W_prev = {q: -w for q, w in space.W.items()}
+    Zg = Z.clone().requires_grad_()
+    value = LOSSES[loss](Zg, space, Y, W_prev)
+    assert value.ndim == 0 and torch.isfinite(value)
+    value.backward()
+    assert Zg.grad is not None and torch.isfinite(Zg.grad).all()
+
+
+def test_isotropy_backward_finite_with_trainable_bases(solver_mode):
+    Z, Y = _problem()
+    W = {q: w.clone().requires_grad_() for q, w in sl.subspaces(Z, Y, 3).items()}
+    Zg = Z.clone().requires_grad_()
+    isotropy_loss(Zg, W, 8).backward()
+    assert torch.isfinite(Zg.grad).all()
+    assert all(torch.isfinite(w.grad).all() for w in W.values())
+
+
+def test_alignment_zero_for_a_perfect_linear_target():
+    Z, _ = _problem()
+    Y = {"a": Z[:, :3] @ torch.randn(3, 5)}
+    space = sl.solve_subspaces(Z, Y, k=3, method="whitened", ridge=0.0)
+    assert float(alignment_loss(Z, space.W, space.A, Y, normalize=True)) < 1e-8
+    # the 0.1.0 covariance solve is not least-squares optimal: the latent covariance tilts it
+    legacy = sl.solve_subspaces(Z, Y, k=3)
+    assert float(alignment_loss(Z, legacy.W, legacy.A, Y, normalize=True)) > 1e-3
+
+
+def test_alignment_normalized_is_one_minus_r2_and_scale_free():
+    Z, Y = _problem()
+    space = sl.solve_subspaces(Z, Y, k=3)
+    base = alignment_loss(Z, space.W, space.A, Y, normalize=True)
+    scaled = {q: 100 * v for q, v in Y.items()}
+    A = {q: 100 * a for q, a in space.A.items()}
+    torch.testing.assert_close(alignment_loss(Z, space.W, A, scaled, normalize=True), base)
+    r2 = sl.decoding_r2(space.W, Z, Y, Z, Y)
+    expected = sum(1 - r2[q][q] for q in Y) / len(Y)
+    assert float(base) == pytest.approx(expected, rel=1e-4)
+
+
+def test_alignment_follows_latent_dtype_and_ignores_extra_keys():
+    Z, Y = _problem(dtype=torch.float64)
+    space = sl.solve_subspaces(Z, Y, k=2)
+    W = {"a": space.W["a"].float()}
+    out = alignment_loss(Z, W, space.A, Y)
+    assert out.dtype == torch.float64
+
+
+def test_losses_take_no_device_argument():
+    Z, Y = _problem()
+    space = sl.solve_subspaces(Z, Y, k=2)
+    with pytest.raises(TypeError):
+        alignment_loss(Z, space.W, space.A, Y, device="cpu")
+    with pytest.raises(TypeError):
+        isotropy_loss(Z, space.W, device="cpu")
+
+
+def test_batch_of_one_warns_and_is_zero_not_nan():
+    Z, Y = _problem(B=1)
+    W = {"a": torch.eye(24)[:2], "b": torch.eye(24)[2:4]}
+    A = {"a": torch.randn(2, 9), "b": torch.randn(2, 4)}
+    with pytest.warns(UserWarning, match="B=1"):
+        d = disentanglement_loss(Z.requires_grad_(), W)
+    assert float(d.detach()) == 0.0
+    with pytest.warns(UserWarning, match="B=1"):
+        a = alignment_loss(Z, W, A, Y)
+    (a + d).backward()
+    assert torch.isfinite(Z.grad).all()
+
+
+def test_disentanglement_identical_is_one_and_independent_is_small():
+    g = torch.Generator().manual_seed(1)
+    Z = torch.randn(4000, 6, generator=g)
+    W1 = torch.eye(6)[:2]
+    assert float(disentanglement_loss(Z, {"a": W1, "b": W1})) == pytest.approx(1.0, abs=0.05)
+    assert float(disentanglement_loss(Z, {"a": W1, "b": torch.eye(6)[2:4]})) < 0.01
+    # B=64 in 0.1.0 gave 1.065 (Bessel mismatch); now exactly the correlation norm
+    Zs = Z[:64]
+    Zs = (Zs - Zs.mean(0)) / Zs.std(0, unbiased=False)
+    Zs = Zs @ torch.linalg.cholesky(torch.linalg.inv(Zs.mT @ Zs / 64)).mT.contiguous()
+    val = disentanglement_loss(Zs, {"a": W1, "b": W1})
+    assert float(val) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_disentanglement_original_kept_and_quiet(capsys):
+    Z = torch.randn(50, 6)
+    with pytest.warns(DeprecationWarning):
+        val = disentanglement_loss_original(Z, {"a": torch.eye(6)[:2], "b": torch.eye(6)[:2]})
+    assert torch.isfinite(val)
+    assert capsys.readouterr().out == ""
+
+
+def test_isotropy_has_no_floor_on_isotropic_residual():
+    g = torch.Generator().manual_seed(0)
+    Z = torch.randn(20000, 16, generator=g, dtype=torch.float64)
+    W = {"a": torch.eye(16, dtype=torch.float64)[:4], "b": torch.eye(16, dtype=torch.float64)[4:8]}
+    with pytest.warns(UserWarning, match="n_dir=32"):
+        val = isotropy_loss(Z, W, 32)  # 0.1.0: 1.009 (zeros counted)
+    assert float(val) < 0.01
+
+
+def test_isotropy_projector_valid_for_overlapping_subspaces():
+    g = torch.Generator().manual_seed(0)
+    Z = torch.randn(5000, 8, generator=g, dtype=torch.float64)
+    e = torch.eye(8, dtype=torch.float64)
+    W = {"a": e[:2], "b": torch.stack([e[1], e[2]])}  # share e1
+    val = isotropy_loss(Z, W, 5)
+    assert float(val) < 0.01  # residual spans e3..e7, isotropic
+
+
+def test_stability_invariant_and_legacy():
+    W = {"a": torch.eye(5)[:2]}
+    flipped = {"a": -torch.eye(5)[:2]}
+    assert float(stability_loss(W, flipped)) == pytest.approx(0.0, abs=1e-7)
+    assert float(stability_loss(W, flipped, invariant=False)) == pytest.approx(8.0)
+    assert float(stability_loss(W, None)) == 0.0
+    rotated = {"a": torch.eye(5)[2:4]}
+    assert float(stability_loss(W, rotated)) == pytest.approx(4.0)
+    grown = {"a": torch.eye(5)[:3]}  # k changed between solves
+    assert float(stability_loss(W, grown)) == pytest.approx(1.0)
+
+
+def test_combined_default_is_unweighted_sum_and_weights_work():
+    Z, Y = _problem()
+    space = sl.solve_subspaces(Z, Y, k=2)
+    W_prev = {q: torch.roll(w, 1, dims=1) for q, w in space.W.items()}
+    parts = (
+        alignment_loss(Z, space.W, space.A, Y)
+        + disentanglement_loss(Z, space.W)
+        + isotropy_loss(Z, space.W, 8)
+        + stability_loss(space.W, W_prev)
+    )
+    total = sl.combined_loss(Z, space.W, space.A, Y, W_prev, n_dir=8)
+    torch.testing.assert_close(total, parts)
+    only = sl.combined_loss(Z, space.W, space.A, Y, W_prev, weights=sl.PARTITIONED_WEIGHTS)
+    torch.testing.assert_close(only, alignment_loss(Z, space.W, space.A, Y))
+    with pytest.raises(ValueError, match="unknown loss terms"):
+        sl.combined_loss(Z, space.W, space.A, Y, None, weights={"align": 1})

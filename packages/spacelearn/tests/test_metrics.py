@@ -1,0 +1,35 @@
+import pytest
+import spacelearn as sl
+import torch
+from spacelearn.metrics import decoding_r2, max_principal_cosine, mean_own_r2
+
+
+def test_decoding_r2_own_and_cross():
+    g = torch.Generator().manual_seed(0)
+    Z = torch.randn(400, 6, generator=g, dtype=torch.float64)
+    Y = {
+        "a": Z[:, :2] @ torch.randn(2, 5, generator=g, dtype=torch.float64),
+        "b": Z[:, 2:3] + 0.5 * torch.randn(400, 1, generator=g, dtype=torch.float64),
+    }
+    e = torch.eye(6, dtype=torch.float64)
+    W = {"a": e[:2], "b": e[2:3]}
+    r2 = decoding_r2(
+        W, Z[:300], {q: v[:300] for q, v in Y.items()}, Z[300:], {q: v[300:] for q, v in Y.items()}
+    )
+    assert r2["a"]["a"] == pytest.approx(1.0, abs=1e-9)
+    assert r2["b"]["b"] == pytest.approx(0.8, abs=0.1)
+    assert abs(r2["a"]["b"]) < 0.05 and abs(r2["b"]["a"]) < 0.05
+    assert mean_own_r2(r2) == pytest.approx((r2["a"]["a"] + r2["b"]["b"]) / 2)
+    assert max_principal_cosine(W) == 0.0
+    assert max_principal_cosine({"a": e[:2], "b": e[1:3]}) == pytest.approx(1.0)
+
+
+def test_synthetic_fields_shapes_and_quantities():
+    fields, q = sl.synthetic.smooth_fields(5, 32, random_state=1, noise=0.1)
+    assert fields.shape == (5, 1, 32, 32)
+    assert set(q) == {"grad_x", "grad_y", "smooth", "energy"}
+    assert all(v.shape == (5, 1, 32, 32) for v in q.values())
+    torch.testing.assert_close(q["energy"], q["grad_x"] ** 2 + q["grad_y"] ** 2)
+    again, _ = sl.synthetic.smooth_fields(5, 32, random_state=1, noise=0.1)
+    torch.testing.assert_close(fields, again)
+    assert q["smooth"].std() < fields.std()

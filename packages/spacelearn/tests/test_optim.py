@@ -1,0 +1,159 @@
+import math
+import warnings
+
+import pytest
+import spacelearn as sl
+import torch
+from spacelearn.optim import (
+    fit_decoders,
+    k_per_q,
+    minimal_latent_dim,
+    optimal_bins,
+    principal_cosines,
+    resolve_epochs,
+    subspace_change,
+)
+from spacelearn.optim._optimize_latent import _align_latent_dim
+
+
+def _spectrum_target(B=200, P=30, modes=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(B, modes, generator=g) @ torch.randn(modes, P, generator=g)
+
+
+def test_k_per_q_counts_modes_and_resolves_thresholds():
+    Y = {"a": _spectrum_target(modes=5), "b": _spectrum_target(modes=2, seed=1)}
+    k = k_per_q(Y, 0.999999)
+    assert k == {"a": 5, "b": 2}
+    assert k_per_q(Y, 0.999999, per_quantity=False) == 5
+    # dict entry, then default_threshold, then the scalar fallback
+    assert k_per_q(Y, {"a": 1e-6}, default_threshold=0.999999) == {"a": 1, "b": 2}
+
+
+def test_k_per_q_accepts_1d_and_nd_targets():
+    g = torch.Generator().manual_seed(0)
+    assert k_per_q({"t": torch.randn(50, generator=g)})["t"] == 1
+    assert k_per_q({"t": torch.randn(50, 2, 3, 3, generator=g)}, 1.0)["t"] == 18
+
+
+def test_k_per_q_constant_target_warns_and_is_not_width_plus_one():
+    with pytest.warns(UserWarning, match="constant"):
+        assert k_per_q({"z": torch.zeros(50, 9)})["z"] == 1  # 0.1.0: 10
+
+
+def test_sizing_is_not_capped_in_auto_mode():
+    # 0.1.0: (300, 400) at 0.99 gave 6 in auto (svd_lowrank q=6) and 258 in svd
+    g = torch.Generator().manual_seed(0)
+    Y = {"big": torch.randn(300, 400, generator=g)}
+    k_auto = k_per_q(Y, 0.99)["big"]
+    sl.settings.config.solver_mode = "svd"
+    assert k_auto == k_per_q(Y, 0.99)["big"] > 200
+    sl.settings.config.solver_mode = "lowrank"
+    assert k_per_q(Y, 0.99)["big"] == k_auto
+
+
+def test_optimal_bins():
+    Y = {"a": _spectrum_target(modes=10), "b": _spectrum_target(modes=3, seed=2)}
+    out = optimal_bins(Y, 16, 0.999999, per_quantity=True)
+    assert out == {"a": math.ceil(math.sqrt(10)), "b": 2}
+    assert optimal_bins(Y, 3, 0.999999) == 3
+    assert optimal_bins({"t": torch.randn(40)}, 8) == 2  # 1-D: 0.1.0 crashed
+    with pytest.raises(ValueError, match="max_bins"):
+        optimal_bins(Y, 1)
+    with pytest.raises(ValueError, match="threshold"):
+        optimal_bins(Y, 8, 1.5)
+
+
+def test_minimal_latent_dim_bit_for_bit():
+    assert minimal_latent_dim({"a": 21}, free_frac=0.3) == 31  # 21/0.7 = 30.000000000000004
+    assert minimal_latent_dim(32, Q=1, free_frac=0.30) == math.ceil(32 / 0.70)
+    assert minimal_latent_dim({"a": 4, "b": 6}, Q=99, free_frac=0.0) == 10  # Q ignored
+    assert minimal_latent_dim({"a": 7}, free_frac=0.0, num_heads=4) == 8
+    with pytest.raises(ValueError, match="Q"):
+        minimal_latent_dim(4)
+    with pytest.raises(ValueError, match="free_frac"):
+        minimal_latent_dim(4, Q=2, free_frac=1.0)
+
+
+def test_align_latent_dim():
+    assert _align_latent_dim(10, 1) == 10
+    assert _align_latent_dim(10, 4) == 12
+    assert _align_latent_dim(12, 4) == 12
+    with pytest.raises(ValueError):
+        _align_latent_dim(0, 2)
+    with pytest.raises(ValueError):
+        _align_latent_dim(4, 0)
+
+
+def test_subspace_change_legacy_keys_and_principal_angles():
+    W = torch.eye(4)[:2]
+    c, s = math.cos(math.pi / 4), math.sin(math.pi / 4)
+    rotated = torch.tensor([[c, s, 0, 0], [-s, c, 0, 0]])
+    out = subspace_change(W, rotated)
+    assert set(out) >= {"mean_cos_sim", "mean_angle_deg", "per_dir_cos", "similarity_matrix"}
+    assert all(isinstance(v, torch.Tensor) for v in out.values())
+    assert float(out["mean_angle_deg"]) == pytest.approx(45.0, abs=1e-3)  # 0.1.0 row matching
+    assert float(out["max_principal_angle_deg"]) == pytest.approx(0.0, abs=1e-3)  # same span
+    assert out["similarity_matrix"].shape == (2, 2) and out["per_dir_cos"].shape == (2,)
+    # non-orthonormal input stays finite
+    g = torch.Generator().manual_seed(0)
+    out = subspace_change(torch.randn(3, 5, generator=g), torch.randn(2, 5, generator=g))
+    assert all(torch.isfinite(v).all() for v in out.values())
+
+
+def test_principal_cosines():
+    e = torch.eye(5)
+    assert principal_cosines(e[:2], e[2:4]).tolist() == [0.0, 0.0]
+    torch.testing.assert_close(principal_cosines(e[:2], 3 * e[:2]), torch.ones(2))
+    assert principal_cosines(e[:3], e[:1]).shape == (1,)
+
+
+def test_fit_decoders_detached_ridge_and_rank_deficient():
+    g = torch.Generator().manual_seed(0)
+    Z = torch.randn(60, 6, generator=g).requires_grad_()
+    Y = {"a": torch.randn(60, 4, generator=g)}
+    W = {"a": torch.eye(6)[:3]}
+    A = fit_decoders(W, Z, Y)
+    assert A["a"].shape == (3, 4) and not A["a"].requires_grad
+    A_r = fit_decoders(W, Z, Y, ridge=10.0)
+    assert float(A_r["a"].norm()) < float(A["a"].norm())
+    W_dup = {"a": torch.stack([torch.eye(6)[0], torch.eye(6)[0]])}  # rank-deficient S
+    A_d = fit_decoders(W_dup, Z, Y)
+    assert torch.isfinite(A_d["a"]).all()
+    torch.testing.assert_close(A_d["a"][0], A_d["a"][1])  # minimum-norm split
+    with pytest.raises(ValueError, match="ridge"):
+        fit_decoders(W, Z, Y, ridge=-1.0)
+
+
+def test_resolve_epochs():
+    assert resolve_epochs(20) == [0, 1, 3, 7, 15]
+    assert resolve_epochs(10, first_gap=3, growth=1.0) == [0, 3, 6, 9]
+    with pytest.raises(ValueError):
+        resolve_epochs(0)
+
+
+def test_solve_dims_returns_pairs_and_is_not_capped():
+    g = torch.Generator().manual_seed(0)
+    fields, raw = sl.synthetic.smooth_fields(96, 32, random_state=0)
+    dims = sl.solve_dims(raw, max_bins=10, bin_thresholds=0.9, k_thresholds=0.9)
+    assert set(dims) == set(raw)
+    assert all(isinstance(v, tuple) and len(v) == 2 for v in dims.values())
+    assert len({n for n, _ in dims.values()}) == 1 and len({k for _, k in dims.values()}) == 1
+    per = sl.solve_dims(
+        raw,
+        10,
+        {"smooth": 0.5},
+        {"energy": 0.5},
+        bin_default_threshold=0.9,
+        k_default_threshold=0.9,
+        pool_per_quantity=True,
+        k_per_quantity=True,
+    )
+    assert per["smooth"][0] <= per["grad_x"][0] and per["energy"][1] <= per["grad_x"][1]
+    flat = {"s": torch.randn(50, 20, generator=g)}
+    assert sl.solve_dims(flat, 4, 0.9, 0.9)["s"][0] >= 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        big = {"f": torch.randn(256, 1, 64, 64, generator=g)}  # B*H*W > 1e5
+        n, _ = sl.solve_dims(big, 16, 0.8, 0.9)["f"]
+    assert n > 3  # 0.1.0 auto mode: at most 3

@@ -1,0 +1,216 @@
+import warnings
+
+import pytest
+import spacelearn as sl
+import torch
+from spacelearn import Space, SubspaceAccumulator, principal_directions, solve_subspaces, subspaces
+from spacelearn.metrics import decoding_r2, max_principal_cosine
+
+
+def _data(B=200, D=16, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    scales = torch.linspace(3.0, 0.3, D, dtype=dtype)
+    Z = torch.randn(B, D, generator=g, dtype=dtype) * scales
+    Y = {
+        "a": Z[:, [0, 5, 9]] @ torch.randn(3, 12, generator=g, dtype=dtype),
+        "b": Z[:, [0, 2, 11, 13]]
+        @ torch.randn(4, 2, 3, 3, generator=g, dtype=dtype).reshape(4, -1),
+        "c": torch.sin(Z[:, 7:8]) + 0.1 * torch.randn(B, 1, generator=g, dtype=dtype),
+    }
+    Y["b"] = Y["b"].reshape(B, 2, 3, 3)
+    return Z, Y
+
+
+K = {"a": 3, "b": 4, "c": 1}
+
+
+def test_principal_directions_shapes_unit_detached():
+    Z, Y = _data()
+    out = principal_directions(Z.clone().requires_grad_(), Y)
+    for q, (w, v) in out.items():
+        assert w.shape == (16,) and v.shape == (Y[q].reshape(200, -1).shape[1],)
+        assert not w.requires_grad and not v.requires_grad
+        assert float(w.norm()) == pytest.approx(1.0, abs=1e-5)
+        assert float(w[w.abs().argmax()]) > 0  # deterministic sign
+
+
+def test_subspaces_orthonormal_rows_and_detached():
+    Z, Y = _data()
+    W = subspaces(Z.clone().requires_grad_(), Y, K)
+    for q, w in W.items():
+        assert w.shape == (K[q], 16)
+        assert not w.requires_grad  # 0.1.0 leaked the autograd graph
+        torch.testing.assert_close(w @ w.mT, torch.eye(K[q]), atol=1e-5, rtol=0)
+
+
+def test_k_clamped_only_with_a_warning():
+    Z = torch.randn(50, 12)
+    Y = {"a": torch.randn(50, 9)}
+    with pytest.warns(UserWarning, match=r"k=32 .* using k=9"):
+        space = solve_subspaces(Z, Y)  # default k=32 (0.1.0 clamped silently)
+    assert space.W["a"].shape == (9, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        solve_subspaces(Z, Y, k=5)
+
+
+def test_k_beyond_samples_warns():
+    with pytest.warns(UserWarning, match="only 4 samples"):
+        subspaces(torch.randn(4, 10), {"a": torch.randn(4, 10)}, 6)
+
+
+def test_joint_reduces_k_with_warning_when_sum_exceeds_d():
+    Z, Y = _data()
+    Z = Z[:, :6] + 0.1 * Z[:, 6:12]
+    with pytest.warns(UserWarning, match="sum\\(k\\) <= D=6"):
+        W = subspaces(Z, Y, {"a": 3, "b": 4, "c": 1}, method="joint")
+    assert sum(w.shape[0] for w in W.values()) == 6
+    assert max_principal_cosine(W) < 1e-4
+
+
+def test_independent_subspaces_share_directions_joint_are_orthogonal():
+    Z, Y = _data()
+    indep = solve_subspaces(Z, Y, k=K)
+    joint = solve_subspaces(Z, Y, k=K, method="joint")
+    assert max_principal_cosine(indep.W) > 0.9
+    assert max_principal_cosine(joint.W) < 1e-4
+    W_all = torch.cat(list(joint.W.values()))
+    torch.testing.assert_close(W_all @ W_all.mT, torch.eye(8), atol=1e-5, rtol=0)
+
+
+def test_joint_equals_whitened_without_competition():
+    g = torch.Generator().manual_seed(3)
+    Z = torch.randn(300, 10, generator=g, dtype=torch.float64)
+    Y = {
+        "a": Z[:, :3] @ torch.randn(3, 6, generator=g, dtype=torch.float64),
+        "b": Z[:, 5:7] @ torch.randn(2, 6, generator=g, dtype=torch.float64),
+    }
+    joint = subspaces(Z, Y, {"a": 3, "b": 2}, method="joint", ridge=0.0)
+    white = subspaces(Z, Y, {"a": 3, "b": 2}, method="whitened", ridge=0.0)
+    for q in Y:
+        cos = sl.optim.principal_cosines(joint[q], white[q])
+        assert float(cos.min()) > 0.999
+
+
+def test_joint_gives_a_shared_direction_to_the_quantity_that_gains_most():
+    g = torch.Generator().manual_seed(4)
+    Z = torch.randn(2000, 6, generator=g, dtype=torch.float64)
+    noise = torch.randn(2000, 2, generator=g, dtype=torch.float64)
+    Y = {"a": Z[:, :1] + 0.1 * noise[:, :1], "b": 0.5 * Z[:, :1] + Z[:, 1:2] + 0.5 * noise[:, 1:]}
+    indep = subspaces(Z, Y, 1, method="whitened")
+    assert max_principal_cosine(indep) > 0.4  # b's best direction leans on e0 as well
+    joint = subspaces(Z, Y, 1, method="joint")
+    e = torch.eye(6, dtype=torch.float64)
+    assert float(sl.optim.principal_cosines(joint["a"], e[:1])[0]) > 0.99
+    assert float(sl.optim.principal_cosines(joint["b"], e[1:2])[0]) > 0.99
+
+
+def test_whitened_is_least_squares_optimal():
+    Z, Y = _data(B=400)
+    white = solve_subspaces(Z, Y, k=K, method="whitened", ridge=0.0)
+    r2 = decoding_r2(white.W, Z, Y, Z, Y)
+    assert r2["a"]["a"] > 0.9999 and r2["b"]["b"] > 0.9999
+    indep = solve_subspaces(Z, Y, k=K)
+    r2i = decoding_r2(indep.W, Z, Y, Z, Y)
+    for q in Y:
+        assert r2[q][q] >= r2i[q][q] - 1e-6
+
+
+def test_space_mapping_api_order_and_equality():
+    Z, Y = _data()
+    space = solve_subspaces(Z, Y, k=K)
+    W, A, V = space["a"]
+    assert W is space.W["a"] and A is space.A["a"] and V is space.V["a"]
+    assert space.keys() == ["a", "b", "c"] and isinstance(space.keys(), list)
+    assert len(space) == 3 and "b" in space and list(space) == ["a", "b", "c"]
+    assert [q for q, _ in space.items()] == space.keys() and len(space.values()) == 3
+    assert A.shape == (3, 12) and V.shape == (12,)  # V: target-space direction, as in 0.1.0
+    assert space == solve_subspaces(Z, Y, k=K)
+    assert space != solve_subspaces(Z, Y, k=K, method="joint")
+    with pytest.raises(ValueError, match="same quantities"):
+        Space(W={"a": W}, A={}, V={"a": V})
+    moved = space.to(dtype=torch.float64)
+    assert moved.W["a"].dtype == torch.float64
+
+
+def test_decoders_match_lstsq():
+    Z, Y = _data()
+    space = solve_subspaces(Z, Y, k=K)
+    A = sl.optim.fit_decoders(space.W, Z, Y)
+    for q in Y:
+        torch.testing.assert_close(space.A[q], A[q], atol=1e-4, rtol=1e-4)
+        S = (Z - Z.mean(0)) @ space.W[q].mT
+        y = Y[q].reshape(200, -1)
+        ref = torch.linalg.lstsq(S.double(), (y - y.mean(0)).double()).solution
+        torch.testing.assert_close(A[q].double(), ref, atol=1e-4, rtol=1e-4)
+
+
+def test_accumulator_equals_one_shot_solve():
+    Z, Y = _data(B=300, dtype=torch.float64)
+    acc = SubspaceAccumulator(block_size=7)
+    for i in range(0, 300, 64):
+        acc.update(Z[i : i + 64], {q: v[i : i + 64] for q, v in Y.items()})
+    assert acc.n_samples == 300
+    for method in ("independent", "joint"):
+        a = acc.solve(K, method=method)
+        b = solve_subspaces(Z, Y, k=K, method=method)
+        for q in Y:
+            torch.testing.assert_close(a.W[q], b.W[q], atol=1e-8, rtol=1e-8)
+            torch.testing.assert_close(a.A[q], b.A[q], atol=1e-8, rtol=1e-8)
+
+
+def test_accumulator_errors():
+    acc = SubspaceAccumulator()
+    with pytest.raises(ValueError, match="no batch"):
+        acc.solve(2)
+    acc.update(torch.randn(10, 4), {"a": torch.randn(10, 3)})
+    with pytest.raises(ValueError, match="differ"):
+        acc.update(torch.randn(10, 4), {"b": torch.randn(10, 3)})
+    with pytest.raises(ValueError, match="columns"):
+        acc.update(torch.randn(10, 5), {"a": torch.randn(10, 3)})
+
+
+def test_float64_is_kept_and_float32_computed_in_float32():
+    Z, Y = _data(dtype=torch.float64)
+    s64 = solve_subspaces(Z, Y, k=K, method="joint")
+    assert all(w.dtype == torch.float64 for w in s64.W.values())
+    assert all(a.dtype == torch.float64 for a in s64.A.values())
+    s32 = solve_subspaces(Z.float(), {q: v.float() for q, v in Y.items()}, k=K, method="joint")
+    assert all(w.dtype == torch.float32 for w in s32.W.values())
+    for q in Y:
+        torch.testing.assert_close(s32.W[q].double(), s64.W[q], atol=1e-3, rtol=1e-3)
+
+
+def test_input_validation():
+    Z, Y = _data()
+    with pytest.raises(ValueError, match="rows"):
+        solve_subspaces(Z[:10], Y, k=2)
+    with pytest.raises(TypeError, match="dict"):
+        solve_subspaces(Z, [Y["a"]], k=2)
+    with pytest.raises(ValueError, match="method"):
+        solve_subspaces(Z, Y, k=2, method="greedy")
+    with pytest.raises(ValueError, match="no entry"):
+        solve_subspaces(Z, Y, k={"a": 2})
+    with pytest.raises(ValueError, match="positive int"):
+        solve_subspaces(Z, Y, k=0)
+    with pytest.raises(ValueError, match="NaN"):
+        solve_subspaces(Z * float("nan"), Y, k=2)
+    with pytest.raises(ValueError, match="CUDA|cuda"):
+        if torch.cuda.is_available():
+            raise ValueError("cuda present: nothing to check")
+        solve_subspaces(Z, Y, k=2, device="cuda")
+
+
+def test_one_dimensional_targets_accepted():
+    Z = torch.randn(40, 5)
+    space = solve_subspaces(Z, {"t": Z[:, 0] * 2}, k=1)
+    assert space.W["t"].shape == (1, 5) and space.A["t"].shape == (1, 1)
+
+
+def test_solver_modes_agree_on_subspaces(solver_mode):
+    Z, Y = _data(dtype=torch.float64)
+    ref = subspaces(Z, Y, K)
+    assert set(ref) == set(Y)
+    for q, w in ref.items():
+        cos = sl.optim.principal_cosines(w, subspaces(Z, Y, K, method="joint")[q])
+        assert cos.shape == (K[q],)
