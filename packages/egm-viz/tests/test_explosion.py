@@ -296,3 +296,18 @@ def test_bad_samples(model, data):
 def test_unfitted_model_raises():
     with pytest.raises(NotFittedError):
         egm_viz.visualize_explosion(FakeEGM())
+
+
+def test_bank_after_an_earlier_iteration(model):
+    first = egm_viz.visualize_explosion(model, iteration=1, show_energy_vectors=True)
+    shown = [a for a in _gids(first, "synthetic:") if a.get_visible()]
+    assert [a.get_gid() for a in shown] == ["synthetic:1"]
+    assert all(a.get_visible() == (a.get_gid() == "energy:1") for a in _gids(first, "energy:"))
+    assert not _gids(first, "path:"), "paths belong to the final model"
+    assert "growth iteration 1/" in first.axes[0].get_title()
+    real_only = egm_viz.visualize_explosion(model, iteration=0)
+    assert not any(a.get_visible() for a in _gids(real_only, "synthetic:"))
+    with pytest.raises(ValueError, match="iteration must be in"):
+        egm_viz.visualize_explosion(model, iteration=_n_iter(model) + 1)
+    with pytest.raises(ValueError, match="cannot be animated"):
+        egm_viz.visualize_explosion(model, iteration=1, save_path="x.gif")

@@ -95,17 +95,7 @@ class _Scene:
 
     def frame(self, i: int) -> list[Any]:
         if i < self.n_growth_frames:
-            t = i + 1 if self.n_iterations else 0
-            for g, art in {**self.synthetic, **self.vectors}.items():
-                art.set_visible(g <= t)
-            for line, _ in self.paths:
-                line.set_visible(False)
-            for star in self.winners:
-                star.set_visible(False)
-            session = self.view.session_of(t)
-            title = f"growth iteration {t}/{self.n_iterations}"
-            if session is not None:
-                title += f"  (session {session})"
+            title = self.growth(i + 1 if self.n_iterations else 0)
         else:
             s = i - self.n_growth_frames + 1
             for art in (*self.synthetic.values(), *self.vectors.values()):
@@ -118,6 +108,21 @@ class _Scene:
             title = f"trend paths: step {s}/{self.n_steps}"
         self.ax.set_title(title, fontsize=10)
         return [self.ax]
+
+    def growth(self, t: int) -> str:
+        """Show the bank as it was after growth iteration ``t`` (no paths); return a title."""
+        for layer in (self.synthetic, self.vectors):
+            for g, art in layer.items():
+                art.set_visible(g <= t)
+        for line, _ in self.paths:
+            line.set_visible(False)
+        for star in self.winners:
+            star.set_visible(False)
+        session = self.view.session_of(t)
+        title = f"growth iteration {t}/{self.n_iterations}"
+        if session is not None:
+            title += f"  (session {session})"
+        return title
 
     def final(self) -> None:
         self.frame(self.n_frames - 1)
@@ -141,6 +146,7 @@ def visualize_explosion(
     save_path: str | Path | None = None,
     show: bool = False,
     animate: bool | None = None,
+    iteration: int | None = None,
     fps: float = 4,
     dpi: float = 100,
     figsize: tuple[float, float] = (9.0, 6.5),
@@ -185,6 +191,9 @@ def visualize_explosion(
         show: open a window (``plt.show()``); off by default, nothing is displayed.
         animate: return an animation even without an animated ``save_path`` (default:
             animate exactly when ``save_path`` ends in ``.gif`` or ``.mp4``).
+        iteration: draw a static picture of the bank as it was after this growth iteration
+            (0: real points only); the trend paths, which belong to the final model, are then
+            left out. Default: the whole bank, with the paths.
         fps: frames per second of animations.
         dpi: resolution of saved files.
         figsize: figure size in inches when no ``ax`` is given.
@@ -219,6 +228,15 @@ def visualize_explosion(
         )
 
     view = read_model(model)
+    if iteration is not None:
+        if animated:
+            raise ValueError("iteration selects one static picture; it cannot be animated")
+        iteration = check_positive("iteration", iteration, allow_zero=True)
+        if iteration > view.n_iterations:
+            raise ValueError(
+                f"iteration must be in [0, {view.n_iterations}] (the model's growth "
+                f"iterations), got {iteration}"
+            )
     chosen = _resolve_classes(view, classes)
     gen = make_generator(random_state)
     colors = class_colors(view.n_classes)
@@ -269,7 +287,7 @@ def visualize_explosion(
     queries = torch.zeros(0, view.X.shape[1], dtype=torch.float64)
     paths = np.zeros((0, view.n_classes, 1, view.X.shape[1]))
     winner = np.zeros(0, dtype=np.int64)
-    if show_paths and n_queries > 0:
+    if show_paths and n_queries > 0 and iteration is None:
         if Xs.shape[0]:
             order = torch.randperm(Xs.shape[0], generator=gen).numpy()
             queries = Xs[np.sort(order[:n_queries])]
@@ -501,7 +519,11 @@ def visualize_explosion(
             save_animation(anim, save_path, fps=fps, dpi=dpi)
         result: Any = anim
     else:
-        scene.final()
+        if iteration is None:
+            scene.final()
+        else:
+            text = scene.growth(iteration)
+            ax.set_title(title or f"bank after {text}", fontsize=10)
         if suffix is not None:
             save_static(fig, save_path, dpi=dpi)
         result = fig
