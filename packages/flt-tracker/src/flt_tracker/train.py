@@ -1,0 +1,320 @@
+"""``flt-train`` / ``python -m flt_tracker.train``: a configured, tracked training run.
+
+With Hydra installed (``pip install flt-tracker[hydra]``) the configuration is composed from the
+packaged YAML groups ``data``, ``model``, ``optimizer``, ``tracking`` and ``logging``
+(``flt_tracker/conf``) and every Hydra feature works: overrides (``optimizer.lr=1``), group
+choices (``model=mlp data=gaussian``), multirun sweeps (``-m optimizer.lr=0.5,1,2``).
+``--no-hydra`` (or no Hydra installed) composes the same defaults with PyYAML and accepts
+``key=value`` overrides only.
+
+wandb is on by default when installed (``logging.wandb=auto``); ``logging.wandb=false`` turns it
+off, ``logging.wandb_mode=offline`` logs without an account. Each run writes into its output
+directory: ``run/`` (the tracking run, :func:`flt_tracker.load_run`), ``metrics.csv`` and
+``summary.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import blockops
+import torch
+import yaml
+from torch import nn
+
+__all__ = ["build", "compose_default", "main", "run"]
+
+CONF_DIR = Path(__file__).parent / "conf"
+GROUPS = ("data", "model", "optimizer", "tracking", "logging")
+
+
+def compose_default(overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The packaged configuration composed without Hydra, with ``key=value`` overrides
+    (``group=option`` picks a group file; values are parsed as YAML)."""
+    base = yaml.safe_load((CONF_DIR / "config.yaml").read_text(encoding="utf-8"))
+    choices: dict[str, str] = {}
+    for item in base.pop("defaults"):
+        if isinstance(item, dict):
+            choices.update(item)
+    plain = []
+    for ov in overrides:
+        if "=" not in ov:
+            raise ValueError(f"override {ov!r} must look like key=value")
+        key, value = ov.split("=", 1)
+        if key in GROUPS:
+            choices[key] = value
+        else:
+            plain.append((key, yaml.safe_load(value)))
+    cfg: dict[str, Any] = {}
+    for group in GROUPS:
+        path = CONF_DIR / group / f"{choices[group]}.yaml"
+        if not path.is_file():
+            options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+            raise ValueError(
+                f"{group}={choices[group]!r} is not a known option; choose from {options}"
+            )
+        cfg[group] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    cfg.update(base)
+    for key, value in plain:
+        node = cfg
+        *parents, leaf = key.split(".")
+        for p in parents:
+            if not isinstance(node.get(p), dict):
+                raise KeyError(f"override {key!r}: {p!r} is not a config section")
+            node = node[p]
+        if leaf not in node:
+            raise KeyError(f"override {key!r}: unknown key {leaf!r}; known: {sorted(node)}")
+        node[leaf] = value
+    return cfg
+
+
+class _MLP(nn.Sequential):
+    def __init__(self, dim: int, hidden: Sequence[int], classes: int):
+        layers: list[nn.Module] = []
+        prev = dim
+        for h in hidden:
+            layers += [nn.Linear(prev, int(h)), nn.ReLU()]
+            prev = int(h)
+        layers.append(nn.Linear(prev, classes))
+        super().__init__(*layers)
+
+
+def _gaussian(cfg: dict[str, Any], seed: int) -> dict[str, torch.Tensor]:
+    gen = blockops.make_generator(seed)
+    centers = (
+        torch.randn(cfg["classes"], cfg["dim"], generator=gen) * cfg["separation"] / math.sqrt(2)
+    )
+    out = {}
+    for split in ("train", "test"):
+        n = cfg[f"n_{split}"]
+        y = torch.randint(0, cfg["classes"], (n,), generator=gen)
+        out[f"X_{split}"] = centers[y] + torch.randn(n, cfg["dim"], generator=gen)
+        out[f"y_{split}"] = y
+    return out
+
+
+def build(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Data loaders, model, loss, optimizer and metric for a configuration."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from .purification import TwoLayerSReLU, logistic_loss, make_sparse_coding
+    from .trainer import accuracy
+
+    data_cfg, model_cfg, opt_cfg = cfg["data"], cfg["model"], cfg["optimizer"]
+    seed = int(cfg["seed"])
+    if data_cfg["name"] == "sparse_coding":
+        d = make_sparse_coding(
+            data_cfg["n_train"],
+            data_cfg["n_test"],
+            data_cfg["d"],
+            data_cfg["k"],
+            data_cfg["noise"],
+            data_cfg["margin"],
+            seed,
+        )
+        tensors = {
+            "X_train": d.X_train,
+            "y_train": d.y_train,
+            "X_test": d.X_test,
+            "y_test": d.y_test,
+        }
+        dim, classes = data_cfg["d"], 2
+    elif data_cfg["name"] == "gaussian":
+        tensors = _gaussian(data_cfg, seed)
+        dim, classes = data_cfg["dim"], data_cfg["classes"]
+    else:
+        raise ValueError(f"data.name={data_cfg['name']!r}; use 'sparse_coding' or 'gaussian'")
+    gen = blockops.make_generator(seed + 1)
+    if model_cfg["name"] == "two_layer_srelu":
+        if classes != 2:
+            raise ValueError(
+                "model two_layer_srelu is a binary (+-1) model; use data=sparse_coding"
+            )
+        model: nn.Module = TwoLayerSReLU(
+            dim, model_cfg["m"], model_cfg["rho"], model_cfg["threshold"], generator=gen
+        )
+        loss_fn = logistic_loss
+    elif model_cfg["name"] == "mlp":
+        torch.manual_seed(seed + 1)
+        model = _MLP(dim, model_cfg["hidden"], classes)
+        if classes == 2 and data_cfg["name"] == "sparse_coding":
+            tensors = {k: ((v > 0).long() if k.startswith("y") else v) for k, v in tensors.items()}
+        loss_fn = nn.CrossEntropyLoss()
+    else:
+        raise ValueError(f"model.name={model_cfg['name']!r}; use 'two_layer_srelu' or 'mlp'")
+    if opt_cfg["name"] == "sgd":
+        opt = torch.optim.SGD(
+            model.parameters(),
+            lr=opt_cfg["lr"],
+            momentum=opt_cfg.get("momentum", 0.0),
+            weight_decay=opt_cfg.get("weight_decay", 0.0),
+        )
+    elif opt_cfg["name"] == "adam":
+        opt = torch.optim.Adam(
+            model.parameters(), lr=opt_cfg["lr"], weight_decay=opt_cfg.get("weight_decay", 0.0)
+        )
+    else:
+        raise ValueError(f"optimizer.name={opt_cfg['name']!r}; use 'sgd' or 'adam'")
+    shuffle_gen = torch.Generator().manual_seed(seed + 2)
+    train = DataLoader(
+        TensorDataset(tensors["X_train"], tensors["y_train"]),
+        batch_size=data_cfg["batch_size"],
+        shuffle=True,
+        generator=shuffle_gen,
+        drop_last=True,
+    )
+    test = DataLoader(TensorDataset(tensors["X_test"], tensors["y_test"]), batch_size=1024)
+    return {
+        "train": train,
+        "test": test,
+        "model": model,
+        "loss_fn": loss_fn,
+        "optimizer": opt,
+        "metric": accuracy,
+    }
+
+
+def _wandb_wanted(setting: Any) -> bool:
+    if setting in (False, "false", "off", None):
+        return False
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        if setting in (True, "true", "on"):
+            raise ImportError(
+                "logging.wandb=true needs wandb: pip install 'flt-tracker[wandb]'"
+            ) from None
+        return False
+    return True
+
+
+def run(cfg: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
+    """Train once as configured; writes ``run/``, ``metrics.csv`` and ``summary.json`` into
+    ``output_dir`` and returns the summary."""
+    from .attacks import make_attack
+    from .callbacks import CSVLogger, FeatureTrackingCallback, WandbCallback
+    from .tracker import FeatureTracker
+    from .trainer import Trainer
+
+    cfg = copy.deepcopy(cfg)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(int(cfg["seed"]))
+    parts = build(cfg)
+    model, opt = parts["model"], parts["optimizer"]
+    callbacks: list[Any] = []
+    tracker = None
+    tcfg = cfg["tracking"]
+    if tcfg.get("enabled", True):
+        dtype = {"float32": None, "float16": torch.float16}[tcfg.get("dtype") or "float32"]
+        tracker = FeatureTracker(
+            model,
+            layers=tcfg.get("layers"),
+            track_gradients=bool(tcfg.get("gradients", False)),
+            track_frequency=int(tcfg.get("frequency", 1)),
+            optimizer=opt,
+            storage=tcfg.get("storage", "memory"),
+            directory=out / "run" if tcfg.get("storage") == "disk" else None,
+            dtype=dtype,
+            memory_budget=tcfg.get("memory_budget"),
+            budget_policy=tcfg.get("budget_policy", "error"),
+        )
+        callbacks.append(
+            FeatureTrackingCallback(
+                tracker, phase="adversarial" if cfg["adversarial"]["enabled"] else "clean"
+            )
+        )
+    lcfg = cfg["logging"]
+    if lcfg.get("csv", True):
+        callbacks.append(CSVLogger(out / "metrics.csv"))
+    if _wandb_wanted(lcfg.get("wandb", "auto")):
+        callbacks.append(
+            WandbCallback(
+                project=lcfg.get("wandb_project"),
+                config=cfg,
+                tracker=tracker,
+                mode=lcfg.get("wandb_mode"),
+                dir=str(out),
+            )
+        )
+    inner = None
+    acfg = cfg["adversarial"]
+    if acfg["enabled"]:
+        kwargs = {"steps": int(acfg["steps"])} if acfg["attack"] == "pgd" else {}
+        inner = make_attack(acfg["attack"], parts["loss_fn"], float(acfg["eps"]), **kwargs)
+    trainer = Trainer(
+        model,
+        opt,
+        callbacks=callbacks,
+        device=cfg["device"],
+        loss_fn=parts["loss_fn"],
+        inner_max=inner,
+        grad_clip=cfg.get("grad_clip"),
+        seed=int(cfg["seed"]),
+        metrics={"accuracy": parts["metric"]},
+        progress=bool(lcfg.get("progress", False)),
+    )
+    history = trainer.fit(parts["train"], int(cfg["epochs"]), val_loader=parts["test"])
+    summary: dict[str, Any] = {
+        "final": history[-1] if history else {},
+        "global_step": trainer.global_step,
+    }
+    if tracker is not None and trainer.is_main_process:
+        if tracker.storage_kind == "disk":
+            tracker.close()
+            summary["run"] = str(out / "run")
+        else:
+            summary["run"] = str(tracker.save(out / "run"))
+        summary["tracked"] = list(tracker.get_features())
+    (out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point (``flt-train``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    use_hydra = "--no-hydra" not in args
+    args = [a for a in args if a != "--no-hydra"]
+    if use_hydra:
+        try:
+            import hydra
+            from hydra.core.hydra_config import HydraConfig
+            from omegaconf import OmegaConf
+        except ImportError:
+            use_hydra = False
+    if not use_hydra:
+        out = Path("outputs") / "flt-train"
+        rest = []
+        for a in args:
+            if a.startswith("hydra.run.dir=") or a.startswith("output_dir="):
+                out = Path(a.split("=", 1)[1])
+            else:
+                rest.append(a)
+        summary = run(compose_default(rest), out)
+        print(json.dumps(summary["final"]))
+        return
+
+    @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)
+    def _entry(cfg: Any) -> float:
+        summary = run(
+            OmegaConf.to_container(cfg, resolve=True), HydraConfig.get().runtime.output_dir
+        )
+        print(json.dumps(summary["final"]))
+        return float(summary["final"].get("val_accuracy", float("nan")))
+
+    saved = sys.argv
+    sys.argv = [saved[0], *args]
+    try:
+        _entry()
+    finally:
+        sys.argv = saved
+
+
+if __name__ == "__main__":
+    main()
