@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -157,6 +158,7 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="also write the table to this file")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    warnings.filterwarnings("ignore", message=".*zero standard deviation.*")
     t0 = time.perf_counter()
     res = run(args.seeds)
     text = table(res, args.seeds)
