@@ -221,19 +221,26 @@ class UnsupervisedModel(PrototypeModel):
 
 
 def _kmeanspp(X: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
-    """k-means++ seeding (Arthur & Vassilvitskii 2007): ``(k, d)`` rows of ``X``."""
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007): ``(k, d)`` rows of ``X``.
+
+    Each step draws ``2 + int(log k)`` candidates with probability proportional to the squared
+    distance to the nearest chosen centre and keeps the one that lowers the potential most.
+    """
     n = X.shape[0]
+    trials = 2 + int(math.log(k)) if k > 1 else 1
     first = int(torch.randint(n, (1,), generator=gen, device=X.device))
     centers = [X[first]]
     closest = squared_euclidean(X, X[first : first + 1])[:, 0]
     for _ in range(1, k):
         total = closest.sum()
         if not float(total) > 0:
-            idx = int(torch.randint(n, (1,), generator=gen, device=X.device))
+            cand = torch.randint(n, (trials,), generator=gen, device=X.device)
         else:
-            idx = int(torch.multinomial(closest / total, 1, generator=gen))
-        centers.append(X[idx])
-        closest = torch.minimum(closest, squared_euclidean(X, X[idx : idx + 1])[:, 0])
+            cand = torch.multinomial(closest / total, trials, replacement=True, generator=gen)
+        pot = torch.minimum(closest[:, None], squared_euclidean(X, X[cand]))  # (n, trials)
+        best = int(pot.sum(0).argmin())
+        centers.append(X[int(cand[best])])
+        closest = pot[:, best]
     return torch.stack(centers)
 
 
@@ -251,7 +258,7 @@ def _centroids(X: torch.Tensor, W: torch.Tensor, old: torch.Tensor) -> torch.Ten
 
 @register("Q", {"n_clusters": 3, "max_iter": 20}, kind="clusterer", gradient=False)
 class KMeansPlusPlus(UnsupervisedModel):
-    """k-means (Lloyd's algorithm) started from k-means++ seeding.
+    """k-means (Lloyd's algorithm) started from greedy k-means++ seeding.
 
     ``fit`` runs until no centroid moves more than ``epsilon`` (or ``max_iter`` passes);
     ``loss_history_`` holds the inertia (sum of squared distances) of every pass. ``predict``

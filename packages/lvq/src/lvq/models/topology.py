@@ -295,7 +295,9 @@ class HeskesSOM(_GridModel):
     """Heskes' self-organizing map (Heskes 1999): a SOM with an energy function.
 
     The BMU of ``x`` minimises the neighbourhood-weighted distance sum
-    ``c*(x) = argmin_c sum_k h(k, c) d(x, w_k)``; every unit then becomes the weighted mean
+    ``c*(x) = argmin_c sum_k h(k, c) d(x, w_k)``, with the Gaussian neighbourhood normalised to
+    ``sum_k h(k, c) = 1`` (otherwise border units, having fewer neighbours, would win
+    systematically); every unit then becomes the weighted mean
     ``w_k = sum_i h(k, c*_i) x_i / sum_i h(k, c*_i)`` (no learning rate). For a fixed ``sigma``
     both steps minimise the energy ``E = mean_i sum_k h(k, c*_i) |x_i - w_k|^2``, so
     ``loss_history_`` never increases once ``sigma`` stops decaying (``sigma_init ==
@@ -305,11 +307,12 @@ class HeskesSOM(_GridModel):
 
     def _epoch(self, X, W, t, T, gen):
         Hg = self._h(self._sigma(t, T))
+        Hg = Hg / Hg.sum(0, keepdim=True)  # column c: h(., c) sums to 1
         D = self._rank_distance(X, W)
-        cost = D @ Hg  # (n, P): sum_k h(k, c) d(x, w_k), h symmetric
+        cost = D @ Hg  # (n, P): sum_k h(k, c) d(x, w_k)
         bmu = cost.argmin(1)
         energy = float(cost.gather(1, bmu[:, None]).sum()) / X.shape[0]
-        H = Hg[bmu]
+        H = Hg.T[bmu]  # (n, P): h(k, c*_i)
         mass = H.sum(0)
         W.copy_(torch.where((mass > 1e-30)[:, None], (H.T @ X) / mass.clamp_min(1e-30)[:, None], W))
         return energy
@@ -325,7 +328,8 @@ class HeskesSOM(_GridModel):
         coords = _grid_coords(h, w, X.device)
         G2 = torch.cdist(coords, coords).pow(2).to(X.dtype)
         s = float(self._state["sigma"])
-        return (self._distances(X) @ torch.exp(-G2 / (2 * s * s))).argmin(1)
+        H = torch.exp(-G2 / (2 * s * s))
+        return (self._distances(X) @ (H / H.sum(0, keepdim=True))).argmin(1)
 
 
 def _dk(base: type, doc: str) -> type:
