@@ -354,3 +354,14 @@ def test_lbfgs_and_verbose(blobs, capsys):
         fit(X=X, y=y, optimizer="lbfgs", gradient_accumulation_steps=2)
     pytest.importorskip("tqdm")
     fit(X=X, y=y, verbose=True, max_iter=2)
+
+
+@pytest.mark.parametrize("name,ref", [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)])
+def test_lean_adam_matches_torch(name, ref, blobs):
+    X, y = blobs
+    lean = fit(lvq.GMLVQ, X=X, y=y, optimizer=name, max_iter=15)
+    torch_ = fit(
+        lvq.GMLVQ, X=X, y=y, optimizer=lambda g, lr: ref(g, lr=lr, foreach=False), max_iter=15
+    )
+    np.testing.assert_allclose(lean.prototypes_, torch_.prototypes_, atol=1e-6)
+    np.testing.assert_allclose(lean.omega_, torch_.omega_, atol=1e-6)

@@ -564,6 +564,10 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                 return per.float().mean()
             return (per.float() * wb).sum() / wb.sum()
 
+        def clear_grads():
+            for t in trainable.values():
+                t.grad = None
+
         def apply_update():
             if scale != 1.0:
                 finite = True
@@ -572,10 +576,10 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                         t.grad.div_(scale)
                         finite = finite and bool(torch.isfinite(t.grad).all())
                 if not finite:
-                    opt.zero_grad(set_to_none=True)
+                    clear_grads()
                     return
             opt.step()
-            opt.zero_grad(set_to_none=True)
+            clear_grads()
             after_update()
 
         def after_update():
@@ -630,7 +634,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                 if is_lbfgs:
 
                     def closure(Xb=Xb, yb=yb, wb=wb):
-                        opt.zero_grad(set_to_none=True)
+                        clear_grads()
                         value = batch_loss(Xb, yb, wb)
                         value.backward()
                         return value
@@ -638,7 +642,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                     with torch.no_grad():
                         value = batch_loss(Xb, yb, wb)
                     opt.step(closure)
-                    opt.zero_grad(set_to_none=True)
+                    clear_grads()
                     after_update()
                 else:
                     value = batch_loss(Xb, yb, wb)
@@ -646,9 +650,12 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                     state["micro"] += 1
                     if state["micro"] % accum == 0:
                         apply_update()
-                bw = Xb.shape[0] if wb is None else wb.sum()
-                total_loss = total_loss + value.detach() * bw
-                total_w = total_w + bw
+                if steps_per_epoch == 1:
+                    total_loss, total_w = value.detach(), 1.0
+                else:
+                    bw = Xb.shape[0] if wb is None else wb.sum()
+                    total_loss = total_loss + value.detach() * bw
+                    total_w = total_w + bw
             n_run += 1
             epoch_loss = float(total_loss / total_w)
             history.append(epoch_loss)

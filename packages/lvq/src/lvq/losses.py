@@ -102,7 +102,11 @@ class Loss:
 
     @staticmethod
     def plus_minus(dist, y, labels, neighbourhood):
+        """``(d+, d-)``: pooled distance to the sample's class and to the other classes."""
         same = y[:, None] == labels[None, :]
+        if type(neighbourhood) is Nearest:
+            pair = neighbourhood.pool_pair(dist, same)
+            return pair[:, 0], pair[:, 1]
         return neighbourhood.pool(dist, same), neighbourhood.pool(dist, ~same)
 
 

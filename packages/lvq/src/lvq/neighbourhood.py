@@ -39,6 +39,15 @@ class Nearest(Neighbourhood):
     def pool(self, dist, mask):
         return dist.masked_fill(~mask, float("inf")).min(dim=1).values
 
+    def pool_pair(self, dist: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Nearest inside and outside ``mask`` at once: ``(n, 2)``; winners chosen without
+        gradient, then one gather (a single autograd node)."""
+        with torch.no_grad():
+            inf = torch.tensor(float("inf"), dtype=dist.dtype, device=dist.device)
+            jp = torch.where(mask, dist, inf).argmin(dim=1)
+            jm = torch.where(mask, inf, dist).argmin(dim=1)
+        return dist.gather(1, torch.stack((jp, jm), dim=1))
+
     def pool_classes(self, dist, labels, n_classes):
         out = torch.full(
             (dist.shape[0], n_classes), float("inf"), dtype=dist.dtype, device=dist.device
