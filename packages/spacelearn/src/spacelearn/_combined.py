@@ -17,9 +17,9 @@ from .optim import k_per_q, optimal_bins
 
 LOSS_TERMS = ("alignment", "disentanglement", "isotropy", "stability")
 
-#: Loss weights recommended with ``method="joint"`` subspaces (see the guide): the alignment
-#: term (with ``normalize=True``) does the partitioning once the subspaces are orthogonal.
 PARTITIONED_WEIGHTS = {"alignment": 1.0, "disentanglement": 0.0, "isotropy": 0.0, "stability": 0.0}
+"""Loss weights recommended with ``method="joint"`` subspaces (with ``normalize=True``): once
+the subspaces are mutually orthogonal the alignment term alone does the partitioning."""
 
 
 @dataclass(eq=False)
