@@ -2,10 +2,9 @@
 
 import pytest
 import torch
-from torch import nn
-
 from flt_tracker import FeatureTracker, load_run
 from flt_tracker.trainer import Trainer
+from torch import nn
 
 pytestmark = pytest.mark.cuda
 
@@ -33,7 +32,12 @@ def test_gpu_disk_backend_and_float16(tmp_path):
     model = nn.Linear(32, 16).cuda()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     tracker = FeatureTracker(
-        model, optimizer=opt, storage="disk", directory=tmp_path / "run", dtype=torch.float16, chunk_size=3
+        model,
+        optimizer=opt,
+        storage="disk",
+        directory=tmp_path / "run",
+        dtype=torch.float16,
+        chunk_size=3,
     )
     with tracker:
         for _ in range(7):
@@ -43,7 +47,9 @@ def test_gpu_disk_backend_and_float16(tmp_path):
     tracker.close()
     w = load_run(tmp_path / "run").get_feature("weight")
     assert len(w) == 8 and w.storage.dtype == torch.float16
-    torch.testing.assert_close(w.get_latest().float(), model.weight.detach().cpu(), atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(
+        w.get_latest().float(), model.weight.detach().cpu(), atol=1e-3, rtol=1e-3
+    )
 
 
 def test_trainer_on_cuda():
