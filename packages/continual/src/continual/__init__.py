@@ -19,6 +19,7 @@ from .metrics import (
     forward_transfer,
 )
 from .models import MLP, ConvAutoencoder2D, ConvAutoencoder3D, MLPAutoencoder, load_model
+from .plots import plot_accuracy_matrix, plot_task_curves
 from .scenarios import (
     DeviceDataLoader,
     Experience,
@@ -85,6 +86,8 @@ __all__ = [
     "load_model",
     "per_sample_squared_grads",
     "permuted",
+    "plot_accuracy_matrix",
+    "plot_task_curves",
     "solve_gem_dual",
     "split_batch",
     "task_incremental",

@@ -262,11 +262,22 @@ class GEM(_MemoryStrategy):
 class EWC(Strategy):
     """Elastic Weight Consolidation with the per-sample empirical Fisher.
 
+    The objective is ``loss + ewc_lambda * 0.5 * sum_terms sum_i F_i (theta_i - theta*_i)^2``.
+
+    ``solver="gradient"`` adds the penalty to the loss (the textbook form). With plain SGD this
+    diverges once ``lr * ewc_lambda * max(F)`` exceeds 2, which caps the usable strength.
+    ``solver="proximal"`` instead applies the penalty as an implicit (proximal) step after each
+    optimizer step, ``theta <- (theta + lr * lam * sum F theta*) / (1 + lr * lam * sum F)``:
+    the exact minimiser of the quadratic around the SGD iterate, stable for any strength, with the
+    same fixed points, and cheaper per step. ``lr`` is read from the optimizer's parameter groups
+    (for adaptive optimizers this is an approximation of the gradient form).
+
     Args:
-        ewc_lambda: penalty strength; the loss gets ``ewc_lambda * 0.5 * sum F (theta - theta*)^2``.
+        ewc_lambda: penalty strength.
         mode: ``"separate"`` (one term per experience) or ``"online"`` (one decayed term).
         gamma: decay of the old Fisher in online mode.
         fisher_samples: samples of each experience used for the Fisher (all if None).
+        solver: ``"gradient"`` or ``"proximal"``.
     """
 
     name = "ewc"
@@ -277,26 +288,60 @@ class EWC(Strategy):
         mode: str = "separate",
         gamma: float = 1.0,
         fisher_samples: int | None = None,
+        solver: str = "gradient",
     ) -> None:
         if mode not in ("separate", "online"):
             raise ValueError(f"mode={mode!r} is not understood; expected 'separate' or 'online'")
+        if solver not in ("gradient", "proximal"):
+            raise ValueError(
+                f"solver={solver!r} is not understood; expected 'gradient' or 'proximal'"
+            )
         self.ewc_lambda = ewc_lambda
         self.mode = mode
         self.gamma = gamma
         self.fisher_samples = fisher_samples
+        self.solver = solver
         self.terms = EWCTerms(online=mode == "online", gamma=gamma)
+        self._sum_f: dict[str, torch.Tensor] = {}
+        self._sum_fa: dict[str, torch.Tensor] = {}
 
     def _params(self) -> dict[str, Any]:
-        return {"ewc_lambda": self.ewc_lambda, "mode": self.mode, "gamma": self.gamma}
+        return {
+            "ewc_lambda": self.ewc_lambda,
+            "mode": self.mode,
+            "gamma": self.gamma,
+            "solver": self.solver,
+        }
+
+    def _cache(self, device: torch.device) -> None:
+        self._sum_f, self._sum_fa = {}, {}
+        for term in self.terms.terms:
+            for n, f in term["fisher"].items():
+                f = f.to(device)
+                a = term["anchor"][n].to(device)
+                self._sum_f[n] = self._sum_f.get(n, 0) + f
+                self._sum_fa[n] = self._sum_fa.get(n, 0) + f * a
 
     def penalty(self, trainer: Trainer, batch: Batch, output: torch.Tensor) -> torch.Tensor | None:
-        if not self.terms.terms:
+        if not self.terms.terms or self.solver == "proximal":
             return None
         return self.ewc_lambda * self.terms.penalty(trainer.model)
+
+    @torch.no_grad()
+    def after_step(self, trainer: Trainer, batch: Batch, output: torch.Tensor) -> None:
+        if self.solver != "proximal" or not self._sum_f:
+            return
+        lrs = {id(p): g["lr"] for g in trainer.optimizer.param_groups for p in g["params"]}
+        for n, p in trainer.named_trainable():
+            if n not in self._sum_f:
+                continue
+            k = lrs.get(id(p), 0.0) * self.ewc_lambda
+            p.add_(k * self._sum_fa[n]).div_(1.0 + k * self._sum_f[n])
 
     def after_experience(self, trainer: Trainer, experience: Experience) -> None:
         fisher = trainer.fisher(experience, max_samples=self.fisher_samples)
         self.terms.consolidate(trainer.model, fisher)
+        self._cache(trainer.device)
 
     def state_dict(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         return self.terms.state_dict()
@@ -305,6 +350,7 @@ class EWC(Strategy):
         self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
     ) -> None:
         self.terms.load_state_dict(config, tensors, trainer.device)
+        self._cache(trainer.device)
 
 
 class SI(Strategy):
