@@ -311,3 +311,18 @@ def test_bank_after_an_earlier_iteration(model):
         egm_viz.visualize_explosion(model, iteration=_n_iter(model) + 1)
     with pytest.raises(ValueError, match="cannot be animated"):
         egm_viz.visualize_explosion(model, iteration=1, save_path="x.gif")
+
+
+def test_shared_plane_across_pictures(model):
+    plane = egm_viz.PCA2D.fit(model.bank_X_)
+    a = egm_viz.visualize_explosion(model, projection=plane, show_paths=False)
+    b = egm_viz.visualize_explosion(
+        model, projection=plane, show_paths=False, classes=[model.classes_[0]]
+    )
+    pa = _gids(a, "real:0")[0].get_offsets()
+    pb = _gids(b, "real:0")[0].get_offsets()
+    np.testing.assert_allclose(pa, pb)  # same class, same plane, same place
+    expected = plane.transform(model.bank_X_[(model.bank_y_ == 0) & model.bank_is_real_])
+    np.testing.assert_allclose(np.sort(pa, axis=0), np.sort(expected, axis=0), atol=1e-6)
+    with pytest.raises(ValueError, match="features"):
+        egm_viz.visualize_explosion(model, projection=egm_viz.PCA2D.fit(torch.zeros(3, 2)))

@@ -21,7 +21,7 @@ from ._output import (
     save_animation,
     save_static,
 )
-from .projection import PROJECTIONS, project
+from .projection import PCA2D, PROJECTIONS, project
 
 _UNKNOWN_COLOR = np.array([0.55, 0.55, 0.55, 1.0])
 
@@ -134,7 +134,7 @@ def visualize_explosion(
     X: Any = None,
     y: Any = None,
     *,
-    projection: str = "pca",
+    projection: str | PCA2D = "pca",
     n_samples: int = 1000,
     path_steps: int | None = None,
     show_synthetic: bool = True,
@@ -175,8 +175,9 @@ def visualize_explosion(
         X: optional samples ``(m, n_features_in_)`` to draw as diamonds; the trend paths start
             from some of them. Without ``X`` the paths start from real bank points.
         y: optional labels of ``X`` (colours the diamonds; grey for labels the model lacks).
-        projection: ``"pca"`` (torch, no extra), ``"tsne"`` (``egm-viz[tsne]``) or
-            ``"umap"`` (``egm-viz[umap]``).
+        projection: ``"pca"`` (torch, no extra), ``"tsne"`` (``egm-viz[tsne]``),
+            ``"umap"`` (``egm-viz[umap]``), or a fitted :class:`egm_viz.PCA2D` to draw
+            several pictures in one shared plane.
         n_samples: at most this many bank points (and at most this many rows of ``X``) are
             drawn, subsampled per class and growth iteration with ``random_state``.
         path_steps: steps of the trend paths (``None``: the model's own setting).
@@ -209,8 +210,10 @@ def visualize_explosion(
         ValueError: a bad argument (the message names it and what is accepted).
         ImportError: the projection or output format needs an extra that is not installed.
     """
-    if projection not in PROJECTIONS:
-        raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
+    if not isinstance(projection, PCA2D) and projection not in PROJECTIONS:
+        raise ValueError(
+            f"projection must be one of {PROJECTIONS} or a fitted PCA2D, got {projection!r}"
+        )
     n_samples = check_positive("n_samples", n_samples)
     n_queries = check_positive("n_queries", n_queries, allow_zero=True)
     if path_steps is not None:
@@ -497,7 +500,7 @@ def visualize_explosion(
     else:
         ax.legend(handles=legend, loc="best", fontsize=7, ncol=ncol)
     scene.static_title = title or (
-        f"EGM bank ({projection.upper()}): {real_sel.size} real + "
+        f"EGM bank ({_projection_name(projection)}): {real_sel.size} real + "
         f"{synth_sel.size if show_synthetic else 0} synthetic points, "
         f"{view.n_iterations} growth iterations"
         + (f", {queries.shape[0]} queries x {n_steps} path steps" if queries.shape[0] else "")
@@ -549,6 +552,10 @@ def _pick_queries(
         out += [int(p[rank]) for p in per_class if rank < len(p)]
         rank += 1
     return np.array(out[:n], dtype=np.int64)
+
+
+def _projection_name(projection: Any) -> str:
+    return "PCA, given plane" if isinstance(projection, PCA2D) else projection.upper()
 
 
 def _numpy64(value: Any) -> np.ndarray:

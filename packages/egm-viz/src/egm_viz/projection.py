@@ -86,11 +86,13 @@ def _missing(extra: str, module: str, exc: ImportError) -> ImportError:
 
 
 def project(
-    kind: str, fit_points: torch.Tensor, other_points: torch.Tensor, random_state: int = 0
+    kind: str | PCA2D, fit_points: torch.Tensor, other_points: torch.Tensor, random_state: int = 0
 ) -> Embedding:
     """Project ``fit_points (n, d)`` and ``other_points (m, d)`` into one 2-D plane.
 
     * ``"pca"``: fitted on ``fit_points``, applied to both.
+    * a fitted :class:`PCA2D`: that plane, applied to both (to draw several pictures in the
+      same plane).
     * ``"umap"``: ``umap.UMAP`` fitted on ``fit_points``; ``other_points`` go through its
       ``transform``.
     * ``"tsne"``: t-SNE has no out-of-sample transform, so both sets are embedded together
@@ -100,11 +102,23 @@ def project(
         ValueError: unknown ``kind``.
         ImportError: the extra needed by ``kind`` is not installed (the message names it).
     """
-    if kind not in PROJECTIONS:
-        raise ValueError(f"projection must be one of {PROJECTIONS}, got {kind!r}")
     fit_points = fit_points.detach().to("cpu", torch.float64)
     other_points = other_points.detach().to("cpu", torch.float64).reshape(-1, fit_points.shape[1])
     n = fit_points.shape[0]
+    if isinstance(kind, PCA2D):
+        if kind.mean.shape[0] != fit_points.shape[1]:
+            raise ValueError(
+                f"the given PCA2D was fitted on {kind.mean.shape[0]} features, "
+                f"the points have {fit_points.shape[1]}"
+            )
+        r = kind.explained_variance_ratio.tolist()
+        return Embedding(
+            fitted=kind.transform(fit_points),
+            others=kind.transform(other_points),
+            axis_labels=(f"PC 1 ({100 * r[0]:.0f}% var.)", f"PC 2 ({100 * r[1]:.0f}% var.)"),
+        )
+    if kind not in PROJECTIONS:
+        raise ValueError(f"projection must be one of {PROJECTIONS} or a fitted PCA2D, got {kind!r}")
     if kind == "pca":
         pca = PCA2D.fit(fit_points)
         r = pca.explained_variance_ratio.tolist()
