@@ -335,7 +335,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                 raise ValueError("resume=True cannot be combined with initial_prototypes")
             if self._quantized is not None:
                 raise ValueError("this model is quantized; call dequantize() before training")
-            codes = self._encoder.transform(y_arr).to(device)
+            codes = self._encode(y_arr).to(device)
             params = {k: v.detach().to(device).clone() for k, v in self._params.items()}
             self._plabels = self._plabels.to(device)
             self._check_features(Xt)
@@ -349,7 +349,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                     f"{self.n_classes_} class"
                 )
             self.n_features_in_ = Xt.shape[1]
-            codes = self._encoder.transform(y_arr).to(device)
+            codes = self._encode(y_arr).to(device)
             params = self._init_params(Xt, codes, initial_prototypes, initial_labels)
         self._device = device
         self._quantized = None
@@ -377,7 +377,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             if self.n_classes_ < 2:
                 raise ValueError("the first partial_fit call must see at least 2 classes")
             self.n_features_in_ = Xt.shape[1]
-            codes = self._encoder.transform(y_arr).to(device)
+            codes = self._encode(y_arr).to(device)
             params = self._init_params(Xt, codes, None, None)
             self._device = device
             self._quantized = None
@@ -390,7 +390,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             device = self._device
             Xt, y_arr = self._check_X_y(X, y, device)
             self._check_features(Xt)
-            codes = self._encoder.transform(y_arr).to(device)
+            codes = self._encode(y_arr).to(device)
             params = self._params
             fresh = self._optimizer_state is None
         weights = self._sample_weights(codes, sample_weight, self.n_classes_)
@@ -419,6 +419,16 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             )
         return Xt, y_arr
 
+    def _encode(self, y: Any, name: str = "y") -> torch.Tensor:
+        """Labels to class codes; vectorised (``searchsorted``) for numeric labels."""
+        classes = np.asarray(self.classes_)
+        arr = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
+        if arr.ndim == 1 and classes.dtype.kind in "iub" and arr.dtype.kind in "iub":
+            idx = np.clip(np.searchsorted(classes, arr), 0, len(classes) - 1)
+            if np.array_equal(classes[idx], arr):
+                return torch.from_numpy(idx.astype(np.int64))
+        return self._encoder.transform(y, name=name)
+
     def _check_features(self, Xt: torch.Tensor) -> None:
         if Xt.shape[1] != self.n_features_in_:
             raise ValueError(
@@ -433,7 +443,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             raise ValueError("validation_data must be a tuple (X_val, y_val)")
         Xv, yv = blockops.check_X_y(validation_data[0], validation_data[1], device=device)
         self._check_features(Xv)
-        cv = self._encoder.transform(yv, name="validation y").to(device)
+        cv = self._encode(yv, name="validation y").to(device)
         return Xv, cv
 
     def _init_params(self, X, codes, initial_prototypes, initial_labels) -> dict[str, torch.Tensor]:
@@ -854,7 +864,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         win = self._all_distances(Xt).argmin(1).cpu()
         hit = torch.ones_like(win, dtype=torch.bool)
         if y is not None:
-            codes = self._encoder.transform(y)
+            codes = self._encode(y)
             hit = self._plabels.cpu()[win] == codes
         counts = torch.bincount(win[hit], minlength=self._plabels.shape[0]).double()
         return (counts / Xt.shape[0]).numpy()

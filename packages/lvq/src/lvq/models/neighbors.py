@@ -40,7 +40,7 @@ class KNN(SupervisedPrototypeModel):
         self.n_features_in_ = Xt.shape[1]
         self._device = device
         self._quantized = None
-        self._plabels = self._encoder.transform(y_arr).to(device)
+        self._plabels = self._encode(y_arr).to(device)
         self._params = {"prototypes": Xt.clone()}
         if sample_weight is not None:
             sw = blockops.as_tensor(sample_weight, name="sample_weight", ndim=1, device=device)
