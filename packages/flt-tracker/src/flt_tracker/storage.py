@@ -13,9 +13,11 @@ so a chunk whose index file exists is complete: after a crash every flushed chun
 
 from __future__ import annotations
 
+import mmap
 import os
 import queue
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,6 +107,30 @@ def storage_dtype(source: torch.dtype, requested: torch.dtype | None) -> torch.d
     if source == torch.bfloat16:
         return torch.float32
     raise TypeError(f"only floating tensors can be tracked, got dtype {source}")
+
+
+_HUGE = 2 * 2**20
+
+
+def alloc_block(shape: tuple[int, ...], dtype: torch.dtype, *, pin: bool = False) -> torch.Tensor:
+    """An uninitialised CPU tensor for snapshots.
+
+    Pinned when ``pin`` (for non-blocking copies from a GPU). On Linux, blocks of 2 MiB or more
+    are anonymous mappings advised to use transparent huge pages: the first write into fresh
+    memory then takes one page fault per 2 MiB instead of one per 4 KiB, which roughly halves the
+    cost of storing a snapshot into new memory. Falls back to ``torch.empty``.
+    """
+    if pin:
+        return torch.empty(shape, dtype=dtype, pin_memory=True)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * torch.empty((), dtype=dtype).element_size()
+    if sys.platform.startswith("linux") and nbytes >= _HUGE and hasattr(mmap, "MADV_HUGEPAGE"):
+        try:
+            buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            buf.madvise(mmap.MADV_HUGEPAGE)
+            return torch.frombuffer(buf, dtype=dtype).view(shape)
+        except (OSError, ValueError, AttributeError):
+            pass
+    return torch.empty(shape, dtype=dtype)
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray, fsync: bool) -> None:
@@ -254,9 +280,7 @@ class MemoryStorage(Storage):
             rows = self.chunk_size
             if self.capacity is not None:  # the last block stops at the capacity
                 rows = min(rows, self.capacity - len(self._blocks) * self.chunk_size)
-            self._blocks.append(
-                torch.empty((rows, *self.shape), dtype=self.dtype, pin_memory=self.pin)
-            )
+            self._blocks.append(alloc_block((rows, *self.shape), self.dtype, pin=self.pin))
         return self._blocks[b][j]
 
     def _thin(self) -> None:
@@ -353,6 +377,7 @@ class DiskStorage(Storage):
         self.chunk_size = int(chunk_size)
         self.fsync = bool(fsync)
         self.pin = bool(pin) and torch.cuda.is_available()
+        self._pool: queue.SimpleQueue = queue.SimpleQueue()
         self._flushed = 0  # snapshots in chunk files (or queued for the writer)
         self._chunk_lengths: list[int] = []
         self._index_rows: list[list[int]] = []
@@ -365,14 +390,18 @@ class DiskStorage(Storage):
         self._closed = False
 
     def _new_block(self) -> torch.Tensor:
-        return torch.empty((self.chunk_size, *self.shape), dtype=self.dtype, pin_memory=self.pin)
+        try:  # reuse a block the writer has finished with
+            return self._pool.get_nowait()
+        except (queue.Empty, AttributeError):
+            return alloc_block((self.chunk_size, *self.shape), self.dtype, pin=self.pin)
 
     def __len__(self) -> int:
         return len(self._index_rows)
 
     @property
     def memory_nbytes(self) -> int:
-        return self._buffer.numel() * self._buffer.element_size() * (1 + self._queue.qsize())
+        blocks = 1 + self._queue.qsize() + self._pool.qsize()
+        return self._buffer.numel() * self._buffer.element_size() * blocks
 
     def _write_loop(self) -> None:
         while True:
@@ -380,11 +409,12 @@ class DiskStorage(Storage):
             if item is None:
                 self._queue.task_done()
                 return
-            number, values, index = item
+            number, block, fill, index = item
             try:
                 base = self.directory / f"chunk_{number:06d}"
-                _atomic_save_npy(base.with_suffix(".npy"), values, self.fsync)
+                _atomic_save_npy(base.with_suffix(".npy"), block[:fill].numpy(), self.fsync)
                 _atomic_save_npy(base.with_suffix(".idx.npy"), index, self.fsync)
+                self._pool.put(block)
             except BaseException as exc:  # surfaced to the training thread on the next call
                 self._error = exc
             finally:
@@ -398,12 +428,11 @@ class DiskStorage(Storage):
         if self._fill == 0:
             return
         self.synchronize()
-        values = self._buffer[: self._fill].numpy()
         index = np.asarray(self._index_rows[self._flushed :], dtype=np.int64).reshape(-1, 3)
         number = len(self._chunk_lengths)
         self._chunk_lengths.append(self._fill)
         self._flushed += self._fill
-        self._queue.put((number, values, index))
+        self._queue.put((number, self._buffer, self._fill, index))
         self._buffer = self._new_block()
         self._fill = 0
 
