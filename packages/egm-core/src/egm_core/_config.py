@@ -54,7 +54,7 @@ SPECS: dict[str, Spec] = {
     "local_k": Spec("int", 5, 1),
     "anisotropy": Spec("float", 2.0, 0),
     "deflect_rival": Spec("bool", True),
-    "deflect_strength": Spec("float", 0.5, 0),
+    "deflect_strength": Spec("float", 0.25, 0),
     "momentum_conserve": Spec("bool", True),
     "seed_mode": Spec("choice", "per_sample", choices=("per_sample", "centroid")),
     # trend-path voting

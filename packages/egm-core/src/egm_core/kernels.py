@@ -88,8 +88,10 @@ def deflect(
 ) -> torch.Tensor:
     """Bend unit directions away from the nearest rival class centre.
 
-    The component of ``u`` that points toward the nearest rival centre (when positive) is
-    reduced by ``fraction`` (1 removes it entirely); the result is renormalised.
+    The component ``t = u . r`` of ``u`` toward the nearest rival centre (when positive) is
+    changed to ``(1 - 2 * fraction) * t``: ``fraction=0`` keeps it, ``0.5`` removes it (the
+    fragment flies perpendicular to the rival), ``1`` reflects it (an elastic bounce off the
+    rival). The result is renormalised.
 
     Args:
         u: ``(F, d)`` unit directions.
@@ -111,7 +113,9 @@ def deflect(
     r = rival - origins
     r = r / r.norm(dim=1, keepdim=True).clamp_min(1e-30)
     toward = (u * r).sum(dim=1).clamp_min(0.0)
-    out = u - fraction * toward[:, None] * r
+    out = u - 2.0 * fraction * toward[:, None] * r
+    norm = out.norm(dim=1, keepdim=True)
+    out = torch.where(norm > 1e-6, out, -u)  # aimed exactly at the rival: bounce back
     return out / out.norm(dim=1, keepdim=True).clamp_min(1e-30)
 
 
@@ -151,6 +155,31 @@ def class_logsumexp(values: torch.Tensor, labels: torch.Tensor, n_classes: int) 
     return torch.where(torch.isfinite(mx), safe + total.log(), mx)
 
 
+def class_targets(
+    Q: torch.Tensor, nb_X: torch.Tensor, nb_y: torch.Tensor, logk0: torch.Tensor, n_classes: int
+) -> torch.Tensor:
+    """Kernel-weighted mean of each class's neighbours, ``(n, C, d)``; the query where absent.
+
+    Args:
+        Q: ``(n, d)`` queries.
+        nb_X: ``(n, K, d)`` neighbours.
+        nb_y: ``(n, K)`` their class codes.
+        logk0: ``(n, K)`` log kernel weights of the neighbours at the query.
+        n_classes: number of classes ``C``.
+    """
+    mx0 = _class_max(logk0, nb_y, n_classes)
+    a = torch.exp(logk0 - mx0.gather(1, nb_y))
+    onehot = torch.zeros(
+        nb_y.shape[0], nb_y.shape[1], n_classes, dtype=Q.dtype, device=Q.device
+    ).scatter_(2, nb_y[:, :, None], 1.0)
+    wk = onehot * a[:, :, None]
+    mass = wk.sum(dim=1)
+    sums = torch.einsum("nkc,nkd->ncd", wk, nb_X)
+    return torch.where(
+        (mass > 0)[:, :, None], sums / mass.clamp_min(1e-30)[:, :, None], Q[:, None, :]
+    )
+
+
 def trend_path_scores(
     Q: torch.Tensor,
     nb_X: torch.Tensor,
@@ -161,8 +190,8 @@ def trend_path_scores(
     n_classes: int,
     fractions: torch.Tensor,
     step_logw: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Trend-path log scores of every class for a block of queries.
+) -> torch.Tensor:
+    """Trend-path log scores of every class for a block of queries, ``(n, C)``.
 
     Each query ``x0`` walks toward every candidate class ``c`` (a class present among its
     ``K`` nearest bank points): the target ``m_c`` is the kernel-weighted mean of the class-``c``
@@ -170,7 +199,7 @@ def trend_path_scores(
     :func:`path_fractions`. At each step the class's neighbours vote with
     ``w_j * exp(-|x_s - b_j|^2 / (2 bw_j^2))``; step votes are weighted by ``step_logw`` and
     summed. Distances along the path come in closed form from the step-0 distances, so all
-    steps, classes and queries are computed at once.
+    steps, classes and queries are computed at once (no loop), in ``O(n K^2 d)``.
 
     Args:
         Q: ``(n, d)`` queries.
@@ -184,28 +213,19 @@ def trend_path_scores(
         step_logw: ``(T + 1,)`` log weight per step.
 
     Returns:
-        ``(log_scores (n, C), targets (n, C, d))``: ``-inf`` for classes absent from the
-        neighbours, whose target is the query itself.
+        ``(n, C)`` natural-log scores, ``-inf`` for classes absent from the neighbours.
     """
     inv2bw = 0.5 / nb_bandwidth.square()
     logk0 = nb_logw - nb_d2 * inv2bw  # (n, K)
-    mx0 = _class_max(logk0, nb_y, n_classes)  # (n, C)
-    a = torch.exp(logk0 - mx0.gather(1, nb_y))  # (n, K), 1 for each class's best neighbour
-    onehot = torch.zeros(
-        nb_y.shape[0], nb_y.shape[1], n_classes, dtype=Q.dtype, device=Q.device
-    ).scatter_(2, nb_y[:, :, None], 1.0)
-    wk = onehot * a[:, :, None]  # (n, K, C)
-    mass = wk.sum(dim=1)  # (n, C)
-    present = mass > 0
-    sums = torch.einsum("nkc,nkd->ncd", wk, nb_X)
-    targets = torch.where(
-        present[:, :, None], sums / mass.clamp_min(1e-30)[:, :, None], Q[:, None, :]
-    )
-    u = targets.gather(1, nb_y[:, :, None].expand(-1, -1, Q.shape[1])) - Q[:, None, :]  # (n,K,d)
+    same = nb_y[:, :, None] == nb_y[:, None, :]  # (n, K, K)
+    peer = torch.where(same, logk0[:, None, :], torch.full_like(logk0[:, None, :], -torch.inf))
+    a = torch.exp(peer - peer.amax(dim=2, keepdim=True))  # 0 for other classes
+    target = (a @ nb_X) / a.sum(dim=2, keepdim=True)  # (n, K, d): mean of j's class
+    u = target - Q[:, None, :]
     dot = (u * (Q[:, None, :] - nb_X)).sum(dim=2)
     uu = (u * u).sum(dim=2)
     f = fractions[None, None, :]
     d2 = (nb_d2[:, :, None] + 2.0 * f * dot[:, :, None] + f * f * uu[:, :, None]).clamp_min(0.0)
     terms = nb_logw[:, :, None] - d2 * inv2bw[:, :, None] + step_logw[None, None, :]
     per_neighbour = torch.logsumexp(terms, dim=2)  # (n, K)
-    return class_logsumexp(per_neighbour, nb_y, n_classes), targets
+    return class_logsumexp(per_neighbour, nb_y, n_classes)

@@ -18,6 +18,7 @@ import yaml
 from . import _config
 from .__about__ import __version__
 from .kernels import (
+    class_targets,
     deflect,
     local_basis,
     path_fractions,
@@ -88,7 +89,8 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         local_k: neighbours used for the radius and for a seed's local principal axes.
         anisotropy: exponent stretching directions along high local variance (0: isotropic).
         deflect_rival: bend fragments away from the nearest rival class centre.
-        deflect_strength: fraction of the rival-ward component removed (divided by ``mass``).
+        deflect_strength: how strongly the rival-ward component is bent, divided by ``mass``
+            and capped at 1: 0 keeps it, 0.5 removes it, 1 reflects it.
         momentum_conserve: fragments come in pairs of equal energy flying in opposite
             directions (zero total momentum before deflection).
         seed_mode: ``"per_sample"`` (seeds drawn from the class's real rows) or ``"centroid"``
@@ -778,11 +780,14 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
                 q, self.bank_X_, K, q_block=self.torch_q_block, db_block=self.torch_db_block
             )
             nb_y = self.bank_y_[idx]
-            logs, targets = trend_path_scores(
-                q, self.bank_X_[idx], d2, nb_y, self._vote_logw[idx], bandwidth[nb_y], C, fr, sw
-            )
+            nb_X = self.bank_X_[idx]
+            nb_logw = self._vote_logw[idx]
+            nb_bw = bandwidth[nb_y]
+            logs = trend_path_scores(q, nb_X, d2, nb_y, nb_logw, nb_bw, C, fr, sw)
             out[start : start + block] = logs
             if paths is not None:
+                logk0 = nb_logw - d2 * (0.5 / nb_bw.square())
+                targets = class_targets(q, nb_X, nb_y, logk0, C)
                 paths[start : start + block] = (
                     q[:, None, None, :]
                     + fr[None, None, :, None] * (targets - q[:, None, :])[:, :, None, :]
