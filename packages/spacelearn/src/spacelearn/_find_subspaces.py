@@ -121,38 +121,62 @@ def _joint_greedy(mom: Moments, ks: dict[str, int], ridge: float) -> dict[str, T
     D = Szz.shape[0]
     eye = torch.eye(D, dtype=Szz.dtype, device=Szz.device)
     lam = float(ridge) * torch.trace(Szz) / D + torch.finfo(Szz.dtype).eps * torch.trace(Szz)
+    tiny = torch.finfo(Szz.dtype).tiny
     remaining = dict(ks)
     chosen: dict[str, list[Tensor]] = {q: [] for q in mom.names}
     accepted = torch.zeros(D, 0, dtype=Szz.dtype, device=Szz.device)
+
+    def best_direction(q: str, N: Tensor, Cxx: Tensor) -> tuple[float, Tensor]:
+        Cxy = N.mT @ mom.Szy[q]
+        Rxx, Rxy = Cxx, Cxy
+        if chosen[q]:
+            Bq = torch.stack(chosen[q])  # (j, D)
+            Css_inv = torch.linalg.pinv(Bq @ Szz @ Bq.mT, hermitian=True)
+            Cxs = N.mT @ Szz @ Bq.mT
+            Rxx = Cxx - Cxs @ Css_inv @ Cxs.mT
+            Rxy = Cxy - Cxs @ Css_inv @ (Bq @ mom.Szy[q])
+        Rxx = 0.5 * (Rxx + Rxx.mT) + lam * torch.eye(
+            Rxx.shape[0], dtype=Szz.dtype, device=Szz.device
+        )
+        L, info = torch.linalg.cholesky_ex(Rxx)
+        if int(info) == 0:  # whiten with the Cholesky factor (cheaper than eigh)
+            U, S, _ = torch.linalg.svd(
+                torch.linalg.solve_triangular(L, Rxy, upper=False), full_matrices=False
+            )
+            u = torch.linalg.solve_triangular(L.mT, U[:, :1], upper=True)[:, 0]
+        else:
+            Rih = _sym_inv_sqrt(Rxx)
+            U, S, _ = torch.linalg.svd(Rih @ Rxy, full_matrices=False)
+            u = Rih @ U[:, 0]
+        d = N @ u
+        gain = float(S[0] ** 2 / mom.syy[q].clamp_min(tiny))
+        return gain, d / d.norm().clamp_min(tiny)
+
+    # Lazy greedy: a quantity's best gain can only shrink when the complement shrinks (its own
+    # directions unchanged), so stale gains are upper bounds and only the leader is recomputed.
+    gains: dict[str, tuple[float, int, Tensor | None]] = {
+        q: (float("inf"), -1, None) for q in mom.names
+    }
+    step = 0
     while any(remaining.values()):
         m = accepted.shape[1]
         N = eye if m == 0 else torch.linalg.qr(accepted, mode="complete").Q[:, m:]
         Cxx = N.mT @ Szz @ N
-        best = None
-        for q in mom.names:
-            if not remaining[q]:
-                continue
-            Cxy = N.mT @ mom.Szy[q]
-            Rxx, Rxy = Cxx, Cxy
-            if chosen[q]:
-                Bq = torch.stack(chosen[q])  # (j, D)
-                Css_inv = torch.linalg.pinv(Bq @ Szz @ Bq.mT, hermitian=True)
-                Cxs = N.mT @ Szz @ Bq.mT
-                Rxx = Cxx - Cxs @ Css_inv @ Cxs.mT
-                Rxy = Cxy - Cxs @ Css_inv @ (Bq @ mom.Szy[q])
-            Rxx = 0.5 * (Rxx + Rxx.mT) + lam * torch.eye(D - m, dtype=Szz.dtype, device=Szz.device)
-            Rih = _sym_inv_sqrt(Rxx)
-            U, S, _ = torch.linalg.svd(Rih @ Rxy, full_matrices=False)
-            gain = float(S[0] ** 2 / mom.syy[q].clamp_min(torch.finfo(Szz.dtype).tiny))
-            if best is None or gain > best[0] + 1e-12:
-                d = N @ (Rih @ U[:, 0])
-                best = (gain, q, d / d.norm().clamp_min(torch.finfo(Szz.dtype).tiny))
-        _, q, d = best
+        while True:
+            live = [q for q in mom.names if remaining[q]]
+            q = max(live, key=lambda n: (gains[n][0], -mom.names.index(n)))
+            if gains[q][1] == step:
+                break
+            gain, d = best_direction(q, N, Cxx)
+            gains[q] = (gain, step, d)
+        d = gains[q][2]
         d = d - accepted @ (accepted.mT @ d)  # re-orthogonalise against rounding
         d = d / d.norm()
         chosen[q].append(d)
         accepted = torch.cat([accepted, d.unsqueeze(1)], dim=1)
         remaining[q] -= 1
+        gains[q] = (float("inf"), -1, None)  # its own problem changed: recompute next time
+        step += 1
     return {q: _canonical(torch.stack(chosen[q]).mT, mom.Szy[q]) for q in mom.names}
 
 
