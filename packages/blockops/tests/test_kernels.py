@@ -1,8 +1,7 @@
+import blockops
 import numpy as np
 import pytest
 import torch
-
-import blockops
 from blockops import knn, label_min, nearest, pairwise_distances
 
 
@@ -23,7 +22,9 @@ def _ref_dist(Q, D, metric, omega=None):
 
 def _ref_knn(dist, k):
     # lexicographic (distance, index) order, computed in float64
-    order = np.lexsort((np.arange(dist.shape[1])[None].repeat(dist.shape[0], 0), dist.numpy()), axis=1)
+    order = np.lexsort(
+        (np.arange(dist.shape[1])[None].repeat(dist.shape[0], 0), dist.numpy()), axis=1
+    )
     idx = torch.from_numpy(order[:, :k])
     return dist.gather(1, idx), idx
 
@@ -44,16 +45,24 @@ def test_pairwise_matches_float64(metric, nq, nd, d):
 
 def test_pairwise_omega_projection():
     g = torch.Generator().manual_seed(0)
-    Q, D, omega = torch.randn(9, 6, generator=g), torch.randn(20, 6, generator=g), torch.randn(6, 2, generator=g)
+    Q, D, omega = (
+        torch.randn(9, 6, generator=g),
+        torch.randn(20, 6, generator=g),
+        torch.randn(6, 2, generator=g),
+    )
     got = pairwise_distances(Q, D, omega=omega, db_block=3)
-    torch.testing.assert_close(got.double(), _ref_dist(Q, D, "sqeuclidean", omega), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        got.double(), _ref_dist(Q, D, "sqeuclidean", omega), atol=1e-4, rtol=1e-4
+    )
 
 
 def test_far_from_origin_stays_accurate():
     g = torch.Generator().manual_seed(1)
     D = torch.randn(50, 4, generator=g) + 1e4
     got = pairwise_distances(D[:5], D)
-    torch.testing.assert_close(got.double(), _ref_dist(D[:5], D, "sqeuclidean"), atol=1e-2, rtol=1e-3)
+    torch.testing.assert_close(
+        got.double(), _ref_dist(D[:5], D, "sqeuclidean"), atol=1e-2, rtol=1e-3
+    )
 
 
 @pytest.mark.parametrize("metric", blockops.METRICS)
@@ -123,7 +132,9 @@ def test_nearest_and_label_min():
     assert torch.equal(idx, ref.argmin(1))
     mins = label_min(Q, D, labels, 4, db_block=13, q_block=6)
     for c in range(3):
-        torch.testing.assert_close(mins[:, c].double(), ref[:, labels == c].min(1).values, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            mins[:, c].double(), ref[:, labels == c].min(1).values, atol=1e-4, rtol=1e-4
+        )
     assert torch.isinf(mins[:, 3]).all()
 
 
@@ -182,7 +193,9 @@ def test_cuda_matches_cpu():
     torch.testing.assert_close(gv.cpu(), cv, atol=1e-3, rtol=1e-4)
     assert (gi.cpu() == ci).float().mean() > 0.999
     mins = label_min(Q.cuda(), D.cuda(), (torch.arange(5000) % 7).cuda(), 7)
-    torch.testing.assert_close(mins.cpu(), label_min(Q, D, torch.arange(5000) % 7, 7), atol=1e-3, rtol=1e-4)
+    torch.testing.assert_close(
+        mins.cpu(), label_min(Q, D, torch.arange(5000) % 7, 7), atol=1e-3, rtol=1e-4
+    )
 
 
 @pytest.mark.cuda

@@ -6,11 +6,12 @@ more than one ``(q_block, db_block)`` block of the distance matrix at a time (be
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import torch
 
-from .blocks import block_sizes
+from .blocks import GroupShape, block_sizes, knn_group_shape, knn_query_block
 
 METRICS = ("sqeuclidean", "euclidean", "cosine", "inner")
 
@@ -97,7 +98,8 @@ def pairwise_distances(
         metric: ``"sqeuclidean"``, ``"euclidean"``, ``"cosine"`` (1 - cosine similarity) or
             ``"inner"`` (negative inner product: smaller is nearer).
         omega: optional (d, r) linear map; distances are taken between ``Q @ omega`` and ``D @ omega``.
-        q_block, db_block: block sizes; ``None`` chooses them from the memory budget.
+        q_block: queries per block; ``None`` chooses it from the memory budget.
+        db_block: database rows per block; ``None`` chooses it from the memory budget.
     """
     Qp, Dp, qsq, dsq = _prepare(Q, D, metric, omega)
     out = torch.empty(Q.shape[0], D.shape[0], dtype=Q.dtype, device=Q.device)
@@ -107,8 +109,11 @@ def pairwise_distances(
     for q0, q1 in _ranges(Q.shape[0], qb):
         for d0, d1 in _ranges(D.shape[0], dbb):
             out[q0:q1, d0:d1] = _block(
-                Qp[q0:q1], Dp[d0:d1], None if qsq is None else qsq[q0:q1],
-                None if dsq is None else dsq[d0:d1], metric,
+                Qp[q0:q1],
+                Dp[d0:d1],
+                None if qsq is None else qsq[q0:q1],
+                None if dsq is None else dsq[d0:d1],
+                metric,
             )
     return out
 
@@ -128,9 +133,7 @@ def _smallest(dist: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return vals, idx
 
 
-def _merge(
-    vals: torch.Tensor, idx: torch.Tensor, k: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _merge(vals: torch.Tensor, idx: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Keep the ``k`` smallest (value, index) pairs per row, ordered by value then index."""
     idx, order = torch.sort(idx, dim=1)
     vals = vals.gather(1, order)
@@ -151,10 +154,20 @@ def knn(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact k nearest database rows of every query, streaming over database blocks.
 
+    float32 inputs take an exact two-stage selection: per database block, only the minima of
+    groups of consecutive rows are kept; the ``k`` best groups (and, a level up, the ``k`` best
+    groups of groups) must hold the ``k`` nearest rows, whose distances are then recomputed and
+    ranked. Other dtypes, or a ``k`` too large for grouping to pay, stream full blocks.
+
     Args:
-        Q: queries (nq, d). D: database (nd, d), same device and dtype.
+        Q: queries (nq, d).
+        D: database (nd, d), same device and dtype as ``Q``.
         k: neighbours per query, ``1 <= k <= nd`` (``nd - 1`` with ``exclude_self``).
+        metric: ``"sqeuclidean"``, ``"euclidean"``, ``"cosine"`` or ``"inner"``.
+        omega: optional (d, r) linear map; distances are taken between ``Q @ omega`` and ``D @ omega``.
         exclude_self: ``Q`` and ``D`` are the same rows; row i never returns itself.
+        q_block: queries per block; ``None`` chooses it from the memory budget.
+        db_block: database rows per block; ``None`` chooses it from the memory budget.
 
     Returns:
         ``(distances (nq, k), indices (nq, k) long)``, ascending, ties broken by lower index.
@@ -172,19 +185,44 @@ def knn(
             f"{' excluding self' if exclude_self else ''})"
         )
     qb, dbb = block_sizes(nq, nd, Q.device, Q.dtype, q_block, db_block)
-    out_v = torch.empty(nq, k, dtype=Q.dtype, device=Q.device)
-    out_i = torch.empty(nq, k, dtype=torch.long, device=Q.device)
+    if nq and Q.dtype == torch.float32 and nd < 2**31:
+        shape = knn_group_shape(nd, k + int(exclude_self), dbb if db_block else None, Q.device)
+        if shape is not None:
+            if q_block is None:
+                qb = knn_query_block(nq, nd, Qp.shape[1], shape, Q.device, k + 1)
+            return _knn_grouped(Qp, Dp, qsq, dsq, k, metric, exclude_self, qb, shape)
+    return _knn_streaming(Qp, Dp, qsq, dsq, k, metric, exclude_self, qb, dbb)
+
+
+def _knn_streaming(
+    Qp: torch.Tensor,
+    Dp: torch.Tensor,
+    qsq: torch.Tensor | None,
+    dsq: torch.Tensor | None,
+    k: int,
+    metric: str,
+    exclude_self: bool,
+    qb: int,
+    dbb: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k of every full distance block, merged across blocks (any dtype, any ``k``)."""
+    nq, nd = Qp.shape[0], Dp.shape[0]
+    out_v = torch.empty(nq, k, dtype=Qp.dtype, device=Qp.device)
+    out_i = torch.empty(nq, k, dtype=torch.long, device=Qp.device)
     for q0, q1 in _ranges(nq, qb):
         best_v = best_i = None
         for d0, d1 in _ranges(nd, dbb):
             dist = _block(
-                Qp[q0:q1], Dp[d0:d1], None if qsq is None else qsq[q0:q1],
-                None if dsq is None else dsq[d0:d1], metric,
+                Qp[q0:q1],
+                Dp[d0:d1],
+                None if qsq is None else qsq[q0:q1],
+                None if dsq is None else dsq[d0:d1],
+                metric,
             )
             if exclude_self:
                 lo, hi = max(q0, d0), min(q1, d1)
                 if lo < hi:
-                    r = torch.arange(lo, hi, device=Q.device)
+                    r = torch.arange(lo, hi, device=Qp.device)
                     dist[r - q0, r - d0] = float("inf")
             v, i = _smallest(dist, min(k, d1 - d0))
             i += d0
@@ -192,7 +230,148 @@ def knn(
                 best_v, best_i = v, i
             else:
                 best_v, best_i = _merge(torch.cat([best_v, v], 1), torch.cat([best_i, i], 1), k)
-        out_v[q0:q1], out_i[q0:q1] = best_v, best_i
+        out_v[q0:q1], out_i[q0:q1] = _merge(best_v, best_i, k)
+    return out_v, out_i
+
+
+_KEY_MAX = torch.iinfo(torch.int64).max
+_LOW31 = 0x7FFFFFFF
+_LITTLE = sys.byteorder == "little"
+
+
+def _to_keys(values: torch.Tensor, ids: torch.Tensor, signed: bool) -> torch.Tensor:
+    """Pack float32 ``values`` and int32 ``ids`` in ``[0, 2**31)`` into int64 keys that order
+    as (value, id), so that one ``topk`` ranks by distance and breaks ties by the lower id.
+
+    The float's bits become an int32 that orders like the float (for negative floats, which
+    only ``signed`` metrics produce, the magnitude bits are flipped); adding ``0.0`` folds
+    ``-0.0`` onto ``0.0`` so that they tie.
+    """
+    bits = (values + 0.0).view(torch.int32)
+    if signed:
+        bits = torch.where(bits < 0, bits ^ _LOW31, bits)
+    ids = ids.expand_as(bits)
+    if _LITTLE:  # the int64 whose high word is ``bits`` and low word is ``ids``
+        return torch.stack((ids, bits), dim=-1).view(torch.int64).squeeze(-1)
+    return bits.to(torch.int64) * 2**32 + ids
+
+
+def _key_ids(keys: torch.Tensor) -> torch.Tensor:
+    """The ids of :func:`_to_keys` keys, as int64."""
+    if _LITTLE:
+        return keys.view(torch.int32)[..., 0::2].long()
+    return keys % 2**32
+
+
+def _key_values(keys: torch.Tensor, signed: bool) -> torch.Tensor:
+    """The float32 values of :func:`_to_keys` keys."""
+    if _LITTLE:
+        bits = keys.view(torch.int32)[..., 1::2]
+    else:
+        bits = torch.div(keys, 2**32, rounding_mode="floor").to(torch.int32)
+    if signed:
+        bits = torch.where(bits < 0, bits ^ _LOW31, bits)
+    return bits.contiguous().view(torch.float32)
+
+
+def _finish(p: torch.Tensor, qsq: torch.Tensor | None, metric: str) -> torch.Tensor:
+    """Turn partial distances into distances, monotone non-decreasing in ``p`` on every row.
+
+    ``p`` is ``|x|^2 - 2 q.x`` (Euclidean metrics) or ``-q.x`` (cosine, inner), with queries
+    along dim 0; ``qsq`` has been shaped to broadcast against it.
+    """
+    if metric in ("sqeuclidean", "euclidean"):
+        p = torch.add(p, qsq).clamp_min_(0.0)
+        return p.sqrt_() if metric == "euclidean" else p
+    if metric == "cosine":
+        return torch.add(p, 1.0).clamp_min_(0.0)
+    return p
+
+
+def _knn_grouped(
+    Qp: torch.Tensor,
+    Dp: torch.Tensor,
+    qsq: torch.Tensor | None,
+    dsq: torch.Tensor | None,
+    k: int,
+    metric: str,
+    exclude_self: bool,
+    qb: int,
+    shape: GroupShape,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-k of float32 distances by two-level group minima (see :func:`knn`).
+
+    Database rows are cut into groups of ``g1`` consecutive rows and super-groups of ``g2``
+    consecutive groups. Ordering groups by (minimum distance, group id) keeps the exact
+    (distance, index) order of their best members, because groups are contiguous index
+    ranges; hence the ``k`` nearest rows lie in the ``k`` best groups, and those lie in the
+    ``k`` best super-groups. ``exclude_self`` takes ``k + 1`` at the group levels (self holds
+    at most one slot). Each database block is stored permuted so that the group minima are
+    element-wise minima of ``g1`` contiguous slabs of the distance block.
+    """
+    dev = Qp.device
+    nq, nd, d = Qp.shape[0], Dp.shape[0], Qp.shape[1]
+    g1, g2, nb = shape.g1, shape.g2, shape.db_block
+    n_blocks = -(-nd // nb)
+    nd_pad = n_blocks * nb
+    n_super = nb // (g1 * g2)  # super-groups per block
+    width = d + 1 + (-(d + 1) % 4 if dev.type == "cuda" else 0)
+    k_eff = k + int(exclude_self)
+    signed = metric == "inner"
+
+    # Augmented rows: p = [s*q, 1, 0..] . [x, c, 0..] = c - s' q.x in one matrix product;
+    # padding rows carry c = inf so that they are never nearer than a real row.
+    Da = torch.zeros(nd_pad, width, dtype=Dp.dtype, device=dev)
+    Da[:nd, :d] = Dp
+    Da[:nd, d] = dsq if dsq is not None else 0.0
+    Da[nd:, d] = float("inf")
+    # block b, position t*(g2*S) + u*S + s  <-  row b*nb + (s*g2 + u)*g1 + t
+    Dperm = Da.view(n_blocks, n_super, g2, g1, width).permute(0, 3, 2, 1, 4).reshape(nd_pad, width)
+    Qa = torch.zeros(nq, width, dtype=Qp.dtype, device=dev)
+    torch.mul(Qp, -2.0 if dsq is not None else -1.0, out=Qa[:, :d])
+    Qa[:, d] = 1.0
+
+    out_v = torch.empty(nq, k, dtype=Qp.dtype, device=dev)
+    out_i = torch.empty(nq, k, dtype=torch.long, device=dev)
+    k_super = min(k_eff, n_blocks * n_super)
+    k_group = min(k_eff, n_blocks * n_super * g2)
+    super_ids = torch.arange(n_blocks * n_super, dtype=torch.int32, device=dev)
+    t_range = torch.arange(g1, device=dev)
+    u_range = torch.arange(g2, device=dev)
+    p = gmin = None
+    for q0, q1 in _ranges(nq, qb):
+        m = q1 - q0
+        Qb = Qa[q0:q1]
+        if p is None or p.shape[0] != m:
+            p = torch.empty(m, nb, dtype=Qp.dtype, device=dev)
+            gmin = torch.empty(n_blocks, m, g2, n_super, dtype=Qp.dtype, device=dev)
+        for b in range(n_blocks):
+            torch.mm(Qb, Dperm[b * nb : (b + 1) * nb].T, out=p)
+            torch.amin(p.view(m, g1, g2 * n_super), dim=1, out=gmin[b].view(m, g2 * n_super))
+        qs = None if qsq is None else qsq[q0:q1, None]
+        rows = torch.arange(m, device=dev)[:, None]
+
+        # Stage 1a: the best super-groups, id = b * n_super + s.
+        sval = _finish(gmin.amin(dim=2).permute(1, 0, 2).reshape(m, -1), qs, metric)
+        skeys = torch.topk(_to_keys(sval, super_ids, signed), k_super, 1, largest=False)[0]
+        sid = _key_ids(skeys)  # (m, k_super)
+        # Stage 1b: their groups, id = super id * g2 + u.
+        blk = torch.div(sid, n_super, rounding_mode="floor")[:, :, None]
+        gval = gmin[blk, rows[:, :, None], u_range, (sid[:, :, None] - blk * n_super)]
+        gval = _finish(gval.view(m, -1), qs, metric)
+        gid = (sid[:, :, None] * g2 + u_range).view(m, -1)
+        gkeys = torch.topk(_to_keys(gval, gid.int(), signed), k_group, 1, largest=False)[0]
+        # Stage 2: recompute the members of the best groups and rank them exactly.
+        idx = (_key_ids(gkeys)[:, :, None] * g1 + t_range).view(m, -1)
+        cand = torch.bmm(Da[idx], Qb[:, :, None]).view(m, -1)
+        if exclude_self:
+            cand.masked_fill_(idx == rows + q0, float("inf"))
+        keys = _to_keys(_finish(cand, qs, metric), idx.int(), signed)
+        if nd_pad > nd:
+            keys.masked_fill_(idx >= nd, _KEY_MAX)
+        best = torch.topk(keys, k, 1, largest=False, sorted=True)[0]
+        out_v[q0:q1] = _key_values(best, signed)
+        out_i[q0:q1] = _key_ids(best)
     return out_v, out_i
 
 
@@ -216,8 +395,11 @@ def nearest(
     for q0, q1 in _ranges(nq, qb):
         for d0, d1 in _ranges(nd, dbb):
             dist = _block(
-                Qp[q0:q1], Dp[d0:d1], None if qsq is None else qsq[q0:q1],
-                None if dsq is None else dsq[d0:d1], metric,
+                Qp[q0:q1],
+                Dp[d0:d1],
+                None if qsq is None else qsq[q0:q1],
+                None if dsq is None else dsq[d0:d1],
+                metric,
             )
             v, i = dist.min(dim=1)
             better = v < best_v[q0:q1]
@@ -256,7 +438,9 @@ def label_min(
         raise ValueError(f"n_labels must be >= 1, got {n_labels}")
     labels = labels.long()
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_labels):
-        raise ValueError(f"labels must lie in [0, {n_labels}), got {int(labels.min())}..{int(labels.max())}")
+        raise ValueError(
+            f"labels must lie in [0, {n_labels}), got {int(labels.min())}..{int(labels.max())}"
+        )
     Qp, Dp, qsq, dsq = _prepare(Q, D, metric, omega)
     nq, nd = Q.shape[0], D.shape[0]
     out = torch.full((nq, n_labels), float("inf"), dtype=Q.dtype, device=Q.device)
@@ -266,8 +450,11 @@ def label_min(
     for q0, q1 in _ranges(nq, qb):
         for d0, d1 in _ranges(nd, dbb):
             dist = _block(
-                Qp[q0:q1], Dp[d0:d1], None if qsq is None else qsq[q0:q1],
-                None if dsq is None else dsq[d0:d1], metric,
+                Qp[q0:q1],
+                Dp[d0:d1],
+                None if qsq is None else qsq[q0:q1],
+                None if dsq is None else dsq[d0:d1],
+                metric,
             )
             index = labels[d0:d1].expand(q1 - q0, -1)
             out[q0:q1].scatter_reduce_(1, index, dist, reduce="amin", include_self=True)
