@@ -210,3 +210,82 @@ def test_cuda_peak_memory_within_budget():
     peak = torch.cuda.max_memory_allocated() - base
     block_bytes = q_block * db_block * 4
     assert peak <= 4 * block_bytes + Q.numel() * 4 + D.numel() * 4
+
+
+# The grouped (two-stage) selection used for float32 when k is small against the database.
+GROUPED = [
+    # nq, nd, d, k, metric, exclude_self, integer data, q_block, db_block
+    (50, 2000, 8, 3, "sqeuclidean", False, True, None, None),
+    (40, 2000, 8, 3, "sqeuclidean", False, False, 9, None),
+    (60, 3001, 5, 10, "inner", False, True, 7, 300),
+    (60, 3001, 5, 10, "euclidean", False, False, None, None),
+    (30, 3001, 5, 1, "cosine", False, False, None, 512),
+    (700, 700, 3, 5, "sqeuclidean", True, True, 64, 64),
+    (700, 700, 3, 4, "sqeuclidean", True, False, None, None),
+    (20, 5000, 2, 40, "sqeuclidean", False, True, None, 1000),
+]
+
+
+@pytest.mark.parametrize("nq,nd,d,k,metric,exclude_self,integer,q_block,db_block", GROUPED)
+def test_knn_grouped_matches_float64(
+    nq, nd, d, k, metric, exclude_self, integer, q_block, db_block
+):
+    from blockops.blocks import knn_group_shape
+
+    assert knn_group_shape(nd, k + exclude_self, db_block, torch.device("cpu")) is not None
+    g = torch.Generator().manual_seed(nd + k)
+    if integer:  # few distinct values: many exact ties, resolved by the lower index
+        D = torch.randint(-2, 3, (nd, d), generator=g).float()
+        Q = torch.randint(-2, 3, (nq, d), generator=g).float()
+    else:
+        D, Q = torch.randn(nd, d, generator=g), torch.randn(nq, d, generator=g)
+    if exclude_self:
+        Q = D
+    vals, idx = knn(
+        Q, D, k, metric=metric, exclude_self=exclude_self, q_block=q_block, db_block=db_block
+    )
+    ref = _ref_dist(Q, D, metric)
+    if exclude_self:
+        ref.fill_diagonal_(float("inf"))
+    ref_v, ref_i = _ref_knn(ref, k)
+    assert vals.shape == (nq, k) and idx.dtype == torch.long
+    torch.testing.assert_close(vals.double(), ref_v, atol=1e-4, rtol=1e-4)
+    assert torch.equal(idx, ref_i)
+
+
+def test_knn_grouped_duplicates_and_negative_zero():
+    # many exact duplicates of the query spread over groups and blocks; inner products of
+    # zero rows give -0.0 and 0.0, which must tie (lower index first)
+    D = torch.zeros(4000, 4)
+    D[::7] = 1.0
+    Q = torch.zeros(3, 4)
+    vals, idx = knn(Q, D, 12, db_block=256)
+    keep = torch.arange(4000)[torch.arange(4000) % 7 != 0][:12]
+    assert torch.equal(idx, keep.expand(3, 12)) and torch.all(vals == 0)
+    vals, idx = knn(-Q, D, 12, metric="inner", db_block=256)
+    assert torch.equal(idx, torch.arange(12).expand(3, 12))
+
+
+def test_knn_grouped_far_from_origin_and_query_block_independent():
+    g = torch.Generator().manual_seed(4)
+    D = torch.randn(6000, 6, generator=g) + 1e3
+    Q = D[:70] + 0.01 * torch.randn(70, 6, generator=g)
+    a = knn(Q, D, 6, q_block=13, db_block=1024)
+    b = knn(Q, D, 6)
+    ref_v, ref_i = _ref_knn(_ref_dist(Q, D, "sqeuclidean"), 6)
+    assert torch.equal(a[1], b[1]) and torch.equal(a[1], ref_i)
+    torch.testing.assert_close(a[0].double(), ref_v, atol=1e-2, rtol=1e-3)
+
+
+def test_knn_group_shape_policy():
+    from blockops.blocks import knn_group_shape, knn_query_block
+
+    cpu = torch.device("cpu")
+    shape = knn_group_shape(200_000, 10, None, cpu)
+    assert (shape.g1, shape.g2) == (16, 16) and shape.db_block % 256 == 0
+    assert knn_group_shape(100, 10, None, cpu) is None  # k too large against the database
+    assert knn_group_shape(10_000, 1, 11, cpu) is None  # explicit block too small to group
+    small = knn_group_shape(10_000, 1, 100, cpu)
+    assert small.db_block <= 100 and small.db_block % (small.g1 * small.g2) == 0
+    qb = knn_query_block(10**6, 200_000, 64, shape, cpu, 11)
+    assert 1 <= qb <= 10**6
