@@ -1,15 +1,23 @@
-"""lvq vs prosemble 2.4.0 (JAX) on iris, wine, breast_cancer and digits.
+"""lvq vs prosemble 2.4.0 (JAX) and sklvq 0.1.2 on iris, wine, breast_cancer and digits.
 
 Protocol (issue 5): standardized features, stratified 70/30 split with seed 0, 1 prototype per
 class, class-mean initialisation, 100 full-batch Adam steps at lr 0.01, identity transfer.
 Reported per cell: test accuracy, fit time of a *fresh estimator* (a new object; for prosemble
-this includes its per-estimator JIT compilation) and predict time on the test split. Every
-library runs pinned to one thread, in the same run; prosemble runs in a child process of the
-Python given by ``--prosemble-python`` (an environment with ``pip install "prosemble[jax]"``).
+this includes its per-estimator JIT compilation) and predict time on the test split.
 
-    python packages/lvq/benchmarks/bench_supervised.py --prosemble-python /path/to/venv/bin/python
+Every library runs pinned to one thread. Peers run in persistent worker processes (their own
+environments) and the runs are *interleaved*: for each cell and repeat, lvq fits once, then
+each peer fits once, so a shared machine's changing load hits all libraries alike. Times are
+the best of ``--repeats`` fresh fits (the least disturbed one); the median is in the JSON.
 
-Prints a markdown table. ``--repeats`` takes the median of that many fresh fits.
+- prosemble: ``--prosemble-python`` = a Python with ``pip install "prosemble[jax]"``.
+- sklvq: ``--sklvq-python`` = a Python with ``sklvq``, ``scikit-learn<1.6``, ``numpy<1.24``;
+  sklvq has no Adam full-batch solver, so it runs L-BFGS capped at 100 iterations (its closest
+  setting; accuracy may differ) and has no GRLVQ.
+
+    python packages/lvq/benchmarks/bench_supervised.py \\
+        --prosemble-python /path/to/prosemble-venv/bin/python \\
+        --sklvq-python /path/to/sklvq-venv/bin/python
 """
 
 from __future__ import annotations
@@ -27,165 +35,206 @@ import numpy as np
 
 MODELS = ["GLVQ", "GMLVQ", "GRLVQ", "LGMLVQ"]
 DATASETS = ["iris", "wine", "breast_cancer", "digits"]
+_CACHE: dict[str, tuple] = {}
 
 
 def load(name):
-    from sklearn import datasets
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
+    if name not in _CACHE:
+        from sklearn import datasets
+        from sklearn.model_selection import train_test_split
+        from sklearn.preprocessing import StandardScaler
 
-    X, y = getattr(datasets, f"load_{name}")(return_X_y=True)
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
-    sc = StandardScaler().fit(Xtr)
-    return (
-        sc.transform(Xtr).astype(np.float32),
-        sc.transform(Xte).astype(np.float32),
-        ytr,
-        yte,
+        X, y = getattr(datasets, f"load_{name}")(return_X_y=True)
+        Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+        sc = StandardScaler().fit(Xtr)
+        _CACHE[name] = (
+            sc.transform(Xtr).astype(np.float32),
+            sc.transform(Xte).astype(np.float32),
+            ytr,
+            yte,
+        )
+    return _CACHE[name]
+
+
+def make_lvq(name):
+    import lvq
+
+    return getattr(lvq, name)(
+        n_prototypes_per_class=1,
+        prototypes_initializer="class_mean",
+        max_iter=100,
+        lr=0.01,
+        epsilon=0.0,
+        optimizer="adam",
+        device="cpu",
     )
 
 
-def run_lvq(repeats: int) -> dict:
-    import lvq
-    import torch
-
-    torch.set_num_threads(1)
-    out = {}
-    Xtr, Xte, ytr, yte = load("iris")
-    t = time.perf_counter()
-    lvq.GLVQ(max_iter=2, device="cpu").fit(Xtr, ytr)  # process warm-up (torch lazy imports)
-    out["_warmup_s"] = time.perf_counter() - t
-    for ds in DATASETS:
-        Xtr, Xte, ytr, yte = load(ds)
-        for name in MODELS:
-            fits, preds, acc = [], [], None
-            for _ in range(repeats):
-                m = getattr(lvq, name)(
-                    n_prototypes_per_class=1,
-                    prototypes_initializer="class_mean",
-                    max_iter=100,
-                    lr=0.01,
-                    epsilon=0.0,
-                    optimizer="adam",
-                    device="cpu",
-                )
-                t = time.perf_counter()
-                m.fit(Xtr, ytr)
-                fits.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                pred = m.predict(Xte)
-                preds.append(time.perf_counter() - t)
-                acc = float((pred == yte).mean())
-            out[f"{ds}/{name}"] = {
-                "acc": acc,
-                "fit": statistics.median(fits),
-                "predict": statistics.median(preds),
-                "n_iter": m.n_iter_,
-            }
-    return out
-
-
-def run_prosemble(repeats: int) -> dict:
+def make_prosemble(name):
     import prosemble.models as pm
 
-    out = {}
-    for ds in DATASETS:
-        Xtr, Xte, ytr, yte = load(ds)
-        for name in MODELS:
-            fits, preds, acc = [], [], None
-            for _ in range(repeats):
-                m = getattr(pm, name)(
-                    n_prototypes_per_class=1,
-                    prototypes_initializer="class_mean",
-                    max_iter=100,
-                    lr=0.01,
-                    optimizer="adam",
-                )
-                t = time.perf_counter()
-                m.fit(Xtr, ytr)
-                fits.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                pred = np.asarray(m.predict(Xte))
-                preds.append(time.perf_counter() - t)
-                acc = float((pred == yte).mean())
-            out[f"{ds}/{name}"] = {
-                "acc": acc,
-                "fit": statistics.median(fits),
-                "predict": statistics.median(preds),
-            }
-    return out
+    return getattr(pm, name)(
+        n_prototypes_per_class=1,
+        prototypes_initializer="class_mean",
+        max_iter=100,
+        lr=0.01,
+        optimizer="adam",
+    )
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--prosemble-python", default=None, help="python with prosemble[jax] installed")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--child", choices=["prosemble"], help=argparse.SUPPRESS)
-    ap.add_argument("--json", default=None, help="also write the raw numbers here")
-    args = ap.parse_args()
-    if args.child == "prosemble":
-        print(json.dumps(run_prosemble(args.repeats)))
-        return
+def make_sklvq(name):
+    import sklvq
 
-    ours = run_lvq(args.repeats)
-    peer = None
-    if args.prosemble_python:
+    if name not in ("GLVQ", "GMLVQ", "LGMLVQ"):
+        return None
+    return getattr(sklvq, name)(
+        activation_type="identity",
+        solver_type="limited-memory-bfgs",
+        solver_params={"options": {"maxiter": 100}},
+        prototype_init="class-conditional-mean",
+        prototype_n_per_class=1,
+        random_state=0,
+    )
+
+
+FACTORIES = {"lvq": make_lvq, "prosemble": make_prosemble, "sklvq": make_sklvq}
+
+
+def one_fit(lib: str, ds: str, name: str) -> dict | None:
+    Xtr, Xte, ytr, yte = load(ds)
+    if lib == "sklvq":
+        Xtr, Xte = Xtr.astype(np.float64), Xte.astype(np.float64)
+    m = FACTORIES[lib](name)
+    if m is None:
+        return None
+    t = time.perf_counter()
+    m.fit(Xtr, ytr)
+    fit = time.perf_counter() - t
+    t = time.perf_counter()
+    pred = np.asarray(m.predict(Xte))
+    predict = time.perf_counter() - t
+    return {"acc": float((pred == yte).mean()), "fit": fit, "predict": predict}
+
+
+def worker(lib: str) -> None:
+    """Answer one JSON request per line: {"ds": ..., "model": ...} -> result."""
+    import importlib.metadata as md
+
+    print(json.dumps({"version": md.version(lib)}), flush=True)
+    for line in sys.stdin:
+        req = json.loads(line)
+        print(json.dumps(one_fit(lib, req["ds"], req["model"])), flush=True)
+
+
+class Worker:
+    def __init__(self, python: str, lib: str):
         env = dict(os.environ)
         env.update(
             XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
             OMP_NUM_THREADS="1",
+            OPENBLAS_NUM_THREADS="1",
+            MKL_NUM_THREADS="1",
             JAX_PLATFORMS="cpu",
         )
-        res = subprocess.run(
-            [
-                args.prosemble_python,
-                __file__,
-                "--child",
-                "prosemble",
-                "--repeats",
-                str(args.repeats),
-            ],
-            capture_output=True,
+        env.pop("PYTHONPATH", None)
+        self.proc = subprocess.Popen(
+            [python, __file__, "--worker", lib],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             text=True,
             env=env,
-            check=True,
         )
-        peer = json.loads(res.stdout.strip().splitlines()[-1])
-        ver = subprocess.run(
-            [
-                args.prosemble_python,
-                "-c",
-                "import importlib.metadata as m;print(m.version('prosemble'))",
-            ],
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    print(f"machine: {platform.processor() or platform.machine()}, python {sys.version.split()[0]}")
-    print(f"lvq first fit in a fresh process (torch lazy imports): {ours['_warmup_s']:.2f} s\n")
+        self.version = json.loads(self.proc.stdout.readline())["version"]
+
+    def fit(self, ds: str, name: str):
+        self.proc.stdin.write(json.dumps({"ds": ds, "model": name}) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--prosemble-python", default=None, help="python with prosemble[jax]")
+    ap.add_argument("--sklvq-python", default=None, help="python with sklvq")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--json", default=None, help="also write the raw numbers here")
+    ap.add_argument("--worker", choices=["prosemble", "sklvq"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args.worker)
+        return
+
+    import torch
+
+    torch.set_num_threads(1)
+    t = time.perf_counter()
+    one_fit("lvq", "iris", "GLVQ")  # first fit of this process
+    first = time.perf_counter() - t
+    peers = {}
+    if args.prosemble_python:
+        peers["prosemble"] = Worker(args.prosemble_python, "prosemble")
+    if args.sklvq_python:
+        peers["sklvq"] = Worker(args.sklvq_python, "sklvq")
+    raw: dict[str, dict[str, list]] = {}
+    for ds in DATASETS:
+        for name in MODELS:
+            key = f"{ds}/{name}"
+            runs: dict[str, list] = {"lvq": []}
+            for _ in range(args.repeats):
+                runs["lvq"].append(one_fit("lvq", ds, name))
+                for lib, w in peers.items():
+                    r = w.fit(ds, name)
+                    if r is not None:
+                        runs.setdefault(lib, []).append(r)
+            raw[key] = runs
+            print(f"done {key}", file=sys.stderr, flush=True)
+    for w in peers.values():
+        w.close()
+
+    def summary(rs):
+        return {
+            "acc": rs[-1]["acc"],
+            "fit": min(r["fit"] for r in rs),
+            "fit_median": statistics.median(r["fit"] for r in rs),
+            "predict": min(r["predict"] for r in rs),
+        }
+
+    table = {k: {lib: summary(rs) for lib, rs in v.items()} for k, v in raw.items()}
+    print(f"machine: {platform.processor() or platform.machine()}, python {sys.version.split()[0]}, "
+          f"torch {torch.__version__}, 1 thread per library")  # fmt: skip
+    print(f"lvq: first fit in a fresh process {first:.3f} s\n")
     head = "| dataset | model | lvq acc | lvq fit (s) | lvq predict (ms) |"
     sep = "|---|---|---:|---:|---:|"
-    if peer:
-        head += (
-            f" prosemble {ver} acc | prosemble fit (s) | prosemble predict (ms) | fit speed-up |"
-        )
-        sep += "---:|---:|---:|---:|"
+    for lib, w in peers.items():
+        head += f" {lib} {w.version} acc | {lib} fit (s) | {lib} predict (ms) |"
+        sep += "---:|---:|---:|"
+    if peers:
+        head += " fit speed-up vs fastest peer |"
+        sep += "---:|"
     print(head)
     print(sep)
-    for key, r in ours.items():
-        if key.startswith("_"):
-            continue
+    for key, libs in table.items():
         ds, name = key.split("/")
+        r = libs["lvq"]
         row = f"| {ds} | {name} | {r['acc']:.3f} | {r['fit']:.3f} | {1e3 * r['predict']:.2f} |"
-        if peer:
-            p = peer[key]
-            row += (
-                f" {p['acc']:.3f} | {p['fit']:.2f} | {1e3 * p['predict']:.1f} |"
-                f" {p['fit'] / r['fit']:.0f}x |"
-            )
+        fastest = None
+        for lib in peers:
+            p = libs.get(lib)
+            if p is None:
+                row += " - | - | - |"
+                continue
+            row += f" {p['acc']:.3f} | {p['fit']:.3f} | {1e3 * p['predict']:.2f} |"
+            fastest = p["fit"] if fastest is None else min(fastest, p["fit"])
+        if peers:
+            row += f" {fastest / r['fit']:.1f}x |" if fastest else " - |"
         print(row)
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"lvq": ours, "prosemble": peer}, fh, indent=2)
+            json.dump({"first_fit_s": first, "cells": table}, fh, indent=2)
 
 
 if __name__ == "__main__":
