@@ -158,8 +158,17 @@ def test_bad_inputs(blobs):
         fit(X, np.zeros(len(X)))
     with pytest.raises(ValueError, match="must match"):
         fit(X, y[:-1])
+    with pytest.raises(ValueError, match="target y is None"):
+        fit(X, None)
+    with pytest.raises(ValueError, match="n_samples=1"):
+        fit(X[:1], y[:1])
+    with pytest.raises(ValueError, match="Unknown label type"):
+        fit(X, y + 0.5)
+    scipy_sparse = pytest.importorskip("scipy.sparse", reason="scipy comes with scikit-learn")
+    with pytest.raises(TypeError, match="sparse input is not supported"):
+        fit(scipy_sparse.csr_matrix(X), y)
     m = fit(X, y)
-    with pytest.raises(ValueError, match="features"):
+    with pytest.raises(ValueError, match="X has 3 features, but PyEGM is expecting 6"):
         m.predict(Xt[:, :3])
     with pytest.raises(ValueError, match="2-D"):
         m.predict(Xt[0])

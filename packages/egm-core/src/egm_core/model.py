@@ -270,7 +270,13 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
     def _fit_new(self, X: Any, y: Any, classes: Any) -> PyEGM:
         self._check_blocks()
         device = blockops.resolve_device(self.platform)
+        if y is None:
+            raise ValueError("PyEGM requires y to be passed, but the target y is None")
+        _reject_sparse(X)
         Xt, y_arr = blockops.check_X_y(X, y, device=device)
+        if Xt.shape[0] < 2:
+            raise ValueError(f"n_samples={Xt.shape[0]}: PyEGM needs at least 2 samples")
+        _reject_continuous(y_arr)
         enc = blockops.LabelEncoder()
         if classes is not None:
             extra = blockops.as_labels(classes, name="classes")
@@ -344,8 +350,12 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         """
         if not hasattr(self, "bank_X_"):
             return self._fit_new(X, y, classes)
+        if y is None:
+            raise ValueError("PyEGM requires y to be passed, but the target y is None")
+        _reject_sparse(X)
         Xt, y_arr = blockops.check_X_y(X, y, device=self.device_)
         self._check_width(Xt)
+        _reject_continuous(y_arr)
         old_c = len(self._enc.classes_)
         self._enc.partial_fit(y_arr)
         self.classes_ = self._enc.classes_
@@ -751,14 +761,15 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
     def _check_width(self, Xt: torch.Tensor) -> None:
         if Xt.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"X has {Xt.shape[1]} features, but PyEGM was fitted with "
-                f"{self.n_features_in_} features"
+                f"X has {Xt.shape[1]} features, but PyEGM is expecting "
+                f"{self.n_features_in_} features as input"
             )
 
     def _scores(
         self, X: Any, steps: int | None, with_paths: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         self._check_fitted()
+        _reject_sparse(X)
         Q = blockops.as_tensor(X, name="X", device=self.device_)
         self._check_width(Q)
         p = self._params
@@ -1005,6 +1016,20 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
                 "visualize_explosion needs the egm-viz package: pip install egm-viz"
             ) from exc
         return egm_viz.visualize_explosion(self, X, y, **kwargs)
+
+
+def _reject_sparse(X: Any) -> None:
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError("sparse input is not supported by PyEGM; pass a dense array (X.toarray())")
+
+
+def _reject_continuous(y: np.ndarray) -> None:
+    """Float labels must be whole numbers: a continuous target is a regression problem."""
+    if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
+        raise ValueError(
+            "Unknown label type: continuous target (non-integer float labels); PyEGM is a "
+            "classifier, pass class labels"
+        )
 
 
 def _homogeneous(values: np.ndarray) -> np.ndarray:
