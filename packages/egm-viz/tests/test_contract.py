@@ -73,7 +73,7 @@ def test_trend_paths(grown, data):
     assert out["winner"].dtype == torch.long and out["winner"].shape == (4,)
     np.testing.assert_array_equal(grown.classes_[out["winner"].cpu().numpy()], grown.predict(X[:4]))
     torch.testing.assert_close(
-        out["paths"][:, :, 0, :], torch.as_tensor(X[:4])[:, None, :].expand(4, 3, -1)
+        out["paths"][:, :, 0, :].cpu(), torch.as_tensor(X[:4])[:, None, :].expand(4, 3, -1)
     )
 
 

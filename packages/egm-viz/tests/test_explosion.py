@@ -57,7 +57,7 @@ def test_one_colour_per_class_and_every_layer_drawn(model):
     assert len(faces) == C
     for a in real:
         assert len({tuple(f) for f in a.get_facecolors()}) == 1
-    gens = np.unique(model.bank_generation_[~model.bank_is_real_].numpy())
+    gens = np.unique(model.bank_generation_[~model.bank_is_real_].cpu().numpy())
     assert len(_gids(fig, "synthetic:")) == len(gens)
     assert len(_gids(fig, "energy:")) == len(gens)
     paths = _gids(fig, "path:")
