@@ -159,7 +159,7 @@ def main() -> None:
             memory_budget=args.budget,
             budget_policy="downsample",
         ),
-        TrackerMode("tracker, every step, disk (chunks of 64)", storage="disk"),
+        TrackerMode("tracker, every step, disk (16 MiB chunks, writer thread)", storage="disk"),
         TrackerMode("tracker, every 10 steps, memory", track_frequency=10),
         TrackerMode("tracker, every step, weights + gradients", track_gradients=True),
         CloneMode("naive state_dict clones every step"),
