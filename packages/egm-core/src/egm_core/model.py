@@ -790,9 +790,10 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
             d2, idx = blockops.knn(
                 q, self.bank_X_, K, q_block=self.torch_q_block, db_block=self.torch_db_block
             )
-            nb_y = self.bank_y_[idx]
-            nb_X = self.bank_X_[idx]
-            nb_logw = self._vote_logw[idx]
+            flat = idx.reshape(-1)
+            nb_y = self.bank_y_.index_select(0, flat).view(idx.shape)
+            nb_X = self.bank_X_.index_select(0, flat).view(*idx.shape, d)
+            nb_logw = self._vote_logw.index_select(0, flat).view(idx.shape)
             nb_bw = bandwidth[nb_y]
             logs = trend_path_scores(q, nb_X, d2, nb_y, nb_logw, nb_bw, C, fr, sw)
             out[start : start + block] = logs
