@@ -326,3 +326,15 @@ def test_shared_plane_across_pictures(model):
     np.testing.assert_allclose(np.sort(pa, axis=0), np.sort(expected, axis=0), atol=1e-6)
     with pytest.raises(ValueError, match="features"):
         egm_viz.visualize_explosion(model, projection=egm_viz.PCA2D.fit(torch.zeros(3, 2)))
+
+
+def test_a_bank_without_growth(data, tmp_path):
+    X, y = data
+    m = FakeEGM(num_iters=0, path_steps=2).fit(X, y)
+    fig = egm_viz.visualize_explosion(m, save_path=tmp_path / "z.png", **SMALL)
+    assert not _gids(fig, "synthetic:") and len(_gids(fig, "real:")) == 3
+    egm_viz.visualize_explosion(m, save_path=tmp_path / "z.gif", **SMALL)
+    assert len(gif_frames(tmp_path / "z.gif")) == 1 + 2  # the real bank, then the path steps
+    summary = egm_viz.plot_class_energy(m)
+    texts = [t.get_text() for ax in summary.axes for t in ax.texts]
+    assert "no radius recorded in history_" in texts

@@ -86,3 +86,37 @@ def test_umap_projection():
     emb = project("umap", Z[:30], Z[30:], random_state=0)
     assert emb.fitted.shape == (30, 2) and emb.others.shape == (10, 2)
     assert np.isfinite(emb.others).all()
+
+
+class _RecordingUMAP:
+    """Stands in for umap.UMAP to check how egm-viz drives it (fit on the bank, transform rest)."""
+
+    calls: list = []
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+
+    def fit_transform(self, Z):
+        self.calls.append(("fit_transform", Z.shape, self.kwargs))
+        self.mean = Z.mean(axis=0)
+        return (Z - self.mean)[:, :2]
+
+    def transform(self, Z):
+        self.calls.append(("transform", Z.shape, self.kwargs))
+        return (Z - self.mean)[:, :2]
+
+
+def test_umap_is_fitted_on_the_bank_and_applied_to_the_rest(monkeypatch):
+    import types
+
+    _RecordingUMAP.calls = []
+    monkeypatch.setitem(sys.modules, "umap", types.SimpleNamespace(UMAP=_RecordingUMAP))
+    Z = _data(n=12)
+    emb = project("umap", Z[:8], Z[8:], random_state=3)
+    names = [c[0] for c in _RecordingUMAP.calls]
+    assert names == ["fit_transform", "transform"]
+    assert _RecordingUMAP.calls[0][1] == (8, 6) and _RecordingUMAP.calls[1][1] == (4, 6)
+    assert _RecordingUMAP.calls[0][2] == {"n_components": 2, "n_neighbors": 7, "random_state": 3}
+    mean = Z[:8].mean(0).numpy()
+    np.testing.assert_allclose(emb.others, (Z[8:].numpy() - mean)[:, :2])
+    assert emb.axis_labels == ("UMAP 1", "UMAP 2")
