@@ -93,6 +93,24 @@ from .models.fuzzy import (  # noqa: E402
     PCM,
     PFCM,
 )
+from .models.riemannian import (  # noqa: E402
+    RiemannianDKGLVQ,
+    RiemannianDKGMLVQ,
+    RiemannianDKGRLVQ,
+    RiemannianDKMSLNG,
+    RiemannianDKMSMNG,
+    RiemannianDKMSTNG,
+    RiemannianDKRSLNG,
+    RiemannianDKRSMNG,
+    RiemannianDKRSTNG,
+    RiemannianDKSLNG,
+    RiemannianDKSMNG,
+    RiemannianDKSTNG,
+    RiemannianSLNG,
+    RiemannianSMNG,
+    RiemannianSRNG,
+    RiemannianSTNG,
+)
 from .models.topology import (  # noqa: E402
     DKHeskesSOM,
     DKKohonenSOM,
@@ -109,4 +127,8 @@ __all__ += [
     "HCM", "HeskesSOM", "IPCM", "IPCM2", "KAFCM", "KFCM", "KFPCM", "KIPCM", "KIPCM2", "KMeansPlusPlus",
     "KPCM", "KPFCM", "Kmeans", "KohonenSOM", "NeuralGas", "PCM", "PFCM", "RiemannianNeuralGas", "SOM",
     "UnsupervisedModel", "manifolds", "som_utils",
+    "RiemannianDKGLVQ", "RiemannianDKGMLVQ", "RiemannianDKGRLVQ", "RiemannianDKMSLNG",
+    "RiemannianDKMSMNG", "RiemannianDKMSTNG", "RiemannianDKRSLNG", "RiemannianDKRSMNG",
+    "RiemannianDKRSTNG", "RiemannianDKSLNG", "RiemannianDKSMNG", "RiemannianDKSTNG",
+    "RiemannianSLNG", "RiemannianSMNG", "RiemannianSRNG", "RiemannianSTNG",
 ]  # fmt: skip

@@ -27,6 +27,8 @@ __all__ = [
     "PoincareBall",
     "get_manifold",
     "sym_apply",
+    "sym_fn",
+    "tangent_coords",
 ]
 
 
@@ -397,3 +399,120 @@ def get_manifold(spec: str | Manifold) -> Manifold:
         return _NAMES[head](*[int(a) for a in args])
     except (TypeError, ValueError) as exc:
         raise ValueError(f"bad manifold spec {spec!r}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- stable tangent coordinates
+
+
+class _SymFn(torch.autograd.Function):
+    """``f(A)`` of symmetric ``A`` with the Daleckii-Krein backward (divided differences, the
+    derivative on ties), so repeated eigenvalues (``A = I``) give finite gradients."""
+
+    @staticmethod
+    def forward(ctx, A, fn, dfn):
+        w, V = torch.linalg.eigh(_sym(A))
+        fw = fn(w)
+        ctx.save_for_backward(w, V, fw)
+        ctx.dfn = dfn
+        return (V * fw.unsqueeze(-2)) @ V.transpose(-1, -2)
+
+    @staticmethod
+    def backward(ctx, G):
+        w, V, fw = ctx.saved_tensors
+        dw = w.unsqueeze(-1) - w.unsqueeze(-2)
+        df = fw.unsqueeze(-1) - fw.unsqueeze(-2)
+        tie = dw.abs() <= 1e-9 * (1 + w.abs().unsqueeze(-1))
+        deriv = ctx.dfn(w)
+        F = torch.where(tie, deriv.unsqueeze(-1).expand_as(dw), df / torch.where(tie, 1.0, dw))
+        Vt = V.transpose(-1, -2)
+        inner = Vt @ _sym(G) @ V
+        return V @ (F * inner) @ Vt, None, None
+
+
+def sym_fn(A: torch.Tensor, fn, dfn) -> torch.Tensor:
+    """Differentiable ``f(A)`` for symmetric ``A`` (``dfn`` the scalar derivative of ``fn``)."""
+    return _SymFn.apply(A, fn, dfn)
+
+
+def _inv_sqrt(w):
+    return w.clamp_min(1e-30).rsqrt()
+
+
+def _d_inv_sqrt(w):
+    return -0.5 * w.clamp_min(1e-30) ** -1.5
+
+
+def _log(w):
+    return torch.log(w.clamp_min(1e-30))
+
+
+def _d_log(w):
+    return 1.0 / w.clamp_min(1e-30)
+
+
+def _atan_ratio(mu):
+    """``atan(sqrt(mu)) / sqrt(mu)``, smooth at 0."""
+    small = mu < 1e-8
+    safe = torch.where(small, torch.ones_like(mu), mu.clamp_min(0))
+    r = safe.sqrt()
+    return torch.where(small, 1.0 - mu / 3.0, torch.atan(r) / r)
+
+
+def _d_atan_ratio(mu):
+    small = mu < 1e-8
+    safe = torch.where(small, torch.ones_like(mu), mu.clamp_min(0))
+    r = safe.sqrt()
+    val = (1.0 / (1.0 + safe) - torch.atan(r) / r) / (2.0 * safe)
+    return torch.where(small, -1.0 / 3.0 + 0.4 * mu, val)
+
+
+def _atanh_ratio(r2):
+    """``atanh(sqrt(r2)) / sqrt(r2)``, smooth at 0."""
+    small = r2 < 1e-8
+    safe = torch.where(small, torch.full_like(r2, 0.25), r2.clamp(0, 1 - 1e-12))
+    r = safe.sqrt()
+    return torch.where(small, 1.0 + r2 / 3.0, torch.atanh(r) / r)
+
+
+def tangent_coords(mf: Manifold, W: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """Coordinates ``(n, p, D)`` of ``Log_{w_k}(x_i)`` in a frame where their Euclidean norm is
+    the geodesic distance, with gradients that stay finite when ``x_i = w_k``.
+
+    ``W (p, *shape)``, ``X (n, *shape)``. SPD: ``logm(w^-1/2 x w^-1/2)``; SO(2)/SO(3):
+    ``logm(w^T x)``; Grassmannian: ``Log_w(x)``; Poincaré ball: ``lambda_w Log_w(x)``.
+    """
+    n, p = X.shape[0], W.shape[0]
+    if isinstance(mf, SPD):
+        Wi = sym_fn(W, _inv_sqrt, _d_inv_sqrt)  # (p, k, k)
+        M = Wi.unsqueeze(0) @ X.unsqueeze(1) @ Wi.unsqueeze(0)  # (n, p, k, k)
+        return sym_fn(M, _log, _d_log).reshape(n, p, -1)
+    if isinstance(mf, PoincareBall):
+        Xe = X.unsqueeze(1).expand(n, p, -1)
+        We = W.unsqueeze(0).expand(n, p, -1)
+        u = mf.mobius_add(-We, Xe)
+        ratio = _atanh_ratio((u * u).sum(-1, keepdim=True))
+        return 2.0 * ratio * u  # lambda_w * (2/lambda_w) atanh(|u|) u/|u|
+    if isinstance(mf, Grassmannian):
+        Xe, We = X.unsqueeze(1), W.unsqueeze(0)
+        M = We.transpose(-1, -2) @ Xe  # (n, p, k, k)
+        R = Xe - We @ M
+        H = torch.linalg.solve(M.transpose(-1, -2), R.transpose(-1, -2)).transpose(-1, -2)
+        S = sym_fn(H.transpose(-1, -2) @ H, _atan_ratio, _d_atan_ratio)
+        return (H @ S).reshape(n, p, -1)
+    if isinstance(mf, SO):
+        Q = W.transpose(-1, -2).unsqueeze(0) @ X.unsqueeze(1)  # (n, p, m, m)
+        if mf.n == 2:
+            theta = torch.atan2(Q[..., 1, 0] - Q[..., 0, 1], Q[..., 0, 0] + Q[..., 1, 1])
+            J = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=Q.dtype, device=Q.device)
+            return (theta[..., None, None] * J).reshape(n, p, -1)
+        if mf.n == 3:
+            A = 0.5 * (Q - Q.transpose(-1, -2))
+            s2 = 0.5 * (A * A).sum((-1, -2))  # sin^2(theta)
+            c = 0.5 * (Q.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0)
+            small = s2 < 1e-10
+            s = torch.where(small, torch.ones_like(s2), s2).sqrt()
+            theta = torch.atan2(s, c)
+            factor = torch.where(small & (c > 0), 1.0 + s2 / 6.0, theta / s)
+            return (factor[..., None, None] * A).reshape(n, p, -1)
+        raise ValueError(f"supervised Riemannian models support SO(2) and SO(3), got SO({mf.n})")
+    raise TypeError(f"no tangent coordinates for {mf!r}")

@@ -1,0 +1,135 @@
+"""Families I and J: supervised Riemannian neural-gas models (kind "riemannian_classifier")."""
+
+import blockops
+import lvq
+import lvq.models.riemannian
+import numpy as np
+import pytest
+import torch
+from lvq import manifolds
+from lvq.registry import REGISTRY, list_models
+
+SPECS = [REGISTRY[n] for n in list_models(kind="riemannian_classifier")]
+ids = [s.name for s in SPECS]
+
+
+def manifold_blobs(spec="spd:2", n_per=20, spread=0.3, seed=0):
+    mf = manifolds.get_manifold(spec)
+    g = torch.Generator().manual_seed(seed)
+    centres = mf.random_point(3, g, dtype=torch.float64)
+    pts, ys = [], []
+    for c, C in enumerate(centres):
+        for _ in range(n_per):
+            v = mf.log(C, mf.random_point(1, g, dtype=torch.float64)[0])
+            pts.append(mf.exp(C, spread * v / mf.norm(C, v).clamp_min(1e-12)))
+            ys.append(c)
+    return mf.flatten(torch.stack(pts)).numpy(), np.array(ys)
+
+
+@pytest.fixture(scope="module")
+def spd_data():
+    return manifold_blobs()
+
+
+def make(spec, **over):
+    return spec.cls(**{**spec.test_params, "device": "cpu", **over})
+
+
+def test_all_sixteen_registered():
+    assert len(list_models(family="I")) == 4 and len(list_models(family="J")) == 12
+    assert set(ids) == set(list_models(family="I")) | set(list_models(family="J"))
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=ids)
+def test_fit_predict_and_prototypes_on_manifold(spec, spd_data):
+    X, y = spd_data
+    names = np.array(["a", "b", "c"])[y]
+    m = make(spec).fit(X, names)
+    assert m.score(X, names) >= 0.9
+    proba = m.predict_proba(X)
+    assert proba.shape == (len(y), 3)
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-9)
+    assert m.prototype_distances(X).shape == (len(y), 3)
+    mf = m.manifold_
+    W = torch.tensor(m.prototypes_, dtype=torch.float64)
+    assert bool(mf.belongs(mf.unflatten(W), atol=1e-4).all())
+    assert m.loss_history_[-1] < m.loss_history_[0]
+    for group in m._make_distance().groups:
+        assert np.isfinite(getattr(m, f"{group}_")).all()
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=ids)
+def test_save_load_deterministic_clone(spec, spd_data, tmp_path):
+    X, y = spd_data
+    m = make(spec, max_iter=5).fit(X, y)
+    again = make(spec, max_iter=5).fit(X, y)
+    np.testing.assert_array_equal(m.prototypes_, again.prototypes_)
+    m.save(tmp_path / "m")
+    loaded = type(m).load(tmp_path / "m", device="cpu")
+    np.testing.assert_array_equal(loaded.predict_proba(X), m.predict_proba(X))
+    assert loaded.get_params() == m.get_params()
+    c = blockops.clone(m)
+    assert c.get_params() == m.get_params() and not hasattr(c, "prototypes_")
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=ids)
+def test_bad_inputs(spec, spd_data):
+    X, y = spd_data
+    with pytest.raises(ValueError, match="needs a manifold"):
+        make(spec, manifold=None).fit(X, y)
+    with pytest.raises(ValueError, match="not points"):
+        make(spec).fit(-X, y)
+    with pytest.raises(ValueError, match="flatten"):
+        make(spec).fit(X[:, :3], y)
+    with pytest.raises(ValueError, match="tau"):
+        make(spec, tau=1.5).fit(X, y)
+
+
+@pytest.mark.parametrize("spec", ["so:3", "grassmann:4:2", "poincare:2", "so:2"])
+def test_srng_and_stng_on_other_manifolds(spec):
+    X, y = manifold_blobs(spec, spread=0.15)
+    for cls in (lvq.models.riemannian.RiemannianSRNG, lvq.models.riemannian.RiemannianDKGRLVQ):
+        m = cls(manifold=spec, max_iter=25, lr=0.05, device="cpu").fit(X, y)
+        assert m.score(X, y) >= 0.9
+        mf = manifolds.get_manifold(spec)
+        W = mf.unflatten(torch.tensor(m.prototypes_, dtype=torch.float64))
+        assert bool(mf.belongs(W, atol=1e-4).all())
+
+
+def test_gamma_is_a_schedule_and_kernels_have_learned_bandwidths(spd_data):
+    X, y = spd_data
+    m = lvq.models.riemannian.RiemannianDKGLVQ(
+        manifold="spd:2", n_prototypes_per_class=2, sigma_init=0.5, max_iter=10, device="cpu"
+    ).fit(X, y)
+    assert m.sigmas_.shape == (6,) and (m.sigmas_ >= 1e-3).all()
+    assert not np.allclose(m.sigmas_, 0.5)  # trained
+    r = lvq.models.riemannian.RiemannianDKGRLVQ(manifold="spd:2", max_iter=5, device="cpu")
+    r.fit(X, y)
+    eff = r._make_distance().effective(r._inference_params())["relevances"]
+    assert float(eff.sum()) == pytest.approx(1.0, abs=1e-5) and bool((eff >= 0).all())
+    with pytest.raises(ValueError, match="sigma_init"):
+        lvq.models.riemannian.RiemannianDKGLVQ(manifold="spd:2", sigma_init="max").fit(X, y)
+
+
+def test_tau_limits_the_prototype_step_on_compact_manifolds():
+    X, y = manifold_blobs("so:3", spread=0.15)
+    big = lvq.models.riemannian.RiemannianSRNG(
+        manifold="so:3", tau=0.01, lr=1.0, max_iter=1, device="cpu",
+        prototypes_initializer="stratified_random",
+    )  # fmt: skip
+    big.fit(X, y)
+    start = lvq.models.riemannian.RiemannianSRNG(
+        manifold="so:3", max_iter=1, lr=1e-12, device="cpu"
+    ).fit(X, y)
+    mf = manifolds.SO(3)
+    a = mf.unflatten(torch.tensor(big.prototypes_, dtype=torch.float64))
+    b = mf.unflatten(torch.tensor(start.prototypes_, dtype=torch.float64))
+    assert float(mf.distance(a, b).max()) <= 0.01 * np.pi + 1e-6
+
+
+def test_object_manifold_trains_but_does_not_save(spd_data, tmp_path):
+    X, y = spd_data
+    m = lvq.models.riemannian.RiemannianSRNG(manifold=manifolds.SPD(2), max_iter=3, device="cpu")
+    m.fit(X, y)
+    with pytest.raises(ValueError, match="not serialisable"):
+        m.save(tmp_path / "m")
