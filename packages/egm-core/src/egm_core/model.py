@@ -134,6 +134,13 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         bank_energy_: ``(n_bank,)`` float, the fragment's energy (0 for real rows).
         bank_seed_: ``(n_bank,)`` long, bank index of the seed row (-1 for real rows).
         radius_: ``(n_classes,)`` float tensor, the radius of each class.
+        class_count_: ``(n_classes,)`` long tensor, real rows seen per class (all sessions).
+        class_sum_: ``(n_classes, d)`` float64 tensor, sum of the real rows per class (the rival
+            centres are ``class_sum_ / class_count_``).
+        class_iters_: ``(n_classes,)`` long tensor, growth iterations each class has run.
+        device_: the ``torch.device`` the model lives on.
+        preset_resolved_: the shipped preset name or YAML path actually used.
+        dataset_stats_: label-count statistics of the first training set (what ``auto`` read).
         history_: one dict per growth iteration with keys ``"session"`` (0 for ``fit``, then
             one more per ``partial_fit``/``continue_fit``), ``"iteration"`` (global, from 1),
             ``"class_counts"`` (synthetic points kept per class), ``"radius"`` and ``"energy"``
