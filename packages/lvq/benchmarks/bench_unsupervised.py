@@ -5,8 +5,10 @@
    seeds) and fit time (median).
 2. SOM: lvq KohonenSOM / HeskesSOM (batch) and the simple online SOM vs MiniSom (when installed)
    on digits: quantization error, topographic error, fit time.
-3. A Riemannian task: clustering SPD covariance descriptors of synthetic multichannel signals
-   with RiemannianNeuralGas (affine-invariant metric) vs NeuralGas / k-means on the flattened
+3. A Riemannian task: SPD covariance descriptors of synthetic multichannel signals whose power
+   varies from sample to sample. Clustering: RiemannianNeuralGas (affine-invariant metric) vs
+   NeuralGas / k-means on the flattened matrices. Classification (stratified 50/50 split):
+   RiemannianSRNG / RiemannianSMNG vs GLVQ / GMLVQ / logistic regression on the flattened
    matrices.
 
 Run: ``OMP_NUM_THREADS=1 PYTHONPATH=packages/blockops/src:packages/lvq/src
@@ -140,19 +142,21 @@ def som_table(quick):
         print(f"| {name} | {qe:.3f} | {te:.3f} | {t:.3f} |")
 
 
-def spd_table(seeds):
-    mf = lvq.manifolds.SPD(4)
-    rng = np.random.default_rng(0)
+def _covariances(seed=0, per_class=60):
+    rng = np.random.default_rng(seed)
     mixes = [rng.normal(size=(4, 4)) for _ in range(3)]
     covs, labels = [], []
     for c, A in enumerate(mixes):
-        for _ in range(60):
+        for _ in range(per_class):
             S = rng.normal(size=(200, 4)) @ A.T * np.exp(rng.normal(scale=0.7))  # signal, power
             covs.append(np.cov(S.T) + 1e-6 * np.eye(4))
             labels.append(c)
     C = np.stack(covs)
-    y = np.array(labels)
-    flat = C.reshape(len(C), -1)
+    return C.reshape(len(C), -1), np.array(labels)
+
+
+def spd_table(seeds):
+    flat, y = _covariances()
     methods = {
         "lvq RiemannianNeuralGas (affine-invariant SPD)": lambda s: lvq.RiemannianNeuralGas(
             manifold="spd:4", n_prototypes=3, max_iter=30, random_seed=s, device="cpu"
@@ -164,7 +168,6 @@ def spd_table(seeds):
             n_clusters=3, n_init=1, random_state=s
         ).fit_predict(flat),
     }
-    _ = mf
     print(
         "| method (180 covariance descriptors 4x4, 3 sources) | ARI (mean) | fit time (s, median) |"
     )
@@ -178,6 +181,38 @@ def spd_table(seeds):
         print(f"| {name} | {np.mean(aris):.3f} | {statistics.median(times):.3f} |")
 
 
+def spd_classification_table(seeds):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    X, y = _covariances(seed=1, per_class=100)
+    common = {"max_iter": 100, "lr": 0.05, "random_seed": 0, "device": "cpu"}
+    methods = {
+        "lvq RiemannianSRNG (SPD geodesic)": lambda: lvq.RiemannianSRNG(manifold="spd:4", **common),
+        "lvq RiemannianSMNG (SPD, learned Omega)": lambda: lvq.RiemannianSMNG(
+            manifold="spd:4", **common
+        ),
+        "lvq GLVQ on flattened matrices": lambda: lvq.GLVQ(
+            prototypes_initializer="class_mean", **common
+        ),
+        "lvq GMLVQ on flattened matrices": lambda: lvq.GMLVQ(
+            prototypes_initializer="class_mean", **common
+        ),
+        "scikit-learn LogisticRegression on flattened": lambda: LogisticRegression(max_iter=2000),
+    }
+    print("| method (300 covariance descriptors 4x4, 3 classes, 50/50 split) "
+          "| test accuracy (mean) | fit time (s, median) |")  # fmt: skip
+    print("|---|---:|---:|")
+    for name, make in methods.items():
+        accs, times = [], []
+        for s in seeds:
+            Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.5, stratify=y, random_state=s)
+            model, t = timed(lambda make=make, Xtr=Xtr, ytr=ytr: make().fit(Xtr, ytr))
+            accs.append(float((model.predict(Xte) == yte).mean()))
+            times.append(t)
+        print(f"| {name} | {np.mean(accs):.3f} | {statistics.median(times):.3f} |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer seeds and SOM steps")
@@ -188,6 +223,8 @@ def main():
     som_table(args.quick)
     print()
     spd_table(seeds)
+    print()
+    spd_classification_table(seeds)
 
 
 if __name__ == "__main__":
