@@ -145,9 +145,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--budget", default="256MiB", help="memory_budget of the budgeted mode")
     ap.add_argument("--smoke", action="store_true", help="tiny run (checks the script)")
+    ap.add_argument(
+        "--memory-steps", type=int, default=500, help="steps of the one-pass memory table (0: skip)"
+    )
     args = ap.parse_args()
     if args.smoke:
-        args.steps, args.rounds = 20, 2
+        args.steps, args.rounds, args.memory_steps = 20, 2, 20
     torch.set_num_threads(args.threads)
     per_round = max(1, args.steps // args.rounds)
     modes = [
@@ -199,6 +202,43 @@ def main() -> None:
         print(
             f"| {m.name} | {ms:.2f} | {1e3 / ms:.0f} | {over} | {stored[m.name]:.0f} | {rss[m.name]:.0f} |"
         )
+    if args.memory_steps:
+        memory_table(args.memory_steps, args.batch, args.budget)
+
+
+def memory_table(steps: int, batch: int, budget: str) -> None:
+    """One continuous pass per mode: does memory follow the budget or the step count?"""
+    modes = [
+        TrackerMode("tracker, every step, memory, no budget"),
+        TrackerMode(
+            f"tracker, every step, memory, budget {budget} (downsample)",
+            memory_budget=budget,
+            budget_policy="downsample",
+        ),
+        TrackerMode("tracker, every step, disk", storage="disk"),
+        CloneMode("naive state_dict clones every step"),
+    ]
+    print()
+    print(
+        f"One pass of {steps} steps per mode (2.66 MB per snapshot, {steps * 2.66:.0f} MB in all):"
+    )
+    print()
+    print("| mode | ms / step | snapshots kept | snapshot RAM (MiB) | RSS growth (MiB) |")
+    print("| --- | --- | --- | --- | --- |")
+    tmp_root = Path(tempfile.mkdtemp(prefix="flt-bench-mem-"))
+    try:
+        for i, m in enumerate(modes):
+            tmp = tmp_root / str(i)
+            tmp.mkdir()
+            ms, mb, growth = run_mode(m, steps, batch, tmp)
+            kept = (
+                len(m.snaps) if isinstance(m, CloneMode) else len(m.tracker.get_feature("0.weight"))
+            )
+            print(f"| {m.name} | {ms:.2f} | {kept} | {mb:.0f} | {growth:.0f} |")
+            del m
+            gc.collect()
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
 
 
 if __name__ == "__main__":
