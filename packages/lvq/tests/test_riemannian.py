@@ -133,3 +133,14 @@ def test_object_manifold_trains_but_does_not_save(spd_data, tmp_path):
     m.fit(X, y)
     with pytest.raises(ValueError, match="not serialisable"):
         m.save(tmp_path / "m")
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("spec", SPECS, ids=ids)
+def test_cuda_riemannian(spec, spd_data, tmp_path):
+    X, y = spd_data
+    m = make(spec, device="cuda").fit(X, y)
+    assert m.score(X, y) >= 0.9
+    m.save(tmp_path / "m")
+    back = type(m).load(tmp_path / "m", device="cpu")
+    assert (back.predict(X) == m.predict(X)).mean() >= 0.95

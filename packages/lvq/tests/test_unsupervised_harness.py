@@ -136,3 +136,18 @@ def test_bad_inputs(spec):
         m.predict(X[0])
     with pytest.raises(TypeError):
         m.predict([["a"] * X.shape[1]])
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("spec", CLUSTERERS, ids=ids)
+def test_cuda_fit_and_load_on_cpu(spec, tmp_path):
+    X = data_for(spec)
+    gpu = make(spec, device="cuda").fit(X)
+    assert gpu.predict(X).shape == (len(X),)
+    gpu.save(tmp_path / "m")
+    back = type(gpu).load(tmp_path / "m", device="cpu")
+    np.testing.assert_array_equal(back.prototypes_, gpu.prototypes_)
+    agree = (back.predict(X) == gpu.predict(X)).mean()
+    assert agree >= 0.95
+    cpu = make(spec, device="cpu").fit(X)
+    assert np.isfinite(cpu.prototypes_).all() and np.isfinite(gpu.prototypes_).all()
