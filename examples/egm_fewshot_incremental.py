@@ -15,6 +15,7 @@ import argparse
 import time
 
 import numpy as np
+import torch
 from egm_core import PyEGM
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    torch.set_num_threads(1)  # problems this small run fastest on one thread
     t0 = time.perf_counter()
     X, y = load_digits(return_X_y=True)
     Xtr, Xte, ytr, yte = train_test_split(

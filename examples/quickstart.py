@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from egm_core import PyEGM
 from sklearn.datasets import make_classification
 from sklearn.model_selection import train_test_split
@@ -26,6 +27,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="small data, a few seconds")
     parser.add_argument("--out", default=None, help="output directory (default: a temp dir)")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # problems this small run fastest on one thread
     out = Path(args.out or tempfile.mkdtemp(prefix="egm_quickstart_"))
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
