@@ -146,6 +146,9 @@ def main() -> None:
     ap.add_argument("--budget", default="256MiB", help="memory_budget of the budgeted mode")
     ap.add_argument("--smoke", action="store_true", help="tiny run (checks the script)")
     ap.add_argument(
+        "--only", default=None, help="comma-separated substrings: run matching modes (+ plain)"
+    )
+    ap.add_argument(
         "--memory-steps", type=int, default=500, help="steps of the one-pass memory table (0: skip)"
     )
     args = ap.parse_args()
@@ -157,6 +160,7 @@ def main() -> None:
         Mode("plain step"),
         TrackerMode("tracker, every step, memory"),
         TrackerMode("tracker, every step, memory, float16", dtype=torch.float16),
+        TrackerMode("tracker, every step, memory, async_copy", async_copy=True),
         TrackerMode(
             f"tracker, every step, memory, budget {args.budget} (downsample)",
             memory_budget=args.budget,
@@ -168,6 +172,9 @@ def main() -> None:
         CloneMode("naive state_dict clones every step"),
         HistogramMode("wandb.watch-style histograms every step"),
     ]
+    if args.only:
+        keys = [k.strip() for k in args.only.split(",")]
+        modes = [m for m in modes if m.name == "plain step" or any(k in m.name for k in keys)]
     times = {m.name: [] for m in modes}
     stored = {m.name: 0.0 for m in modes}
     rss = {m.name: 0.0 for m in modes}

@@ -207,3 +207,19 @@ def test_invalid_arguments():
         FeatureTracker(model, layers=["0"], track_activations=True)
     with pytest.raises(ValueError, match="dtype"):
         FeatureTracker(model, dtype=torch.int8)
+
+
+def test_async_copy_records_post_step_values():
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    tracker = FeatureTracker(model, optimizer=opt, async_copy=True, track_gradients=True)
+    seen = []
+    with tracker:
+        for _ in range(6):
+            train_step(model, opt)
+            seen.append(model[0].weight.detach().clone())
+    assert torch.equal(tracker.get_feature("0.weight").as_tensor()[1:], torch.stack(seen))
+    assert torch.equal(tracker.get_feature("2.bias").get_latest(), model[2].bias.detach())
+    tracker.close()
+    with pytest.raises(ValueError, match="async_copy"):
+        FeatureTracker(model, async_copy=True).start()

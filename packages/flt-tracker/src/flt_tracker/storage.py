@@ -21,6 +21,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -158,6 +159,9 @@ class Storage:
             int(np.prod(self.shape, dtype=np.int64)) * torch.empty((), dtype=dtype).element_size()
         )
         self._events: list[torch.cuda.Event] = []
+        self._futures: list[Any] = []
+        self.executor: Any = None
+        """Optional ``concurrent.futures`` executor doing CPU copies off the calling thread."""
 
     # -- interface -------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -201,14 +205,19 @@ class Storage:
                 event = torch.cuda.Event()
                 event.record()
                 self._events.append(event)
+        elif self.executor is not None:
+            self._futures.append(self.executor.submit(dest.copy_, value))
         else:
             dest.copy_(value)
 
     def synchronize(self) -> None:
-        """Wait until every pending device-to-host copy has landed."""
+        """Wait until every pending copy (device-to-host, or on the copy thread) has landed."""
         for event in self._events:
             event.synchronize()
         self._events.clear()
+        futures, self._futures = self._futures, []
+        for future in futures:
+            future.result()
 
     def iter_blocks(self, block: int = 256) -> Iterator[tuple[int, torch.Tensor]]:
         """Yield ``(start, values)`` blocks of at most ``block`` snapshots, oldest first."""

@@ -76,6 +76,11 @@ class FeatureTracker:
             16 MiB per block for each series.
         record_initial: record the weights (and probe activations) at :meth:`start` as step 0.
         fsync: disk backend only: ``fsync`` every chunk before it is renamed into place.
+        async_copy: CPU parameters only: copy weight and activation snapshots on a helper
+            thread, overlapping the next forward and backward; the tracker waits for the copies
+            in an optimizer step *pre*-hook, before the parameters change. Needs ``optimizer``
+            and parameters that change only in ``optimizer.step()`` (gradients are always
+            copied synchronously). Off by default.
 
     Example:
         >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
@@ -107,6 +112,7 @@ class FeatureTracker:
         chunk_size: int | None = None,
         record_initial: bool = True,
         fsync: bool = False,
+        async_copy: bool = False,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -135,6 +141,9 @@ class FeatureTracker:
         self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.record_initial = bool(record_initial)
         self.fsync = bool(fsync)
+        self.async_copy = bool(async_copy)
+        self._executor: Any = None
+        self._pre_handle: Any = None
 
         self.layers = [layers] if isinstance(layers, str) else layers
         self._params = self._resolve_params(self.layers)
@@ -225,9 +234,14 @@ class FeatureTracker:
         if self._hook_handle is not None:
             self._hook_handle.remove()
             self._hook_handle = None
+        if self._pre_handle is not None:
+            self._pre_handle.remove()
+            self._pre_handle = None
         self._optimizer = optimizer
         if self.is_tracking:
             self._hook_handle = optimizer.register_step_post_hook(self._on_optimizer_step)
+            if self._executor is not None:
+                self._pre_handle = optimizer.register_step_pre_hook(self._wait_copies)
         return self
 
     def _on_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
@@ -242,6 +256,8 @@ class FeatureTracker:
         self.is_tracking = True
         if self._optimizer is not None:
             self._hook_handle = self._optimizer.register_step_post_hook(self._on_optimizer_step)
+            if self._executor is not None:
+                self._pre_handle = self._optimizer.register_step_pre_hook(self._wait_copies)
         if self.record_initial and not any(len(f) for f in self._features.values()):
             self._record(batch_idx=-1, initial=True)
         return self
@@ -251,9 +267,17 @@ class FeatureTracker:
         if self._hook_handle is not None:
             self._hook_handle.remove()
             self._hook_handle = None
+        if self._pre_handle is not None:
+            self._pre_handle.remove()
+            self._pre_handle = None
         self.is_tracking = False
         self.flush()
         return self
+
+    def _wait_copies(self, *args: Any) -> None:
+        for f in self._features.values():
+            if f.storage is not None:
+                f.storage.synchronize()
 
     def __enter__(self) -> FeatureTracker:
         return self.start()
@@ -394,6 +418,14 @@ class FeatureTracker:
                     )
         if self.storage_kind == "disk":
             self.directory.mkdir(parents=True, exist_ok=True)
+        if self.async_copy:
+            if self._optimizer is None:
+                raise ValueError(
+                    "async_copy=True needs optimizer=... (its pre-step hook waits for copies)"
+                )
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flt-copy")
         for i, ((name, layer, kind, shape, _, device), dtype) in enumerate(zip(specs, dtypes)):
             pin = device.type == "cuda"
             store: Storage
@@ -415,6 +447,8 @@ class FeatureTracker:
                     fsync=self.fsync,
                     pin=pin,
                 )
+            if self._executor is not None and device.type == "cpu" and kind != "grad":
+                store.executor = self._executor
             self._features[name] = Feature(name, layer, kind=kind, storage=store)
         self._folders = {name: f"f{i:04d}" for i, (name, *_rest) in enumerate(specs)}
         self._initialised = True
@@ -502,6 +536,12 @@ class FeatureTracker:
         for f in self._features.values():
             if f.storage is not None:
                 f.storage.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+            for f in self._features.values():
+                if f.storage is not None:
+                    f.storage.executor = None
         if self.storage_kind == "disk" and self._initialised:
             from .run import write_manifest
 
