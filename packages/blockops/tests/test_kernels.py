@@ -289,3 +289,16 @@ def test_knn_group_shape_policy():
     assert small.db_block <= 100 and small.db_block % (small.g1 * small.g2) == 0
     qb = knn_query_block(10**6, 200_000, 64, shape, cpu, 11)
     assert 1 <= qb <= 10**6
+
+
+def test_knn_grouped_keeps_thread_count():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        g = torch.Generator().manual_seed(8)
+        Q, D = torch.randn(20, 4, generator=g), torch.randn(3000, 4, generator=g)
+        _, idx = knn(Q, D, 2)
+        assert torch.get_num_threads() == 2
+        assert torch.equal(idx, _ref_knn(_ref_dist(Q, D, "sqeuclidean"), 2)[1])
+    finally:
+        torch.set_num_threads(before)

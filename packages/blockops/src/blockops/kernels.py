@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -316,8 +317,6 @@ def _knn_grouped(
     nd_pad = n_blocks * nb
     n_super = nb // (g1 * g2)  # super-groups per block
     width = d + 1 + (-(d + 1) % 4 if dev.type == "cuda" else 0)
-    k_eff = k + int(exclude_self)
-    signed = metric == "inner"
 
     # Augmented rows: p = [s*q, 1, 0..] . [x, c, 0..] = c - s' q.x in one matrix product;
     # padding rows carry c = inf so that they are never nearer than a real row.
@@ -333,11 +332,6 @@ def _knn_grouped(
 
     out_v = torch.empty(nq, k, dtype=Qp.dtype, device=dev)
     out_i = torch.empty(nq, k, dtype=torch.long, device=dev)
-    k_super = min(k_eff, n_blocks * n_super)
-    k_group = min(k_eff, n_blocks * n_super * g2)
-    super_ids = torch.arange(n_blocks * n_super, dtype=torch.int32, device=dev)
-    t_range = torch.arange(g1, device=dev)
-    u_range = torch.arange(g2, device=dev)
     p = gmin = None
     for q0, q1 in _ranges(nq, qb):
         m = q1 - q0
@@ -347,32 +341,83 @@ def _knn_grouped(
             gmin = torch.empty(n_blocks, m, g2, n_super, dtype=Qp.dtype, device=dev)
         for b in range(n_blocks):
             torch.mm(Qb, Dperm[b * nb : (b + 1) * nb].T, out=p)
-            torch.amin(p.view(m, g1, g2 * n_super), dim=1, out=gmin[b].view(m, g2 * n_super))
-        qs = None if qsq is None else qsq[q0:q1, None]
-        rows = torch.arange(m, device=dev)[:, None]
-
-        # Stage 1a: the best super-groups, id = b * n_super + s.
-        sval = _finish(gmin.amin(dim=2).permute(1, 0, 2).reshape(m, -1), qs, metric)
-        skeys = torch.topk(_to_keys(sval, super_ids, signed), k_super, 1, largest=False)[0]
-        sid = _key_ids(skeys)  # (m, k_super)
-        # Stage 1b: their groups, id = super id * g2 + u.
-        blk = torch.div(sid, n_super, rounding_mode="floor")[:, :, None]
-        gval = gmin[blk, rows[:, :, None], u_range, (sid[:, :, None] - blk * n_super)]
-        gval = _finish(gval.view(m, -1), qs, metric)
-        gid = (sid[:, :, None] * g2 + u_range).view(m, -1)
-        gkeys = torch.topk(_to_keys(gval, gid.int(), signed), k_group, 1, largest=False)[0]
-        # Stage 2: recompute the members of the best groups and rank them exactly.
-        idx = (_key_ids(gkeys)[:, :, None] * g1 + t_range).view(m, -1)
-        cand = torch.bmm(Da[idx], Qb[:, :, None]).view(m, -1)
-        if exclude_self:
-            cand.masked_fill_(idx == rows + q0, float("inf"))
-        keys = _to_keys(_finish(cand, qs, metric), idx.int(), signed)
-        if nd_pad > nd:
-            keys.masked_fill_(idx >= nd, _KEY_MAX)
-        best = torch.topk(keys, k, 1, largest=False, sorted=True)[0]
-        out_v[q0:q1] = _key_values(best, signed)
-        out_i[q0:q1] = _key_ids(best)
+            torch.amin(p.view(m, g1, -1), dim=1, out=gmin[b].view(m, -1))
+        with _few_threads(dev, _SERIAL_SELECTION):
+            _select(out_v, out_i, q0, m, Qb, Da, gmin, qsq, k, metric, exclude_self, shape, nd)
     return out_v, out_i
+
+
+_SERIAL_SELECTION = True
+
+
+@contextmanager
+def _few_threads(device: torch.device, serial: bool = True) -> Iterator[None]:
+    """Run the small selection steps on one CPU thread (of the calling thread's OpenMP team).
+
+    They touch about a sixteenth of a block each; splitting them across threads costs a
+    synchronisation per operation, which on a loaded machine outweighs the work.
+    """
+    n = torch.get_num_threads()
+    if device.type != "cpu" or n == 1 or not serial:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def _select(
+    out_v: torch.Tensor,
+    out_i: torch.Tensor,
+    q0: int,
+    m: int,
+    Qb: torch.Tensor,
+    Da: torch.Tensor,
+    gmin: torch.Tensor,
+    qsq: torch.Tensor | None,
+    k: int,
+    metric: str,
+    exclude_self: bool,
+    shape: GroupShape,
+    nd: int,
+) -> None:
+    """Stages 1a, 1b and 2 of :func:`_knn_grouped` for queries ``q0 : q0 + m``."""
+    dev = Qb.device
+    g1, g2 = shape.g1, shape.g2
+    n_blocks, n_super = gmin.shape[0], gmin.shape[3]
+    k_eff = k + int(exclude_self)
+    k_super = min(k_eff, n_blocks * n_super)
+    k_group = min(k_eff, n_blocks * n_super * g2)
+    signed = metric == "inner"
+    super_ids = torch.arange(n_blocks * n_super, dtype=torch.int32, device=dev)
+    t_range = torch.arange(g1, device=dev)
+    u_range = torch.arange(g2, device=dev)
+    qs = None if qsq is None else qsq[q0 : q0 + m, None]
+    rows = torch.arange(m, device=dev)[:, None]
+
+    # Stage 1a: the best super-groups, id = b * n_super + s.
+    sval = _finish(gmin.amin(dim=2).permute(1, 0, 2).reshape(m, -1), qs, metric)
+    skeys = torch.topk(_to_keys(sval, super_ids, signed), k_super, 1, largest=False)[0]
+    sid = _key_ids(skeys)  # (m, k_super)
+    # Stage 1b: their groups, id = super id * g2 + u.
+    blk = torch.div(sid, n_super, rounding_mode="floor")[:, :, None]
+    gval = gmin[blk, rows[:, :, None], u_range, (sid[:, :, None] - blk * n_super)]
+    gval = _finish(gval.view(m, -1), qs, metric)
+    gid = (sid[:, :, None] * g2 + u_range).view(m, -1)
+    gkeys = torch.topk(_to_keys(gval, gid.int(), signed), k_group, 1, largest=False)[0]
+    # Stage 2: recompute the members of the best groups and rank them exactly.
+    idx = (_key_ids(gkeys)[:, :, None] * g1 + t_range).view(m, -1)
+    cand = torch.bmm(Da[idx], Qb[:, :, None]).view(m, -1)
+    if exclude_self:
+        cand.masked_fill_(idx == rows + q0, float("inf"))
+    keys = _to_keys(_finish(cand, qs, metric), idx.int(), signed)
+    if Da.shape[0] > nd:
+        keys.masked_fill_(idx >= nd, _KEY_MAX)
+    best = torch.topk(keys, k, 1, largest=False, sorted=True)[0]
+    out_v[q0 : q0 + m] = _key_values(best, signed)
+    out_i[q0 : q0 + m] = _key_ids(best)
 
 
 def nearest(
