@@ -220,6 +220,7 @@ def main() -> None:
     ap.add_argument(
         "--baseline-block-mib", type=int, default=0, help="row-block size of the torch baselines"
     )
+    ap.add_argument("--profile", action="store_true", help="print the top kernels of one knn")
     args = ap.parse_args()
     device = torch.device(args.device)
     if args.device == "cpu":
@@ -238,6 +239,27 @@ def main() -> None:
     for d in args.d:
         out += run_size(args, d, device) + [""]
     print("\n".join(out))
+    if args.profile:
+        profile(args, device)
+
+
+def profile(args, device: torch.device) -> None:
+    """Where one ``blockops.knn`` call spends its time (first ``--d``)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    gen = torch.Generator().manual_seed(0)
+    Q = torch.randn(args.nq, args.d[0], generator=gen).to(device)
+    D = torch.randn(args.nd, args.d[0], generator=gen).to(device)
+    blockops.knn(Q, D, args.k)
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with torch_profile(activities=activities) as prof:
+        blockops.knn(Q, D, args.k)
+        _sync(device)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=key, row_limit=15, max_name_column_width=60))
 
 
 if __name__ == "__main__":
