@@ -93,3 +93,14 @@ def test_unsavable_labels(blobs, tmp_path):
     m = PyEGM(platform="cpu", random_state=0, num_points=2).fit(X, labels)
     with pytest.raises(TypeError, match="cannot save label"):
         m.save(tmp_path / "x")
+
+
+def test_numpy_scalar_parameters_save(blobs, tmp_path):
+    X, y, Xt, _ = blobs
+    m = PyEGM(
+        platform="cpu", random_state=np.int64(4), num_points=np.int32(6), path_gamma=np.float32(0.5)
+    )
+    m.fit(X, y).save(tmp_path / "np")
+    back = PyEGM.load(tmp_path / "np", platform="cpu")
+    assert back.get_params()["random_state"] == 4 and back.get_params()["num_points"] == 6
+    np.testing.assert_array_equal(back.predict(Xt), m.predict(Xt))

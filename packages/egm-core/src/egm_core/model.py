@@ -918,7 +918,7 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
                     f"cannot save label {c!r} of type {type(c).__name__}; labels must be "
                     "int, float, str or bool"
                 )
-        params = self.get_params(deep=False)
+        params = {k: _plain_value(v) for k, v in self.get_params(deep=False).items()}
         params["platform"] = str(params["platform"])
         if params["random_state"] is not None and not isinstance(
             params["random_state"], numbers.Integral
@@ -1024,6 +1024,17 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
                 "visualize_explosion needs the egm-viz package: pip install egm-viz"
             ) from exc
         return egm_viz.visualize_explosion(self, X, y, **kwargs)
+
+
+def _plain_value(value: Any) -> Any:
+    """numpy scalars to Python ones so the YAML config stays safe."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return value
 
 
 def _reject_sparse(X: Any) -> None:
