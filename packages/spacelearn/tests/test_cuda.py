@@ -40,3 +40,20 @@ def test_losses_backward_on_cuda_every_mode(solver_mode):
     Zg = Z.clone().requires_grad_()
     sl.combined_loss(Zg, space.W, space.A, Y, space.W, n_dir=4).backward()
     assert torch.isfinite(Zg.grad).all()
+
+
+def test_cpu_fallback_moves_results_back(monkeypatch):
+    from spacelearn.settings import config
+    from spacelearn.util import svd_util
+
+    config.use_cpu_fallback = True
+    calls = []
+
+    def flaky(A):
+        calls.append(A.device.type)
+        if A.is_cuda:
+            raise RuntimeError("cusolver failure")
+        return torch.linalg.svdvals(A)
+
+    out = svd_util._run(torch.randn(4, 3, device="cuda"), flaky)
+    assert calls == ["cuda", "cpu"] and out.is_cuda

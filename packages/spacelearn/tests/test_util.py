@@ -117,3 +117,22 @@ def test_bad_inputs():
         util.left(torch.ones(3, 3, dtype=torch.long))
     with pytest.raises(ValueError, match="rank"):
         util.left(torch.randn(3, 3), rank=0)
+
+
+def test_failures_on_cpu_are_not_hidden_by_the_cuda_fallback():
+    config.use_cpu_fallback = True
+
+    def broken(A):
+        raise RuntimeError("decomposition failed")
+
+    with pytest.raises(RuntimeError, match="decomposition failed"):
+        svd_util._run(torch.randn(3, 3), broken)
+
+
+def test_lowrank_with_global_rng_when_seed_is_none():
+    config.solver_mode = "lowrank"
+    config.seed = None
+    A = _matrix(40, 30, rank=5, dtype=torch.float32)
+    torch.testing.assert_close(
+        util.singular_values(A, rank=5), torch.linalg.svdvals(A)[:5], rtol=1e-4, atol=1e-4
+    )
