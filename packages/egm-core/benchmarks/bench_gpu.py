@@ -3,7 +3,7 @@
     PYTHONPATH=packages/blockops/src:packages/egm-core/src \
         python packages/egm-core/benchmarks/bench_gpu.py [--n 1000000] [--d 256]
 
-Prints a markdown table. Needs CUDA (exits with status 2 otherwise). The agreement check fits
+Prints a markdown table. Needs CUDA (without it, says so and exits 0, so `nox -s bench` passes). The agreement check fits
 the same small problem on the CPU and on the GPU: the random draws are made on the CPU, and
 neighbour search is exact on both, so predictions should agree up to float32 rounding ties.
 """
@@ -43,8 +43,8 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=20_000)
     args = parser.parse_args()
     if not torch.cuda.is_available():
-        print("bench_gpu.py needs a CUDA device", file=sys.stderr)
-        return 2
+        print("bench_gpu.py: no CUDA device, nothing measured (run it on a GPU machine)")
+        return 0
     rows = []
     X, y = blobs(args.n, args.d, args.classes, 0, "cuda")
     Q, _ = blobs(args.queries, args.d, args.classes, 1, "cuda")
