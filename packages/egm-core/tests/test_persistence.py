@@ -104,3 +104,16 @@ def test_numpy_scalar_parameters_save(blobs, tmp_path):
     back = PyEGM.load(tmp_path / "np", platform="cpu")
     assert back.get_params()["random_state"] == 4 and back.get_params()["num_points"] == 6
     np.testing.assert_array_equal(back.predict(Xt), m.predict(Xt))
+
+
+def test_load_asking_for_missing_cuda_falls_back_with_a_warning(fitted, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    m, X, y, Xt = fitted
+    m.save(tmp_path / "c")
+    with pytest.warns(UserWarning, match="loading the model on the CPU"):
+        back = PyEGM.load(tmp_path / "c", platform="cuda")
+    assert back.device_.type == "cpu"
+    np.testing.assert_array_equal(back.predict(Xt), m.predict(Xt))
+    with pytest.raises(ValueError, match="platform"):
+        PyEGM.load(tmp_path / "c", platform="tpu")

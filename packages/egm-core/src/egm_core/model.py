@@ -957,11 +957,25 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
     def load(cls, directory: str | os.PathLike[str], platform: str = "auto") -> PyEGM:
         """Load a model saved by :meth:`save` onto ``platform`` (a GPU model loads on CPU).
 
+        ``platform="auto"`` uses CUDA when available; asking for CUDA where there is none warns
+        and loads on the CPU.
+
         Raises:
             FileNotFoundError: no checkpoint there.
             ValueError: truncated, edited or inconsistent checkpoint, or not an egm-core one.
         """
-        device = blockops.resolve_device(platform)
+        try:
+            device = blockops.resolve_device(platform)
+        except ValueError:
+            if "cuda" not in str(platform).lower():
+                raise
+            warnings.warn(
+                f"platform={platform!r} asks for CUDA, which is not available here; "
+                "loading the model on the CPU",
+                stacklevel=2,
+            )
+            device = torch.device("cpu")
+            platform = "cpu"
         config, tensors, meta = blockops.load_checkpoint(directory, map_location=device)
         if meta.get("package") != "egm-core" or config.get("format") != _FORMAT:
             raise ValueError(f"{str(directory)!r} is not an egm-core PyEGM checkpoint")
