@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import torch
 from torch import Tensor
@@ -17,7 +18,9 @@ from .optim import k_per_q, optimal_bins
 
 LOSS_TERMS = ("alignment", "disentanglement", "isotropy", "stability")
 
-PARTITIONED_WEIGHTS = {"alignment": 1.0, "disentanglement": 0.0, "isotropy": 0.0, "stability": 0.0}
+PARTITIONED_WEIGHTS = MappingProxyType(
+    {"alignment": 1.0, "disentanglement": 0.0, "isotropy": 0.0, "stability": 0.0}
+)
 """Loss weights recommended with ``method="joint"`` subspaces (with ``normalize=True``): once
 the subspaces are mutually orthogonal the alignment term alone does the partitioning."""
 
@@ -197,7 +200,7 @@ def combined_loss(
     W_prev: dict[str, Tensor] | None,
     *,
     n_dir: int = 32,
-    weights: dict[str, float] | None = None,
+    weights: Mapping[str, float] | None = None,
     normalize: bool = False,
 ) -> Tensor:
     """Weighted sum of the four SPACE terms (unweighted by default, as in 0.1.0).
