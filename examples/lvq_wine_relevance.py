@@ -51,7 +51,6 @@ def main() -> None:
         "GRLVQ": lvq.GRLVQ(**common),
         "GMLVQ": lvq.GMLVQ(**common),
     }
-    print("(the first fit of a process also pays torch's one-time optimizer import)")
     print("\n| model | test accuracy | fit (s) | epochs |\n|---|---:|---:|---:|")
     for name, model in models.items():
         t = time.perf_counter()
