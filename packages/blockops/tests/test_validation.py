@@ -21,7 +21,7 @@ def test_numpy_list_tensor_in():
     [
         (np.array([[1.0, np.nan]]), "NaN"),
         (np.array([[np.inf, 1.0]]), "NaN or infinite"),
-        (np.ones(3), "2-D"),
+        (np.ones(3), "Reshape your data"),
         (np.ones((2, 2, 2)), "2-D"),
         (np.empty((0, 3)), "empty"),
         ([[1, 2], [3]], "converted|ragged"),
@@ -38,11 +38,25 @@ def test_error_names_argument():
 
 
 @pytest.mark.parametrize(
-    "bad", [np.array([["a", "b"]]), np.array([[object()]]), np.array([[1j]]), None]
+    "bad,match",
+    [
+        (np.array([["a", "b"]]), "must hold numbers"),
+        (np.array([[object()]]), "must hold numbers"),
+        (np.array([[1j]]), "Complex data not supported"),
+        (torch.ones(2, 2, dtype=torch.complex64), "Complex data not supported"),
+        (np.ones((3, 0)), "0 feature"),
+    ],
 )
-def test_bad_types(bad):
-    with pytest.raises(TypeError):
-        as_tensor(bad)
+def test_bad_types(bad, match):
+    with pytest.raises(ValueError, match=match):
+        as_tensor(bad, name="X_fit")
+
+
+def test_none_and_bad_dtype():
+    with pytest.raises(TypeError, match="None"):
+        as_tensor(None)
+    with pytest.raises(TypeError, match="floating"):
+        as_tensor([[1.0]], dtype=torch.int64)
 
 
 def test_allow_empty_and_ndim():
@@ -57,4 +71,5 @@ def test_check_X_y():
         check_X_y(np.ones((3, 2)), [1, 2])
     with pytest.raises(ValueError, match="1-D"):
         as_labels(np.ones((3, 2)))
-    assert as_labels(torch.tensor([[1], [2]])).tolist() == [1, 2]
+    with pytest.warns(UserWarning, match="column-vector"):
+        assert as_labels(torch.tensor([[1], [2]])).tolist() == [1, 2]

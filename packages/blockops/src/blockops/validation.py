@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -36,8 +37,9 @@ def as_tensor(
         Tensor with ``ndim`` dimensions, finite values, of ``dtype`` on ``device``.
 
     Raises:
-        TypeError: non-numeric input (strings, objects, complex).
-        ValueError: wrong number of dimensions, empty input, NaN or inf.
+        TypeError: ``x`` is None or ``dtype`` is not a floating dtype.
+        ValueError: non-numeric input (strings, objects, ragged rows, complex), wrong number
+            of dimensions, no rows or no features, NaN or inf.
     """
     if dtype is not None and dtype not in _FLOAT_DTYPES:
         raise TypeError(f"dtype must be a floating torch dtype, got {dtype}")
@@ -52,20 +54,27 @@ def as_tensor(
         except ValueError as exc:  # ragged nested lists
             raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
         if arr.dtype == object or arr.dtype.kind in "USVOMm":
-            raise TypeError(
+            raise ValueError(
                 f"{name} must hold numbers, got an array of dtype {arr.dtype} "
                 "(strings, objects or ragged rows are not accepted)"
             )
         if arr.dtype.kind == "c":
-            raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")
+            raise ValueError(f"{name}: Complex data not supported (dtype {arr.dtype})")
         t = torch.from_numpy(np.ascontiguousarray(arr))
     if t.is_complex():
-        raise TypeError(f"{name} must be real, got complex dtype {t.dtype}")
+        raise ValueError(f"{name}: Complex data not supported (dtype {t.dtype})")
     if ndim is not None and t.ndim != ndim:
         hint = (
-            " (reshape a single sample with x.reshape(1, -1))" if ndim == 2 and t.ndim == 1 else ""
+            ". Reshape your data with x.reshape(1, -1) for a single sample "
+            "or x.reshape(-1, 1) for a single feature"
+            if ndim == 2 and t.ndim == 1
+            else ""
         )
         raise ValueError(f"{name} must be {ndim}-D, got an array of shape {tuple(t.shape)}{hint}")
+    if t.ndim == 2 and t.shape[1] == 0:
+        raise ValueError(
+            f"{name} has 0 feature(s) (shape={tuple(t.shape)}) while a minimum of 1 is required"
+        )
     if t.numel() == 0 and not (allow_empty and t.ndim >= 1 and t.shape[-1] > 0):
         raise ValueError(
             f"{name} is empty (shape {tuple(t.shape)}); at least one sample is required"
@@ -86,6 +95,12 @@ def as_labels(y: Any, *, name: str = "y", n_samples: int | None = None) -> np.nd
         y = y.detach().cpu().numpy()
     arr = np.asarray(y)
     if arr.ndim == 2 and arr.shape[1] == 1:
+        warnings.warn(
+            f"A column-vector {name} was passed when a 1d array was expected; "
+            "it is flattened (use y.ravel())",
+            UserWarning,
+            stacklevel=2,
+        )
         arr = arr[:, 0]
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
