@@ -2,7 +2,7 @@
 
 A producer thread (``StreamBuffer``) delivers one time step of the drifting octagon clusters at a
 time, as a simulation would; the model (a ``ContinualLearner``) trains on each step with A-GEM
-against an episodic memory, then consolidates EWC with the per-sample Fisher. At the end it is
+against an episodic memory, then consolidates online EWC with the per-sample Fisher. At the end it is
 tested on every step it has seen.
 
 python examples/continual_drifting_stream.py           # 10 steps
@@ -30,7 +30,7 @@ def main() -> None:
 
     scenario = cl.drifting_clusters(n_steps, npoints, dt=0.5, random_state=0)
     torch.manual_seed(0)
-    model = cl.MLP(2, (64, 64), 8, ewc_lambda=50.0).to(device)
+    model = cl.MLP(2, (64, 64), 8, onlineEWC=True, gamma=0.8, ewc_lambda=5.0).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     memory = cl.EpisodicMemory(200, gradient_ref_data_size=64, random_state=0)
 
@@ -51,6 +51,7 @@ def main() -> None:
                     loss.backward()
                     if step > 0:
                         model.overwrite_grad()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)  # after backward
                     opt.step()
             model.estimate_fisher(exp.dataset, F.cross_entropy)
             memory.add_data_for_task(step, x_all, y_all)
@@ -60,7 +61,7 @@ def main() -> None:
                     xt, yt = (t.to(device) for t in test.dataset.tensors)
                     accs.append((model(xt).argmax(1) == yt).float().mean().item())
             print(
-                f"step {step}: loss {loss.item():.3f}, EWC terms {model.EWC_task_count}, "
+                f"step {step}: loss {loss.item():.3f}, Fisher estimates {model.EWC_task_count}, "
                 f"memory {len(memory)}, accuracy on steps 0..{step}: "
                 + " ".join(f"{a:.2f}" for a in accs)
             )

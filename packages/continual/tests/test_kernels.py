@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from continual import agem_project, gem_project, per_sample_squared_grads, solve_gem_dual
+from continual.kernels import per_sample_expected_fisher
 from helpers import tiny_net
 
 
@@ -86,3 +87,20 @@ def test_per_sample_squared_grads_equals_loop():
             ref[n] += p.grad**2
     for n in ref:
         torch.testing.assert_close(fast[n], ref[n], rtol=1e-5, atol=1e-7)
+
+
+def test_expected_fisher_equals_loop_over_classes():
+    net = tiny_net(seed=2)
+    x = torch.randn(5, 4)
+    fast = per_sample_expected_fisher(net, x)
+    params = list(net.parameters())
+    ref = [torch.zeros_like(p) for p in params]
+    for i in range(5):
+        logp = torch.log_softmax(net(x[i : i + 1]), dim=1)[0]
+        prob = logp.exp().detach()
+        for c in range(3):
+            grads = torch.autograd.grad(-logp[c], params, retain_graph=True)
+            for r, g in zip(ref, grads):
+                r += prob[c] * g**2
+    for (n, _), r in zip(net.named_parameters(), ref):
+        torch.testing.assert_close(fast[n], r, rtol=1e-5, atol=1e-7)

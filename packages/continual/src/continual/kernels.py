@@ -13,6 +13,7 @@ from torch.func import functional_call, grad, vmap
 
 __all__ = [
     "agem_project",
+    "per_sample_expected_fisher",
     "gem_project",
     "per_sample_squared_grads",
     "solve_gem_dual",
@@ -62,6 +63,58 @@ def per_sample_squared_grads(
         diff, inputs, targets
     )
     return {n: g.pow(2).sum(0) for n, g in grads.items()}
+
+
+def per_sample_expected_fisher(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    output_fn: Callable[[object], torch.Tensor] | None = None,
+    names: Sequence[str] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Sum over a batch of the exact per-sample Fisher of a softmax classifier.
+
+    For each sample ``x`` the Fisher diagonal under the model's own predictive distribution,
+    ``sum_c p(c | x) (d log p(c | x) / d theta)^2``, computed exactly over the classes (no label,
+    no sampling) with nested ``vmap``. Memory grows as ``batch * classes * parameters``: use
+    small batches.
+
+    Args:
+        model: a classifier whose output (after ``output_fn``) are logits ``(n, C)``.
+        inputs: batch of inputs ``(n, ...)``.
+        output_fn: maps the raw model output to the logits (identity if None).
+        names: parameter names to differentiate (all that require grad if None).
+
+    Returns:
+        ``{name: tensor shaped like the parameter}``.
+    """
+    params = dict(model.named_parameters())
+    if names is None:
+        names = [n for n, p in params.items() if p.requires_grad]
+    diff = {n: params[n].detach() for n in names}
+    fixed = {n: p.detach() for n, p in params.items() if n not in diff}
+    buffers = dict(model.named_buffers())
+
+    def logits(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        out = functional_call(model, ({**fixed, **p}, buffers), (x.unsqueeze(0),))
+        return (output_fn(out) if output_fn is not None else out)[0]
+
+    with torch.no_grad():
+        out = functional_call(model, ({**fixed, **diff}, buffers), (inputs,))
+        probs = torch.softmax(output_fn(out) if output_fn is not None else out, dim=-1)
+    n_classes = probs.shape[-1]
+
+    def nll(p: dict[str, torch.Tensor], x: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+        return -(torch.log_softmax(logits(p, x), dim=-1) * onehot).sum()
+
+    per_class = vmap(grad(nll), in_dims=(None, None, 0))
+    classes = torch.eye(n_classes, device=inputs.device, dtype=probs.dtype)
+    grads = vmap(per_class, in_dims=(None, 0, None), randomness="different")(diff, inputs, classes)
+    shape = (probs.shape[0], n_classes)
+    return {
+        n: (g.pow(2) * probs.reshape(*shape, *([1] * (g.dim() - 2)))).sum((0, 1))
+        for n, g in grads.items()
+    }
 
 
 def agem_project(g: torch.Tensor, ref: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:

@@ -36,11 +36,14 @@ def plot_accuracy_matrix(
     R = matrix.R if isinstance(matrix, ResultMatrix) else np.asarray(matrix, dtype=float)
     if ax is None:
         _, ax = plt.subplots(figsize=(1 + 0.6 * R.shape[1], 1 + 0.5 * R.shape[0]))
-    im = ax.imshow(np.ma.masked_invalid(R), cmap="viridis", vmin=np.nanmin(R), vmax=np.nanmax(R))
+    lo, hi = float(np.nanmin(R)), float(np.nanmax(R))
+    im = ax.imshow(np.ma.masked_invalid(R), cmap="viridis", vmin=lo, vmax=hi)
     for i in range(R.shape[0]):
         for j in range(R.shape[1]):
             if not np.isnan(R[i, j]):
-                ax.text(j, i, f"{R[i, j]:.2f}", ha="center", va="center", color="w", fontsize=8)
+                bright = (R[i, j] - lo) / (hi - lo or 1.0) > 0.6
+                color = "k" if bright else "w"
+                ax.text(j, i, f"{R[i, j]:.2f}", ha="center", va="center", color=color, fontsize=8)
     ax.set_xlabel("tested on experience")
     ax.set_ylabel("after training experience")
     ax.set_xticks(range(R.shape[1]))

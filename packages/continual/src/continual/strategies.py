@@ -18,7 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, Dataset, TensorDataset
 
-from .kernels import agem_project, gem_project, per_sample_squared_grads
+from .kernels import (
+    agem_project,
+    gem_project,
+    per_sample_expected_fisher,
+    per_sample_squared_grads,
+)
 from .learner import EWCTerms
 from .memory import EpisodicMemory
 from .scenarios import Experience
@@ -278,6 +283,9 @@ class EWC(Strategy):
         gamma: decay of the old Fisher in online mode.
         fisher_samples: samples of each experience used for the Fisher (all if None).
         solver: ``"gradient"`` or ``"proximal"``.
+        fisher: ``"empirical"`` (squared per-sample gradients of the loss at the true labels) or
+            ``"expected"`` (the exact Fisher of a softmax classifier under its own predictions,
+            summed over the classes; classification only).
     """
 
     name = "ewc"
@@ -289,7 +297,12 @@ class EWC(Strategy):
         gamma: float = 1.0,
         fisher_samples: int | None = None,
         solver: str = "gradient",
+        fisher: str = "empirical",
     ) -> None:
+        if fisher not in ("empirical", "expected"):
+            raise ValueError(
+                f"fisher={fisher!r} is not understood; expected 'empirical' or 'expected'"
+            )
         if mode not in ("separate", "online"):
             raise ValueError(f"mode={mode!r} is not understood; expected 'separate' or 'online'")
         if solver not in ("gradient", "proximal"):
@@ -301,6 +314,7 @@ class EWC(Strategy):
         self.gamma = gamma
         self.fisher_samples = fisher_samples
         self.solver = solver
+        self.fisher = fisher
         self.terms = EWCTerms(online=mode == "online", gamma=gamma)
         self._sum_f: dict[str, torch.Tensor] = {}
         self._sum_fa: dict[str, torch.Tensor] = {}
@@ -311,6 +325,7 @@ class EWC(Strategy):
             "mode": self.mode,
             "gamma": self.gamma,
             "solver": self.solver,
+            "fisher": self.fisher,
         }
 
     def _cache(self, device: torch.device) -> None:
@@ -339,7 +354,7 @@ class EWC(Strategy):
             p.add_(k * self._sum_fa[n]).div_(1.0 + k * self._sum_f[n])
 
     def after_experience(self, trainer: Trainer, experience: Experience) -> None:
-        fisher = trainer.fisher(experience, max_samples=self.fisher_samples)
+        fisher = fisher_on(trainer, experience, self.fisher_samples, kind=self.fisher)
         self.terms.consolidate(trainer.model, fisher)
         self._cache(trainer.device)
 
@@ -611,9 +626,16 @@ class _TaskTensorDataset(TensorDataset):
 
 
 def fisher_on(
-    trainer: Trainer, experience: Experience, max_samples: int | None = None
+    trainer: Trainer,
+    experience: Experience,
+    max_samples: int | None = None,
+    kind: str = "empirical",
 ) -> dict[str, torch.Tensor]:
-    """Empirical Fisher of the trainer's model on an experience, with its task mask applied."""
+    """Per-sample Fisher of the trainer's model on an experience, with its task mask applied.
+
+    ``kind="empirical"`` squares the per-sample loss gradients; ``"expected"`` uses the exact
+    Fisher of the softmax outputs (see :func:`~continual.kernels.per_sample_expected_fisher`).
+    """
     x, y = _experience_tensors(experience)
     if max_samples is not None:
         x, y = x[:max_samples], y[:max_samples]
@@ -624,17 +646,21 @@ def fisher_on(
     was = model.training
     model.eval()
     try:
-        for start in range(0, x.shape[0], 256):
-            xb = x[start : start + 256].to(trainer.device)
-            yb = y[start : start + 256].to(trainer.device)
+        step = 256 if kind == "empirical" else 16
+        for start in range(0, x.shape[0], step):
+            xb = x[start : start + step].to(trainer.device)
+            yb = y[start : start + step].to(trainer.device)
             tb = torch.full((1,), t_id, dtype=torch.long, device=trainer.device)
 
             def out_fn(o: Any, tb: torch.Tensor = tb) -> torch.Tensor:
                 return trainer.mask_output(trainer.output(o), tb)
 
-            part = per_sample_squared_grads(
-                model, xb, yb, trainer.loss_fn, output_fn=out_fn, names=names
-            )
+            if kind == "empirical":
+                part = per_sample_squared_grads(
+                    model, xb, yb, trainer.loss_fn, output_fn=out_fn, names=names
+                )
+            else:
+                part = per_sample_expected_fisher(model, xb, output_fn=out_fn, names=names)
             for n in names:
                 sums[n] += part[n]
     finally:
