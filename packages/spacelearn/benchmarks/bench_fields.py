@@ -93,6 +93,7 @@ def evaluate(model, x_fit, y_fit, x_eval, y_eval, K, method):
         "max_cos": max_principal_cosine(space.W),
         "max_cos_whitened": max_principal_cosine(free.W),
         "W": space.W,
+        "W_free": free.W,
     }
 
 
@@ -186,24 +187,29 @@ def plots(results, names, out: Path):
     fig.savefig(out / "r2_per_quantity.png", dpi=110)
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8), sharey=True)
     picks = [
-        ("0.1.0 recipe (independent + combined_loss)", "0.1.0 recipe: independent solve"),
-        ("joint + alignment (recommended)", "joint solve + alignment"),
+        ("0.1.0 recipe (independent + combined_loss)", "W", "0.1.0 recipe: independent solve"),
+        ("joint + alignment (recommended)", "W", "recommended: joint solve"),
+        (
+            "joint + alignment (recommended)",
+            "W_free",
+            "recommended, each quantity's own optimum\n(unconstrained whitened solve)",
+        ),
     ]
-    for ax, (config, title) in zip(axes, picks, strict=True):
-        W = results[config][-1]["W"]
+    for ax, (config, key, title) in zip(axes, picks, strict=True):
+        W = results[config][-1][key]
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
                 cos = sl.optim.principal_cosines(W[a], W[b]).numpy()
                 deg = torch.rad2deg(torch.acos(torch.as_tensor(cos))).numpy()
                 ax.plot(range(1, len(deg) + 1), deg, marker="o", ms=3, label=f"{a} / {b}")
-        ax.set_title(title)
+        ax.set_title(title, fontsize=10)
         ax.set_xlabel("principal angle index")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("principal angle (degrees)")
     axes[0].set_ylim(-3, 93)
-    axes[1].legend(fontsize=7)
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "principal_angles.png", dpi=110)
     plt.close(fig)
@@ -261,7 +267,7 @@ def main(argv=None):
         args.out.mkdir(parents=True, exist_ok=True)
         plots(results, names, args.out)
         dump = {
-            c: [{k: v for k, v in h.items() if k != "W"} for h in hist]
+            c: [{k: v for k, v in h.items() if k not in ("W", "W_free")} for h in hist]
             for c, hist in results.items()
         }
         (args.out / "results.json").write_text(
