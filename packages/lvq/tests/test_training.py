@@ -365,3 +365,17 @@ def test_lean_adam_matches_torch(name, ref, blobs):
     )
     np.testing.assert_allclose(lean.prototypes_, torch_.prototypes_, atol=1e-6)
     np.testing.assert_allclose(lean.omega_, torch_.omega_, atol=1e-6)
+
+
+def test_numpy_typed_options_survive_save_load(blobs, tmp_path):
+    X, y = blobs
+    counts = {np.int64(0): 1, np.int64(1): 2, np.int64(2): 1}
+    m = lvq.GLVQ(
+        max_iter=3, device="cpu", n_prototypes_per_class=counts, class_weight={np.int64(1): 2.0}
+    ).fit(X, y)
+    m.save(tmp_path / "m")
+    back = lvq.load(tmp_path / "m")
+    assert back.get_params()["n_prototypes_per_class"] == {0: 1, 1: 2, 2: 1}
+    np.testing.assert_array_equal(back.predict(X), m.predict(X))
+    back.fit(X, y)  # the stored options still train
+    assert back.prototypes_.shape == (4, 4)

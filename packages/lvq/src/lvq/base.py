@@ -129,6 +129,7 @@ class PrototypeModel(blockops.ParamsMixin):
         """Parameters as YAML-safe values; callables that affect prediction refuse to save."""
         out: dict[str, Any] = {}
         for name, value in self.get_params(deep=False).items():
+            value = _plain(value)
             if _yaml_safe(value):
                 out[name] = value
             elif name in self._prediction_params():
@@ -169,6 +170,17 @@ def _reject_sparse_and_1d(X: Any) -> None:
             "data either using X.reshape(-1, 1) if it has a single feature or "
             "X.reshape(1, -1) if it contains a single sample."
         )
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (also as dict keys / list items) to Python ones, so YAML can store them."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _yaml_safe(value: Any) -> bool:
