@@ -44,3 +44,17 @@ def test_inverse_out_of_range():
 def test_empty():
     with pytest.raises(ValueError, match="empty"):
         LabelEncoder().fit([])
+
+
+def test_vectorised_path_matches_lookup():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 50, 10_000)
+    enc = LabelEncoder().fit(y)
+    codes = enc.transform(y)
+    assert torch.equal(codes, torch.tensor([enc._index[v] for v in y.tolist()]))
+    strings = np.array(["b", "a", "c", "a"])
+    assert LabelEncoder().fit(strings).transform(strings).tolist() == [1, 0, 2, 0]
+    with pytest.raises(ValueError, match="label 51"):
+        enc.transform([1, 51])
+    with pytest.raises(ValueError, match="0.5"):
+        enc.transform(np.array([0.5]))

@@ -134,7 +134,7 @@ def test_bad_inputs(spec):
         m.predict(X[:, :2])
     with pytest.raises(ValueError):
         m.predict(X[0])
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="must hold numbers"):
         m.predict([["a"] * X.shape[1]])
 
 

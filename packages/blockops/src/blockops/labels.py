@@ -55,6 +55,9 @@ class LabelEncoder:
         if not hasattr(self, "classes_"):
             raise ValueError("LabelEncoder is not fitted; call fit first")
         arr = as_labels(y, name=name)
+        fast = self._transform_sorted(arr)
+        if fast is not None:
+            return fast
         try:
             codes = [self._index[self._key(v)] for v in arr.tolist()]
         except KeyError as exc:
@@ -63,6 +66,20 @@ class LabelEncoder:
                 f"known labels: {self.classes_.tolist()}"
             ) from None
         return torch.tensor(codes, dtype=torch.long)
+
+    def _transform_sorted(self, arr: np.ndarray) -> torch.Tensor | None:
+        """Vectorised codes when the classes are one sorted numeric or string array, else None."""
+        classes = self.classes_
+        if classes.dtype == object or arr.dtype == object or arr.dtype.kind != classes.dtype.kind:
+            return None
+        if arr.dtype.kind not in "biufU" or classes.size == 0:
+            return None
+        if classes.size > 1 and not bool(np.all(classes[:-1] < classes[1:])):
+            return None  # partial_fit appended codes out of sorted order
+        pos = np.clip(np.searchsorted(classes, arr), 0, classes.size - 1)
+        if not bool(np.all(classes[pos] == arr)):
+            return None  # an unseen label: the slow path names it
+        return torch.from_numpy(pos.astype(np.int64))
 
     def fit_transform(self, y: Any) -> torch.Tensor:
         return self.fit(y).transform(y)
