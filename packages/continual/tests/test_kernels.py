@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from continual import agem_project, gem_project, per_sample_squared_grads, solve_gem_dual
 from continual.kernels import per_sample_expected_fisher
-from helpers import tiny_net
+from continual_helpers import tiny_net
 
 
 def test_agem_projection_non_negative_dot():

@@ -21,7 +21,7 @@ from continual import (
     fit_stream,
     task_incremental,
 )
-from helpers import digits
+from continual_helpers import digits
 
 
 @pytest.fixture(scope="module")
