@@ -46,7 +46,8 @@ def run(method, loss_kwargs, data, K, D, epochs, seed=0, batch=128):
     for epoch in range(epochs):
         if epoch in schedule:  # re-solve often early, rarely later
             with torch.no_grad():
-                space = sl.solve_subspaces(model(x_tr[:512]), y_tr, k=K, method=method)
+                y_ref = {q: v[:512] for q, v in y_tr.items()}
+                space = sl.solve_subspaces(model(x_tr[:512]), y_ref, k=K, method=method)
         perm = torch.randperm(len(x_tr))
         for i in range(0, len(x_tr), batch):
             idx = perm[i : i + batch]
