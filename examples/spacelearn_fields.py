@@ -6,7 +6,7 @@ that each can be read back linearly. The published 0.1.0 recipe solves every qua
 subspace independently, and the subspaces end up sharing directions; ``method="joint"`` gives
 each quantity mutually orthogonal directions, trained with the (normalised) alignment term.
 
-    python examples/spacelearn_fields.py            # ~2 minutes on one CPU core
+    python examples/spacelearn_fields.py            # about 30 s on one CPU core
     python examples/spacelearn_fields.py --smoke    # seconds
 """
 
