@@ -113,7 +113,9 @@ class SubspaceAccumulator:
         block_size: rows per block inside one ``update``.
     """
 
-    def __init__(self, *, device=None, block_size: int | None = None) -> None:
+    def __init__(
+        self, *, device: str | torch.device | None = None, block_size: int | None = None
+    ) -> None:
         self._moments = Moments(device=device, block_size=block_size)
 
     @property
@@ -152,7 +154,7 @@ def solve_subspaces(
     k: int | dict[str, int] = 32,
     method: str = "independent",
     ridge: float = 1e-3,
-    device=None,
+    device: str | torch.device | None = None,
     block_size: int | None = None,
 ) -> Space:
     """Solve every quantity's latent subspace and its least-squares decoder.
@@ -206,7 +208,10 @@ def combined_loss(
     """Weighted sum of the four SPACE terms (unweighted by default, as in 0.1.0).
 
     Args:
-        Z, W, A, Y: see :func:`spacelearn.loss.alignment_loss`.
+        Z: latents ``(B, D)``; see :func:`spacelearn.loss.alignment_loss`.
+        W: per-quantity bases; see :func:`spacelearn.loss.alignment_loss`.
+        A: per-quantity decoders; see :func:`spacelearn.loss.alignment_loss`.
+        Y: targets ``{q: (B, ...)}``; see :func:`spacelearn.loss.alignment_loss`.
         W_prev: previous bases for the stability term, or ``None``.
         n_dir: number of leading residual singular values of the isotropy term (reduced, with
             a warning, to the residual dimension).

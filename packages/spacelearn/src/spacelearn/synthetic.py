@@ -38,7 +38,7 @@ def smooth_fields(
     n_sources: int = 6,
     width: tuple[float, float] = (0.06, 0.18),
     noise: float = 0.0,
-    random_state=0,
+    random_state: int | None | torch.Generator = 0,
     dtype: torch.dtype = torch.float32,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Random smooth fields (sums of Gaussian sources) and four quantities derived from them.
