@@ -79,7 +79,7 @@ def figures(result: dict, out: Path, clean_steps: int, total: int) -> list[Path]
     ax3.axvline(clean_steps, color="0.3", linestyle="--", linewidth=1)
     ax3.set_xlabel("global step")
     ax3.set_ylim(0, 1.02)
-    ax3.legend(fontsize=8)
+    ax3.legend(fontsize=8, loc="lower right")
     ax3.set_title("accuracy")
     path = out / "purification_curves.png"
     fig.savefig(path, dpi=110)
