@@ -186,9 +186,9 @@ def knn(
             f"{' excluding self' if exclude_self else ''})"
         )
     qb, dbb = block_sizes(nq, nd, Q.device, Q.dtype, q_block, db_block)
-    if nq and Q.dtype == torch.float32 and nd < 2**31:
+    if nq and Q.dtype == torch.float32:
         shape = knn_group_shape(nd, k + int(exclude_self), dbb if db_block else None, Q.device)
-        if shape is not None:
+        if shape is not None and -(-nd // shape.db_block) * shape.db_block < 2**31:  # int32 ids
             if q_block is None:
                 qb = knn_query_block(nq, nd, Qp.shape[1], shape, Q.device, k + 1)
             return _knn_grouped(Qp, Dp, qsq, dsq, k, metric, exclude_self, qb, shape)
