@@ -213,6 +213,27 @@ def test_cuda_peak_memory_within_budget():
 
 
 # The grouped (two-stage) selection used for float32 when k is small against the database.
+
+
+@pytest.fixture
+def always_group(monkeypatch):
+    """Let small databases take the grouped path (by default they stream, which is faster)."""
+    from blockops import kernels
+
+    monkeypatch.setattr(kernels, "_GROUPED_MIN_ROWS", 0)
+    monkeypatch.setattr(kernels, "_GROUPED_ROWS_PER_K", 0)
+
+
+def test_small_databases_stream(monkeypatch):
+    from blockops import kernels
+
+    called = []
+    monkeypatch.setattr(kernels, "_knn_grouped", lambda *a: called.append(a))
+    knn(torch.randn(5, 3), torch.randn(6000, 3), 10)
+    assert not called
+    assert kernels._grouping_pays(200_000, 10) and not kernels._grouping_pays(40_000, 32)
+
+
 GROUPED = [
     # nq, nd, d, k, metric, exclude_self, integer data, q_block, db_block
     (50, 2000, 8, 3, "sqeuclidean", False, True, None, None),
@@ -228,7 +249,7 @@ GROUPED = [
 
 @pytest.mark.parametrize("nq,nd,d,k,metric,exclude_self,integer,q_block,db_block", GROUPED)
 def test_knn_grouped_matches_float64(
-    nq, nd, d, k, metric, exclude_self, integer, q_block, db_block
+    nq, nd, d, k, metric, exclude_self, integer, q_block, db_block, always_group
 ):
     from blockops.blocks import knn_group_shape
 
@@ -253,7 +274,7 @@ def test_knn_grouped_matches_float64(
     assert torch.equal(idx, ref_i)
 
 
-def test_knn_grouped_duplicates_and_negative_zero():
+def test_knn_grouped_duplicates_and_negative_zero(always_group):
     # many exact duplicates of the query spread over groups and blocks; inner products of
     # zero rows give -0.0 and 0.0, which must tie (lower index first)
     D = torch.zeros(4000, 4)
@@ -266,7 +287,7 @@ def test_knn_grouped_duplicates_and_negative_zero():
     assert torch.equal(idx, torch.arange(12).expand(3, 12))
 
 
-def test_knn_grouped_far_from_origin_and_query_block_independent():
+def test_knn_grouped_far_from_origin_and_query_block_independent(always_group):
     g = torch.Generator().manual_seed(4)
     D = torch.randn(6000, 6, generator=g) + 1e3
     Q = D[:70] + 0.01 * torch.randn(70, 6, generator=g)
@@ -291,7 +312,7 @@ def test_knn_group_shape_policy():
     assert 1 <= qb <= 10**6
 
 
-def test_knn_grouped_keeps_thread_count():
+def test_knn_grouped_keeps_thread_count(always_group):
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

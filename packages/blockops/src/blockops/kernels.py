@@ -16,6 +16,16 @@ from .blocks import GroupShape, block_sizes, knn_group_shape, knn_query_block
 
 METRICS = ("sqeuclidean", "euclidean", "cosine", "inner")
 
+# Below these database sizes the streaming path is faster than the grouped selection
+# (measured on the 2-core CPU: 6,000 rows, k=10: 23 ms streaming vs 64 ms grouped;
+# 50,000 rows: 286 ms vs 169 ms). An explicit ``db_block`` always allows grouping.
+_GROUPED_MIN_ROWS = 32768
+_GROUPED_ROWS_PER_K = 1536
+
+
+def _grouping_pays(n_database: int, k: int) -> bool:
+    return n_database >= max(_GROUPED_MIN_ROWS, _GROUPED_ROWS_PER_K * k)
+
 
 def _check_pair(Q: torch.Tensor, D: torch.Tensor, omega: torch.Tensor | None) -> None:
     for name, t in (("Q", Q), ("D", D)):
@@ -186,7 +196,7 @@ def knn(
             f"{' excluding self' if exclude_self else ''})"
         )
     qb, dbb = block_sizes(nq, nd, Q.device, Q.dtype, q_block, db_block)
-    if nq and Q.dtype == torch.float32:
+    if nq and Q.dtype == torch.float32 and (db_block is not None or _grouping_pays(nd, k)):
         shape = knn_group_shape(nd, k + int(exclude_self), dbb if db_block else None, Q.device)
         if shape is not None and -(-nd // shape.db_block) * shape.db_block < 2**31:  # int32 ids
             if q_block is None:
