@@ -13,9 +13,9 @@ Adversarial training started from the clean weights removes that mixture (purifi
 dense weight drops, purity (largest normalised atom correlation) rises, robust accuracy rises,
 and most neurons keep their direction (|cos(w_clean, w_adv)| > 1/sqrt 2).
 
-    python examples/flt_feature_purification.py            # full recipe (~15 s quiet CPU)
-    python examples/flt_feature_purification.py --smoke    # seconds, checks the pipeline
-    python examples/flt_feature_purification.py --out docs/flt-tracker   # also save figures
+    python examples/feature_purification.py            # full recipe (~15 s quiet CPU)
+    python examples/feature_purification.py --smoke    # seconds, checks the pipeline
+    python examples/feature_purification.py --out docs/flt-tracker   # also save figures
 """
 
 from __future__ import annotations
