@@ -151,3 +151,17 @@ def test_cuda_fit_and_load_on_cpu(spec, tmp_path):
     assert agree >= 0.95
     cpu = make(spec, device="cpu").fit(X)
     assert np.isfinite(cpu.prototypes_).all() and np.isfinite(gpu.prototypes_).all()
+
+
+def test_package_level_load_reads_any_model(tmp_path):
+    import lvq
+
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    fcm = lvq.get_model_class("FCM")(n_clusters=2, max_iter=5, random_seed=0).fit(X)
+    fcm.save(tmp_path / "fcm")
+    back = lvq.load(tmp_path / "fcm", device="cpu")
+    assert type(back).__name__ == "FCM"
+    np.testing.assert_allclose(back.predict_proba(X), fcm.predict_proba(X), atol=1e-6)
+    glvq = lvq.GLVQ(max_iter=3, random_seed=0).fit(X, (X[:, 0] > 0).astype(int))
+    glvq.save(tmp_path / "glvq")
+    assert type(lvq.load(tmp_path / "glvq", device="cpu")).__name__ == "GLVQ"

@@ -32,8 +32,15 @@ from .registry import REGISTRY, get_model_class, list_models, register
 
 
 def load(path, device="auto"):
-    """Load any saved lvq model (the class is read from the checkpoint)."""
-    return SupervisedPrototypeModel.load(path, device=device)
+    """Load any saved lvq model: the class named in the checkpoint reads it with its own ``load``."""
+    import blockops
+
+    config, _, meta = blockops.load_checkpoint(path)
+    if meta.get("package") != "lvq":
+        raise ValueError(
+            f"{str(path)!r} is not an lvq checkpoint (package={meta.get('package')!r})"
+        )
+    return get_model_class(config["model"]).load(path, device=device)
 
 
 __all__ = [
