@@ -434,3 +434,152 @@ def _check_dim(name: str, value, d: int) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= d:
         raise ValueError(f"{name} must be None or an int in [1, {d}] for d={d}, got {value!r}")
+
+
+# --------------------------------------------------------------------------- kernel distances
+# (part 3: the differentiating-kernel families G and N, Villmann, Haase & Kaden 2015)
+
+#: exponents of the exponential kernel are capped here so float32 stays finite
+EXP_KERNEL_CAP = 40.0
+
+
+def gaussian_kernel_distance(q: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+    """Gaussian kernel distance ``2 (1 - exp(-q / (2 sigma_k^2)))`` in ``[0, 2)``.
+
+    ``q (n, p)`` are squared distances, ``sigmas (p,)`` one bandwidth per prototype.
+    """
+    return -2.0 * torch.expm1(-q / (2.0 * sigmas * sigmas))
+
+
+def exponential_kernel_distance(
+    X: torch.Tensor, W: torch.Tensor, omega_hat: torch.Tensor
+) -> torch.Tensor:
+    """Squared distance of the exponential kernel ``k(x, w) = exp(x^T Λ̂ w)``, ``Λ̂ = Ω̂ Ω̂^T``.
+
+    ``k(x, x) + k(w, w) - 2 k(x, w)`` for ``X (n, d)``, ``W (p, d)``, ``omega_hat (d, l)``,
+    evaluated without cancellation as ``2 e^u (2 sinh^2(δ/2) - expm1(-q/2))`` with
+    ``a = |Ω̂^T x|^2``, ``b = |Ω̂^T w|^2``, ``u = (a + b)/2``, ``δ = (a - b)/2`` and
+    ``q = |Ω̂^T (x - w)|^2`` (both terms are non-negative, so the result is never negative and
+    keeps full relative precision when ``x`` is near ``w``). ``a`` and ``b`` are capped at
+    :data:`EXP_KERNEL_CAP`.
+    """
+    Z = X @ omega_hat
+    V = W @ omega_hat
+    a = (Z * Z).sum(1, keepdim=True).clamp_max(EXP_KERNEL_CAP)
+    b = (V * V).sum(1).clamp_max(EXP_KERNEL_CAP)
+    q = squared_euclidean(Z, V)
+    u = 0.5 * (a + b)
+    half_delta = 0.25 * (a - b)
+    return 2.0 * torch.exp(u) * (2.0 * torch.sinh(half_delta).pow(2) - torch.expm1(-0.5 * q))
+
+
+def init_bandwidths(
+    q: torch.Tensor, y: torch.Tensor, labels: torch.Tensor, how, sigma_min: float
+) -> torch.Tensor:
+    """Per-prototype bandwidths ``(p,)`` from squared distances ``q (n, p)``.
+
+    ``how``: ``'median'`` / ``'mean'`` of the (non-squared) distances from each prototype to the
+    samples of its class (all samples where the class has none), or a positive float for all.
+    Values are at least ``sigma_min``.
+    """
+    p = q.shape[1]
+    if isinstance(how, (int, float)) and not isinstance(how, bool):
+        if not how > 0:
+            raise ValueError(f"sigma_init must be 'median', 'mean' or a number > 0, got {how!r}")
+        return torch.full((p,), float(how), dtype=q.dtype, device=q.device).clamp_min(sigma_min)
+    if how not in ("median", "mean"):
+        raise ValueError(f"sigma_init must be 'median', 'mean' or a number > 0, got {how!r}")
+    dist = q.detach().clamp_min(0.0).sqrt()
+    out = torch.empty(p, dtype=q.dtype, device=q.device)
+    for k in range(p):
+        own = dist[y == labels[k], k]
+        if own.numel() == 0:
+            own = dist[:, k]
+        out[k] = own.median() if how == "median" else own.mean()
+    return out.clamp_min(sigma_min)
+
+
+class GaussianKernel(Distance):
+    """Gaussian kernel distance ``2 (1 - exp(-q / (2 sigma_k^2)))`` around another distance.
+
+    ``q`` is the ``inner`` distance (squared Euclidean by default, or :class:`Relevance`, ...);
+    the group ``sigmas`` holds one learnable bandwidth per prototype, initialised by
+    :func:`init_bandwidths` and kept at ``>= sigma_min``.
+    """
+
+    def __init__(self, inner: Distance | None = None, sigma_init="median", sigma_min: float = 1e-3):
+        self.inner = SquaredEuclidean() if inner is None else inner
+        self.sigma_init = sigma_init
+        self.sigma_min = sigma_min
+        self.groups = tuple(self.inner.groups) + ("sigmas",)
+
+    def check(self, d, n_prototypes):
+        self.inner.check(d, n_prototypes)
+        sm = self.sigma_min
+        if isinstance(sm, bool) or not isinstance(sm, (int, float)) or not sm > 0:
+            raise ValueError(f"sigma_min must be a number > 0, got {sm!r}")
+        s = self.sigma_init
+        if not (s in ("median", "mean") or (isinstance(s, (int, float)) and s > 0)):
+            raise ValueError(f"sigma_init must be 'median', 'mean' or a number > 0, got {s!r}")
+
+    def init_params(self, X, y, W, labels, gen):
+        out = self.inner.init_params(X, y, W, labels, gen)
+        with torch.no_grad():
+            q = self.inner(X, W, {"prototypes": W, **out})
+        out["sigmas"] = init_bandwidths(q, y, labels, self.sigma_init, float(self.sigma_min))
+        return out
+
+    def effective(self, params):
+        eff = dict(self.inner.effective(params))
+        eff["sigmas"] = params["sigmas"].abs().clamp_min(float(self.sigma_min))
+        return eff
+
+    def __call__(self, X, W, params):
+        return self._apply(X, W, {**params, **self.effective(params)})
+
+    def _apply(self, X, W, eff):
+        return gaussian_kernel_distance(self.inner._apply(X, W, eff), eff["sigmas"])
+
+    def _width(self, W, params):
+        return self.inner._width(W, params)
+
+    @torch.no_grad()
+    def constrain(self, params):
+        self.inner.constrain(params)
+        params["sigmas"].copy_(params["sigmas"].abs().clamp_min(float(self.sigma_min)))
+
+
+class ExponentialKernel(Distance):
+    """Exponential-kernel distance (:func:`exponential_kernel_distance`) with a learned
+    ``Ω̂ (d, latent_dim)`` (group ``omega_hat``), initialised as ``omega_hat_scale`` times the
+    first ``latent_dim`` columns of the identity and left unnormalised (its scale is the
+    kernel's bandwidth)."""
+
+    groups = ("omega_hat",)
+
+    def __init__(self, latent_dim: int | None = None, omega_hat_scale: float = 0.1):
+        self.latent_dim = latent_dim
+        self.omega_hat_scale = omega_hat_scale
+
+    def check(self, d, n_prototypes):
+        _check_dim("latent_dim", self.latent_dim, d)
+        s = self.omega_hat_scale
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not s > 0:
+            raise ValueError(f"omega_hat_scale must be a number > 0, got {s!r}")
+
+    def init_params(self, X, y, W, labels, gen):
+        d = X.shape[1]
+        eye = torch.eye(d, self.latent_dim or d, device=X.device, dtype=X.dtype)
+        return {"omega_hat": float(self.omega_hat_scale) * eye}
+
+    def effective(self, params):
+        return {"omega_hat": params["omega_hat"]}
+
+    def __call__(self, X, W, params):
+        return exponential_kernel_distance(X, W, params["omega_hat"])
+
+    def _apply(self, X, W, eff):
+        return exponential_kernel_distance(X, W, eff["omega_hat"])
+
+    def _width(self, W, params):
+        return params["omega_hat"].shape[1]

@@ -1,0 +1,173 @@
+"""Family M: supervised vector quantization for one-class classification (SVQ-OCC, Staps et al.
+2022) and its relevance, matrix, local-matrix and tangent variants.
+
+The cost is ``E = alpha R + (1 - alpha) C``:
+
+* ``R``, the neural-gas representation cost of the target samples: the distances to every
+  prototype weighted by the normalised rank weights ``exp(-rank / lambda)`` (``lambda`` decays
+  from ``lambda_init``, default ``n_prototypes / 2``, to ``lambda_final``: a schedule, never
+  trained);
+* ``C``, a classification cost on the responsibilities
+  ``r(x) = Σ_k p(k | x) sigmoid((θ_k - d_k) / sigma)`` with ``p(k | x)`` a Gaussian
+  (``softmax(-gamma_resp d_k)``), Student-t (``nu`` degrees of freedom) or uniform response:
+  the contrastive score ``1 - (TP TN - FP FN) / ((TP + FP)(TN + FN))`` of the soft confusion
+  matrix (``cost_function='contrastive'``, a batch-level score, so it needs labelled outliers
+  and takes no sample or class weights), the Brier score or the binary cross-entropy.
+
+``decision_function`` is ``r(x)`` in ``[0, 1]`` (boundary 0.5).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..distances import LocalOmega, Omega, Relevance, Tangent
+from ..neighbourhood import NeuralGas
+from ..registry import register
+from .glvq import LocalMatrixMixin, MatrixMixin, RelevanceMixin, _no_distance_fn
+from .one_class import OneClassPrototypeModel, _check_unit
+
+__all__ = ["SVQOCC", "SVQOCC_LM", "SVQOCC_M", "SVQOCC_R", "SVQOCC_T"]
+
+_FAST = {"max_iter": 25, "lr": 0.05}
+_COSTS = ("contrastive", "brier", "cross_entropy")
+_RESPONSES = ("gaussian", "student_t", "uniform")
+
+
+@register("M", _FAST, kind="one_class")
+class SVQOCC(OneClassPrototypeModel):
+    """SVQ-OCC: ``E = alpha R + (1 - alpha) C`` (see the module docstring) with squared
+    Euclidean distances (or ``distance_fn``).
+
+    Own parameters: ``alpha`` (0.5), ``cost_function`` ('contrastive' | 'brier' |
+    'cross_entropy'), ``response_type`` ('gaussian' | 'student_t' | 'uniform'), ``sigma``
+    (0.1, width of the smooth step at ``d = θ_k``), ``gamma_resp`` (1.0), ``nu`` (1.0),
+    ``lambda_init`` (``None``: ``n_prototypes / 2``), ``lambda_final`` (0.01),
+    ``lambda_decay`` (``None``: geometric from init to final over the training steps).
+    """
+
+    _own_params = {
+        "alpha": 0.5,
+        "cost_function": "contrastive",
+        "response_type": "gaussian",
+        "sigma": 0.1,
+        "gamma_resp": 1.0,
+        "nu": 1.0,
+        "lambda_init": None,
+        "lambda_final": 0.01,
+        "lambda_decay": None,
+    }
+    _scoring = "svq"
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        _check_unit("alpha", self.alpha)
+        if self.cost_function not in _COSTS:
+            raise ValueError(f"cost_function must be one of {_COSTS}, got {self.cost_function!r}")
+        if self.response_type not in _RESPONSES:
+            raise ValueError(
+                f"response_type must be one of {_RESPONSES}, got {self.response_type!r}"
+            )
+        for name in ("gamma_resp", "nu", "lambda_final"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise ValueError(f"{name} must be a number > 0, got {v!r}")
+        li = self.lambda_init
+        if li is not None and (isinstance(li, bool) or not isinstance(li, (int, float)) or li <= 0):
+            raise ValueError(f"lambda_init must be None or a number > 0, got {li!r}")
+
+    def _check_training_options(self, codes: torch.Tensor, sample_weight: Any) -> None:
+        if self.cost_function == "contrastive" and (
+            sample_weight is not None or self.class_weight is not None
+        ):
+            raise ValueError(
+                "cost_function='contrastive' is a score of the whole batch and takes no "
+                "sample_weight or class_weight; use cost_function='brier' or 'cross_entropy'"
+            )
+
+    def _make_neighbourhood(self):
+        g0 = self.lambda_init if self.lambda_init is not None else max(self.n_prototypes / 2, 0.5)
+        return NeuralGas(g0, self.lambda_final, self.lambda_decay)
+
+    def _responsibility(self, dist: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        if self.response_type == "gaussian":
+            p = torch.softmax(-float(self.gamma_resp) * dist, dim=1)
+        elif self.response_type == "student_t":
+            nu = float(self.nu)
+            logp = -(nu + 1.0) / 2.0 * torch.log1p(dist / nu)
+            p = torch.softmax(logp, dim=1)
+        else:
+            p = torch.full_like(dist, 1.0 / dist.shape[1])
+        step = torch.sigmoid((theta - dist) / float(self.sigma))
+        return (p * step).sum(1)
+
+    def _one_class_losses(self, dist, theta, s, neigh, params) -> torch.Tensor:
+        n = dist.shape[0]
+        target = (s > 0).to(dist.dtype)
+        w = neigh._weights(dist, torch.ones_like(dist, dtype=torch.bool))
+        rep = (w * dist).sum(1) * target * (n / target.sum().clamp_min(1.0))
+        r = self._responsibility(dist, theta).clamp(1e-7, 1.0 - 1e-7)
+        if self.cost_function == "contrastive":
+            tp = (target * r).sum()
+            fn = target.sum() - tp
+            fp = ((1.0 - target) * r).sum()
+            tn = (1.0 - target).sum() - fp
+            cost = 1.0 - (tp * tn - fp * fn) / ((tp + fp) * (tn + fn) + 1e-10)
+            cls = cost.expand(n)
+        elif self.cost_function == "brier":
+            cls = (target - r).pow(2)
+        else:
+            cls = -(target * torch.log(r) + (1.0 - target) * torch.log1p(-r))
+        a = float(self.alpha)
+        return a * rep + (1.0 - a) * cls
+
+    def _scores(self, Xt: torch.Tensor) -> torch.Tensor:
+        p = self._inference_params()
+        dist = self._make_distance().all_distances(Xt, p["prototypes"], p).double()
+        return self._responsibility(dist, p["radii"].double().pow(2))
+
+
+@register("M", _FAST, kind="one_class")
+class SVQOCC_R(RelevanceMixin, SVQOCC):
+    """Relevance SVQ-OCC: the relevance distance ``sum_j λ_j (x_j - w_j)^2`` (λ on the
+    simplex, ``relevances_``)."""
+
+    def _make_distance(self):
+        _no_distance_fn(self)
+        return Relevance()
+
+
+@register("M", _FAST, kind="one_class")
+class SVQOCC_M(MatrixMixin, SVQOCC):
+    """Matrix SVQ-OCC: a global ``Ω (d, latent_dim)`` metric (trace(Λ) = 1, ``omega_``)."""
+
+    _own_params = {"latent_dim": None}
+
+    def _make_distance(self):
+        _no_distance_fn(self)
+        return Omega(self.latent_dim)
+
+
+@register("M", _FAST, kind="one_class")
+class SVQOCC_LM(LocalMatrixMixin, SVQOCC):
+    """Local-matrix SVQ-OCC: one ``Ω_k`` per prototype (``omegas_``)."""
+
+    _own_params = {"latent_dim": None}
+
+    def _make_distance(self):
+        _no_distance_fn(self)
+        return LocalOmega(self.latent_dim)
+
+
+@register("M", {**_FAST, "subspace_dim": 1}, kind="one_class")
+class SVQOCC_T(SVQOCC):
+    """Tangent SVQ-OCC: the distance orthogonal to a learned ``subspace_dim``-dimensional
+    subspace per prototype (``bases_``)."""
+
+    _own_params = {"subspace_dim": 2}
+
+    def _make_distance(self):
+        _no_distance_fn(self)
+        return Tangent(self.subspace_dim)
