@@ -139,3 +139,41 @@ __all__ += [
     "RiemannianDKRSTNG", "RiemannianDKSLNG", "RiemannianDKSMNG", "RiemannianDKSTNG",
     "RiemannianSLNG", "RiemannianSMNG", "RiemannianSRNG", "RiemannianSTNG",
 ]  # fmt: skip
+
+# part 3: families G, K, L, M, N (differentiating kernel, one-class)
+from .models.kernel import DKGLVQ, DKGLVQ_NG, DKGMLVQ, DKGMLVQ_NG, DKGRLVQ, DKGRLVQ_NG  # noqa: E402
+from .models.one_class import (  # noqa: E402
+    OCDKGLVQ,
+    OCDKGLVQ_NG,
+    OCDKGMLVQ,
+    OCDKGMLVQ_NG,
+    OCDKGRLVQ,
+    OCDKGRLVQ_NG,
+    OCGLVQ,
+    OCGLVQ_NG,
+    OCGMLVQ,
+    OCGMLVQ_NG,
+    OCGRLVQ,
+    OCGRLVQ_NG,
+    OCGTLVQ,
+    OCGTLVQ_NG,
+    OCLGMLVQ,
+    OCLGMLVQ_NG,
+    OCLMRSLVQ,
+    OCLMRSLVQ_NG,
+    OCMRSLVQ,
+    OCMRSLVQ_NG,
+    OCRSLVQ,
+    OCRSLVQ_NG,
+    OneClassPrototypeModel,
+)
+from .models.svqocc import SVQOCC, SVQOCC_LM, SVQOCC_M, SVQOCC_R, SVQOCC_T  # noqa: E402
+
+__all__ += [
+    "DKGLVQ", "DKGLVQ_NG", "DKGMLVQ", "DKGMLVQ_NG", "DKGRLVQ", "DKGRLVQ_NG",
+    "OCDKGLVQ", "OCDKGLVQ_NG", "OCDKGMLVQ", "OCDKGMLVQ_NG", "OCDKGRLVQ", "OCDKGRLVQ_NG",
+    "OCGLVQ", "OCGLVQ_NG", "OCGMLVQ", "OCGMLVQ_NG", "OCGRLVQ", "OCGRLVQ_NG", "OCGTLVQ",
+    "OCGTLVQ_NG", "OCLGMLVQ", "OCLGMLVQ_NG", "OCLMRSLVQ", "OCLMRSLVQ_NG", "OCMRSLVQ",
+    "OCMRSLVQ_NG", "OCRSLVQ", "OCRSLVQ_NG", "OneClassPrototypeModel",
+    "SVQOCC", "SVQOCC_LM", "SVQOCC_M", "SVQOCC_R", "SVQOCC_T",
+]  # fmt: skip
