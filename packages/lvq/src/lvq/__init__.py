@@ -177,3 +177,40 @@ __all__ += [
     "OCMRSLVQ_NG", "OCRSLVQ", "OCRSLVQ_NG", "OneClassPrototypeModel",
     "SVQOCC", "SVQOCC_LM", "SVQOCC_M", "SVQOCC_R", "SVQOCC_T",
 ]  # fmt: skip
+
+# part 2: families D, E, F, H
+from . import backbones  # noqa: E402
+from .models.backbone import (  # noqa: E402
+    LVQMLN,
+    PLVQ,
+    ImageGLVQ,
+    ImageGMLVQ,
+    ImageGTLVQ,
+    SiameseGLVQ,
+    SiameseGMLVQ,
+    SiameseGTLVQ,
+)
+from .models.cbc import CBC, ImageCBC  # noqa: E402
+from .models.supervised_ng import (  # noqa: E402
+    CELVQ_NG,
+    LCELVQ_NG,
+    LMRSLVQ_NG,
+    MCELVQ_NG,
+    MRSLVQ_NG,
+    RSLVQ_NG,
+    SCMNG,
+    SLNG,
+    SMNG,
+    SNG,
+    SRNG,
+    STNG,
+    TCELVQ_NG,
+)
+from .models.wasserstein import WGLVQ, WGMLVQ, WGRLVQ  # noqa: E402
+
+__all__ += [
+    "CBC", "CELVQ_NG", "ImageCBC", "ImageGLVQ", "ImageGMLVQ", "ImageGTLVQ", "LCELVQ_NG",
+    "LMRSLVQ_NG", "LVQMLN", "MCELVQ_NG", "MRSLVQ_NG", "PLVQ", "RSLVQ_NG", "SCMNG", "SLNG",
+    "SMNG", "SNG", "SRNG", "STNG", "SiameseGLVQ", "SiameseGMLVQ", "SiameseGTLVQ", "TCELVQ_NG",
+    "WGLVQ", "WGMLVQ", "WGRLVQ", "backbones",
+]  # fmt: skip

@@ -1,7 +1,19 @@
 """The model families (each module registers its classes in :data:`lvq.registry.REGISTRY`)."""
 
-from . import clustering, fuzzy, topology  # noqa: F401  (families O, P, Q: clusterers)
-from . import kernel, one_class, svqocc  # noqa: F401  (part 3: families G, K, L, M, N)
+# clusterers O, P, Q: clustering, fuzzy, topology; part 2 (D, E, F, H): backbone, cbc,
+# supervised_ng, wasserstein; part 3 (G, K, L, M, N): kernel, one_class, svqocc
+from . import (  # noqa: F401
+    backbone,
+    cbc,
+    clustering,
+    fuzzy,
+    kernel,
+    one_class,
+    supervised_ng,
+    svqocc,
+    topology,
+    wasserstein,
+)
 from .classic import LVQ1, LVQ21, MedianLVQ
 from .glvq import CELVQ, GLVQ, GLVQ1, GLVQ21, GMLVQ, GRLVQ, GTLVQ, LGMLVQ
 from .neighbors import KNN, NPC
