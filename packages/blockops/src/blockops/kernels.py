@@ -71,22 +71,27 @@ def _prepare(
     return Q, D, None, None
 
 
-def _block(
-    Qb: torch.Tensor,
-    Db: torch.Tensor,
-    qsq: torch.Tensor | None,
-    dsq: torch.Tensor | None,
-    metric: str,
-) -> torch.Tensor:
-    """Distances of one block, shape ``(len(Qb), len(Db))``."""
+def _augment(
+    Qp: torch.Tensor, Dp: torch.Tensor, qsq: torch.Tensor | None, dsq: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows whose products are whole distances: ``[q, |q|^2, 1] . [-2x, 1, |x|^2]`` for the
+    Euclidean metrics (one matrix product per block, no broadcast pass), unchanged otherwise."""
+    if qsq is None or dsq is None:
+        return Qp, Dp
+    ones_q = torch.ones(Qp.shape[0], 1, dtype=Qp.dtype, device=Qp.device)
+    ones_d = torch.ones(Dp.shape[0], 1, dtype=Dp.dtype, device=Dp.device)
+    return torch.cat([Qp, qsq[:, None], ones_q], 1), torch.cat([Dp * -2.0, ones_d, dsq[:, None]], 1)
+
+
+def _block(Qb: torch.Tensor, Db: torch.Tensor, metric: str) -> torch.Tensor:
+    """Distances of one block of :func:`_augment` rows, shape ``(len(Qb), len(Db))``."""
+    dist = Qb @ Db.T
     if metric in ("sqeuclidean", "euclidean"):
-        dist = torch.addmm(qsq[:, None] + dsq[None, :], Qb, Db.T, beta=1.0, alpha=-2.0)
         dist.clamp_min_(0.0)
         return dist.sqrt_() if metric == "euclidean" else dist
-    sim = Qb @ Db.T
     if metric == "cosine":
-        return sim.neg_().add_(1.0).clamp_min_(0.0)
-    return sim.neg_()
+        return dist.neg_().add_(1.0).clamp_min_(0.0)
+    return dist.neg_()
 
 
 def _ranges(n: int, step: int) -> Iterator[tuple[int, int]]:
@@ -117,15 +122,10 @@ def pairwise_distances(
     if out.numel() == 0:
         return out
     qb, dbb = block_sizes(Q.shape[0], D.shape[0], Q.device, Q.dtype, q_block, db_block)
+    Qa, Da = _augment(Qp, Dp, qsq, dsq)
     for q0, q1 in _ranges(Q.shape[0], qb):
         for d0, d1 in _ranges(D.shape[0], dbb):
-            out[q0:q1, d0:d1] = _block(
-                Qp[q0:q1],
-                Dp[d0:d1],
-                None if qsq is None else qsq[q0:q1],
-                None if dsq is None else dsq[d0:d1],
-                metric,
-            )
+            out[q0:q1, d0:d1] = _block(Qa[q0:q1], Da[d0:d1], metric)
     return out
 
 
@@ -138,9 +138,18 @@ def _smallest(dist: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     tied = vals[:, k - 1] == vals[:, k]
     vals, idx = vals[:, :k].contiguous(), idx[:, :k].contiguous()
     if bool(tied.any()):
+        # A tie straddles the k-th place: keep every entry below the boundary value and the
+        # lowest columns equal to it (one linear pass per tied row, no sort of the row).
         rows = tied.nonzero().squeeze(1)
-        sv, si = torch.sort(dist[rows], dim=1, stable=True)
-        vals[rows], idx[rows] = sv[:, :k], si[:, :k]
+        sub = dist[rows]
+        edge = vals[rows, k - 1 :]
+        below = sub < edge
+        equal = sub == edge
+        need = k - below.sum(dim=1, keepdim=True)
+        keep = below | (equal & (equal.cumsum(dim=1) <= need))
+        cols = keep.nonzero()[:, 1].view(len(rows), k)  # ascending columns
+        sv, order = torch.sort(sub.gather(1, cols), dim=1, stable=True)
+        vals[rows], idx[rows] = sv, cols.gather(1, order)
     return vals, idx
 
 
@@ -220,16 +229,11 @@ def _knn_streaming(
     nq, nd = Qp.shape[0], Dp.shape[0]
     out_v = torch.empty(nq, k, dtype=Qp.dtype, device=Qp.device)
     out_i = torch.empty(nq, k, dtype=torch.long, device=Qp.device)
+    Qa, Da = _augment(Qp, Dp, qsq, dsq)
     for q0, q1 in _ranges(nq, qb):
         best_v = best_i = None
         for d0, d1 in _ranges(nd, dbb):
-            dist = _block(
-                Qp[q0:q1],
-                Dp[d0:d1],
-                None if qsq is None else qsq[q0:q1],
-                None if dsq is None else dsq[d0:d1],
-                metric,
-            )
+            dist = _block(Qa[q0:q1], Da[d0:d1], metric)
             if exclude_self:
                 lo, hi = max(q0, d0), min(q1, d1)
                 if lo < hi:
@@ -447,15 +451,10 @@ def nearest(
     qb, dbb = block_sizes(nq, nd, Q.device, Q.dtype, q_block, db_block)
     best_v = torch.full((nq,), float("inf"), dtype=Q.dtype, device=Q.device)
     best_i = torch.zeros(nq, dtype=torch.long, device=Q.device)
+    Qa, Da = _augment(Qp, Dp, qsq, dsq)
     for q0, q1 in _ranges(nq, qb):
         for d0, d1 in _ranges(nd, dbb):
-            dist = _block(
-                Qp[q0:q1],
-                Dp[d0:d1],
-                None if qsq is None else qsq[q0:q1],
-                None if dsq is None else dsq[d0:d1],
-                metric,
-            )
+            dist = _block(Qa[q0:q1], Da[d0:d1], metric)
             v, i = dist.min(dim=1)
             better = v < best_v[q0:q1]
             best_v[q0:q1] = torch.where(better, v, best_v[q0:q1])
@@ -502,15 +501,10 @@ def label_min(
     if nd == 0 or nq == 0:
         return out
     qb, dbb = block_sizes(nq, nd, Q.device, Q.dtype, q_block, db_block)
+    Qa, Da = _augment(Qp, Dp, qsq, dsq)
     for q0, q1 in _ranges(nq, qb):
         for d0, d1 in _ranges(nd, dbb):
-            dist = _block(
-                Qp[q0:q1],
-                Dp[d0:d1],
-                None if qsq is None else qsq[q0:q1],
-                None if dsq is None else dsq[d0:d1],
-                metric,
-            )
+            dist = _block(Qa[q0:q1], Da[d0:d1], metric)
             index = labels[d0:d1].expand(q1 - q0, -1)
             out[q0:q1].scatter_reduce_(1, index, dist, reduce="amin", include_self=True)
     return out
