@@ -459,9 +459,9 @@ def exponential_kernel_distance(
     ``k(x, x) + k(w, w) - 2 k(x, w)`` for ``X (n, d)``, ``W (p, d)``, ``omega_hat (d, l)``,
     evaluated without cancellation as ``2 e^u (2 sinh^2(δ/2) - expm1(-q/2))`` with
     ``a = |Ω̂^T x|^2``, ``b = |Ω̂^T w|^2``, ``u = (a + b)/2``, ``δ = (a - b)/2`` and
-    ``q = |Ω̂^T (x - w)|^2`` (both terms are non-negative, so the result is never negative and
-    keeps full relative precision when ``x`` is near ``w``). ``a`` and ``b`` are capped at
-    :data:`EXP_KERNEL_CAP`.
+    ``q = |Ω̂^T (x - w)|^2``: both terms are non-negative, so the result is never negative
+    (the naive form subtracts nearly equal exponentials and can), and no difference of
+    exponentials is formed. ``a`` and ``b`` are capped at :data:`EXP_KERNEL_CAP`.
     """
     Z = X @ omega_hat
     V = W @ omega_hat
