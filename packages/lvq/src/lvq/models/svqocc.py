@@ -19,6 +19,7 @@ The cost is ``E = alpha R + (1 - alpha) C``:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -91,24 +92,29 @@ class SVQOCC(OneClassPrototypeModel):
         g0 = self.lambda_init if self.lambda_init is not None else max(self.n_prototypes / 2, 0.5)
         return NeuralGas(g0, self.lambda_final, self.lambda_decay)
 
-    def _responsibility(self, dist: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    def _log_responsibility(self, dist: torch.Tensor, theta: torch.Tensor):
+        """``(log r, log(1 - r))`` with ``r = Σ_k p(k|x) sigmoid((θ_k - d_k) / sigma)``, both
+        as log-sum-exps (``1 - r = Σ_k p(k|x) sigmoid((d_k - θ_k) / sigma)``), so neither
+        saturates nor needs clipping."""
         if self.response_type == "gaussian":
-            p = torch.softmax(-float(self.gamma_resp) * dist, dim=1)
+            logp = torch.log_softmax(-float(self.gamma_resp) * dist, dim=1)
         elif self.response_type == "student_t":
             nu = float(self.nu)
-            logp = -(nu + 1.0) / 2.0 * torch.log1p(dist / nu)
-            p = torch.softmax(logp, dim=1)
+            logp = torch.log_softmax(-(nu + 1.0) / 2.0 * torch.log1p(dist / nu), dim=1)
         else:
-            p = torch.full_like(dist, 1.0 / dist.shape[1])
-        step = torch.sigmoid((theta - dist) / float(self.sigma))
-        return (p * step).sum(1)
+            logp = torch.full_like(dist, -math.log(dist.shape[1]))
+        z = (theta - dist) / float(self.sigma)
+        inside = torch.logsumexp(logp + torch.nn.functional.logsigmoid(z), dim=1)
+        outside = torch.logsumexp(logp + torch.nn.functional.logsigmoid(-z), dim=1)
+        return inside, outside
 
     def _one_class_losses(self, dist, theta, s, neigh, params) -> torch.Tensor:
         n = dist.shape[0]
         target = (s > 0).to(dist.dtype)
         w = neigh._weights(dist, torch.ones_like(dist, dtype=torch.bool))
         rep = (w * dist).sum(1) * target * (n / target.sum().clamp_min(1.0))
-        r = self._responsibility(dist, theta).clamp(1e-7, 1.0 - 1e-7)
+        log_r, log_not_r = self._log_responsibility(dist, theta)
+        r = log_r.exp()
         if self.cost_function == "contrastive":
             tp = (target * r).sum()
             fn = target.sum() - tp
@@ -119,14 +125,14 @@ class SVQOCC(OneClassPrototypeModel):
         elif self.cost_function == "brier":
             cls = (target - r).pow(2)
         else:
-            cls = -(target * torch.log(r) + (1.0 - target) * torch.log1p(-r))
+            cls = -(target * log_r + (1.0 - target) * log_not_r)
         a = float(self.alpha)
         return a * rep + (1.0 - a) * cls
 
     def _scores(self, Xt: torch.Tensor) -> torch.Tensor:
         p = self._inference_params()
         dist = self._make_distance().all_distances(Xt, p["prototypes"], p).double()
-        return self._responsibility(dist, p["radii"].double().pow(2))
+        return self._log_responsibility(dist, p["radii"].double().pow(2))[0].exp()
 
 
 @register("M", _FAST, kind="one_class")
