@@ -149,3 +149,16 @@ def test_srng_learns_what_sng_cannot():
 def test_models_are_exported():
     for name in list_models(family="D"):
         assert getattr(lvq, name) is ng.__dict__[name]
+
+
+def test_rank_weights_match_the_neighbourhood():
+    import torch
+    from lvq.neighbourhood import NeuralGas
+
+    gen = torch.Generator().manual_seed(0)
+    dist = torch.rand(40, 7, generator=gen)
+    mask = torch.rand(40, 7, generator=gen) > 0.4
+    mask[:, 0] = True
+    for gamma in (0.01, 0.7, 5.0):
+        ref = NeuralGas(gamma, gamma)._weights(dist, mask)
+        torch.testing.assert_close(ng.rank_weights(dist, mask, gamma), ref)
