@@ -52,6 +52,14 @@ def test_not_fitted_error_is_value_and_attribute_error():
         check_is_fitted(Nearest(), ["means_"])
 
 
+def test_not_fitted_error_is_sklearns_when_loaded():
+    exceptions = pytest.importorskip("sklearn.exceptions", reason="scikit-learn is a test dep")
+    with pytest.raises(exceptions.NotFittedError) as info:
+        check_is_fitted(Nearest(), ["means_"])
+    assert isinstance(info.value, NotFittedError)
+    assert type(info.value).__name__ == "NotFittedError"
+
+
 def test_repr_shows_non_defaults():
     assert repr(Nearest(shift=1.5)) == "Nearest(shift=1.5)"
 

@@ -41,7 +41,6 @@ def test_error_names_argument():
     "bad,match",
     [
         (np.array([["a", "b"]]), "must hold numbers"),
-        (np.array([[object()]]), "must hold numbers"),
         (np.array([[1j]]), "Complex data not supported"),
         (torch.ones(2, 2, dtype=torch.complex64), "Complex data not supported"),
         (np.ones((3, 0)), "0 feature"),
@@ -50,6 +49,24 @@ def test_error_names_argument():
 def test_bad_types(bad, match):
     with pytest.raises(ValueError, match=match):
         as_tensor(bad, name="X_fit")
+
+
+def test_object_arrays_of_numbers_are_numbers():
+    X = np.arange(6.0).reshape(3, 2).astype(object)
+    assert torch.equal(as_tensor(X), torch.arange(6.0).reshape(3, 2))
+    X[0, 0] = {"not": "a number"}
+    with pytest.raises(TypeError, match="X must hold numbers: .*argument must be"):
+        as_tensor(X)
+    with pytest.raises(TypeError, match="must hold numbers"):
+        as_tensor(np.array([[object()]]))
+    with pytest.raises(ValueError, match="must hold numbers"):
+        as_tensor(np.array([["1.0", "x"]], dtype=object))
+
+
+def test_column_vector_warning_is_sklearns_when_loaded():
+    exceptions = pytest.importorskip("sklearn.exceptions", reason="scikit-learn is a test dep")
+    with pytest.warns(exceptions.DataConversionWarning, match="column-vector"):
+        as_labels(np.array([[1], [2]]))
 
 
 def test_none_and_bad_dtype():

@@ -10,15 +10,8 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import check_estimator  # noqa: E402
 
-# Checks that fail for reasons outside lvq's estimators, each with its cause:
+# The checks lvq's estimators knowingly fail, each with its cause:
 KNOWN = {
-    # blockops.NotFittedError is not scikit-learn's class (it cannot import scikit-learn)
-    "check_estimators_unfitted",
-    # blockops.as_tensor's wording differs from scikit-learn's expected messages / it refuses
-    # object arrays even when they hold numbers
-    "check_complex_data",
-    "check_dtype_object",
-    "check_estimators_empty_data_messages",
     # outputs are float32: equal on a subset only up to float32 rounding (1e-7 relative)
     "check_methods_subset_invariance",
     # prototypes are initialised from the (unweighted) rows, so repeating rows changes the start

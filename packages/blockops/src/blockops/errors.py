@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
 
 class NotFittedError(ValueError, AttributeError):
     """Raised when an estimator is used before ``fit``."""
+
+
+@cache
+def _with_sklearn(sklearn_error: type[Exception]) -> type[NotFittedError]:
+    return type("NotFittedError", (NotFittedError, sklearn_error), {"__module__": __name__})
+
+
+def _not_fitted_class() -> type[NotFittedError]:
+    """:class:`NotFittedError`, also a scikit-learn ``NotFittedError`` when scikit-learn is
+    loaded (so its tools recognise it); scikit-learn is never imported here."""
+    exceptions = sys.modules.get("sklearn.exceptions")
+    sklearn_error = getattr(exceptions, "NotFittedError", None)
+    return NotFittedError if sklearn_error is None else _with_sklearn(sklearn_error)
 
 
 def check_is_fitted(estimator: Any, attributes: str | Iterable[str] | None = None) -> None:
@@ -23,6 +38,6 @@ def check_is_fitted(estimator: Any, attributes: str | Iterable[str] | None = Non
         names = [attributes] if isinstance(attributes, str) else list(attributes)
         fitted = all(hasattr(estimator, n) for n in names)
     if not fitted:
-        raise NotFittedError(
+        raise _not_fitted_class()(
             f"This {type(estimator).__name__} instance is not fitted yet: call 'fit' first."
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from typing import Any
 
@@ -37,8 +38,9 @@ def as_tensor(
         Tensor with ``ndim`` dimensions, finite values, of ``dtype`` on ``device``.
 
     Raises:
-        TypeError: ``x`` is None or ``dtype`` is not a floating dtype.
-        ValueError: non-numeric input (strings, objects, ragged rows, complex), wrong number
+        TypeError: ``x`` is None, ``dtype`` is not a floating dtype, or an object array holds
+            something that is not a number (object arrays of numbers are accepted).
+        ValueError: non-numeric input (strings, ragged rows, complex), wrong number
             of dimensions, no rows or no features, NaN or inf.
     """
     if dtype is not None and dtype not in _FLOAT_DTYPES:
@@ -53,6 +55,13 @@ def as_tensor(
             arr = np.asarray(x)
         except ValueError as exc:  # ragged nested lists
             raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
+        if arr.dtype == object:  # numbers stored as objects are accepted, as scikit-learn does
+            try:
+                arr = arr.astype(np.float64)
+            except TypeError as exc:  # e.g. a dict among the numbers
+                raise TypeError(f"{name} must hold numbers: {exc}") from exc
+            except ValueError:  # strings: reported below
+                pass
         if arr.dtype == object or arr.dtype.kind in "USVOMm":
             raise ValueError(
                 f"{name} must hold numbers, got an array of dtype {arr.dtype} "
@@ -73,7 +82,7 @@ def as_tensor(
         raise ValueError(f"{name} must be {ndim}-D, got an array of shape {tuple(t.shape)}{hint}")
     if t.ndim == 2 and t.shape[1] == 0:
         raise ValueError(
-            f"{name} has 0 feature(s) (shape={tuple(t.shape)}) while a minimum of 1 is required"
+            f"{name} has 0 feature(s) (shape={tuple(t.shape)}) while a minimum of 1 is required."
         )
     if t.numel() == 0 and not (allow_empty and t.ndim >= 1 and t.shape[-1] > 0):
         raise ValueError(
@@ -89,6 +98,13 @@ def as_tensor(
     return t
 
 
+def _data_conversion_warning() -> type[Warning]:
+    """scikit-learn's DataConversionWarning when scikit-learn is loaded (it is a UserWarning),
+    so its estimator checks recognise it; plain UserWarning otherwise (never imports it)."""
+    exceptions = sys.modules.get("sklearn.exceptions")
+    return getattr(exceptions, "DataConversionWarning", UserWarning)
+
+
 def as_labels(y: Any, *, name: str = "y", n_samples: int | None = None) -> np.ndarray:
     """Validate a 1-D label vector of any hashable values; returns a numpy array."""
     if isinstance(y, torch.Tensor):
@@ -98,7 +114,7 @@ def as_labels(y: Any, *, name: str = "y", n_samples: int | None = None) -> np.nd
         warnings.warn(
             f"A column-vector {name} was passed when a 1d array was expected; "
             "it is flattened (use y.ravel())",
-            UserWarning,
+            _data_conversion_warning(),
             stacklevel=2,
         )
         arr = arr[:, 0]
