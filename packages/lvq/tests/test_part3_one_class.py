@@ -126,3 +126,16 @@ def test_labels_scores_and_rejection_types(data):
     assert (t.target_label_, t.outlier_label_) == ("in", "outlier")
     with pytest.raises(ValueError, match="does not occur"):
         lvq.OCGLVQ(target_label=3).fit(X, y)
+
+
+def test_scikit_learn_pipeline_and_cross_validation(data):
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = data
+    pipe = make_pipeline(StandardScaler(), lvq.OCGLVQ(max_iter=20, lr=0.05))
+    acc = cross_val_score(pipe, X, y, cv=3)
+    assert acc.shape == (3,) and acc.mean() >= 0.8
+    auc = cross_val_score(lvq.OCRSLVQ(max_iter=20, lr=0.05), X, y, cv=3, scoring="roc_auc")
+    assert auc.mean() >= 0.9  # the target (1) is classes_[1]: scores rank it as positive
