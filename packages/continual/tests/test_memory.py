@@ -111,3 +111,44 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="no sample"):
         mem.add(*_batch(2), task_id=0)
         mem.sample(2, tasks=[5])
+
+
+def test_stratified_order_prefixes_are_class_balanced():
+    from continual import stratified_order
+
+    y = torch.tensor([0] * 30 + [1] * 5 + [2] * 12)
+    order = stratified_order(y, torch.Generator().manual_seed(0))
+    assert sorted(order.tolist()) == list(range(47))
+    for q in (3, 9, 15):  # every class has >= 5 rows: prefixes hold q/3 of each
+        counts = torch.bincount(y[order[:q]], minlength=3)
+        assert counts.tolist() == [q // 3] * 3
+    counts = torch.bincount(y[order[:20]], minlength=3)  # class 1 exhausted at 5
+    assert counts[1] == 5 and abs(int(counts[0]) - int(counts[2])) <= 1
+    other = stratified_order(y, torch.Generator().manual_seed(1))
+    assert not torch.equal(order, other)  # random within the classes
+
+
+def test_quota_shrink_keeps_classes_balanced():
+    mem = EpisodicMemory(40, random_state=0)
+    x = torch.arange(40, dtype=torch.float32).unsqueeze(1)
+    y = torch.arange(40) % 4
+    mem.add(x, y, task_id=0)
+    for t in (1, 2, 3):  # quota of task 0 shrinks 40 -> 20 -> 13 -> 10
+        mem.add(x + 100 * t, y, task_id=t)
+    _, y0 = mem.task_data(0)
+    assert y0.shape[0] == 10
+    counts = torch.bincount(y0, minlength=4)
+    assert int(counts.max()) - int(counts.min()) <= 1
+
+
+def test_memory_strategy_stores_a_stratified_sample():
+    from continual import Replay
+    from continual.scenarios import Experience
+    from torch.utils.data import TensorDataset
+
+    y = torch.tensor([0] * 90 + [1] * 10)  # imbalanced experience
+    x = torch.randn(100, 3)
+    strat = Replay(mem_size=10, random_state=0)
+    strat.after_experience(None, Experience(TensorDataset(x, y), 0, (0, 1)))
+    _, ym, _ = strat.memory.task_data(0)
+    assert torch.bincount(ym, minlength=2).tolist() == [5, 5]

@@ -10,7 +10,7 @@ from .__about__ import __version__
 from .buffer import StreamBuffer
 from .kernels import agem_project, gem_project, per_sample_squared_grads, solve_gem_dual
 from .learner import ContinualLearner, EWCTerms, empirical_fisher, iter_batches, split_batch
-from .memory import POLICIES, EpisodicMemory
+from .memory import POLICIES, EpisodicMemory, stratified_order
 from .metrics import (
     ResultMatrix,
     average_metric,
@@ -90,6 +90,7 @@ __all__ = [
     "plot_task_curves",
     "solve_gem_dual",
     "split_batch",
+    "stratified_order",
     "task_incremental",
     "td_arrays",
     "td_gen",

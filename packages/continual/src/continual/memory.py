@@ -8,9 +8,51 @@ import blockops
 import torch
 from torch.utils.data import TensorDataset
 
-__all__ = ["POLICIES", "EpisodicMemory"]
+__all__ = ["POLICIES", "EpisodicMemory", "stratified_order"]
 
 POLICIES = ("quota", "reservoir", "class_balanced", "fifo")
+
+
+def stratified_order(
+    labels: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """A random order of ``labels``' indices whose every prefix is as class-balanced as possible.
+
+    The rows of each class are shuffled, then the classes are visited round-robin (in a random
+    order each round), so the first ``q`` indices hold ``q // n_classes`` or one more of every
+    class that has that many rows. Taking a prefix of this order is a stratified random sample.
+
+    Args:
+        labels: ``(n,)`` integer labels.
+        generator: the random generator (the global one if None).
+
+    Returns:
+        ``(n,)`` long tensor, a permutation of ``range(n)``.
+    """
+    labels = labels.reshape(-1).cpu()
+    n = labels.shape[0]
+    if n == 0:
+        return torch.zeros(0, dtype=torch.long)
+    shuffled = torch.randperm(n, generator=generator)
+    lab = labels[shuffled]
+    # rank of each row inside its class (in shuffled order), then a random tie-break per class
+    _, inverse = torch.unique(lab, return_inverse=True)
+    n_classes = int(inverse.max().item()) + 1
+    onehot = torch.nn.functional.one_hot(inverse, n_classes)
+    rank = (onehot.cumsum(0) * onehot).sum(1) - 1
+    class_key = torch.rand(n, generator=generator)  # different class order in every round
+    key = rank.double() + class_key.double() * 0.5
+    return shuffled[torch.argsort(key, stable=True)]
+
+
+def _integer_labels(fields: list[torch.Tensor] | None, m: int) -> torch.Tensor | None:
+    """The second stored field as ``(m,)`` labels when it holds one integer per row, else None."""
+    if fields is None or len(fields) < 2:
+        return None
+    y = fields[1][:m]
+    if y.is_floating_point() or y.is_complex() or y.dim() != 1:
+        return None
+    return y
 
 
 class EpisodicMemory:
@@ -25,7 +67,8 @@ class EpisodicMemory:
     * ``"quota"`` (the original's): the capacity is split evenly over tasks and each task keeps
       the first samples that arrive until its quota is full. With ``total_tasks`` given the
       quotas are fixed; with ``total_tasks=None`` they shrink as new tasks arrive, evicting
-      random samples of the tasks over their new quota.
+      random samples of the tasks over their new quota (a class-stratified random subset is
+      kept when the second field holds integer labels, so a task's classes stay balanced).
     * ``"reservoir"``: reservoir sampling over everything seen, a uniform sample of the stream.
     * ``"class_balanced"``: class-balanced reservoir (CBRS): when full, a sample of a class that
       is not the largest replaces a random sample of the largest class; a sample of the largest
@@ -213,12 +256,17 @@ class EpisodicMemory:
 
     def _shrink_to_quotas(self) -> None:
         quotas = self._quotas()
+        labels = _integer_labels(self._fields, len(self._tasks))
         keep: list[int] = []
         for t in self._task_order:
             idx = [i for i, tt in enumerate(self._tasks) if tt == t]
             q = quotas.get(t, 0)
             if len(idx) > q:
-                perm = torch.randperm(len(idx), generator=self.generator)[:q].sort().values
+                if labels is None:
+                    order = torch.randperm(len(idx), generator=self.generator)
+                else:
+                    order = stratified_order(labels[torch.tensor(idx)], self.generator)
+                perm = order[:q].sort().values
                 idx = [idx[i] for i in perm.tolist()]
             keep += idx
         if len(keep) == len(self._tasks):

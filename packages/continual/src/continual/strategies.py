@@ -25,7 +25,7 @@ from .kernels import (
     per_sample_squared_grads,
 )
 from .learner import EWCTerms
-from .memory import EpisodicMemory
+from .memory import EpisodicMemory, stratified_order
 from .scenarios import Experience
 
 if TYPE_CHECKING:
@@ -122,7 +122,11 @@ class _MemoryStrategy(Strategy):
 
     def _store(self, experience: Experience) -> None:
         x, y = _experience_tensors(experience)
-        order = torch.randperm(x.shape[0], generator=self.memory.generator)
+        if y.dim() == 1 and not y.is_floating_point():
+            # a class-stratified random sample of the experience fills its quota
+            order = stratified_order(y, self.memory.generator)
+        else:
+            order = torch.randperm(x.shape[0], generator=self.memory.generator)
         t = torch.full((x.shape[0],), experience.task_id, dtype=torch.long)
         self.memory.add(x[order], y[order], t, task_id=experience.task_id)
 
