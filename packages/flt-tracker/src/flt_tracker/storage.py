@@ -19,6 +19,7 @@ import queue
 import re
 import sys
 import threading
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -200,11 +201,11 @@ class Storage:
     def _check(self, value: torch.Tensor) -> torch.Tensor:
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"value must be a torch.Tensor, got {type(value).__name__}")
-        if tuple(value.shape) != self.shape:
+        if value.shape != self.shape:
             raise ValueError(
                 f"snapshot shape {tuple(value.shape)} does not match the series shape {self.shape}"
             )
-        return value.detach()
+        return value.detach() if value.requires_grad else value
 
     def _copy_into(self, dest: torch.Tensor, value: torch.Tensor) -> None:
         if value.is_cuda:
@@ -246,6 +247,9 @@ class MemoryStorage(Storage):
     """Snapshots in preallocated CPU blocks of ``chunk_size`` rows (pinned when fed from CUDA).
 
     Growing never copies what is stored: a new block is allocated when the last one is full.
+    The per-snapshot index lives in a preallocated ``int64`` array (32 bytes per snapshot, no
+    Python objects), and the rows of the block being filled are prepared views, so recording
+    one snapshot is a bounds check, one copy and one index row.
 
     Args:
         shape: shape of one snapshot.
@@ -281,63 +285,93 @@ class MemoryStorage(Storage):
         self.pin = bool(pin) and torch.cuda.is_available()
         self.stride = 1
         self._blocks: list[torch.Tensor] = []
-        self._rows: list[list[int]] = []  # step, epoch, batch_idx, offer number
+        self._rows = 0  # rows in the allocated blocks
+        self._n = 0  # snapshots stored
+        # step, epoch, batch_idx, offer number of each stored snapshot, flat (4 per snapshot)
+        self._idx = array("q")
         self._offers = 0
+        # views of the rows of the block holding row ``_base`` onwards (the one being filled)
+        self._views: list[torch.Tensor] = []
+        self._base = 0
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return self._n
 
     @property
     def memory_nbytes(self) -> int:
         return sum(b.numel() * b.element_size() for b in self._blocks)
 
     def _slot(self, i: int) -> torch.Tensor:
+        """Row ``i`` of the blocks (``i`` < allocated rows)."""
         b, j = divmod(i, self.chunk_size)
+        return self._blocks[b][j]
+
+    def _select_block(self, i: int) -> None:
+        """Make the block holding row ``i`` the one being filled, allocating it if needed."""
+        b = i // self.chunk_size
         while b >= len(self._blocks):
             rows = self.chunk_size
             if self.capacity is not None:  # the last block stops at the capacity
-                rows = min(rows, self.capacity - len(self._blocks) * self.chunk_size)
+                rows = min(rows, self.capacity - self._rows)
             self._blocks.append(alloc_block((rows, *self.shape), self.dtype, pin=self.pin))
-        return self._blocks[b][j]
+            self._rows += rows
+        self._views = list(self._blocks[b].unbind(0))
+        self._base = b * self.chunk_size
 
     def _thin(self) -> None:
         self.synchronize()
         new_stride = self.stride * 2
-        keep = [i for i, row in enumerate(self._rows) if row[3] % new_stride == 0]
-        for new, old in enumerate(keep):
+        rows = self._index_array()
+        keep = np.flatnonzero(rows[:, 3] % new_stride == 0)
+        for new, old in enumerate(keep.tolist()):
             if new != old:
                 self._slot(new).copy_(self._slot(old))
-        self._rows = [self._rows[i] for i in keep]
-        needed = -(-len(self._rows) // self.chunk_size)
-        del self._blocks[max(needed, 1) :]
+        self._idx = array("q", rows[keep].tobytes())
+        self._n = int(keep.size)
+        needed = max(-(-self._n // self.chunk_size), 1)
+        del self._blocks[needed:]
+        self._rows = sum(b.shape[0] for b in self._blocks)
+        self._views, self._base = [], self._rows  # re-selected by the next append
         self.stride = new_stride
 
     def append(self, value: torch.Tensor, step: int, epoch: int, batch_idx: int) -> bool:
         value = self._check(value)
         offer = self._offers
-        self._offers += 1
+        self._offers = offer + 1
         if offer % self.stride:
             return False
-        if self.capacity is not None and len(self._rows) >= self.capacity:
-            if self.policy == "error":
-                raise MemoryBudgetError(
-                    f"storing snapshot {len(self._rows) + 1} of shape {self.shape} "
-                    f"({self.snapshot_nbytes} B each) exceeds this series' capacity of "
-                    f"{self.capacity} snapshots set by memory_budget; raise memory_budget, "
-                    "record less often (track_frequency), store float16 (dtype=torch.float16), "
-                    "use storage='disk', or budget_policy='downsample'"
-                )
-            self._thin()
-            if offer % self.stride:
-                return False
-        self._copy_into(self._slot(len(self._rows)), value)
-        self._rows.append([int(step), int(epoch), int(batch_idx), offer])
+        n = self._n
+        j = n - self._base
+        if not 0 <= j < len(self._views):
+            if self.capacity is not None and n >= self.capacity:
+                if self.policy == "error":
+                    raise MemoryBudgetError(
+                        f"storing snapshot {n + 1} of shape {self.shape} "
+                        f"({self.snapshot_nbytes} B each) exceeds this series' capacity of "
+                        f"{self.capacity} snapshots set by memory_budget; raise memory_budget, "
+                        "record less often (track_frequency), store float16 (dtype=torch.float16), "
+                        "use storage='disk', or budget_policy='downsample'"
+                    )
+                self._thin()
+                if offer % self.stride:
+                    return False
+                n = self._n
+            self._select_block(n)
+            j = n - self._base
+        self._copy_into(self._views[j], value)
+        try:
+            self._idx.extend((step, epoch, batch_idx, offer))
+        except TypeError:  # e.g. a float step: stored as int, as documented
+            del self._idx[4 * n :]
+            self._idx.extend((int(step), int(epoch), int(batch_idx), offer))
+        self._n = n + 1
         return True
 
+    def _index_array(self) -> np.ndarray:
+        return np.frombuffer(self._idx, dtype=np.int64).reshape(-1, 4)
+
     def index(self) -> np.ndarray:
-        if not self._rows:
-            return np.zeros((0, 3), dtype=np.int64)
-        return np.asarray(self._rows, dtype=np.int64)[:, :3]
+        return self._index_array()[:, :3].copy()
 
     def read(self, start: int, stop: int) -> torch.Tensor:
         self.synchronize()

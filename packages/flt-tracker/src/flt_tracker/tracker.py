@@ -164,6 +164,8 @@ class FeatureTracker:
         self.batch_idx = 0
         self.is_tracking = False
         self._initialised = False
+        self._weight_jobs: list[tuple[Storage, nn.Parameter]] = []
+        self._grad_jobs: list[tuple[Storage, nn.Parameter]] = []
         self._optimizer: torch.optim.Optimizer | None = None
         self._hook_handle: Any = None
         self._stepped_this_batch = False
@@ -451,6 +453,17 @@ class FeatureTracker:
                 store.executor = self._executor
             self._features[name] = Feature(name, layer, kind=kind, storage=store)
         self._folders = {name: f"f{i:04d}" for i, (name, *_rest) in enumerate(specs)}
+        # what each recorded step copies, resolved once: (storage, parameter) pairs
+        self._weight_jobs = [
+            (self._features[name].storage, p)
+            for name, (_, p) in self._params.items()
+            if self.track_weights
+        ]
+        self._grad_jobs = [
+            (self._features[f"{name}.grad"].storage, p)
+            for name, (_, p) in self._params.items()
+            if self.track_gradients
+        ]
         self._initialised = True
         self._write_manifest()
 
@@ -488,11 +501,13 @@ class FeatureTracker:
 
     def _record(self, batch_idx: int, initial: bool = False) -> None:
         step, epoch = self.global_step, self.epoch
-        for name, (_, p) in self._params.items():
-            if self.track_weights:
-                self._features[name].append(p.detach(), epoch, batch_idx, step)
-            if self.track_gradients and not initial and p.grad is not None:
-                self._features[f"{name}.grad"].append(p.grad.detach(), epoch, batch_idx, step)
+        for store, p in self._weight_jobs:
+            store.append(p.detach(), step, epoch, batch_idx)
+        if not initial:
+            for store, p in self._grad_jobs:
+                grad = p.grad
+                if grad is not None:
+                    store.append(grad.detach(), step, epoch, batch_idx)
         if self._act_modules:
             for name, out in self._probe_outputs().items():
                 self._features[f"{name}.output"].append(out, epoch, batch_idx, step)
