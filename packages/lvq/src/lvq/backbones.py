@@ -101,7 +101,14 @@ class ImageCNN(nn.Module):
         activation: name in :data:`ACTIVATIONS`, applied after every convolution.
     """
 
-    def __init__(self, input_shape, channels, kernel_sizes, latent_dim, activation="relu"):
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        channels: Sequence[int],
+        kernel_sizes: Sequence[int],
+        latent_dim: int,
+        activation: str = "relu",
+    ):
         super().__init__()
         self.input_shape = tuple(int(v) for v in input_shape)
         h, w, c = self.input_shape

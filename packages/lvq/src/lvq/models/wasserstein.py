@@ -42,7 +42,12 @@ class Wasserstein(Distance):
             variance) or a positive float.
     """
 
-    def __init__(self, metric: str = "euclidean", latent_dim=None, init_variance="class"):
+    def __init__(
+        self,
+        metric: str = "euclidean",
+        latent_dim: int | None = None,
+        init_variance: str | float = "class",
+    ):
         self.metric = metric
         self.init_variance = init_variance
         self.inner = {
