@@ -126,6 +126,8 @@ def test_labels_scores_and_rejection_types(data):
     assert (t.target_label_, t.outlier_label_) == ("in", "outlier")
     with pytest.raises(ValueError, match="does not occur"):
         lvq.OCGLVQ(target_label=3).fit(X, y)
+    with pytest.raises(TypeError, match="base class"):
+        lvq.OneClassPrototypeModel().fit(X, y)
 
 
 def test_scikit_learn_pipeline_and_cross_validation(data):

@@ -264,6 +264,11 @@ class OneClassPrototypeModel(SupervisedPrototypeModel):
             sample_weight: ``(n,)`` non-negative weights in the loss.
             resume: continue from the fitted parameters with a fresh optimizer.
         """
+        if type(self) is OneClassPrototypeModel:
+            raise TypeError(
+                "OneClassPrototypeModel is the base class; fit one of its models "
+                "(OCGLVQ, OCRSLVQ, SVQOCC, OCDKGLVQ, ...; see lvq.list_models(kind='one_class'))"
+            )
         self._validate_params()
         device = blockops.resolve_device(self.device)
         if y is None:
