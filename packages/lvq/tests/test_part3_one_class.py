@@ -4,7 +4,15 @@ import lvq
 import numpy as np
 import pytest
 import torch
-from scipy.special import expit, softmax
+
+
+def expit(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def softmax(z, axis):
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
 
 
 @pytest.fixture(scope="module")
