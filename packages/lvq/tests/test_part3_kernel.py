@@ -13,6 +13,7 @@ from lvq.distances import (
     gaussian_kernel_distance,
     init_bandwidths,
 )
+from lvq.models.supervised_ng import NGGLVQLoss
 
 
 def test_gaussian_kernel_distance_values():
@@ -121,9 +122,14 @@ def test_ng_variants_schedule_not_trained(blobs):
     m.fit(X, y)
     assert set(m._params) == {"prototypes", "sigmas"}  # gamma is a schedule, not a parameter
     assert m.score(X, y) >= 0.9
-    groups = {g["name"]: g["lr"] for g in m._optimizer_state["opt"].param_groups}
-    assert groups["sigmas"] == pytest.approx(0.5 * groups["prototypes"])
+    sched = m.gamma_schedule(20)
+    assert sched[0] == pytest.approx(1.5) and sched[-1] == pytest.approx(0.01)
+    assert isinstance(m._make_loss(3), NGGLVQLoss)  # the family-D cost
     with pytest.raises(ValueError, match="lr_ratio"):
         lvq.DKGMLVQ_NG(lr_ratio=0).fit(X, y)
+    # gamma -> 0 with lr_ratio=1 is the base model
+    kw = {"n_prototypes_per_class": 2, "max_iter": 5, "lr": 0.05, "device": "cpu"}
+    ng = lvq.DKGRLVQ_NG(gamma_init=1e-3, gamma_final=1e-3, lr_ratio=1.0, **kw).fit(X, y)
+    np.testing.assert_allclose(ng.prototypes_, lvq.DKGRLVQ(**kw).fit(X, y).prototypes_, atol=1e-5)
     near = lvq.DKGLVQ(n_prototypes_per_class=3, max_iter=20, lr=0.05, device="cpu").fit(X, y)
     assert not np.allclose(near.prototypes_, m.prototypes_)

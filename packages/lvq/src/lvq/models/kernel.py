@@ -9,9 +9,11 @@ gradient descent alongside the prototypes:
 * :class:`DKGRLVQ`: the same kernel around the relevance distance ``sum_j λ_j (x_j - w_j)^2``;
 * :class:`DKGMLVQ`: the exponential kernel ``exp(x^T Λ̂ w)`` with ``Λ̂ = Ω̂ Ω̂^T`` learned
   (``Ω̂`` starts at ``omega_hat_scale`` times the identity);
-* the ``_NG`` variants pool the prototypes with the neural-gas rank weighting of
-  :class:`lvq.neighbourhood.NeuralGas` (``gamma_init`` -> ``gamma_final``, a schedule, never
-  trained) and train the kernel parameters at ``lr * lr_ratio``.
+* the ``_NG`` variants use the supervised neural-gas cost of family D
+  (:mod:`lvq.models.supervised_ng`): every prototype of the sample's class against the nearest
+  wrong one, weighted by ``exp(-rank / gamma)`` (``gamma_init`` -> ``gamma_final``, a schedule,
+  never trained), with ``lr_ratio`` scaling the prototypes' gradient through the nearest wrong
+  prototype (``eps- / eps+``).
 
 The distances are components of :mod:`lvq.distances` (:class:`~lvq.distances.GaussianKernel`,
 :class:`~lvq.distances.ExponentialKernel`), so every shared training option, ``save``/``load``,
@@ -25,16 +27,15 @@ import numpy as np
 from ..base import SupervisedPrototypeModel
 from ..distances import ExponentialKernel, GaussianKernel, Relevance, SquaredEuclidean
 from ..losses import GLVQLoss
-from ..neighbourhood import NeuralGas
 from ..registry import register
 from .glvq import RelevanceMixin, _no_distance_fn
+from .supervised_ng import _GLVQNG
 
 __all__ = ["DKGLVQ", "DKGLVQ_NG", "DKGMLVQ", "DKGMLVQ_NG", "DKGRLVQ", "DKGRLVQ_NG"]
 
 _FAST = {"max_iter": 30, "lr": 0.05}
 _SIGMA = {"sigma_init": "median", "sigma_min": 1e-3, "beta": 10.0}
 _EXP = {"latent_dim": None, "omega_hat_scale": 0.1, "beta": 10.0}
-_NG = {"gamma_init": None, "gamma_final": 0.01, "gamma_decay": None, "lr_ratio": 0.5}
 
 
 class BandwidthMixin:
@@ -64,25 +65,6 @@ class ExpKernelMixin:
 class _DK(SupervisedPrototypeModel):
     def _make_loss(self, n_classes):
         return GLVQLoss(self.transfer_fn, self.beta, self.margin)
-
-
-class _NGMixin:
-    """Neural-gas pooling (rank weights ``exp(-rank / gamma)``, gamma a schedule) and a smaller
-    learning rate for the kernel parameters."""
-
-    def _validate_params(self):
-        super()._validate_params()
-        r = self.lr_ratio
-        if isinstance(r, bool) or not isinstance(r, (int, float)) or not r > 0:
-            raise ValueError(f"lr_ratio must be a positive number, got {r!r}")
-
-    def _make_neighbourhood(self):
-        counts = self._counts(self.n_classes_) if hasattr(self, "n_classes_") else [1]
-        g0 = self.gamma_init if self.gamma_init is not None else max(max(counts) / 2.0, 0.5)
-        return NeuralGas(g0, self.gamma_final, self.gamma_decay)
-
-    def _group_lr(self, name):
-        return float(self.lr) * (1.0 if name == "prototypes" else float(self.lr_ratio))
 
 
 @register("G", _FAST)
@@ -132,27 +114,20 @@ class DKGMLVQ(ExpKernelMixin, _DK):
 
 
 @register("G", _FAST)
-class DKGLVQ_NG(_NGMixin, DKGLVQ):
-    """DKGLVQ with neural-gas cooperation: every prototype of a class enters ``d+`` / ``d-``
+class DKGLVQ_NG(_GLVQNG, DKGLVQ):
+    """DKGLVQ with neural-gas cooperation (the cost of :class:`lvq.SNG` on the Gaussian kernel
+    distance): every prototype of the sample's class enters against the nearest wrong one,
     weighted by ``exp(-rank / gamma)``; ``gamma`` decays from ``gamma_init`` (default: half the
     largest number of prototypes of a class, at least 0.5) to ``gamma_final`` (``gamma_decay``:
-    per-step factor instead), recovering DKGLVQ as ``gamma -> 0``. Bandwidths learn at
-    ``lr * lr_ratio``."""
-
-    _own_params = dict(_NG)
+    per-step factor instead), recovering DKGLVQ as ``gamma -> 0`` with ``lr_ratio=1``.
+    ``lr_ratio`` (0.5) scales the prototypes' gradient through the nearest wrong prototype."""
 
 
 @register("G", _FAST)
-class DKGRLVQ_NG(_NGMixin, DKGRLVQ):
-    """DKGRLVQ with neural-gas cooperation (see :class:`DKGLVQ_NG`); relevances and bandwidths
-    learn at ``lr * lr_ratio``."""
-
-    _own_params = dict(_NG)
+class DKGRLVQ_NG(_GLVQNG, DKGRLVQ):
+    """DKGRLVQ with neural-gas cooperation (see :class:`DKGLVQ_NG`)."""
 
 
 @register("G", _FAST)
-class DKGMLVQ_NG(_NGMixin, DKGMLVQ):
-    """DKGMLVQ with neural-gas cooperation (see :class:`DKGLVQ_NG`); ``Ω̂`` learns at
-    ``lr * lr_ratio``."""
-
-    _own_params = dict(_NG)
+class DKGMLVQ_NG(_GLVQNG, DKGMLVQ):
+    """DKGMLVQ with neural-gas cooperation (see :class:`DKGLVQ_NG`)."""
