@@ -162,3 +162,15 @@ def test_rank_weights_match_the_neighbourhood():
     for gamma in (0.01, 0.7, 5.0):
         ref = NeuralGas(gamma, gamma)._weights(dist, mask)
         torch.testing.assert_close(ng.rank_weights(dist, mask, gamma), ref)
+
+
+def test_lr_ratio_scales_prototype_gradients_only(blobs):
+    """With the prototypes frozen only the metric learns: lr_ratio must not change it."""
+    X, y = blobs
+    opts = {**COMMON, "freeze_params": ["prototypes"]}
+    a = ng.SRNG(**opts, lr_ratio=0.3).fit(X, y)
+    b = ng.SRNG(**opts, lr_ratio=1.0).fit(X, y)
+    np.testing.assert_allclose(a.relevance_profile, b.relevance_profile, rtol=1e-5, atol=1e-7)
+    c = ng.SRNG(**COMMON, lr_ratio=0.3).fit(X, y)
+    d = ng.SRNG(**COMMON, lr_ratio=1.0).fit(X, y)
+    assert not np.allclose(c.prototypes_, d.prototypes_)
