@@ -54,6 +54,7 @@ from ..neighbourhood import Nearest, NeuralGas
 from ..registry import register
 from .glvq import LocalMatrixMixin, MatrixMixin, RelevanceMixin, _no_distance_fn
 from .kernel import BandwidthMixin, ExpKernelMixin
+from .supervised_ng import _NGMixin
 
 __all__ = [
     "OCDKGLVQ",
@@ -84,7 +85,6 @@ __all__ = [
 _EPS = 1e-10
 _FAST = {"max_iter": 25, "lr": 0.05}
 _ONE_CLASS_BASE = {k: v for k, v in BASE_PARAMS.items() if k != "n_prototypes_per_class"}
-_NG = {"gamma_init": None, "gamma_final": 0.01, "gamma_decay": None}
 
 
 class _NotForOneClass:
@@ -170,10 +170,7 @@ class OneClassPrototypeModel(SupervisedPrototypeModel):
         return None  # the one-class losses live in _one_class_losses
 
     def _make_neighbourhood(self):
-        if not self._ng:
-            return Nearest()
-        g0 = self.gamma_init if self.gamma_init is not None else max(self.n_prototypes / 2.0, 0.5)
-        return NeuralGas(g0, self.gamma_final, self.gamma_decay)
+        return Nearest()  # the _NG models use the neural-gas schedule of family D
 
     def _transfer(self):
         return sigmoid_beta if self.transfer_fn is None else get_transfer(self.transfer_fn)
@@ -190,12 +187,6 @@ class OneClassPrototypeModel(SupervisedPrototypeModel):
                 v = getattr(self, name)
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                     raise ValueError(f"{name} must be a number > 0, got {v!r}")
-        if self._ng:
-            g0, g1 = self.gamma_init, self.gamma_final
-            if g0 is not None and (isinstance(g0, bool) or not g0 > 0):
-                raise ValueError(f"gamma_init must be None or > 0, got {g0!r}")
-            if isinstance(g1, bool) or not isinstance(g1, (int, float)) or not g1 > 0:
-                raise ValueError(f"gamma_final must be a number > 0, got {g1!r}")
 
     # ------------------------------------------------------------------ labels
 
@@ -511,9 +502,15 @@ class _GLVQScore(OneClassPrototypeModel):
     _own_params = {"beta": 10.0}
 
 
-class _NGParams:
-    _own_params = dict(_NG)
+class _NGParams(_NGMixin):
+    """The neural-gas schedule of family D (``gamma_init`` default: ``n_prototypes / 2``)."""
+
     _ng = True
+
+    def _gamma_start(self) -> float:
+        if self.gamma_init is not None:
+            return float(self.gamma_init)
+        return max(self.n_prototypes / 2.0, 0.5, float(self.gamma_final))
 
 
 @register("K", _FAST, kind="one_class")
