@@ -209,3 +209,50 @@ def test_cuda_matches_cpu(small_split):
         res.append(tr.fit_stream(small_split).R)
         assert next(tr.model.parameters()).device.type == device
     np.testing.assert_allclose(res[0], res[1], atol=0.05)
+
+
+class _Sizes(Naive):
+    """Records the rows of every training batch."""
+
+    def __init__(self):
+        self.batches = []
+
+    def before_forward(self, trainer, batch):
+        self.batches.append(batch[0][:, 0].tolist())
+        return batch
+
+
+@pytest.mark.parametrize("tensor_dataset", [True, False])
+@pytest.mark.parametrize(
+    ("last_batch", "sizes"),
+    [("even", [9, 9, 8, 8]), ("keep", [10, 10, 10, 4]), ("drop", [10, 10, 10])],
+)
+def test_last_batch_policies(last_batch, sizes, tensor_dataset):
+    from continual.scenarios import Experience
+    from torch.utils.data import Dataset, TensorDataset
+
+    x = torch.arange(34, dtype=torch.float32).unsqueeze(1).repeat(1, 64)
+    y = torch.arange(34) % 10
+
+    class Plain(Dataset):
+        def __len__(self):
+            return 34
+
+        def __getitem__(self, i):
+            return x[i], y[i]
+
+    data = TensorDataset(x, y) if tensor_dataset else Plain()
+    strat = _Sizes()
+    tr = Trainer(
+        _model(), strat, lr=0.01, batch_size=10, device="cpu", last_batch=last_batch, epochs=2
+    )
+    tr.train_experience(Experience(data, 0, tuple(range(10))))
+    got = [len(b) for b in strat.batches]
+    assert got == sizes * 2
+    epoch = sorted(v for b in strat.batches[: len(sizes)] for v in b)
+    if last_batch != "drop":  # every row exactly once per epoch
+        assert epoch == list(range(34))
+    assert strat.batches[0] != strat.batches[len(sizes)]  # reshuffled each epoch
+    assert tr.evaluate([Experience(data, 0, tuple(range(10)))])[0] >= 0.0
+    with pytest.raises(ValueError, match="last_batch"):
+        Trainer(_model(), last_batch="pad")

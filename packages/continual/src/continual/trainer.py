@@ -99,6 +99,14 @@ class Trainer:
         verbose: show tqdm progress bars.
         random_state: seed of the trainer's generator (batch order).
         eval_initial: evaluate the untrained model first (needed for forward transfer).
+        last_batch: how an epoch of ``n`` training rows is cut when ``batch_size`` does not
+            divide ``n``. ``"even"`` (default): ``ceil(n / batch_size)`` batches whose sizes
+            differ by at most one, so every row is seen once and no step is taken on a tiny
+            remainder batch (a step on, say, 3 rows has a much noisier gradient than the
+            others and, with a strong regulariser, can undo much of an epoch). ``"keep"``: full
+            batches then the remainder (PyTorch's ``DataLoader`` default). ``"drop"``: full
+            batches only (``drop_last=True``; an experience smaller than one batch is still
+            trained on as one batch).
     """
 
     def __init__(
@@ -118,7 +126,12 @@ class Trainer:
         verbose: bool = False,
         random_state: Any = 0,
         eval_initial: bool = False,
+        last_batch: str = "even",
     ) -> None:
+        if last_batch not in ("even", "keep", "drop"):
+            raise ValueError(
+                f"last_batch={last_batch!r} is not understood; expected 'even', 'keep' or 'drop'"
+            )
         if metric not in ("accuracy", "loss"):
             raise ValueError(f"metric={metric!r} is not understood; expected 'accuracy' or 'loss'")
         if epochs < 1 or batch_size < 1:
@@ -137,6 +150,7 @@ class Trainer:
         self.verbose = verbose
         self.generator = blockops.make_generator(random_state, "cpu")
         self.eval_initial = eval_initial
+        self.last_batch = last_batch
         self.experiences_done = 0
         self.results: ResultMatrix | None = None
         self._mask_rows: dict[int, tuple[int, ...]] = {}
@@ -244,6 +258,21 @@ class Trainer:
         return fisher_on(self, experience, max_samples)
 
     # ------------------------------------------------------------------ batching
+    def _batch_bounds(self, n: int, batch_size: int, train: bool) -> list[tuple[int, int]]:
+        """``(start, stop)`` of each batch over ``n`` rows (see ``last_batch``)."""
+        if not train or self.last_batch == "keep" or n <= batch_size:
+            return [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+        if self.last_batch == "drop":
+            return [(s, s + batch_size) for s in range(0, n - batch_size + 1, batch_size)]
+        k = -(-n // batch_size)  # "even": as many batches as "keep", sizes differ by <= 1
+        base, extra = divmod(n, k)
+        bounds, start = [], 0
+        for i in range(k):
+            stop = start + base + (1 if i < extra else 0)
+            bounds.append((start, stop))
+            start = stop
+        return bounds
+
     def _batches(
         self, dataset: Dataset, task_id: int, shuffle: bool, batch_size: int
     ) -> Iterator[tuple[torch.Tensor, ...]]:
@@ -257,17 +286,21 @@ class Trainer:
                 else torch.full((n,), task_id, dtype=torch.long, device=self.device)
             )
             order = torch.randperm(n, generator=self.generator).to(self.device) if shuffle else None
-            for start in range(0, n, batch_size):
+            for start, stop in self._batch_bounds(n, batch_size, shuffle):
                 if order is None:
-                    sl = slice(start, start + batch_size)
+                    sl = slice(start, stop)
                     yield tensors[0][sl], tensors[1][sl], tids[sl]
                 else:
-                    idx = order[start : start + batch_size]
+                    idx = order[start:stop]
                     yield tensors[0][idx], tensors[1][idx], tids[idx]
             return
-        loader = DataLoader(
-            dataset, batch_size=batch_size, shuffle=shuffle, generator=self.generator, num_workers=0
-        )
+        if shuffle:
+            n = len(dataset)  # type: ignore[arg-type]
+            perm = torch.randperm(n, generator=self.generator).tolist()
+            sampler = [perm[a:b] for a, b in self._batch_bounds(n, batch_size, True)]
+            loader = DataLoader(dataset, batch_sampler=sampler, num_workers=0)
+        else:
+            loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
         for batch in loader:
             x, y = batch[0].to(self.device), batch[1].to(self.device)
             yield x, y, torch.full((x.shape[0],), task_id, dtype=torch.long, device=self.device)
