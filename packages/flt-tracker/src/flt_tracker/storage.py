@@ -431,7 +431,8 @@ class DiskStorage(Storage):
         self._pool: queue.SimpleQueue = queue.SimpleQueue()
         self._flushed = 0  # snapshots in chunk files (or queued for the writer)
         self._chunk_lengths: list[int] = []
-        self._index_rows: list[list[int]] = []
+        self._idx = array("q")  # step, epoch, batch_idx of each snapshot, flat (3 per row)
+        self._n = 0
         self._buffer = self._new_block()
         self._fill = 0
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(max_pending)))
@@ -447,7 +448,7 @@ class DiskStorage(Storage):
             return alloc_block((self.chunk_size, *self.shape), self.dtype, pin=self.pin)
 
     def __len__(self) -> int:
-        return len(self._index_rows)
+        return self._n
 
     @property
     def memory_nbytes(self) -> int:
@@ -479,7 +480,7 @@ class DiskStorage(Storage):
         if self._fill == 0:
             return
         self.synchronize()
-        index = np.asarray(self._index_rows[self._flushed :], dtype=np.int64).reshape(-1, 3)
+        index = self.index()[self._flushed :]
         number = len(self._chunk_lengths)
         self._chunk_lengths.append(self._fill)
         self._flushed += self._fill
@@ -493,8 +494,9 @@ class DiskStorage(Storage):
         self._raise_writer_error()
         value = self._check(value)
         self._copy_into(self._buffer[self._fill], value)
+        self._idx.extend((int(step), int(epoch), int(batch_idx)))
+        self._n += 1
         self._fill += 1
-        self._index_rows.append([int(step), int(epoch), int(batch_idx)])
         if self._fill == self.chunk_size:
             self._hand_off()
         return True
@@ -514,9 +516,7 @@ class DiskStorage(Storage):
         self._closed = True
 
     def index(self) -> np.ndarray:
-        if not self._index_rows:
-            return np.zeros((0, 3), dtype=np.int64)
-        return np.asarray(self._index_rows, dtype=np.int64)
+        return np.frombuffer(self._idx, dtype=np.int64).reshape(-1, 3).copy()
 
     def read(self, start: int, stop: int) -> torch.Tensor:
         n = len(self)
