@@ -162,3 +162,18 @@ def test_image_glvq_on_digit_images():
     X, y = X[keep][:90] / 16.0, y[keep][:90]
     m = lvq.ImageGLVQ(max_iter=20, lr=0.01, channels=[4], latent_dim=8, device="cpu").fit(X, y)
     assert m.score(X, y) >= 0.9
+
+
+PART2 = [n for f in "DEFH" for n in list_models(family=f)]
+
+
+@pytest.mark.parametrize("name", PART2)
+def test_inference_module_matches_predict(name, blobs):
+    from lvq.registry import REGISTRY
+
+    X, y = blobs
+    spec = REGISTRY[name]
+    m = spec.cls(**{**spec.test_params, "max_iter": 10}, device="cpu").fit(X, y)
+    codes, proba = m.inference_module()(torch.as_tensor(X, dtype=torch.float32))
+    np.testing.assert_array_equal(m.classes_[codes.numpy()], m.predict(X))
+    np.testing.assert_allclose(proba.detach().numpy(), m.predict_proba(X), rtol=1e-5, atol=1e-6)
