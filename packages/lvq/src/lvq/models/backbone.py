@@ -77,7 +77,7 @@ class BackboneMixin:
         g = self.get_params(deep=False)
         keys = ("hidden_sizes", "latent_dim", "activation", "input_shape", "channels",
                 "kernel_sizes")  # fmt: skip
-        return (int(self.n_features_in_), self._image, int(self.random_seed or 0)) + tuple(
+        return (int(self.n_features_in_), self._image, repr(self.random_seed)) + tuple(
             repr(g.get(k)) for k in keys
         )
 
