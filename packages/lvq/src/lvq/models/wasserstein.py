@@ -61,7 +61,8 @@ class Wasserstein(Distance):
         self.inner.check(d, n_prototypes)
 
     def init_params(self, X, y, W, labels, gen):
-        out = dict(self.inner.init_params(X, y, W, labels, gen))
+        # contiguous copies (QR gives a column-major Ω): a reloaded model computes bit for bit
+        out = {k: v.contiguous() for k, v in self.inner.init_params(X, y, W, labels, gen).items()}
         iv = self.init_variance
         if iv == "class":
             rows = [X[y == labels[k]] for k in range(W.shape[0])]
