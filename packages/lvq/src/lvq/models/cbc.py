@@ -253,7 +253,7 @@ class _CBCInference(torch.nn.Module):
         return ev.argmax(1), proba
 
 
-@register("F", {**_TEST_CNN, "max_iter": 60})
+@register("F", {**_TEST_CNN, "max_iter": 40})
 class ImageCBC(BackboneMixin, CBC):
     """CBC with a CNN: images and component images pass through the same backbone, and the
     components are detected in its embedding (parameters of ImageGLVQ plus those of CBC)."""
