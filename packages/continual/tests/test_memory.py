@@ -152,3 +152,40 @@ def test_memory_strategy_stores_a_stratified_sample():
     strat.after_experience(None, Experience(TensorDataset(x, y), 0, (0, 1)))
     _, ym, _ = strat.memory.task_data(0)
     assert torch.bincount(ym, minlength=2).tolist() == [5, 5]
+
+
+def test_cycle_walks_shuffled_passes_and_restarts_on_change():
+    mem = EpisodicMemory(10, policy="fifo", random_state=0)
+    mem.add(*_batch(10))
+    first = torch.cat([mem.cycle(4)[0] for _ in range(5)]).squeeze(1).tolist()  # 2 passes
+    assert sorted(first[:10]) == list(range(10)) and sorted(first[10:]) == list(range(10))
+    assert first[:10] != list(range(10))  # shuffled
+    config, tensors = mem.state_dict()  # mid-pass state survives a round trip
+    other = EpisodicMemory(1)
+    other.load_state_dict(config, tensors)
+    assert torch.equal(mem.cycle(7)[0], other.cycle(7)[0])
+    mem.cycle(1)
+    mem.add(*_batch(5, 100))  # the contents change: a new pass starts
+    seen = torch.cat([mem.cycle(5)[0] for _ in range(2)]).squeeze(1).tolist()
+    assert len(set(seen)) == 10
+    with pytest.raises(ValueError, match="n must be"):
+        mem.cycle(0)
+    with pytest.raises(ValueError, match="empty"):
+        EpisodicMemory(3).cycle(2)
+
+
+def test_replay_sampling_modes():
+    from continual import Replay
+
+    x = torch.arange(20, dtype=torch.float32).unsqueeze(1)
+    y = torch.arange(20) % 2
+    t = torch.zeros(20, dtype=torch.long)
+    for sampling in ("cycle", "random"):
+        strat = Replay(mem_size=6, batch_size=4, sampling=sampling, random_state=0)
+        strat.memory.add(x[:6], y[:6], t[:6], task_id=0)
+        batch = (x[10:13], y[10:13], t[10:13])
+        bx, by, bt = strat.before_forward(None, batch)
+        assert bx.shape[0] == 3 + 4 and torch.equal(bx[:3], batch[0])
+        assert set(bx[3:].squeeze(1).tolist()) <= set(range(6))
+    with pytest.raises(ValueError, match="sampling"):
+        Replay(sampling="lifo")

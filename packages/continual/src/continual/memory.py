@@ -116,6 +116,8 @@ class EpisodicMemory:
         self._task_order: list[int] = []  # task ids in order of first appearance
         self._n_seen = 0
         self._class_seen: dict[int, int] = {}
+        self._pass: torch.Tensor | None = None  # shuffled pass of :meth:`cycle`
+        self._pass_pos = 0
 
     # ------------------------------------------------------------------ basics
     def __len__(self) -> int:
@@ -217,6 +219,8 @@ class EpisodicMemory:
             rows = torch.tensor(list(writes.values()), device=tensors[0].device)
             for store, t in zip(self._fields, tensors):
                 store[slots] = t.detach()[rows].to(self.device, store.dtype)
+        if writes:
+            self._pass = None  # the stored rows changed: the next cycle() starts a new pass
         return len(writes)
 
     def _choose_slot(self, task_id: int, label: int | None) -> int:
@@ -283,6 +287,7 @@ class EpisodicMemory:
         self._tasks = [self._tasks[i] for i in keep]
         if self._labels:
             self._labels = [self._labels[i] for i in keep]
+        self._pass = None
 
     def add_data_for_task(
         self, task_id: int, data: torch.Tensor, labels: torch.Tensor | None = None
@@ -342,6 +347,44 @@ class EpisodicMemory:
             idx = idx[torch.randperm(idx.numel(), generator=self.generator)[: int(n)]]
         return self._select(idx, device)
 
+    def cycle(
+        self, n: int, *, device: str | torch.device | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        """The next ``n`` rows of a shuffled pass over the whole memory.
+
+        Successive calls walk through one random permutation of the stored rows and draw a new
+        one when it is used up (a batch may span two passes), so every stored row is returned
+        equally often, as when iterating over the memory like a dataset. Any change to the
+        stored rows starts a new pass. Compared with :meth:`sample` (independent random subsets)
+        this replays a small memory more evenly.
+
+        Args:
+            n: number of rows (> 0).
+            device: move the result there (stay on the storage device if None).
+
+        Returns:
+            One tensor per field.
+
+        Raises:
+            ValueError: the memory is empty or ``n < 1``.
+        """
+        m = len(self._tasks)
+        if m == 0:
+            raise ValueError("the episodic memory is empty")
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        parts = []
+        left = int(n)
+        while left > 0:
+            if self._pass is None or self._pass_pos >= self._pass.numel():
+                self._pass = torch.randperm(m, generator=self.generator)
+                self._pass_pos = 0
+            take = self._pass[self._pass_pos : self._pass_pos + left]
+            self._pass_pos += take.numel()
+            left -= take.numel()
+            parts.append(take)
+        return self._select(torch.cat(parts), device)
+
     def task_data(
         self, task_id: int, device: str | torch.device | None = None
     ) -> tuple[torch.Tensor, ...]:
@@ -394,7 +437,10 @@ class EpisodicMemory:
             "class_seen": [[k, v] for k, v in self._class_seen.items()],
             "n_fields": self.n_fields,
         }
+        config["pass_pos"] = self._pass_pos
         tensors = {"generator": self.generator.get_state()}
+        if self._pass is not None:
+            tensors["pass"] = self._pass
         for i, store in enumerate(self._fields or []):
             tensors[f"field.{i}"] = store
         return config, tensors
@@ -415,3 +461,5 @@ class EpisodicMemory:
             [tensors[f"field.{i}"].to(self.device) for i in range(n_fields)] if n_fields else None
         )
         self.generator.set_state(tensors["generator"].cpu())
+        self._pass = tensors["pass"].cpu().long() if "pass" in tensors else None
+        self._pass_pos = int(config.get("pass_pos", 0))

@@ -149,11 +149,19 @@ class _MemoryStrategy(Strategy):
 class Replay(_MemoryStrategy):
     """Experience replay: every batch is joined by a batch drawn from the episodic memory.
 
+    The loss is the mean over the joined batch, so with ``batch_size=None`` (a memory batch as
+    large as the training batch) the current data and the memory weigh the same.
+
     Args:
         mem_size: memory capacity in samples.
         batch_size: memory rows added to each batch (the training batch size if None).
-        policy: memory policy (``"quota"``: equal share per experience; see EpisodicMemory).
+        policy: memory policy (``"quota"``: equal share per experience, class-stratified; see
+            EpisodicMemory).
         random_state: seed of the memory.
+        sampling: ``"cycle"`` walks through shuffled passes over the memory
+            (:meth:`EpisodicMemory.cycle`: every stored row is replayed equally often);
+            ``"random"`` draws an independent random subset at every step
+            (:meth:`EpisodicMemory.sample`).
     """
 
     name = "replay"
@@ -164,15 +172,28 @@ class Replay(_MemoryStrategy):
         batch_size: int | None = None,
         policy: str = "quota",
         random_state: Any = 0,
+        sampling: str = "cycle",
     ) -> None:
+        if sampling not in ("cycle", "random"):
+            raise ValueError(
+                f"sampling={sampling!r} is not understood; expected 'cycle' or 'random'"
+            )
         super().__init__(mem_size, policy, random_state)
         self.batch_size = batch_size
+        self.sampling = sampling
+
+    def _params(self) -> dict[str, Any]:
+        return {**super()._params(), "batch_size": self.batch_size, "sampling": self.sampling}
 
     def before_forward(self, trainer: Trainer, batch: Batch) -> Batch:
         if len(self.memory) == 0:
             return batch
         x, y, t = batch
-        mx, my, mt = self.memory.sample(self.batch_size or x.shape[0], device=x.device)
+        n = self.batch_size or x.shape[0]
+        if self.sampling == "cycle":
+            mx, my, mt = self.memory.cycle(n, device=x.device)
+        else:
+            mx, my, mt = self.memory.sample(n, device=x.device)
         return torch.cat([x, mx]), torch.cat([y, my.to(y.dtype)]), torch.cat([t, mt])
 
 
