@@ -379,3 +379,14 @@ def test_numpy_typed_options_survive_save_load(blobs, tmp_path):
     np.testing.assert_array_equal(back.predict(X), m.predict(X))
     back.fit(X, y)  # the stored options still train
     assert back.prototypes_.shape == (4, 4)
+
+
+@pytest.mark.parametrize("cls", [lvq.GMLVQ, lvq.MRSLVQ], ids=lambda c: c.__name__)
+def test_latent_projection_save_load_bit_exact(cls, tmp_path):
+    # a random orthonormal start (latent_dim < d) must reload to the same bits
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 64))
+    y = np.repeat([0, 1, 2], 30)
+    m = cls(latent_dim=10, max_iter=5, device="cpu").fit(X, y)
+    back = lvq.load(m.save(tmp_path / "m"))
+    np.testing.assert_array_equal(back.predict_proba(X), m.predict_proba(X))

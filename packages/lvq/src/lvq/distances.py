@@ -259,7 +259,7 @@ def _random_orthonormal(d: int, k: int, gen: torch.Generator, device, dtype) -> 
     A = torch.randn(d, k, generator=gen, dtype=torch.float64).to(device)
     Q, R = torch.linalg.qr(A)
     Q = Q * torch.sign(torch.diagonal(R)).clamp_min(0).mul(2).sub(1)
-    return Q.to(dtype)
+    return Q.to(dtype).contiguous()  # QR returns column-major; saved tensors are contiguous
 
 
 def _omega_init(d: int, l: int, gen: torch.Generator, device, dtype) -> torch.Tensor:
