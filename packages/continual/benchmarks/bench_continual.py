@@ -42,6 +42,9 @@ EWC_VARIANTS: dict[str, Callable[[float], cl.Strategy]] = {
     "EWC (separate, proximal)": lambda lam: cl.EWC(lam, solver="proximal"),
     "EWC (online, proximal)": lambda lam: cl.EWC(lam, mode="online", solver="proximal"),
     "EWC (online, gradient)": lambda lam: cl.EWC(lam, mode="online"),
+    "EWC (online, proximal, expected F)": lambda lam: cl.EWC(
+        lam, mode="online", solver="proximal", fisher="expected"
+    ),
 }
 EWC_LAMBDAS = (100.0, 300.0, 1000.0, 3000.0)
 # the strength of each EWC variant: the fixed default, replaced by the validated choice
@@ -49,6 +52,7 @@ STRENGTH = {
     "EWC (separate, proximal)": 300.0,
     "EWC (online, proximal)": 300.0,
     "EWC (online, gradient)": 100.0,
+    "EWC (online, proximal, expected F)": 300.0,
 }
 
 STRATEGIES: dict[str, Callable[[int], cl.Strategy]] = {
