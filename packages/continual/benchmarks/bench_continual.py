@@ -20,7 +20,7 @@ Prints markdown tables: final average accuracy and forgetting (mean +- std over 
 wall time per strategy, then the training time per step of the Trainer (Naive) against a plain
 PyTorch loop doing the same work.
 
-    python packages/continual/benchmarks/bench_continual.py            # 3 seeds, a few minutes
+    python packages/continual/benchmarks/bench_continual.py            # 3 seeds, ~15-30 min (1 core)
     python packages/continual/benchmarks/bench_continual.py --smoke    # seconds
 """
 
