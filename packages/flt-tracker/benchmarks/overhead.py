@@ -7,7 +7,8 @@ parameter and every gradient, each step, moved to the CPU).
 
 Modes run in interleaved rounds (each round runs every mode for ``--steps / --rounds`` steps);
 the table reports the median per-round time per step, the overhead against the plain step
-of the same rounds, snapshot memory and the process RSS growth (Linux).
+of the same rounds (median and quartiles over rounds: a wide spread means a noisy machine),
+snapshot memory and the process RSS growth (Linux).
 
     python packages/flt-tracker/benchmarks/overhead.py --steps 500 --rounds 5 --threads 2
 """
@@ -198,16 +199,23 @@ def main() -> None:
     )
     print()
     print(
-        "| mode | ms / step (median of rounds) | steps / s | overhead vs plain | snapshot RAM (MiB) | RSS growth (MiB) |"
+        "| mode | ms / step (median of rounds) | steps / s | overhead vs plain | "
+        "spread (quartiles of rounds) | snapshot RAM (MiB) | RSS growth (MiB) |"
     )
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for m in modes:
         # per-round overhead against the plain step of the same round, then the median
         ratios = [t / p - 1 for t, p in zip(times[m.name], times["plain step"])]
         ms = statistics.median(times[m.name])
-        over = "-" if m.name == "plain step" else f"{100 * statistics.median(ratios):+.1f}%"
+        over = spread = "-"
+        if m.name != "plain step":
+            over = f"{100 * statistics.median(ratios):+.1f}%"
+            if len(ratios) > 1:
+                q1, _, q3 = statistics.quantiles(ratios, n=4)
+                spread = f"{100 * q1:+.1f}% .. {100 * q3:+.1f}%"
         print(
-            f"| {m.name} | {ms:.2f} | {1e3 / ms:.0f} | {over} | {stored[m.name]:.0f} | {rss[m.name]:.0f} |"
+            f"| {m.name} | {ms:.2f} | {1e3 / ms:.0f} | {over} | {spread} | "
+            f"{stored[m.name]:.0f} | {rss[m.name]:.0f} |"
         )
     if args.memory_steps:
         memory_table(args.memory_steps, args.batch, args.budget)
