@@ -4,6 +4,8 @@ The original PyEGM's CPU predict took about 1 s for the 540 digits test queries 
 study); scikit-learn's kNN(5) is timed in the same run for scale.
 
     python packages/egm-core/benchmarks/bench_speed.py [--n 100000] [--d 512] [--threads 2]
+
+With ``--threads 2`` the digits predict is also timed on two threads (wall time).
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ def best_of(fn, repeats: int) -> float:
         t0 = time.process_time()
         fn()
         times.append(time.process_time() - t0)
+    return min(times)
+
+
+def best_wall(fn, repeats: int) -> float:
+    """Best wall time of ``repeats`` calls (multi-threaded rows; needs an idle machine)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
     return min(times)
 
 
@@ -66,6 +78,16 @@ def main() -> None:
         ),
         (f"digits: scikit-learn kNN(5) predict {len(Xte)}", f"{knn_s * 1e3:.2f} ms", ""),
     ]
+    if args.threads > 1:  # torch's default on the 2-core box, as the original ran
+        torch.set_num_threads(args.threads)
+        pred_mt = best_wall(lambda: model.predict(Xte), 30)
+        rows.append(
+            (
+                f"digits: predict {len(Xte)} queries, {args.threads} threads",
+                f"{pred_mt * 1e3:.2f} ms (best wall time)",
+                f"{ORIGINAL_PREDICT_S / pred_mt:.0f}x faster than the original (~1 s)",
+            )
+        )
 
     torch.set_num_threads(args.threads)
     Xb, yb = blobs(args.n, args.d, args.classes)
