@@ -174,10 +174,11 @@ def docs(session: nox.Session) -> None:
     session.run("mkdocs", "build", "--strict", "-d", str(Path(session.create_tmp()) / "site"))
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=PYTHON, tags=["ci"])
 def demo(session: nox.Session) -> None:
-    """The main job: the egm-core quickstart and the few-shot class-incremental story."""
-    _pip(session, _path("blockops"), _path("egm-core"), _path("egm-viz"))
+    """The main job: the egm-core quickstart and the few-shot class-incremental story (also run
+    in CI, from a fresh venv, so a missing install step fails there)."""
+    _pip(session, _path("blockops"), _path("egm-core"), _path("egm-viz"), "scikit-learn")
     session.run(
         "python",
         str(ROOT / "examples" / "quickstart.py"),
