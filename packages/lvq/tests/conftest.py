@@ -23,6 +23,28 @@ def make_blobs3(n_per=20, d=4, seed=0, sep=3.0):
     return X.astype(np.float64), y
 
 
+def _manifold_blobs(spec="spd:2", n_per=20, spread=0.3, seed=0):
+    """Three labelled clusters of points on a manifold, flattened: ``(60, flat_dim)``."""
+    from lvq import manifolds
+
+    mf = manifolds.get_manifold(spec)
+    g = torch.Generator().manual_seed(seed)
+    centres = mf.random_point(3, g, dtype=torch.float64)
+    pts, ys = [], []
+    for c, C in enumerate(centres):
+        for _ in range(n_per):
+            v = mf.log(C, mf.random_point(1, g, dtype=torch.float64)[0])
+            pts.append(mf.exp(C, spread * v / mf.norm(C, v).clamp_min(1e-12)))
+            ys.append(c)
+    return mf.flatten(torch.stack(pts)).numpy(), np.array(ys)
+
+
+@pytest.fixture(scope="session")
+def manifold_blobs():
+    """The :func:`_manifold_blobs` maker (called with a manifold spec)."""
+    return _manifold_blobs
+
+
 @pytest.fixture(scope="session")
 def blobs():
     return make_blobs3()

@@ -4,6 +4,7 @@ import lvq
 import numpy as np
 import pytest
 import torch
+from lvq.registry import REGISTRY, list_models
 
 MODELS = [
     lvq.GLVQ, lvq.GMLVQ, lvq.GRLVQ, lvq.LGMLVQ, lvq.GTLVQ, lvq.CELVQ, lvq.RSLVQ, lvq.LMRSLVQ,
@@ -28,15 +29,8 @@ def test_knn_inference_module(blobs):
     np.testing.assert_allclose(proba.numpy(), m.predict_proba(X), atol=1e-6)
 
 
-@pytest.mark.parametrize(
-    "cls", [lvq.GMLVQ, lvq.LGMLVQ, lvq.RSLVQ, lvq.KNN], ids=lambda c: c.__name__
-)
-def test_export_onnx_runs_in_onnxruntime(cls, blobs, tmp_path):
-    pytest.importorskip("onnx", reason="export_onnx needs the onnx extra: pip install lvq[onnx]")
+def _check_onnx_matches(m, X, tmp_path):
     ort = pytest.importorskip("onnxruntime", reason="checking the export needs onnxruntime")
-    X, y = blobs
-    params = {"device": "cpu"} if cls is lvq.KNN else {"max_iter": 10, "device": "cpu"}
-    m = cls(**params).fit(X, y)
     path = m.export_onnx(tmp_path / "m.onnx")
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     codes, proba = sess.run(None, {"X": X.astype(np.float32)})
@@ -44,6 +38,38 @@ def test_export_onnx_runs_in_onnxruntime(cls, blobs, tmp_path):
     np.testing.assert_allclose(proba, m.predict_proba(X), atol=1e-5)
     codes5, _ = sess.run(None, {"X": X[:5].astype(np.float32)})  # dynamic batch
     assert codes5.shape == (5,)
+
+
+CLASSIFIERS = [REGISTRY[n] for n in list_models(kind="classifier")]
+
+
+@pytest.mark.parametrize("spec", CLASSIFIERS, ids=[s.name for s in CLASSIFIERS])
+def test_every_classifier_exports_to_onnx(spec, blobs, tmp_path):
+    """Kernel (expm1, sinh) and backbone (functional_call) models included."""
+    pytest.importorskip("onnx", reason="export_onnx needs the onnx extra: pip install lvq[onnx]")
+    X, y = blobs
+    params = {**spec.test_params, "device": "cpu"}
+    if "max_iter" in params:
+        params["max_iter"] = 3
+    _check_onnx_matches(spec.cls(**params).fit(X, y), X, tmp_path)
+
+
+@pytest.mark.parametrize("manifold", ["so:3", "poincare:2"])
+def test_riemannian_export_to_onnx(manifold, manifold_blobs, tmp_path):
+    pytest.importorskip("onnx", reason="export_onnx needs the onnx extra: pip install lvq[onnx]")
+    X, y = manifold_blobs(manifold)
+    m = lvq.RiemannianDKGLVQ(manifold=manifold, max_iter=5, device="cpu").fit(X, y)
+    _check_onnx_matches(m, X, tmp_path)
+
+
+@pytest.mark.parametrize("manifold", ["spd:2", "grassmann:4:2"])
+def test_riemannian_export_refused_where_onnx_lacks_the_linear_algebra(
+    manifold, manifold_blobs, tmp_path
+):
+    X, y = manifold_blobs(manifold)
+    m = lvq.RiemannianSRNG(manifold=manifold, max_iter=2, device="cpu").fit(X, y)
+    with pytest.raises(NotImplementedError, match="cannot be exported to ONNX: its distance needs"):
+        m.export_onnx(tmp_path / "m.onnx")
 
 
 def test_export_onnx_without_onnx_says_what_to_install(blobs, tmp_path, monkeypatch):

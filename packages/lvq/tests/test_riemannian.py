@@ -13,21 +13,8 @@ SPECS = [REGISTRY[n] for n in list_models(kind="riemannian_classifier")]
 ids = [s.name for s in SPECS]
 
 
-def manifold_blobs(spec="spd:2", n_per=20, spread=0.3, seed=0):
-    mf = manifolds.get_manifold(spec)
-    g = torch.Generator().manual_seed(seed)
-    centres = mf.random_point(3, g, dtype=torch.float64)
-    pts, ys = [], []
-    for c, C in enumerate(centres):
-        for _ in range(n_per):
-            v = mf.log(C, mf.random_point(1, g, dtype=torch.float64)[0])
-            pts.append(mf.exp(C, spread * v / mf.norm(C, v).clamp_min(1e-12)))
-            ys.append(c)
-    return mf.flatten(torch.stack(pts)).numpy(), np.array(ys)
-
-
 @pytest.fixture(scope="module")
-def spd_data():
+def spd_data(manifold_blobs):
     return manifold_blobs()
 
 
@@ -86,7 +73,7 @@ def test_bad_inputs(spec, spd_data):
 
 
 @pytest.mark.parametrize("spec", ["so:3", "grassmann:4:2", "poincare:2", "so:2"])
-def test_srng_and_stng_on_other_manifolds(spec):
+def test_srng_and_stng_on_other_manifolds(spec, manifold_blobs):
     X, y = manifold_blobs(spec, spread=0.15)
     for cls in (lvq.models.riemannian.RiemannianSRNG, lvq.models.riemannian.RiemannianDKGRLVQ):
         m = cls(manifold=spec, max_iter=25, lr=0.05, device="cpu").fit(X, y)
@@ -111,7 +98,7 @@ def test_gamma_is_a_schedule_and_kernels_have_learned_bandwidths(spd_data):
         lvq.models.riemannian.RiemannianDKGLVQ(manifold="spd:2", sigma_init="max").fit(X, y)
 
 
-def test_tau_limits_the_prototype_step_on_compact_manifolds():
+def test_tau_limits_the_prototype_step_on_compact_manifolds(manifold_blobs):
     X, y = manifold_blobs("so:3", spread=0.15)
     big = lvq.models.riemannian.RiemannianSRNG(
         manifold="so:3", tau=0.01, lr=1.0, max_iter=1, device="cpu",

@@ -11,6 +11,7 @@ Modules with buffers (BatchNorm running statistics) are refused: use LayerNorm o
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 
@@ -205,12 +206,22 @@ class FlatModule:
         """The module applied to ``X`` with the parameters in ``flat``."""
         if flat.dtype != X.dtype and not torch.is_autocast_enabled(X.device.type):
             flat = flat.to(X.dtype)
+        if torch.jit.is_tracing():  # ONNX export: functional_call refuses to be traced
+            return self._with_tensors(self.views(flat))(X)
         return torch.func.functional_call(self.module, self.views(flat), (X,))
+
+    def _with_tensors(self, views: dict[str, torch.Tensor]) -> nn.Module:
+        """A deep copy of the module whose parameters are replaced by the tensors in ``views``."""
+        module = copy.deepcopy(self.module)
+        for name, tensor in views.items():
+            *path, leaf = name.split(".")
+            owner = module.get_submodule(".".join(path))
+            del owner._parameters[leaf]
+            setattr(owner, leaf, tensor)
+        return module
 
     def load_into(self, flat: torch.Tensor) -> nn.Module:
         """A deep copy of the module holding the weights of ``flat``."""
-        import copy
-
         module = copy.deepcopy(self.module).cpu()
         with torch.no_grad():
             views = self.views(flat.detach().float().cpu())

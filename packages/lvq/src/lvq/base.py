@@ -1003,6 +1003,10 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         blockops.check_is_fitted(self, "prototypes_")
         return _InferenceModule(self)
 
+    def _onnx_example(self, n: int) -> torch.Tensor:
+        """An ``(n, n_features_in_)`` input to trace the export with."""
+        return torch.zeros(n, self.n_features_in_)
+
     def export_onnx(
         self, path: str | Path, batch_size: int | None = None, opset_version: int = 17
     ) -> Path:
@@ -1016,8 +1020,9 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         except ImportError as exc:
             raise ImportError("export_onnx needs onnx: pip install lvq[onnx]") from exc
         module = self.inference_module().cpu().eval()
-        example = torch.zeros(batch_size or 2, self.n_features_in_)
+        example = self._onnx_example(batch_size or 2)
         path = Path(path)
+        _register_onnx_symbolics(opset_version)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
@@ -1033,6 +1038,30 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                 dynamo=False,
             )
         return path
+
+
+def _expm1_as_exp_minus_one(g, x):
+    return g.op("Sub", g.op("Exp", x), g.op("Constant", value_t=torch.tensor(1.0)))
+
+
+def _sinh(g, x):
+    return g.op("Sinh", x)
+
+
+def _atanh(g, x):
+    return g.op("Atanh", x)
+
+
+def _register_onnx_symbolics(opset_version: int) -> None:
+    """Teach the exporter the ops of the kernel and hyperbolic distances it lacks.
+
+    ``sinh`` and ``atanh`` map to ONNX ``Sinh`` and ``Atanh``. ONNX has no ``expm1``: it is written as ``Exp(x) - 1``,
+    whose small-``x`` cancellation stays below float32 resolution of the kernel distances
+    (bounded by 2).
+    """
+    torch.onnx.register_custom_op_symbolic("aten::expm1", _expm1_as_exp_minus_one, opset_version)
+    torch.onnx.register_custom_op_symbolic("aten::sinh", _sinh, opset_version)
+    torch.onnx.register_custom_op_symbolic("aten::atanh", _atanh, opset_version)
 
 
 class _InferenceModule(torch.nn.Module):

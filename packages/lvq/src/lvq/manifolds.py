@@ -48,6 +48,8 @@ class Manifold:
     #: shape of one point
     shape: tuple[int, ...] = ()
     injectivity_radius: float = math.inf
+    #: why a model on this manifold cannot be exported to ONNX (``None``: it can)
+    onnx_obstacle: str | None = None
 
     @property
     def flat_dim(self) -> int:
@@ -201,6 +203,8 @@ class SPD(Manifold):
     ``project`` symmetrises and lifts eigenvalues to at least ``min_eig``.
     """
 
+    onnx_obstacle = "its distance needs a symmetric eigendecomposition, which ONNX lacks"
+
     def __init__(self, n: int, min_eig: float = 1e-6):
         if int(n) < 1:
             raise ValueError(f"SPD(n) needs n >= 1, got {n!r}")
@@ -263,6 +267,8 @@ class Grassmannian(Manifold):
     ``Exp_Y(H) = Y V cos(S) V^T + U sin(S) V^T`` for ``H = U S V^T``. A point is a subspace:
     compare points by their projectors ``X X^T`` (or by ``distance``).
     """
+
+    onnx_obstacle = "its distance needs an SVD and a linear solve, which ONNX lacks"
 
     injectivity_radius = math.pi / 2
 

@@ -319,6 +319,21 @@ class _RiemannianNG(SupervisedPrototypeModel):
     def _make_loss(self, n_classes):
         return GLVQLoss(self.transfer_fn, self.beta, self.margin)
 
+    def export_onnx(self, path, batch_size: int | None = None, opset_version: int = 17):
+        """As :meth:`SupervisedPrototypeModel.export_onnx`; SPD and Grassmann models cannot."""
+        obstacle = get_manifold(self.manifold).onnx_obstacle
+        if obstacle is not None:
+            raise NotImplementedError(
+                f"{type(self).__name__} on manifold {self.manifold!r} cannot be exported to "
+                f"ONNX: {obstacle}; predict in PyTorch (the model or its inference_module()) instead"
+            )
+        return super().export_onnx(path, batch_size, opset_version)
+
+    def _onnx_example(self, n: int) -> torch.Tensor:
+        """Prototypes (points on the manifold) as the trace input: zeros lie off most manifolds."""
+        protos = torch.as_tensor(self.prototypes_, dtype=torch.float32)
+        return protos[torch.arange(n) % len(protos)]
+
     def _make_neighbourhood(self):
         counts = self._counts(self.n_classes_) if hasattr(self, "n_classes_") else [1]
         g0 = self.gamma_init if self.gamma_init is not None else max(max(counts) / 2.0, 0.5)
