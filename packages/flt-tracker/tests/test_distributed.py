@@ -37,6 +37,7 @@ WORKER = textwrap.dedent(
         tracker.save(os.path.join({out!r}, "run"))
     with open(os.path.join({out!r}, f"rank{{rank}}.json"), "w") as fh:
         json.dump([len(tracker.get_features()), model.weight.detach().tolist(), trainer.history[-1]["loss"]], fh)
+    torch.distributed.barrier()  # no rank tears the group down while the other still uses it
     torch.distributed.destroy_process_group()
     """
 )
