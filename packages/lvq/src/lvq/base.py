@@ -1055,9 +1055,9 @@ def _atanh(g, x):
 def _register_onnx_symbolics(opset_version: int) -> None:
     """Teach the exporter the ops of the kernel and hyperbolic distances it lacks.
 
-    ``sinh`` and ``atanh`` map to ONNX ``Sinh`` and ``Atanh``. ONNX has no ``expm1``: it is written as ``Exp(x) - 1``,
-    whose small-``x`` cancellation stays below float32 resolution of the kernel distances
-    (bounded by 2).
+    ``sinh`` and ``atanh`` map to ONNX ``Sinh`` and ``Atanh``. ONNX has no ``expm1``: it is
+    written as ``Exp(x) - 1``, whose small-``x`` cancellation stays below float32 resolution of
+    the kernel distances (bounded by 2).
     """
     torch.onnx.register_custom_op_symbolic("aten::expm1", _expm1_as_exp_minus_one, opset_version)
     torch.onnx.register_custom_op_symbolic("aten::sinh", _sinh, opset_version)
