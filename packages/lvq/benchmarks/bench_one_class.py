@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
-import subprocess
 import sys
 import time
 
 import numpy as np
+from _peer import PeerWorker, serve
 
 MODELS = ["OCGLVQ", "OCGMLVQ", "OCRSLVQ", "SVQOCC", "OCDKGLVQ"]
 SETTINGS = {"n_prototypes": 5, "max_iter": 200, "lr": 0.01, "target_label": 1}
@@ -108,49 +107,6 @@ def one_fit(lib: str, ds: str, name: str, n_out: int, seed: int) -> dict:
     return {"auc": float(roc_auc_score(yte, score)), "fit": fit}
 
 
-def worker(lib: str) -> None:
-    """Answer one JSON request per line: {"ds", "model", "n_out", "seed"} -> result."""
-    import importlib.metadata as md
-
-    print(json.dumps({"version": md.version(lib)}), flush=True)
-    for line in sys.stdin:
-        req = json.loads(line)
-        print(
-            json.dumps(one_fit(lib, req["ds"], req["model"], req["n_out"], req["seed"])), flush=True
-        )
-
-
-class Worker:
-    def __init__(self, python: str, lib: str):
-        env = dict(os.environ)
-        env.update(
-            XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-            OMP_NUM_THREADS="1",
-            OPENBLAS_NUM_THREADS="1",
-            MKL_NUM_THREADS="1",
-            JAX_PLATFORMS="cpu",
-        )
-        env.pop("PYTHONPATH", None)
-        self.proc = subprocess.Popen(
-            [python, __file__, "--worker", lib],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.version = json.loads(self.proc.stdout.readline())["version"]
-
-    def fit(self, ds: str, name: str, n_out: int, seed: int) -> dict:
-        req = {"ds": ds, "model": name, "n_out": n_out, "seed": seed}
-        self.proc.stdin.write(json.dumps(req) + "\n")
-        self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--prosemble-python", default=None, help="python with prosemble[jax]")
@@ -161,7 +117,7 @@ def main() -> None:
     ap.add_argument("--worker", choices=["prosemble"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        worker(args.worker)
+        serve(args.worker, one_fit)
         return
 
     import lvq  # noqa: F401
@@ -169,7 +125,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    peer = Worker(args.prosemble_python, "prosemble") if args.prosemble_python else None
+    peer = (
+        PeerWorker(args.prosemble_python, __file__, "prosemble") if args.prosemble_python else None
+    )
     rows = []
     for ds in args.datasets.split(","):
         cells = [(m, True) for m in MODELS] + [("OCGLVQ (target only)", False)]
@@ -180,7 +138,7 @@ def main() -> None:
             for seed in range(args.seeds):
                 ours.append(one_fit(lib, ds, name, args.train_outliers, seed))
                 if peer is not None and with_peer:
-                    theirs.append(peer.fit(ds, name, args.train_outliers, seed))
+                    theirs.append(peer.fit(ds=ds, name=name, n_out=args.train_outliers, seed=seed))
             rows.append((ds, name, lib, ours, theirs))
             print(f"done {ds}/{name}", file=sys.stderr, flush=True)
     if peer is not None:

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 
 import numpy as np
+from _peer import PeerWorker, serve
 
 #: (dataset, model, settings shared by both libraries)
 CELLS = [
@@ -112,45 +111,6 @@ def one_fit(lib: str, cell: int) -> dict:
     return {"acc": float((pred == yte).mean()), "fit": fit}
 
 
-def worker(lib: str) -> None:
-    """Answer one JSON request per line: {"cell": i} -> result."""
-    import importlib.metadata as md
-
-    print(json.dumps({"version": md.version(lib)}), flush=True)
-    for line in sys.stdin:
-        print(json.dumps(one_fit(lib, json.loads(line)["cell"])), flush=True)
-
-
-class Worker:
-    def __init__(self, python: str, lib: str):
-        env = dict(os.environ)
-        env.update(
-            XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-            OMP_NUM_THREADS="1",
-            OPENBLAS_NUM_THREADS="1",
-            MKL_NUM_THREADS="1",
-            JAX_PLATFORMS="cpu",
-        )
-        env.pop("PYTHONPATH", None)
-        self.proc = subprocess.Popen(
-            [python, __file__, "--worker", lib],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.version = json.loads(self.proc.stdout.readline())["version"]
-
-    def fit(self, cell: int) -> dict:
-        self.proc.stdin.write(json.dumps({"cell": cell}) + "\n")
-        self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--prosemble-python", default=None, help="python with prosemble[jax]")
@@ -159,21 +119,23 @@ def main() -> None:
     ap.add_argument("--worker", choices=["prosemble"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        worker(args.worker)
+        serve(args.worker, one_fit)
         return
 
     import lvq  # noqa: F401  (imports are not part of the fits)
     import torch
 
     torch.set_num_threads(1)
-    peer = Worker(args.prosemble_python, "prosemble") if args.prosemble_python else None
+    peer = (
+        PeerWorker(args.prosemble_python, __file__, "prosemble") if args.prosemble_python else None
+    )
     raw: list[dict[str, list]] = []
     for i, (ds, name, _) in enumerate(CELLS):
         runs: dict[str, list] = {"lvq": [], "prosemble": []}
         for _ in range(args.repeats):
             runs["lvq"].append(one_fit("lvq", i))
             if peer is not None:
-                runs["prosemble"].append(peer.fit(i))
+                runs["prosemble"].append(peer.fit(cell=i))
         raw.append(runs)
         print(f"done {ds}/{name}", file=sys.stderr, flush=True)
     if peer is not None:

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 
 import numpy as np
+from _peer import PeerWorker, serve
 
 MODELS = ["GLVQ", "GMLVQ", "GRLVQ", "LGMLVQ"]
 DATASETS = ["iris", "wine", "breast_cancer", "digits"]
@@ -116,46 +115,6 @@ def one_fit(lib: str, ds: str, name: str) -> dict | None:
     return {"acc": float((pred == yte).mean()), "fit": fit, "predict": predict}
 
 
-def worker(lib: str) -> None:
-    """Answer one JSON request per line: {"ds": ..., "model": ...} -> result."""
-    import importlib.metadata as md
-
-    print(json.dumps({"version": md.version(lib)}), flush=True)
-    for line in sys.stdin:
-        req = json.loads(line)
-        print(json.dumps(one_fit(lib, req["ds"], req["model"])), flush=True)
-
-
-class Worker:
-    def __init__(self, python: str, lib: str):
-        env = dict(os.environ)
-        env.update(
-            XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-            OMP_NUM_THREADS="1",
-            OPENBLAS_NUM_THREADS="1",
-            MKL_NUM_THREADS="1",
-            JAX_PLATFORMS="cpu",
-        )
-        env.pop("PYTHONPATH", None)
-        self.proc = subprocess.Popen(
-            [python, __file__, "--worker", lib],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.version = json.loads(self.proc.stdout.readline())["version"]
-
-    def fit(self, ds: str, name: str):
-        self.proc.stdin.write(json.dumps({"ds": ds, "model": name}) + "\n")
-        self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--prosemble-python", default=None, help="python with prosemble[jax]")
@@ -165,7 +124,7 @@ def main() -> None:
     ap.add_argument("--worker", choices=["prosemble", "sklvq"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        worker(args.worker)
+        serve(args.worker, one_fit)
         return
 
     import lvq  # noqa: F401  (imports are not part of the first fit)
@@ -178,9 +137,9 @@ def main() -> None:
     first = time.perf_counter() - t
     peers = {}
     if args.prosemble_python:
-        peers["prosemble"] = Worker(args.prosemble_python, "prosemble")
+        peers["prosemble"] = PeerWorker(args.prosemble_python, __file__, "prosemble")
     if args.sklvq_python:
-        peers["sklvq"] = Worker(args.sklvq_python, "sklvq")
+        peers["sklvq"] = PeerWorker(args.sklvq_python, __file__, "sklvq")
     raw: dict[str, dict[str, list]] = {}
     for ds in DATASETS:
         for name in MODELS:
@@ -189,7 +148,7 @@ def main() -> None:
             for _ in range(args.repeats):
                 runs["lvq"].append(one_fit("lvq", ds, name))
                 for lib, w in peers.items():
-                    r = w.fit(ds, name)
+                    r = w.fit(ds=ds, name=name)
                     if r is not None:
                         runs.setdefault(lib, []).append(r)
             raw[key] = runs

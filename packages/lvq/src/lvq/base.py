@@ -886,7 +886,17 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
     def save(self, path: str | Path) -> Path:
         """Write ``config.yaml`` + ``tensors.pt`` + ``meta.json`` to the directory ``path``."""
         blockops.check_is_fitted(self, "prototypes_")
-        config = {
+        config = self._checkpoint_config()
+        tensors = {f"param.{k}": v.detach() for k, v in self._params.items()}
+        tensors["prototype_codes"] = self._plabels.detach()
+        for k, v in (self._qscales if self._quantized else {}).items():
+            tensors[f"scale.{k}"] = v.detach()
+        meta = {"package": "lvq", "version": __version__, "model": type(self).__name__}
+        return blockops.save_checkpoint(path, config, tensors, meta)
+
+    def _checkpoint_config(self) -> dict[str, Any]:
+        """The ``config.yaml`` of :meth:`save`: parameters, labels and fitted scalars."""
+        return {
             "model": type(self).__name__,
             "params": self._config_params(),
             "classes": _to_python(np.asarray(self.classes_)),
@@ -897,12 +907,14 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             "best_loss": float(self.best_loss_),
             "quantized": self._quantized,
         }
-        tensors = {f"param.{k}": v.detach() for k, v in self._params.items()}
-        tensors["prototype_codes"] = self._plabels.detach()
-        for k, v in (self._qscales if self._quantized else {}).items():
-            tensors[f"scale.{k}"] = v.detach()
-        meta = {"package": "lvq", "version": __version__, "model": type(self).__name__}
-        return blockops.save_checkpoint(path, config, tensors, meta)
+
+    def _restore_config(self, config: dict[str, Any]) -> None:
+        """Set the fitted scalars of a :meth:`_checkpoint_config` (the inverse, after tensors)."""
+        self.n_iter_ = int(config["n_iter"])
+        self.loss_history_ = list(config["loss_history"])
+        self.val_loss_history_ = list(config["val_loss_history"])
+        self.loss_ = self.loss_history_[-1] if self.loss_history_ else float("nan")
+        self.best_loss_ = float(config["best_loss"])
 
     @classmethod
     def load(
@@ -947,11 +959,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             k[len("scale.") :]: v.to(dev) for k, v in tensors.items() if k.startswith("scale.")
         }
         model._optimizer_state = None
-        model.n_iter_ = int(config["n_iter"])
-        model.loss_history_ = list(config["loss_history"])
-        model.val_loss_history_ = list(config["val_loss_history"])
-        model.loss_ = model.loss_history_[-1] if model.loss_history_ else float("nan")
-        model.best_loss_ = float(config["best_loss"])
+        model._restore_config(config)
         model._publish()
         return model
 
@@ -1080,11 +1088,15 @@ class _InferenceModule(torch.nn.Module):
             torch.nonzero(labels == c).flatten().tolist() for c in range(self.n_classes)
         ]
 
-    def forward(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _distances(self, X: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``(n, P)`` distances to the prototypes and the parameter buffers by name."""
         p = {k: getattr(self, f"p_{k}") for k in self.names}
         eff = dict(p)
         eff.update(self.distance.effective(p))
-        dist = self.distance._apply(X, p["prototypes"], eff)
+        return self.distance._apply(X, p["prototypes"], eff), p
+
+    def forward(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        dist, _ = self._distances(X)
         cols = [dist[:, idx].min(dim=1).values for idx in self.members]
         class_dist = torch.stack(cols, dim=1)
         if self.loss.needs_all_distances:

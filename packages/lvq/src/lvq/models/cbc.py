@@ -25,7 +25,7 @@ import blockops
 import numpy as np
 import torch
 
-from ..base import SupervisedPrototypeModel
+from ..base import SupervisedPrototypeModel, _InferenceModule
 from ..losses import Loss
 from ..registry import register
 from .backbone import _CNN, _TEST_CNN, BackboneMixin
@@ -233,21 +233,9 @@ class CBC(SupervisedPrototypeModel):
         return _CBCInference(self)
 
 
-class _CBCInference(torch.nn.Module):
-    def __init__(self, model: CBC):
-        super().__init__()
-        p = model._inference_params()
-        self.distance = model._make_distance()
-        self.loss = model._make_loss(model.n_classes_)
-        self.names = list(p)
-        for k, v in p.items():
-            self.register_buffer(f"p_{k}", v.detach().float().cpu().clone())
-
+class _CBCInference(_InferenceModule):
     def forward(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        p = {k: getattr(self, f"p_{k}") for k in self.names}
-        eff = dict(p)
-        eff.update(self.distance.effective(p))
-        dist = self.distance._apply(X, p["prototypes"], eff)
+        dist, p = self._distances(X)
         ev = self.loss.evidences(dist, p["reasonings"]).clamp_min(0.0)
         proba = ev / ev.sum(1, keepdim=True).clamp_min(1e-30)
         return ev.argmax(1), proba

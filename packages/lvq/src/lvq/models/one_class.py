@@ -29,14 +29,12 @@ the target samples in each prototype's Voronoi cell.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import blockops
 import numpy as np
 import torch
 
-from ..__about__ import __version__
 from ..base import BASE_PARAMS, SupervisedPrototypeModel, _reject_sparse_and_1d, _to_python
 from ..distances import (
     Distance,
@@ -458,41 +456,25 @@ class OneClassPrototypeModel(SupervisedPrototypeModel):
         self.radii_ = r.cpu().numpy()
         self.thetas_ = r.pow(2).cpu().numpy()
 
-    def save(self, path: str | Path) -> Path:
-        """Write ``config.yaml`` + ``tensors.pt`` + ``meta.json`` to the directory ``path``."""
-        blockops.check_is_fitted(self, "prototypes_")
-        config = {
-            "model": type(self).__name__,
-            "params": self._config_params(),
-            "classes": _to_python(np.asarray(self.classes_)),
+    def _checkpoint_config(self) -> dict[str, Any]:
+        gamma = getattr(self, "gamma_", None)
+        return {
+            **super()._checkpoint_config(),
             "target_code": int(self._target_code),
-            "gamma": None if getattr(self, "gamma_", None) is None else float(self.gamma_),
-            "n_features_in": int(self.n_features_in_),
-            "n_iter": int(self.n_iter_),
-            "loss_history": [float(v) for v in self.loss_history_],
-            "val_loss_history": [float(v) for v in self.val_loss_history_],
-            "best_loss": float(self.best_loss_),
-            "quantized": self._quantized,
+            "gamma": None if gamma is None else float(gamma),
         }
-        tensors = {f"param.{k}": v.detach() for k, v in self._params.items()}
-        tensors["prototype_codes"] = self._plabels.detach()
-        for k, v in (self._qscales if self._quantized else {}).items():
-            tensors[f"scale.{k}"] = v.detach()
-        meta = {"package": "lvq", "version": __version__, "model": type(self).__name__}
-        return blockops.save_checkpoint(path, config, tensors, meta)
 
-    @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "auto") -> OneClassPrototypeModel:
-        """Read a model written by :meth:`save` onto ``device``."""
-        config, _, _ = blockops.load_checkpoint(path)
+    def _restore_config(self, config: dict[str, Any]) -> None:
         if "target_code" not in config:
-            raise ValueError(f"{str(path)!r} does not hold a one-class lvq model")
-        model = super().load(path, device=device)
-        model._target_code = int(config["target_code"])
-        model._set_label_attrs()
+            raise ValueError(
+                f"this checkpoint names the one-class model {config['model']} but holds no "
+                "target_code; it was not written by its save()"
+            )
+        super()._restore_config(config)
+        self._target_code = int(config["target_code"])
+        self._set_label_attrs()
         if config.get("gamma") is not None:
-            model.gamma_ = float(config["gamma"])
-        return model
+            self.gamma_ = float(config["gamma"])
 
 
 # =========================================================================== families K and N
