@@ -5,12 +5,16 @@ Compares a plain training step with FeatureTracker modes (both hidden layers' we
 list, and a histogram logger doing what ``wandb.watch(log="all")`` does (a histogram of every
 parameter and every gradient, each step, moved to the CPU).
 
-Modes run in interleaved rounds (each round runs every mode for ``--steps / --rounds`` steps);
-the table reports the median per-round time per step, the overhead against the plain step
-of the same rounds (median and quartiles over rounds: a wide spread means a noisy machine),
-snapshot memory and the process RSS growth (Linux).
+Each mode trains in lockstep with a plain twin (same model, data and optimizer; one step of
+each in turn, the order alternating), so both see the same moments of a shared machine; the
+overhead is the mode's total step time over the twin's, with the quartiles over 50-step blocks
+as its spread. A mode with a background thread (disk writer, async copies) slows its twin too,
+so a last column compares every mode with the median twin of the run. A floor row copies the
+tensors into memory written before (the least any in-RAM tracker can cost), and the machine's
+copy bandwidth into written memory, fresh memory and files is printed first. A last table
+runs one pass per mode for the snapshot memory and RSS growth.
 
-    python packages/flt-tracker/benchmarks/overhead.py --steps 500 --rounds 5 --threads 2
+    python packages/flt-tracker/benchmarks/overhead.py --steps 500 --repeats 3 --threads 2
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from flt_tracker import FeatureTracker
 from torch import nn
 
 LAYERS = ["0.weight", "2.weight"]
+SNAPSHOT_BYTES = (512 * 784 * 4, 512 * 512 * 4)
 
 
 def rss_mb() -> float:
@@ -102,6 +107,22 @@ class CloneMode(Mode):
         return sum(t.numel() * t.element_size() for s in self.snaps for t in s.values()) / 2**20
 
 
+class WrittenCopyMode(Mode):
+    """The least any in-RAM tracker can cost: copy the tensors into rows written before."""
+
+    def setup(self, model, opt, tmp):
+        super().setup(model, opt, tmp)
+        state = model.state_dict()
+        self.rows = {k: torch.zeros(2, *state[k].shape) for k in LAYERS}
+        self.i = 0
+
+    def after_step(self):
+        state = self.model.state_dict()
+        for k in LAYERS:
+            self.rows[k][self.i % 2].copy_(state[k])
+        self.i += 1
+
+
 class HistogramMode(Mode):
     """What wandb.watch(log="all", log_freq=1) computes: 64-bin histograms of params and grads."""
 
@@ -114,51 +135,124 @@ class HistogramMode(Mode):
         self.last = out
 
 
-def run_mode(mode: Mode, steps: int, batch: int, tmp: Path) -> tuple[float, float, float]:
-    model, opt = make()
+def make_batches(batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
-    X = torch.randn(16, batch, 784, generator=g)
-    Y = torch.randint(0, 10, (16, batch), generator=g)
-    loss_fn = nn.CrossEntropyLoss()
+    return torch.randn(16, batch, 784, generator=g), torch.randint(0, 10, (16, batch), generator=g)
+
+
+class Runner:
+    """One model, optimizer and mode, advanced one timed training step at a time."""
+
+    def __init__(self, mode: Mode, batch: int, tmp: Path) -> None:
+        self.mode = mode
+        self.model, self.opt = make()
+        self.X, self.Y = make_batches(batch)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.i = 0
+        mode.setup(self.model, self.opt, tmp)
+
+    def step(self) -> float:
+        t0 = time.perf_counter()
+        self.opt.zero_grad(set_to_none=True)
+        k = self.i % 16
+        self.loss_fn(self.model(self.X[k]), self.Y[k]).backward()
+        self.opt.step()
+        self.mode.after_step()
+        self.i += 1
+        return time.perf_counter() - t0
+
+
+def run_mode(mode: Mode, steps: int, batch: int, tmp: Path) -> tuple[float, float, float]:
+    """One continuous pass: (ms per step, stored MiB, RSS growth MiB)."""
     gc.collect()
     rss0 = rss_mb()
-    mode.setup(model, opt, tmp)
-    t0 = time.perf_counter()
-    for i in range(steps):
-        opt.zero_grad(set_to_none=True)
-        loss_fn(model(X[i % 16]), Y[i % 16]).backward()
-        opt.step()
-        mode.after_step()
-    elapsed = time.perf_counter() - t0
+    runner = Runner(mode, batch, tmp)
+    elapsed = sum(runner.step() for _ in range(steps))
     stored = mode.stored_mb()
     rss = rss_mb() - rss0
     mode.teardown()
     return elapsed / steps * 1e3, stored, rss
 
 
+def run_paired(mode: Mode, steps: int, batch: int, tmp: Path) -> tuple[list[float], list[float]]:
+    """``steps`` steps of a plain model and of ``mode``'s model in lockstep, order alternating.
+
+    Returns the per-step seconds of the plain model and of the mode: both see the same
+    moment of a shared machine, so their ratio is far less noisy than separate runs'.
+    """
+    plain, tracked = Runner(Mode("plain"), batch, tmp), Runner(mode, batch, tmp)
+    t_plain, t_mode = [], []
+    for i in range(steps):
+        if i % 2:
+            t_mode.append(tracked.step())
+            t_plain.append(plain.step())
+        else:
+            t_plain.append(plain.step())
+            t_mode.append(tracked.step())
+    mode.teardown()
+    return t_plain, t_mode
+
+
+def overhead(
+    t_plain: list[float], t_mode: list[float], block: int = 50
+) -> tuple[float, float, float]:
+    """Total-time overhead and the quartiles of the per-block overheads."""
+    total = sum(t_mode) / sum(t_plain) - 1
+    blocks = [
+        sum(t_mode[i : i + block]) / sum(t_plain[i : i + block]) - 1
+        for i in range(0, len(t_plain) - block + 1, block)
+    ]
+    if len(blocks) < 2:
+        return total, total, total
+    q1, _, q3 = statistics.quantiles(blocks, n=4)
+    return total, q1, q3
+
+
+def copy_bandwidth(nbytes: int, repeat: int = 40) -> dict[str, float]:
+    """GB/s of copying ``nbytes`` into memory already written, into fresh memory, into a file."""
+    src = torch.rand(nbytes // 4)
+    warm = torch.zeros_like(src)
+    out = {}
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        warm.copy_(src)
+    out["written memory"] = repeat * nbytes / (time.perf_counter() - t0) / 1e9
+    keep = []
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        keep.append(torch.empty_like(src).copy_(src))
+    out["fresh memory"] = repeat * nbytes / (time.perf_counter() - t0) / 1e9
+    del keep
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        for i in range(repeat):
+            with open(Path(tmp) / f"{i}.bin", "wb") as fh:
+                fh.write(src.numpy().tobytes())
+        out["file (page cache)"] = repeat * nbytes / (time.perf_counter() - t0) / 1e9
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--steps", type=int, default=500, help="steps per mode (split over rounds)")
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=500, help="steps per mode (and of its plain twin)")
+    ap.add_argument("--repeats", type=int, default=1, help="passes per mode (median reported)")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--budget", default="256MiB", help="memory_budget of the budgeted mode")
     ap.add_argument("--smoke", action="store_true", help="tiny run (checks the script)")
     ap.add_argument(
-        "--only", default=None, help="comma-separated substrings: run matching modes (+ plain)"
+        "--only", default=None, help="comma-separated substrings: run the matching modes"
     )
     ap.add_argument(
         "--memory-steps", type=int, default=500, help="steps of the one-pass memory table (0: skip)"
     )
     args = ap.parse_args()
     if args.smoke:
-        args.steps, args.rounds, args.memory_steps = 20, 2, 20
+        args.steps, args.repeats, args.memory_steps = 20, 1, 20
     torch.set_num_threads(args.threads)
-    per_round = max(1, args.steps // args.rounds)
     modes = [
-        Mode("plain step"),
         TrackerMode("tracker, every step, memory"),
         TrackerMode("tracker, every step, memory, float16", dtype=torch.float16),
         TrackerMode("tracker, every step, memory, async_copy", async_copy=True),
@@ -170,52 +264,56 @@ def main() -> None:
         TrackerMode("tracker, every step, disk (16 MiB chunks, writer thread)", storage="disk"),
         TrackerMode("tracker, every 10 steps, memory", track_frequency=10),
         TrackerMode("tracker, every step, weights + gradients", track_gradients=True),
+        WrittenCopyMode("copy into already-written memory every step (floor)"),
         CloneMode("naive state_dict clones every step"),
         HistogramMode("wandb.watch-style histograms every step"),
     ]
     if args.only:
         keys = [k.strip() for k in args.only.split(",")]
-        modes = [m for m in modes if m.name == "plain step" or any(k in m.name for k in keys)]
-    times = {m.name: [] for m in modes}
-    stored = {m.name: 0.0 for m in modes}
-    rss = {m.name: 0.0 for m in modes}
+        modes = [m for m in modes if any(k in m.name for k in keys)]
+    results = {}
     tmp_root = Path(tempfile.mkdtemp(prefix="flt-bench-"))
     try:
         run_mode(Mode("warmup"), 10, args.batch, tmp_root)
-        for r in range(args.rounds):
+        bandwidth = copy_bandwidth(sum(SNAPSHOT_BYTES))
+        for r in range(args.repeats):
             for m in modes:
-                tmp = tmp_root / f"{r}-{len(times[m.name])}-{abs(hash(m.name))}"
+                tmp = tmp_root / f"{r}-{abs(hash(m.name))}"
                 tmp.mkdir()
-                ms, mb, growth = run_mode(m, per_round, args.batch, tmp)
-                times[m.name].append(ms)
-                stored[m.name] = max(stored[m.name], mb)
-                rss[m.name] = max(rss[m.name], growth)
+                results.setdefault(m.name, []).append(run_paired(m, args.steps, args.batch, tmp))
                 shutil.rmtree(tmp, ignore_errors=True)
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
     print(
-        f"MLP 784-512-512-10, batch {args.batch}, {args.rounds} rounds x {per_round} steps per mode, "
-        f"{args.threads} torch threads, torch {torch.__version__}, {platform.processor() or platform.machine()}"
+        f"MLP 784-512-512-10, batch {args.batch}, {args.steps} steps per mode in lockstep with a "
+        f"plain twin, {args.repeats} pass(es), {args.threads} torch threads, torch {torch.__version__}, "
+        f"{platform.processor() or platform.machine()}"
     )
     print()
     print(
-        "| mode | ms / step (median of rounds) | steps / s | overhead vs plain | "
-        "spread (quartiles of rounds) | snapshot RAM (MiB) | RSS growth (MiB) |"
+        "Copy bandwidth of this machine (one 2.66 MB snapshot): "
+        + ", ".join(f"{k} {v:.1f} GB/s" for k, v in bandwidth.items())
+    )
+    print()
+    print(
+        "| mode | plain ms / step | mode ms / step | steps / s | overhead vs plain twin | "
+        "spread (quartiles of 50-step blocks) | vs median plain step of the run |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
+    rows = []
     for m in modes:
-        # per-round overhead against the plain step of the same round, then the median
-        ratios = [t / p - 1 for t, p in zip(times[m.name], times["plain step"])]
-        ms = statistics.median(times[m.name])
-        over = spread = "-"
-        if m.name != "plain step":
-            over = f"{100 * statistics.median(ratios):+.1f}%"
-            if len(ratios) > 1:
-                q1, _, q3 = statistics.quantiles(ratios, n=4)
-                spread = f"{100 * q1:+.1f}% .. {100 * q3:+.1f}%"
+        runs = results[m.name]
+        stats = sorted((overhead(p, t), p, t) for p, t in runs)
+        (over, q1, q3), p, t = stats[len(stats) // 2]  # the median pass
+        rows.append((m.name, 1e3 * sum(p) / len(p), 1e3 * sum(t) / len(t), over, q1, q3))
+    # A mode with a background thread (disk writer, async copies) slows its twin too; the
+    # median twin over all modes is the plain step such a mode should be read against.
+    ms_ref = statistics.median(r[1] for r in rows)
+    for name, ms_plain, ms_mode, over, q1, q3 in rows:
         print(
-            f"| {m.name} | {ms:.2f} | {1e3 / ms:.0f} | {over} | {spread} | "
-            f"{stored[m.name]:.0f} | {rss[m.name]:.0f} |"
+            f"| {name} | {ms_plain:.2f} | {ms_mode:.2f} | {1e3 / ms_mode:.0f} | "
+            f"{100 * over:+.1f}% | {100 * q1:+.1f}% .. {100 * q3:+.1f}% | "
+            f"{100 * (ms_mode / ms_ref - 1):+.1f}% |"
         )
     if args.memory_steps:
         memory_table(args.memory_steps, args.batch, args.budget)

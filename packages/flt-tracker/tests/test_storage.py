@@ -81,6 +81,23 @@ def test_downsample_policy_keeps_whole_run_within_budget():
         assert torch.equal(f.get_at_step(int(s)), ref.get_feature("0.weight").get_at_step(int(s)))
 
 
+def test_downsample_refills_freed_rows_without_new_blocks():
+    from flt_tracker.storage import MemoryStorage
+
+    store = MemoryStorage((3,), torch.float32, capacity=8, chunk_size=4, policy="downsample")
+    for i in range(8):
+        store.append(torch.full((3,), float(i)), step=i, epoch=0, batch_idx=i)
+    blocks = list(store._blocks)
+    for i in range(8, 200):
+        store.append(torch.full((3,), float(i)), step=i, epoch=0, batch_idx=i)
+        assert len(store._blocks) == 2 and all(a is b for a, b in zip(store._blocks, blocks))
+    steps = store.index()[:, 0]
+    assert len(store) <= 8 and steps[0] == 0
+    assert np.all(np.diff(steps) == steps[1] - steps[0])
+    for j, s in enumerate(steps.tolist()):
+        assert torch.equal(store.get(j), torch.full((3,), float(s)))
+
+
 def test_save_load_roundtrip_and_tamper(tmp_path):
     model, opt = small()
     tracker = FeatureTracker(model, optimizer=opt, track_gradients=True, dtype=torch.float16)

@@ -259,7 +259,8 @@ class MemoryStorage(Storage):
             ``policy``.
         policy: ``"error"`` raises :class:`MemoryBudgetError`; ``"downsample"`` drops every
             other stored snapshot and from then on keeps one in two offered (the stride doubles
-            each time), so the series always spans the whole run at a coarser resolution.
+            each time), so the series always spans the whole run at a coarser resolution. The
+            rows it frees are refilled in place (the blocks stay allocated, within capacity).
         pin: allocate pinned blocks (for non-blocking copies from a GPU).
     """
 
@@ -328,9 +329,8 @@ class MemoryStorage(Storage):
                 self._slot(new).copy_(self._slot(old))
         self._idx = array("q", rows[keep].tobytes())
         self._n = int(keep.size)
-        needed = max(-(-self._n // self.chunk_size), 1)
-        del self._blocks[needed:]
-        self._rows = sum(b.shape[0] for b in self._blocks)
+        # The freed rows are kept and refilled: memory already written is several times
+        # cheaper to write again than fresh pages the kernel must fault in and zero.
         self._views, self._base = [], self._rows  # re-selected by the next append
         self.stride = new_stride
 
