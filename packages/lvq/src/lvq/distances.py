@@ -30,6 +30,15 @@ def squared_euclidean(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     return torch.addmm(xx + ww, X, W.T, beta=1.0, alpha=-2.0).clamp_min(0.0)
 
 
+def _squared_euclidean_vjp(
+    G: torch.Tensor, A: torch.Tensor, B: torch.Tensor, need_A: bool = True
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Gradients of ``sum_ij G_ij |a_i - b_j|^2`` with respect to ``A (n, l)`` and ``B (p, l)``."""
+    dB = 2.0 * (G.sum(0).unsqueeze(1) * B - G.T @ A)
+    dA = 2.0 * (G.sum(1).unsqueeze(1) * A - G @ B) if need_A else None
+    return dA, dB
+
+
 def euclidean(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     """Euclidean distances ``(n, p)`` (gradient-safe at 0)."""
     return (squared_euclidean(X, W) + 1e-12).sqrt()
@@ -48,62 +57,72 @@ def omega_distance(X: torch.Tensor, W: torch.Tensor, omega: torch.Tensor) -> tor
 class _LocalOmegaDistance(torch.autograd.Function):
     """``|x Ω_k - w_k Ω_k|^2`` with a hand-written backward.
 
-    Forward: one GEMM ``X [Ω_1 .. Ω_p]`` and ``|a|^2 - 2 a.b + |b|^2`` per prototype. Backward:
-    one GEMM, or, where the incoming gradient is sparse (GLVQ-type losses touch two prototypes
+    Forward: one GEMM ``X [Ω_1 .. Ω_p] - [w_1 Ω_1 .. w_p Ω_p]`` and a row norm. Backward: one
+    GEMM, or, where the incoming gradient is sparse (GLVQ-type losses touch two prototypes
     per sample), only the ``(sample, prototype)`` pairs that carry gradient: ``2 n d l`` instead
     of ``n p d l``.
     """
 
     @staticmethod
     def forward(ctx, X, W, omegas):
-        p, d, l = omegas.shape
-        XP = (X @ omegas.permute(1, 0, 2).reshape(d, p * l)).view(X.shape[0], p, l)
-        WP = torch.einsum("pd,pdl->pl", W, omegas)
-        D = torch.einsum("npl,npl->np", XP, XP) - 2.0 * torch.einsum("npl,pl->np", XP, WP)
-        D = (D + (WP * WP).sum(1)).clamp_min(0.0)
-        ctx.save_for_backward(X, W, omegas, XP, WP)
+        D, Y = _local_omega_forward(X, W, omegas)
+        ctx.save_for_backward(X, W, omegas, Y)
         return D
 
     @staticmethod
     def backward(ctx, G):
-        X, W, omegas, XP, WP = ctx.saved_tensors
-        n, p, l = XP.shape
-        d = X.shape[1]
-        dt = XP.dtype  # under autocast the GEMM ran in reduced precision
-        G = G.to(dt)
-        gX = gW = gO = None
-        pairs = None
-        if not X.is_cuda and not ctx.needs_input_grad[0]:
-            nz = torch.nonzero(G)
-            if nz.shape[0] <= 0.3 * n * p:
-                pairs = nz
-        if pairs is None:
-            GZ = (XP - WP.unsqueeze(0)) * (2.0 * G).unsqueeze(-1)  # (n, p, l)
-            S = GZ.sum(0)
-            if ctx.needs_input_grad[2]:
-                gO = (X.to(dt).T @ GZ.reshape(n, p * l)).view(d, p, l).permute(1, 0, 2)
-            if ctx.needs_input_grad[0]:
-                gX = torch.einsum("npl,pdl->nd", GZ, omegas.to(dt)).to(X.dtype)
-        else:
-            i, k = pairs[:, 0], pairs[:, 1]
-            GZ = (XP[i, k] - WP[k]) * (2.0 * G[i, k]).unsqueeze(-1)  # (m, l)
-            S = torch.zeros(p, l, dtype=dt, device=X.device).index_add_(0, k, GZ)
-            if ctx.needs_input_grad[2]:
-                order = torch.argsort(k, stable=True)
-                i, GZ = i[order], GZ[order]
-                counts = torch.bincount(k, minlength=p).tolist()
-                gO = torch.zeros(p, d, l, dtype=dt, device=X.device)
-                Xd = X.to(dt)
-                start = 0
-                for proto, c in enumerate(counts):
-                    if c:
-                        gO[proto] = Xd[i[start : start + c]].T @ GZ[start : start + c]
-                    start += c
-        if gO is not None:
-            gO = (gO - W.to(dt).unsqueeze(2) * S.unsqueeze(1)).to(omegas.dtype)
-        if ctx.needs_input_grad[1]:
-            gW = -torch.einsum("pdl,pl->pd", omegas.to(dt), S).to(W.dtype)
-        return gX, gW, gO
+        X, W, omegas, Y = ctx.saved_tensors
+        return _local_omega_vjp(X, W, omegas, Y, G, *ctx.needs_input_grad)
+
+
+def _local_omega_forward(X, W, omegas):
+    """``(D (n, p), Y (n, p, l))``: distances and the projected differences ``(x - w_k) Ω_k``."""
+    p, d, l = omegas.shape
+    WP = torch.bmm(W.unsqueeze(1), omegas).reshape(1, p * l)
+    Y = torch.addmm(WP, X, omegas.permute(1, 0, 2).reshape(d, p * l), beta=-1.0)
+    Y = Y.view(X.shape[0], p, l)
+    return torch.linalg.vector_norm(Y, dim=-1).square(), Y
+
+
+def _local_omega_vjp(X, W, omegas, Y, G, need_X, need_W, need_O):
+    """Gradients ``(gX, gW, gO)`` of ``sum(G * D)`` for the local-Ω distance ``D``."""
+    n, p, l = Y.shape
+    d = X.shape[1]
+    dt = Y.dtype  # under autocast the GEMM ran in reduced precision
+    G = G.to(dt)
+    gX = gW = gO = None
+    pairs = None
+    if not X.is_cuda and not need_X:
+        nz = torch.nonzero(G)
+        if nz.shape[0] <= 0.3 * n * p:
+            pairs = nz
+    if pairs is None:
+        GZ = Y * (2.0 * G).unsqueeze(-1)  # (n, p, l)
+        S = GZ.sum(0)
+        if need_O:
+            gO = (X.to(dt).T @ GZ.reshape(n, p * l)).view(d, p, l).permute(1, 0, 2)
+        if need_X:
+            gX = torch.einsum("npl,pdl->nd", GZ, omegas.to(dt)).to(X.dtype)
+    else:
+        i, k = pairs[:, 0], pairs[:, 1]
+        GZ = Y[i, k] * (2.0 * G[i, k]).unsqueeze(-1)  # (m, l)
+        S = torch.zeros(p, l, dtype=dt, device=X.device).index_add_(0, k, GZ)
+        if need_O:
+            order = torch.argsort(k, stable=True)
+            i, GZ = i[order], GZ[order]
+            counts = torch.bincount(k, minlength=p).tolist()
+            gO = torch.zeros(p, d, l, dtype=dt, device=X.device)
+            Xd = X.to(dt)
+            start = 0
+            for proto, c in enumerate(counts):
+                if c:
+                    gO[proto] = Xd[i[start : start + c]].T @ GZ[start : start + c]
+                start += c
+    if gO is not None:
+        gO = (gO - W.to(dt).unsqueeze(2) * S.unsqueeze(1)).to(omegas.dtype)
+    if need_W:
+        gW = -torch.bmm(omegas.to(dt), S.unsqueeze(2)).squeeze(2).to(W.dtype)
+    return gX, gW, gO
 
 
 def local_omega_distance(X: torch.Tensor, W: torch.Tensor, omegas: torch.Tensor) -> torch.Tensor:
@@ -178,6 +197,18 @@ class Distance:
     def __call__(self, X: torch.Tensor, W: torch.Tensor, params: Params) -> torch.Tensor:
         raise NotImplementedError
 
+    #: whether :meth:`closed_form` is implemented (then training needs no autograd graph)
+    has_closed_form = False
+
+    def closed_form(
+        self, X: torch.Tensor, W: torch.Tensor, params: Params
+    ) -> tuple[torch.Tensor, Callable[[torch.Tensor], Params]]:
+        """``(D (n, p), vjp)``: the distances and ``vjp(G) -> {group: dL/dgroup}`` for the raw
+        parameters given ``G = dL/dD (n, p)``; the values autograd gives, without a graph
+        (where rounding clamps a distance at 0 the gradient is passed through). Call under
+        ``torch.no_grad()``."""
+        raise NotImplementedError
+
     @torch.no_grad()
     def constrain(self, params: Params) -> None:
         """Restore invariants in place after an optimizer step (no-op by default)."""
@@ -237,6 +268,16 @@ class SquaredEuclidean(Distance):
     def __call__(self, X, W, params):
         return self.fn(X, W)
 
+    @property
+    def has_closed_form(self) -> bool:
+        return self.name == "squared_euclidean"
+
+    def closed_form(self, X, W, params):
+        def vjp(G):
+            return {"prototypes": _squared_euclidean_vjp(G, X, W, need_A=False)[1]}
+
+        return squared_euclidean(X, W), vjp
+
     def effective(self, params):
         return {}
 
@@ -294,6 +335,23 @@ class Omega(Distance):
     def __call__(self, X, W, params):
         return omega_distance(X, W, self.effective(params)["omega"])
 
+    has_closed_form = True
+
+    def closed_form(self, X, W, params):
+        om = params["omega"]
+        norm = om.norm()
+        scale = norm.clamp_min(1e-12)
+        E = om / scale
+        Z, V = X @ E, W @ E
+
+        def vjp(G):
+            dZ, dV = _squared_euclidean_vjp(G, Z, V)
+            dE = X.T @ dZ + W.T @ dV
+            radial = (dE * E).sum() * (norm >= 1e-12)  # through E = Ω / |Ω|
+            return {"prototypes": dV @ E.T, "omega": (dE - E * radial) / scale}
+
+        return squared_euclidean(Z, V), vjp
+
     def _apply(self, X, W, eff):
         return omega_distance(X, W, eff["omega"])
 
@@ -336,6 +394,23 @@ class LocalOmega(Distance):
     def __call__(self, X, W, params):
         return local_omega_distance(X, W, self.effective(params)["omegas"])
 
+    has_closed_form = True
+
+    def closed_form(self, X, W, params):
+        oms = params["omegas"]
+        P = oms.shape[0]
+        rms = oms.pow(2).sum().div(P).sqrt()
+        scale = rms.clamp_min(1e-12)
+        E = oms / scale
+        D, Y = _local_omega_forward(X, W, E)
+
+        def vjp(G):
+            _, dW, dE = _local_omega_vjp(X, W, E, Y, G, False, True, True)
+            radial = (dE * E).sum() / P * (rms >= 1e-12)  # through the joint normalisation
+            return {"prototypes": dW, "omegas": (dE - E * radial) / scale}
+
+        return D, vjp
+
     def _apply(self, X, W, eff):
         return local_omega_distance(X, W, eff["omegas"])
 
@@ -362,6 +437,29 @@ class Relevance(Distance):
 
     def __call__(self, X, W, params):
         return relevance_distance(X, W, self.effective(params)["relevances"])
+
+    has_closed_form = True
+
+    def closed_form(self, X, W, params):
+        r = params["relevances"]
+        r2 = r * r
+        total = r2.sum()
+        denom = total.clamp_min(1e-30)
+        lam = r2 / denom
+        s = lam.sqrt()
+
+        def vjp(G):
+            g_rows, g_cols = G.sum(1), G.sum(0)
+            GX = G.T @ X  # (p, d)
+            # D_ij = sum_k λ_k (x_ik - w_jk)^2, so dL/dλ needs no division by sqrt(λ)
+            dlam = g_rows @ (X * X) - 2.0 * (W * GX).sum(0) + g_cols @ (W * W)
+            radial = (dlam * lam).sum() * (total >= 1e-30)  # through λ = r^2 / |r|^2
+            return {
+                "prototypes": 2.0 * lam * (g_cols.unsqueeze(1) * W - GX),
+                "relevances": 2.0 * r / denom * (dlam - radial),
+            }
+
+        return squared_euclidean(X * s, W * s), vjp
 
     def _apply(self, X, W, eff):
         return relevance_distance(X, W, eff["relevances"])

@@ -41,6 +41,24 @@ TRANSFER_FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
+def _sigmoid_beta_slope(x: torch.Tensor, beta: float) -> torch.Tensor:
+    f = torch.sigmoid(beta * x)
+    return beta * f * (1.0 - f)
+
+
+def _swish_beta_slope(x: torch.Tensor, beta: float) -> torch.Tensor:
+    f = torch.sigmoid(beta * x)
+    return f + beta * x * f * (1.0 - f)
+
+
+#: derivatives ``f'(x)`` of the built-in transfer functions (for closed-form gradients)
+TRANSFER_SLOPES: dict[Callable[..., torch.Tensor], Callable[..., torch.Tensor]] = {
+    identity: lambda x, beta: torch.ones_like(x),
+    sigmoid_beta: _sigmoid_beta_slope,
+    swish_beta: _swish_beta_slope,
+}
+
+
 def get_transfer(fn: str | Callable | None) -> Callable[..., torch.Tensor]:
     """Resolve ``transfer_fn``: ``None`` (identity), a name, or a callable ``f(x, beta)``."""
     if fn is None:
@@ -100,6 +118,17 @@ class Loss:
         """Probabilities ``(n, C)`` from class-wise minimum distances: softmin."""
         return torch.softmax(-class_dist, dim=1)
 
+    def has_closed_form(self, neighbourhood: Neighbourhood) -> bool:
+        """Whether :meth:`closed_form` applies with this neighbourhood (else autograd)."""
+        return False
+
+    def closed_form(
+        self, dist: torch.Tensor, y: torch.Tensor, labels: torch.Tensor, w: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(loss, G)``: the (``w``-weighted) mean loss and ``G = dloss/ddist (n, p)``
+        without autograd. Call under ``torch.no_grad()``."""
+        raise NotImplementedError
+
     @staticmethod
     def plus_minus(dist, y, labels, neighbourhood):
         """``(d+, d-)``: pooled distance to the sample's class and to the other classes."""
@@ -121,6 +150,45 @@ class GLVQLoss(Loss):
     def __call__(self, dist, y, labels, neighbourhood):
         dp, dm = self.plus_minus(dist, y, labels, neighbourhood)
         return self.transfer(glvq_mu(dp, dm) + self.margin, self.beta)
+
+    def _masks(self, y, labels, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Additive masks ``(n, p)``: ``inf`` off the sample's class, ``inf`` on it. Kept for
+        the last ``y`` seen (full-batch training passes the same tensor every step)."""
+        cached = getattr(self, "_mask_cache", None)
+        if cached is None or cached[0] is not y or cached[1] is not labels:
+            same = y[:, None] == labels[None, :]
+            inf = torch.tensor(float("inf"), dtype=dtype, device=y.device)
+            zero = torch.zeros((), dtype=dtype, device=y.device)
+            cached = (y, labels, torch.where(same, zero, inf), torch.where(same, inf, zero))
+            self._mask_cache = cached
+        return cached[2], cached[3]
+
+    def has_closed_form(self, neighbourhood):
+        """Plain GLVQ with the nearest prototypes and a built-in transfer function."""
+        return (
+            type(self) is GLVQLoss
+            and type(neighbourhood) is Nearest
+            and self.transfer in TRANSFER_SLOPES
+        )
+
+    def closed_form(self, dist, y, labels, w):
+        """``G`` has two non-zeros per row, at ``d+`` and ``d-``."""
+        off_own, off_other = self._masks(y, labels, dist.dtype)
+        dp, jp = (dist + off_own).min(dim=1, keepdim=True)  # (n, 1)
+        dm, jm = (dist + off_other).min(dim=1, keepdim=True)
+        total = dp + dm + GLVQ_EPS
+        z = (dp - dm) / total + self.margin
+        per = self.transfer(z, self.beta)
+        slope = TRANSFER_SLOPES[self.transfer](z, self.beta)
+        if w is None:
+            loss, coef = per.mean(), slope / dist.shape[0]
+        else:
+            w = w.unsqueeze(1)
+            w_sum = w.sum()
+            loss, coef = (per * w).sum() / w_sum, slope * w / w_sum
+        coef = coef / (total * total)  # dmu/dd+ = (2 d- + eps) / total^2, dmu/dd- likewise
+        G = torch.zeros_like(dist).scatter_(1, jp, coef * (2.0 * dm + GLVQ_EPS))
+        return loss, G.scatter_(1, jm, -coef * (2.0 * dp + GLVQ_EPS))
 
 
 class LVQ1Loss(GLVQLoss):

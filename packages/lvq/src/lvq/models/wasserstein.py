@@ -101,6 +101,23 @@ class Wasserstein(Distance):
         base = self.inner._apply(X, W, eff)
         return base + self.trace_term(eff, base)
 
+    @property
+    def has_closed_form(self) -> bool:
+        return self.metric == "euclidean"
+
+    def closed_form(self, X, W, params):
+        base, inner_vjp = self.inner.closed_form(X, W, params)
+        lv = params["log_variances"]
+        var = lv.clamp(_LOGVAR_MIN, _LOGVAR_MAX).exp()
+
+        def vjp(G):
+            grads = inner_vjp(G)
+            inside = (lv >= _LOGVAR_MIN) & (lv <= _LOGVAR_MAX)  # where the clamp passes
+            grads["log_variances"] = G.sum(0).unsqueeze(1) * var * inside
+            return grads
+
+        return base + var.sum(1), vjp
+
 
 class _Wasserstein(SupervisedPrototypeModel):
     _own_params = {"beta": 10.0, "init_variance": "class"}

@@ -1,0 +1,124 @@
+"""Closed-form GLVQ gradients: the same values as autograd, and what fit() uses."""
+
+from __future__ import annotations
+
+import lvq
+import numpy as np
+import pytest
+import torch
+from lvq.distances import LocalOmega, Omega, Relevance, SquaredEuclidean
+from lvq.losses import GLVQLoss, LVQ1Loss, Nearest
+from lvq.models.wasserstein import Wasserstein
+from lvq.neighbourhood import NeuralGas
+
+DISTANCES = {  # name: (distance, prototypes per class)
+    "euclidean": (SquaredEuclidean, {}, 2),
+    "omega": (Omega, {}, 2),
+    "omega-latent": (Omega, {"latent_dim": 3}, 2),
+    "relevance": (Relevance, {}, 2),
+    "local-omega": (LocalOmega, {}, 2),
+    "local-omega-latent": (LocalOmega, {"latent_dim": 3}, 2),
+    "local-omega-sparse": (LocalOmega, {}, 5),  # few non-zeros per row: the pairs path
+    "wasserstein": (Wasserstein, {}, 2),
+}
+
+
+def _problem(distance, seed=0, n=60, d=5, classes=3, per_class=2):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=g, dtype=torch.float64)
+    y = torch.arange(n) % classes
+    labels = torch.arange(classes).repeat_interleave(per_class)
+    W = torch.randn(len(labels), d, generator=g, dtype=torch.float64)
+    params = {"prototypes": W}
+    params.update(distance.init_params(X, y, W, labels, g))
+    # move away from the identity / uniform starting points
+    params = {
+        k: v + 0.3 * torch.randn(v.shape, generator=g, dtype=v.dtype) for k, v in params.items()
+    }
+    return X, y, labels, params
+
+
+def _autograd(distance, loss, X, y, labels, params, w):
+    leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
+    per = loss(distance(X, leaves["prototypes"], leaves), y, labels, Nearest())
+    value = per.mean() if w is None else (per * w).sum() / w.sum()
+    value.backward()
+    return value.detach(), {k: v.grad for k, v in leaves.items()}
+
+
+def _closed(distance, loss, X, y, labels, params, w):
+    with torch.no_grad():
+        dist, vjp = distance.closed_form(X, params["prototypes"], params)
+        value, G = loss.closed_form(dist, y, labels, w)
+        return value, vjp(G)
+
+
+@pytest.mark.parametrize("name", sorted(DISTANCES))
+@pytest.mark.parametrize("transfer", [None, "sigmoid_beta", "swish_beta"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_closed_form_gradients_equal_autograd(name, transfer, weighted):
+    cls, kwargs, per_class = DISTANCES[name]
+    distance = cls(**kwargs)
+    assert distance.has_closed_form
+    X, y, labels, params = _problem(distance, per_class=per_class)
+    w = torch.rand(X.shape[0], dtype=torch.float64) + 0.1 if weighted else None
+    loss = GLVQLoss(transfer, beta=3.0, margin=0.1)
+    assert loss.has_closed_form(Nearest())
+    v_auto, g_auto = _autograd(distance, loss, X, y, labels, params, w)
+    v_closed, g_closed = _closed(distance, loss, X, y, labels, params, w)
+    torch.testing.assert_close(v_closed, v_auto, rtol=1e-10, atol=1e-12)
+    assert set(g_closed) == set(g_auto)
+    for k in g_auto:
+        torch.testing.assert_close(g_closed[k], g_auto[k], rtol=1e-8, atol=1e-10, msg=k)
+
+
+def test_closed_form_only_where_it_is_exact():
+    assert not SquaredEuclidean("manhattan").has_closed_form
+    assert not SquaredEuclidean(lambda X, W: torch.cdist(X, W)).has_closed_form
+    assert not LVQ1Loss().has_closed_form(Nearest())
+    assert not GLVQLoss().has_closed_form(NeuralGas(1.0))
+    assert not GLVQLoss(lambda x, beta: torch.tanh(x)).has_closed_form(Nearest())
+    assert not Wasserstein("relevance").has_closed_form
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 6)).astype(np.float32)
+    y = np.where(X[:, 0] + 0.5 * X[:, 1] > 0, "pos", "neg")
+    y[::7] = "mid"
+    X[y == "mid"] += 1.5
+    return X, y
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        lvq.GLVQ(transfer_fn="sigmoid_beta", beta=2.0, margin=0.05),
+        lvq.GMLVQ(latent_dim=3),
+        lvq.GRLVQ(transfer_fn="swish_beta"),
+        lvq.LGMLVQ(n_prototypes_per_class=2),
+        lvq.WGLVQ(),
+        lvq.GLVQ(batch_size=32, gradient_accumulation_steps=2, class_weight="balanced"),
+    ],
+    ids=["glvq", "gmlvq", "grlvq", "lgmlvq", "wglvq", "glvq-minibatch"],
+)
+def test_fit_with_closed_form_matches_autograd_fit(model, data, monkeypatch):
+    X, y = data
+    model.set_params(max_iter=25, lr=0.02, epsilon=0.0, random_seed=3)
+    fast = type(model)(**model.get_params())
+    calls = []
+    loss_closed_form = GLVQLoss.closed_form
+
+    def counting(self, *args):
+        calls.append(1)
+        return loss_closed_form(self, *args)
+
+    monkeypatch.setattr(GLVQLoss, "closed_form", counting)
+    fast.fit(X, y)
+    assert len(calls) == fast.n_iter_ * -(-len(X) // (model.batch_size or len(X)))
+    monkeypatch.setattr(GLVQLoss, "has_closed_form", lambda self, neighbourhood: False)
+    slow = type(model)(**model.get_params()).fit(X, y)
+    np.testing.assert_allclose(fast.prototypes_, slow.prototypes_, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(fast.loss_history_, slow.loss_history_, rtol=1e-4, atol=1e-6)
+    assert np.array_equal(fast.predict(X), slow.predict(X))
