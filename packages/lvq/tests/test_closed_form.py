@@ -8,6 +8,7 @@ import pytest
 import torch
 from lvq.distances import LocalOmega, Omega, Relevance, SquaredEuclidean
 from lvq.losses import GLVQLoss, LVQ1Loss, Nearest
+from lvq.models.supervised_ng import ClassOmega, NGGLVQLoss
 from lvq.models.wasserstein import Wasserstein
 from lvq.neighbourhood import NeuralGas
 
@@ -49,7 +50,7 @@ def _autograd(distance, loss, X, y, labels, params, w):
 def _closed(distance, loss, X, y, labels, params, w):
     with torch.no_grad():
         dist, vjp = distance.closed_form(X, params["prototypes"], params)
-        value, G = loss.closed_form(dist, y, labels, w)
+        value, G = loss.closed_form(dist, y, labels, Nearest(), w)
         return value, vjp(G)
 
 
@@ -72,6 +73,28 @@ def test_closed_form_gradients_equal_autograd(name, transfer, weighted):
         torch.testing.assert_close(g_closed[k], g_auto[k], rtol=1e-8, atol=1e-10, msg=k)
 
 
+@pytest.mark.parametrize("neighbourhood", [Nearest(), NeuralGas(1.5)], ids=["nearest", "ng"])
+@pytest.mark.parametrize("lr_ratio", [1.0, 0.5])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_neural_gas_closed_form_equals_autograd(neighbourhood, lr_ratio, weighted):
+    distance = Relevance()
+    X, y, labels, params = _problem(distance, per_class=3)
+    w = torch.rand(X.shape[0], dtype=torch.float64) + 0.1 if weighted else None
+    loss = NGGLVQLoss("sigmoid_beta", beta=2.0, margin=0.05, lr_ratio=lr_ratio)
+    assert loss.has_closed_form(neighbourhood)
+    leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
+    per = loss(distance(X, leaves["prototypes"], leaves), y, labels, neighbourhood)
+    value = per.mean() if w is None else (per * w).sum() / w.sum()
+    value.backward()
+    with torch.no_grad():
+        dist, vjp = distance.closed_form(X, params["prototypes"], params)
+        v_closed, G = loss.closed_form(dist, y, labels, neighbourhood, w)
+        grads = vjp(G)
+    torch.testing.assert_close(v_closed, value.detach(), rtol=1e-10, atol=1e-12)
+    for k, leaf in leaves.items():
+        torch.testing.assert_close(grads[k], leaf.grad, rtol=1e-8, atol=1e-10, msg=k)
+
+
 def test_closed_form_only_where_it_is_exact():
     assert not SquaredEuclidean("manhattan").has_closed_form
     assert not SquaredEuclidean(lambda X, W: torch.cdist(X, W)).has_closed_form
@@ -79,6 +102,7 @@ def test_closed_form_only_where_it_is_exact():
     assert not GLVQLoss().has_closed_form(NeuralGas(1.0))
     assert not GLVQLoss(lambda x, beta: torch.tanh(x)).has_closed_form(Nearest())
     assert not Wasserstein("relevance").has_closed_form
+    assert not ClassOmega(None, torch.arange(2), 2).has_closed_form
 
 
 @pytest.fixture
@@ -99,25 +123,28 @@ def data():
         lvq.GRLVQ(transfer_fn="swish_beta"),
         lvq.LGMLVQ(n_prototypes_per_class=2),
         lvq.WGLVQ(),
+        lvq.SRNG(n_prototypes_per_class=2, transfer_fn="sigmoid_beta", lr_ratio=0.5),
+        lvq.SNG(n_prototypes_per_class=2),
         lvq.GLVQ(batch_size=32, gradient_accumulation_steps=2, class_weight="balanced"),
     ],
-    ids=["glvq", "gmlvq", "grlvq", "lgmlvq", "wglvq", "glvq-minibatch"],
+    ids=["glvq", "gmlvq", "grlvq", "lgmlvq", "wglvq", "srng", "sng", "glvq-minibatch"],
 )
 def test_fit_with_closed_form_matches_autograd_fit(model, data, monkeypatch):
     X, y = data
     model.set_params(max_iter=25, lr=0.02, epsilon=0.0, random_seed=3)
     fast = type(model)(**model.get_params())
     calls = []
-    loss_closed_form = GLVQLoss.closed_form
+    loss_cls = type(fast._make_loss(3))
+    loss_closed_form = loss_cls.closed_form
 
     def counting(self, *args):
         calls.append(1)
         return loss_closed_form(self, *args)
 
-    monkeypatch.setattr(GLVQLoss, "closed_form", counting)
+    monkeypatch.setattr(loss_cls, "closed_form", counting)
     fast.fit(X, y)
     assert len(calls) == fast.n_iter_ * -(-len(X) // (model.batch_size or len(X)))
-    monkeypatch.setattr(GLVQLoss, "has_closed_form", lambda self, neighbourhood: False)
+    monkeypatch.setattr(loss_cls, "has_closed_form", lambda self, neighbourhood: False)
     slow = type(model)(**model.get_params()).fit(X, y)
     np.testing.assert_allclose(fast.prototypes_, slow.prototypes_, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(fast.loss_history_, slow.loss_history_, rtol=1e-4, atol=1e-6)

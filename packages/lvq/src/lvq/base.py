@@ -511,6 +511,24 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         dist = distance(Xb, params["prototypes"], params)
         return loss(dist.float(), yb, self._plabels, neigh)
 
+    def _closed_form_loss(self, params, Xb, yb, wb, components) -> tuple[torch.Tensor, dict]:
+        """``(batch loss, {group: gradient})`` without autograd: what ``_forward_losses``
+        computes, weighted and averaged, and its gradient (see ``Distance.closed_form``)."""
+        distance, loss, neigh = components
+        dist, vjp = distance.closed_form(Xb, params["prototypes"], params)
+        value, G = loss.closed_form(dist, yb, self._plabels, neigh, wb)
+        return value, vjp(G)
+
+    def _has_closed_form(self, params, components) -> bool:
+        distance, loss, neigh = components
+        owner = next(c for c in type(self).__mro__ if "_forward_losses" in vars(c))
+        return (
+            "_closed_form_loss" in vars(owner)  # a model that changes the loss gives its own
+            and distance.has_closed_form
+            and loss.has_closed_form(neigh)
+            and set(params) == {"prototypes", *distance.groups}
+        )
+
     def _train(
         self, params, X, y, w, val, epochs, fresh=True, keep_history=False, partial=False
     ) -> None:
@@ -589,22 +607,17 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         # Plain GLVQ losses on the built-in metrics have closed-form gradients: at LVQ sizes a
         # step is mostly per-operation overhead, and skipping autograd halves it.
         closed_form = (
-            amp_dtype is None
-            and not is_lbfgs
-            and type(self)._forward_losses is SupervisedPrototypeModel._forward_losses
-            and distance.has_closed_form
-            and loss_fn.has_closed_form(neigh)
-            and set(params) == {"prototypes", *distance.groups}
+            amp_dtype is None and not is_lbfgs and self._has_closed_form(params, components)
         )
 
         @torch.no_grad()
         def closed_form_loss(Xb, yb, wb, factor):
             """The batch loss; adds ``factor`` x its gradients to the trainable ``.grad``."""
-            dist, vjp = distance.closed_form(Xb, params["prototypes"], params)
-            value, G = loss_fn.closed_form(dist, yb, self._plabels, wb)
-            for name, g in vjp(G if factor == 1.0 else G * factor).items():
+            value, grads = self._closed_form_loss(params, Xb, yb, wb, components)
+            for name, g in grads.items():
                 t = trainable.get(name)
                 if t is not None:
+                    g = g if factor == 1.0 else g * factor
                     t.grad = g if t.grad is None else t.grad.add_(g)
             return value
 

@@ -447,12 +447,16 @@ class Relevance(Distance):
         denom = total.clamp_min(1e-30)
         lam = r2 / denom
         s = lam.sqrt()
+        cached = getattr(self, "_squares", None)
+        if cached is None or cached[0] is not X:  # full-batch training passes the same X
+            cached = self._squares = (X, X * X)
+        XX = cached[1]
 
         def vjp(G):
             g_rows, g_cols = G.sum(1), G.sum(0)
             GX = G.T @ X  # (p, d)
             # D_ij = sum_k λ_k (x_ik - w_jk)^2, so dL/dλ needs no division by sqrt(λ)
-            dlam = g_rows @ (X * X) - 2.0 * (W * GX).sum(0) + g_cols @ (W * W)
+            dlam = g_rows @ XX - 2.0 * (W * GX).sum(0) + g_cols @ (W * W)
             radial = (dlam * lam).sum() * (total >= 1e-30)  # through λ = r^2 / |r|^2
             return {
                 "prototypes": 2.0 * lam * (g_cols.unsqueeze(1) * W - GX),

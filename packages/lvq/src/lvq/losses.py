@@ -123,7 +123,12 @@ class Loss:
         return False
 
     def closed_form(
-        self, dist: torch.Tensor, y: torch.Tensor, labels: torch.Tensor, w: torch.Tensor | None
+        self,
+        dist: torch.Tensor,
+        y: torch.Tensor,
+        labels: torch.Tensor,
+        neighbourhood: Neighbourhood,
+        w: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(loss, G)``: the (``w``-weighted) mean loss and ``G = dloss/ddist (n, p)``
         without autograd. Call under ``torch.no_grad()``."""
@@ -151,6 +156,21 @@ class GLVQLoss(Loss):
         dp, dm = self.plus_minus(dist, y, labels, neighbourhood)
         return self.transfer(glvq_mu(dp, dm) + self.margin, self.beta)
 
+    def _mean_and_coef(
+        self, z: torch.Tensor, w: torch.Tensor | None, h: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean over samples (weighted by ``w (n,)``) of ``sum_k h_k f(z_k)`` and its
+        derivative in ``z (n, k)`` (``h (n, k)`` constant weights, 1 when ``None``)."""
+        f = self.transfer(z, self.beta)
+        slope = TRANSFER_SLOPES[self.transfer](z, self.beta)
+        if h is not None:
+            f, slope = f * h, slope * h
+        per = f.sum(1)
+        if w is None:
+            return per.mean(), slope / z.shape[0]
+        w_sum = w.sum()
+        return (per * w).sum() / w_sum, slope * (w / w_sum).unsqueeze(1)
+
     def _masks(self, y, labels, dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """Additive masks ``(n, p)``: ``inf`` off the sample's class, ``inf`` on it. Kept for
         the last ``y`` seen (full-batch training passes the same tensor every step)."""
@@ -171,21 +191,14 @@ class GLVQLoss(Loss):
             and self.transfer in TRANSFER_SLOPES
         )
 
-    def closed_form(self, dist, y, labels, w):
+    def closed_form(self, dist, y, labels, neighbourhood, w):
         """``G`` has two non-zeros per row, at ``d+`` and ``d-``."""
         off_own, off_other = self._masks(y, labels, dist.dtype)
         dp, jp = (dist + off_own).min(dim=1, keepdim=True)  # (n, 1)
         dm, jm = (dist + off_other).min(dim=1, keepdim=True)
         total = dp + dm + GLVQ_EPS
         z = (dp - dm) / total + self.margin
-        per = self.transfer(z, self.beta)
-        slope = TRANSFER_SLOPES[self.transfer](z, self.beta)
-        if w is None:
-            loss, coef = per.mean(), slope / dist.shape[0]
-        else:
-            w = w.unsqueeze(1)
-            w_sum = w.sum()
-            loss, coef = (per * w).sum() / w_sum, slope * w / w_sum
+        loss, coef = self._mean_and_coef(z, w)
         coef = coef / (total * total)  # dmu/dd+ = (2 d- + eps) / total^2, dmu/dd- likewise
         G = torch.zeros_like(dist).scatter_(1, jp, coef * (2.0 * dm + GLVQ_EPS))
         return loss, G.scatter_(1, jm, -coef * (2.0 * dp + GLVQ_EPS))

@@ -29,8 +29,8 @@ import torch
 
 from ..base import SupervisedPrototypeModel
 from ..distances import LocalOmega, Omega, Relevance, Tangent, local_omega_distance
-from ..losses import GLVQ_EPS, CrossEntropyLoss, GLVQLoss
-from ..neighbourhood import NeuralGas
+from ..losses import GLVQ_EPS, TRANSFER_SLOPES, CrossEntropyLoss, GLVQLoss
+from ..neighbourhood import Nearest, NeuralGas
 from ..registry import register
 from .glvq import LocalMatrixMixin, MatrixMixin, RelevanceMixin, _no_distance_fn
 from .probabilistic import _Probabilistic
@@ -108,6 +108,25 @@ class NGGLVQLoss(GLVQLoss):
         cost = self.transfer(mu + self.margin, self.beta).masked_fill(~same, 0.0)
         return (h * cost).sum(1)
 
+    def has_closed_form(self, neighbourhood):
+        return type(neighbourhood) in (Nearest, NeuralGas) and self.transfer in TRANSFER_SLOPES
+
+    def closed_form(self, dist, y, labels, neighbourhood, w):
+        """``G`` is non-zero on the sample's class (rank-weighted) and at the nearest wrong
+        prototype, which collects the gradient of every term through ``d-``."""
+        off_own, off_other = self._masks(y, labels, dist.dtype)
+        dm, jm = (dist + off_other).min(dim=1, keepdim=True)
+        if isinstance(neighbourhood, NeuralGas):
+            h = rank_weights(dist, off_own == 0, neighbourhood.gamma)
+        else:
+            h = torch.zeros_like(dist).scatter_(1, (dist + off_own).argmin(1, keepdim=True), 1.0)
+        total = dist + dm + GLVQ_EPS
+        loss, coef = self._mean_and_coef((dist - dm) / total + self.margin, w, h)
+        coef = coef / (total * total)
+        G = coef * (2.0 * dm + GLVQ_EPS)
+        through_dm = (coef * (2.0 * dist + GLVQ_EPS)).sum(1, keepdim=True)
+        return loss, G.scatter_(1, jm, -self.lr_ratio * through_dm)
+
 
 class ClassOmega(LocalOmega):
     """One metric per class: ``d(x, w_k) = |(x - w_k) Ω_c(k)|^2`` (``class_omegas (C, d, l)``).
@@ -122,6 +141,8 @@ class ClassOmega(LocalOmega):
     """
 
     groups = ("class_omegas",)
+
+    has_closed_form = False  # the local-Ω closed form does not map classes to prototypes
 
     def __init__(self, latent_dim: int | None, labels: torch.Tensor, n_classes: int):
         super().__init__(latent_dim)
@@ -224,6 +245,17 @@ class _GLVQNG(_NGMixin, SupervisedPrototypeModel):
             d_m = distance(Xb, W.detach(), params)  # gradient reaches the metric only
             dist = d_m + scale * (d_w - d_w.detach())
         return loss(dist.float(), yb, self._plabels, neigh)
+
+    def _closed_form_loss(self, params, Xb, yb, wb, components):
+        distance, loss, neigh = components
+        dist, vjp = distance.closed_form(Xb, params["prototypes"], params)
+        value, G = loss.closed_form(dist, yb, self._plabels, neigh, wb)
+        grads = vjp(G)
+        r = float(self.lr_ratio)
+        if r != 1.0:  # as in _forward_losses: only the prototypes' share through wrong pairs
+            wrong = yb[:, None] != self._plabels[None, :]
+            grads["prototypes"] = vjp(torch.where(wrong, r * G, G))["prototypes"]
+        return value, grads
 
 
 @register("D", _FAST)
