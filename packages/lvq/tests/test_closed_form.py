@@ -8,6 +8,7 @@ import pytest
 import torch
 from lvq.distances import LocalOmega, Omega, Relevance, SquaredEuclidean
 from lvq.losses import GLVQLoss, LVQ1Loss, Nearest
+from lvq.models.cbc import CBCLoss, gaussian_similarity, inverse_similarity
 from lvq.models.supervised_ng import ClassOmega, NGGLVQLoss
 from lvq.models.wasserstein import Wasserstein
 from lvq.neighbourhood import NeuralGas
@@ -95,6 +96,30 @@ def test_neural_gas_closed_form_equals_autograd(neighbourhood, lr_ratio, weighte
         torch.testing.assert_close(grads[k], leaf.grad, rtol=1e-8, atol=1e-10, msg=k)
 
 
+@pytest.mark.parametrize("similarity", [gaussian_similarity, inverse_similarity])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_cbc_closed_form_equals_autograd(similarity, weighted):
+    distance = SquaredEuclidean()
+    X, y, _, params = _problem(distance, per_class=2)
+    g = torch.Generator().manual_seed(1)
+    params["reasonings"] = 3.0 * torch.randn(6, 3, 2, generator=g, dtype=torch.float64)
+    w = torch.rand(X.shape[0], dtype=torch.float64) + 0.1 if weighted else None
+    loss = CBCLoss(similarity, sigma=2.0, margin=0.05)
+    assert loss.has_closed_form(None)
+    leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
+    per = loss.per_sample(distance(X, leaves["prototypes"], leaves), leaves["reasonings"], y)
+    assert 0 < int((per > 0).sum()) < len(per)  # both sides of the hinge are covered
+    value = per.mean() if w is None else (per * w).sum() / w.sum()
+    value.backward()
+    with torch.no_grad():
+        dist, vjp = distance.closed_form(X, params["prototypes"], params)
+        v_closed, ddist, draw = loss.closed_form(dist, params["reasonings"], y, w)
+        grads = {**vjp(ddist), "reasonings": draw}
+    torch.testing.assert_close(v_closed, value.detach(), rtol=1e-10, atol=1e-12)
+    for k, leaf in leaves.items():
+        torch.testing.assert_close(grads[k], leaf.grad, rtol=1e-8, atol=1e-10, msg=k)
+
+
 def test_closed_form_only_where_it_is_exact():
     assert not SquaredEuclidean("manhattan").has_closed_form
     assert not SquaredEuclidean(lambda X, W: torch.cdist(X, W)).has_closed_form
@@ -103,6 +128,7 @@ def test_closed_form_only_where_it_is_exact():
     assert not GLVQLoss(lambda x, beta: torch.tanh(x)).has_closed_form(Nearest())
     assert not Wasserstein("relevance").has_closed_form
     assert not ClassOmega(None, torch.arange(2), 2).has_closed_form
+    assert not CBCLoss(lambda d, sigma: 1.0 / (1.0 + d), 1.0, 0.3).has_closed_form(None)
 
 
 @pytest.fixture
@@ -125,9 +151,10 @@ def data():
         lvq.WGLVQ(),
         lvq.SRNG(n_prototypes_per_class=2, transfer_fn="sigmoid_beta", lr_ratio=0.5),
         lvq.SNG(n_prototypes_per_class=2),
+        lvq.CBC(sigma=2.0),
         lvq.GLVQ(batch_size=32, gradient_accumulation_steps=2, class_weight="balanced"),
     ],
-    ids=["glvq", "gmlvq", "grlvq", "lgmlvq", "wglvq", "srng", "sng", "glvq-minibatch"],
+    ids=["glvq", "gmlvq", "grlvq", "lgmlvq", "wglvq", "srng", "sng", "cbc", "glvq-minibatch"],
 )
 def test_fit_with_closed_form_matches_autograd_fit(model, data, monkeypatch):
     X, y = data

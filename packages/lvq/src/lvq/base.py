@@ -519,6 +519,9 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         value, G = loss.closed_form(dist, yb, self._plabels, neigh, wb)
         return value, vjp(G)
 
+    #: model-owned parameter groups its ``_closed_form_loss`` differentiates
+    _closed_form_groups: frozenset[str] = frozenset()
+
     def _has_closed_form(self, params, components) -> bool:
         distance, loss, neigh = components
         owner = next(c for c in type(self).__mro__ if "_forward_losses" in vars(c))
@@ -526,7 +529,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             "_closed_form_loss" in vars(owner)  # a model that changes the loss gives its own
             and distance.has_closed_form
             and loss.has_closed_form(neigh)
-            and set(params) == {"prototypes", *distance.groups}
+            and set(params) == {"prototypes", *distance.groups, *self._closed_form_groups}
         )
 
     def _train(

@@ -46,6 +46,12 @@ def inverse_similarity(dist: torch.Tensor, sigma: float) -> torch.Tensor:
 #: similarity functions of squared distances, by name (``similarity_fn``)
 SIMILARITIES = {"gaussian": gaussian_similarity, "inverse": inverse_similarity}
 
+#: ``ds/dd`` of the built-in similarities, from the similarities ``s`` (closed-form gradients)
+SIMILARITY_SLOPES = {
+    gaussian_similarity: lambda s, sigma: s * (-0.5 / (sigma * sigma)),
+    inverse_similarity: lambda s, sigma: s * s * (-1.0 / (sigma * sigma)),
+}
+
 
 def reasoning_probabilities(raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Positive and negative reasonings ``(K, C)`` each from raw ``(K, C, 2)``."""
@@ -78,6 +84,39 @@ class CBCLoss(Loss):
         correct = prob.gather(1, y[:, None]).squeeze(1)
         wrong = prob.scatter(1, y[:, None], float("-inf")).max(1).values
         return torch.relu(wrong - correct + self.margin)
+
+    def has_closed_form(self, neighbourhood) -> bool:
+        return self.similarity in SIMILARITY_SLOPES
+
+    def closed_form(self, dist, raw, y, w):
+        """``(loss, dloss/ddist (n, K), dloss/draw (K, C, 2))`` without autograd: the
+        (``w``-weighted) mean of :meth:`per_sample`. Call under ``torch.no_grad()``."""
+        sim = self.similarity(dist, self.sigma)
+        pos, gate = torch.sigmoid(raw[..., 0]), torch.sigmoid(raw[..., 1])
+        neg = (1.0 - pos) * gate
+        R = pos - neg
+        den_raw = (pos + neg).sum(0)
+        den = den_raw.clamp_min(1e-8)
+        P = (sim @ R + neg.sum(0)) / den  # (n, C)
+        own = y[:, None]
+        wrong, jw = P.scatter(1, own, float("-inf")).max(1, keepdim=True)
+        per = torch.relu(wrong - P.gather(1, own) + self.margin)  # (n, 1)
+        active = (per > 0).to(per.dtype)
+        if w is None:
+            loss, coef = per.mean(), active / dist.shape[0]
+        else:
+            loss, coef = (per.squeeze(1) * w).sum() / w.sum(), active * (w / w.sum())[:, None]
+        dP = torch.zeros_like(P).scatter_(1, jw, coef).scatter_(1, own, -coef)
+        dnum = dP / den
+        dden = -(dP * P).sum(0) / den * (den_raw >= 1e-8)
+        dR = sim.T @ dnum  # (K, C)
+        dneg = dnum.sum(0) + dden - dR
+        dpos = dR + dden - dneg * gate  # neg = (1 - pos) gate
+        draw = torch.stack(
+            [dpos * pos * (1.0 - pos), dneg * (1.0 - pos) * gate * (1.0 - gate)], dim=-1
+        )
+        ddist = (dnum @ R.T) * SIMILARITY_SLOPES[self.similarity](sim, self.sigma)
+        return loss, ddist, draw
 
 
 def _random_reasonings(n_components, n_classes, gen, plabels):
@@ -198,6 +237,16 @@ class CBC(SupervisedPrototypeModel):
         distance, loss, _ = components
         dist = distance(Xb, params["prototypes"], params)
         return loss.per_sample(dist.float(), params["reasonings"].float(), yb)
+
+    _closed_form_groups = frozenset({"reasonings"})
+
+    def _closed_form_loss(self, params, Xb, yb, wb, components):
+        distance, loss, _ = components
+        dist, vjp = distance.closed_form(Xb, params["prototypes"], params)
+        value, ddist, draw = loss.closed_form(dist, params["reasonings"], yb, wb)
+        grads = vjp(ddist)
+        grads["reasonings"] = draw
+        return value, grads
 
     def _evidences(self, Xt):
         p = self._inference_params()
