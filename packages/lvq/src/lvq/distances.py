@@ -203,10 +203,10 @@ class Distance:
     def closed_form(
         self, X: torch.Tensor, W: torch.Tensor, params: Params
     ) -> tuple[torch.Tensor, Callable[[torch.Tensor], Params]]:
-        """``(D (n, p), vjp)``: the distances and ``vjp(G) -> {group: dL/dgroup}`` for the raw
-        parameters given ``G = dL/dD (n, p)``; the values autograd gives, without a graph
-        (where rounding clamps a distance at 0 the gradient is passed through). Call under
-        ``torch.no_grad()``."""
+        """``(D (n, p), vjp)``: the distances and ``vjp(G, prototypes_only=False) ->
+        {group: dL/dgroup}`` for the raw parameters given ``G = dL/dD (n, p)`` (only
+        ``"prototypes"`` when asked); the values autograd gives, without a graph (where rounding
+        clamps a distance at 0 the gradient is passed through). Call under ``torch.no_grad()``."""
         raise NotImplementedError
 
     @torch.no_grad()
@@ -273,7 +273,7 @@ class SquaredEuclidean(Distance):
         return self.name == "squared_euclidean"
 
     def closed_form(self, X, W, params):
-        def vjp(G):
+        def vjp(G, prototypes_only=False):
             return {"prototypes": _squared_euclidean_vjp(G, X, W, need_A=False)[1]}
 
         return squared_euclidean(X, W), vjp
@@ -344,8 +344,10 @@ class Omega(Distance):
         E = om / scale
         Z, V = X @ E, W @ E
 
-        def vjp(G):
-            dZ, dV = _squared_euclidean_vjp(G, Z, V)
+        def vjp(G, prototypes_only=False):
+            dZ, dV = _squared_euclidean_vjp(G, Z, V, need_A=not prototypes_only)
+            if prototypes_only:
+                return {"prototypes": dV @ E.T}
             dE = X.T @ dZ + W.T @ dV
             radial = (dE * E).sum() * (norm >= 1e-12)  # through E = Ω / |Ω|
             return {"prototypes": dV @ E.T, "omega": (dE - E * radial) / scale}
@@ -404,8 +406,10 @@ class LocalOmega(Distance):
         E = oms / scale
         D, Y = _local_omega_forward(X, W, E)
 
-        def vjp(G):
-            _, dW, dE = _local_omega_vjp(X, W, E, Y, G, False, True, True)
+        def vjp(G, prototypes_only=False):
+            _, dW, dE = _local_omega_vjp(X, W, E, Y, G, False, True, not prototypes_only)
+            if prototypes_only:
+                return {"prototypes": dW}
             radial = (dE * E).sum() / P * (rms >= 1e-12)  # through the joint normalisation
             return {"prototypes": dW, "omegas": (dE - E * radial) / scale}
 
@@ -452,16 +456,17 @@ class Relevance(Distance):
             cached = self._squares = (X, X * X)
         XX = cached[1]
 
-        def vjp(G):
-            g_rows, g_cols = G.sum(1), G.sum(0)
+        def vjp(G, prototypes_only=False):
+            g_cols = G.sum(0)
             GX = G.T @ X  # (p, d)
+            d_prototypes = 2.0 * lam * (g_cols.unsqueeze(1) * W - GX)
+            if prototypes_only:
+                return {"prototypes": d_prototypes}
+            g_rows = G.sum(1)
             # D_ij = sum_k λ_k (x_ik - w_jk)^2, so dL/dλ needs no division by sqrt(λ)
             dlam = g_rows @ XX - 2.0 * (W * GX).sum(0) + g_cols @ (W * W)
             radial = (dlam * lam).sum() * (total >= 1e-30)  # through λ = r^2 / |r|^2
-            return {
-                "prototypes": 2.0 * lam * (g_cols.unsqueeze(1) * W - GX),
-                "relevances": 2.0 * r / denom * (dlam - radial),
-            }
+            return {"prototypes": d_prototypes, "relevances": 2.0 * r / denom * (dlam - radial)}
 
         return squared_euclidean(X * s, W * s), vjp
 

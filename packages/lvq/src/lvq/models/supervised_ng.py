@@ -68,12 +68,17 @@ def rank_weights(dist: torch.Tensor, mask: torch.Tensor, gamma: float) -> torch.
     Same values as :class:`lvq.neighbourhood.NeuralGas` weights, with one sort and a lookup
     table of the ``p`` possible weights instead of a second sort and an ``(n, p)`` ``exp``.
     """
-    n, p = dist.shape
-    order = dist.masked_fill(~mask, float("inf")).argsort(dim=1)
+    return _masked_rank_weights(dist.masked_fill(~mask, float("inf")), mask, gamma)
+
+
+def _masked_rank_weights(masked: torch.Tensor, mask: torch.Tensor, gamma: float) -> torch.Tensor:
+    """:func:`rank_weights` from ``dist`` already set to ``inf`` outside ``mask``."""
+    n, p = masked.shape
+    order = masked.argsort(dim=1)
     ranks = torch.empty_like(order).scatter_(
-        1, order, torch.arange(p, device=dist.device).expand(n, p)
+        1, order, torch.arange(p, device=masked.device).expand(n, p)
     )
-    table = torch.exp(-torch.arange(p, device=dist.device, dtype=dist.dtype) / gamma)
+    table = torch.exp(-torch.arange(p, device=masked.device, dtype=masked.dtype) / gamma)
     w = table[ranks] * mask
     return w / w.sum(1, keepdim=True).clamp_min(1e-30)
 
@@ -116,10 +121,11 @@ class NGGLVQLoss(GLVQLoss):
         prototype, which collects the gradient of every term through ``d-``."""
         off_own, off_other = self._masks(y, labels, dist.dtype)
         dm, jm = (dist + off_other).min(dim=1, keepdim=True)
+        own = dist + off_own
         if isinstance(neighbourhood, NeuralGas):
-            h = rank_weights(dist, off_own == 0, neighbourhood.gamma)
+            h = _masked_rank_weights(own, off_own == 0, neighbourhood.gamma)
         else:
-            h = torch.zeros_like(dist).scatter_(1, (dist + off_own).argmin(1, keepdim=True), 1.0)
+            h = torch.zeros_like(dist).scatter_(1, own.argmin(1, keepdim=True), 1.0)
         total = dist + dm + GLVQ_EPS
         loss, coef = self._mean_and_coef((dist - dm) / total + self.margin, w, h)
         coef = coef / (total * total)
@@ -253,8 +259,8 @@ class _GLVQNG(_NGMixin, SupervisedPrototypeModel):
         grads = vjp(G)
         r = float(self.lr_ratio)
         if r != 1.0:  # as in _forward_losses: only the prototypes' share through wrong pairs
-            wrong = yb[:, None] != self._plabels[None, :]
-            grads["prototypes"] = vjp(torch.where(wrong, r * G, G))["prototypes"]
+            scaled = torch.where(yb[:, None] != self._plabels[None, :], r * G, G)
+            grads["prototypes"] = vjp(scaled, prototypes_only=True)["prototypes"]
         return value, grads
 
 

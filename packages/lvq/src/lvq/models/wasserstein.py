@@ -110,8 +110,10 @@ class Wasserstein(Distance):
         lv = params["log_variances"]
         var = lv.clamp(_LOGVAR_MIN, _LOGVAR_MAX).exp()
 
-        def vjp(G):
-            grads = inner_vjp(G)
+        def vjp(G, prototypes_only=False):
+            grads = inner_vjp(G, prototypes_only)
+            if prototypes_only:
+                return grads
             inside = (lv >= _LOGVAR_MIN) & (lv <= _LOGVAR_MAX)  # where the clamp passes
             grads["log_variances"] = G.sum(0).unsqueeze(1) * var * inside
             return grads
