@@ -12,69 +12,7 @@ from typing import Any
 
 import torch
 
-
-class LeanAdam:
-    """Adam (Kingma & Ba 2015) and AdamW (decoupled weight decay) with ``torch.optim.Adam``'s
-    update (bias correction, ``eps`` outside the square root) for the handful of small tensors
-    of a prototype model, without ``torch.optim``'s per-step dispatch, hooks and profiling
-    overhead (which dominate a step at LVQ sizes). Exposes ``param_groups``, ``state``,
-    ``step()`` and ``zero_grad()``.
-    """
-
-    def __init__(
-        self,
-        groups: list[dict[str, Any]],
-        lr: float,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        decoupled: bool = False,
-    ):
-        self.param_groups = []
-        for g in groups:
-            g = dict(g)
-            g.setdefault("lr", lr)
-            g["params"] = list(g["params"])
-            self.param_groups.append(g)
-        self.betas, self.eps = betas, eps
-        self.weight_decay, self.decoupled = weight_decay, decoupled
-        self.state: dict[torch.Tensor, dict[str, Any]] = {}
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        b1, b2 = self.betas
-        for g in self.param_groups:
-            lr = g["lr"]
-            for p in g["params"]:
-                grad = p.grad
-                if grad is None:
-                    continue
-                st = self.state.get(p)
-                if st is None:
-                    st = {"step": 0, "m": torch.zeros_like(p), "v": torch.zeros_like(p)}
-                    self.state[p] = st
-                st["step"] += 1
-                t = st["step"]
-                if self.weight_decay:
-                    if self.decoupled:
-                        p.mul_(1.0 - lr * self.weight_decay)
-                    else:
-                        grad = grad.add(p, alpha=self.weight_decay)
-                st["m"].lerp_(grad, 1.0 - b1)
-                st["v"].mul_(b2).addcmul_(grad, grad, value=1.0 - b2)
-                denom = (st["v"].sqrt() / math.sqrt(1.0 - b2**t)).add_(self.eps)
-                p.addcdiv_(st["m"], denom, value=-lr / (1.0 - b1**t))
-        return loss
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for g in self.param_groups:
-            for p in g["params"]:
-                p.grad = None
-
+from .lean_optimizers import LEAN_OPTIMIZERS, LeanAdam, LeanOptimizer
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": lambda groups, lr: LeanAdam(groups, lr),
@@ -94,6 +32,14 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "lbfgs": lambda groups, lr: torch.optim.LBFGS(
         groups, lr=lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe"
     ),
+    "adafactor": lambda groups, lr: torch.optim.Adafactor(groups, lr=lr),
+    **LEAN_OPTIMIZERS,
+}
+
+#: optax names that cannot work here, with the reason
+_REFUSED = {
+    "dpsgd": "differentially private SGD clips and noises per-sample gradients, and lvq trains "
+    "on batch gradients; use 'noisy_sgd' for gradient noise"
 }
 
 
@@ -101,14 +47,20 @@ def make_optimizer(spec: Any, groups: list[dict[str, Any]], lr: float) -> Any:
     """Build the optimizer for parameter ``groups``.
 
     ``spec``: a name in :data:`OPTIMIZERS`, a ``torch.optim.Optimizer`` subclass (called as
-    ``cls(groups, lr=lr)``) or a factory ``f(groups, lr) -> Optimizer``. ``"adam"`` and
-    ``"adamw"`` give :class:`LeanAdam` (torch's update rule, less overhead); pass
-    ``torch.optim.Adam`` for torch's own class.
+    ``cls(groups, lr=lr)``) or a factory ``f(groups, lr) -> Optimizer`` (or a
+    :class:`lvq.lean_optimizers.LeanOptimizer`). ``"adam"`` and ``"adamw"`` give
+    :class:`LeanAdam` (torch's update rule, less overhead); pass ``torch.optim.Adam`` for
+    torch's own class. The optax names torch lacks (``lion``, ``lamb``, ``lars``, ``signum``,
+    ``sign_sgd``, ``adabelief``, ``yogi``, ``adamaxw``, ``novograd``, ``fromage``,
+    ``noisy_sgd``, ``adan``, ``sm3``) come from :mod:`lvq.lean_optimizers`; ``dpsgd`` is
+    refused with the reason.
     """
     if spec is None:
         spec = "adam"
     if isinstance(spec, str):
         key = spec.lower()
+        if key in _REFUSED:
+            raise ValueError(f"optimizer={spec!r} is not supported: {_REFUSED[key]}")
         if key not in OPTIMIZERS:
             raise ValueError(
                 f"optimizer={spec!r} is not known; use one of {sorted(OPTIMIZERS)}, a "
@@ -119,7 +71,7 @@ def make_optimizer(spec: Any, groups: list[dict[str, Any]], lr: float) -> Any:
         return spec(groups, lr=lr)
     if callable(spec):
         opt = spec(groups, lr)
-        if not isinstance(opt, torch.optim.Optimizer):
+        if not isinstance(opt, (torch.optim.Optimizer, LeanOptimizer)):
             raise TypeError(
                 f"the optimizer factory returned {type(opt).__name__}, not an Optimizer"
             )
