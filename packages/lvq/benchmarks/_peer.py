@@ -2,7 +2,10 @@
 
 The benchmark script runs itself with ``--worker LIB`` under the peer's Python; the worker
 prints the library's version, then answers each request line with the JSON result of
-``fit(lib, **request)``. Every numeric library is held to one thread so the peers compare alike.
+``fit(lib, **request)``. Every numeric library is held to one thread so the peers compare alike,
+and on a machine with two or more cores lvq and the peers run on different cores
+(:func:`pin_to_core`): a peer's background threads (JAX keeps some busy after a fit returns)
+then cannot slow lvq's timed fit, nor lvq the peer's.
 """
 
 from __future__ import annotations
@@ -12,6 +15,15 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+
+# the CPUs this process may use, read before any pinning (a worker inherits its parent's)
+_CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
+def pin_to_core(index: int) -> None:
+    """Keep this process on the ``index``-th CPU it may use (Linux, two or more CPUs; else no-op)."""
+    if len(_CPUS) > 1:
+        os.sched_setaffinity(0, {_CPUS[index % len(_CPUS)]})
 
 
 def serve(lib: str, fit: Callable[..., dict | None]) -> None:
@@ -42,6 +54,7 @@ class PeerWorker:
             stdout=subprocess.PIPE,
             text=True,
             env=env,
+            preexec_fn=lambda: pin_to_core(1),  # lvq's process keeps core 0
         )
         self.version = json.loads(self.proc.stdout.readline())["version"]
 

@@ -35,7 +35,7 @@ import sys
 import time
 
 import numpy as np
-from _peer import PeerWorker, serve
+from _peer import PeerWorker, pin_to_core, serve
 
 MODELS = ["OCGLVQ", "OCGMLVQ", "OCRSLVQ", "SVQOCC", "OCDKGLVQ"]
 SETTINGS = {"n_prototypes": 5, "max_iter": 200, "lr": 0.01, "target_label": 1}
@@ -125,6 +125,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
+    pin_to_core(0)
     peer = (
         PeerWorker(args.prosemble_python, __file__, "prosemble") if args.prosemble_python else None
     )

@@ -23,7 +23,7 @@ import sys
 import time
 
 import numpy as np
-from _peer import PeerWorker, serve
+from _peer import PeerWorker, pin_to_core, serve
 
 #: (dataset, model, settings shared by both libraries)
 CELLS = [
@@ -126,6 +126,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
+    pin_to_core(0)
     peer = (
         PeerWorker(args.prosemble_python, __file__, "prosemble") if args.prosemble_python else None
     )

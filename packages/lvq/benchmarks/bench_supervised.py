@@ -30,7 +30,7 @@ import sys
 import time
 
 import numpy as np
-from _peer import PeerWorker, serve
+from _peer import PeerWorker, pin_to_core, serve
 
 MODELS = ["GLVQ", "GMLVQ", "GRLVQ", "LGMLVQ"]
 DATASETS = ["iris", "wine", "breast_cancer", "digits"]
@@ -131,6 +131,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
+    pin_to_core(0)
     load("iris")
     t = time.perf_counter()
     one_fit("lvq", "iris", "GLVQ")  # first fit of this process

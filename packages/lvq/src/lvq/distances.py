@@ -178,6 +178,8 @@ class Distance:
 
     #: parameter groups this distance owns (besides ``prototypes``)
     groups: tuple[str, ...] = ()
+    #: whether :meth:`closed_form` is implemented (then training needs no autograd graph)
+    has_closed_form = False
 
     def init_params(
         self,
@@ -196,9 +198,6 @@ class Distance:
 
     def __call__(self, X: torch.Tensor, W: torch.Tensor, params: Params) -> torch.Tensor:
         raise NotImplementedError
-
-    #: whether :meth:`closed_form` is implemented (then training needs no autograd graph)
-    has_closed_form = False
 
     def closed_form(
         self, X: torch.Tensor, W: torch.Tensor, params: Params
@@ -317,6 +316,7 @@ class Omega(Distance):
     ``Λ`` always has trace 1."""
 
     groups = ("omega",)
+    has_closed_form = True
 
     def __init__(self, latent_dim: int | None = None):
         self.latent_dim = latent_dim
@@ -334,8 +334,6 @@ class Omega(Distance):
 
     def __call__(self, X, W, params):
         return omega_distance(X, W, self.effective(params)["omega"])
-
-    has_closed_form = True
 
     def closed_form(self, X, W, params):
         om = params["omega"]
@@ -376,6 +374,7 @@ class LocalOmega(Distance):
     """
 
     groups = ("omegas",)
+    has_closed_form = True
 
     def __init__(self, latent_dim: int | None = None):
         self.latent_dim = latent_dim
@@ -395,8 +394,6 @@ class LocalOmega(Distance):
 
     def __call__(self, X, W, params):
         return local_omega_distance(X, W, self.effective(params)["omegas"])
-
-    has_closed_form = True
 
     def closed_form(self, X, W, params):
         oms = params["omegas"]
@@ -431,6 +428,7 @@ class Relevance(Distance):
     """
 
     groups = ("relevances",)
+    has_closed_form = True
 
     def init_params(self, X, y, W, labels, gen):
         return {"relevances": torch.ones(X.shape[1], device=X.device, dtype=X.dtype)}
@@ -441,8 +439,6 @@ class Relevance(Distance):
 
     def __call__(self, X, W, params):
         return relevance_distance(X, W, self.effective(params)["relevances"])
-
-    has_closed_form = True
 
     def closed_form(self, X, W, params):
         r = params["relevances"]

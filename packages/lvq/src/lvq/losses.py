@@ -172,8 +172,9 @@ class GLVQLoss(Loss):
         return (per * w).sum() / w_sum, slope * (w / w_sum).unsqueeze(1)
 
     def _masks(self, y, labels, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """Additive masks ``(n, p)``: ``inf`` off the sample's class, ``inf`` on it. Kept for
-        the last ``y`` seen (full-batch training passes the same tensor every step)."""
+        """``(off_own, off_other)`` ``(n, p)``: 0 or ``inf``, added to distances to keep only
+        the sample's class, or only the other classes. Kept for the last ``y`` seen (full-batch
+        training passes the same tensor every step)."""
         cached = getattr(self, "_mask_cache", None)
         if cached is None or cached[0] is not y or cached[1] is not labels:
             same = y[:, None] == labels[None, :]
