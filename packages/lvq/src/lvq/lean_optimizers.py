@@ -3,9 +3,9 @@ the optimizers that optax names and ``torch.optim`` lacks.
 
 Each is a small class with ``param_groups``, per-tensor ``state``, ``step(closure)`` and
 ``zero_grad()`` (the interface the training loop and learning-rate schedules use) and one
-update rule. Hyper-parameters default to the values optax uses; pass others through a factory,
-e.g. ``optimizer=lambda groups, lr: Lion(groups, lr, b2=0.98)``. Tensors are updated in place
-under ``torch.no_grad()``; ``step`` counts per tensor from 1.
+update rule. Defaults are each class's ``defaults`` (the papers' usual settings); pass others
+through a factory, e.g. ``optimizer=lambda groups, lr: Lion(groups, lr, b2=0.98)``. Tensors
+are updated in place under ``torch.no_grad()``; ``step`` counts per tensor from 1.
 """
 
 from __future__ import annotations
