@@ -1,7 +1,7 @@
 """Tracking overhead: MLP 784-512-512-10 on random data, batch 128.
 
 Compares a plain training step with FeatureTracker modes (both hidden layers' weights,
-2.66 MB per snapshot) and with two baselines: naive per-step clones of the tracked tensors into a
+2.65 MB per snapshot) and with two baselines: naive per-step clones of the tracked tensors into a
 list, and a histogram logger doing what ``wandb.watch(log="all")`` does (a histogram of every
 parameter and every gradient, each step, moved to the CPU).
 
@@ -33,7 +33,12 @@ from flt_tracker import FeatureTracker
 from torch import nn
 
 LAYERS = ["0.weight", "2.weight"]
-SNAPSHOT_BYTES = (512 * 784 * 4, 512 * 512 * 4)
+
+
+def snapshot_bytes() -> int:
+    """Bytes of one snapshot of the tracked tensors (float32)."""
+    state = make()[0].state_dict()
+    return sum(state[k].numel() * state[k].element_size() for k in LAYERS)
 
 
 def rss_mb() -> float:
@@ -275,7 +280,7 @@ def main() -> None:
     tmp_root = Path(tempfile.mkdtemp(prefix="flt-bench-"))
     try:
         run_mode(Mode("warmup"), 10, args.batch, tmp_root)
-        bandwidth = copy_bandwidth(sum(SNAPSHOT_BYTES))
+        bandwidth = copy_bandwidth(snapshot_bytes())
         for r in range(args.repeats):
             for m in modes:
                 tmp = tmp_root / f"{r}-{abs(hash(m.name))}"
@@ -291,7 +296,7 @@ def main() -> None:
     )
     print()
     print(
-        "Copy bandwidth of this machine (one 2.66 MB snapshot): "
+        f"Copy bandwidth of this machine (one {snapshot_bytes() / 1e6:.2f} MB snapshot): "
         + ", ".join(f"{k} {v:.1f} GB/s" for k, v in bandwidth.items())
     )
     print()
@@ -321,6 +326,7 @@ def main() -> None:
 
 def memory_table(steps: int, batch: int, budget: str) -> None:
     """One continuous pass per mode: does memory follow the budget or the step count?"""
+    mb = snapshot_bytes() / 1e6
     modes = [
         TrackerMode("tracker, every step, memory, no budget"),
         TrackerMode(
@@ -333,7 +339,7 @@ def memory_table(steps: int, batch: int, budget: str) -> None:
     ]
     print()
     print(
-        f"One pass of {steps} steps per mode (2.66 MB per snapshot, {steps * 2.66:.0f} MB in all):"
+        f"One pass of {steps} steps per mode ({mb:.2f} MB per snapshot, {steps * mb:.0f} MB in all):"
     )
     print()
     print("| mode | ms / step | snapshots kept | snapshot RAM (MiB) | RSS growth (MiB) |")

@@ -205,8 +205,13 @@ class Distance:
         """``(D (n, p), vjp)``: the distances and ``vjp(G, prototypes_only=False) ->
         {group: dL/dgroup}`` for the raw parameters given ``G = dL/dD (n, p)`` (only
         ``"prototypes"`` when asked); the values autograd gives, without a graph (where rounding
-        clamps a distance at 0 the gradient is passed through). Call under ``torch.no_grad()``."""
-        raise NotImplementedError
+        clamps a distance at 0 the gradient is passed through). Call under ``torch.no_grad()``.
+        Only called where :attr:`has_closed_form` is true; the training loop uses autograd
+        otherwise."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no closed-form gradient (has_closed_form is False); "
+            "differentiate its __call__ with autograd"
+        )
 
     @torch.no_grad()
     def constrain(self, params: Params) -> None:

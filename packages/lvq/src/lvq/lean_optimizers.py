@@ -39,7 +39,7 @@ class LeanOptimizer:
 
     def update(self, p: torch.Tensor, grad: torch.Tensor, st: dict, group: dict) -> None:
         """Apply one step to ``p`` in place; ``st["step"]`` is the step number (from 1)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define update()")
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -51,7 +51,9 @@ class LeanOptimizer:
             for p in g["params"]:
                 if p.grad is None:
                     continue
-                st = self.state.setdefault(p, {"step": 0})
+                st = self.state.get(p)
+                if st is None:
+                    st = self.state[p] = {"step": 0}
                 st["step"] += 1
                 self.update(p, p.grad, st, g)
         return loss

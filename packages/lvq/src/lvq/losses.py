@@ -131,8 +131,12 @@ class Loss:
         w: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(loss, G)``: the (``w``-weighted) mean loss and ``G = dloss/ddist (n, p)``
-        without autograd. Call under ``torch.no_grad()``."""
-        raise NotImplementedError
+        without autograd. Call under ``torch.no_grad()``, only where :meth:`has_closed_form`
+        is true."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no closed-form gradient with this neighbourhood "
+            "(has_closed_form is False); differentiate its __call__ with autograd"
+        )
 
     @staticmethod
     def plus_minus(dist, y, labels, neighbourhood):
@@ -171,18 +175,20 @@ class GLVQLoss(Loss):
         w_sum = w.sum()
         return (per * w).sum() / w_sum, slope * (w / w_sum).unsqueeze(1)
 
-    def _masks(self, y, labels, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(off_own, off_other)`` ``(n, p)``: 0 or ``inf``, added to distances to keep only
-        the sample's class, or only the other classes. Kept for the last ``y`` seen (full-batch
-        training passes the same tensor every step)."""
+    def class_masks(self, y, labels, dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(same, off_own, off_other)`` ``(n, p)``: whether prototype ``j`` has sample ``i``'s
+        class, and 0 or ``inf`` added to distances to keep only the sample's class, or only the
+        other classes. Kept for the last ``y`` seen (full-batch training passes the same tensor
+        every step)."""
         cached = getattr(self, "_mask_cache", None)
         if cached is None or cached[0] is not y or cached[1] is not labels:
             same = y[:, None] == labels[None, :]
             inf = torch.tensor(float("inf"), dtype=dtype, device=y.device)
             zero = torch.zeros((), dtype=dtype, device=y.device)
-            cached = (y, labels, torch.where(same, zero, inf), torch.where(same, inf, zero))
+            off_own, off_other = torch.where(same, zero, inf), torch.where(same, inf, zero)
+            cached = (y, labels, same, off_own, off_other)
             self._mask_cache = cached
-        return cached[2], cached[3]
+        return cached[2], cached[3], cached[4]
 
     def has_closed_form(self, neighbourhood):
         """Plain GLVQ with the nearest prototypes and a built-in transfer function."""
@@ -194,7 +200,7 @@ class GLVQLoss(Loss):
 
     def closed_form(self, dist, y, labels, neighbourhood, w):
         """``G`` has two non-zeros per row, at ``d+`` and ``d-``."""
-        off_own, off_other = self._masks(y, labels, dist.dtype)
+        _, off_own, off_other = self.class_masks(y, labels, dist.dtype)
         dp, jp = (dist + off_own).min(dim=1, keepdim=True)  # (n, 1)
         dm, jm = (dist + off_other).min(dim=1, keepdim=True)
         total = dp + dm + GLVQ_EPS

@@ -119,11 +119,11 @@ class NGGLVQLoss(GLVQLoss):
     def closed_form(self, dist, y, labels, neighbourhood, w):
         """``G`` is non-zero on the sample's class (rank-weighted) and at the nearest wrong
         prototype, which collects the gradient of every term through ``d-``."""
-        off_own, off_other = self._masks(y, labels, dist.dtype)
+        same, off_own, off_other = self.class_masks(y, labels, dist.dtype)
         dm, jm = (dist + off_other).min(dim=1, keepdim=True)
         own = dist + off_own
         if isinstance(neighbourhood, NeuralGas):
-            h = _masked_rank_weights(own, off_own == 0, neighbourhood.gamma)
+            h = _masked_rank_weights(own, same, neighbourhood.gamma)
         else:
             h = torch.zeros_like(dist).scatter_(1, own.argmin(1, keepdim=True), 1.0)
         total = dist + dm + GLVQ_EPS
@@ -259,7 +259,8 @@ class _GLVQNG(_NGMixin, SupervisedPrototypeModel):
         grads = vjp(G)
         r = float(self.lr_ratio)
         if r != 1.0:  # as in _forward_losses: only the prototypes' share through wrong pairs
-            scaled = torch.where(yb[:, None] != self._plabels[None, :], r * G, G)
+            same = loss.class_masks(yb, self._plabels, G.dtype)[0]
+            scaled = torch.where(same, G, r * G)
             grads["prototypes"] = vjp(scaled, prototypes_only=True)["prototypes"]
         return value, grads
 
