@@ -6,7 +6,8 @@ import lvq
 import numpy as np
 import pytest
 import torch
-from lvq.distances import LocalOmega, Omega, Relevance, SquaredEuclidean
+from lvq.backbones import BackboneDistance, FlatModule, make_cnn, make_mlp
+from lvq.distances import LocalOmega, Omega, Relevance, SquaredEuclidean, Tangent
 from lvq.losses import GLVQLoss, LVQ1Loss, Nearest
 from lvq.models.cbc import CBCLoss, gaussian_similarity, inverse_similarity
 from lvq.models.supervised_ng import ClassOmega, NGGLVQLoss
@@ -55,6 +56,17 @@ def _closed(distance, loss, X, y, labels, params, w):
         return value, vjp(G)
 
 
+def _assert_same_gradients(distance, loss, X, y, labels, params, w):
+    """Closed form and autograd agree on the loss and every gradient; autograd's gradients."""
+    v_auto, g_auto = _autograd(distance, loss, X, y, labels, params, w)
+    v_closed, g_closed = _closed(distance, loss, X, y, labels, params, w)
+    torch.testing.assert_close(v_closed, v_auto, rtol=1e-10, atol=1e-12)
+    assert set(g_closed) == set(g_auto)
+    for k in g_auto:
+        torch.testing.assert_close(g_closed[k], g_auto[k], rtol=1e-8, atol=1e-10, msg=k)
+    return g_auto
+
+
 @pytest.mark.parametrize("name", sorted(DISTANCES))
 @pytest.mark.parametrize("transfer", [None, "sigmoid_beta", "swish_beta"])
 @pytest.mark.parametrize("weighted", [False, True])
@@ -66,12 +78,7 @@ def test_closed_form_gradients_equal_autograd(name, transfer, weighted):
     w = torch.rand(X.shape[0], dtype=torch.float64) + 0.1 if weighted else None
     loss = GLVQLoss(transfer, beta=3.0, margin=0.1)
     assert loss.has_closed_form(Nearest())
-    v_auto, g_auto = _autograd(distance, loss, X, y, labels, params, w)
-    v_closed, g_closed = _closed(distance, loss, X, y, labels, params, w)
-    torch.testing.assert_close(v_closed, v_auto, rtol=1e-10, atol=1e-12)
-    assert set(g_closed) == set(g_auto)
-    for k in g_auto:
-        torch.testing.assert_close(g_closed[k], g_auto[k], rtol=1e-8, atol=1e-10, msg=k)
+    _assert_same_gradients(distance, loss, X, y, labels, params, w)
 
 
 @pytest.mark.parametrize("neighbourhood", [Nearest(), NeuralGas(1.5)], ids=["nearest", "ng"])
@@ -153,9 +160,14 @@ def data():
         lvq.SNG(n_prototypes_per_class=2),
         lvq.CBC(sigma=2.0),
         lvq.GLVQ(batch_size=32, gradient_accumulation_steps=2, class_weight="balanced"),
+        lvq.SiameseGLVQ(hidden_sizes=[8], latent_dim=3),
+        lvq.SiameseGMLVQ(hidden_sizes=[8], latent_dim=3, omega_dim=2, activation="relu"),
+        lvq.SiameseGLVQ(latent_dim=3, activation="tanh", both_path_gradients=False, bb_lr=0.05),
+        lvq.LVQMLN(hidden_sizes=[8, 6], latent_dim=3, activation="selu"),
     ],
-    ids=["glvq", "gmlvq", "grlvq", "lgmlvq", "wglvq", "srng", "sng", "cbc", "glvq-minibatch"],
-)
+    ids=["glvq", "gmlvq", "grlvq", "lgmlvq", "wglvq", "srng", "sng", "cbc", "glvq-minibatch",
+         "siamese-glvq", "siamese-gmlvq", "siamese-one-path", "lvqmln"],
+)  # fmt: skip
 def test_fit_with_closed_form_matches_autograd_fit(model, data, monkeypatch):
     X, y = data
     model.set_params(max_iter=25, lr=0.02, epsilon=0.0, random_seed=3)
@@ -176,3 +188,90 @@ def test_fit_with_closed_form_matches_autograd_fit(model, data, monkeypatch):
     np.testing.assert_allclose(fast.prototypes_, slow.prototypes_, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(fast.loss_history_, slow.loss_history_, rtol=1e-4, atol=1e-6)
     assert np.array_equal(fast.predict(X), slow.predict(X))
+
+
+BACKBONE_ACTIVATIONS = ["sigmoid", "relu", "tanh", "leaky_relu", "selu"]
+
+
+def _backbone_problem(distance, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(40, 5, generator=g, dtype=torch.float64)
+    y = torch.arange(40) % 3
+    labels = torch.arange(3).repeat_interleave(2)
+    W = torch.randn(6, 5, generator=g, dtype=torch.float64)
+    params = distance.init_params(X, y, W, labels, g)
+    params.setdefault("prototypes", W)  # Siamese: prototypes in input space
+    params = {
+        k: v + 0.1 * torch.randn(v.shape, generator=g, dtype=v.dtype) for k, v in params.items()
+    }
+    return X, y, labels, params
+
+
+@pytest.mark.parametrize("activation", BACKBONE_ACTIVATIONS)
+@pytest.mark.parametrize(
+    "siamese, both_paths", [(True, True), (True, False), (False, True)],
+    ids=["siamese", "siamese-one-path", "latent-prototypes"],
+)  # fmt: skip
+@pytest.mark.parametrize("inner", [SquaredEuclidean, lambda: Omega(2)], ids=["euclid", "omega"])
+def test_mlp_backbone_closed_form_equals_autograd(activation, siamese, both_paths, inner):
+    net = make_mlp(5, [7, 6], 4, activation, torch.Generator().manual_seed(1)).double()
+    distance = BackboneDistance(FlatModule(net), inner(), siamese, both_paths)
+    assert distance.has_closed_form
+    X, y, labels, params = _backbone_problem(distance)
+    loss = GLVQLoss("sigmoid_beta", beta=3.0, margin=0.05)
+    w = torch.rand(X.shape[0], dtype=torch.float64) + 0.1
+    g_auto = _assert_same_gradients(distance, loss, X, y, labels, params, w)
+    with torch.no_grad():  # the prototypes-only pass (neural-gas lr_ratio) gives their share
+        dist, vjp = distance.closed_form(X, params["prototypes"], params)
+        only = vjp(loss.closed_form(dist, y, labels, Nearest(), w)[1], prototypes_only=True)
+    assert set(only) == {"prototypes"}
+    torch.testing.assert_close(only["prototypes"], g_auto["prototypes"], rtol=1e-8, atol=1e-10)
+
+
+def test_user_mlp_without_bias_has_closed_form():
+    net = torch.nn.Sequential(
+        torch.nn.Linear(5, 6, bias=False), torch.nn.Identity(), torch.nn.LeakyReLU(0.2),
+        torch.nn.Linear(6, 3),
+    ).double()  # fmt: skip
+    distance = BackboneDistance(FlatModule(net), SquaredEuclidean())
+    assert distance.has_closed_form
+    X, y, labels, params = _backbone_problem(distance, seed=2)
+    _assert_same_gradients(distance, GLVQLoss(), X, y, labels, params, None)
+
+
+class _MySequential(torch.nn.Sequential):
+    def forward(self, x):
+        return super().forward(x) * 2.0
+
+
+def _shared():
+    layer = torch.nn.Linear(4, 4)
+    return torch.nn.Sequential(layer, torch.nn.Tanh(), layer)
+
+
+def _hooked():
+    net = torch.nn.Sequential(torch.nn.Linear(5, 3))
+    net.register_forward_hook(lambda module, args, out: out + 1.0)
+    return net
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        lambda: torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Dropout(0.1)),
+        lambda: torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.LayerNorm(4)),
+        lambda: _MySequential(torch.nn.Linear(5, 3)),
+        _hooked,
+        _shared,
+        lambda: make_cnn(4, (2, 2, 1), [2], [3], 3),
+    ],
+    ids=["dropout", "layernorm", "subclass", "hook", "shared-layer", "cnn"],
+)
+def test_other_backbones_keep_autograd(module):
+    assert not BackboneDistance(FlatModule(module()), SquaredEuclidean()).has_closed_form
+
+
+def test_backbone_closed_form_needs_an_inner_input_gradient():
+    flat = FlatModule(make_mlp(5, [4], 3))
+    assert not BackboneDistance(flat, Tangent(1)).has_closed_form
+    assert not BackboneDistance(flat, SquaredEuclidean("manhattan")).has_closed_form

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .distances import Distance, Params
+from .mlp_closed_form import MLPClosedForm
 
 __all__ = [
     "ACTIVATIONS",
@@ -256,6 +257,45 @@ class BackboneDistance(Distance):
         self.siamese = bool(siamese)
         self.both_path_gradients = bool(both_path_gradients)
         self.groups = ("backbone", *inner.groups)
+        module = flat.module
+        self._mlp = (
+            MLPClosedForm(module, flat.names, flat.shapes)
+            if MLPClosedForm.supports(module)
+            else None
+        )
+
+    @property
+    def has_closed_form(self) -> bool:
+        """A plain MLP backbone (see :class:`MLPClosedForm`) under an inner distance whose
+        closed form gives the gradient in its inputs; other backbones use autograd."""
+        return (
+            self._mlp is not None and self.inner.has_closed_form and self.inner.has_input_gradient
+        )
+
+    def closed_form(self, X, W, params):
+        mlp, theta = self._mlp, params["backbone"]
+        Z, tape_x = mlp.forward(theta, X)
+        if self.siamese:
+            PW, tape_w = mlp.forward(theta, W)
+        else:
+            PW = W
+        D, inner_vjp = self.inner.closed_form(Z, PW, params)
+
+        def vjp(G, prototypes_only=False):
+            grads = inner_vjp(G, prototypes_only=prototypes_only, inputs=not prototypes_only)
+            d_pw, d_z = grads.pop("prototypes"), grads.pop("inputs", None)
+            d_theta = None
+            if self.siamese:  # the prototypes' path: into W, and the weights when both learn
+                learn = self.both_path_gradients and not prototypes_only
+                d_theta, d_w = mlp.backward(theta, tape_w, d_pw, None, learn, need_input=True)
+            else:
+                d_w = d_pw
+            if prototypes_only:
+                return {"prototypes": d_w}
+            d_theta, _ = mlp.backward(theta, tape_x, d_z, d_theta)
+            return {"prototypes": d_w, "backbone": d_theta, **grads}
+
+        return D, vjp
 
     def embed(self, X: torch.Tensor, backbone: torch.Tensor) -> torch.Tensor:
         """Embeddings ``f(X)`` ``(n, l)``."""

@@ -75,11 +75,21 @@ class _LocalOmegaDistance(torch.autograd.Function):
         return _local_omega_vjp(X, W, omegas, Y, G, *ctx.needs_input_grad)
 
 
-def _local_omega_forward(X, W, omegas):
-    """``(D (n, p), Y (n, p, l))``: distances and the projected differences ``(x - w_k) Ω_k``."""
+def _local_omega_forward(X, W, omegas, X_ones=None):
+    """``(D (n, p), Y (n, p, l))``: distances and the projected differences ``(x - w_k) Ω_k``.
+
+    ``X_ones = [X, 1] (n, d + 1)``, when given, folds the prototypes' offsets into the GEMM
+    (``[X, 1] [Ω_1 .. Ω_p; -w_1 Ω_1 .. -w_p Ω_p]``): no broadcast pass over ``Y``.
+    """
     p, d, l = omegas.shape
-    WP = torch.bmm(W.unsqueeze(1), omegas).reshape(1, p * l)
-    Y = torch.addmm(WP, X, omegas.permute(1, 0, 2).reshape(d, p * l), beta=-1.0)
+    if X_ones is None:
+        WP = torch.bmm(W.unsqueeze(1), omegas).reshape(1, p * l)
+        Y = torch.addmm(WP, X, omegas.permute(1, 0, 2).reshape(d, p * l), beta=-1.0)
+    else:
+        B = torch.empty(d + 1, p * l, dtype=omegas.dtype, device=omegas.device)
+        B[:d].view(d, p, l).copy_(omegas.permute(1, 0, 2))
+        torch.bmm(W.unsqueeze(1), omegas, out=B[d:].view(p, 1, l)).neg_()
+        Y = X_ones @ B
     Y = Y.view(X.shape[0], p, l)
     return torch.linalg.vector_norm(Y, dim=-1).square(), Y
 
@@ -93,7 +103,8 @@ def _local_omega_vjp(X, W, omegas, Y, G, need_X, need_W, need_O):
     gX = gW = gO = None
     pairs = None
     if not X.is_cuda and not need_X:
-        nz = torch.nonzero(G)
+        GT = G.T.contiguous()
+        nz = GT.view(-1).nonzero().squeeze(1)  # ordered by prototype, then sample
         if nz.shape[0] <= 0.3 * n * p:
             pairs = nz
     if pairs is None:
@@ -104,19 +115,19 @@ def _local_omega_vjp(X, W, omegas, Y, G, need_X, need_W, need_O):
         if need_X:
             gX = torch.einsum("npl,pdl->nd", GZ, omegas.to(dt)).to(X.dtype)
     else:
-        i, k = pairs[:, 0], pairs[:, 1]
-        GZ = Y[i, k] * (2.0 * G[i, k]).unsqueeze(-1)  # (m, l)
+        k = pairs // n
+        i = pairs - k * n
+        GZ = Y.reshape(n * p, l).index_select(0, i * p + k)
+        GZ.mul_(GT.view(-1).index_select(0, pairs).mul_(2.0).unsqueeze(1))  # (m, l)
         S = torch.zeros(p, l, dtype=dt, device=X.device).index_add_(0, k, GZ)
         if need_O:
-            order = torch.argsort(k, stable=True)
-            i, GZ = i[order], GZ[order]
             counts = torch.bincount(k, minlength=p).tolist()
             gO = torch.zeros(p, d, l, dtype=dt, device=X.device)
-            Xd = X.to(dt)
+            Xs = X.to(dt).index_select(0, i)
             start = 0
             for proto, c in enumerate(counts):
                 if c:
-                    gO[proto] = Xd[i[start : start + c]].T @ GZ[start : start + c]
+                    torch.mm(Xs[start : start + c].T, GZ[start : start + c], out=gO[proto])
                 start += c
     if gO is not None:
         gO = (gO - W.to(dt).unsqueeze(2) * S.unsqueeze(1)).to(omegas.dtype)
@@ -180,6 +191,9 @@ class Distance:
     groups: tuple[str, ...] = ()
     #: whether :meth:`closed_form` is implemented (then training needs no autograd graph)
     has_closed_form = False
+    #: whether the closed form's ``vjp`` also gives ``dL/dX`` (``inputs=True``), which a
+    #: backbone needs to continue the backward pass into the embedding network
+    has_input_gradient = False
 
     def init_params(
         self,
@@ -204,7 +218,8 @@ class Distance:
     ) -> tuple[torch.Tensor, Callable[[torch.Tensor], Params]]:
         """``(D (n, p), vjp)``: the distances and ``vjp(G, prototypes_only=False) ->
         {group: dL/dgroup}`` for the raw parameters given ``G = dL/dD (n, p)`` (only
-        ``"prototypes"`` when asked); the values autograd gives, without a graph (where rounding
+        ``"prototypes"`` when asked; also ``"inputs": dL/dX`` with ``inputs=True`` where
+        :attr:`has_input_gradient`); the values autograd gives, without a graph (where rounding
         clamps a distance at 0 the gradient is passed through). Call under ``torch.no_grad()``.
         Only called where :attr:`has_closed_form` is true; the training loop uses autograd
         otherwise."""
@@ -276,9 +291,12 @@ class SquaredEuclidean(Distance):
     def has_closed_form(self) -> bool:
         return self.name == "squared_euclidean"
 
+    has_input_gradient = True
+
     def closed_form(self, X, W, params):
-        def vjp(G, prototypes_only=False):
-            return {"prototypes": _squared_euclidean_vjp(G, X, W, need_A=False)[1]}
+        def vjp(G, prototypes_only=False, inputs=False):
+            dX, dW = _squared_euclidean_vjp(G, X, W, need_A=inputs)
+            return {"prototypes": dW} if dX is None else {"prototypes": dW, "inputs": dX}
 
         return squared_euclidean(X, W), vjp
 
@@ -322,6 +340,7 @@ class Omega(Distance):
 
     groups = ("omega",)
     has_closed_form = True
+    has_input_gradient = True
 
     def __init__(self, latent_dim: int | None = None):
         self.latent_dim = latent_dim
@@ -347,13 +366,17 @@ class Omega(Distance):
         E = om / scale
         Z, V = X @ E, W @ E
 
-        def vjp(G, prototypes_only=False):
-            dZ, dV = _squared_euclidean_vjp(G, Z, V, need_A=not prototypes_only)
+        def vjp(G, prototypes_only=False, inputs=False):
+            dZ, dV = _squared_euclidean_vjp(G, Z, V, need_A=inputs or not prototypes_only)
+            out = {"prototypes": dV @ E.T}
+            if inputs:
+                out["inputs"] = dZ @ E.T
             if prototypes_only:
-                return {"prototypes": dV @ E.T}
+                return out
             dE = X.T @ dZ + W.T @ dV
             radial = (dE * E).sum() * (norm >= 1e-12)  # through E = Ω / |Ω|
-            return {"prototypes": dV @ E.T, "omega": (dE - E * radial) / scale}
+            out["omega"] = (dE - E * radial) / scale
+            return out
 
         return squared_euclidean(Z, V), vjp
 
@@ -406,7 +429,10 @@ class LocalOmega(Distance):
         rms = oms.pow(2).sum().div(P).sqrt()
         scale = rms.clamp_min(1e-12)
         E = oms / scale
-        D, Y = _local_omega_forward(X, W, E)
+        cached = getattr(self, "_ones", None)
+        if cached is None or cached[0] is not X:  # full-batch training passes the same X
+            cached = self._ones = (X, torch.cat([X, X.new_ones(X.shape[0], 1)], 1))
+        D, Y = _local_omega_forward(X, W, E, cached[1])
 
         def vjp(G, prototypes_only=False):
             _, dW, dE = _local_omega_vjp(X, W, E, Y, G, False, True, not prototypes_only)
