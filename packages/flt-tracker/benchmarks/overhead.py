@@ -277,10 +277,11 @@ def main() -> None:
         keys = [k.strip() for k in args.only.split(",")]
         modes = [m for m in modes if any(k in m.name for k in keys)]
     results = {}
+    nbytes = snapshot_bytes()
     tmp_root = Path(tempfile.mkdtemp(prefix="flt-bench-"))
     try:
         run_mode(Mode("warmup"), 10, args.batch, tmp_root)
-        bandwidth = copy_bandwidth(snapshot_bytes())
+        bandwidth = copy_bandwidth(nbytes)
         for r in range(args.repeats):
             for m in modes:
                 tmp = tmp_root / f"{r}-{abs(hash(m.name))}"
@@ -296,7 +297,7 @@ def main() -> None:
     )
     print()
     print(
-        f"Copy bandwidth of this machine (one {snapshot_bytes() / 1e6:.2f} MB snapshot): "
+        f"Copy bandwidth of this machine (one {nbytes / 1e6:.2f} MB snapshot): "
         + ", ".join(f"{k} {v:.1f} GB/s" for k, v in bandwidth.items())
     )
     print()
@@ -321,12 +322,12 @@ def main() -> None:
             f"{100 * (ms_mode / ms_ref - 1):+.1f}% |"
         )
     if args.memory_steps:
-        memory_table(args.memory_steps, args.batch, args.budget)
+        memory_table(args.memory_steps, args.batch, args.budget, nbytes)
 
 
-def memory_table(steps: int, batch: int, budget: str) -> None:
+def memory_table(steps: int, batch: int, budget: str, nbytes: int) -> None:
     """One continuous pass per mode: does memory follow the budget or the step count?"""
-    mb = snapshot_bytes() / 1e6
+    mb = nbytes / 1e6
     modes = [
         TrackerMode("tracker, every step, memory, no budget"),
         TrackerMode(

@@ -261,6 +261,16 @@ class Distance:
     def _apply(self, X: torch.Tensor, W: torch.Tensor, eff: Params) -> torch.Tensor:
         return self(X, W, eff)
 
+    def _per_batch(
+        self, X: torch.Tensor, make: Callable[[torch.Tensor], torch.Tensor]
+    ) -> torch.Tensor:
+        """``make(X)``, kept for the last ``X`` seen: full-batch training passes the same
+        tensor every step, so data-only terms of a closed form are computed once per fit."""
+        cached = getattr(self, "_batch_cache", None)
+        if cached is None or cached[0] is not X:
+            cached = self._batch_cache = (X, make(X))
+        return cached[1]
+
 
 class SquaredEuclidean(Distance):
     """Squared Euclidean distance (or a named / callable ``distance_fn``)."""
@@ -429,10 +439,8 @@ class LocalOmega(Distance):
         rms = oms.pow(2).sum().div(P).sqrt()
         scale = rms.clamp_min(1e-12)
         E = oms / scale
-        cached = getattr(self, "_ones", None)
-        if cached is None or cached[0] is not X:  # full-batch training passes the same X
-            cached = self._ones = (X, torch.cat([X, X.new_ones(X.shape[0], 1)], 1))
-        D, Y = _local_omega_forward(X, W, E, cached[1])
+        X_ones = self._per_batch(X, lambda X: torch.cat([X, X.new_ones(X.shape[0], 1)], 1))
+        D, Y = _local_omega_forward(X, W, E, X_ones)
 
         def vjp(G, prototypes_only=False):
             _, dW, dE = _local_omega_vjp(X, W, E, Y, G, False, True, not prototypes_only)
@@ -478,10 +486,7 @@ class Relevance(Distance):
         denom = total.clamp_min(1e-30)
         lam = r2 / denom
         s = lam.sqrt()
-        cached = getattr(self, "_squares", None)
-        if cached is None or cached[0] is not X:  # full-batch training passes the same X
-            cached = self._squares = (X, X * X)
-        XX = cached[1]
+        XX = self._per_batch(X, lambda X: X * X)
 
         def vjp(G, prototypes_only=False):
             g_cols = G.sum(0)
