@@ -103,3 +103,22 @@ def test_non_tensor_values_refused(tmp_path):
     (tmp_path / "ck" / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="not a tensor"):
         load_checkpoint(tmp_path / "ck")
+
+
+def test_never_replaces_a_file_or_a_folder_of_other_files(tmp_path):
+    tensors = {"w": torch.ones(2)}
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="is a file"):
+        save_checkpoint(tmp_path / "notes.txt", {}, tensors)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "table.csv").write_text("a,b")
+    with pytest.raises(FileExistsError, match="not a checkpoint"):
+        save_checkpoint(folder, {}, tensors)
+    assert (folder / "table.csv").read_text() == "a,b"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    save_checkpoint(empty, {"k": 1}, tensors)
+    assert load_checkpoint(empty)[0] == {"k": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "notes.txt", "results"]

@@ -172,3 +172,32 @@ def test_empirical_fisher_plain_module_and_state_roundtrip():
                 p.add_(0.2)
     assert other.ewc_loss().item() == pytest.approx(model.ewc_loss().item())
     assert other.onlineEWC and other.gamma == 0.3
+
+
+def test_bad_arguments_raise_early():
+    model = Net()
+    X, y = _data(12)
+    mem = EpisodicMemory(10, random_state=0)
+    mem.add(X[:10], y[:10], task_id=0)
+    for b in (0, -3):  # 0 used to mean "all of it", -3 "all but three"
+        with pytest.raises(ValueError, match="b_size"):
+            model.calculate_ref_gradients(mem, F.cross_entropy, b_size=b)
+    with pytest.raises(ValueError, match="loss_lambda"):
+        model.calculate_ref_gradients_layerwise((X, y), F.cross_entropy, loss_lambda=-1.0)
+    with pytest.raises(ValueError, match="batch_size"):
+        model.estimate_fisher((X, y), F.cross_entropy, batch_size=0)
+    with pytest.raises(ValueError, match=r"share the first dimension, got \[12, 5\]"):
+        model.estimate_fisher((X, y[:5]), F.cross_entropy)
+    with pytest.raises(ValueError, match="ewc_lambda"):
+        Net(ewc_lambda=-1.0)
+    assert len(model._ewc) == 0
+
+
+def test_fisher_of_non_finite_data_is_refused():
+    model = Net()
+    X, y = _data(8)
+    X[3, 1] = float("nan")
+    for method in ("vmap", "loop"):
+        with pytest.raises(ValueError, match="not finite"):
+            model.estimate_fisher((X, y), F.cross_entropy, method=method)
+    assert len(model._ewc) == 0 and model.ewc_loss().item() == 0.0  # nothing consolidated

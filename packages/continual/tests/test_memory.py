@@ -189,3 +189,23 @@ def test_replay_sampling_modes():
         assert set(bx[3:].squeeze(1).tolist()) <= set(range(6))
     with pytest.raises(ValueError, match="sampling"):
         Replay(sampling="lifo")
+
+
+def test_bad_sizes_and_fields_raise_clear_errors():
+    for size in (2.5, True, "10"):
+        with pytest.raises(ValueError, match="total_mem_size"):
+            EpisodicMemory(size)
+    mem = EpisodicMemory(5, policy="reservoir", random_state=0)
+    mem.add(torch.randn(5, 3), torch.arange(5))
+    for n in (0, -1):  # -1 used to return all rows but one
+        with pytest.raises(ValueError, match="n must be >= 1"):
+            mem.sample(n)
+    with pytest.raises(ValueError, match=r"field 0 must have rows of shape \(3,\)"):
+        mem.add(torch.randn(2, 4), torch.arange(2))
+    with pytest.raises(TypeError, match="field 1 is stored as torch.int64"):
+        mem.add(torch.randn(2, 3), torch.tensor([0.5, 1.7]))  # would truncate to 0, 1
+    with pytest.raises(TypeError, match="field 0 must be a tensor"):
+        mem.add([[1.0, 2.0, 3.0]], torch.arange(1))
+    with pytest.raises(TypeError, match="field 0 must be a tensor"):
+        mem.add(torch.tensor(1.0))
+    assert len(mem) == 5 and mem._n_seen == 5  # nothing was half-written

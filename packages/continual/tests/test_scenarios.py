@@ -126,3 +126,40 @@ def test_time_dependent_dataset_and_stream():
     assert len(sc) == 3 and sc.n_classes == 8
     reg = drifting_clusters(2, 16, task="regression", random_state=0)
     assert reg.train_stream[1].dataset.tensors[1].shape[1] == 8
+
+
+def test_bad_labels_widths_and_empty_experiences_raise():
+    X, y = _xy()
+    with pytest.raises(ValueError, match="y must hold integer class labels"):
+        class_incremental(X, y + 0.5, X, y, 3)  # used to be truncated silently
+    with pytest.raises(ValueError, match="y_test must hold integer class labels"):
+        class_incremental(X, y, X, np.where(y == 0, np.nan, y), 3)
+    with pytest.raises(ValueError, match="non-negative"):
+        class_incremental(X, y - 1, X, y - 1, 3)
+    assert class_incremental(X, y.astype(float), X, y, 3).n_classes == 6  # integral floats ok
+    with pytest.raises(ValueError, match="X_test must have 5 features like X, got 3"):
+        class_incremental(X, y, X[:, :3], y, 3)
+    with pytest.raises(ValueError, match="X_test must have 10 features like X, got 5"):
+        permuted(np.hstack([X, X]), y, X, y, 2)  # used to drop features silently
+    with pytest.raises(ValueError, match=r"experience 1 \(classes \[\]\) has no training"):
+        class_incremental(X, y, X, y, class_order=[[0, 1], []])
+    with pytest.raises(ValueError, match=r"experience 2 \(classes \[4, 5\]\) has no test"):
+        class_incremental(X, y, X[y < 4], y[y < 4], 3)
+
+
+def test_time_windows_and_drift_bad_inputs():
+    X, y = _xy()
+    gap = np.r_[np.zeros(30), np.full(30, 10.0)]
+    with pytest.raises(ValueError, match="window 1 .* 0 training"):
+        time_windows(X, y, gap, 4)  # windows 1 and 2 hold nothing
+    assert len(time_windows(X, y, gap, edges=[0, 5, 10], random_state=0)) == 2
+    with pytest.raises(ValueError, match="times must be finite"):
+        time_windows(X, y, np.r_[np.full(30, np.nan), np.ones(30)], 2)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        time_windows(X, y, np.arange(60), edges=[60, 30, 0])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        time_windows(X, y, np.arange(60), edges=[0])
+    with pytest.raises(ValueError, match="n_steps"):
+        drifting_clusters(0, 16)
+    with pytest.raises(ValueError, match="test_fraction"):
+        drifting_clusters(2, 16, test_fraction=1.5)

@@ -112,13 +112,11 @@ def test_fit_stream_resume_from_directory(small_split, tmp_path):
     (ckpt / "tensors.pt").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="checksum"):
         c.load_checkpoint(ckpt)
+    # a checkpoint of another strategy is refused
+    d = Trainer(_model(), Naive(), device="cpu")
+    e = Trainer(_model(), Replay(mem_size=5), device="cpu")
+    e.save_checkpoint(tmp_path / "replay")
     with pytest.raises(ValueError, match="strategy"):
-        Trainer(_model(), Naive(), device="cpu").load_checkpoint(
-            tmp_path / "missing"
-        ) if False else None
-        d = Trainer(_model(), Naive(), device="cpu")
-        e = Trainer(_model(), Replay(mem_size=5), device="cpu")
-        e.save_checkpoint(tmp_path / "replay")
         d.load_checkpoint(tmp_path / "replay")
 
 
@@ -256,3 +254,69 @@ def test_last_batch_policies(last_batch, sizes, tensor_dataset):
     assert tr.evaluate([Experience(data, 0, tuple(range(10)))])[0] >= 0.0
     with pytest.raises(ValueError, match="last_batch"):
         Trainer(_model(), last_batch="pad")
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (lambda: Trainer(_model(), lr=0, device="cpu"), "lr"),
+        (lambda: Trainer(_model(), lr="0.1", device="cpu"), "lr"),
+        (lambda: Trainer(_model(), lr=float("nan"), device="cpu"), "lr"),
+        (lambda: Trainer(_model(), epochs=1.5, device="cpu"), "epochs"),
+        (lambda: Trainer(_model(), eval_batch_size=0, device="cpu"), "eval_batch_size"),
+        (lambda: EWC(-1.0), "ewc_lambda"),
+        (lambda: EWC(1.0, mode="online", gamma=-0.5), "gamma"),
+        (lambda: EWC(1.0, fisher_samples=0), "fisher_samples"),
+        (lambda: AGEM(sample_size=0), "sample_size"),
+        (lambda: Replay(mem_size=2.5), "mem_size"),
+        (lambda: Replay(batch_size=-1), "batch_size"),
+        (lambda: GEM(margin=-1.0), "margin"),
+        (lambda: LwF(temperature=0), "temperature"),
+        (lambda: SI(eps=0), "eps"),
+        (lambda: SI(si_lambda=-1), "si_lambda"),
+        (lambda: DERPP(beta=-1), "beta"),
+        (lambda: DERPP(mem_size=0), "mem_size"),
+    ],
+)
+def test_bad_hyper_parameters_raise_early(make, name):
+    with pytest.raises(ValueError, match=rf"^{name} must be"):
+        make()
+
+
+def test_empty_stream_and_empty_experience_raise(small_split):
+    from continual.scenarios import Experience
+    from torch.utils.data import TensorDataset
+
+    tr = Trainer(_model(), EWC(1.0), lr=0.05, device="cpu")
+    with pytest.raises(ValueError, match="train_stream is empty"):
+        tr.fit_stream([])
+    tr.train_experience(small_split.train_stream[0])
+    x, y = small_split.train_stream[1].dataset.tensors
+    empty = Experience(TensorDataset(x[:0], y[:0]), 1, ())
+    # used to consolidate a 0/0 = NaN Fisher that poisoned every later step
+    with pytest.raises(ValueError, match="experience 1 has no training samples"):
+        tr.train_experience(empty)
+    assert len(tr.strategy.terms) == 1
+    assert torch.isfinite(tr.strategy.penalty(tr, None, None))
+
+
+def test_resume_with_an_empty_checkpoint_directory_starts_fresh(small_split, tmp_path):
+    ckpt = tmp_path / "run"
+    ckpt.mkdir()  # created beforehand, nothing saved yet
+    a = Trainer(_model(), Naive(), lr=0.05, epochs=1, device="cpu")
+    R_a = a.fit_stream(small_split, checkpoint_dir=ckpt, resume=True)
+    assert (ckpt / "config.yaml").is_file()
+    b = Trainer(_model(), Naive(), lr=0.05, epochs=1, device="cpu")
+    np.testing.assert_array_equal(b.fit_stream(small_split).R, R_a.R)
+
+
+def test_a_second_fit_stream_trains_again_unless_resuming(small_split):
+    t = Trainer(_model(), Naive(), lr=0.05, epochs=1, device="cpu", random_state=0)
+    t.fit_stream(small_split)
+    after_first = _params(t.model)
+    t.fit_stream(small_split, resume=True)  # the same run, already finished: nothing to do
+    torch.testing.assert_close(_params(t.model), after_first, rtol=0, atol=0)
+    R = t.fit_stream(small_split)  # a second pass trains every experience again
+    assert t.experiences_done == len(small_split.train_stream)
+    assert not torch.equal(_params(t.model), after_first)
+    assert R.n_experiences == len(small_split.train_stream)

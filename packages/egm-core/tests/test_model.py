@@ -316,3 +316,34 @@ def test_no_warnings_on_clean_data(blobs):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fit(X, y).predict(Xt)
+
+
+def test_complex_labels_are_rejected(blobs):
+    X, y, _, _ = blobs
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        fit(X, y.astype(np.complex128))
+
+
+def test_far_queries_still_give_probabilities(blobs):
+    X, y, _, _ = blobs
+    m = fit(X, y)
+    far = np.full((3, X.shape[1]), 1e19, dtype=np.float32)  # squared distances overflow float32
+    proba = m.predict_proba(far)
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(m.classes_[proba.argmax(1)], m.predict(far))
+
+
+@pytest.mark.parametrize("name", ["torch_q_block", "torch_db_block"])
+def test_block_sizes_set_after_fit_are_checked(blobs, name):
+    X, y, Xt, _ = blobs
+    m = fit(X, y)
+    m.set_params(**{name: -1})  # used live by predict/partial_fit/continue_fit
+    for call in (
+        lambda: m.predict(Xt),
+        lambda: m.predict_proba(Xt),
+        lambda: m.partial_fit(X[:5], y[:5]),
+        lambda: m.continue_fit(extra_iters=1),
+    ):
+        with pytest.raises(ValueError, match=f"{name} must be a positive int"):
+            call()

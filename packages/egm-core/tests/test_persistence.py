@@ -117,3 +117,12 @@ def test_load_asking_for_missing_cuda_falls_back_with_a_warning(fitted, tmp_path
     np.testing.assert_array_equal(back.predict(Xt), m.predict(Xt))
     with pytest.raises(ValueError, match="platform"):
         PyEGM.load(tmp_path / "c", platform="tpu")
+
+
+def test_failed_export_leaves_no_temporary_file(fitted, tmp_path):
+    m, *_ = fitted
+    target = tmp_path / "taken.yaml"
+    target.mkdir()  # a directory cannot be replaced by the YAML file
+    with pytest.raises(OSError):
+        m.export_fixed_yaml(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.yaml"]

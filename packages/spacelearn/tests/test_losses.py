@@ -173,3 +173,41 @@ def test_combined_default_is_unweighted_sum_and_weights_work():
     torch.testing.assert_close(only, alignment_loss(Z, space.W, space.A, Y))
     with pytest.raises(ValueError, match="unknown loss terms"):
         sl.combined_loss(Z, space.W, space.A, Y, None, weights={"align": 1})
+
+
+def test_alignment_rejects_mismatched_shapes_instead_of_broadcasting():
+    Z, Y = _problem()
+    space = sl.solve_subspaces(Z, Y, k=2)
+    with pytest.raises(ValueError, match=r"Y\['a'\] has 1 rows but Z has 64"):
+        alignment_loss(Z, space.W, space.A, {q: v[:1] for q, v in Y.items()})
+    narrow = dict(Y, a=Y["a"][:, :1])  # re-pooled target, stale decoder
+    with pytest.raises(ValueError, match=r"A\['a'\] must be \(k=2, P=1\)"):
+        alignment_loss(Z, space.W, space.A, narrow)
+    with pytest.raises(ValueError, match=r"A\['a'\] must be \(k=2, P=9\)"):
+        alignment_loss(Z, space.W, dict(space.A, a=space.A["a"][:, 0]), Y)
+
+
+def test_losses_name_a_basis_of_the_wrong_latent_dim():
+    Z, Y = _problem()
+    W = {"a": torch.eye(25)[:2], "b": torch.eye(25)[2:4]}
+    with pytest.raises(ValueError, match=r"W\['a'\] must be a \(k, D=24\)"):
+        alignment_loss(Z, W, {"a": torch.randn(2, 9), "b": torch.randn(2, 4)}, Y)
+    with pytest.raises(ValueError, match=r"W\['a'\] must be a \(k, D=24\)"):
+        disentanglement_loss(Z, W)
+    with pytest.raises(ValueError, match=r"W\['a'\] must be a \(k, D=24\)"):
+        isotropy_loss(Z, W, 4)
+
+
+def test_disentanglement_gradient_finite_at_duplicate_points(solver_mode):
+    Z, Y = _problem()
+    Zd = Z[:1].repeat(16, 1).requires_grad_()  # every coordinate has zero variance
+    W = {"a": torch.eye(24)[:2], "b": torch.eye(24)[2:5]}
+    A = {"a": torch.randn(2, 9), "b": torch.randn(3, 4), "c": torch.randn(2, 16)}
+    W["c"] = torch.eye(24)[5:7]
+    Yd = {q: v[:16] for q, v in Y.items()}
+    value = sl.combined_loss(Zd, W, A, Yd, W, n_dir=4)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(Zd.grad).all()
+    Zd.grad = None
+    disentanglement_loss(Zd, W).backward()
+    assert torch.isfinite(Zd.grad).all()

@@ -157,3 +157,39 @@ def test_solve_dims_returns_pairs_and_is_not_capped():
         big = {"f": torch.randn(256, 1, 64, 64, generator=g)}  # B*H*W > 1e5
         n, _ = sl.solve_dims(big, 16, 0.8, 0.9)["f"]
     assert n > 3  # 0.1.0 auto mode: at most 3
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"k": 0, "Q": 2}, "k must be a positive int"),
+        ({"k": 2.5, "Q": 2}, "k must be a positive int"),
+        ({"k": {"a": -3}}, r"k\['a'\] must be a positive int"),
+        ({"k": {}}, "empty"),
+        ({"k": 3, "Q": 0}, "Q must be a positive int"),
+        ({"k": 3, "Q": 3, "num_heads": 2.5}, "num_heads must be a positive int"),
+    ],
+)
+def test_minimal_latent_dim_rejects_nonsense_sizes(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        minimal_latent_dim(**kwargs)  # 0, negative or truncated D before
+
+
+def test_minimal_latent_dim_accepts_numpy_ints():
+    np = pytest.importorskip("numpy")
+    assert minimal_latent_dim({"a": np.int64(21)}, free_frac=0.3) == 31
+    assert minimal_latent_dim(np.int32(4), Q=np.int64(2), num_heads=3) == 12
+
+
+@pytest.mark.parametrize("fn", [k_per_q, optimal_bins])
+def test_sizing_rejects_bad_targets_clearly(fn):
+    y = torch.randn(50, 5)
+    y[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="'a' contains NaN"):
+        fn({"a": y})
+    with pytest.raises(ValueError, match="'a' is empty"):
+        fn({"a": torch.zeros(0, 5)})
+    with pytest.raises(ValueError, match="empty dict"):
+        fn({})
+    with pytest.raises(TypeError, match="dict"):
+        fn(torch.randn(50, 5))

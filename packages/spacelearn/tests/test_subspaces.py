@@ -214,3 +214,43 @@ def test_solver_modes_agree_on_subspaces(solver_mode):
     for q, w in ref.items():
         cos = sl.optim.principal_cosines(w, subspaces(Z, Y, K, method="joint")[q])
         assert cos.shape == (K[q],)
+
+
+def test_failed_accumulator_update_leaves_state_unchanged():
+    Z, Y = _data(B=60, dtype=torch.float64)
+    acc = SubspaceAccumulator().update(Z, Y)
+    bad = dict(Y, c=torch.randn(60, 2, dtype=torch.float64))  # "c" had 1 column
+    with pytest.raises(ValueError, match="'c' has 2 columns"):
+        acc.update(Z, bad)
+    with pytest.raises(ValueError, match="NaN"):
+        acc.update(Z.float(), dict(Y, a=Y["a"] * float("nan")))
+    acc.update(Z, Y)
+    ref = SubspaceAccumulator().update(Z, Y).update(Z, Y)
+    assert acc.n_samples == 120
+    assert acc.solve(K) == ref.solve(K)
+    assert all(w.dtype == torch.float64 for w in acc.solve(K).W.values())
+
+
+@pytest.mark.parametrize("block_size", [0, -1, 2.5, True])
+def test_block_size_must_be_a_positive_int(block_size):
+    with pytest.raises(ValueError, match="block_size"):
+        SubspaceAccumulator(block_size=block_size)
+
+
+@pytest.mark.parametrize("method", ["independent", "whitened", "joint"])
+def test_use_full_matrix_does_not_change_subspace_sizes(method):
+    Z, Y = _data()
+    ref = subspaces(Z, Y, K, method=method)
+    sl.settings.config.use_full_matrix = True
+    W = subspaces(Z, Y, K, method=method)
+    for q in Y:
+        assert W[q].shape == (K[q], 16)
+        torch.testing.assert_close(W[q], ref[q])
+
+
+def test_ridge_nan_is_rejected():
+    Z, Y = _data()
+    with pytest.raises(ValueError, match="ridge"):
+        solve_subspaces(Z, Y, k=2, method="whitened", ridge=float("nan"))
+    with pytest.raises(ValueError, match="ridge"):
+        sl.optim.fit_decoders({"a": torch.eye(16)[:2]}, Z, Y, ridge=float("nan"))

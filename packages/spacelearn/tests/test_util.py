@@ -136,3 +136,12 @@ def test_lowrank_with_global_rng_when_seed_is_none():
     torch.testing.assert_close(
         util.singular_values(A, rank=5), torch.linalg.svdvals(A)[:5], rtol=1e-4, atol=1e-4
     )
+
+
+def test_explicit_rank_wins_over_use_full_matrix():
+    config.use_full_matrix = True
+    A = _matrix(8, 5)
+    U, S = util.left(A, rank=2)
+    assert U.shape == (8, 2) and S.shape == (2,)
+    Vh, S = util.right(A, rank=3)
+    assert Vh.shape == (3, 5) and S.shape == (3,)

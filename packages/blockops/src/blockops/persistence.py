@@ -35,9 +35,11 @@ def save_checkpoint(
 
     The files are written to a temporary sibling directory which then replaces ``directory``;
     a crash mid-save leaves the previous checkpoint intact. ``meta.json`` records a SHA-256
-    of the other files, checked on load.
+    of the other files, checked on load. An existing ``directory`` must be empty or a
+    checkpoint (holding ``meta.json``): a file or a folder of other files is never replaced.
     """
     target = Path(directory)
+    _check_replaceable(target)
     for name, t in tensors.items():
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"tensors[{name!r}] must be a torch.Tensor, got {type(t).__name__}")
@@ -68,6 +70,20 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _check_replaceable(target: Path) -> None:
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise FileExistsError(f"{str(target)!r} is a file, not a checkpoint directory")
+    if (target / "meta.json").is_file():
+        return
+    if any(target.iterdir()):
+        raise FileExistsError(
+            f"{str(target)!r} is a non-empty directory that is not a checkpoint (no meta.json); "
+            "saving would replace its contents: choose a new or empty directory"
+        )
 
 
 def load_checkpoint(

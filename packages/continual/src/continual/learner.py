@@ -53,12 +53,19 @@ def iter_batches(data: Any, batch_size: int = 64) -> Iterator[Any]:
         data: a ``Dataset`` (batched with a ``DataLoader``, ``num_workers=0``), a tuple of tensors
             sharing the first dimension (chunked), a single tensor (chunked) or any iterable of
             batches (a ``DataLoader``, a list of batches), passed through.
-        batch_size: rows per batch for datasets and tensors.
+        batch_size: rows per batch for datasets and tensors (>= 1).
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if isinstance(data, torch.Tensor):
         yield from data.split(batch_size)
     elif isinstance(data, tuple) and data and all(isinstance(t, torch.Tensor) for t in data):
         n = data[0].shape[0]
+        if any(t.shape[0] != n for t in data):
+            raise ValueError(
+                "the tensors of data must share the first dimension, got "
+                f"{[t.shape[0] for t in data]}"
+            )
         for start in range(0, n, batch_size):
             yield tuple(t[start : start + batch_size] for t in data)
     elif isinstance(data, Dataset) and not isinstance(data, torch.utils.data.IterableDataset):
@@ -109,7 +116,7 @@ def empirical_fisher(
         ``{parameter name: Fisher diagonal}``.
 
     Raises:
-        ValueError: unknown method or no samples.
+        ValueError: unknown method, no samples or a non-finite estimate (NaN/inf data).
     """
     if method not in ("vmap", "loop"):
         raise ValueError(f"method={method!r} is not understood; expected 'vmap' or 'loop'")
@@ -151,6 +158,12 @@ def empirical_fisher(
         torch.distributed.all_reduce(total)
     if total.item() == 0:
         raise ValueError("the Fisher estimate got no samples: data_set is empty")
+    bad = [n for n, s in sums.items() if not bool(torch.isfinite(s).all())]
+    if bad:
+        raise ValueError(
+            f"the Fisher estimate is not finite for {bad}: data_set holds NaN/inf values or the "
+            "loss overflowed"
+        )
     return {n: s / total for n, s in sums.items()}
 
 
@@ -289,6 +302,8 @@ class ContinualLearner(nn.Module):
         super().__init__(*args, **kwargs)
         if gamma < 0:
             raise ValueError(f"gamma must be >= 0, got {gamma}")
+        if ewc_lambda < 0:
+            raise ValueError(f"ewc_lambda must be >= 0, got {ewc_lambda}")
         self.onlineEWC = bool(onlineEWC)
         self.ewc_lambda = float(ewc_lambda)
         self.gamma = float(gamma)
@@ -390,10 +405,14 @@ class ContinualLearner(nn.Module):
     ) -> torch.Tensor:
         from .memory import EpisodicMemory
 
+        if b_size is not None and b_size < 1:
+            raise ValueError(f"b_size must be >= 1 or None, got {b_size}")
         if isinstance(reference_data, EpisodicMemory):
             if len(reference_data) == 0:
                 raise ValueError("the episodic memory is empty: no reference gradient to compute")
-            reference_data = reference_data.sample(b_size or len(reference_data))
+            reference_data = reference_data.sample(
+                len(reference_data) if b_size is None else b_size
+            )
         x, t = split_batch(reference_data, target)
         if x.shape[0] == 0:
             raise ValueError("the reference batch is empty: no reference gradient to compute")
@@ -489,13 +508,15 @@ class ContinualLearner(nn.Module):
             reference_data: a batch or an :class:`~continual.EpisodicMemory`.
             loss_func: ``loss_func(output, target) -> scalar``.
             b_size: reference batch size when sampling from a memory.
-            loss_lambda: scale of the memory loss (changes the reported loss, not the
+            loss_lambda: scale of the memory loss, > 0 (changes the reported loss, not the
                 projection direction).
             target: ``"auto"``, ``"label"`` or ``"input"``.
 
         Returns:
             The scaled reference loss (detached).
         """
+        if not loss_lambda > 0:
+            raise ValueError(f"loss_lambda must be > 0, got {loss_lambda}")
         loss, grads = self._reference_grads(reference_data, loss_func, b_size, target)
         self._ref_grads_layerwise = {n: (loss_lambda * g).reshape(-1) for n, g in grads}
         return loss_lambda * loss

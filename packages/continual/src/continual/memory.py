@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import blockops
@@ -96,8 +97,12 @@ class EpisodicMemory:
         random_state: Any = None,
         device: str | torch.device = "cpu",
     ) -> None:
-        if int(total_mem_size) <= 0:
-            raise ValueError(f"total_mem_size must be > 0, got {total_mem_size}")
+        if (
+            not isinstance(total_mem_size, numbers.Integral)
+            or isinstance(total_mem_size, bool)
+            or total_mem_size <= 0
+        ):
+            raise ValueError(f"total_mem_size must be an integer > 0, got {total_mem_size!r}")
         if policy not in POLICIES:
             raise ValueError(f"policy={policy!r} is not understood; expected one of {POLICIES}")
         if total_tasks is not None and int(total_tasks) <= 0:
@@ -166,6 +171,12 @@ class EpisodicMemory:
         """
         if not tensors:
             raise ValueError("add needs at least one tensor")
+        for i, t in enumerate(tensors):
+            if not isinstance(t, torch.Tensor) or t.dim() == 0:
+                raise TypeError(
+                    f"field {i} must be a tensor of shape (n, ...), got "
+                    f"{type(t).__name__}{tuple(t.shape) if isinstance(t, torch.Tensor) else ''}"
+                )
         n = tensors[0].shape[0]
         if any(t.shape[0] != n for t in tensors):
             raise ValueError(
@@ -180,6 +191,18 @@ class EpisodicMemory:
             raise ValueError(
                 f"memory stores {len(self._fields)} fields per row, got {len(tensors)}"
             )
+        else:
+            for i, (store, t) in enumerate(zip(self._fields, tensors)):
+                if t.shape[1:] != store.shape[1:]:
+                    raise ValueError(
+                        f"field {i} must have rows of shape {tuple(store.shape[1:])} as stored, "
+                        f"got {tuple(t.shape[1:])}"
+                    )
+                if t.is_floating_point() and not store.is_floating_point():
+                    raise TypeError(
+                        f"field {i} is stored as {store.dtype}, got {t.dtype} (values would be "
+                        "truncated)"
+                    )
         task_id = int(task_id)
         if task_id not in self._task_order:
             if (
@@ -335,8 +358,10 @@ class EpisodicMemory:
             One tensor per field.
 
         Raises:
-            ValueError: nothing stored matches.
+            ValueError: ``n < 1`` or nothing stored matches.
         """
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
         idx = self._indices(tasks, exclude_tasks)
         if idx.numel() == 0:
             raise ValueError(

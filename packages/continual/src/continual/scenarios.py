@@ -77,12 +77,30 @@ class Scenario:
         return len(self.train_stream)
 
 
-def _tensors(X: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    Xt = blockops.as_tensor(X, name="X", ndim=2)
-    yt = torch.as_tensor(np.asarray(y))
-    if yt.ndim != 1 or yt.shape[0] != Xt.shape[0]:
-        raise ValueError(f"y must be 1-D with {Xt.shape[0]} entries, got shape {tuple(yt.shape)}")
-    return Xt, yt.long()
+def _tensors(
+    X: Any, y: Any, names: tuple[str, str] = ("X", "y")
+) -> tuple[torch.Tensor, torch.Tensor]:
+    Xt = blockops.as_tensor(X, name=names[0], ndim=2)
+    ya = np.asarray(y)
+    if ya.ndim != 1 or ya.shape[0] != Xt.shape[0]:
+        raise ValueError(
+            f"{names[1]} must be 1-D with {Xt.shape[0]} entries, got shape {tuple(ya.shape)}"
+        )
+    if ya.dtype.kind not in "iub" and not (
+        ya.dtype.kind == "f" and np.isfinite(ya).all() and (ya == np.round(ya)).all()
+    ):
+        raise ValueError(
+            f"{names[1]} must hold integer class labels, got dtype {ya.dtype} with "
+            "non-integer or non-finite values"
+        )
+    if ya.size and ya.min() < 0:
+        raise ValueError(f"{names[1]} must hold non-negative class labels, got {ya.min()}")
+    return Xt, torch.as_tensor(ya).long()
+
+
+def _same_width(Xt: torch.Tensor, Xs: torch.Tensor) -> None:
+    if Xs.shape[1] != Xt.shape[1]:
+        raise ValueError(f"X_test must have {Xt.shape[1]} features like X, got {Xs.shape[1]}")
 
 
 def _class_groups(
@@ -110,13 +128,17 @@ def _split(
     task_labels: bool,
 ) -> Scenario:
     Xt, yt = _tensors(X, y)
-    Xs, ys = _tensors(X_test, y_test)
+    Xs, ys = _tensors(X_test, y_test, ("X_test", "y_test"))
+    _same_width(Xt, Xs)
     groups = _class_groups(yt.numpy(), n_experiences, class_order)
     train, test = [], []
     for i, g in enumerate(groups):
-        gt = torch.tensor(g)
+        gt = torch.tensor(g, dtype=torch.long)
         m = torch.isin(yt, gt)
         ms = torch.isin(ys, gt)
+        if not bool(m.any()) or not bool(ms.any()):
+            part = "training" if not bool(m.any()) else "test"
+            raise ValueError(f"experience {i} (classes {g}) has no {part} samples")
         label = i if task_labels else None
         train.append(Experience(TensorDataset(Xt[m], yt[m]), i, tuple(g), label))
         test.append(Experience(TensorDataset(Xs[ms], ys[ms]), i, tuple(g), label))
@@ -197,7 +219,8 @@ def permuted(
     if n_experiences < 1:
         raise ValueError(f"n_experiences must be >= 1, got {n_experiences}")
     Xt, yt = _tensors(X, y)
-    Xs, ys = _tensors(X_test, y_test)
+    Xs, ys = _tensors(X_test, y_test, ("X_test", "y_test"))
+    _same_width(Xt, Xs)
     gen = blockops.make_generator(random_state)
     d = Xt.shape[1]
     perms = []
@@ -245,10 +268,15 @@ def time_windows(
     yt = yt.long() if classification else yt.float()
     if t.shape[0] != Xt.shape[0] or yt.shape[0] != Xt.shape[0]:
         raise ValueError("X, y and times must have the same number of rows")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError("times must be finite (no NaN or infinite time stamps)")
     if edges is None:
         if n_windows is None or n_windows < 1:
             raise ValueError(f"give n_windows >= 1 or edges, got n_windows={n_windows}")
         edges = torch.linspace(float(t.min()), float(t.max()), n_windows + 1).tolist()
+    edges = [float(e) for e in edges]
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"edges must be at least two strictly increasing values, got {edges}")
     if not 0.0 <= test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
     gen = blockops.make_generator(random_state)
@@ -261,6 +289,12 @@ def time_windows(
         idx = idx[torch.randperm(idx.numel(), generator=gen)]
         n_test = int(round(test_fraction * idx.numel()))
         te, tr = idx[:n_test].sort().values, idx[n_test:].sort().values
+        if tr.numel() == 0 or (te.numel() == 0 and test_fraction > 0):
+            raise ValueError(
+                f"window {i} [{lo}, {hi}{']' if last else ')'} has {tr.numel()} training and "
+                f"{te.numel()} test samples; every window needs both (use fewer windows or "
+                "other edges)"
+            )
         classes = tuple(int(c) for c in torch.unique(yt[tr]).tolist()) if classification else None
         train.append(Experience(TensorDataset(Xt[tr], yt[tr]), i, classes))
         test.append(Experience(TensorDataset(Xt[te], yt[te]), i, classes))

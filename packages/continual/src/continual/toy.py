@@ -197,6 +197,12 @@ def drifting_clusters(
         raise ValueError(
             f"task={task!r} is not understood; expected 'classification' or 'regression'"
         )
+    if n_steps < 1:
+        raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+    if not 0.0 <= test_fraction < 1.0 or int(round(test_fraction * npoints)) >= npoints:
+        raise ValueError(
+            f"test_fraction must be in [0, 1) and leave training points, got {test_fraction}"
+        )
     gen = blockops.make_generator(random_state)
     train, test = [], []
     for k in range(n_steps):

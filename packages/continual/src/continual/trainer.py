@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -134,8 +136,20 @@ class Trainer:
             )
         if metric not in ("accuracy", "loss"):
             raise ValueError(f"metric={metric!r} is not understood; expected 'accuracy' or 'loss'")
-        if epochs < 1 or batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+        for name, value in (
+            ("epochs", epochs),
+            ("batch_size", batch_size),
+            ("eval_batch_size", eval_batch_size),
+        ):
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if (
+            not isinstance(lr, numbers.Real)
+            or isinstance(lr, bool)
+            or not math.isfinite(lr)
+            or lr <= 0
+        ):
+            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
         self.device = blockops.resolve_device(device)
         self.model = model.to(self.device)
         self.strategy = strategy if strategy is not None else Naive()
@@ -331,7 +345,13 @@ class Trainer:
         return loss.detach()
 
     def train_experience(self, experience: Experience) -> list[float]:
-        """Train on one experience for ``epochs`` epochs; returns the mean loss of each epoch."""
+        """Train on one experience for ``epochs`` epochs; returns the mean loss of each epoch.
+
+        Raises:
+            ValueError: the experience has no samples.
+        """
+        if hasattr(experience.dataset, "__len__") and len(experience) == 0:  # streams: unknown
+            raise ValueError(f"experience {experience.task_id} has no training samples")
         self._register_masks([experience])
         self.strategy.before_experience(self, experience)
         data = self.strategy.train_dataset(self, experience)
@@ -414,7 +434,10 @@ class Trainer:
                 is then used).
             test_stream: the experiences to evaluate on (the train stream if None).
             checkpoint_dir: save the whole state there after each experience (atomic).
-            resume: continue from the checkpoint in ``checkpoint_dir`` when one exists.
+            resume: continue from the checkpoint in ``checkpoint_dir`` when one exists, else from
+                this trainer's own progress on a stream of the same length (a run interrupted
+                in this process). Without it every experience is trained, from the model's
+                current state, and the results start afresh.
 
         Returns:
             The :class:`~continual.ResultMatrix` ``R[i, j]``.
@@ -425,13 +448,20 @@ class Trainer:
         train_stream = list(train_stream)
         test_stream = list(test_stream) if test_stream is not None else train_stream
         T = len(train_stream)
+        if T == 0:
+            raise ValueError("train_stream is empty: no experience to train on")
         if len(test_stream) != T:
             raise ValueError(
                 f"test_stream has {len(test_stream)} experiences, train_stream has {T}"
             )
-        if resume and checkpoint_dir is not None and os.path.isdir(checkpoint_dir):
+        if (
+            resume
+            and checkpoint_dir is not None
+            and os.path.isdir(checkpoint_dir)
+            and os.listdir(checkpoint_dir)
+        ):
             self.load_checkpoint(checkpoint_dir)
-        if self.results is None or self.results.n_experiences != T:
+        if not resume or self.results is None or self.results.n_experiences != T:
             self.results = ResultMatrix(T, self.metric, self.metric == "accuracy")
             self.experiences_done = 0
         self._register_masks(train_stream + test_stream)

@@ -57,7 +57,9 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
     kernel of bandwidth ``path_gamma * r_c``. Votes are weighted per point (real rows:
     ``real_weight``; synthetic: their energy relative to the class mean) and normalised so every
     class has the same total vote mass (class-balanced, the "equal energy budget"). The class
-    with the largest summed vote wins; ``predict_proba`` normalises the same scores.
+    with the largest summed vote wins; ``predict_proba`` normalises the same scores. A query so
+    far from the bank that its scores overflow the float range falls back to the majority of its
+    ``path_k`` neighbours.
 
     Args:
         preset: ``"auto"``, ``"fscil"``, ``"balanced_kshot"``, ``"imbalanced_kshot"``,
@@ -357,6 +359,7 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         """
         if not hasattr(self, "bank_X_"):
             return self._fit_new(X, y, classes)
+        self._check_blocks()
         if y is None:
             raise ValueError("PyEGM requires y to be passed, but the target y is None")
         _reject_sparse(X)
@@ -441,6 +444,7 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
             self.
         """
         self._check_fitted()
+        self._check_blocks()
         if isinstance(extra_iters, bool) or not isinstance(extra_iters, numbers.Integral):
             raise TypeError(f"extra_iters must be an int, got {extra_iters!r}")
         if extra_iters < 0:
@@ -776,6 +780,7 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         self, X: Any, steps: int | None, with_paths: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         self._check_fitted()
+        self._check_blocks()  # used live: set_params after fit must not slip through
         _reject_sparse(X)
         Q = blockops.as_tensor(X, name="X", device=self.device_)
         self._check_width(Q)
@@ -803,6 +808,11 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
             nb_logw = self._vote_logw.index_select(0, flat).view(idx.shape)
             nb_bw = bandwidth[nb_y]
             logs = trend_path_scores(q, nb_X, d2, nb_y, nb_logw, nb_bw, C, fr, sw)
+            bad = torch.isnan(logs).any(dim=1) | torch.isneginf(logs).all(dim=1)
+            if bool(bad.any()):  # distances overflowed (far queries): K-NN majority instead
+                votes = torch.zeros(int(bad.sum()), C, dtype=logs.dtype, device=logs.device)
+                votes.scatter_add_(1, nb_y[bad], torch.ones_like(nb_y[bad], dtype=logs.dtype))
+                logs[bad] = votes.log()
             out[start : start + block] = logs
             if paths is not None:
                 logk0 = nb_logw - d2 * (0.5 / nb_bw.square())
@@ -899,9 +909,13 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            yaml.safe_dump(data, fh, sort_keys=False)
-        os.replace(tmp, target)
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                yaml.safe_dump(data, fh, sort_keys=False)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return target
 
     # ------------------------------------------------------------------ persistence
@@ -1057,7 +1071,9 @@ def _reject_sparse(X: Any) -> None:
 
 
 def _reject_continuous(y: np.ndarray) -> None:
-    """Float labels must be whole numbers: a continuous target is a regression problem."""
+    """Labels must not be complex, and float labels must be whole numbers (not a regression)."""
+    if y.dtype.kind == "c":
+        raise ValueError(f"y: Complex data not supported (dtype {y.dtype}); pass class labels")
     if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
         raise ValueError(
             "Unknown label type: continuous target (non-integer float labels); PyEGM is a "

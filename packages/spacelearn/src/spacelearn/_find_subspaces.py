@@ -195,7 +195,7 @@ def bases_from_moments(
       by covariance with its own target.
     """
     method = _check_method(method)
-    if ridge < 0:
+    if not ridge >= 0:  # also rejects NaN
         raise ValueError(f"ridge must be >= 0, got {ridge!r}")
     ks = clamp_k(mom, k, method)
     dtype = mom.dtype

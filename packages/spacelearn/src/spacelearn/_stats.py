@@ -54,9 +54,11 @@ class Moments:
 
     def __init__(self, device=None, block_size: int | None = None) -> None:
         self.device = None if device is None else resolve_device(device)
-        self.block_size = int(block_size or DEFAULT_BLOCK)
-        if self.block_size < 1:
-            raise ValueError(f"block_size must be >= 1, got {block_size!r}")
+        if block_size is None:
+            block_size = DEFAULT_BLOCK
+        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+            raise ValueError(f"block_size must be a positive int or None, got {block_size!r}")
+        self.block_size = block_size
         self.n = 0
         self.dtype: torch.dtype | None = None
         self.mean_z: Tensor | None = None
@@ -72,12 +74,6 @@ class Moments:
     def update(self, Z, Y) -> Moments:
         Y = check_targets(Y)
         Z = as_latent(Z, device=self.device)
-        if self.device is None:
-            self.device = Z.device
-        if self.dtype is None:
-            self.dtype = Z.dtype
-        elif Z.dtype != self.dtype and torch.float64 in (Z.dtype, self.dtype):
-            self.dtype = torch.float64
         if self.Szz is not None and Z.shape[1] != self.Szz.shape[0]:
             raise ValueError(
                 f"Z has {Z.shape[1]} columns but earlier batches had {self.Szz.shape[0]}"
@@ -90,6 +86,18 @@ class Moments:
             q: flat_target(y, name=q, n_rows=Z.shape[0], device=Z.device, dtype=Z.dtype)
             for q, y in Y.items()
         }
+        for q, y in ys.items():  # validate everything before any state changes
+            if q in self.Szy and y.shape[1] != self.Szy[q].shape[1]:
+                raise ValueError(
+                    f"target {q!r} has {y.shape[1]} columns but earlier batches had "
+                    f"{self.Szy[q].shape[1]}"
+                )
+        if self.device is None:
+            self.device = Z.device
+        if self.dtype is None:
+            self.dtype = Z.dtype
+        elif Z.dtype != self.dtype and torch.float64 in (Z.dtype, self.dtype):
+            self.dtype = torch.float64
         for start in range(0, Z.shape[0], self.block_size):
             stop = start + self.block_size
             self._merge(Z[start:stop], {q: y[start:stop] for q, y in ys.items()})
@@ -120,11 +128,6 @@ class Moments:
         self.mean_z = self.mean_z + dz * (nb / total)
         for q, y in ys.items():
             y = y.to(torch.float64)
-            if y.shape[1] != self.Szy[q].shape[1]:
-                raise ValueError(
-                    f"target {q!r} has {y.shape[1]} columns but earlier batches had "
-                    f"{self.Szy[q].shape[1]}"
-                )
             my = y.mean(0)
             yc = y - my
             dy = my - self.mean_y[q]

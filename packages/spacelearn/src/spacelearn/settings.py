@@ -32,8 +32,10 @@ class Settings:
         device: kept for compatibility with 0.1.0 (it was never read there either); the
             solvers follow their inputs or an explicit ``device=`` argument.
         n_lowrank_iters: power iterations of the randomized range finder.
-        use_full_matrix: ``left`` / ``right`` return a complete orthonormal basis (singular
-            values zero-padded to match); ``full`` always returns the reduced factorization.
+        use_full_matrix: ``left`` / ``right`` called without ``rank`` return a complete
+            orthonormal basis (singular values zero-padded to match); an explicit ``rank`` (as
+            the subspace solvers pass) wins, and ``full`` always returns the reduced
+            factorization.
         lowrank_oversample: extra random directions of the range finder (never fewer
             components than asked are returned).
         seed: seed of the range finder's private generator (``None``: the global RNG), so the

@@ -34,9 +34,17 @@ def alignment_loss(
     Zc = centred(Z)
     total = zero_like_graph(Z)
     for q in W:
-        S = Zc @ basis(W[q], Zc).mT
-        Yhat = S @ basis(A[q], Zc)
+        w = basis(W[q], Zc, f"W[{q!r}]")
+        a = basis(A[q], Zc)
         y = flat(Y[q], Zc)
+        if y.shape[0] != Zc.shape[0]:
+            raise ValueError(f"Y[{q!r}] has {y.shape[0]} rows but Z has {Zc.shape[0]}")
+        if a.shape != (w.shape[0], y.shape[1]):
+            raise ValueError(
+                f"A[{q!r}] must be (k={w.shape[0]}, P={y.shape[1]}) to decode W[{q!r}] onto "
+                f"Y[{q!r}], got shape {tuple(a.shape)}"
+            )
+        Yhat = Zc @ w.mT @ a
         Yc = y - y.mean(0, keepdim=True)
         err = F.mse_loss(Yhat, Yc)
         if normalize:

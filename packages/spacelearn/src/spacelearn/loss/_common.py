@@ -21,8 +21,14 @@ def flat(y: Tensor, like: Tensor) -> Tensor:
     return y.to(device=like.device, dtype=like.dtype)
 
 
-def basis(w: Tensor, like: Tensor) -> Tensor:
-    return torch.as_tensor(w).to(device=like.device, dtype=like.dtype)
+def basis(w: Tensor, like: Tensor, name: str | None = None) -> Tensor:
+    """``w`` on ``like``'s device and dtype; with a ``name``, checked to be ``(k, D)``."""
+    w = torch.as_tensor(w).to(device=like.device, dtype=like.dtype)
+    if name is not None and (w.ndim != 2 or w.shape[1] != like.shape[1]):
+        raise ValueError(
+            f"{name} must be a (k, D={like.shape[1]}) basis matching Z, got shape {tuple(w.shape)}"
+        )
+    return w
 
 
 def zero_like_graph(Z: Tensor) -> Tensor:

@@ -12,7 +12,9 @@ from ._common import basis, centred, warn_small_batch, zero_like_graph
 
 def _standardised(S: Tensor) -> Tensor:
     Sc = S - S.mean(0, keepdim=True)
-    return Sc / (Sc.pow(2).mean(0, keepdim=True).sqrt() + 1e-8)
+    var = Sc.pow(2).mean(0, keepdim=True)
+    # clamp before the sqrt: a constant coordinate (duplicate points) has a zero, not NaN, gradient
+    return Sc / (var.clamp_min(torch.finfo(var.dtype).tiny).sqrt() + 1e-8)
 
 
 def disentanglement_loss(Z: Tensor, W: dict[str, Tensor]) -> Tensor:
@@ -30,7 +32,7 @@ def disentanglement_loss(Z: Tensor, W: dict[str, Tensor]) -> Tensor:
         return zero_like_graph(Z)
     Zc = centred(Z)
     B = Zc.shape[0]
-    coords = {q: _standardised(Zc @ basis(W[q], Zc).mT) for q in names}
+    coords = {q: _standardised(Zc @ basis(W[q], Zc, f"W[{q!r}]").mT) for q in names}
     total = zero_like_graph(Z)
     pairs = 0
     for i, qi in enumerate(names):

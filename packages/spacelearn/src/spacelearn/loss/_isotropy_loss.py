@@ -37,7 +37,7 @@ def isotropy_loss(Z: Tensor, W: dict[str, Tensor], n_dir: int = 32) -> Tensor:
     Zc = centred(Z)
     B, D = Zc.shape
     if W:
-        W_all = torch.cat([basis(w, Zc) for w in W.values()], dim=0)
+        W_all = torch.cat([basis(w, Zc, f"W[{q!r}]") for q, w in W.items()], dim=0)
         with torch.no_grad():
             used = int(torch.linalg.matrix_rank(W_all.detach().to(torch.float64)))
         R = Zc - Zc @ _span_projector(W_all)

@@ -25,7 +25,7 @@ def fit_decoders(
             squares through the pseudo-inverse, which is rank-safe on every device, unlike
             ``torch.linalg.lstsq`` on CUDA).
     """
-    if ridge < 0:
+    if not ridge >= 0:  # also rejects NaN
         raise ValueError(f"ridge must be >= 0, got {ridge!r}")
     Zt = as_latent(Z)
     Zc = Zt - Zt.mean(0)

@@ -6,7 +6,7 @@ import warnings
 
 from torch import Tensor
 
-from ._spectrum import as_matrix, n_modes, resolve_threshold
+from ._spectrum import as_matrix, check_targets, n_modes, resolve_threshold
 
 
 def k_per_q(
@@ -27,17 +27,18 @@ def k_per_q(
     The spectrum is always the exact one (0.1.0 capped k at 6 on matrices over 100 000
     entries). A constant target gives k=1 with a warning (0.1.0 returned width + 1).
     """
+    check_targets(pooled_global, "pooled_global")
     out = {}
     for name, y in pooled_global.items():
         eta = resolve_threshold(name, threshold, default_threshold, 0.90)
-        Y = as_matrix(y)
+        Y = as_matrix(y, name)
         if float((Y - Y.mean(0)).abs().max()) == 0.0:
             warnings.warn(
                 f"target {name!r} is constant over the batch; using k=1", UserWarning, stacklevel=2
             )
             out[name] = 1
             continue
-        out[name] = n_modes(Y, eta)
+        out[name] = n_modes(Y, eta, name)
     if per_quantity:
         return out
     return max(out.values())

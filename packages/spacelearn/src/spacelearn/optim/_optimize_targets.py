@@ -7,7 +7,7 @@ import math
 
 from torch import Tensor
 
-from ._spectrum import n_modes, resolve_threshold
+from ._spectrum import check_targets, n_modes, resolve_threshold
 
 logger = logging.getLogger("spacelearn")
 
@@ -33,10 +33,11 @@ def optimal_bins(
     """
     if isinstance(max_bins, bool) or not isinstance(max_bins, int) or max_bins < 2:
         raise ValueError(f"max_bins must be an int >= 2, got {max_bins!r}")
+    check_targets(pooled_targets_coarse, "pooled_targets_coarse")
     out = {}
     for name, y in pooled_targets_coarse.items():
         eta = resolve_threshold(name, variance_threshold, default_threshold, 0.95)
-        modes = n_modes(y, eta)
+        modes = n_modes(y, eta, name)
         out[name] = min(max(math.ceil(math.sqrt(modes)), 2), max_bins)
         logger.info("  [%s] %d modes (eta=%.2f) -> n_bins=%d", name, modes, eta, out[name])
     if per_quantity:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import Tensor
 
@@ -25,18 +27,32 @@ def resolve_threshold(name, thresholds, default_threshold, fallback: float) -> f
     return value
 
 
-def as_matrix(y: Tensor) -> Tensor:
+def check_targets(targets, name: str) -> None:
+    """``targets`` must be a non-empty dict ``{quantity: tensor}``."""
+    if not isinstance(targets, Mapping):
+        raise TypeError(f"{name} must be a dict {{name: tensor}}, got {type(targets).__name__}")
+    if len(targets) == 0:
+        raise ValueError(f"{name} is an empty dict; give at least one quantity")
+
+
+def as_matrix(y: Tensor, name: str = "target") -> Tensor:
+    """``(B, P)`` view of a target; it must have samples, features and finite values."""
     y = torch.as_tensor(y)
     if not y.is_floating_point():
         y = y.float()
     if y.ndim == 0:
-        raise ValueError("a target must have a batch dimension, got a scalar")
-    return y.reshape(-1, 1) if y.ndim == 1 else y.flatten(1)
+        raise ValueError(f"target {name!r} must have a batch dimension, got a scalar")
+    Y = y.reshape(-1, 1) if y.ndim == 1 else y.flatten(1)
+    if Y.numel() == 0:
+        raise ValueError(f"target {name!r} is empty (shape {tuple(y.shape)})")
+    if not bool(torch.isfinite(Y).all()):
+        raise ValueError(f"target {name!r} contains NaN or infinite values")
+    return Y
 
 
-def n_modes(y: Tensor, threshold: float) -> int:
+def n_modes(y: Tensor, threshold: float, name: str = "target") -> int:
     """``#(cumvar < threshold) + 1``, capped at the number of components (exact spectrum)."""
-    Y = as_matrix(y)
+    Y = as_matrix(y, name)
     Yc = Y - Y.mean(0)
     s = util.singular_values(Yc.detach())
     energy = s.double() ** 2

@@ -98,13 +98,14 @@ def left(A: Tensor, *, rank: int | None = None) -> tuple[Tensor, Tensor]:
 
     Returns:
         ``(U, S)``: ``U (..., m, r)`` with orthonormal columns, ``S (..., r)`` descending, where
-        ``r = rank or min(m, n)`` (``m`` with ``config.use_full_matrix``, ``S`` zero-padded).
+        ``r = rank or min(m, n)`` (``m`` with ``config.use_full_matrix`` and no ``rank``, ``S``
+        zero-padded; an explicit ``rank`` always wins).
     """
     _check_matrix(A)
     r = _rank(A, rank)
     mode = resolve(A, "left", rank=rank)
     if mode == "svd":
-        return _run(A, svd_left, r, _settings.config.use_full_matrix)
+        return _run(A, svd_left, r, _settings.config.use_full_matrix and rank is None)
     if mode == "eigen":
         return _run(A, eigen_left, r)
     U, S, _ = _run(A, lowrank_full, r, *_lowrank_args())
@@ -115,13 +116,14 @@ def right(A: Tensor, *, rank: int | None = None) -> tuple[Tensor, Tensor]:
     """Right singular vectors (as rows) and values of ``A (..., m, n)``.
 
     Returns:
-        ``(Vh, S)``: ``Vh (..., r, n)`` with orthonormal rows, ``S (..., r)`` descending.
+        ``(Vh, S)``: ``Vh (..., r, n)`` with orthonormal rows, ``S (..., r)`` descending
+        (``r = n`` with ``config.use_full_matrix`` and no ``rank``).
     """
     _check_matrix(A)
     r = _rank(A, rank)
     mode = resolve(A, "right", rank=rank)
     if mode == "svd":
-        return _run(A, svd_right, r, _settings.config.use_full_matrix)
+        return _run(A, svd_right, r, _settings.config.use_full_matrix and rank is None)
     if mode == "eigen":
         return _run(A, eigen_right, r)
     _, S, Vh = _run(A, lowrank_full, r, *_lowrank_args())
