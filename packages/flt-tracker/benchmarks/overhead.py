@@ -9,7 +9,9 @@ Each mode trains in lockstep with a plain twin (same model, data and optimizer; 
 each in turn, the order alternating), so both see the same moments of a shared machine; the
 overhead is the mode's total step time over the twin's, with the quartiles over 50-step blocks
 as its spread. A mode with a background thread (disk writer, async copies) slows its twin too,
-so a last column compares every mode with the median twin of the run. A floor row copies the
+so a column compares every mode with the median twin of the run. Preallocating modes do their
+page faults in ``start()``: its time is printed, and the overhead with it added to the steps.
+A floor row copies the
 tensors into memory written before (the least any in-RAM tracker can cost), and the machine's
 copy bandwidth into written memory, fresh memory and files is printed first. A last table
 runs one pass per mode for the snapshot memory and RSS growth.
@@ -65,6 +67,7 @@ class Mode:
 
     def __init__(self, name: str):
         self.name = name
+        self.start_s = 0.0  # set-up time outside the steps (a preallocating tracker's start())
 
     def setup(self, model, opt, tmp: Path) -> None:
         self.model, self.opt = model, opt
@@ -90,7 +93,9 @@ class TrackerMode(Mode):
         if kwargs.get("storage") == "disk":
             kwargs["directory"] = tmp / "run"
         self.tracker = FeatureTracker(model, layers=LAYERS, optimizer=opt, **kwargs)
+        t0 = time.perf_counter()
         self.tracker.start()
+        self.start_s = time.perf_counter() - t0
 
     def stored_mb(self) -> float:
         return self.tracker.memory_nbytes / 2**20
@@ -179,11 +184,14 @@ def run_mode(mode: Mode, steps: int, batch: int, tmp: Path) -> tuple[float, floa
     return elapsed / steps * 1e3, stored, rss
 
 
-def run_paired(mode: Mode, steps: int, batch: int, tmp: Path) -> tuple[list[float], list[float]]:
+def run_paired(
+    mode: Mode, steps: int, batch: int, tmp: Path
+) -> tuple[list[float], list[float], float]:
     """``steps`` steps of a plain model and of ``mode``'s model in lockstep, order alternating.
 
-    Returns the per-step seconds of the plain model and of the mode: both see the same
-    moment of a shared machine, so their ratio is far less noisy than separate runs'.
+    Returns the per-step seconds of the plain model and of the mode (both see the same
+    moment of a shared machine, so their ratio is far less noisy than separate runs') and the
+    seconds of the mode's set-up outside the steps.
     """
     plain, tracked = Runner(Mode("plain"), batch, tmp), Runner(mode, batch, tmp)
     t_plain, t_mode = [], []
@@ -195,7 +203,7 @@ def run_paired(mode: Mode, steps: int, batch: int, tmp: Path) -> tuple[list[floa
             t_plain.append(plain.step())
             t_mode.append(tracked.step())
     mode.teardown()
-    return t_plain, t_mode
+    return t_plain, t_mode, mode.start_s
 
 
 def overhead(
@@ -257,14 +265,26 @@ def main() -> None:
     if args.smoke:
         args.steps, args.repeats, args.memory_steps = 20, 1, 20
     torch.set_num_threads(args.threads)
+    nbytes = snapshot_bytes()
     modes = [
         TrackerMode("tracker, every step, memory"),
+        TrackerMode(
+            "tracker, every step, memory, preallocated (budget of the whole run)",
+            memory_budget=(args.steps + 1) * nbytes,
+            preallocate=True,
+        ),
         TrackerMode("tracker, every step, memory, float16", dtype=torch.float16),
         TrackerMode("tracker, every step, memory, async_copy", async_copy=True),
         TrackerMode(
             f"tracker, every step, memory, budget {args.budget} (downsample)",
             memory_budget=args.budget,
             budget_policy="downsample",
+        ),
+        TrackerMode(
+            f"tracker, every step, memory, budget {args.budget} (downsample), preallocated",
+            memory_budget=args.budget,
+            budget_policy="downsample",
+            preallocate=True,
         ),
         TrackerMode("tracker, every step, disk (16 MiB chunks, writer thread)", storage="disk"),
         TrackerMode("tracker, every 10 steps, memory", track_frequency=10),
@@ -277,7 +297,6 @@ def main() -> None:
         keys = [k.strip() for k in args.only.split(",")]
         modes = [m for m in modes if any(k in m.name for k in keys)]
     results = {}
-    nbytes = snapshot_bytes()
     tmp_root = Path(tempfile.mkdtemp(prefix="flt-bench-"))
     try:
         run_mode(Mode("warmup"), 10, args.batch, tmp_root)
@@ -303,23 +322,25 @@ def main() -> None:
     print()
     print(
         "| mode | plain ms / step | mode ms / step | steps / s | overhead vs plain twin | "
-        "spread (quartiles of 50-step blocks) | vs median plain step of the run |"
+        "spread (quartiles of 50-step blocks) | vs median plain step of the run | "
+        "start() ms | overhead incl. start() |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     rows = []
     for m in modes:
         runs = results[m.name]
-        stats = sorted((overhead(p, t), p, t) for p, t in runs)
-        (over, q1, q3), p, t = stats[len(stats) // 2]  # the median pass
-        rows.append((m.name, 1e3 * sum(p) / len(p), 1e3 * sum(t) / len(t), over, q1, q3))
+        stats = sorted((overhead(p, t), p, t, s0) for p, t, s0 in runs)
+        (over, q1, q3), p, t, s0 = stats[len(stats) // 2]  # the median pass
+        rows.append((m.name, 1e3 * sum(p) / len(p), 1e3 * sum(t) / len(t), over, q1, q3, s0, p, t))
     # A mode with a background thread (disk writer, async copies) slows its twin too; the
     # median twin over all modes is the plain step such a mode should be read against.
     ms_ref = statistics.median(r[1] for r in rows)
-    for name, ms_plain, ms_mode, over, q1, q3 in rows:
+    for name, ms_plain, ms_mode, over, q1, q3, s0, p, t in rows:
         print(
             f"| {name} | {ms_plain:.2f} | {ms_mode:.2f} | {1e3 / ms_mode:.0f} | "
             f"{100 * over:+.1f}% | {100 * q1:+.1f}% .. {100 * q3:+.1f}% | "
-            f"{100 * (ms_mode / ms_ref - 1):+.1f}% |"
+            f"{100 * (ms_mode / ms_ref - 1):+.1f}% | {1e3 * s0:.0f} | "
+            f"{100 * ((sum(t) + s0) / sum(p) - 1):+.1f}% |"
         )
     if args.memory_steps:
         memory_table(args.memory_steps, args.batch, args.budget, nbytes)
@@ -330,6 +351,11 @@ def memory_table(steps: int, batch: int, budget: str, nbytes: int) -> None:
     mb = nbytes / 1e6
     modes = [
         TrackerMode("tracker, every step, memory, no budget"),
+        TrackerMode(
+            "tracker, every step, memory, preallocated (budget of the whole run)",
+            memory_budget=(steps + 1) * nbytes,
+            preallocate=True,
+        ),
         TrackerMode(
             f"tracker, every step, memory, budget {budget} (downsample)",
             memory_budget=budget,
@@ -343,8 +369,10 @@ def memory_table(steps: int, batch: int, budget: str, nbytes: int) -> None:
         f"One pass of {steps} steps per mode ({mb:.2f} MB per snapshot, {steps * mb:.0f} MB in all):"
     )
     print()
-    print("| mode | ms / step | snapshots kept | snapshot RAM (MiB) | RSS growth (MiB) |")
-    print("| --- | --- | --- | --- | --- |")
+    print(
+        "| mode | ms / step | start() ms | snapshots kept | snapshot RAM (MiB) | RSS growth (MiB) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
     tmp_root = Path(tempfile.mkdtemp(prefix="flt-bench-mem-"))
     try:
         for i, m in enumerate(modes):
@@ -354,7 +382,10 @@ def memory_table(steps: int, batch: int, budget: str, nbytes: int) -> None:
             kept = (
                 len(m.snaps) if isinstance(m, CloneMode) else len(m.tracker.get_feature("0.weight"))
             )
-            print(f"| {m.name} | {ms:.2f} | {kept} | {mb:.0f} | {growth:.0f} |")
+            print(
+                f"| {m.name} | {ms:.2f} | {1e3 * m.start_s:.0f} | {kept} | {mb:.0f} | "
+                f"{growth:.0f} |"
+            )
             del m
             gc.collect()
     finally:

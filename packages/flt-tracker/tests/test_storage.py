@@ -98,6 +98,54 @@ def test_downsample_refills_freed_rows_without_new_blocks():
         assert torch.equal(store.get(j), torch.full((3,), float(s)))
 
 
+def test_reserve_allocates_the_capacity_up_front_and_recording_reuses_it():
+    store = MemoryStorage((3,), torch.float32, capacity=10, chunk_size=4, policy="downsample")
+    store.reserve()
+    blocks = list(store._blocks)
+    assert [b.shape[0] for b in blocks] == [4, 4, 2] and store.memory_nbytes == 10 * 12
+    assert len(store) == 0 and store.read(0, 5).shape == (0, 3)
+    for i in range(60):
+        store.append(torch.full((3,), float(i)), step=i, epoch=0, batch_idx=i)
+        assert len(store._blocks) == 3 and all(a is b for a, b in zip(store._blocks, blocks))
+    for j, s in enumerate(store.index()[:, 0].tolist()):
+        assert torch.equal(store.get(j), torch.full((3,), float(s)))
+    with pytest.raises(ValueError, match="capacity"):
+        MemoryStorage((3,), torch.float32).reserve()
+
+
+def test_preallocated_tracker_records_what_a_lazy_one_does():
+    model, opt = small()
+    per_step = (4 * 5 + 4 + 4 + 1) * 4
+    budget = per_step * 50
+    tracker = FeatureTracker(
+        model, optimizer=opt, memory_budget=budget, chunk_size=8, preallocate=True
+    )
+    tracker.start()
+    held = tracker.memory_nbytes
+    assert budget - per_step < held <= budget  # the whole budget, before any step
+    tracker.stop()
+    run_steps(tracker, model, opt, 30)
+    assert tracker.memory_nbytes == held
+    model2, opt2 = small()
+    ref = FeatureTracker(model2, optimizer=opt2, memory_budget=budget, chunk_size=8)
+    run_steps(ref, model2, opt2, 30)
+    for name, f in ref.get_features().items():
+        g = tracker.get_feature(name)
+        assert torch.equal(g.as_tensor(), f.as_tensor())
+        assert g.steps.tolist() == f.steps.tolist()
+    assert ref.memory_nbytes < held  # the lazy store grew block by block: 4 of 7 blocks
+
+
+def test_preallocate_needs_a_memory_budget(tmp_path):
+    model, opt = small()
+    with pytest.raises(ValueError, match="preallocate"):
+        FeatureTracker(model, preallocate=True)
+    with pytest.raises(ValueError, match="preallocate"):
+        FeatureTracker(
+            model, storage="disk", directory=tmp_path, memory_budget="1MB", preallocate=True
+        )
+
+
 def test_save_load_roundtrip_and_tamper(tmp_path):
     model, opt = small()
     tracker = FeatureTracker(model, optimizer=opt, track_gradients=True, dtype=torch.float16)

@@ -36,6 +36,14 @@ def test_run_without_hydra_writes_run_metrics_and_summary(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["tracked"] == ["W"]
 
 
+def test_preallocated_budget_from_the_config(tmp_path):
+    cfg = compose_default(TINY + ["tracking.memory_budget=2MB", "tracking.preallocate=true"])
+    assert cfg["tracking"]["preallocate"] is True
+    assert run(cfg, tmp_path)["global_step"] == 2
+    with pytest.raises(ValueError, match="preallocate"):  # nothing to reserve without a budget
+        run(compose_default(TINY + ["tracking.preallocate=true"]), tmp_path / "b")
+
+
 def test_cli_no_hydra_flag(tmp_path, capsys):
     main(
         [

@@ -319,6 +319,25 @@ class MemoryStorage(Storage):
         self._views = list(self._blocks[b].unbind(0))
         self._base = b * self.chunk_size
 
+    def reserve(self) -> None:
+        """Allocate every block up to ``capacity`` now and write it once.
+
+        Recording then only rewrites memory the process already owns: the kernel's page faults
+        on fresh memory (which cost several times a copy into written memory on some machines)
+        are all paid here, before training, and a shortage of RAM shows here, not mid-run.
+        """
+        if self.capacity is None:
+            raise ValueError("reserve() needs a capacity (a memory_budget) to know what to reserve")
+        try:
+            while self._rows < self.capacity:
+                self._select_block(self._rows)
+                self._blocks[-1].zero_()
+        except RuntimeError as err:  # the allocator's out-of-memory error
+            raise MemoryBudgetError(
+                f"could not reserve {self.capacity} snapshots of {self.snapshot_nbytes} B: {err}"
+            ) from err
+        self._views, self._base = [], self._rows  # re-selected by the next append
+
     def _thin(self) -> None:
         self.synchronize()
         new_stride = self.stride * 2

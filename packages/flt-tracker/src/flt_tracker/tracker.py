@@ -72,6 +72,10 @@ class FeatureTracker:
         budget_policy: at the budget, ``"error"`` raises
             :class:`~flt_tracker.storage.MemoryBudgetError`; ``"downsample"`` halves the
             resolution (keeps every other snapshot) so the series still span the whole run.
+        preallocate: memory storage with a ``memory_budget`` only: allocate and write the whole
+            budget in :meth:`start`, so recording never lands in fresh memory (whose page faults
+            can cost several times the copy itself) and a shortage of RAM fails at the start,
+            not mid-run. The start then takes about ``memory_budget`` / fresh-memory bandwidth.
         chunk_size: snapshots per preallocated block / per chunk file; ``None`` picks about
             16 MiB per block for each series.
         record_initial: record the weights (and probe activations) at :meth:`start` as step 0.
@@ -109,6 +113,7 @@ class FeatureTracker:
         dtype: torch.dtype | None = None,
         memory_budget: int | str | None = None,
         budget_policy: str = "error",
+        preallocate: bool = False,
         chunk_size: int | None = None,
         record_initial: bool = True,
         fsync: bool = False,
@@ -126,6 +131,10 @@ class FeatureTracker:
             raise ValueError("storage='disk' needs a directory")
         if budget_policy not in ("error", "downsample"):
             raise ValueError(f"budget_policy={budget_policy!r}; use 'error' or 'downsample'")
+        if preallocate and (storage != "memory" or memory_budget is None):
+            raise ValueError(
+                "preallocate=True needs storage='memory' and a memory_budget (what to reserve)"
+            )
         if chunk_size is not None and (isinstance(chunk_size, bool) or int(chunk_size) < 1):
             raise ValueError(f"chunk_size={chunk_size!r} must be a positive integer or None")
         self.model = model
@@ -138,6 +147,7 @@ class FeatureTracker:
         self.dtype = check_dtype(dtype)
         self.memory_budget = parse_bytes(memory_budget)
         self.budget_policy = budget_policy
+        self.preallocate = bool(preallocate)
         self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.record_initial = bool(record_initial)
         self.fsync = bool(fsync)
@@ -440,6 +450,8 @@ class FeatureTracker:
                     policy=self.budget_policy,
                     pin=pin,
                 )
+                if self.preallocate:
+                    store.reserve()
             else:
                 store = DiskStorage(
                     self.directory / f"f{i:04d}",

@@ -224,6 +224,7 @@ def run(cfg: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
             dtype=dtype,
             memory_budget=tcfg.get("memory_budget"),
             budget_policy=tcfg.get("budget_policy", "error"),
+            preallocate=bool(tcfg.get("preallocate", False)),
         )
         callbacks.append(
             FeatureTrackingCallback(
