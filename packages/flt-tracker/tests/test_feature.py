@@ -88,3 +88,25 @@ def test_empty_feature_errors():
     assert f.steps.shape == (0,) and isinstance(f.steps, np.ndarray)
     with pytest.raises(ValueError, match="no snapshots"):
         f.get_latest()
+
+
+def test_scalar_snapshots_have_derived_series():
+    f = Feature("temperature", dtype=torch.float64)
+    for i in range(3):
+        f.append(torch.tensor(float(i + 1)))
+    assert f.norm().tolist() == [1.0, 2.0, 3.0]
+    assert f.mean().tolist() == [1.0, 2.0, 3.0]
+    assert f.distance_to_init().tolist() == [0.0, 1.0, 2.0]
+    assert f.cosine_to_init().tolist() == pytest.approx([1.0, 1.0, 1.0])
+    std = f.std()
+    assert std.tolist() == [0.0, 0.0, 0.0] and std.dtype == torch.float64
+
+
+def test_fractional_step_or_epoch_is_an_error_not_truncated():
+    f, values = filled()
+    assert torch.equal(f.get_at_step(np.int64(3)), values[3])
+    assert torch.equal(f.get_at_epoch(1.0, last=True), values[3])
+    with pytest.raises(TypeError, match="step"):
+        f.get_at_step(3.7)
+    with pytest.raises(TypeError, match="epoch"):
+        f.get_at_epoch(0.5)

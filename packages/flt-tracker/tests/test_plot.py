@@ -72,3 +72,15 @@ def test_plots_work_on_a_loaded_run(tracked, tmp_path):
     run = load_run(tracked.save(tmp_path / "run"))
     plot.visualize_features_heatmap(run)
     plot.visualize_feature_evolution(run.get_feature("out.bias"), phases=run.phases)
+
+
+def test_video_without_ffmpeg_or_extension_gives_a_clear_error(tracked, tmp_path, monkeypatch):
+    from matplotlib.animation import FFMpegWriter
+
+    f = tracked.get_feature("fc.weight")
+    monkeypatch.setattr(FFMpegWriter, "isAvailable", classmethod(lambda cls: False))
+    with pytest.raises(RuntimeError, match="ffmpeg"):
+        plot.animate_feature_evolution(f, tmp_path / "a.mp4")
+    with pytest.raises(ValueError, match="extension"):
+        plot.animate_feature_evolution(f, tmp_path / "a")
+    assert not list(tmp_path.iterdir())

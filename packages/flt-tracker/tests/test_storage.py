@@ -264,3 +264,30 @@ def test_disk_run_survives_a_killed_writer(tmp_path):
         opt.step()
         expected.append(model.weight.detach().clone())
     assert torch.equal(w.as_tensor(), torch.stack(expected))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: "[1, 2]",
+        lambda m: m.pop("features") and None,
+        lambda m: m["features"][0].pop("folder") and None,
+        lambda m: m["features"][0].pop("dtype") and None,
+        lambda m: m.__setitem__("format_version", "x"),
+        lambda m: m.__setitem__("phases", [[1]]),
+        lambda m: m["features"][0].__setitem__("folder", "../elsewhere"),
+    ],
+)
+def test_malformed_manifest_is_a_clear_value_error(tmp_path, edit):
+    model, opt = small()
+    tracker = FeatureTracker(model, optimizer=opt)
+    run_steps(tracker, model, opt, 2)
+    out = tracker.save(tmp_path / "run")
+    manifest = json.loads((out / "run.json").read_text())
+    text = edit(manifest)
+    (out / "run.json").write_text(text if isinstance(text, str) else json.dumps(manifest))
+    with pytest.raises(ValueError):
+        load_run(out)
+    (out / "run.json").write_bytes(b"\xff\xfe{}")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_run(out)

@@ -1,6 +1,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 from flt_tracker import FeatureTracker
@@ -234,3 +235,51 @@ def test_accuracy_metric_and_argument_errors():
         Trainer(model, opt, scheduler_interval="batch")
     with pytest.raises(TypeError, match="Callback"):
         Trainer(model, opt, callbacks=[object()])
+
+
+def test_empty_or_used_up_loaders_raise_instead_of_reporting_zero_loss():
+    model, opt = model_opt()
+    X, y = data()
+    with pytest.raises(ValueError, match="training loader yielded no batches"):
+        Trainer(model, opt, device="cpu").fit([], 1)
+    with pytest.raises(ValueError, match="evaluation loader yielded no batches"):
+        Trainer(model, opt, device="cpu").fit([(X, y)], 1, val_loader=[])
+    once = iter([(X, y)])  # a one-shot iterator: the second epoch would see nothing
+    with pytest.raises(ValueError, match="no batches"):
+        Trainer(model, opt, device="cpu").fit(once, 2)
+
+
+def test_num_epochs_must_be_an_integer():
+    model, opt = model_opt()
+    X, y = data()
+    trainer = Trainer(model, opt, device="cpu")
+    for bad in (2.5, "3", None, True):
+        with pytest.raises(TypeError, match="num_epochs"):
+            trainer.fit([(X, y)], bad)
+    with pytest.raises(ValueError, match="non-negative"):
+        trainer.fit([(X, y)], -1)
+    assert trainer.fit([(X, y)], 0) == [] and trainer.global_step == 0
+    assert len(trainer.fit([(X, y)], np.int64(2))) == 2
+
+
+def test_seed_is_applied_once_so_split_fits_replay_one_long_fit():
+    def run(split):
+        model, opt = model_opt(seed=3)
+        train = DataLoader(TensorDataset(*data()), batch_size=16, shuffle=True)
+        trainer = Trainer(model, opt, device="cpu", seed=7)
+        for n in split:
+            trainer.fit(train, n)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    assert torch.equal(run([2, 2]), run([4]))  # not the same shuffles replayed in each fit
+
+
+def test_attack_restores_each_module_mode_and_rejects_infinite_eps():
+    model = nn.Sequential(nn.Linear(5, 8), nn.Dropout(0.5), nn.ReLU(), nn.Linear(8, 2))
+    X, y = data(8)
+    model.train()
+    model[1].eval()  # a frozen submodule stays frozen
+    make_attack("pgd", nn.CrossEntropyLoss(), 0.1, steps=2)(model, X, y)
+    assert model.training and not model[1].training and model[0].training
+    with pytest.raises(ValueError, match="finite"):
+        make_attack("fgm", nn.CrossEntropyLoss(), float("inf"))

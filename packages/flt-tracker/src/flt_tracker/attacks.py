@@ -7,6 +7,7 @@ model's parameter gradients are untouched, and they never call an optimizer: a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -20,8 +21,8 @@ _NORMS = ("l2", "linf")
 
 
 def _check(eps: float, norm: str) -> None:
-    if not float(eps) >= 0:
-        raise ValueError(f"eps={eps!r} must be >= 0")
+    if not (float(eps) >= 0 and math.isfinite(float(eps))):
+        raise ValueError(f"eps={eps!r} must be finite and >= 0")
     if norm not in _NORMS:
         raise ValueError(f"norm={norm!r} is not supported; use one of {list(_NORMS)}")
 
@@ -130,7 +131,7 @@ def make_attack(
         loss_fn: loss maximised by the attack.
         eps: radius.
         eval_mode: run the attack with the model in eval mode (dropout off, batch-norm
-            statistics frozen); its training flag is restored.
+            statistics frozen); each module's training flag is restored.
         kwargs: more arguments of :func:`fgm` / :func:`pgd` (``norm``, ``steps``...).
     """
     if kind not in ("fgm", "pgd"):
@@ -139,12 +140,13 @@ def make_attack(
     _check(eps, kwargs.get("norm", "l2"))
 
     def inner_max(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        was = model.training
+        modes = {m: m.training for m in model.modules()}
         if eval_mode:
             model.eval()
         try:
             return attack(model, x, y, loss_fn, eps, **kwargs)
         finally:
-            model.train(was)
+            for m, mode in modes.items():
+                m.training = mode
 
     return inner_max

@@ -14,6 +14,19 @@ __all__ = ["Feature", "effective_rank"]
 _METRICS = ("norm", "mean", "std", "cosine_to_init", "distance_to_init", "effective_rank")
 
 
+def _rows(v: torch.Tensor) -> torch.Tensor:
+    """A block of snapshots ``(k, *shape)`` as ``(k, numel)`` (scalar snapshots included)."""
+    return v.reshape(v.shape[0], -1)
+
+
+def _as_int(value: int, what: str) -> int:
+    """``value`` as an int; a float with a fractional part is an error, not truncated."""
+    out = int(value)
+    if out != value:
+        raise TypeError(f"{what}={value!r} must be an integer")
+    return out
+
+
 def effective_rank(matrices: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """Effective rank (Roy & Vetterli, 2007) of each matrix: ``exp`` of the entropy of the
     normalised singular values.
@@ -153,11 +166,13 @@ class Feature:
 
         Raises:
             KeyError: no snapshot at that step (the message lists the nearest recorded steps).
+            TypeError: ``step`` is not an integer.
         """
+        step = _as_int(step, "step")
         steps = self._index()[:, 0]
-        hits = np.flatnonzero(steps == int(step))
+        hits = np.flatnonzero(steps == step)
         if hits.size == 0:
-            near = steps[np.argsort(np.abs(steps - int(step)), kind="stable")[:3]].tolist()
+            near = steps[np.argsort(np.abs(steps - step), kind="stable")[:3]].tolist()
             raise KeyError(f"{self.name!r} has no snapshot at step {step}; nearest steps: {near}")
         return self._require().get(int(hits[-1]))
 
@@ -166,8 +181,10 @@ class Feature:
 
         Raises:
             KeyError: no snapshot in that epoch (the message lists the recorded epochs).
+            TypeError: ``epoch`` is not an integer.
         """
-        hits = np.flatnonzero(self._index()[:, 1] == int(epoch))
+        epoch = _as_int(epoch, "epoch")
+        hits = np.flatnonzero(self._index()[:, 1] == epoch)
         if hits.size == 0:
             raise KeyError(
                 f"{self.name!r} has no snapshot in epoch {epoch}; "
@@ -208,16 +225,18 @@ class Feature:
     # -- derived series --------------------------------------------------------------------
     def norm(self) -> torch.Tensor:
         """Frobenius norm of each snapshot, ``(n,)``."""
-        return self.map(lambda v: v.flatten(1).norm(dim=1))
+        return self.map(lambda v: _rows(v).norm(dim=1))
 
     def mean(self) -> torch.Tensor:
         """Mean entry of each snapshot, ``(n,)``."""
-        return self.map(lambda v: v.flatten(1).mean(dim=1))
+        return self.map(lambda v: _rows(v).mean(dim=1))
 
     def std(self) -> torch.Tensor:
         """Standard deviation of the entries of each snapshot, ``(n,)`` (0 for one entry)."""
         return self.map(
-            lambda v: v.flatten(1).std(dim=1) if v[0].numel() > 1 else torch.zeros(v.shape[0])
+            lambda v: (
+                _rows(v).std(dim=1) if v[0].numel() > 1 else torch.zeros(v.shape[0], dtype=v.dtype)
+            )
         )
 
     def _init(self) -> torch.Tensor:
@@ -229,7 +248,7 @@ class Feature:
         init = self._init().flatten()
         return self.map(
             lambda v: torch.nn.functional.cosine_similarity(
-                v.flatten(1), init.to(v.dtype)[None], dim=1, eps=1e-12
+                _rows(v), init.to(v.dtype)[None], dim=1, eps=1e-12
             )
         )
 
@@ -241,7 +260,7 @@ class Feature:
         """
         init = self._init().flatten()
         scale = init.norm().clamp_min(1e-12) if relative else torch.tensor(1.0)
-        return self.map(lambda v: (v.flatten(1) - init.to(v.dtype)).norm(dim=1) / scale)
+        return self.map(lambda v: (_rows(v) - init.to(v.dtype)).norm(dim=1) / scale)
 
     def effective_rank(self) -> torch.Tensor:
         """Effective rank of each snapshot seen as a ``(shape[0], -1)`` matrix, ``(n,)``.

@@ -274,12 +274,25 @@ def animate_feature_evolution(
 
     Returns:
         The written path.
+
+    Raises:
+        ValueError: no snapshots, or ``save_path`` has no extension.
+        RuntimeError: a video was asked for but ``ffmpeg`` is not on the ``PATH``.
     """
     from matplotlib.animation import FFMpegWriter, FuncAnimation, PillowWriter
 
     n = len(feature)
     if n == 0:
         raise ValueError(f"feature {feature.name!r} has no snapshots")
+    path = Path(save_path)
+    gif = path.suffix.lower() == ".gif"
+    if not path.suffix:
+        raise ValueError(f"save_path={str(save_path)!r} needs an extension: .gif or .mp4")
+    if not gif and not FFMpegWriter.isAvailable():
+        raise RuntimeError(
+            f"writing {path.suffix!r} needs ffmpeg on the PATH (not found); "
+            "install ffmpeg or save a .gif (pillow)"
+        )
     picks = np.unique(np.linspace(0, n - 1, min(n, int(max_frames))).round().astype(int))
     steps = feature.steps
     storage = feature.storage
@@ -301,8 +314,7 @@ def animate_feature_evolution(
         return [im, title]
 
     anim = FuncAnimation(fig, update, frames=len(frames), blit=False)
-    path = Path(save_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = PillowWriter(fps=fps) if path.suffix.lower() == ".gif" else FFMpegWriter(fps=fps)
+    writer = PillowWriter(fps=fps) if gif else FFMpegWriter(fps=fps)
     anim.save(str(path), writer=writer, dpi=80)
     return path

@@ -142,8 +142,8 @@ def load_run(directory: str | os.PathLike[str]) -> TrackingRun:
 
     Raises:
         FileNotFoundError: no ``run.json`` in ``directory``.
-        ValueError: the manifest cannot be parsed, or a saved run's file was truncated or edited
-            (checksum mismatch).
+        ValueError: the manifest cannot be parsed or is malformed, or a saved run's file was
+            truncated or edited (checksum mismatch).
     """
     root = Path(directory)
     path = root / "run.json"
@@ -151,19 +151,33 @@ def load_run(directory: str | os.PathLike[str]) -> TrackingRun:
         raise FileNotFoundError(f"{path} not found: not a flt-tracker run directory")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not valid JSON ({exc})") from exc
-    if manifest.get("format") != "flt-tracker-run":
+    if not isinstance(manifest, dict) or manifest.get("format") != "flt-tracker-run":
         raise ValueError(f"{path} is not a flt-tracker run manifest")
-    if int(manifest.get("format_version", 0)) > 1:
+    try:
+        return _load(root, path, manifest)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path} is malformed ({type(exc).__name__}: {exc})") from exc
+
+
+def _load(root: Path, path: Path, manifest: dict[str, Any]) -> TrackingRun:
+    try:
+        version = int(manifest.get("format_version", 0))
+    except ValueError:
+        version = None
+    if version is None or version > 1:
         raise ValueError(
-            f"{path} has format_version {manifest['format_version']}; this flt-tracker reads 1"
+            f"{path} has format_version {manifest['format_version']!r}; this flt-tracker reads 1"
         )
     import torch
 
     features: dict[str, Feature] = {}
     for entry in manifest["features"]:
-        folder = root / entry["folder"]
+        name = entry["folder"]
+        if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
+            raise ValueError(f"{path}: feature folder {name!r} is not a plain folder name")
+        folder = root / name
         if entry["dtype"] not in _DTYPES:
             raise ValueError(
                 f"{path}: feature {entry['name']!r} has unsupported dtype {entry['dtype']!r}"
@@ -181,7 +195,10 @@ def load_run(directory: str | os.PathLike[str]) -> TrackingRun:
         features[entry["name"]] = Feature(
             entry["name"], entry.get("layer_name"), kind=entry.get("kind", "weight"), storage=store
         )
-    run = TrackingRun(root, manifest, features)
+    try:
+        run = TrackingRun(root, manifest, features)
+    except ValueError as exc:  # phases that are not (step, name) pairs
+        raise ValueError(f"{path} has malformed phases ({exc})") from exc
     if not run.complete:
         warnings.warn(
             f"{root} is an unfinished run (not saved or closed); reading what was flushed",

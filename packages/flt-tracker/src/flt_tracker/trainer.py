@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import os
 import random
 from collections.abc import Callable, Iterable, Mapping
@@ -83,7 +84,8 @@ class Trainer:
         inner_max: ``inner_max(model, inputs, targets) -> inputs`` run before the training
             forward (adversarial training); gradients it leaves on the parameters are cleared.
         grad_clip: clip the global gradient norm to this value.
-        seed: seed Python, numpy and torch at the start of ``fit``.
+        seed: seed Python, numpy and torch at the start of the first ``fit`` (a later call
+            continues the random streams, so ``fit(n); fit(m)`` replays ``fit(n + m)``).
         metrics: extra metrics ``{name: fn(output, target)}`` averaged per epoch (train and
             val); the string ``"accuracy"`` may be given instead of a function.
         progress: show tqdm progress bars.
@@ -158,6 +160,7 @@ class Trainer:
         self.epoch = 0
         self.stop_training = False
         self.history: list[dict[str, float]] = []
+        self._seeded = False
 
     @property
     def is_main_process(self) -> bool:
@@ -175,7 +178,7 @@ class Trainer:
         """Metrics of the last finished epoch (empty before the first)."""
         return dict(self.history[-1]) if self.history else {}
 
-    def _reduce(self, sums: dict[str, float], count: int) -> dict[str, float]:
+    def _reduce(self, sums: dict[str, float], count: int, what: str) -> dict[str, float]:
         if self.distributed:
             keys = sorted(sums)
             t = torch.tensor(
@@ -184,11 +187,16 @@ class Trainer:
             torch.distributed.all_reduce(t)
             sums = dict(zip(keys, t[:-1].tolist()))
             count = int(t[-1].item())
-        return {k: v / max(count, 1) for k, v in sums.items()}
+        if count == 0:
+            raise ValueError(
+                f"{what} yielded no batches (an empty loader, or a one-shot iterator used up)"
+            )
+        return {k: v / count for k, v in sums.items()}
 
     def _seed(self) -> None:
-        if self.seed is None:
+        if self.seed is None or self._seeded:
             return
+        self._seeded = True
         random.seed(self.seed)
         np.random.seed(self.seed % 2**32)  # noqa: NPY002 (seeds user code using the global RNG)
         torch.manual_seed(self.seed)
@@ -213,15 +221,25 @@ class Trainer:
 
         Returns:
             The history: one dict of metrics per epoch of this and earlier calls.
+
+        Raises:
+            TypeError: ``num_epochs`` is not an int.
+            ValueError: ``num_epochs`` is negative, or a loader yields no batches in an epoch.
         """
-        if isinstance(num_epochs, bool) or int(num_epochs) < 0:
+        try:
+            if isinstance(num_epochs, bool):
+                raise TypeError
+            num_epochs = operator.index(num_epochs)
+        except TypeError:
+            raise TypeError(f"num_epochs={num_epochs!r} must be an int") from None
+        if num_epochs < 0:
             raise ValueError(f"num_epochs={num_epochs!r} must be a non-negative int")
         self._seed()
         self.stop_training = False
         self._emit("on_train_start")
         first = self.epoch
         try:
-            for epoch in range(first, first + int(num_epochs)):
+            for epoch in range(first, first + num_epochs):
                 self.epoch = epoch
                 sampler = getattr(train_loader, "sampler", None)
                 if hasattr(sampler, "set_epoch"):
@@ -274,7 +292,7 @@ class Trainer:
             self._emit("on_batch_end", batch, batch_idx, value)
             if self.stop_training:
                 break
-        return self._reduce(sums, count)
+        return self._reduce(sums, count, "the training loader")
 
     def evaluate(self, loader: Iterable[Any]) -> dict[str, float]:
         """Mean loss and metrics over ``loader`` in eval mode under ``torch.no_grad``
@@ -298,7 +316,7 @@ class Trainer:
                     count += n
         finally:
             self.model.train(was_training)
-        return self._reduce(sums, count)
+        return self._reduce(sums, count, "the evaluation loader")
 
     @property
     def raw_model(self) -> nn.Module:
