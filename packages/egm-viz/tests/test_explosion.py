@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 from blockops import NotFittedError
+from egm_core import PyEGM
 from egm_viz._output import class_colors
 from egmviz_helpers import (
     assert_same_state,
@@ -77,6 +78,17 @@ def test_winner_marks_the_models_choice(model):
     queries = _gids(fig, "queries")[0].get_offsets()
     assert len(queries) == 3 and len(won) == 3
     assert set(won) <= set(range(_n_classes(model)))
+    # with every row a query (in row order), the stars are exactly the model's predictions
+    fig = egm_viz.visualize_explosion(model, X[:12], n_queries=12, n_samples=200)
+    stars = {
+        int(a.get_gid().split(":")[1]): int(a.get_gid().split(":")[2])
+        for a in _gids(fig, "winner:")
+    }
+    codes = np.searchsorted(model.classes_, model.predict(X[:12]))
+    assert [stars[q] for q in range(12)] == codes.tolist()
+    for line in _gids(fig, "path:"):
+        _, q, c, kind = line.get_gid().split(":")
+        assert (kind == "winner") == (int(c) == codes[int(q)])
 
 
 def test_layers_can_be_switched_off(model):
@@ -173,6 +185,10 @@ def test_stratified_subsample_keeps_every_group():
     again = egm_viz.stratified_subsample(groups, 20, torch.Generator().manual_seed(0))
     np.testing.assert_array_equal(idx, again)
     np.testing.assert_array_equal(egm_viz.stratified_subsample(groups, 500, gen), np.arange(100))
+    assert egm_viz.stratified_subsample(groups, 0, gen).size == 0
+    for bad in (-5, 2.5, True):
+        with pytest.raises(ValueError, match="n must be an integer"):
+            egm_viz.stratified_subsample(groups, bad, gen)
 
 
 def test_model_unchanged_after_every_mode(model, tmp_path, data):
@@ -225,13 +241,18 @@ def _gids_on(ax, prefix):
     return [a for a in ax.collections if (a.get_gid() or "").startswith(prefix)]
 
 
-def test_headless_by_default_and_show_only_when_asked(model, monkeypatch):
+def test_headless_by_default_and_show_only_when_asked(model, monkeypatch, tmp_path):
     import matplotlib.pyplot as plt
 
     before = plt.get_fignums()
     fig = egm_viz.visualize_explosion(model, show_paths=False)
     assert isinstance(fig.canvas, FigureCanvasAgg)
     assert plt.get_fignums() == before, "no pyplot figure unless show=True"
+    anim = egm_viz.visualize_explosion(model, animate=True, show_paths=False)
+    anim.save(tmp_path / "h.gif", writer=PillowWriter(fps=2), dpi=20)
+    summary = egm_viz.plot_class_energy(model)
+    assert isinstance(summary.canvas, FigureCanvasAgg)
+    assert plt.get_fignums() == before, "animations and summaries leave pyplot alone too"
     calls = []
     monkeypatch.setattr(plt, "show", lambda *a, **k: calls.append(1))
     fig = egm_viz.visualize_explosion(model, show_paths=False, show=True)
@@ -273,6 +294,16 @@ def test_many_string_classes_get_distinct_colours():
         ({"n_samples": 2.5}, "n_samples"),
         ({"path_steps": 0}, "path_steps"),
         ({"fps": -1}, "fps"),
+        ({"fps": float("inf")}, "fps"),
+        ({"dpi": float("nan")}, "dpi"),
+        ({"projection": np.array(["pca"])}, "projection"),
+        ({"projection": None}, "projection"),
+        ({"n_samples": -5}, "n_samples"),
+        ({"n_queries": -1}, "n_queries"),
+        ({"iteration": -1}, "iteration"),
+        ({"save_path": "picture"}, "save_path"),
+        ({"classes": []}, "classes"),
+        ({"classes": [0, 99]}, "classes"),
         ({"classes": ["nope"]}, "classes"),
         ({"animate": False, "save_path": "x.gif"}, "animate"),
         ({"animate": True, "save_path": "x.png"}, "animation"),
@@ -296,6 +327,40 @@ def test_bad_samples(model, data):
 def test_unfitted_model_raises():
     with pytest.raises(NotFittedError):
         egm_viz.visualize_explosion(FakeEGM())
+    with pytest.raises(NotFittedError):
+        egm_viz.visualize_explosion(PyEGM())
+
+
+@pytest.mark.parametrize("wrong", [None, "model", np.zeros((3, 2))])
+def test_wrong_model_type_is_not_called_unfitted(wrong):
+    for draw in (egm_viz.visualize_explosion, egm_viz.plot_class_energy):
+        with pytest.raises(TypeError, match="egm_core.PyEGM") as info:
+            draw(wrong)
+        assert "not fitted" not in str(info.value)
+
+
+def test_fitted_estimator_of_another_library_is_rejected(data):
+    linear_model = pytest.importorskip("sklearn.linear_model", reason="needs scikit-learn")
+    X, y = data
+    other = linear_model.LogisticRegression().fit(X, y)
+    with pytest.raises(TypeError, match="LogisticRegression"):
+        egm_viz.visualize_explosion(other)
+
+
+def test_a_bank_with_nan_is_reported(data):
+    X, y = data
+    m = FakeEGM(num_iters=1, num_points=3).fit(X, y)
+    m.bank_X_[-1, 0] = float("nan")  # a diverged growth step
+    with pytest.raises(ValueError, match="NaN"):
+        egm_viz.visualize_explosion(m, n_samples=10_000, show_paths=False)
+
+
+def test_nan_in_given_samples_is_rejected(model, data):
+    X, _ = data
+    X = X.copy()
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        egm_viz.visualize_explosion(model, X)
 
 
 def test_bank_after_an_earlier_iteration(model):

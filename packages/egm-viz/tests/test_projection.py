@@ -56,6 +56,22 @@ def test_project_applies_one_plane_to_everything():
 def test_project_rejects_unknown():
     with pytest.raises(ValueError, match="projection must be one of"):
         project("isomap", _data(), _data())
+    with pytest.raises(ValueError, match="projection must be one of"):
+        project(np.array(["pca", "tsne"]), _data(), _data())
+
+
+def test_pca_takes_arrays_and_rejects_nan():
+    Z = _data()
+    from_array = PCA2D.fit(Z.numpy())
+    torch.testing.assert_close(from_array.components, PCA2D.fit(Z).components)
+    bad = Z.clone()
+    bad[4, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        PCA2D.fit(bad)
+    with pytest.raises(ValueError, match="NaN"):
+        project("pca", bad, Z)
+    with pytest.raises(ValueError, match="NaN"):
+        project("pca", Z, bad)  # points projected into the plane, e.g. trend paths
 
 
 def test_tsne_embeds_everything_jointly():

@@ -108,9 +108,18 @@ def read_model(model: Any) -> BankView:
     """Snapshot a fitted model's bank; raises ``NotFittedError`` before ``fit``.
 
     Raises:
+        TypeError: ``model`` is not an EGM model: it has neither ``trend_paths`` nor any
+            ``bank_*`` attribute (a string, ``None``, another library's estimator).
         NotFittedError: the model has not been fitted.
         ValueError: the bank arrays disagree in length or the bank is empty.
     """
+    if not hasattr(model, "trend_paths") and not any(
+        name.startswith("bank_") and hasattr(model, name) for name in BANK_ATTRIBUTES
+    ):
+        raise TypeError(
+            "model must be a fitted egm_core.PyEGM (or an object with its fitted bank_* "
+            f"attributes), got {type(model).__name__}"
+        )
     check_is_fitted(model, BANK_ATTRIBUTES)
     X = model.bank_X_
     X = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,13 @@ def output_suffix(save_path: str | Path | None) -> str | None:
 
 
 def check_positive(name: str, value: Any, *, integer: bool = True, allow_zero: bool = False) -> Any:
-    """Validate a positive (or non-negative) number argument and return it."""
+    """Validate a positive (or non-negative) finite number argument and return it."""
     kinds = numbers.Integral if integer else numbers.Real
     ok = isinstance(value, kinds) and not isinstance(value, bool)
     if ok:
-        ok = value >= 0 if allow_zero else value > 0
+        ok = (integer or math.isfinite(value)) and (value >= 0 if allow_zero else value > 0)
     if not ok:
-        what = "an integer" if integer else "a number"
+        what = "an integer" if integer else "a finite number"
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be {what} {bound}, got {value!r}")
     return int(value) if integer else float(value)

@@ -32,7 +32,11 @@ def stratified_subsample(groups: np.ndarray, n: int, generator: torch.Generator)
     Every group gets at least one item when ``n`` is at least the number of groups; the
     draw inside each group is a ``torch.randperm`` from ``generator`` (deterministic for a
     seeded generator).
+
+    Raises:
+        ValueError: ``n`` is not an integer ``>= 0``.
     """
+    n = check_positive("n", n, allow_zero=True)
     total = len(groups)
     if total <= n:
         return np.arange(total)
@@ -194,7 +198,8 @@ def visualize_explosion(
             animate exactly when ``save_path`` ends in ``.gif`` or ``.mp4``).
         iteration: draw a static picture of the bank as it was after this growth iteration
             (0: real points only); the trend paths, which belong to the final model, are then
-            left out. Default: the whole bank, with the paths.
+            left out. Default: the whole bank, with the paths. Points that a ``max_samples``
+            bound of the model evicted since are gone from the bank and cannot be drawn.
         fps: frames per second of animations.
         dpi: resolution of saved files.
         figsize: figure size in inches when no ``ax`` is given.
@@ -206,11 +211,14 @@ def visualize_explosion(
         The matplotlib ``Figure``, or a ``matplotlib.animation.FuncAnimation`` when animating.
 
     Raises:
+        TypeError: ``model`` is not an EGM model (no ``trend_paths``, no bank).
         NotFittedError: ``model`` is not fitted.
         ValueError: a bad argument (the message names it and what is accepted).
         ImportError: the projection or output format needs an extra that is not installed.
     """
-    if not isinstance(projection, PCA2D) and projection not in PROJECTIONS:
+    if not isinstance(projection, PCA2D) and not (
+        isinstance(projection, str) and projection in PROJECTIONS
+    ):
         raise ValueError(
             f"projection must be one of {PROJECTIONS} or a fitted PCA2D, got {projection!r}"
         )

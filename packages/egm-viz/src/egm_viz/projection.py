@@ -37,10 +37,11 @@ class PCA2D:
 
     @classmethod
     def fit(cls, Z: torch.Tensor) -> PCA2D:
-        """Fit on ``Z`` of shape ``(n, d)``."""
+        """Fit on ``Z`` of shape ``(n, d)`` (a tensor or array-like of finite numbers)."""
+        Z = torch.as_tensor(Z).detach().to("cpu", torch.float64)
         if Z.ndim != 2 or Z.shape[0] == 0:
             raise ValueError(f"PCA needs a non-empty (n, d) tensor, got shape {tuple(Z.shape)}")
-        Z = Z.detach().to("cpu", torch.float64)
+        _check_finite("PCA", Z)
         mean = Z.mean(dim=0)
         centred = Z - mean
         n, d = centred.shape
@@ -79,6 +80,12 @@ class Embedding:
     axis_labels: tuple[str, str]
 
 
+def _check_finite(what: str, Z: torch.Tensor) -> None:
+    if Z.numel() and not bool(torch.isfinite(Z).all()):
+        bad = int((~torch.isfinite(Z)).sum())
+        raise ValueError(f"{what} points contain {bad} NaN or infinite value(s)")
+
+
 def _missing(extra: str, module: str, exc: ImportError) -> ImportError:
     return ImportError(
         f'projection="{extra}" needs the {module} package: pip install "egm-viz[{extra}]" ({exc})'
@@ -99,11 +106,15 @@ def project(
       in one run (the ``fit_points`` still make up most of it).
 
     Raises:
-        ValueError: unknown ``kind``.
+        ValueError: unknown ``kind``, or NaN or infinite values among the points.
         ImportError: the extra needed by ``kind`` is not installed (the message names it).
     """
+    if not isinstance(kind, PCA2D) and not (isinstance(kind, str) and kind in PROJECTIONS):
+        raise ValueError(f"projection must be one of {PROJECTIONS} or a fitted PCA2D, got {kind!r}")
     fit_points = fit_points.detach().to("cpu", torch.float64)
     other_points = other_points.detach().to("cpu", torch.float64).reshape(-1, fit_points.shape[1])
+    _check_finite("the projected", fit_points)
+    _check_finite("the projected", other_points)
     n = fit_points.shape[0]
     if isinstance(kind, PCA2D):
         if kind.mean.shape[0] != fit_points.shape[1]:
@@ -117,8 +128,6 @@ def project(
             others=kind.transform(other_points),
             axis_labels=(f"PC 1 ({100 * r[0]:.0f}% var.)", f"PC 2 ({100 * r[1]:.0f}% var.)"),
         )
-    if kind not in PROJECTIONS:
-        raise ValueError(f"projection must be one of {PROJECTIONS} or a fitted PCA2D, got {kind!r}")
     if kind == "pca":
         pca = PCA2D.fit(fit_points)
         r = pca.explained_variance_ratio.tolist()

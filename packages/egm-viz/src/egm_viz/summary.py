@@ -87,6 +87,7 @@ def plot_class_energy(
         The matplotlib ``Figure``.
 
     Raises:
+        TypeError: ``model`` is not an EGM model (no ``trend_paths``, no bank).
         NotFittedError: ``model`` is not fitted.
         ValueError: unknown classes or an unsupported ``save_path`` suffix.
     """
