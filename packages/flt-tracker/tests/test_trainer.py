@@ -283,3 +283,48 @@ def test_attack_restores_each_module_mode_and_rejects_infinite_eps():
     assert model.training and not model[1].training and model[0].training
     with pytest.raises(ValueError, match="finite"):
         make_attack("fgm", nn.CrossEntropyLoss(), float("inf"))
+
+
+def test_reduce_lr_on_plateau_watches_the_chosen_metric():
+    X, y = data()
+    model, opt = model_opt()
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", patience=0)
+    seen = []
+    sched.step = seen.append  # record what the Trainer passes
+    trainer = Trainer(
+        model,
+        opt,
+        device="cpu",
+        scheduler=sched,
+        scheduler_monitor="val_accuracy",
+        metrics={"accuracy": "accuracy"},
+    )
+    history = trainer.fit([(X, y)], 2, val_loader=[(X, y)])
+    assert seen == [h["val_accuracy"] for h in history]
+    model, opt = model_opt()
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, patience=0, threshold=0.0)
+    history = Trainer(model, opt, device="cpu", scheduler=sched).fit([(X, y)], 4)
+    assert sched.best == min(h["loss"] for h in history)  # no val_loader: watches "loss"
+    with pytest.raises(KeyError, match="val_loss"):
+        Trainer(model, opt, device="cpu", scheduler=sched, scheduler_monitor="val_loss").fit(
+            [(X, y)], 1
+        )
+    with pytest.raises(ValueError, match="epoch"):
+        Trainer(model, opt, device="cpu", scheduler=sched, scheduler_interval="step")
+
+
+def test_json_lines_are_strict_json_when_a_metric_diverges(tmp_path):
+    model, opt = model_opt()
+    X, y = data()
+    jl = JSONLinesLogger(tmp_path / "log.jsonl")
+    nan_loss = lambda out, target: out.sum() * float("nan")  # noqa: E731
+    Trainer(model, opt, device="cpu", loss_fn=nan_loss, callbacks=[jl]).fit([(X, y)], 1)
+
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    records = [
+        json.loads(line, parse_constant=refuse)
+        for line in (tmp_path / "log.jsonl").read_text().splitlines()
+    ]
+    assert records == [{"step": 1, "epoch": 0, "loss": None}]

@@ -228,9 +228,16 @@ class ModelCheckpoint(Callback):
                 _atomic_torch_save(self._state(trainer, epoch), self.directory / "best.pt")
 
 
+def _finite_or_null(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()
+    }
+
+
 class JSONLinesLogger(Callback):
     """Append one JSON object per line: ``{"epoch", ...metrics}`` per epoch and, every
     ``log_every_n_steps`` steps, ``{"step", "epoch", "loss"}``. Flushed after every line.
+    Strict JSON: a NaN or infinite metric (a diverged loss) is written as ``null``.
 
     Args:
         path: output file (appended to).
@@ -246,7 +253,7 @@ class JSONLinesLogger(Callback):
     def _write(self, record: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+            fh.write(json.dumps(_finite_or_null(record), allow_nan=False) + "\n")
 
     def on_batch_end(
         self, trainer: Trainer, model: nn.Module, batch: Any, batch_idx: int, loss: float

@@ -79,8 +79,12 @@ class Trainer:
             (``blockops.resolve_device``); under torchrun, ``cuda:LOCAL_RANK`` when CUDA is used.
         loss_fn: ``loss_fn(output, target) -> scalar``; default ``nn.CrossEntropyLoss()``.
             When a batch has no target it is called as ``loss_fn(output, inputs)``.
-        scheduler: learning-rate scheduler stepped every epoch or every step.
+        scheduler: learning-rate scheduler stepped every epoch or every step. A
+            ``ReduceLROnPlateau`` is stepped every epoch with the metric ``scheduler_monitor``.
         scheduler_interval: ``"epoch"`` or ``"step"``.
+        scheduler_monitor: the epoch metric a ``ReduceLROnPlateau`` watches (e.g.
+            ``"val_accuracy"``); ``None`` picks ``"val_loss"`` when ``fit`` gets a
+            ``val_loader``, else ``"loss"``.
         inner_max: ``inner_max(model, inputs, targets) -> inputs`` run before the training
             forward (adversarial training); gradients it leaves on the parameters are cleared.
         grad_clip: clip the global gradient norm to this value.
@@ -101,6 +105,7 @@ class Trainer:
         loss_fn: Callable[[Any, Any], torch.Tensor] | None = None,
         scheduler: Any = None,
         scheduler_interval: str = "epoch",
+        scheduler_monitor: str | None = None,
         inner_max: Callable[[nn.Module, Any, Any], Any] | None = None,
         grad_clip: float | None = None,
         seed: int | None = None,
@@ -116,6 +121,11 @@ class Trainer:
             )
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"scheduler_interval={scheduler_interval!r}; use 'epoch' or 'step'")
+        self._plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+        if self._plateau and scheduler_interval != "epoch":
+            raise ValueError(
+                "a ReduceLROnPlateau scheduler watches an epoch metric: use scheduler_interval='epoch'"
+            )
         if grad_clip is not None and not float(grad_clip) > 0:
             raise ValueError(f"grad_clip={grad_clip!r} must be positive or None")
         self.callbacks = list(callbacks or [])
@@ -126,6 +136,7 @@ class Trainer:
         self.loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
         self.scheduler = scheduler
         self.scheduler_interval = scheduler_interval
+        self.scheduler_monitor = scheduler_monitor
         self.inner_max = inner_max
         self.grad_clip = grad_clip
         self.seed = seed
@@ -248,7 +259,9 @@ class Trainer:
                 logs = self._train_epoch(train_loader, epoch)
                 if val_loader is not None:
                     logs.update({f"val_{k}": v for k, v in self.evaluate(val_loader).items()})
-                if self.scheduler is not None and self.scheduler_interval == "epoch":
+                if self._plateau:
+                    self.scheduler.step(self._monitored(logs, val_loader is not None))
+                elif self.scheduler is not None and self.scheduler_interval == "epoch":
                     self.scheduler.step()
                 logs = {"epoch": epoch, **logs}
                 self.history.append(logs)
@@ -259,6 +272,14 @@ class Trainer:
         finally:
             self._emit("on_train_end")
         return self.history
+
+    def _monitored(self, logs: dict[str, float], has_val: bool) -> float:
+        key = self.scheduler_monitor or ("val_loss" if has_val else "loss")
+        if key not in logs:
+            raise KeyError(
+                f"scheduler_monitor={key!r} is not an epoch metric; available: {sorted(logs)}"
+            )
+        return logs[key]
 
     def _train_epoch(self, loader: Iterable[Any], epoch: int) -> dict[str, float]:
         self.model.train()
