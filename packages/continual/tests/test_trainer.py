@@ -320,3 +320,29 @@ def test_a_second_fit_stream_trains_again_unless_resuming(small_split):
     assert t.experiences_done == len(small_split.train_stream)
     assert not torch.equal(_params(t.model), after_first)
     assert R.n_experiences == len(small_split.train_stream)
+
+
+def test_joint_over_plain_datasets_keeps_each_rows_task_id(small_split):
+    from continual.scenarios import Experience
+
+    class Plain(torch.utils.data.Dataset):  # not a TensorDataset
+        def __init__(self, x, y):
+            self.x, self.y = x, y
+
+        def __len__(self):
+            return len(self.y)
+
+        def __getitem__(self, i):
+            return self.x[i], self.y[i]
+
+    stream = [
+        Experience(Plain(*e.dataset.tensors), e.task_id, e.classes, e.task_id)
+        for e in small_split.train_stream[:2]
+    ]
+    t = Trainer(_model(), Joint(), lr=0.05, epochs=1, device="cpu", random_state=0)
+    t.train_experience(stream[0])
+    data = t.strategy.train_dataset(t, stream[1])
+    tids = torch.cat([b[2] for b in t._batches(data, 1, shuffle=False, batch_size=64)])
+    n0, n1 = len(stream[0]), len(stream[1])
+    assert tids.tolist() == [0] * n0 + [1] * n1  # not the current task's id for every row
+    t.train_experience(stream[1])  # masked training on the union runs

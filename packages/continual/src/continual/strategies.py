@@ -645,7 +645,7 @@ class Joint(Strategy):
             n = len(datasets[0].tensors)
             cat = [torch.cat([d.tensors[i] for d in datasets]) for i in range(n)]
             return _TaskTensorDataset(*cat, task_ids=torch.cat(tasks))
-        return ConcatDataset(datasets)
+        return _TaskTaggedConcat([_TaskTagged(e.dataset, e.task_id) for e in self.seen])
 
     def state_dict(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         tensors: dict[str, torch.Tensor] = {}
@@ -674,6 +674,27 @@ class Joint(Strategy):
             ts = [tensors[f"seen.{i}.{j}"] for j in range(m["n_tensors"])]
             classes = None if m["classes"] is None else tuple(m["classes"])
             self.seen.append(Experience(TensorDataset(*ts), m["task_id"], classes, m["task_label"]))
+
+
+class _TaskTagged(Dataset):
+    """The rows of ``dataset`` as ``(x, y, task_id)``: Joint over datasets that are not tensors."""
+
+    def __init__(self, dataset: Dataset, task_id: int) -> None:
+        self.dataset = dataset
+        self.task_id = torch.tensor(task_id, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> tuple[Any, Any, torch.Tensor]:
+        row = self.dataset[i]
+        return row[0], row[1], self.task_id
+
+
+class _TaskTaggedConcat(ConcatDataset):
+    """Concatenated :class:`_TaskTagged` datasets: batches carry each row's own task id."""
+
+    yields_task_ids = True
 
 
 class _TaskTensorDataset(TensorDataset):

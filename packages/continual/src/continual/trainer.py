@@ -315,9 +315,13 @@ class Trainer:
             loader = DataLoader(dataset, batch_sampler=sampler, num_workers=0)
         else:
             loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+        tagged = getattr(dataset, "yields_task_ids", False)  # Joint: rows of several tasks
         for batch in loader:
             x, y = batch[0].to(self.device), batch[1].to(self.device)
-            yield x, y, torch.full((x.shape[0],), task_id, dtype=torch.long, device=self.device)
+            if tagged:
+                yield x, y, batch[2].to(self.device)
+            else:
+                yield x, y, torch.full((x.shape[0],), task_id, dtype=torch.long, device=self.device)
 
     # ------------------------------------------------------------------ training
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
