@@ -60,3 +60,28 @@ def _has_matplotlib():
     except ImportError:
         return False
     return True
+
+
+def test_a_crashed_fit_finishes_its_wandb_run_as_failed(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    codes = []
+    finish = wandb.sdk.wandb_run.Run.finish
+
+    def spy(self, exit_code=None, **kwargs):
+        codes.append(exit_code)
+        return finish(self, exit_code=exit_code, **kwargs)
+
+    monkeypatch.setattr(wandb.sdk.wandb_run.Run, "finish", spy)
+    model = nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    cb = WandbCallback(project="flt-test", mode="offline", dir=str(tmp_path))
+
+    def broken(out, target):
+        raise RuntimeError("diverged")
+
+    trainer = Trainer(model, opt, callbacks=[cb], device="cpu", loss_fn=broken)
+    with pytest.raises(RuntimeError, match="diverged"):
+        trainer.fit([(torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))], 1)
+    assert codes == [1] and wandb.run is None
+    assert isinstance(trainer.error, RuntimeError)
+    wandb.teardown()

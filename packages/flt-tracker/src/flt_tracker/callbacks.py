@@ -304,7 +304,8 @@ class WandbCallback(Callback):
     Logs the training loss every ``log_every_n_steps`` steps, the epoch metrics, and for each
     tracked weight series of ``tracker`` its latest norm and distance to init; at train end one
     evolution figure per tracked weight (if matplotlib is installed) and ``finish()`` of the
-    run it started. Works without an account in ``mode="offline"``.
+    run it started, with exit code 1 when training raised. Works without an account in
+    ``mode="offline"``.
 
     Args:
         project: wandb project.
@@ -404,7 +405,7 @@ class WandbCallback(Callback):
                     self._log(figures, trainer.global_step)
         finally:
             if self._owns_run:
-                self.run.finish()
+                self.run.finish(exit_code=0 if trainer.error is None else 1)
                 self.run = None
                 self._owns_run = False
 

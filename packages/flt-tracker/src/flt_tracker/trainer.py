@@ -172,6 +172,8 @@ class Trainer:
         self.stop_training = False
         self.history: list[dict[str, float]] = []
         self._seeded = False
+        self.error: BaseException | None = None
+        """The exception that ended the last ``fit``, while ``on_train_end`` runs (else None)."""
 
     @property
     def is_main_process(self) -> bool:
@@ -247,6 +249,7 @@ class Trainer:
             raise ValueError(f"num_epochs={num_epochs!r} must be a non-negative int")
         self._seed()
         self.stop_training = False
+        self.error = None
         self._emit("on_train_start")
         first = self.epoch
         try:
@@ -269,6 +272,9 @@ class Trainer:
                 self.epoch = epoch + 1
                 if self.stop_training:
                     break
+        except BaseException as exc:  # callbacks see it in on_train_end (wandb: a failed run)
+            self.error = exc
+            raise
         finally:
             self._emit("on_train_end")
         return self.history
