@@ -346,3 +346,14 @@ def test_joint_over_plain_datasets_keeps_each_rows_task_id(small_split):
     n0, n1 = len(stream[0]), len(stream[1])
     assert tids.tolist() == [0] * n0 + [1] * n1  # not the current task's id for every row
     t.train_experience(stream[1])  # masked training on the union runs
+
+
+def test_resuming_a_checkpoint_of_another_stream_is_refused(small_split, tmp_path):
+    ckpt = tmp_path / "run"
+    Trainer(_model(), Naive(), lr=0.05, epochs=1, device="cpu").fit_stream(
+        small_split, checkpoint_dir=ckpt
+    )
+    shorter = small_split.train_stream[:2]
+    t = Trainer(_model(), Naive(), lr=0.05, epochs=1, device="cpu")
+    with pytest.raises(ValueError, match="stream of 3 experiences, this stream has 2"):
+        t.fit_stream(shorter, checkpoint_dir=ckpt, resume=True)

@@ -465,6 +465,12 @@ class Trainer:
             and os.listdir(checkpoint_dir)
         ):
             self.load_checkpoint(checkpoint_dir)
+            if self.results is not None and self.results.n_experiences != T:
+                raise ValueError(
+                    f"the checkpoint in {os.fspath(checkpoint_dir)!r} is of a stream of "
+                    f"{self.results.n_experiences} experiences, this stream has {T}; resume it "
+                    "with its own stream or use another checkpoint_dir"
+                )
         if not resume or self.results is None or self.results.n_experiences != T:
             self.results = ResultMatrix(T, self.metric, self.metric == "accuracy")
             self.experiences_done = 0
