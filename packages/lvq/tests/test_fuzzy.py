@@ -87,6 +87,23 @@ def test_init_methods_initial_centroids_resume(blobs):
     assert m.n_iter_ <= n0  # already converged: resuming stops quickly
 
 
+@pytest.mark.parametrize("name", ["PCM", "PFCM", "AFCM", "IPCM", "KPCM"])
+def test_a_new_fit_with_initial_centroids_forgets_the_previous_gamma(name, blobs):
+    # fit(X, initial_centroids=...) on an already fitted object used to keep the old gamma
+    X, _ = blobs
+    cls = getattr(P, name)
+    start = X[[0, len(X) // 2, -1]]
+    fresh = cls(n_clusters=3, device="cpu", random_seed=0).fit(5 * X, initial_centroids=start)
+    reused = cls(n_clusters=3, device="cpu", random_seed=0).fit(X)
+    reused.fit(5 * X, initial_centroids=start)
+    np.testing.assert_allclose(reused.gamma_, fresh.gamma_, rtol=1e-6)
+    np.testing.assert_allclose(reused.centroids_, fresh.centroids_, rtol=1e-6)
+    if name != "IPCM":  # IPCM re-estimates gamma in its second phase
+        gamma = reused.gamma_.copy()
+        reused.fit(5 * X, resume=True)  # resume=True still keeps it
+        np.testing.assert_array_equal(reused.gamma_, gamma)
+
+
 def test_callbacks_and_patience_stop_training(blobs):
     X, _ = blobs
     seen = []

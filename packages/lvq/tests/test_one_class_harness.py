@@ -171,6 +171,10 @@ def test_bad_inputs_and_determinism(spec, oc_data):
         make(spec).fit(X, y[:-1])
     with pytest.raises(ValueError, match="n_prototypes"):
         make(spec, n_prototypes=0).fit(X, y)
+    # an infinite steepness once trained to NaN prototypes
+    if "beta" in m.get_params():
+        with pytest.raises(ValueError, match="beta"):
+            make(spec, beta=float("inf")).fit(X, y)
     a = fitted(spec, oc_data)
     with pytest.raises(ValueError, match="features"):
         a.predict(X[:, :2])

@@ -114,6 +114,11 @@ def test_gamma_changes_training(blobs):
         ({"gamma_init": -1.0}, "gamma_init"),
         ({"gamma_decay": 1.5}, "gamma_decay"),
         ({"lr_ratio": 0.0}, "lr_ratio"),
+        ({"gamma_final": float("inf")}, "gamma_final"),
+        # a negative steepness silently trained away from the classes
+        ({"beta": -1.0}, "beta"),
+        ({"beta": float("nan")}, "beta"),
+        ({"margin": float("inf")}, "margin"),
     ],
 )
 def test_bad_gamma_params(params, match, blobs):

@@ -88,6 +88,9 @@ def test_svqocc_score_costs_and_responses(data):
         ({"response_type": "cauchy"}, "response_type"),
         ({"nu": 0}, "nu"),
         ({"lambda_init": -1.0}, "lambda_init"),
+        # a decay of 0 or NaN once turned the prototypes into NaN
+        ({"lambda_decay": 0.0}, "lambda_decay"),
+        ({"lambda_decay": float("nan")}, "lambda_decay"),
     ):
         with pytest.raises(ValueError, match=match):
             lvq.SVQOCC(**bad).fit(X, y)

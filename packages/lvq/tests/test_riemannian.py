@@ -70,6 +70,14 @@ def test_bad_inputs(spec, spd_data):
         make(spec).fit(X[:, :3], y)
     with pytest.raises(ValueError, match="tau"):
         make(spec, tau=1.5).fit(X, y)
+    # these were accepted and trained silently wrong or to NaN prototypes
+    bad = [("beta", -1.0), ("beta", 0), ("gamma_decay", 0.0), ("gamma_final", float("inf"))]
+    bad += [("lr_ratio", float("nan"))]
+    bad += [(k, v) for k in ("sigma_min", "omega_hat_scale") for v in (0.0, float("inf"))]
+    for name, value in bad:
+        if name in make(spec).get_params():
+            with pytest.raises(ValueError, match=name):
+                make(spec, **{name: value}).fit(X, y)
 
 
 @pytest.mark.parametrize("spec", ["so:3", "grassmann:4:2", "poincare:2", "so:2"])

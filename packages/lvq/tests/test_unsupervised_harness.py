@@ -138,6 +138,23 @@ def test_bad_inputs(spec):
         m.predict([["a"] * X.shape[1]])
 
 
+@pytest.mark.parametrize("spec", CLUSTERERS, ids=ids)
+def test_initial_prototypes_are_not_written_into(spec):
+    # float32 arrays and tensors reach the model without a copy: fitting must not update them
+    X = data_for(spec).astype(np.float32)
+    P = make(spec).fit(X).prototypes_.shape[0]
+    kw = (
+        "initial_centroids"
+        if isinstance(make(spec), lvq.models.fuzzy.FuzzyClusteringBase)
+        else ("initial_prototypes")
+    )
+    for init in (X[:P].copy(), torch.from_numpy(X[:P].copy())):
+        before = np.asarray(init).copy()
+        m = make(spec).fit(X, **{kw: init})
+        np.testing.assert_array_equal(np.asarray(init), before)
+        assert not np.shares_memory(m.prototypes_, np.asarray(init))
+
+
 @pytest.mark.cuda
 @pytest.mark.parametrize("spec", CLUSTERERS, ids=ids)
 def test_cuda_fit_and_load_on_cpu(spec, tmp_path):

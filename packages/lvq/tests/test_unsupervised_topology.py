@@ -129,6 +129,9 @@ def test_riemannian_neural_gas_input_checks(tmp_path):
         O.RiemannianNeuralGas(manifold="spd:2", n_prototypes=1).fit(-np.ones((3, 4)))
     with pytest.raises(ValueError, match="flatten"):
         O.RiemannianNeuralGas(manifold="spd:2", n_prototypes=1).fit(np.ones((3, 3)))
+    for li in (0, -1.0, float("nan")):  # was a ZeroDivisionError, an overflow, NaN prototypes
+        with pytest.raises(ValueError, match="lambda_init"):
+            O.RiemannianNeuralGas(manifold="spd:2", lambda_init=li).fit(np.eye(2).reshape(1, 4))
     obj = O.RiemannianNeuralGas(manifold=manifolds.SPD(2), n_prototypes=1, max_iter=2)
     obj.fit(np.tile(np.eye(2).reshape(1, 4), (3, 1)))
     with pytest.raises(ValueError, match="not serialisable"):

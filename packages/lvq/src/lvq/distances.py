@@ -13,6 +13,7 @@ provide a blocked, no-grad class-wise minimum for prediction through :mod:`block
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import blockops
@@ -655,8 +656,8 @@ class GaussianKernel(Distance):
     def check(self, d, n_prototypes):
         self.inner.check(d, n_prototypes)
         sm = self.sigma_min
-        if isinstance(sm, bool) or not isinstance(sm, (int, float)) or not sm > 0:
-            raise ValueError(f"sigma_min must be a number > 0, got {sm!r}")
+        if isinstance(sm, bool) or not isinstance(sm, (int, float)) or not 0 < sm < math.inf:
+            raise ValueError(f"sigma_min must be a finite number > 0, got {sm!r}")
         s = self.sigma_init
         if not (s in ("median", "mean") or (isinstance(s, (int, float)) and s > 0)):
             raise ValueError(f"sigma_init must be 'median', 'mean' or a number > 0, got {s!r}")
@@ -703,8 +704,8 @@ class ExponentialKernel(Distance):
     def check(self, d, n_prototypes):
         _check_dim("latent_dim", self.latent_dim, d)
         s = self.omega_hat_scale
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not s > 0:
-            raise ValueError(f"omega_hat_scale must be a number > 0, got {s!r}")
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 < s < math.inf:
+            raise ValueError(f"omega_hat_scale must be a finite number > 0, got {s!r}")
 
     def init_params(self, X, y, W, labels, gen):
         d = X.shape[1]

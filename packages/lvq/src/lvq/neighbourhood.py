@@ -65,10 +65,17 @@ class NeuralGas(Neighbourhood):
     def __init__(
         self, gamma_init: float, gamma_final: float = 0.01, gamma_decay: float | None = None
     ):
-        if not gamma_init > 0 or not gamma_final > 0:
+        if not 0 < gamma_init < math.inf or not 0 < gamma_final < math.inf:
             raise ValueError(
-                f"gamma_init and gamma_final must be > 0, got {gamma_init!r}, {gamma_final!r}"
+                "gamma_init and gamma_final must be finite numbers > 0, got "
+                f"{gamma_init!r}, {gamma_final!r}"
             )
+        if gamma_decay is not None and (
+            isinstance(gamma_decay, bool)
+            or not isinstance(gamma_decay, (int, float))
+            or not 0 < gamma_decay <= 1
+        ):
+            raise ValueError(f"gamma_decay must be None or a number in (0, 1], got {gamma_decay!r}")
         self.gamma_init = float(gamma_init)
         self.gamma_final = float(gamma_final)
         self.gamma_decay = gamma_decay

@@ -478,7 +478,7 @@ class SOM(UnsupervisedModel):
         else:
             if init.shape[0] != g * g:
                 raise ValueError(f"initial_prototypes needs {g * g} rows, got {init.shape[0]}")
-            W = init
+            W = init.clone()  # updated in place below: never write into the caller's array
         order = torch.randint(n, (T,), generator=gen, device=X.device)
         lr0, s0 = float(self.lr), float(self.sigma)
         every = max(1, T // 50)

@@ -181,6 +181,9 @@ class FuzzyClusteringBase(UnsupervisedModel):
             initial_centroids: starting centroids ``(n_clusters, d)`` instead of ``init_method``.
             resume: continue from the fitted centroids (keeps the fitted ``gamma``).
         """
+        # only resume keeps the fitted gamma: a new fit (with or without initial_centroids)
+        # must not depend on what this object was fitted to before
+        self._keep_gamma = bool(resume)
         return super().fit(X, initial_prototypes=initial_centroids, resume=resume)
 
     def _initial(self, X, gen, init):
@@ -216,7 +219,11 @@ class FuzzyClusteringBase(UnsupervisedModel):
         return float(getattr(self, "fuzzifier", 2.0))
 
     def _fit(self, X, gen, init):
-        resumed = init is not None and getattr(self, "_state", None) and "gamma" in self._state
+        resumed = (
+            getattr(self, "_keep_gamma", False)
+            and getattr(self, "_state", None)
+            and "gamma" in self._state
+        )
         keep_gamma = self._state.get("gamma") if resumed else None
         V, U0 = self._initial(X, gen, init)
         V = V.clone()

@@ -183,8 +183,8 @@ class OneClassPrototypeModel(SupervisedPrototypeModel):
         for name in ("beta", "sigma"):
             if name in self._all_params:
                 v = getattr(self, name)
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                    raise ValueError(f"{name} must be a number > 0, got {v!r}")
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < np.inf:
+                    raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
 
     # ------------------------------------------------------------------ labels
 

@@ -292,9 +292,13 @@ class _RiemannianNG(SupervisedPrototypeModel):
         tau = self.tau
         if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0 < tau <= 1:
             raise ValueError(f"tau must lie in (0, 1], got {tau!r}")
-        lr_ratio = self.lr_ratio
-        if isinstance(lr_ratio, bool) or not isinstance(lr_ratio, (int, float)) or lr_ratio <= 0:
-            raise ValueError(f"lr_ratio must be a positive number, got {lr_ratio!r}")
+        # sigma_min / omega_hat_scale: the Euclidean kernels check them in Distance.check, the
+        # manifold distance does not
+        g = self.get_params(deep=False)
+        for name in ("lr_ratio", "sigma_min", "omega_hat_scale"):
+            v = g.get(name, 1.0)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
+                raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
 
     def _make_distance(self):
         g = self.get_params(deep=False)

@@ -547,6 +547,8 @@ class RiemannianNeuralGas(_Topology):
         _check_int("n_prototypes", self.n_prototypes)
         _check_number("lr_init", self.lr_init, 0.0)
         _check_number("lr_final", self.lr_final, 0.0)
+        if self.lambda_init is not None:
+            _check_number("lambda_init", self.lambda_init, 0.0)
         _check_number("lambda_final", self.lambda_final, 0.0)
         tau = _check_number("tau", self.tau, 0.0)
         if tau > 1:
