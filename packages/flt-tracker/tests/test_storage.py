@@ -291,3 +291,46 @@ def test_malformed_manifest_is_a_clear_value_error(tmp_path, edit):
     (out / "run.json").write_bytes(b"\xff\xfe{}")
     with pytest.raises(ValueError, match="not valid JSON"):
         load_run(out)
+
+
+@pytest.mark.skipif(not getattr(os, "O_DIRECT", 0), reason="O_DIRECT is Linux-only")
+def test_disk_chunks_are_written_direct_as_standard_npy(tmp_path):
+    store = DiskStorage(tmp_path / "s", (3, 5), torch.float32, chunk_size=4)
+    values = torch.randn(10, 3, 5)
+    for i, v in enumerate(values):
+        store.append(v, i, 0, i)
+    store.close()
+    assert torch.equal(store.read(0, 10), values)
+    if not store._direct:
+        pytest.skip(f"the file system of {tmp_path} refuses O_DIRECT (buffered writes were used)")
+    chunk = tmp_path / "s" / "chunk_000000.npy"
+    with open(chunk, "rb") as fh:  # a valid .npy whose data starts on a page boundary
+        assert np.lib.format.read_magic(fh) == (1, 0)
+        np.lib.format.read_array_header_1_0(fh)
+        assert fh.tell() == 4096
+    np.testing.assert_array_equal(np.load(chunk, allow_pickle=False), values[:4].numpy())
+    assert chunk.stat().st_size == 4096 + 4 * 60
+
+
+def test_disk_storage_falls_back_to_buffered_writes(tmp_path, monkeypatch):
+    import errno
+
+    import flt_tracker.storage as storage
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EINVAL, "direct I/O not supported")
+
+    monkeypatch.setattr(storage, "_save_npy_direct", refuse)
+    store = DiskStorage(tmp_path / "s", (6,), torch.float16, chunk_size=3)
+    values = torch.randn(7, 6).half()
+    for i, v in enumerate(values):
+        store.append(v, i, 0, i)
+    store.close()
+    assert not store._direct
+    assert torch.equal(store.read(0, 7), values)
+    assert torch.equal(_chunk_values(tmp_path / "s"), values)
+
+
+def _chunk_values(folder):
+    chunks = sorted(folder.glob("chunk_*[0-9].npy"))
+    return torch.from_numpy(np.concatenate([np.load(c, allow_pickle=False) for c in chunks]))
