@@ -140,6 +140,8 @@ def test_reject_option_and_win_ratios(spec, blobs):
     assert (out == -1).all()
     keep = m.predict_with_rejection(X, threshold=0.0)
     np.testing.assert_array_equal(keep, m.predict(X))
+    with pytest.raises(ValueError, match="reject_label"):  # a rejection would read as a class
+        m.predict_with_rejection(X, threshold=1.01, reject_label=m.classes_[0])
     curve = m.accuracy_coverage_curve(X, y)
     assert curve["coverage"][0] == 1.0 and np.all(np.diff(curve["coverage"]) <= 0)
     assert 0.0 <= m.optimal_threshold(X, y) <= 1.0

@@ -195,6 +195,14 @@ def _yaml_safe(value: Any) -> bool:
     return False
 
 
+def _same_label(a: Any, b: Any) -> bool:
+    """``a == b`` for two labels (any hashable values); False where they do not compare."""
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
 def _to_python(values: np.ndarray) -> list[Any]:
     return [v.item() if isinstance(v, np.generic) else v for v in values.tolist()]
 
@@ -863,7 +871,14 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         With ``threshold`` (default 0.0) a sample is rejected when its relative margin
         (:meth:`confidence`) is below it. Probabilistic models with ``rejection_confidence``
         set and no ``threshold`` reject where the top class probability is below that value.
+        ``reject_label`` must not be one of the classes (a rejection would read as that class).
         """
+        blockops.check_is_fitted(self, "prototypes_")
+        if any(_same_label(reject_label, c) for c in self.classes_):
+            raise ValueError(
+                f"reject_label={reject_label!r} is one of the classes {list(self.classes_)}; "
+                "pass a reject_label outside them (e.g. None or 'rejected')"
+            )
         pred = self.predict(X)
         conf_param = getattr(self, "rejection_confidence", None)
         if threshold is None and conf_param is not None:
