@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import blockops
 import torch
 from torch.utils.data import TensorDataset
+
+from ._checks import check_count
 
 __all__ = ["POLICIES", "EpisodicMemory", "stratified_order"]
 
@@ -97,12 +98,7 @@ class EpisodicMemory:
         random_state: Any = None,
         device: str | torch.device = "cpu",
     ) -> None:
-        if (
-            not isinstance(total_mem_size, numbers.Integral)
-            or isinstance(total_mem_size, bool)
-            or total_mem_size <= 0
-        ):
-            raise ValueError(f"total_mem_size must be an integer > 0, got {total_mem_size!r}")
+        check_count("total_mem_size", total_mem_size)
         if policy not in POLICIES:
             raise ValueError(f"policy={policy!r} is not understood; expected one of {POLICIES}")
         if total_tasks is not None and int(total_tasks) <= 0:

@@ -12,14 +12,13 @@ checkpoint it safely.
 from __future__ import annotations
 
 import copy
-import math
-import numbers
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, Dataset, TensorDataset
 
+from ._checks import check_count, check_number
 from .kernels import (
     agem_project,
     gem_project,
@@ -47,23 +46,6 @@ __all__ = [
 ]
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-
-
-def _check_number(name: str, value: Any, *, positive: bool = False) -> None:
-    """Raise unless ``value`` is a finite real number ``>= 0`` (``> 0`` when ``positive``)."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (positive and value == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-
-
-def _check_count(name: str, value: Any, *, none_ok: bool = False) -> None:
-    """Raise unless ``value`` is an integer ``>= 1`` (or None when ``none_ok``)."""
-    if value is None and none_ok:
-        return
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        accepted = "an integer >= 1 or None" if none_ok else "an integer >= 1"
-        raise ValueError(f"{name} must be {accepted}, got {value!r}")
 
 
 def _experience_tensors(exp: Experience) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,7 +113,7 @@ class _MemoryStrategy(Strategy):
     """Strategies with an episodic memory filled with each experience after training on it."""
 
     def __init__(self, mem_size: int, policy: str, random_state: Any) -> None:
-        _check_count("mem_size", mem_size)
+        check_count("mem_size", mem_size)
         self.mem_size = mem_size
         self.policy = policy
         self.random_state = random_state
@@ -198,7 +180,7 @@ class Replay(_MemoryStrategy):
             raise ValueError(
                 f"sampling={sampling!r} is not understood; expected 'cycle' or 'random'"
             )
-        _check_count("batch_size", batch_size, none_ok=True)
+        check_count("batch_size", batch_size, none_ok=True)
         super().__init__(mem_size, policy, random_state)
         self.batch_size = batch_size
         self.sampling = sampling
@@ -240,7 +222,7 @@ class AGEM(_MemoryStrategy):
         policy: str = "quota",
         random_state: Any = 0,
     ) -> None:
-        _check_count("sample_size", sample_size)
+        check_count("sample_size", sample_size)
         super().__init__(mem_size, policy, random_state)
         self.sample_size = sample_size
         self.layerwise = layerwise
@@ -285,7 +267,7 @@ class GEM(_MemoryStrategy):
     name = "gem"
 
     def __init__(self, mem_size: int = 200, margin: float = 0.5, random_state: Any = 0) -> None:
-        _check_number("margin", margin)
+        check_number("margin", margin)
         super().__init__(mem_size, "quota", random_state)
         self.margin = margin
         self.n_projected = 0
@@ -357,9 +339,9 @@ class EWC(Strategy):
             raise ValueError(
                 f"solver={solver!r} is not understood; expected 'gradient' or 'proximal'"
             )
-        _check_number("ewc_lambda", ewc_lambda)
-        _check_number("gamma", gamma)
-        _check_count("fisher_samples", fisher_samples, none_ok=True)
+        check_number("ewc_lambda", ewc_lambda)
+        check_number("gamma", gamma)
+        check_count("fisher_samples", fisher_samples, none_ok=True)
         self.ewc_lambda = ewc_lambda
         self.mode = mode
         self.gamma = gamma
@@ -430,8 +412,8 @@ class SI(Strategy):
     name = "si"
 
     def __init__(self, si_lambda: float = 1.0, eps: float = 1e-3) -> None:
-        _check_number("si_lambda", si_lambda)
-        _check_number("eps", eps, positive=True)
+        check_number("si_lambda", si_lambda)
+        check_number("eps", eps, positive=True)
         self.si_lambda = si_lambda
         self.eps = eps
         self.omega: dict[str, torch.Tensor] = {}  # consolidated importance
@@ -504,8 +486,8 @@ class LwF(Strategy):
     name = "lwf"
 
     def __init__(self, alpha: float = 1.0, temperature: float = 2.0) -> None:
-        _check_number("alpha", alpha)
-        _check_number("temperature", temperature, positive=True)
+        check_number("alpha", alpha)
+        check_number("temperature", temperature, positive=True)
         self.alpha = alpha
         self.temperature = temperature
         self.old_model: torch.nn.Module | None = None
@@ -582,10 +564,10 @@ class DERPP(Strategy):
         batch_size: int | None = None,
         random_state: Any = 0,
     ) -> None:
-        _check_number("alpha", alpha)
-        _check_number("beta", beta)
-        _check_count("batch_size", batch_size, none_ok=True)
-        _check_count("mem_size", mem_size)
+        check_number("alpha", alpha)
+        check_number("beta", beta)
+        check_count("batch_size", batch_size, none_ok=True)
+        check_count("mem_size", mem_size)
         self.mem_size = mem_size
         self.alpha = alpha
         self.beta = beta

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -15,6 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from .__about__ import __version__
+from ._checks import check_count, check_number
 from .metrics import ResultMatrix
 from .scenarios import Experience, Scenario
 from .serialize import flatten_state, unflatten_state
@@ -136,20 +135,10 @@ class Trainer:
             )
         if metric not in ("accuracy", "loss"):
             raise ValueError(f"metric={metric!r} is not understood; expected 'accuracy' or 'loss'")
-        for name, value in (
-            ("epochs", epochs),
-            ("batch_size", batch_size),
-            ("eval_batch_size", eval_batch_size),
-        ):
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if (
-            not isinstance(lr, numbers.Real)
-            or isinstance(lr, bool)
-            or not math.isfinite(lr)
-            or lr <= 0
-        ):
-            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        check_count("epochs", epochs)
+        check_count("batch_size", batch_size)
+        check_count("eval_batch_size", eval_batch_size)
+        check_number("lr", lr, positive=True)
         self.device = blockops.resolve_device(device)
         self.model = model.to(self.device)
         self.strategy = strategy if strategy is not None else Naive()

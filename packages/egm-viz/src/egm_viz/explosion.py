@@ -21,7 +21,7 @@ from ._output import (
     save_animation,
     save_static,
 )
-from .projection import PCA2D, PROJECTIONS, project
+from .projection import PCA2D, check_projection, project
 
 _UNKNOWN_COLOR = np.array([0.55, 0.55, 0.55, 1.0])
 
@@ -216,12 +216,7 @@ def visualize_explosion(
         ValueError: a bad argument (the message names it and what is accepted).
         ImportError: the projection or output format needs an extra that is not installed.
     """
-    if not isinstance(projection, PCA2D) and not (
-        isinstance(projection, str) and projection in PROJECTIONS
-    ):
-        raise ValueError(
-            f"projection must be one of {PROJECTIONS} or a fitted PCA2D, got {projection!r}"
-        )
+    check_projection(projection)
     n_samples = check_positive("n_samples", n_samples)
     n_queries = check_positive("n_queries", n_queries, allow_zero=True)
     if path_steps is not None:

@@ -8,6 +8,7 @@ in the same plane.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -80,6 +81,12 @@ class Embedding:
     axis_labels: tuple[str, str]
 
 
+def check_projection(kind: Any) -> None:
+    """Raise unless ``kind`` is one of :data:`PROJECTIONS` or a fitted :class:`PCA2D`."""
+    if not isinstance(kind, PCA2D) and not (isinstance(kind, str) and kind in PROJECTIONS):
+        raise ValueError(f"projection must be one of {PROJECTIONS} or a fitted PCA2D, got {kind!r}")
+
+
 def _check_finite(what: str, Z: torch.Tensor) -> None:
     if Z.numel() and not bool(torch.isfinite(Z).all()):
         bad = int((~torch.isfinite(Z)).sum())
@@ -109,8 +116,7 @@ def project(
         ValueError: unknown ``kind``, or NaN or infinite values among the points.
         ImportError: the extra needed by ``kind`` is not installed (the message names it).
     """
-    if not isinstance(kind, PCA2D) and not (isinstance(kind, str) and kind in PROJECTIONS):
-        raise ValueError(f"projection must be one of {PROJECTIONS} or a fitted PCA2D, got {kind!r}")
+    check_projection(kind)
     fit_points = fit_points.detach().to("cpu", torch.float64)
     other_points = other_points.detach().to("cpu", torch.float64).reshape(-1, fit_points.shape[1])
     _check_finite("the projected", fit_points)

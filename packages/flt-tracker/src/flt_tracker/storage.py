@@ -516,8 +516,11 @@ class DiskStorage(Storage):
     def _new_block(self) -> torch.Tensor:
         try:  # reuse a block the writer has finished with
             return self._pool.get_nowait()
-        except (queue.Empty, AttributeError):
-            pass
+        except queue.Empty:
+            return self._alloc_block()
+
+    def _alloc_block(self) -> torch.Tensor:
+        """A new block: page-aligned for direct I/O (its bytes kept in ``_raw``), else plain."""
         if not self._direct:
             return alloc_block((self.chunk_size, *self.shape), self.dtype, pin=self.pin)
         raw = _page_aligned(self.chunk_size * self.snapshot_nbytes)

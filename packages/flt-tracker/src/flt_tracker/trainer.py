@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import operator
+import numbers
 import os
 import random
 from collections.abc import Callable, Iterable, Mapping
@@ -56,6 +56,11 @@ def _to(x: Any, device: torch.device) -> Any:
     if isinstance(x, list | tuple):
         return type(x)(_to(v, device) for v in x)
     return x
+
+
+def _is_plateau(scheduler: Any) -> bool:
+    """Whether ``scheduler`` steps on a metric (``ReduceLROnPlateau``)."""
+    return isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
 
 class Trainer:
@@ -121,8 +126,7 @@ class Trainer:
             )
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"scheduler_interval={scheduler_interval!r}; use 'epoch' or 'step'")
-        self._plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-        if self._plateau and scheduler_interval != "epoch":
+        if _is_plateau(scheduler) and scheduler_interval != "epoch":
             raise ValueError(
                 "a ReduceLROnPlateau scheduler watches an epoch metric: use scheduler_interval='epoch'"
             )
@@ -239,12 +243,9 @@ class Trainer:
             TypeError: ``num_epochs`` is not an int.
             ValueError: ``num_epochs`` is negative, or a loader yields no batches in an epoch.
         """
-        try:
-            if isinstance(num_epochs, bool):
-                raise TypeError
-            num_epochs = operator.index(num_epochs)
-        except TypeError:
-            raise TypeError(f"num_epochs={num_epochs!r} must be an int") from None
+        if isinstance(num_epochs, bool) or not isinstance(num_epochs, numbers.Integral):
+            raise TypeError(f"num_epochs={num_epochs!r} must be an int")
+        num_epochs = int(num_epochs)
         if num_epochs < 0:
             raise ValueError(f"num_epochs={num_epochs!r} must be a non-negative int")
         self._seed()
@@ -262,7 +263,7 @@ class Trainer:
                 logs = self._train_epoch(train_loader, epoch)
                 if val_loader is not None:
                     logs.update({f"val_{k}": v for k, v in self.evaluate(val_loader).items()})
-                if self._plateau:
+                if _is_plateau(self.scheduler):
                     self.scheduler.step(self._monitored(logs, val_loader is not None))
                 elif self.scheduler is not None and self.scheduler_interval == "epoch":
                     self.scheduler.step()

@@ -1,0 +1,24 @@
+"""Argument checks shared by the trainer, the strategies and the memory."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+
+def check_number(name: str, value: Any, *, positive: bool = False) -> None:
+    """Raise unless ``value`` is a finite real number ``>= 0`` (``> 0`` when ``positive``)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+
+
+def check_count(name: str, value: Any, *, none_ok: bool = False) -> None:
+    """Raise unless ``value`` is an integer ``>= 1`` (or None when ``none_ok``)."""
+    if value is None and none_ok:
+        return
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        accepted = "an integer >= 1 or None" if none_ok else "an integer >= 1"
+        raise ValueError(f"{name} must be {accepted}, got {value!r}")
