@@ -1,4 +1,5 @@
 import json
+import mmap
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from flt_tracker import DiskStorage, FeatureTracker, MemoryBudgetError, MemoryStorage, load_run
-from flt_tracker.storage import parse_bytes
+from flt_tracker.storage import anonymous_pages, parse_bytes
 from torch import nn
 
 
@@ -196,7 +197,7 @@ def test_disk_backend_reads_back_and_bounds_memory(tmp_path):
             mem._advance()
     live = tracker.get_feature("0.weight")
     assert torch.equal(live.as_tensor(), mem.get_feature("0.weight").as_tensor())
-    assert live.storage.memory_nbytes <= 3 * 4 * 4 * 5 * 4
+    assert live.storage.memory_nbytes <= DiskStorage.most_blocks() * 4 * 4 * 5 * 4
     tracker.close()
     run = load_run(tmp_path / "d")
     assert run.complete
@@ -310,6 +311,52 @@ def test_disk_chunks_are_written_direct_as_standard_npy(tmp_path):
         assert fh.tell() == 4096
     np.testing.assert_array_equal(np.load(chunk, allow_pickle=False), values[:4].numpy())
     assert chunk.stat().st_size == 4096 + 4 * 60
+
+
+def test_disk_storage_allocates_two_blocks_up_front_and_reuses_them(tmp_path):
+    store = DiskStorage(tmp_path / "s", (3, 5), torch.float32, chunk_size=2)
+    block = 2 * 3 * 5 * 4
+    assert store.memory_nbytes == 2 * block  # the block being filled and a spare, faulted in
+    values = torch.randn(20, 3, 5)
+    for i, v in enumerate(values):
+        store.append(v, i, 0, i)
+        if i % 2:
+            store.flush()  # the writer has finished: the written block is back in the pool
+    assert store.memory_nbytes == 2 * block
+    store.close()
+    assert torch.equal(store.read(0, 20), values)
+
+
+def test_disk_storage_holds_at_most_most_blocks_with_a_slow_writer(tmp_path, monkeypatch):
+    write = DiskStorage._write_values
+
+    def slow(self, *args):
+        time.sleep(0.01)
+        write(self, *args)
+
+    monkeypatch.setattr(DiskStorage, "_write_values", slow)
+    store = DiskStorage(tmp_path / "s", (4,), torch.float32, chunk_size=1, max_pending=2)
+    values = torch.randn(12, 4)
+    held = []
+    for i, v in enumerate(values):
+        store.append(v, i, 0, i)
+        held.append(store.memory_nbytes)
+    store.close()
+    assert max(held) <= DiskStorage.most_blocks(2) * 16 and max(held) > 2 * 16
+    assert torch.equal(store.read(0, 12), values)
+
+
+@pytest.mark.parametrize("populate", [False, True])
+@pytest.mark.parametrize("huge", [False, True])
+@pytest.mark.parametrize("nbytes", [3 * 4096 + 5, 2**21 + 1])
+def test_anonymous_pages_are_whole_zeroed_aligned_pages(populate, huge, nbytes):
+    pages = anonymous_pages(nbytes, populate=populate, huge=huge)
+    assert pages.size == -(-nbytes // 4096) * 4096 and pages.flags.writeable
+    align = 2**21 if huge and nbytes >= 2**21 and hasattr(mmap, "MADV_HUGEPAGE") else 4096
+    assert pages.ctypes.data % align == 0
+    assert not pages.any()
+    pages[4096:8192] = 7
+    assert int(pages.sum()) == 7 * 4096
 
 
 def test_disk_storage_falls_back_to_buffered_writes(tmp_path, monkeypatch):

@@ -419,14 +419,16 @@ class FeatureTracker:
                         "layers or use dtype=torch.float16"
                     )
             else:
-                needed = 3 * sum(
+                blocks = DiskStorage.most_blocks()
+                needed = blocks * sum(
                     auto_chunk_size(n, self.chunk_size) * n
                     for n in self._snapshot_sizes(specs, dtypes)
                 )
                 if needed > self.memory_budget:
                     raise MemoryBudgetError(
-                        f"the disk backend buffers up to 3 chunks per series ({needed} B in all), "
-                        f"more than memory_budget={self.memory_budget} B; lower chunk_size"
+                        f"the disk backend buffers up to {blocks} chunks per series "
+                        f"({needed} B in all), more than memory_budget={self.memory_budget} B; "
+                        "lower chunk_size"
                     )
         if self.storage_kind == "disk":
             self.directory.mkdir(parents=True, exist_ok=True)
