@@ -91,6 +91,30 @@ def test_every_strategy_runs_and_checkpoint_resume_is_identical(make, small_spli
     torch.testing.assert_close(_params(resumed.model), _params(full.model), rtol=0, atol=1e-6)
 
 
+def test_si_path_integral_follows_the_task_loss_gradient(small_split):
+    strategy = SI(si_lambda=50.0, eps=0.1)
+    trainer = Trainer(_model(), strategy, lr=0.05, epochs=3, device="cpu", random_state=0)
+    trainer.train_experience(small_split.train_stream[0])
+    assert strategy.omega  # consolidated: the second experience is penalised
+    record = strategy.after_backward
+    differs = []
+
+    def check(tr, batch):
+        record(tr, batch)
+        x, y, t = batch
+        named = list(tr.named_trainable())
+        task_loss = tr.loss_fn(tr.mask_output(tr.output(tr.model(x)), t), y)
+        grads = torch.autograd.grad(task_loss, [p for _, p in named], allow_unused=True)
+        for (name, p), g in zip(named, grads):
+            g = torch.zeros_like(p) if g is None else g
+            torch.testing.assert_close(strategy._grad[name], g, rtol=1e-4, atol=1e-6)
+            differs.append(not torch.allclose(p.grad, g, rtol=1e-4, atol=1e-6))
+
+    strategy.after_backward = check
+    trainer.train_experience(small_split.train_stream[1])
+    assert any(differs)  # the total gradient (task + penalty) is not what was integrated
+
+
 def test_fit_stream_resume_from_directory(small_split, tmp_path):
     ckpt = tmp_path / "run"
     a = Trainer(_model(), Replay(mem_size=20), lr=0.05, epochs=1, device="cpu")

@@ -223,6 +223,17 @@ def test_early_stopping_checkpoint_and_loggers(tmp_path):
         )
 
 
+def test_early_stopping_restarts_its_patience_in_a_later_fit():
+    model, opt = model_opt()
+    train, val = loaders()
+    stopper = EarlyStopping(monitor="val_loss", patience=2, mode="max")  # loss never "increases"
+    trainer = Trainer(model, opt, callbacks=[stopper], device="cpu")
+    assert len(trainer.fit(train, 10, val_loader=val)) == 3 and stopper.stopped_epoch == 2
+    best = stopper.best
+    assert len(trainer.fit(train, 10, val_loader=val)) == 5  # two more epochs, not one
+    assert stopper.stopped_epoch == 4 and stopper.best == best
+
+
 def test_accuracy_metric_and_argument_errors():
     assert float(accuracy(torch.tensor([[2.0, 1.0], [0.0, 3.0]]), torch.tensor([0, 0]))) == 0.5
     assert float(

@@ -404,6 +404,10 @@ class EWC(Strategy):
 class SI(Strategy):
     """Synaptic Intelligence (Zenke et al. 2017): importance from the path integral of the loss.
 
+    The path integral follows the gradient of the task loss alone (the SI penalty's own
+    gradient is taken out), so consolidating a task does not count the pull towards the last
+    anchor as importance.
+
     Args:
         si_lambda: penalty strength ``c``.
         eps: damping ``xi`` of the importance normalisation.
@@ -441,9 +445,16 @@ class SI(Strategy):
         return self.si_lambda * total
 
     def after_backward(self, trainer: Trainer, batch: Batch) -> None:
-        self._grad = {
-            n: p.grad.detach().clone() for n, p in trainer.named_trainable() if p.grad is not None
-        }
+        # The path integral follows the task loss's gradient, as in the paper: the penalty's
+        # own gradient, 2 c omega (theta - anchor), is subtracted in closed form.
+        self._grad = {}
+        for n, p in trainer.named_trainable():
+            if p.grad is None:
+                continue
+            grad = p.grad.detach().clone()
+            if n in self.omega:
+                grad -= 2 * self.si_lambda * self.omega[n] * (p.detach() - self.anchor[n])
+            self._grad[n] = grad
 
     def after_step(self, trainer: Trainer, batch: Batch, output: torch.Tensor) -> None:
         for n, p in trainer.named_trainable():

@@ -108,6 +108,10 @@ class FeatureTrackingCallback(Callback):
 class EarlyStopping(Callback):
     """Stop ``fit`` when ``monitor`` has not improved for ``patience`` epochs.
 
+    The best value carries over to a later ``fit`` of the same trainer (which continues the
+    run), the count of epochs without improvement restarts: each ``fit`` trains at least
+    ``patience`` epochs before this callback stops it.
+
     Args:
         monitor: key of the epoch logs, e.g. ``"val_loss"`` or ``"val_accuracy"``.
         patience: epochs without improvement before stopping.
@@ -135,6 +139,9 @@ class EarlyStopping(Callback):
         self.best = math.inf if mode == "min" else -math.inf
         self.wait = 0
         self.stopped_epoch: int | None = None
+
+    def on_train_start(self, trainer: Trainer, model: nn.Module) -> None:
+        self.wait, self.stopped_epoch = 0, None
 
     def on_epoch_end(
         self, trainer: Trainer, model: nn.Module, epoch: int, logs: dict[str, float]
@@ -168,7 +175,8 @@ class ModelCheckpoint(Callback):
     """Save ``last.pt`` every ``every_n_epochs`` and ``best.pt`` when ``monitor`` improves.
 
     Files hold plain state dicts (``{"model", "optimizer", "epoch", "global_step"}``), written
-    atomically and loadable with ``torch.load(path, weights_only=True)``.
+    atomically and loadable with ``torch.load(path, weights_only=True)``. ``best.pt`` is the
+    best of the whole run: a later ``fit`` of the same trainer continues it.
 
     Args:
         directory: output folder (created).
