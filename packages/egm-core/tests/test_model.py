@@ -199,6 +199,22 @@ def test_partial_fit_new_classes(make_blobs):
     assert bool((m.class_count_ == torch.tensor([40, 40, 40, 5])).all())
 
 
+@pytest.mark.parametrize("mode", ["local", "global"])
+def test_radius_after_partial_fit_follows_the_mode_over_all_classes(make_blobs, mode):
+    X, y = make_blobs((40, 40, 40, 30), seed=2)
+    X[y == 3] *= 3.0  # a spread-out new class: its radius moves the median
+    base = y < 2
+    m = fit(X[base], y[base], adaptive_radius_mode=mode)
+    m.partial_fit(X[y == 2], y[y == 2])
+    m.partial_fit(X[y == 3], y[y == 3])
+    every = fit(X, y, adaptive_radius_mode="local")  # the per-class radii of all the data
+    torch.testing.assert_close(m.local_radius_, every.radius_)
+    if mode == "local":
+        torch.testing.assert_close(m.radius_, every.radius_)
+    else:
+        assert torch.allclose(m.radius_, every.radius_.median().expand(4))
+
+
 def test_partial_fit_random_stream_moves_on(make_blobs):
     X, y = make_blobs((30, 30, 4), seed=2)
     m = fit(X[y < 2], y[y < 2], num_iters=1)

@@ -33,6 +33,7 @@ _GOVERNOR_ROUNDS = 3
 _SCHEDULE_POWER = {"inv_size": 1.0, "sqrt_inv_size": 0.5, "uniform": 0.0}
 _ENERGY_CAP = 4.0
 _BANK = ("bank_X_", "bank_y_", "bank_is_real_", "bank_generation_", "bank_energy_", "bank_seed_")
+_CLASS_STATE = ("class_sum_", "class_count_", "class_iters_", "local_radius_", "radius_")
 
 
 class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
@@ -136,6 +137,10 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         bank_energy_: ``(n_bank,)`` float, the fragment's energy (0 for real rows).
         bank_seed_: ``(n_bank,)`` long, bank index of the seed row (-1 for real rows).
         radius_: ``(n_classes,)`` float tensor, the radius of each class.
+        local_radius_: ``(n_classes,)`` float tensor, each class's own measured radius (the
+            median distance to its ``local_k``-th same-class neighbour; NaN for a class with
+            fewer than 2 distinct rows), from which ``radius_`` follows by
+            ``adaptive_radius_mode``.
         class_count_: ``(n_classes,)`` long tensor, real rows seen per class (all sessions).
         class_sum_: ``(n_classes, d)`` float64 tensor, sum of the real rows per class (the rival
             centres are ``class_sum_ / class_count_``).
@@ -329,7 +334,9 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         self.class_sum_.index_add_(0, codes, Xt.double())
         self.class_count_ = torch.bincount(codes, minlength=n_classes).long()
         self.class_iters_ = torch.zeros(n_classes, dtype=torch.long, device=device)
-        self.radius_ = torch.full((n_classes,), float("nan"), dtype=torch.float32, device=device)
+        self.local_radius_ = torch.full(
+            (n_classes,), float("nan"), dtype=torch.float32, device=device
+        )
         gen, rng = self._call_rng()
         self._update_radius(list(range(n_classes)), rng)
         pools = {c: torch.nonzero(codes == c).squeeze(1) for c in range(n_classes)}
@@ -383,7 +390,9 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
             self.class_iters_ = torch.cat(
                 [self.class_iters_, torch.zeros(grow, dtype=torch.long, device=dev)]
             )
-            self.radius_ = torch.cat([self.radius_, torch.full((grow,), float("nan"), device=dev)])
+            self.local_radius_ = torch.cat(
+                [self.local_radius_, torch.full((grow,), float("nan"), device=dev)]
+            )
         n_real_old = int(self.bank_is_real_.sum())
         n_new = Xt.shape[0]
         real = slice(0, n_real_old)
@@ -474,7 +483,8 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
 
     # ------------------------------------------------------------------ growth internals
     def _update_radius(self, classes: list[int], rng: np.random.Generator) -> None:
-        """Per-class radius: median distance to the local_k-th same-class neighbour (exact)."""
+        """Measure ``classes``' radii (median distance to the local_k-th same-class neighbour,
+        exact) into ``local_radius_``, then derive every class's ``radius_`` from all of them."""
         p = self._params
         mode = p["adaptive_radius_mode"]
         real = self.bank_is_real_
@@ -493,8 +503,8 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
                     q, rows, k + 1, q_block=self.torch_q_block, db_block=self.torch_db_block
                 )
                 r = float(dist[:, -1].clamp_min(0).sqrt().median())
-            self.radius_[c] = r if r > 0 else float("nan")
-        radius = self.radius_
+            self.local_radius_[c] = r if r > 0 else float("nan")
+        radius = self.local_radius_
         finite = torch.isfinite(radius)
         if bool(finite.any()):
             fallback = float(radius[finite].median())
@@ -957,7 +967,7 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
             "history": self.history_,
         }
         tensors = {name: getattr(self, name) for name in _BANK}
-        for name in ("class_sum_", "class_count_", "class_iters_", "radius_"):
+        for name in _CLASS_STATE:
             tensors[name] = getattr(self, name)
         meta = {
             "package": "egm-core",
@@ -1019,7 +1029,7 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
             model.iteration_ = int(state["iteration"])
             model.session_ = int(state["session"])
             model.history_ = list(config["history"])
-            for name in (*_BANK, "class_sum_", "class_count_", "class_iters_", "radius_"):
+            for name in (*_BANK, *_CLASS_STATE):
                 setattr(model, name, tensors[name].to(device))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"checkpoint {str(directory)!r} is incomplete: {exc!r}") from exc
@@ -1030,6 +1040,7 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
             and model.bank_X_.shape[1] == model.n_features_in_
             and all(getattr(model, k).shape == (n,) for k in _BANK[1:])
             and model.radius_.shape == (C,)
+            and model.local_radius_.shape == (C,)
             and model.class_count_.shape == (C,)
             and (n == 0 or int(model.bank_y_.max()) < C)
         )
