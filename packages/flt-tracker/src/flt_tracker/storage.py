@@ -116,29 +116,16 @@ _PAGE = 4096
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: fault a mapping's pages in at mmap time
 
 
-def anonymous_pages(nbytes: int, *, populate: bool = False, huge: bool = False) -> np.ndarray:
+def anonymous_pages(nbytes: int, *, populate: bool = False) -> np.ndarray:
     """``nbytes`` rounded up to whole pages of zeroed, page-aligned memory, as ``uint8``.
 
-    ``populate`` faults every page in now, so the first writes into the block cost what
-    rewrites do. ``huge`` (Linux, 2 MiB or more) aligns the block to 2 MiB and advises
-    transparent huge pages: a direct write of it then pins 512 times fewer pages (a third of the
-    CPU per 16 MiB written here); where the kernel has none to give, small pages are used.
+    ``populate`` faults every page in now (``MAP_POPULATE`` where there is one: a single system
+    call), so the first writes into the block cost what rewrites do.
     """
     size = max(_PAGE, -(-nbytes // _PAGE) * _PAGE)
-    huge = huge and size >= _HUGE and hasattr(mmap, "MADV_HUGEPAGE")
-    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
-    if populate and not huge:
-        flags |= _POPULATE  # one system call faults the mapping in
-    buf = mmap.mmap(-1, size + (_HUGE if huge else 0), flags=flags)
-    pages = np.frombuffer(buf, np.uint8)
-    if huge:
-        try:
-            buf.madvise(mmap.MADV_HUGEPAGE)
-        except OSError:  # transparent huge pages disabled in this kernel
-            pass
-        offset = -pages.ctypes.data % _HUGE
-        pages = pages[offset : offset + size]
-    if populate and (huge or not _POPULATE):
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | (_POPULATE if populate else 0)
+    pages = np.frombuffer(mmap.mmap(-1, size, flags=flags), np.uint8)
+    if populate and not _POPULATE:
         pages[::_PAGE] = 0  # one write per page faults it in
     return pages
 
@@ -559,7 +546,7 @@ class DiskStorage(Storage):
         if not self._direct:
             shape = (self.chunk_size, *self.shape)
             return alloc_block(shape, self.dtype, pin=self.pin).zero_()  # pages faulted in
-        raw = anonymous_pages(self.chunk_size * self.snapshot_nbytes, populate=True, huge=True)
+        raw = anonymous_pages(self.chunk_size * self.snapshot_nbytes, populate=True)
         block = torch.from_numpy(raw[: self.chunk_size * self.snapshot_nbytes])
         block = block.view(self.dtype).view(self.chunk_size, *self.shape)
         self._raw[block.data_ptr()] = raw
