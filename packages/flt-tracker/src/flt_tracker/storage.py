@@ -472,10 +472,10 @@ class DiskStorage(Storage):
     being written) are allocated with their pages faulted in when the storage is created, and
     blocks the writer has finished are reused, so recording copies into memory the process
     already owns. A full block is handed to the writer thread; ``flush()`` also writes a
-    partial block, so calling it regularly bounds what a crash can lose. On Linux the chunk values are
-    written with ``O_DIRECT`` from page-aligned blocks (the ``.npy`` header padded to one page):
-    no page-cache copy, so the writer thread costs the training almost no CPU; a file system
-    that refuses direct I/O gets ordinary buffered writes.
+    partial block, so calling it regularly bounds what a crash can lose. On Linux the chunk
+    values are written with ``O_DIRECT`` from page-aligned blocks (the ``.npy`` header padded
+    to one page): no page-cache copy, so the writer thread takes little CPU from training; a
+    file system that refuses direct I/O gets ordinary buffered writes.
 
     Args:
         directory: folder of this series (created).
