@@ -170,6 +170,7 @@ def _atomic_save_npy(path: Path, array: np.ndarray, fsync: bool) -> None:
 
 
 _DIRECT = getattr(os, "O_DIRECT", 0)  # Linux: file writes that bypass the page cache
+_MAX_PENDING = 2  # DiskStorage: full blocks queued for the writer before append waits
 
 
 def _npy_header(shape: tuple[int, ...], dtype: np.dtype, size: int = _PAGE) -> bytes:
@@ -496,7 +497,7 @@ class DiskStorage(Storage):
         chunk_size: int | None = None,
         fsync: bool = False,
         pin: bool = False,
-        max_pending: int = 2,
+        max_pending: int = _MAX_PENDING,
     ) -> None:
         super().__init__(shape, dtype)
         self.max_pending = max(1, int(max_pending))
@@ -529,7 +530,7 @@ class DiskStorage(Storage):
         self._closed = False
 
     @staticmethod
-    def most_blocks(max_pending: int = 2) -> int:
+    def most_blocks(max_pending: int = _MAX_PENDING) -> int:
         """Most blocks held at once: one being filled, ``max_pending`` queued, one being written."""
         return max(1, int(max_pending)) + 2
 

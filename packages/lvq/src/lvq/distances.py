@@ -13,11 +13,12 @@ provide a blocked, no-grad class-wise minimum for prediction through :mod:`block
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import blockops
 import torch
+
+from ._checks import check_number
 
 Params = dict[str, torch.Tensor]
 
@@ -655,9 +656,7 @@ class GaussianKernel(Distance):
 
     def check(self, d, n_prototypes):
         self.inner.check(d, n_prototypes)
-        sm = self.sigma_min
-        if isinstance(sm, bool) or not isinstance(sm, (int, float)) or not 0 < sm < math.inf:
-            raise ValueError(f"sigma_min must be a finite number > 0, got {sm!r}")
+        check_number("sigma_min", self.sigma_min, 0.0)
         s = self.sigma_init
         if not (s in ("median", "mean") or (isinstance(s, (int, float)) and s > 0)):
             raise ValueError(f"sigma_init must be 'median', 'mean' or a number > 0, got {s!r}")
@@ -703,9 +702,7 @@ class ExponentialKernel(Distance):
 
     def check(self, d, n_prototypes):
         _check_dim("latent_dim", self.latent_dim, d)
-        s = self.omega_hat_scale
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 < s < math.inf:
-            raise ValueError(f"omega_hat_scale must be a finite number > 0, got {s!r}")
+        check_number("omega_hat_scale", self.omega_hat_scale, 0.0)
 
     def init_params(self, X, y, W, labels, gen):
         d = X.shape[1]

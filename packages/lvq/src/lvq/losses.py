@@ -8,12 +8,11 @@ job of a :mod:`lvq.neighbourhood` object passed in, so every loss works with eve
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Callable
 
 import torch
 
+from ._checks import check_number
 from .neighbourhood import Nearest, Neighbourhood
 
 GLVQ_EPS = 1e-12
@@ -155,12 +154,8 @@ class GLVQLoss(Loss):
 
     def __init__(self, transfer_fn=None, beta: float = 10.0, margin: float = 0.0):
         self.transfer = get_transfer(transfer_fn)
-        for name, v, low in (("beta", beta, 0.0), ("margin", margin, -math.inf)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not low < v < math.inf:
-                kind = "a finite number > 0" if low == 0.0 else "a finite number"
-                raise ValueError(f"{name} must be {kind}, got {v!r}")
-        self.beta = float(beta)
-        self.margin = float(margin)
+        self.beta = check_number("beta", beta, 0.0)
+        self.margin = check_number("margin", margin)
 
     def __call__(self, dist, y, labels, neighbourhood):
         dp, dm = self.plus_minus(dist, y, labels, neighbourhood)

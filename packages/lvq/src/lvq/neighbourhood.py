@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from ._checks import check_number
+
 
 class Neighbourhood:
     """Pools masked prototype distances ``(n, p)`` into ``(n,)``."""
@@ -65,17 +67,10 @@ class NeuralGas(Neighbourhood):
     def __init__(
         self, gamma_init: float, gamma_final: float = 0.01, gamma_decay: float | None = None
     ):
-        if not 0 < gamma_init < math.inf or not 0 < gamma_final < math.inf:
-            raise ValueError(
-                "gamma_init and gamma_final must be finite numbers > 0, got "
-                f"{gamma_init!r}, {gamma_final!r}"
-            )
-        if gamma_decay is not None and (
-            isinstance(gamma_decay, bool)
-            or not isinstance(gamma_decay, (int, float))
-            or not 0 < gamma_decay <= 1
-        ):
-            raise ValueError(f"gamma_decay must be None or a number in (0, 1], got {gamma_decay!r}")
+        check_number("gamma_init", gamma_init, 0.0)
+        check_number("gamma_final", gamma_final, 0.0)
+        if gamma_decay is not None:
+            check_number("gamma_decay", gamma_decay, 0.0, high=1.0)
         self.gamma_init = float(gamma_init)
         self.gamma_final = float(gamma_final)
         self.gamma_decay = gamma_decay

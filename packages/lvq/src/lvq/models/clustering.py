@@ -18,32 +18,12 @@ import numpy as np
 import torch
 
 from ..__about__ import __version__
+from .._checks import check_int, check_number
 from ..base import PrototypeModel
 from ..distances import squared_euclidean
 from ..registry import register
 
 __all__ = ["BGPC", "SOM", "KMeansPlusPlus", "Kmeans", "UnsupervisedModel"]
-
-
-def _check_number(name: str, value: Any, low: float | None = None, strict: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if low is not None and (v <= low if strict else v < low):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {low}, got {value!r}")
-    return v
-
-
-def _check_int(name: str, value: Any, low: int = 1, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(
-            f"{name} must be an int >= {low}{' or None' if allow_none else ''}, got {value!r}"
-        )
-    return int(value)
 
 
 class UnsupervisedModel(PrototypeModel):
@@ -276,9 +256,9 @@ class KMeansPlusPlus(UnsupervisedModel):
     }
 
     def _validate(self):
-        _check_int("n_clusters", self.n_clusters)
-        _check_int("max_iter", self.max_iter)
-        _check_number("epsilon", self.epsilon, 0.0, strict=False)
+        check_int("n_clusters", self.n_clusters)
+        check_int("max_iter", self.max_iter)
+        check_number("epsilon", self.epsilon, 0.0, strict=False)
 
     def _n_prototypes_needed(self):
         return int(self.n_clusters)
@@ -347,14 +327,14 @@ class BGPC(UnsupervisedModel):
     }
 
     def _validate(self):
-        _check_int("n_clusters", self.n_clusters, 2)
-        _check_int("max_iter", self.max_iter)
-        _check_number("epsilon", self.epsilon, 0.0, strict=False)
-        a = _check_number("alpha_init", self.alpha_init, 0.0, strict=False)
+        check_int("n_clusters", self.n_clusters, 2)
+        check_int("max_iter", self.max_iter)
+        check_number("epsilon", self.epsilon, 0.0, strict=False)
+        a = check_number("alpha_init", self.alpha_init, 0.0, strict=False)
         if a > 1:
             raise ValueError(f"alpha_init must lie in [0, 1], got {self.alpha_init!r}")
-        _check_number("beta_init", self.beta_init, 0.0)
-        _check_number("beta_final", self.beta_final, 0.0)
+        check_number("beta_init", self.beta_init, 0.0)
+        check_number("beta_final", self.beta_final, 0.0)
         if self.init not in ("fcm", "random"):
             raise ValueError(f"init must be 'fcm' or 'random', got {self.init!r}")
 
@@ -452,10 +432,10 @@ class SOM(UnsupervisedModel):
     }
 
     def _validate(self):
-        _check_int("grid_size", self.grid_size, 1, allow_none=True)
-        _check_int("max_iter", self.max_iter, 1, allow_none=True)
-        _check_number("lr", self.lr, 0.0)
-        _check_number("sigma", self.sigma, 0.0)
+        check_int("grid_size", self.grid_size, 1, allow_none=True)
+        check_int("max_iter", self.max_iter, 1, allow_none=True)
+        check_number("lr", self.lr, 0.0)
+        check_number("sigma", self.sigma, 0.0)
 
     @property
     def grid_shape(self) -> tuple[int, int]:

@@ -20,9 +20,10 @@ from typing import Any
 
 import torch
 
+from .._checks import check_int, check_number
 from ..distances import squared_euclidean
 from ..registry import register
-from .clustering import UnsupervisedModel, _centroids, _check_int, _check_number, _random_rows
+from .clustering import UnsupervisedModel, _centroids, _random_rows
 
 __all__ = [
     "AFCM",
@@ -107,18 +108,18 @@ class FuzzyClusteringBase(UnsupervisedModel):
     # ------------------------------------------------------------------ parameters
 
     def _validate(self):
-        _check_int("n_clusters", self.n_clusters, 2)
-        _check_int("max_iter", self.max_iter)
-        _check_int("patience", self.patience, 1, allow_none=True)
-        _check_number("epsilon", self.epsilon, 0.0, strict=False)
+        check_int("n_clusters", self.n_clusters, 2)
+        check_int("max_iter", self.max_iter)
+        check_int("patience", self.patience, 1, allow_none=True)
+        check_number("epsilon", self.epsilon, 0.0, strict=False)
         if "fuzzifier" in self._all_params:
-            _check_number("fuzzifier", self.fuzzifier, 1.0)
+            check_number("fuzzifier", self.fuzzifier, 1.0)
         for name in ("eta", "tipifier"):
             if name in self._all_params:
-                _check_number(name, getattr(self, name), 1.0)
+                check_number(name, getattr(self, name), 1.0)
         for name in ("a", "b", "k", "sigma"):
             if name in self._all_params:
-                _check_number(name, getattr(self, name), 0.0)
+                check_number(name, getattr(self, name), 0.0)
         if self.init_method not in self._init_methods:
             raise ValueError(
                 f"init_method must be one of {list(self._init_methods)}, got {self.init_method!r}"

@@ -35,6 +35,7 @@ import blockops
 import numpy as np
 import torch
 
+from .._checks import check_number
 from ..base import BASE_PARAMS, SupervisedPrototypeModel, _reject_sparse_and_1d, _to_python
 from ..distances import (
     Distance,
@@ -182,9 +183,7 @@ class OneClassPrototypeModel(SupervisedPrototypeModel):
             raise ValueError(f"n_prototypes must be a positive int, got {k!r}")
         for name in ("beta", "sigma"):
             if name in self._all_params:
-                v = getattr(self, name)
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < np.inf:
-                    raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+                check_number(name, getattr(self, name), 0.0)
 
     # ------------------------------------------------------------------ labels
 

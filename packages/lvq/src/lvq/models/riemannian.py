@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from .._checks import check_number
 from ..base import SupervisedPrototypeModel
 from ..distances import Distance
 from ..losses import GLVQLoss
@@ -289,16 +290,12 @@ class _RiemannianNG(SupervisedPrototypeModel):
                 f"{type(self).__name__} uses the manifold's geometry; distance_fn must be None, "
                 f"got {self.distance_fn!r}"
             )
-        tau = self.tau
-        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0 < tau <= 1:
-            raise ValueError(f"tau must lie in (0, 1], got {tau!r}")
+        check_number("tau", self.tau, 0.0, high=1.0)
         # sigma_min / omega_hat_scale: the Euclidean kernels check them in Distance.check, the
         # manifold distance does not
         g = self.get_params(deep=False)
         for name in ("lr_ratio", "sigma_min", "omega_hat_scale"):
-            v = g.get(name, 1.0)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
-                raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+            check_number(name, g.get(name, 1.0), 0.0)
 
     def _make_distance(self):
         g = self.get_params(deep=False)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._checks import check_number
 from ..base import SupervisedPrototypeModel
 from ..distances import LocalOmega, Omega, Relevance, Tangent, local_omega_distance
 from ..losses import GLVQ_EPS, TRANSFER_SLOPES, CrossEntropyLoss, GLVQLoss
@@ -55,10 +56,6 @@ __all__ = [
 ]
 
 _FAST = {"max_iter": 30, "lr": 0.05}
-
-
-def _number(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float, np.floating))
 
 
 @torch.no_grad()
@@ -185,18 +182,16 @@ class _NGMixin:
     def _validate_params(self):
         super()._validate_params()
         gi, gf, gd = self.gamma_init, self.gamma_final, self.gamma_decay
-        if not _number(gf) or not gf > 0:
-            raise ValueError(f"gamma_final must be a positive number, got {gf!r}")
+        check_number("gamma_final", gf, 0.0)
         if gi is not None:
-            if not _number(gi) or not gi > 0:
-                raise ValueError(f"gamma_init must be None or a positive number, got {gi!r}")
+            check_number("gamma_init", gi, 0.0)
             if gi < gf:
                 raise ValueError(
                     f"gamma_init={gi!r} is smaller than gamma_final={gf!r}; gamma only decays "
                     "(set gamma_init >= gamma_final)"
                 )
-        if gd is not None and (not _number(gd) or not 0 < gd <= 1):
-            raise ValueError(f"gamma_decay must be None or a number in (0, 1], got {gd!r}")
+        if gd is not None:
+            check_number("gamma_decay", gd, 0.0, high=1.0)
 
     def _gamma_start(self) -> float:
         if self.gamma_init is not None:
@@ -222,8 +217,7 @@ class _GLVQNG(_NGMixin, SupervisedPrototypeModel):
 
     def _validate_params(self):
         super()._validate_params()
-        if not _number(self.lr_ratio) or not self.lr_ratio > 0:
-            raise ValueError(f"lr_ratio must be a positive number, got {self.lr_ratio!r}")
+        check_number("lr_ratio", self.lr_ratio, 0.0)
 
     def _make_loss(self, n_classes):
         # lr_ratio is applied to the prototypes' gradients in _forward_losses
@@ -334,9 +328,8 @@ class SCMNG(_GLVQNG):
 
     def _validate_params(self):
         super()._validate_params()
-        ol = self.omega_lr
-        if ol is not None and (not _number(ol) or not ol > 0):
-            raise ValueError(f"omega_lr must be None or a positive number, got {ol!r}")
+        if self.omega_lr is not None:
+            check_number("omega_lr", self.omega_lr, 0.0)
 
     def _make_distance(self):
         _no_distance_fn(self)

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from .._checks import check_number
 from ..distances import LocalOmega, Omega, Relevance, Tangent
 from ..neighbourhood import NeuralGas
 from ..registry import register
@@ -78,11 +79,8 @@ class SVQOCC(OneClassPrototypeModel):
         li = self.lambda_init
         if li is not None and (isinstance(li, bool) or not isinstance(li, (int, float)) or li <= 0):
             raise ValueError(f"lambda_init must be None or a number > 0, got {li!r}")
-        ld = self.lambda_decay
-        if ld is not None and (
-            isinstance(ld, bool) or not isinstance(ld, (int, float)) or not 0 < ld <= 1
-        ):
-            raise ValueError(f"lambda_decay must be None or a number in (0, 1], got {ld!r}")
+        if self.lambda_decay is not None:
+            check_number("lambda_decay", self.lambda_decay, 0.0, high=1.0)
 
     def _check_training_options(self, codes: torch.Tensor, sample_weight: Any) -> None:
         if self.cost_function == "contrastive" and (

@@ -18,9 +18,10 @@ from typing import Any
 
 import torch
 
+from .._checks import check_int, check_number
 from ..distances import squared_euclidean
 from ..registry import register
-from .clustering import UnsupervisedModel, _check_int, _check_number, _grid_coords, _random_rows
+from .clustering import UnsupervisedModel, _grid_coords, _random_rows
 
 __all__ = [
     "DKHeskesSOM",
@@ -60,11 +61,11 @@ class _Topology(UnsupervisedModel):
     _dk = False
 
     def _validate(self):
-        _check_int("max_iter", self.max_iter)
-        _check_int("batch_size", self.batch_size, 1, allow_none=True)
-        _check_number("epsilon", self.epsilon, 0.0, strict=False)
+        check_int("max_iter", self.max_iter)
+        check_int("batch_size", self.batch_size, 1, allow_none=True)
+        check_number("epsilon", self.epsilon, 0.0, strict=False)
         if self._dk:
-            _check_number("kernel_sigma", self.kernel_sigma, 0.0)
+            check_number("kernel_sigma", self.kernel_sigma, 0.0)
         if self.callbacks is not None and not isinstance(self.callbacks, (list, tuple)):
             raise TypeError(
                 f"callbacks must be a list of Callback objects, got {type(self.callbacks).__name__}"
@@ -170,12 +171,12 @@ class NeuralGas(_Topology):
 
     def _validate(self):
         super()._validate()
-        _check_int("n_prototypes", self.n_prototypes)
-        _check_number("lr_init", self.lr_init, 0.0)
-        _check_number("lr_final", self.lr_final, 0.0)
+        check_int("n_prototypes", self.n_prototypes)
+        check_number("lr_init", self.lr_init, 0.0)
+        check_number("lr_final", self.lr_final, 0.0)
         if self.lambda_init is not None:
-            _check_number("lambda_init", self.lambda_init, 0.0)
-        _check_number("lambda_final", self.lambda_final, 0.0)
+            check_number("lambda_init", self.lambda_init, 0.0)
+        check_number("lambda_final", self.lambda_final, 0.0)
 
     def _n_units(self, X):
         return int(self.n_prototypes)
@@ -212,11 +213,11 @@ class _GridModel(_Topology):
 
     def _validate(self):
         super()._validate()
-        _check_int("grid_height", self.grid_height)
-        _check_int("grid_width", self.grid_width)
+        check_int("grid_height", self.grid_height)
+        check_int("grid_width", self.grid_width)
         if self.sigma_init is not None:
-            _check_number("sigma_init", self.sigma_init, 0.0)
-        _check_number("sigma_final", self.sigma_final, 0.0)
+            check_number("sigma_init", self.sigma_init, 0.0)
+        check_number("sigma_final", self.sigma_final, 0.0)
 
     @property
     def grid_shape(self) -> tuple[int, int]:
@@ -270,8 +271,8 @@ class KohonenSOM(_GridModel):
 
     def _validate(self):
         super()._validate()
-        _check_number("lr_init", self.lr_init, 0.0)
-        _check_number("lr_final", self.lr_final, 0.0)
+        check_number("lr_init", self.lr_init, 0.0)
+        check_number("lr_final", self.lr_final, 0.0)
 
     def _epoch(self, X, W, t, T, gen):
         Hg = self._h(self._sigma(t, T))
@@ -407,11 +408,11 @@ class GrowingNeuralGas(_Topology):
 
     def _validate(self):
         super()._validate()
-        _check_int("max_nodes", self.max_nodes, 2)
-        _check_int("max_age", self.max_age)
-        _check_int("insert_interval", self.insert_interval)
+        check_int("max_nodes", self.max_nodes, 2)
+        check_int("max_age", self.max_age)
+        check_int("insert_interval", self.insert_interval)
         for name in ("lr_winner", "lr_neighbor", "error_decay"):
-            v = _check_number(name, getattr(self, name), 0.0)
+            v = check_number(name, getattr(self, name), 0.0)
             if v > 1:
                 raise ValueError(f"{name} must lie in (0, 1], got {getattr(self, name)!r}")
 
@@ -544,13 +545,13 @@ class RiemannianNeuralGas(_Topology):
 
     def _validate(self):
         super()._validate()
-        _check_int("n_prototypes", self.n_prototypes)
-        _check_number("lr_init", self.lr_init, 0.0)
-        _check_number("lr_final", self.lr_final, 0.0)
+        check_int("n_prototypes", self.n_prototypes)
+        check_number("lr_init", self.lr_init, 0.0)
+        check_number("lr_final", self.lr_final, 0.0)
         if self.lambda_init is not None:
-            _check_number("lambda_init", self.lambda_init, 0.0)
-        _check_number("lambda_final", self.lambda_final, 0.0)
-        tau = _check_number("tau", self.tau, 0.0)
+            check_number("lambda_init", self.lambda_init, 0.0)
+        check_number("lambda_final", self.lambda_final, 0.0)
+        tau = check_number("tau", self.tau, 0.0)
         if tau > 1:
             raise ValueError(f"tau must lie in (0, 1], got {self.tau!r}")
         self._mf()
