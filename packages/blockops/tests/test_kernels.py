@@ -323,3 +323,17 @@ def test_knn_grouped_keeps_thread_count(always_group):
         assert torch.equal(idx, _ref_knn(_ref_dist(Q, D, "sqeuclidean"), 2)[1])
     finally:
         torch.set_num_threads(before)
+
+
+def test_numpy_integer_sizes_accepted_and_bad_arguments_named():
+    g = torch.Generator().manual_seed(12)
+    Q, D = torch.randn(6, 3, generator=g), torch.randn(20, 3, generator=g)
+    ref = knn(Q, D, 4, q_block=2, db_block=7)
+    got = knn(Q, D, np.int64(4), q_block=np.int32(2), db_block=np.int64(7))
+    assert torch.equal(got[1], ref[1])
+    labels = torch.arange(20) % 3
+    torch.testing.assert_close(label_min(Q, D, labels, np.int64(3)), label_min(Q, D, labels, 3))
+    with pytest.raises(ValueError, match="n_labels must be a positive int"):
+        label_min(Q, D, labels, 3.0)
+    with pytest.raises(TypeError, match="omega must be a torch.Tensor"):
+        pairwise_distances(Q, D, omega=np.eye(3))

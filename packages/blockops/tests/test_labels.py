@@ -58,3 +58,12 @@ def test_vectorised_path_matches_lookup():
         enc.transform([1, 51])
     with pytest.raises(ValueError, match="0.5"):
         enc.transform(np.array([0.5]))
+
+
+def test_use_before_fit_is_not_fitted_error():
+    from blockops import NotFittedError
+
+    with pytest.raises(NotFittedError, match="not fitted"):
+        LabelEncoder().inverse_transform([0])
+    with pytest.raises(NotFittedError, match="not fitted"):
+        LabelEncoder().transform([0])

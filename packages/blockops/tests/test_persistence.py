@@ -122,3 +122,28 @@ def test_never_replaces_a_file_or_a_folder_of_other_files(tmp_path):
     save_checkpoint(empty, {"k": 1}, tensors)
     assert load_checkpoint(empty)[0] == {"k": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "notes.txt", "results"]
+
+
+def test_never_deletes_other_files_next_to_a_meta_json(tmp_path):
+    # a results folder that happens to hold a meta.json is not a checkpoint: nothing is replaced
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "meta.json").write_text("{}")
+    (folder / "precious.csv").write_text("a,b")
+    with pytest.raises(FileExistsError, match="precious.csv"):
+        save_checkpoint(folder, {}, {"w": torch.ones(1)})
+    assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "precious.csv"]
+
+
+def test_bad_containers_refused_on_save_and_load(tmp_path):
+    with pytest.raises(TypeError, match="config must be a dict"):
+        save_checkpoint(tmp_path / "a", [1, 2], {})  # would write a checkpoint load refuses
+    with pytest.raises(TypeError, match="tensors must be a dict"):
+        save_checkpoint(tmp_path / "b", {}, [torch.ones(1)])
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    save_checkpoint(tmp_path / "c", {}, {"w": torch.ones(1)})
+    meta = json.loads((tmp_path / "c" / "meta.json").read_text())
+    meta["sha256"] = ["edited"]
+    (tmp_path / "c" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="sha256"):
+        load_checkpoint(tmp_path / "c")

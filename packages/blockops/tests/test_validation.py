@@ -90,3 +90,9 @@ def test_check_X_y():
         as_labels(np.ones((3, 2)))
     with pytest.warns(UserWarning, match="column-vector"):
         assert as_labels(torch.tensor([[1], [2]])).tolist() == [1, 2]
+
+
+def test_finite_values_too_large_for_float32_are_not_called_nan():
+    with pytest.raises(ValueError, match=r"W has 1 value\(s\) too large for torch.float32"):
+        as_tensor(np.array([[1e300, 1.0]]), name="W")
+    assert as_tensor(np.array([[1e300]]), dtype=torch.float64).item() == 1e300

@@ -67,3 +67,10 @@ def test_read_buffer_drains_and_close_stops():
     assert not endless.is_alive
     with pytest.raises(ValueError, match="buffer_size"):
         StreamBuffer([], buffer_size=0)
+
+
+def test_non_integer_buffer_size_and_negative_timeout_are_refused():
+    with pytest.raises(ValueError, match="^buffer_size must be an integer"):
+        StreamBuffer([], buffer_size=1.5, start=False)  # used to become a queue of 1
+    with pytest.raises(ValueError, match="^timeout must be a finite number"):
+        StreamBuffer([], timeout=-1, start=False)  # used to fail only at the first read

@@ -201,3 +201,43 @@ def test_fisher_of_non_finite_data_is_refused():
         with pytest.raises(ValueError, match="not finite"):
             model.estimate_fisher((X, y), F.cross_entropy, method=method)
     assert len(model._ewc) == 0 and model.ewc_loss().item() == 0.0  # nothing consolidated
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"gamma": float("nan")}, "gamma"),
+        ({"gamma": "0.9"}, "gamma"),
+        ({"ewc_lambda": -1}, "ewc_lambda"),
+    ],
+)
+def test_learner_hyper_parameters_are_checked_by_name(kwargs, name):
+    with pytest.raises(ValueError, match=rf"^{name} must be a finite number"):
+        Net(**kwargs)
+
+
+def test_max_samples_zero_is_refused_by_name():
+    X, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+    # used to report "data_set is empty" for a non-empty data set
+    with pytest.raises(ValueError, match="^max_samples must be an integer >= 1"):
+        empirical_fisher(Net(), (X, y), F.cross_entropy, max_samples=0)
+
+
+def test_reference_gradient_on_a_memory_of_codes():
+    torch.manual_seed(0)
+    ae = MLPAutoencoder(6, (8,), 3)
+    z = torch.randn(5, 3)
+    rt = ae.from_dec_to_enc(z)  # decode then encode, as in the original: back to codes
+    assert rt.shape == (5, 3)
+    torch.testing.assert_close(rt, ae.encoder(ae.decoder(z)))
+    mem = EpisodicMemory(10, random_state=0)
+    mem.add(z)
+    loss = ae.calculate_ref_gradients(mem, F.mse_loss, store_encoded=True)
+    ae.zero_grad()
+    F.mse_loss(ae.encoder(ae.decoder(z)), z).backward()
+    g = torch.cat([p.grad.reshape(-1) for p in ae.parameters()])
+    torch.testing.assert_close(ae._ref_grad, g)
+    assert loss.item() == pytest.approx(F.mse_loss(rt, z).item())
+    ae.calculate_ref_gradients_layerwise(z, F.mse_loss, store_encoded=True)
+    with pytest.raises(TypeError, match="from_dec_to_enc"):
+        Net().calculate_ref_gradients(torch.randn(4, 4), F.mse_loss, store_encoded=True)

@@ -209,3 +209,32 @@ def test_bad_sizes_and_fields_raise_clear_errors():
     with pytest.raises(TypeError, match="field 0 must be a tensor"):
         mem.add(torch.tensor(1.0))
     assert len(mem) == 5 and mem._n_seen == 5  # nothing was half-written
+
+
+def test_class_balanced_refuses_labels_that_are_not_one_integer_per_row():
+    mem = EpisodicMemory(4, policy="class_balanced", random_state=0)
+    onehot = torch.nn.functional.one_hot(torch.arange(6), 6).float()
+    # a one-hot matrix used to be read as its first column (every row but one "class 0")
+    with pytest.raises(ValueError, match="integer class labels, one per row"):
+        mem.add(torch.randn(6, 2), onehot)
+    with pytest.raises(ValueError, match="integer class labels, one per row"):
+        mem.add(torch.randn(3, 2), torch.tensor([0.5, 1.7, 2.2]))
+    with pytest.raises(ValueError, match="integer class labels, one per row"):
+        mem.add(torch.randn(3, 2))
+    assert len(mem) == 0 and mem.n_fields == 0 and mem.tasks() == []  # nothing half-added
+    mem.add(torch.randn(6, 2), torch.arange(6))
+    assert len(mem) == 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"total_tasks": 1.5}, "total_tasks"),
+        ({"total_tasks": 0}, "total_tasks"),
+        ({"gradient_ref_data_size": 2.5}, "gradient_ref_data_size"),
+        ({"gradient_ref_data_size": -1}, "gradient_ref_data_size"),
+    ],
+)
+def test_memory_refuses_non_integer_sizes(kwargs, name):
+    with pytest.raises(ValueError, match=rf"^{name} must be an integer"):
+        EpisodicMemory(10, **kwargs)

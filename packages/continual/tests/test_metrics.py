@@ -37,3 +37,15 @@ def test_result_matrix_partial_and_state():
     assert "| 1 |" in m.to_markdown()
     with pytest.raises(ValueError, match="square"):
         average_metric(np.zeros((2, 3)))
+
+
+def test_result_matrix_refuses_rows_of_the_wrong_length():
+    rm = ResultMatrix(3)
+    with pytest.raises(ValueError, match="values must hold 3 numbers"):
+        rm.set_row(0, [0.5])  # used to broadcast 0.5 over the whole row
+    with pytest.raises(ValueError, match=r"i must be an integer in \[0, 2\]"):
+        rm.set_row(3, [0.5, 0.5, 0.5])
+    with pytest.raises(ValueError, match="n_experiences must be an integer >= 1"):
+        ResultMatrix(0)
+    rm.set_row(0, [0.5, 0.1, 0.2])
+    assert rm.average() == 0.5

@@ -163,3 +163,36 @@ def test_time_windows_and_drift_bad_inputs():
         drifting_clusters(0, 16)
     with pytest.raises(ValueError, match="test_fraction"):
         drifting_clusters(2, 16, test_fraction=1.5)
+
+
+def test_time_windows_refuses_labels_it_would_truncate():
+    X, y = _xy()
+    times = np.arange(60)
+    # used to be cast with .long(): 0.5 -> 0, NaN -> -2**63, silently
+    with pytest.raises(ValueError, match="y must hold integer class labels"):
+        time_windows(X, y + 0.5, times, 2)
+    with pytest.raises(ValueError, match="y must hold integer class labels"):
+        time_windows(X, np.where(y == 0, np.nan, y), times, 2)
+    with pytest.raises(ValueError, match="y must hold non-negative"):
+        time_windows(X, y - 1, times, 2)
+    with pytest.raises(ValueError, match="y contains NaN"):
+        time_windows(X, np.r_[np.nan, np.ones(59)], times, 2, classification=False)
+    with pytest.raises(ValueError, match="times must be 1-D"):
+        time_windows(X[:30], y[:30], np.arange(60).reshape(30, 2), 2)
+    sc = time_windows(X, y.astype(np.float64), times, 2, random_state=0)  # whole floats are fine
+    assert sc.train_stream[0].dataset.tensors[1].dtype == torch.long
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda X, y: time_windows(X, y, np.arange(60), 1.5), "n_windows"),
+        (lambda X, y: permuted(X, y, X, y, 2.5), "n_experiences"),
+        (lambda X, y: permuted(X, y, X, y, True), "n_experiences"),
+        (lambda X, y: class_incremental(X, y, X, y, 1.5), "n_experiences"),
+    ],
+)
+def test_non_integer_counts_are_refused_by_name(call, name):
+    X, y = _xy()
+    with pytest.raises(ValueError, match=rf"^{name} must be an integer"):
+        call(X, y)

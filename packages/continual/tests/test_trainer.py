@@ -381,3 +381,133 @@ def test_resuming_a_checkpoint_of_another_stream_is_refused(small_split, tmp_pat
     t = Trainer(_model(), Naive(), lr=0.05, epochs=1, device="cpu")
     with pytest.raises(ValueError, match="stream of 3 experiences, this stream has 2"):
         t.fit_stream(shorter, checkpoint_dir=ckpt, resume=True)
+
+
+def test_lwf_distils_each_old_task_head_in_task_incremental():
+    # the task mask set every old head to the same constant: LwF added exactly 0 there
+    Xtr, Xte, ytr, yte = digits(n_per_class=20)
+    sc = task_incremental(Xtr, ytr, Xte, yte, class_order=[[0, 1], [2, 3], [4, 5]])
+    lwf = LwF(alpha=1.0, temperature=2.0)
+    t = Trainer(_model(), lwf, lr=0.05, epochs=1, device="cpu")
+    t._register_masks(sc.train_stream)
+    t.train_experience(sc.train_stream[0])
+    t.train_experience(sc.train_stream[1])
+    assert lwf.old_heads == [[0, 1], [2, 3]]
+    with torch.no_grad():
+        for p in t.model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    x, y = sc.train_stream[2].dataset.tensors
+    tid = torch.full((x.shape[0],), 2)
+    out = t.mask_output(t.model(x), tid)
+    pen = lwf.penalty(t, (x, y, tid), out)
+    raw, old = t.model(x), lwf.old_model(x)
+    expected = sum(
+        4
+        * F.kl_div(
+            F.log_softmax(raw[:, h] / 2, 1), F.softmax(old[:, h] / 2, 1), reduction="batchmean"
+        )
+        for h in ([0, 1], [2, 3])
+    )
+    assert pen.item() > 1e-3
+    torch.testing.assert_close(pen, expected)
+    pen.backward()
+    assert t.model.net[-1].weight.grad[:4].abs().sum() > 0  # the old heads are pulled back
+
+
+def test_lwf_old_heads_survive_a_checkpoint(tmp_path):
+    Xtr, Xte, ytr, yte = digits(n_per_class=20)
+    sc = task_incremental(Xtr, ytr, Xte, yte, class_order=[[0, 1], [2, 3]])
+    a = Trainer(_model(), LwF(), lr=0.05, epochs=1, device="cpu")
+    a.fit_stream(sc, checkpoint_dir=tmp_path / "run")
+    b = Trainer(_model(), LwF(), lr=0.05, epochs=1, device="cpu")
+    b.load_checkpoint(tmp_path / "run")
+    assert b.strategy.old_heads == a.strategy.old_heads == [[0, 1], [2, 3]]
+
+
+def test_joint_trains_on_a_new_streams_data_not_the_old_one():
+    rng = np.random.default_rng(0)
+    XA, XB = rng.normal(size=(40, 64)), rng.normal(size=(24, 64)) + 3
+    yA, yB = rng.integers(0, 2, 40), rng.integers(0, 2, 24)
+    A, B = class_incremental(XA, yA, XA, yA, 1), class_incremental(XB, yB, XB, yB, 1)
+    t = Trainer(_model(), Joint(), lr=0.05, epochs=1, device="cpu")
+    t.fit_stream(A)
+    data = t.strategy.train_dataset(t, B.train_stream[0])
+    assert len(data) == 40 + 24  # used to be A's 40 rows only: B's data never trained
+    assert len(t.strategy.train_dataset(t, B.train_stream[0])) == 64  # added once
+
+
+def test_resume_with_another_metric_is_refused(small_split, tmp_path):
+    ckpt = tmp_path / "run"
+    Trainer(_model(), Naive(), lr=0.05, device="cpu").fit_stream(small_split, checkpoint_dir=ckpt)
+    t = Trainer(_model(), Naive(), lr=0.05, device="cpu", metric="loss")
+    with pytest.raises(ValueError, match="metric='accuracy'"):
+        t.fit_stream(small_split, checkpoint_dir=ckpt, resume=True)
+
+
+@pytest.mark.parametrize(
+    ("saved", "other", "match"),
+    [
+        (lambda: Replay(20), lambda: Replay(50), "mem_size=20"),
+        (lambda: AGEM(20, 5), lambda: AGEM(20, 5, policy="reservoir"), "policy='quota'"),
+        (lambda: DERPP(20), lambda: DERPP(30), "mem_size=20"),
+        (lambda: EWC(1.0), lambda: EWC(1.0, mode="online"), "separate EWC terms"),
+    ],
+)
+def test_a_checkpoint_of_another_strategy_configuration_is_refused(
+    saved, other, match, small_split, tmp_path
+):
+    ckpt = tmp_path / "run"
+    Trainer(_model(), saved(), lr=0.05, device="cpu").fit_stream(small_split, checkpoint_dir=ckpt)
+    t = Trainer(_model(), other(), lr=0.05, device="cpu")
+    with pytest.raises(ValueError, match=match):
+        t.load_checkpoint(ckpt)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [Naive, lambda: Replay(20), lambda: EWC(1.0), lambda: AGEM(20, 5), lambda: GEM(20), Joint],
+)
+def test_float64_experiences_train_a_float32_model(make, small_split):
+    from continual.scenarios import Experience
+    from torch.utils.data import TensorDataset
+
+    stream = [
+        Experience(TensorDataset(e.dataset.tensors[0].double(), e.dataset.tensors[1]), e.task_id)
+        for e in small_split.train_stream[:2]
+    ]
+    R = Trainer(_model(), make(), lr=0.05, device="cpu").fit_stream(stream)
+    assert np.isfinite(R.R).all()
+
+
+def test_an_iterable_dataset_experience_is_trained_in_stream_order():
+    from continual.scenarios import Experience
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            g = torch.Generator().manual_seed(0)
+            for _ in range(40):
+                x = torch.randn(64, generator=g)
+                yield x, int(x[0] > 0)
+
+    t = Trainer(_model(), Naive(), lr=0.05, batch_size=8, device="cpu")
+    before = _params(t.model)
+    losses = t.train_experience(Experience(Stream(), 0))
+    assert len(losses) == 1 and np.isfinite(losses[0])
+    assert not torch.equal(_params(t.model), before)
+
+
+def test_ewc_fisher_samples_are_spread_over_a_class_sorted_experience():
+    from continual.scenarios import Experience
+    from continual.strategies import fisher_on
+    from torch.utils.data import TensorDataset
+
+    torch.manual_seed(0)
+    x, y = torch.randn(60, 64), torch.tensor([0] * 30 + [1] * 30)  # sorted by class
+    exp = Experience(TensorDataset(x, y), 0, (0, 1))
+    t = Trainer(_model(), EWC(1.0), device="cpu")
+    sub = fisher_on(t, exp, max_samples=10)
+    keep = torch.linspace(0, 59, 10).round().long()
+    assert set(y[keep].tolist()) == {0, 1}  # the first 10 rows were all of class 0
+    ref = fisher_on(t, Experience(TensorDataset(x[keep], y[keep]), 0, (0, 1)))
+    for n in ref:
+        torch.testing.assert_close(sub[n], ref[n])

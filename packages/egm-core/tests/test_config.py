@@ -110,3 +110,21 @@ def test_preset_names_exported():
         "imbalanced_kshot",
         "extreme_lowshot",
     )
+
+
+def test_exported_file_without_yaml_suffix_is_a_preset(blobs, tmp_path, monkeypatch):
+    X, y, Xt, _ = blobs
+    monkeypatch.chdir(tmp_path)
+    m = PyEGM(random_state=0, platform="cpu").fit(X, y)
+    path = m.export_fixed_yaml("fixed.cfg")  # a relative Path with another suffix
+    for preset in (path, "fixed.cfg"):
+        again = PyEGM(preset=preset, platform="cpu").fit(X, y)
+        np.testing.assert_array_equal(again.predict(Xt), m.predict(Xt))
+
+
+def test_malformed_yaml_preset_is_a_value_error(blobs, tmp_path):
+    X, y, _, _ = blobs
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("num_points: [\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        PyEGM(preset=bad, platform="cpu").fit(X, y)

@@ -363,3 +363,30 @@ def test_block_sizes_set_after_fit_are_checked(blobs, name):
     ):
         with pytest.raises(ValueError, match=f"{name} must be a positive int"):
             call()
+
+
+def test_duplicated_rows_do_not_hide_a_class_radius():
+    rng = np.random.default_rng(7)
+    a = rng.normal(size=(40, 3)).astype(np.float32)
+    b = (5.0 + 0.01 * rng.normal(size=(11, 3))).astype(np.float32)
+    tight = np.concatenate([np.repeat(b[:1], 30, axis=0), b[1:]])  # 11 distinct rows
+    X, y = np.concatenate([a, tight]), np.repeat([0, 1], 40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the class has 11 distinct rows: nothing to warn about
+        m = fit(X, y)
+    d = np.sqrt(((b[:, None] - b[None]) ** 2).sum(-1))
+    kth = np.sort(d, axis=1)[:, 5]  # local_k = 5 (self at rank 0)
+    np.testing.assert_allclose(float(m.local_radius_[1]), np.median(kth), rtol=1e-4)
+    assert float(m.radius_[1]) < 0.1 * float(m.radius_[0])
+
+
+def test_duplicated_rows_only_still_scale_with_the_data():
+    X = np.repeat(np.array([[0.0, 0.0], [3.0, 4.0]], dtype=np.float32), 10, axis=0)
+    y = np.repeat([0, 1], 10)
+    for factor in (1.0, 8.0):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            m = fit(X * factor, y)
+        messages = " ".join(str(w.message) for w in caught)
+        assert "coincide" not in messages and "distinct training rows" in messages
+        torch.testing.assert_close(m.radius_, torch.full((2,), 5.0 * factor))

@@ -126,3 +126,13 @@ def test_failed_export_leaves_no_temporary_file(fitted, tmp_path):
     with pytest.raises(OSError):
         m.export_fixed_yaml(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.yaml"]
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.uint8, np.float32])
+def test_label_dtype_survives_a_round_trip(blobs, tmp_path, dtype):
+    X, y, Xt, _ = blobs
+    m = PyEGM(platform="cpu", random_state=0, num_points=4).fit(X, (y + 1).astype(dtype))
+    back = PyEGM.load(m.save(tmp_path / "m"), platform="cpu")
+    assert back.classes_.dtype == m.classes_.dtype == dtype
+    assert back.predict(Xt).dtype == m.predict(Xt).dtype
+    np.testing.assert_array_equal(back.predict(Xt), m.predict(Xt))

@@ -74,6 +74,15 @@ def test_pca_takes_arrays_and_rejects_nan():
         project("pca", Z, bad)  # points projected into the plane, e.g. trend paths
 
 
+def test_pca_transform_names_a_feature_mismatch():
+    plane = PCA2D.fit(_data(d=4))
+    assert plane.transform(np.zeros(4)).shape == (2,)  # one point
+    assert plane.transform(np.zeros((2, 3, 4))).shape == (2, 3, 2)  # any leading shape
+    for bad in (np.zeros((3, 5)), np.zeros(3), np.float64(1.0)):
+        with pytest.raises(ValueError, match="Z must have 4 features"):
+            plane.transform(bad)
+
+
 def test_tsne_embeds_everything_jointly():
     pytest.importorskip("sklearn", reason="t-SNE needs the egm-viz[tsne] extra (scikit-learn)")
     Z = _data(n=40)

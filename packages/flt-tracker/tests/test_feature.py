@@ -110,3 +110,13 @@ def test_fractional_step_or_epoch_is_an_error_not_truncated():
         f.get_at_step(3.7)
     with pytest.raises(TypeError, match="epoch"):
         f.get_at_epoch(0.5)
+
+
+def test_bool_or_non_number_step_is_a_type_error_naming_the_argument():
+    f, values = filled()
+    with pytest.raises(TypeError, match="step=True"):
+        f.get_at_step(True)  # not step 1
+    with pytest.raises(TypeError, match="step=None"):
+        f.get_at_step(None)
+    with pytest.raises(TypeError, match="epoch='1'"):
+        f.get_at_epoch("1")

@@ -83,4 +83,8 @@ def test_video_without_ffmpeg_or_extension_gives_a_clear_error(tracked, tmp_path
         plot.animate_feature_evolution(f, tmp_path / "a.mp4")
     with pytest.raises(ValueError, match="extension"):
         plot.animate_feature_evolution(f, tmp_path / "a")
+    with pytest.raises(ValueError, match="max_frames=0"):  # was "max() arg is an empty sequence"
+        plot.animate_feature_evolution(f, tmp_path / "a.gif", max_frames=0)
+    with pytest.raises(ValueError, match="fps=0"):
+        plot.animate_feature_evolution(f, tmp_path / "a.gif", fps=0)
     assert not list(tmp_path.iterdir())

@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from flt_tracker import DiskStorage, FeatureTracker, MemoryBudgetError, MemoryStorage, load_run
+from flt_tracker import (
+    DiskStorage,
+    FeatureTracker,
+    MemoryBudgetError,
+    MemoryStorage,
+    load_run,
+    save_run,
+)
 from flt_tracker.storage import anonymous_pages, parse_bytes
 from torch import nn
 
@@ -376,3 +383,43 @@ def test_disk_storage_falls_back_to_buffered_writes(tmp_path, monkeypatch):
 def _chunk_values(folder):
     chunks = sorted(folder.glob("chunk_*[0-9].npy"))
     return torch.from_numpy(np.concatenate([np.load(c, allow_pickle=False) for c in chunks]))
+
+
+def test_save_refuses_to_replace_the_directory_its_series_are_read_from(tmp_path):
+    model, opt = small()
+    tracker = FeatureTracker(
+        model, layers=["0"], optimizer=opt, storage="disk", directory=tmp_path / "d", chunk_size=2
+    )
+    run_steps(tracker, model, opt, 5)
+    before = tracker.get_feature("0.weight").as_tensor()
+    for target in (tmp_path / "d", tmp_path / "d" / "f0000", tmp_path):
+        with pytest.raises(ValueError, match="holds the chunks"):
+            tracker.save(target)
+    assert torch.equal(tracker.get_feature("0.weight").as_tensor(), before)  # intact
+    tracker.close()
+    run = load_run(tmp_path / "d")
+    with pytest.raises(ValueError, match="holds the chunks"):
+        save_run(tmp_path / "d", run.manifest, run.features)
+    save_run(tmp_path / "copy", run.manifest, run.features)  # elsewhere is fine
+    assert torch.equal(load_run(tmp_path / "copy").get_feature("0.weight").as_tensor(), before)
+
+
+def test_downsampled_gradients_keep_the_steps_of_their_weights():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 1))
+    model[2].requires_grad_(False)  # frozen: its gradients stay None
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    per_step = 2 * sum(p.numel() for p in model.parameters()) * 4
+    tracker = FeatureTracker(
+        model,
+        optimizer=opt,
+        track_gradients=True,
+        memory_budget=per_step * 5,
+        budget_policy="downsample",
+    )
+    run_steps(tracker, model, opt, 37)
+    weights = tracker.get_feature("0.weight").steps
+    grads = tracker.get_feature("0.weight.grad").steps
+    assert weights[-1] >= 32 and len(grads) >= 4
+    assert set(grads.tolist()) <= set(weights.tolist())  # same grid, minus the initial step
+    assert len(tracker.get_feature("2.weight.grad")) == 0

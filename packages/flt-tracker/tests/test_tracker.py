@@ -223,3 +223,27 @@ def test_async_copy_records_post_step_values():
     tracker.close()
     with pytest.raises(ValueError, match="async_copy"):
         FeatureTracker(model, async_copy=True).start()
+
+
+def test_empty_layers_bad_chunk_size_and_silent_probe_modules_are_errors():
+    model = make_model()
+    with pytest.raises(ValueError, match="names nothing to track"):
+        FeatureTracker(model, layers=[])
+    with pytest.raises(TypeError, match="chunk_size=2.5"):
+        FeatureTracker(model, chunk_size=2.5)  # was truncated to 2
+    with pytest.raises(TypeError, match="chunk_size='4'"):
+        FeatureTracker(model, chunk_size="4")
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.unused = nn.Linear(5, 3), nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.a(x)
+
+    tracker = FeatureTracker(
+        Net(), layers=["a"], track_activations=["a", "unused"], probe=torch.randn(2, 5)
+    )
+    with pytest.raises(ValueError, match=r"\['unused'\] did not run on the probe"):
+        tracker.start()  # was: no 'unused.output' series, silently

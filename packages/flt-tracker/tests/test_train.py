@@ -69,3 +69,8 @@ def test_hydra_multirun_sweep(tmp_path):
         assert load_run(p / "run").get_feature("W").steps.tolist() == [0, 1, 2]
         lrs.append(json.loads((p / "summary.json").read_text())["global_step"])
     assert lrs == [2, 2]
+
+
+def test_unknown_tracking_dtype_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="tracking.dtype='float64'"):
+        run(compose_default(TINY + ["tracking.dtype=float64"]), tmp_path)

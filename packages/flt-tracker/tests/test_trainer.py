@@ -339,3 +339,59 @@ def test_json_lines_are_strict_json_when_a_metric_diverges(tmp_path):
         for line in (tmp_path / "log.jsonl").read_text().splitlines()
     ]
     assert records == [{"step": 1, "epoch": 0, "loss": None}]
+
+
+def test_a_fit_failing_in_on_train_start_still_ends_the_fit():
+    class Broken(Callback):
+        def on_train_start(self, trainer, model):
+            raise RuntimeError("cannot start")
+
+    ended = []
+
+    class Ends(Callback):
+        def on_train_end(self, trainer, model):
+            ended.append(trainer.error)
+
+    model, opt = model_opt()
+    train, _ = loaders()
+    trainer = Trainer(model, opt, callbacks=[Ends(), Broken()], device="cpu")
+    with pytest.raises(RuntimeError, match="cannot start"):
+        trainer.fit(train, 1)
+    assert len(ended) == 1 and isinstance(ended[0], RuntimeError)  # e.g. wandb finishes its run
+
+
+def test_tracking_callback_follows_the_trainers_optimizer_and_epoch():
+    model, opt = model_opt()
+    train, _ = loaders()
+    Trainer(model, opt, device="cpu").fit(train, 2)  # untracked warm-up: 8 steps, 2 epochs
+    tracker = FeatureTracker(model, layers=["0"], optimizer=opt)
+    opt2 = torch.optim.Adam(model.parameters(), lr=0.01)  # a new phase, a new optimizer
+    trainer = Trainer(model, opt2, callbacks=[FeatureTrackingCallback(tracker)], device="cpu")
+    trainer.epoch = 2
+    trainer.fit(train, 1)
+    w = tracker.get_feature("0.weight")
+    assert w.steps.tolist() == [0, 1, 2, 3, 4]  # was [0]: the hook sat on the old optimizer
+    assert w.epochs.tolist() == [2] * 5  # the initial snapshot was labelled epoch 0
+    assert torch.equal(w.get_latest(), model[0].weight.detach())
+
+
+def test_pgd_linf_random_start_is_uniform_in_the_cube():
+    model, _ = model_opt()
+    X, y = data(256)
+    g = torch.Generator().manual_seed(0)
+    x_adv = pgd(
+        model,
+        X,
+        y,
+        nn.functional.cross_entropy,
+        eps=0.5,
+        steps=1,
+        step_size=0.0,
+        norm="linf",
+        random_start=True,
+        generator=g,
+    )
+    delta = (x_adv - X).flatten()
+    assert delta.abs().max() <= 0.5 + 1e-6
+    assert (delta.abs() < 0.45).float().mean() > 0.8  # not only the corners (+-eps)
+    assert abs(float(delta.mean())) < 0.05 and abs(float(delta.std()) - 0.5 / 3**0.5) < 0.02

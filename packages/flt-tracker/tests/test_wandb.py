@@ -85,3 +85,21 @@ def test_a_crashed_fit_finishes_its_wandb_run_as_failed(tmp_path, monkeypatch):
     assert codes == [1] and wandb.run is None
     assert isinstance(trainer.error, RuntimeError)
     wandb.teardown()
+
+
+def test_a_reused_callback_starts_a_new_step_list_with_each_new_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cb = WandbCallback(
+        project="flt-test",
+        mode="offline",
+        dir=str(tmp_path),
+        log_every_n_steps=1,
+        log_figures=False,
+    )
+    loader = [(torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))] * 2
+    for _ in range(2):  # e.g. a sweep: a new model and trainer, the same callback
+        model = nn.Linear(3, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        Trainer(model, opt, callbacks=[cb], device="cpu").fit(loader, 1)  # raised "backwards"
+        assert cb.logged_steps == [1, 2, 2] and wandb.run is None
+    wandb.teardown()

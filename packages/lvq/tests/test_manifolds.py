@@ -102,3 +102,23 @@ def test_spd_eigen_helpers_and_errors():
     with pytest.raises(TypeError):
         M.get_manifold(3)
     assert repr(M.Grassmannian(4, 2)) == "Grassmannian(4, 2)"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_so3_distance_and_tangent_coords_near_the_half_turn(dtype):
+    """logm of SO(3) lost its axis near a half-turn: d(I, R) was 0.91 instead of 4.44 at
+    pi - 1e-4 and 0 at pi (a maximally far rotation read as a match)."""
+    so = M.SO(3)
+    u = torch.tensor([1.0, 2.0, 2.0], dtype=torch.float64) / 3.0
+    K = torch.zeros(3, 3, dtype=torch.float64)
+    K[0, 1], K[0, 2], K[1, 2] = -u[2], u[1], -u[0]
+    K = K - K.T
+    eye = torch.eye(3, dtype=dtype)
+    for eps in (1e-2, 1e-4, 1e-6, 0.0):
+        R = torch.linalg.matrix_exp((math.pi - eps) * K)
+        expected = math.sqrt(2.0) * (math.pi - eps)
+        assert float(so.distance(eye, R.to(dtype))) == pytest.approx(expected, rel=1e-5)
+        coords = M.tangent_coords(so, eye[None], R.to(dtype)[None])
+        assert float(coords.norm()) == pytest.approx(expected, rel=1e-5)
+        back = torch.linalg.matrix_exp(so.log(torch.eye(3, dtype=torch.float64), R))
+        assert torch.allclose(back, R, atol=1e-9)

@@ -166,3 +166,16 @@ def test_wasserstein_bad_init_variance(blobs):
         lvq.WGLVQ(init_variance=-1.0).fit(X, y)
     m = lvq.WGLVQ(**{**FAST, "max_iter": 1, "lr": 1e-6}, init_variance=0.5).fit(X, y)
     np.testing.assert_allclose(m.variances_, 0.5, rtol=1e-3)
+
+
+def test_cbc_freeze_params_accepts_the_spec_name_components(blobs):
+    """The spec freezes CBC's components with freeze_params=['components']; it was refused."""
+    X, y = blobs
+
+    def comps(X, k, gen):
+        return X[:k] * 0.5
+
+    m = lvq.CBC(**FAST, freeze_params=["components"], components_initializer=comps).fit(X, y)
+    np.testing.assert_allclose(m.components_, X[:3] * 0.5, rtol=1e-6)
+    trained = lvq.CBC(**FAST, components_initializer=comps).fit(X, y)
+    assert not np.allclose(trained.components_, X[:3] * 0.5, rtol=1e-3)

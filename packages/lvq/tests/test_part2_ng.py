@@ -179,3 +179,13 @@ def test_lr_ratio_scales_prototype_gradients_only(blobs):
     c = ng.SRNG(**COMMON, lr_ratio=0.3).fit(X, y)
     d = ng.SRNG(**COMMON, lr_ratio=1.0).fit(X, y)
     assert not np.allclose(c.prototypes_, d.prototypes_)
+
+
+def test_gamma_decay_stops_at_gamma_final(blobs):
+    """A per-step decay underflowed to gamma = 0 (0 / 0 rank weights): NaN prototypes."""
+    X, y = blobs
+    sched = ng.SNG(gamma_init=1.0, gamma_decay=0.5, gamma_final=0.05).gamma_schedule(8)
+    np.testing.assert_allclose(sched, [1.0, 0.5, 0.25, 0.125, 0.0625, 0.05, 0.05, 0.05])
+    for cls in (ng.SNG, ng.CELVQ_NG, ng.RSLVQ_NG):
+        m = cls(**{**COMMON, "max_iter": 1100, "epsilon": 0.0}, gamma_decay=0.5).fit(X, y)
+        assert np.isfinite(m.prototypes_).all() and np.isfinite(m.loss_history_).all()

@@ -1,5 +1,8 @@
 """Every shared training option does what it says (each on the path it affects)."""
 
+import warnings
+
+import blockops
 import lvq
 import numpy as np
 import pytest
@@ -381,6 +384,19 @@ def test_numpy_typed_options_survive_save_load(blobs, tmp_path):
     assert back.prototypes_.shape == (4, 4)
 
 
+def test_torch_device_parameter_is_saved_by_name(blobs, tmp_path):
+    X, y = blobs
+    m = lvq.GLVQ(max_iter=3, device=torch.device("cpu")).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "not serialisable, stored as None"
+        m.save(tmp_path / "m")
+    config, _, _ = blockops.load_checkpoint(tmp_path / "m")
+    assert config["params"]["device"] == "cpu"
+    back = lvq.load(tmp_path / "m", device="cpu")
+    assert back.device == "cpu"
+    np.testing.assert_array_equal(back.predict(X), m.predict(X))
+
+
 @pytest.mark.parametrize("cls", [lvq.GMLVQ, lvq.MRSLVQ], ids=lambda c: c.__name__)
 def test_latent_projection_save_load_bit_exact(cls, tmp_path):
     # a random orthonormal start (latent_dim < d) must reload to the same bits
@@ -390,3 +406,79 @@ def test_latent_projection_save_load_bit_exact(cls, tmp_path):
     m = cls(latent_dim=10, max_iter=5, device="cpu").fit(X, y)
     back = lvq.load(m.save(tmp_path / "m"))
     np.testing.assert_array_equal(back.predict_proba(X), m.predict_proba(X))
+
+
+@pytest.mark.parametrize("cls", [lvq.GLVQ, lvq.GMLVQ, lvq.RSLVQ, lvq.CELVQ, lvq.CBC])
+def test_zero_weight_minibatch_contributes_nothing(cls, blobs):
+    """A mini-batch whose samples all weigh 0 gave 0 / 0: NaN loss and NaN prototypes."""
+    X, y = blobs
+    sw = np.ones(len(y))
+    sw[:10] = 0.0
+    m = fit(cls, X, y, max_iter=3, batch_size=1, sample_weight=sw)
+    assert np.isfinite(m.prototypes_).all() and np.isfinite(m.loss_history_).all()
+
+
+@pytest.mark.parametrize(
+    "cw, match",
+    [
+        ({0: 0, 1: 0, 2: 0}, "weight 0"),
+        ({0: -1.0}, r"class_weight\[0\] must be >= 0"),
+        ({0: float("nan")}, r"class_weight\[0\] must be finite"),
+        ({0: "a"}, r"class_weight\[0\] must be a number"),
+    ],
+)
+def test_class_weight_values_are_checked(cw, match, blobs):
+    X, y = blobs
+    with pytest.raises(ValueError, match=match):
+        fit(class_weight=cw, X=X, y=y)
+    with pytest.raises(TypeError, match="freeze_params"):
+        fit(freeze_params="omega", X=X, y=y)  # a string is not a list of names
+
+
+def test_partial_fit_schedule_spans_max_iter_calls(blobs):
+    """The schedule of partial_fit covered one call: the learning rate was 0 from the second on."""
+    X, y = blobs
+    m = lvq.GLVQ(lr=0.05, max_iter=10, lr_scheduler="linear", device="cpu")
+    lrs, moved = [], []
+    for _ in range(4):
+        before = getattr(m, "prototypes_", None)
+        before = None if before is None else before.copy()
+        m.partial_fit(X, y)
+        lrs.append(m._optimizer_state["opt"].param_groups[0]["lr"])
+        if before is not None:
+            moved.append(np.abs(m.prototypes_ - before).max())
+    np.testing.assert_allclose(lrs, [0.05, 0.045, 0.04, 0.035], rtol=1e-6)
+    assert min(moved) > 1e-3
+
+
+def test_npc_with_several_prototypes_per_class(blobs):
+    """NPC assumed one prototype per class: initial_labels with two per class crashed."""
+    X, y = blobs
+    P = np.concatenate([X[y == c][:2] for c in range(3)]) + 0.5
+    L = np.repeat([0, 1, 2], 2)
+    m = lvq.NPC(max_iter=5, tol=1.0, device="cpu").fit(X, y, initial_prototypes=P, initial_labels=L)
+    assert m.prototypes_.shape == (6, X.shape[1]) and m.score(X, y) >= 0.9
+    assert not np.allclose(m.prototypes_, P)
+
+
+@pytest.mark.parametrize(
+    "cls, name, value",
+    [
+        (lvq.GMLVQ, "latent_dim", 2),
+        (lvq.LGMLVQ, "latent_dim", 2),
+        (lvq.GTLVQ, "subspace_dim", 1),
+        (lvq.LVQ1, "max_iter", 5),
+        (lvq.MedianLVQ, "n_candidates", 5),
+        (lvq.SiameseGLVQ, "hidden_sizes", [4]),
+    ],
+)
+def test_numpy_integer_hyper_parameters(cls, name, value, blobs, tmp_path):
+    """np.int64 values (what a grid of np.arange gives) were refused as 'not an int'."""
+    X, y = blobs
+    as_np = [np.int64(v) for v in value] if isinstance(value, list) else np.int64(value)
+    kw = {"max_iter": 5, "device": "cpu"}
+    a = cls(**{**kw, name: value}).fit(X, y)
+    b = cls(**{**kw, name: as_np}).fit(X, y)
+    np.testing.assert_array_equal(a.prototypes_, b.prototypes_)
+    b.save(tmp_path / "m")
+    np.testing.assert_array_equal(lvq.load(tmp_path / "m").predict(X), b.predict(X))

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from spacelearn.data import ensure_dim, input_to_quantity, pool, to_device
@@ -126,3 +127,11 @@ def test_to_device_bare_and_targets():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA"):
             to_device(lambda a: a, device="cuda")
+
+
+def test_pool_accepts_integer_and_array_input():
+    counts = torch.arange(2 * 1 * 4 * 4).reshape(2, 1, 4, 4)
+    torch.testing.assert_close(pool(counts, 2), pool(counts.float(), 2))
+    torch.testing.assert_close(pool(counts > 7, 2, "max"), pool((counts > 7).float(), 2, "max"))
+    out = pool(np.ones((3, 8)), 4)
+    assert isinstance(out, torch.Tensor) and out.shape == (3, 4)

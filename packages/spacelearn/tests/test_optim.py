@@ -1,6 +1,7 @@
 import math
 import warnings
 
+import numpy as np
 import pytest
 import spacelearn as sl
 import torch
@@ -176,7 +177,6 @@ def test_minimal_latent_dim_rejects_nonsense_sizes(kwargs, match):
 
 
 def test_minimal_latent_dim_accepts_numpy_ints():
-    np = pytest.importorskip("numpy")
     assert minimal_latent_dim({"a": np.int64(21)}, free_frac=0.3) == 31
     assert minimal_latent_dim(np.int32(4), Q=np.int64(2), num_heads=3) == 12
 
@@ -193,3 +193,33 @@ def test_sizing_rejects_bad_targets_clearly(fn):
         fn({})
     with pytest.raises(TypeError, match="dict"):
         fn(torch.randn(50, 5))
+
+
+def test_full_variance_threshold_gives_the_rank_in_every_mode(solver_mode):
+    # rank 5 of width 20: the float32 rounding tail used to count as variance in "svd" and
+    # "lowrank" mode (k=20) but not in "eigen" (k=5); B < P gave B instead of B - 1
+    assert k_per_q({"a": _spectrum_target(B=50, P=20, modes=5)}, 1.0) == {"a": 5}
+    g = torch.Generator().manual_seed(4)
+    assert k_per_q({"a": torch.randn(5, 30, generator=g)}, 1.0) == {"a": 4}
+    assert k_per_q({"a": _spectrum_target(modes=5)}, 0.999999) == {"a": 5}
+    assert optimal_bins({"a": _spectrum_target(B=50, P=20, modes=5)}, 8, 1.0) == 3
+
+
+def test_bad_arguments_are_named():
+    assert optimal_bins({"a": _spectrum_target()}, np.int64(8), 0.9) == optimal_bins(
+        {"a": _spectrum_target()}, 8, 0.9
+    )
+    for kwargs in ({"growth": float("nan")}, {"growth": float("inf")}, {"first_gap": 0}):
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            resolve_epochs(10, **kwargs)
+    with pytest.raises(ValueError, match="n_epochs"):
+        resolve_epochs(5.5)
+    Z = torch.randn(20, 5)
+    with pytest.raises(ValueError, match=r"W\['a'\] must be a \(k, D=5\)"):
+        fit_decoders({"a": torch.eye(4)[:2]}, Z, {"a": torch.randn(20, 3)})
+    with pytest.raises(ValueError, match="W_old and W_new must span the same latent space"):
+        subspace_change(torch.eye(4)[:2], torch.eye(5)[:2])
+    with pytest.raises(ValueError, match="W_a must be a"):
+        principal_cosines(torch.eye(4)[0], torch.eye(4)[:2])
+    mixed = subspace_change(torch.eye(4)[:2].double(), torch.eye(4)[:2])
+    assert float(mixed["mean_angle_deg"]) == 0.0

@@ -1,5 +1,6 @@
 import warnings
 
+import numpy as np
 import pytest
 import spacelearn as sl
 import torch
@@ -254,3 +255,29 @@ def test_ridge_nan_is_rejected():
         solve_subspaces(Z, Y, k=2, method="whitened", ridge=float("nan"))
     with pytest.raises(ValueError, match="ridge"):
         sl.optim.fit_decoders({"a": torch.eye(16)[:2]}, Z, Y, ridge=float("nan"))
+
+
+@pytest.mark.parametrize("method", ["whitened", "joint"])
+def test_ridge_zero_with_more_latent_dims_than_samples(method):
+    # rank-deficient Z_c^T Z_c has eigenvalues of -1e-14: the whitening used to blow up to
+    # 1e153 (inf in float32) and the SVD failed to converge
+    g = torch.Generator().manual_seed(3)
+    Z = torch.randn(30, 80, generator=g)
+    Y = {"a": Z[:, :2] @ torch.randn(2, 6, generator=g)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        space = solve_subspaces(Z, Y, k=2, method=method, ridge=0.0)
+    w = space.W["a"]
+    assert torch.isfinite(w).all() and torch.isfinite(space.A["a"]).all()
+    torch.testing.assert_close(w @ w.mT, torch.eye(2), atol=1e-5, rtol=0)
+    assert decoding_r2(space.W, Z, Y, Z, Y)["a"]["a"] > 0.999
+
+
+def test_numpy_integer_k_is_accepted():
+    Z, Y = _data()
+    a = subspaces(Z, Y, K)
+    b = subspaces(Z, Y, {q: np.int64(k) for q, k in K.items()})
+    assert all(torch.equal(a[q], b[q]) for q in K)
+    assert subspaces(Z, {"a": Y["a"]}, np.int32(2))["a"].shape == (2, 16)
+    with pytest.raises(ValueError, match="positive int"):
+        subspaces(Z, Y, 2.0)

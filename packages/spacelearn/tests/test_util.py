@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from spacelearn import util
@@ -145,3 +146,16 @@ def test_explicit_rank_wins_over_use_full_matrix():
     assert U.shape == (8, 2) and S.shape == (2,)
     Vh, S = util.right(A, rank=3)
     assert Vh.shape == (3, 5) and S.shape == (3,)
+
+
+def test_use_full_matrix_completes_the_basis_in_every_mode(solver_mode):
+    config.use_full_matrix = True
+    A = _matrix(8, 3)
+    U, S = util.left(A)
+    Vh, S2 = util.right(A.mT)
+    for basis, s in ((U, S), (Vh.mT, S2)):
+        assert basis.shape == (8, 8) and s.shape == (8,)
+        torch.testing.assert_close(basis.mT @ basis, torch.eye(8, dtype=A.dtype))
+        assert torch.all(s[3:] == 0)
+        assert float((basis[:, 3:].mT @ A).abs().max()) < 1e-10  # the complement of span(A)
+    assert util.left(A, rank=np.int64(2))[0].shape == (8, 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +32,21 @@ def memory_budget(device: torch.device) -> int:
     return _CPU_BUDGET_BYTES
 
 
+def positive_int(value: object, name: str, *, or_none: bool = False) -> int | None:
+    """``value`` as an int (numpy and 0-d integer tensors accepted) if it is ``>= 1``; ``None``
+    stays ``None`` where ``or_none``. Anything else is a ValueError naming ``name``."""
+    if value is None and or_none:
+        return None
+    try:
+        out = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        out = None
+    if out is None or out < 1:
+        kind = "a positive int or None" if or_none else "a positive int"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return out
+
+
 def block_sizes(
     n_queries: int,
     n_database: int,
@@ -45,9 +61,8 @@ def block_sizes(
     Explicit sizes are validated and kept. A block costs about three times its
     ``q_block * db_block`` elements (distances plus selection temporaries).
     """
-    for name, value in (("q_block", q_block), ("db_block", db_block)):
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+    q_block = positive_int(q_block, "q_block", or_none=True)
+    db_block = positive_int(db_block, "db_block", or_none=True)
     budget = memory_budget(device) if budget is None else int(budget)
     elems = max(budget // (3 * torch.empty((), dtype=dtype).element_size()), 1)
     default_db = 65536 if device.type == "cuda" else 8192

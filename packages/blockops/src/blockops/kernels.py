@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import torch
 
-from .blocks import GroupShape, block_sizes, knn_group_shape, knn_query_block
+from .blocks import GroupShape, block_sizes, knn_group_shape, knn_query_block, positive_int
 
 METRICS = ("sqeuclidean", "euclidean", "cosine", "inner")
 
@@ -42,6 +42,8 @@ def _check_pair(Q: torch.Tensor, D: torch.Tensor, omega: torch.Tensor | None) ->
             f"Q and D must share device and dtype, got {Q.device}/{Q.dtype} and {D.device}/{D.dtype}"
         )
     if omega is not None:
+        if not isinstance(omega, torch.Tensor):
+            raise TypeError(f"omega must be a torch.Tensor or None, got {type(omega).__name__}")
         if omega.ndim != 2 or omega.shape[0] != Q.shape[1]:
             raise ValueError(
                 f"omega must have shape (d, r) with d={Q.shape[1]}, got {tuple(omega.shape)}"
@@ -192,8 +194,7 @@ def knn(
     Returns:
         ``(distances (nq, k), indices (nq, k) long)``, ascending, ties broken by lower index.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    k = positive_int(k, "k")
     Qp, Dp, qsq, dsq = _prepare(Q, D, metric, omega)
     nq, nd = Q.shape[0], D.shape[0]
     if exclude_self and nq != nd:
@@ -488,8 +489,7 @@ def label_min(
         )
     if labels.is_floating_point() or labels.dtype == torch.bool:
         raise TypeError(f"labels must be integer codes, got {labels.dtype}")
-    if n_labels < 1:
-        raise ValueError(f"n_labels must be >= 1, got {n_labels}")
+    n_labels = positive_int(n_labels, "n_labels")
     labels = labels.long()
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_labels):
         raise ValueError(

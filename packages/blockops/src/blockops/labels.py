@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .errors import check_is_fitted
 from .validation import as_labels
 
 
@@ -52,8 +53,7 @@ class LabelEncoder:
         return value.item() if isinstance(value, np.generic) else value
 
     def transform(self, y: Any, *, name: str = "y") -> torch.Tensor:
-        if not hasattr(self, "classes_"):
-            raise ValueError("LabelEncoder is not fitted; call fit first")
+        check_is_fitted(self, "classes_")
         arr = as_labels(y, name=name)
         fast = self._transform_sorted(arr)
         if fast is not None:
@@ -85,6 +85,7 @@ class LabelEncoder:
         return self.fit(y).transform(y)
 
     def inverse_transform(self, codes: Any) -> np.ndarray:
+        check_is_fitted(self, "classes_")
         if isinstance(codes, torch.Tensor):
             codes = codes.detach().cpu().numpy()
         codes = np.asarray(codes, dtype=np.int64)

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +37,15 @@ def save_checkpoint(
     The files are written to a temporary sibling directory which then replaces ``directory``;
     a crash mid-save leaves the previous checkpoint intact. ``meta.json`` records a SHA-256
     of the other files, checked on load. An existing ``directory`` must be empty or a
-    checkpoint (holding ``meta.json``): a file or a folder of other files is never replaced.
+    checkpoint (``meta.json`` and the checkpoint files, nothing else): a file, or a folder
+    holding anything else, is never replaced.
     """
     target = Path(directory)
     _check_replaceable(target)
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config must be a dict, got {type(config).__name__}")
+    if not isinstance(tensors, Mapping):
+        raise TypeError(f"tensors must be a dict of tensors, got {type(tensors).__name__}")
     for name, t in tensors.items():
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"tensors[{name!r}] must be a torch.Tensor, got {type(t).__name__}")
@@ -47,7 +53,7 @@ def save_checkpoint(
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         with open(tmp / "config.yaml", "w", encoding="utf-8") as fh:
-            yaml.safe_dump(config, fh, sort_keys=False)
+            yaml.safe_dump(dict(config), fh, sort_keys=False)
         torch.save(
             {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp / "tensors.pt"
         )
@@ -77,13 +83,15 @@ def _check_replaceable(target: Path) -> None:
         return
     if not target.is_dir():
         raise FileExistsError(f"{str(target)!r} is a file, not a checkpoint directory")
-    if (target / "meta.json").is_file():
+    names = {p.name for p in target.iterdir()}
+    if not names or ("meta.json" in names and names <= {*_FILES, "meta.json"}):
         return
-    if any(target.iterdir()):
-        raise FileExistsError(
-            f"{str(target)!r} is a non-empty directory that is not a checkpoint (no meta.json); "
-            "saving would replace its contents: choose a new or empty directory"
-        )
+    raise FileExistsError(
+        f"{str(target)!r} is a non-empty directory that is not a checkpoint (it holds "
+        f"{sorted(names - {*_FILES, 'meta.json'}) or sorted(names)}, and a checkpoint holds only "
+        f"meta.json, {', '.join(_FILES)}); saving would replace its contents: choose a new or "
+        "empty directory"
+    )
 
 
 def load_checkpoint(
@@ -110,7 +118,11 @@ def load_checkpoint(
             f"checkpoint {str(src)!r}: unsupported format_version "
             f"{meta.get('format_version') if isinstance(meta, dict) else None!r}, expected {FORMAT_VERSION}"
         )
-    sums = meta.get("sha256", {})
+    sums = meta.get("sha256")
+    if not isinstance(sums, dict):
+        raise ValueError(
+            f"checkpoint {str(src)!r}: meta.json has no sha256 table; refusing to load"
+        )
     for name in _FILES:
         if sums.get(name) != _digest(src / name):
             raise ValueError(

@@ -89,9 +89,15 @@ def as_tensor(
             f"{name} is empty (shape {tuple(t.shape)}); at least one sample is required"
         )
     dev = t.device if device is None else resolve_device(device)
+    source = t
     t = t.to(device=dev, dtype=target)
     if t.numel() and not bool(torch.isfinite(t).all()):
         bad = int((~torch.isfinite(t)).sum())
+        if not source.is_floating_point() or bool(torch.isfinite(source).all()):
+            raise ValueError(
+                f"{name} has {bad} value(s) too large for {target} (largest magnitude "
+                f"{float(source.abs().max()):.3g}); rescale the data or pass dtype=torch.float64"
+            )
         raise ValueError(
             f"{name} contains {bad} NaN or infinite value(s); clean or impute them first"
         )

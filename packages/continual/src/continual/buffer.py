@@ -7,6 +7,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ._checks import check_count, check_number
+
 __all__ = ["StreamBuffer"]
 
 _END = object()
@@ -42,8 +44,9 @@ class StreamBuffer:
         *,
         start: bool = True,
     ) -> None:
-        if buffer_size < 1:
-            raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
+        check_count("buffer_size", buffer_size)
+        if timeout is not None:
+            check_number("timeout", timeout)
         self.source = source
         self.buffer_size = int(buffer_size)
         self.timeout = timeout

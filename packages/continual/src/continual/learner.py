@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ._checks import check_count, check_number
 from .kernels import agem_project, per_sample_squared_grads
 
 __all__ = ["ContinualLearner", "EWCTerms", "empirical_fisher", "iter_batches", "split_batch"]
@@ -120,6 +121,7 @@ def empirical_fisher(
     """
     if method not in ("vmap", "loop"):
         raise ValueError(f"method={method!r} is not understood; expected 'vmap' or 'loop'")
+    check_count("max_samples", max_samples, none_ok=True)
     params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
     device = params[0][1].device if params else torch.device("cpu")
     names = [n for n, _ in params]
@@ -300,10 +302,8 @@ class ContinualLearner(nn.Module):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        if gamma < 0:
-            raise ValueError(f"gamma must be >= 0, got {gamma}")
-        if ewc_lambda < 0:
-            raise ValueError(f"ewc_lambda must be >= 0, got {ewc_lambda}")
+        check_number("gamma", gamma)
+        check_number("ewc_lambda", ewc_lambda)
         self.onlineEWC = bool(onlineEWC)
         self.ewc_lambda = float(ewc_lambda)
         self.gamma = float(gamma)
@@ -401,7 +401,12 @@ class ContinualLearner(nn.Module):
 
     # ------------------------------------------------------------------ A-GEM
     def _reference_loss(
-        self, reference_data: Any, loss_func: LossFn, b_size: int | None, target: str
+        self,
+        reference_data: Any,
+        loss_func: LossFn,
+        b_size: int | None,
+        target: str,
+        store_encoded: bool = False,
     ) -> torch.Tensor:
         from .memory import EpisodicMemory
 
@@ -417,15 +422,28 @@ class ContinualLearner(nn.Module):
         if x.shape[0] == 0:
             raise ValueError("the reference batch is empty: no reference gradient to compute")
         device = self._device()
+        if store_encoded:  # the memory holds codes: the loss of their decode-encode round trip
+            round_trip = getattr(self, "from_dec_to_enc", None)
+            if round_trip is None:
+                raise TypeError(
+                    f"store_encoded=True needs {type(self).__name__}.from_dec_to_enc(codes)"
+                )
+            z = x.to(device)
+            return loss_func(round_trip(z), z)
         recon = t is x
         x = x.to(device)
         t = x if recon else t.to(device)
         return loss_func(self.model_output(self(x)), t)
 
     def _reference_grads(
-        self, reference_data: Any, loss_func: LossFn, b_size: int | None, target: str
+        self,
+        reference_data: Any,
+        loss_func: LossFn,
+        b_size: int | None,
+        target: str,
+        store_encoded: bool = False,
     ) -> tuple[torch.Tensor, list[tuple[str, torch.Tensor]]]:
-        loss = self._reference_loss(reference_data, loss_func, b_size, target)
+        loss = self._reference_loss(reference_data, loss_func, b_size, target, store_encoded)
         params = self._trainable()
         grads = torch.autograd.grad(loss, [p for _, p in params], allow_unused=True)
         flat = [
@@ -440,6 +458,7 @@ class ContinualLearner(nn.Module):
         loss_func: LossFn,
         b_size: int | None = None,
         *,
+        store_encoded: bool = False,
         target: str = "auto",
     ) -> torch.Tensor:
         """Compute and keep the A-GEM reference gradient on a memory batch.
@@ -452,6 +471,8 @@ class ContinualLearner(nn.Module):
                 :class:`~continual.EpisodicMemory` to sample ``b_size`` rows from.
             loss_func: ``loss_func(output, target) -> scalar``.
             b_size: reference batch size when sampling from a memory (all of it if None).
+            store_encoded: the memory holds latent codes ``z`` (its first field): the reference
+                loss is ``loss_func(self.from_dec_to_enc(z), z)``, as in the original.
             target: ``"auto"``, ``"label"`` or ``"input"``.
 
         Returns:
@@ -460,7 +481,9 @@ class ContinualLearner(nn.Module):
         Raises:
             ValueError: the reference batch or memory is empty.
         """
-        loss, grads = self._reference_grads(reference_data, loss_func, b_size, target)
+        loss, grads = self._reference_grads(
+            reference_data, loss_func, b_size, target, store_encoded
+        )
         self._ref_grad = torch.cat([g.reshape(-1) for _, g in grads])
         return loss
 
@@ -500,6 +523,7 @@ class ContinualLearner(nn.Module):
         b_size: int | None = None,
         loss_lambda: float = 1.0,
         *,
+        store_encoded: bool = False,
         target: str = "auto",
     ) -> torch.Tensor:
         """Like :meth:`calculate_ref_gradients` but keeps one reference gradient per parameter.
@@ -510,6 +534,7 @@ class ContinualLearner(nn.Module):
             b_size: reference batch size when sampling from a memory.
             loss_lambda: scale of the memory loss, > 0 (changes the reported loss, not the
                 projection direction).
+            store_encoded: the memory holds latent codes (see :meth:`calculate_ref_gradients`).
             target: ``"auto"``, ``"label"`` or ``"input"``.
 
         Returns:
@@ -517,7 +542,9 @@ class ContinualLearner(nn.Module):
         """
         if not loss_lambda > 0:
             raise ValueError(f"loss_lambda must be > 0, got {loss_lambda}")
-        loss, grads = self._reference_grads(reference_data, loss_func, b_size, target)
+        loss, grads = self._reference_grads(
+            reference_data, loss_func, b_size, target, store_encoded
+        )
         self._ref_grads_layerwise = {n: (loss_lambda * g).reshape(-1) for n, g in grads}
         return loss_lambda * loss
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import blockops
@@ -101,10 +102,10 @@ class EpisodicMemory:
         check_count("total_mem_size", total_mem_size)
         if policy not in POLICIES:
             raise ValueError(f"policy={policy!r} is not understood; expected one of {POLICIES}")
-        if total_tasks is not None and int(total_tasks) <= 0:
-            raise ValueError(f"total_tasks must be > 0 or None, got {total_tasks}")
-        if gradient_ref_data_size < 0:
-            raise ValueError(f"gradient_ref_data_size must be >= 0, got {gradient_ref_data_size}")
+        check_count("total_tasks", total_tasks, none_ok=True)
+        size = gradient_ref_data_size
+        if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 0:
+            raise ValueError(f"gradient_ref_data_size must be an integer >= 0, got {size!r}")
         self.total_mem_size = int(total_mem_size)
         self.total_tasks = None if total_tasks is None else int(total_tasks)
         self.gradient_ref_data_size = int(gradient_ref_data_size)
@@ -178,6 +179,15 @@ class EpisodicMemory:
             raise ValueError(
                 f"all fields must have the same first dimension, got {[t.shape[0] for t in tensors]}"
             )
+        labels: list[int] | None = None
+        if self.policy == "class_balanced":
+            y = tensors[1] if len(tensors) > 1 else None
+            if y is None or y.is_floating_point() or y.is_complex() or y.numel() != n:
+                raise ValueError(
+                    "policy='class_balanced' needs integer class labels, one per row, as the "
+                    f"second field; got {'none' if y is None else f'{y.dtype} {tuple(y.shape)}'}"
+                )
+            labels = [int(v) for v in y.reshape(-1).tolist()]
         if self._fields is None:
             self._fields = [
                 torch.zeros((self.total_mem_size, *t.shape[1:]), dtype=t.dtype, device=self.device)
@@ -213,11 +223,6 @@ class EpisodicMemory:
             self._task_order.append(task_id)
             if self.policy == "quota" and self.total_tasks is None:
                 self._shrink_to_quotas()
-        labels: list[int] | None = None
-        if self.policy == "class_balanced":
-            if len(tensors) < 2:
-                raise ValueError("policy='class_balanced' needs labels as the second field")
-            labels = [int(v) for v in tensors[1].reshape(n, -1)[:, 0].tolist()]
         writes: dict[int, int] = {}  # slot -> row of the batch
         for row in range(n):
             slot = self._choose_slot(task_id, None if labels is None else labels[row])

@@ -14,6 +14,7 @@ r"""Continual-learning metrics on the result matrix ``R``.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,8 @@ class ResultMatrix:
     """
 
     def __init__(self, n_experiences: int, metric: str = "accuracy", higher_is_better: bool = True):
+        if not isinstance(n_experiences, numbers.Integral) or n_experiences < 1:
+            raise ValueError(f"n_experiences must be an integer >= 1, got {n_experiences!r}")
         self.n_experiences = int(n_experiences)
         self.metric = metric
         self.higher_is_better = bool(higher_is_better)
@@ -89,7 +92,13 @@ class ResultMatrix:
 
     def set_row(self, i: int, values: Any) -> None:
         """Store the metric on every test experience after training experience ``i``."""
-        self.R[i] = np.asarray(values, dtype=np.float64)
+        T = self.n_experiences
+        row = np.asarray(values, dtype=np.float64)
+        if not isinstance(i, numbers.Integral) or not 0 <= i < T:
+            raise ValueError(f"i must be an integer in [0, {T - 1}], got {i!r}")
+        if row.shape != (T,):
+            raise ValueError(f"values must hold {T} numbers (one per experience), got {row.shape}")
+        self.R[i] = row
         self.rows_done = max(self.rows_done, i + 1)
 
     def _done(self) -> np.ndarray:

@@ -203,8 +203,12 @@ class MLPAutoencoder(_Saveable):
         return z, self.decoder(z), None
 
     def from_dec_to_enc(self, z: torch.Tensor) -> torch.Tensor:
-        """Map stored codes back to input space (decode), for memories that keep codes."""
-        return self.decoder(z)
+        """Decode stored codes, then encode them again: ``(n, latent) -> (n, latent)``.
+
+        The original's latent round trip, the reference output of A-GEM on a memory of codes
+        (``calculate_ref_gradients(..., store_encoded=True)``).
+        """
+        return self.encoder(self.decoder(z))
 
 
 class _ConvAutoencoder(_Saveable):
@@ -275,8 +279,12 @@ class _ConvAutoencoder(_Saveable):
         return z, self.decoder(z), None
 
     def from_dec_to_enc(self, z: torch.Tensor) -> torch.Tensor:
-        """Map stored codes back to input space (decode), for memories that keep codes."""
-        return self.decoder(z)
+        """Decode stored codes, then encode them again: ``(n, latent) -> (n, latent)``.
+
+        The original's latent round trip, the reference output of A-GEM on a memory of codes
+        (``calculate_ref_gradients(..., store_encoded=True)``).
+        """
+        return self.encoder(self.decoder(z))
 
 
 class ConvAutoencoder2D(_ConvAutoencoder):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,8 @@ import blockops
 import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
+
+from ._checks import check_count
 
 __all__ = [
     "DeviceDataLoader",
@@ -86,16 +89,21 @@ def _tensors(
         raise ValueError(
             f"{names[1]} must be 1-D with {Xt.shape[0]} entries, got shape {tuple(ya.shape)}"
         )
+    return Xt, _class_labels(ya, names[1])
+
+
+def _class_labels(ya: np.ndarray, name: str) -> torch.Tensor:
+    """``ya`` as long labels, refusing non-integer, non-finite and negative values."""
     if ya.dtype.kind not in "iub" and not (
         ya.dtype.kind == "f" and np.isfinite(ya).all() and (ya == np.round(ya)).all()
     ):
         raise ValueError(
-            f"{names[1]} must hold integer class labels, got dtype {ya.dtype} with "
+            f"{name} must hold integer class labels, got dtype {ya.dtype} with "
             "non-integer or non-finite values"
         )
     if ya.size and ya.min() < 0:
-        raise ValueError(f"{names[1]} must hold non-negative class labels, got {ya.min()}")
-    return Xt, torch.as_tensor(ya).long()
+        raise ValueError(f"{name} must hold non-negative class labels, got {ya.min()}")
+    return torch.as_tensor(ya).long()
 
 
 def _same_width(Xt: torch.Tensor, Xs: torch.Tensor) -> None:
@@ -113,8 +121,10 @@ def _class_groups(
         if len(set(flat)) != len(flat) or not set(flat) <= set(classes):
             raise ValueError(f"class_order must use each class at most once, got {class_order}")
         return groups
-    if n_experiences is None or not 1 <= n_experiences <= len(classes):
-        raise ValueError(f"n_experiences must be in [1, {len(classes)}], got {n_experiences}")
+    k = len(classes)
+    integral = isinstance(n_experiences, numbers.Integral) and not isinstance(n_experiences, bool)
+    if not integral or not 1 <= n_experiences <= k:  # type: ignore[operator]
+        raise ValueError(f"n_experiences must be an integer in [1, {k}], got {n_experiences!r}")
     return [list(map(int, g)) for g in np.array_split(classes, n_experiences)]
 
 
@@ -216,8 +226,7 @@ def permuted(
         random_state: seed of the permutations.
         keep_first: the first experience uses the identity permutation.
     """
-    if n_experiences < 1:
-        raise ValueError(f"n_experiences must be >= 1, got {n_experiences}")
+    check_count("n_experiences", n_experiences)
     Xt, yt = _tensors(X, y)
     Xs, ys = _tensors(X_test, y_test, ("X_test", "y_test"))
     _same_width(Xt, Xs)
@@ -264,15 +273,25 @@ def time_windows(
     """
     Xt = blockops.as_tensor(X, name="X", ndim=2)
     t = torch.as_tensor(np.asarray(times), dtype=torch.float64)
-    yt = torch.as_tensor(np.asarray(y))
-    yt = yt.long() if classification else yt.float()
-    if t.shape[0] != Xt.shape[0] or yt.shape[0] != Xt.shape[0]:
+    ya = np.asarray(y)
+    if t.shape[0] != Xt.shape[0] or ya.shape[:1] != (Xt.shape[0],):
         raise ValueError("X, y and times must have the same number of rows")
+    if classification:
+        if ya.ndim != 1:
+            raise ValueError(f"y must be 1-D class labels, got shape {tuple(ya.shape)}")
+        yt = _class_labels(ya, "y")
+    else:
+        yt = torch.as_tensor(ya).float()
+        if not bool(torch.isfinite(yt).all()):
+            raise ValueError("y contains NaN or infinite targets")
     if not bool(torch.isfinite(t).all()):
         raise ValueError("times must be finite (no NaN or infinite time stamps)")
+    if t.dim() != 1:
+        raise ValueError(f"times must be 1-D, got shape {tuple(t.shape)}")
     if edges is None:
-        if n_windows is None or n_windows < 1:
-            raise ValueError(f"give n_windows >= 1 or edges, got n_windows={n_windows}")
+        if n_windows is None:
+            raise ValueError("give n_windows >= 1 or edges, got n_windows=None")
+        check_count("n_windows", n_windows)
         edges = torch.linspace(float(t.min()), float(t.max()), n_windows + 1).tolist()
     edges = [float(e) for e in edges]
     if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):

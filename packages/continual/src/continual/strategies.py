@@ -48,6 +48,17 @@ __all__ = [
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
+def _check_memory_config(strategy: Strategy, config: dict[str, Any]) -> None:
+    """Refuse a checkpointed memory of another capacity or policy than ``strategy``'s."""
+    saved = (int(config["total_mem_size"]), config["policy"])
+    ours = (strategy.memory.capacity, strategy.memory.policy)  # type: ignore[attr-defined]
+    if saved != ours:
+        raise ValueError(
+            f"the checkpoint's memory has mem_size={saved[0]}, policy={saved[1]!r}; "
+            f"{type(strategy).__name__} has mem_size={ours[0]}, policy={ours[1]!r}"
+        )
+
+
 def _experience_tensors(exp: Experience) -> tuple[torch.Tensor, torch.Tensor]:
     tensors = exp.tensors()
     if tensors is not None:
@@ -62,7 +73,7 @@ class Strategy:
     name = "naive"
 
     def setup(self, trainer: Trainer) -> None:
-        """Called once when the trainer starts a stream (or resumes)."""
+        """Called once, when the :class:`~continual.Trainer` is built with this strategy."""
 
     def train_dataset(self, trainer: Trainer, experience: Experience) -> Dataset:
         """The data to train on for ``experience`` (its own dataset by default)."""
@@ -142,6 +153,7 @@ class _MemoryStrategy(Strategy):
     def load_state_dict(
         self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
     ) -> None:
+        _check_memory_config(self, config["memory"])
         self.memory.load_state_dict(
             config["memory"],
             {k[len("memory.") :]: v for k, v in tensors.items() if k.startswith("memory.")},
@@ -197,7 +209,7 @@ class Replay(_MemoryStrategy):
             mx, my, mt = self.memory.cycle(n, device=x.device)
         else:
             mx, my, mt = self.memory.sample(n, device=x.device)
-        return torch.cat([x, mx]), torch.cat([y, my.to(y.dtype)]), torch.cat([t, mt])
+        return torch.cat([x, mx.to(x.dtype)]), torch.cat([y, my.to(y.dtype)]), torch.cat([t, mt])
 
 
 class AGEM(_MemoryStrategy):
@@ -311,7 +323,8 @@ class EWC(Strategy):
         ewc_lambda: penalty strength.
         mode: ``"separate"`` (one term per experience) or ``"online"`` (one decayed term).
         gamma: decay of the old Fisher in online mode.
-        fisher_samples: samples of each experience used for the Fisher (all if None).
+        fisher_samples: samples of each experience used for the Fisher, evenly spaced over it
+            (all if None).
         solver: ``"gradient"`` or ``"proximal"``.
         fisher: ``"empirical"`` (squared per-sample gradients of the loss at the true labels) or
             ``"expected"`` (the exact Fisher of a softmax classifier under its own predictions,
@@ -397,6 +410,11 @@ class EWC(Strategy):
     def load_state_dict(
         self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
     ) -> None:
+        mode = "online" if config["online"] else "separate"
+        if mode != self.mode:
+            raise ValueError(
+                f"the checkpoint holds {mode} EWC terms, this EWC has mode={self.mode!r}"
+            )
         self.terms.load_state_dict(config, tensors, trainer.device)
         self._cache(trainer.device)
 
@@ -489,6 +507,10 @@ class SI(Strategy):
 class LwF(Strategy):
     """Learning without Forgetting: distil the previous model's outputs on the current data.
 
+    Class-incremental (one shared head): one softmax over the classes of the previous
+    experiences. Task-incremental (masked experiences): one softmax per previous task over its
+    own classes, on the unmasked logits, summed over the tasks (as for LwF's separate heads).
+
     Args:
         alpha: weight of the distillation loss.
         temperature: softmax temperature of the distillation.
@@ -503,28 +525,37 @@ class LwF(Strategy):
         self.temperature = temperature
         self.old_model: torch.nn.Module | None = None
         self.old_classes: list[int] = []
+        self.old_heads: list[list[int]] = []  # classes of each previous masked (task) experience
 
     def _params(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "temperature": self.temperature}
+
+    def _distill(self, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+        T = self.temperature
+        target = F.softmax(old / T, dim=1)
+        return T * T * F.kl_div(F.log_softmax(new / T, dim=1), target, reduction="batchmean")
 
     def penalty(self, trainer: Trainer, batch: Batch, output: torch.Tensor) -> torch.Tensor | None:
         if self.old_model is None:
             return None
         x, _, t = batch
         with torch.no_grad():
-            old = trainer.mask_output(trainer.output(self.old_model(x)), t)
-        new = output
+            old = trainer.output(self.old_model(x))
+        if self.old_heads:
+            # the task mask sets every old head to the same constant: distil the raw logits
+            new = trainer._raw_output
+            if new is None or new.shape != output.shape:
+                new = trainer.output(trainer.model(x))
+            loss = sum(
+                self._distill(new[:, h], old[:, h])
+                for h in (torch.tensor(c, device=output.device) for c in self.old_heads)
+            )
+            return self.alpha * loss
+        old, new = trainer.mask_output(old, t), output
         if self.old_classes:
             idx = torch.tensor(self.old_classes, device=output.device)
             old, new = old[:, idx], new[:, idx]
-        T = self.temperature
-        target = F.softmax(old / T, dim=1)
-        return (
-            self.alpha
-            * T
-            * T
-            * F.kl_div(F.log_softmax(new / T, dim=1), target, reduction="batchmean")
-        )
+        return self.alpha * self._distill(new, old)
 
     def after_experience(self, trainer: Trainer, experience: Experience) -> None:
         self.old_model = copy.deepcopy(trainer.model).eval()
@@ -532,17 +563,25 @@ class LwF(Strategy):
             p.requires_grad_(False)
         if experience.classes is not None:
             self.old_classes = sorted(set(self.old_classes) | set(experience.classes))
+            head = sorted(int(c) for c in experience.classes)
+            if experience.masked and head and head not in self.old_heads:
+                self.old_heads.append(head)
 
     def state_dict(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        config = {
+            "old_classes": self.old_classes,
+            "old_heads": self.old_heads,
+            "has_old": self.old_model is not None,
+        }
         if self.old_model is None:
-            return {"old_classes": self.old_classes, "has_old": False}, {}
-        tensors = {f"old.{k}": v for k, v in self.old_model.state_dict().items()}
-        return {"old_classes": self.old_classes, "has_old": True}, tensors
+            return config, {}
+        return config, {f"old.{k}": v for k, v in self.old_model.state_dict().items()}
 
     def load_state_dict(
         self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
     ) -> None:
         self.old_classes = [int(c) for c in config["old_classes"]]
+        self.old_heads = [[int(c) for c in h] for h in config.get("old_heads", [])]
         if config["has_old"]:
             self.old_model = copy.deepcopy(trainer.model).eval()
             self.old_model.load_state_dict({k[4:]: v for k, v in tensors.items()})
@@ -611,6 +650,7 @@ class DERPP(Strategy):
     def load_state_dict(
         self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
     ) -> None:
+        _check_memory_config(self, config["memory"])
         self.memory.load_state_dict(
             config["memory"],
             {k[len("memory.") :]: v for k, v in tensors.items() if k.startswith("memory.")},
@@ -621,7 +661,8 @@ class Joint(Strategy):
     """Joint (cumulative) training: each experience is trained on the union of all seen so far.
 
     After the last experience the model has been trained on all the data together: the upper
-    bound the other strategies are compared with.
+    bound the other strategies are compared with. An experience is added once (the same task id
+    and dataset); another stream's experience with a known task id is added too, its data is new.
     """
 
     name = "joint"
@@ -630,7 +671,9 @@ class Joint(Strategy):
         self.seen: list[Experience] = []
 
     def train_dataset(self, trainer: Trainer, experience: Experience) -> Dataset:
-        if not any(e.task_id == experience.task_id for e in self.seen):
+        if not any(
+            e.task_id == experience.task_id and e.dataset is experience.dataset for e in self.seen
+        ):
             self.seen.append(experience)
         datasets = [e.dataset for e in self.seen]
         if all(isinstance(d, TensorDataset) for d in datasets):
@@ -708,10 +751,13 @@ def fisher_on(
 
     ``kind="empirical"`` squares the per-sample loss gradients; ``"expected"`` uses the exact
     Fisher of the softmax outputs (see :func:`~continual.kernels.per_sample_expected_fisher`).
+    ``max_samples`` rows evenly spaced over the experience are used (all if None).
     """
     x, y = _experience_tensors(experience)
-    if max_samples is not None:
-        x, y = x[:max_samples], y[:max_samples]
+    if max_samples is not None and max_samples < x.shape[0]:
+        # evenly spaced rows: the whole experience is covered even when it is sorted by class
+        keep = torch.linspace(0, x.shape[0] - 1, max_samples).round().long()
+        x, y = x[keep], y[keep]
     if x.shape[0] == 0:
         raise ValueError(f"experience {experience.task_id} has no samples: no Fisher to estimate")
     model = trainer.model
@@ -723,7 +769,7 @@ def fisher_on(
     try:
         step = 256 if kind == "empirical" else 16
         for start in range(0, x.shape[0], step):
-            xb = x[start : start + step].to(trainer.device)
+            xb = trainer.to_input(x[start : start + step])
             yb = y[start : start + step].to(trainer.device)
             tb = torch.full((1,), t_id, dtype=torch.long, device=trainer.device)
 

@@ -10,7 +10,7 @@ import blockops
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from .__about__ import __version__
 from ._checks import check_count, check_number
@@ -80,8 +80,10 @@ class Trainer:
     The loop per batch is: ``zero_grad`` -> strategy ``before_forward`` -> forward -> loss
     (+ strategy penalty) -> ``backward`` -> strategy ``after_backward`` -> ``optimizer.step`` ->
     strategy ``after_step``. Experiences backed by a ``TensorDataset`` are moved to the device once
-    and batched by indexing (no DataLoader overhead); other datasets go through a ``DataLoader``
-    with the trainer's generator. Every random choice of the trainer uses its own generator.
+    per epoch and batched by indexing (no DataLoader overhead); other datasets go through a
+    ``DataLoader`` with the trainer's generator (an ``IterableDataset``, a stream, is read in its
+    own order). Floating inputs are cast to the model's dtype (float64 data, float32 model).
+    Every random choice of the trainer uses its own generator.
 
     Args:
         model: any ``nn.Module`` (a :class:`~continual.ContinualLearner` works too).
@@ -165,6 +167,9 @@ class Trainer:
             and torch.distributed.get_world_size() > 1
         )
         self._named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        floats = [p.dtype for p in self.model.parameters() if p.is_floating_point()]
+        self._dtype = floats[0] if floats else torch.get_default_dtype()
+        self._raw_output: torch.Tensor | None = None
         self.strategy.setup(self)
 
     # ------------------------------------------------------------------ building blocks
@@ -181,6 +186,13 @@ class Trainer:
         raise ValueError(
             f"optimizer={spec!r} is not understood; expected 'sgd', 'adam', a callable or an Optimizer"
         )
+
+    def to_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` on the trainer's device; floating inputs in the model's dtype (float64 data
+        trains a float32 model in float32)."""
+        if x.is_floating_point():
+            return x.to(self.device, self._dtype)
+        return x.to(self.device)
 
     def named_trainable(self) -> list[tuple[str, nn.Parameter]]:
         """``(name, parameter)`` of every parameter that requires grad."""
@@ -217,7 +229,7 @@ class Trainer:
         if not self._mask_rows:
             return
         if self._n_outputs is None:
-            x = _first_input(experiences[0]).to(self.device)
+            x = self.to_input(_first_input(experiences[0]))
             with torch.no_grad():
                 was = self.model.training
                 self.model.eval()
@@ -235,7 +247,7 @@ class Trainer:
 
         Uses ``torch.autograd.grad`` (``.grad`` is untouched); unreached parameters get zeros.
         """
-        x, y, t = batch[0], batch[1], batch[2]
+        x, y, t = self.to_input(batch[0]), batch[1], batch[2]
         out = self.mask_output(self.output(self.model(x)), t)
         loss = self.loss_fn(out, y)
         params = self.trainable_parameters()
@@ -280,7 +292,7 @@ class Trainer:
         self, dataset: Dataset, task_id: int, shuffle: bool, batch_size: int
     ) -> Iterator[tuple[torch.Tensor, ...]]:
         if isinstance(dataset, TensorDataset):
-            tensors = [t.to(self.device) for t in dataset.tensors[:2]]
+            tensors = [self.to_input(dataset.tensors[0]), dataset.tensors[1].to(self.device)]
             task_ids = getattr(dataset, "task_ids", None)
             n = tensors[0].shape[0]
             tids = (
@@ -297,7 +309,7 @@ class Trainer:
                     idx = order[start:stop]
                     yield tensors[0][idx], tensors[1][idx], tids[idx]
             return
-        if shuffle:
+        if shuffle and not isinstance(dataset, IterableDataset):  # a stream keeps its order
             n = len(dataset)  # type: ignore[arg-type]
             perm = torch.randperm(n, generator=self.generator).tolist()
             sampler = [perm[a:b] for a, b in self._batch_bounds(n, batch_size, True)]
@@ -306,7 +318,7 @@ class Trainer:
             loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
         tagged = getattr(dataset, "yields_task_ids", False)  # Joint: rows of several tasks
         for batch in loader:
-            x, y = batch[0].to(self.device), batch[1].to(self.device)
+            x, y = self.to_input(batch[0]), batch[1].to(self.device)
             if tagged:
                 yield x, y, batch[2].to(self.device)
             else:
@@ -319,7 +331,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         batch = strategy.before_forward(self, batch)
         x, y, t = batch
-        out = self.mask_output(self.output(self.model(x)), t)
+        self._raw_output = self.output(self.model(x))  # before the task mask (LwF reads it)
+        out = self.mask_output(self._raw_output, t)
         loss = self.loss_fn(out, y)
         extra = strategy.penalty(self, batch, out)
         if extra is not None:
@@ -335,6 +348,7 @@ class Trainer:
         strategy.after_backward(self, batch)
         self.optimizer.step()
         strategy.after_step(self, batch, out)
+        self._raw_output = None
         return loss.detach()
 
     def train_experience(self, experience: Experience) -> list[float]:
@@ -536,7 +550,8 @@ class Trainer:
     def load_checkpoint(self, directory: str | os.PathLike[str]) -> None:
         """Restore a checkpoint written by :meth:`save_checkpoint` into this trainer.
 
-        The trainer must have been built with the same model architecture and strategy class.
+        The trainer must have been built with the same model architecture, strategy class (with
+        the same memory size and policy, or EWC mode) and metric; a mismatch raises ValueError.
         Tensors are loaded with ``weights_only=True`` and moved to the trainer's device.
         """
         config, tensors, _ = blockops.load_checkpoint(directory, map_location="cpu")
@@ -547,6 +562,11 @@ class Trainer:
             raise ValueError(
                 f"checkpoint was written with strategy {cls}, this trainer uses "
                 f"{type(self.strategy).__name__}"
+            )
+        if config.get("metric", self.metric) != self.metric:
+            raise ValueError(
+                f"checkpoint was written with metric={config['metric']!r}, this trainer uses "
+                f"metric={self.metric!r}; its result matrix cannot be continued"
             )
 
         def part(prefix: str) -> dict[str, torch.Tensor]:

@@ -172,7 +172,8 @@ def resolve(preset: Any, user: dict[str, Any], counts: np.ndarray) -> tuple[dict
 
     Args:
         preset: a shipped preset name, ``None`` (same as ``"auto"``) or a path to a YAML file
-            (relative paths are taken from the current working directory).
+            (an ``os.PathLike``, an existing file, or a string ending in ``.yaml``/``.yml`` or
+            holding a ``/``; relative paths are taken from the current working directory).
         user: constructor values (``None`` means "not given").
         counts: training rows per class, read by ``"auto"``.
 
@@ -180,26 +181,38 @@ def resolve(preset: Any, user: dict[str, Any], counts: np.ndarray) -> tuple[dict
         ``(params, preset_resolved)``; ``preset_resolved`` is the shipped name or the file path.
 
     Raises:
-        ValueError: unknown preset name or bad value in a preset file.
+        ValueError: unknown preset name, a preset file that is not valid YAML, or a bad value
+            in it.
         FileNotFoundError: a preset path that does not exist.
     """
     if preset is None:
         preset = "auto"
-    if isinstance(preset, os.PathLike):
+    is_path = isinstance(preset, os.PathLike)  # a Path is a file whatever its name
+    if is_path:
         preset = os.fspath(preset)
     if not isinstance(preset, str):
         raise TypeError(f"preset must be a preset name or a YAML path, got {type(preset).__name__}")
-    if preset in PRESET_NAMES:
+    if preset in PRESET_NAMES and not is_path:
         resolved = auto_preset(counts) if preset == "auto" else preset
         values = _package_preset(resolved)
-    elif preset.endswith((".yaml", ".yml")) or os.sep in preset or "/" in preset:
+    elif (
+        is_path
+        or preset.endswith((".yaml", ".yml"))
+        or os.sep in preset
+        or "/" in preset
+        or Path(preset).expanduser().is_file()
+    ):
         path = Path(preset).expanduser()
         if not path.is_absolute():
             path = Path.cwd() / path
         if not path.is_file():
             raise FileNotFoundError(f"preset file {str(path)!r} does not exist")
         with open(path, encoding="utf-8") as fh:
-            values = _parse(yaml.safe_load(fh), f"preset file {str(path)!r}")
+            try:
+                data = yaml.safe_load(fh)
+            except yaml.YAMLError as exc:
+                raise ValueError(f"preset file {str(path)!r} is not valid YAML: {exc}") from exc
+        values = _parse(data, f"preset file {str(path)!r}")
         resolved = str(path)
     else:
         raise ValueError(

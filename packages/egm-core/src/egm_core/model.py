@@ -40,14 +40,18 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
     """Explosion Growth Model classifier: class-balanced sample growth plus trend-path voting.
 
     Every model parameter defaults to ``None``, meaning "take it from the preset"; a value given
-    here overrides the preset. The preset is resolved once, in ``fit``.
+    here overrides the preset. The preset is resolved once, in ``fit``: a parameter changed by
+    ``set_params`` takes effect at the next ``fit``, while ``partial_fit``, ``continue_fit`` and
+    ``predict`` keep the fitted values (``get_fitted_params()``); only ``torch_q_block`` and
+    ``torch_db_block`` are read at every call.
 
     **Growth.** Each class gets a radius ``r_c`` (median distance of its rows to their
-    ``local_k``-th same-class neighbour, exact via blockops). In every growth iteration each class
-    emits synthetic fragments from real seed rows: a random direction is stretched along the
-    seed's local principal axes (``anisotropy``, a low-rank basis of its ``local_k``
-    neighbours), bent away from the nearest rival class centre (``deflect_rival``), and flown
-    for ``explosion_time`` at speed ``sqrt(2 e / mass)`` where ``e`` is the fragment's share of
+    ``local_k``-th same-class neighbour, exact via blockops; over its distinct rows when
+    duplicates make that median 0). In every growth iteration each class emits synthetic
+    fragments from real seed rows: a random direction is stretched along the seed's local
+    principal axes (``anisotropy``, a low-rank basis of its ``local_k`` neighbours), bent
+    away from the nearest rival class centre (``deflect_rival``), and flown for
+    ``explosion_time`` at speed ``sqrt(2 e / mass)`` where ``e`` is the fragment's share of
     the class energy (Dirichlet split). Lengths are in units of ``r_c``, noise is relative, so
     predictions do not change when ``X`` is multiplied by a constant. The governor shrinks or
     rejects fragments that land nearer a rival class's real rows than their own.
@@ -490,30 +494,22 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         real = self.bank_is_real_
         for c in classes:
             rows = self.bank_X_[real & (self.bank_y_ == c)]
-            n = rows.shape[0]
-            r = float("nan")
-            if n >= 2:
-                k = min(p["local_k"], n - 1)
-                if n > _RADIUS_QUERIES:
-                    pick = np.sort(rng.choice(n, _RADIUS_QUERIES, replace=False))
-                    q = rows[torch.as_tensor(pick, device=rows.device)]
-                else:
-                    q = rows
-                dist, _ = blockops.knn(
-                    q, rows, k + 1, q_block=self.torch_q_block, db_block=self.torch_db_block
-                )
-                r = float(dist[:, -1].clamp_min(0).sqrt().median())
+            r = self._kth_distance_median(rows, rng)
+            if r == 0.0:  # duplicated rows: measure the class on its distinct rows
+                r = self._kth_distance_median(torch.unique(rows, dim=0), rng)
             self.local_radius_[c] = r if r > 0 else float("nan")
         radius = self.local_radius_
         finite = torch.isfinite(radius)
         if bool(finite.any()):
             fallback = float(radius[finite].median())
+            source = "the median radius of the other classes"
         else:
             fallback = self._global_scale()
+            source = "the median distance between distinct training rows"
         if not bool(finite.all()):
             warnings.warn(
-                "some classes have fewer than 2 distinct rows; their radius is the median "
-                f"radius of the others ({fallback:.4g})",
+                f"some classes have fewer than 2 distinct rows; their radius is {source} "
+                f"({fallback:.4g})",
                 stacklevel=3,
             )
         radius = torch.where(finite, radius, torch.full_like(radius, fallback))
@@ -523,8 +519,25 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
             radius = torch.full_like(radius, float(p["fixed_radius"]))
         self.radius_ = radius
 
+    def _kth_distance_median(self, rows: torch.Tensor, rng: np.random.Generator) -> float:
+        """Median distance of ``rows (n, d)`` to their ``local_k``-th neighbour among them
+        (at most 1,024 of them as queries); NaN below 2 rows."""
+        n = rows.shape[0]
+        if n < 2:
+            return float("nan")
+        k = min(self._params["local_k"], n - 1)
+        if n > _RADIUS_QUERIES:
+            pick = np.sort(rng.choice(n, _RADIUS_QUERIES, replace=False))
+            q = rows[torch.as_tensor(pick, device=rows.device)]
+        else:
+            q = rows
+        dist, _ = blockops.knn(
+            q, rows, k + 1, q_block=self.torch_q_block, db_block=self.torch_db_block
+        )
+        return float(dist[:, -1].clamp_min(0).sqrt().median())
+
     def _global_scale(self) -> float:
-        rows = self.bank_X_[self.bank_is_real_]
+        rows = torch.unique(self.bank_X_[self.bank_is_real_], dim=0)
         if rows.shape[0] >= 2:
             dist, _ = blockops.knn(rows, rows, 1, exclude_self=True)
             med = float(dist[:, 0].clamp_min(0).sqrt().median())
@@ -956,6 +969,7 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
             "resolved": dict(self._params),
             "preset_resolved": self.preset_resolved_,
             "classes": labels,
+            "classes_dtype": None if self.classes_.dtype == object else self.classes_.dtype.str,
             "n_features_in": int(self.n_features_in_),
             "dataset_stats": dict(self.dataset_stats_),
             "state": {
@@ -1019,6 +1033,12 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
             enc.fit(labels[:1])
             for lab in labels[1:]:
                 enc.partial_fit([lab])
+            dtype = config.get("classes_dtype")  # the labels' own (int32, ...), not int64
+            if dtype is not None:
+                dtype = np.dtype(dtype)
+                if dtype.kind not in "biufU":
+                    raise ValueError(f"unsupported classes_dtype {dtype.str!r}")
+                enc.classes_ = enc.classes_.astype(dtype)
             model._enc = enc
             model.classes_ = enc.classes_
             model.n_features_in_ = int(config["n_features_in"])

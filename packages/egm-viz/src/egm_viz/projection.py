@@ -67,8 +67,18 @@ class PCA2D:
         return cls(mean=mean, components=comps, explained_variance_ratio=ratio)
 
     def transform(self, Z: torch.Tensor) -> np.ndarray:
-        """Project ``(..., d)`` points to ``(..., 2)`` (numpy float64)."""
+        """Project ``(..., d)`` points to ``(..., 2)`` (numpy float64).
+
+        Raises:
+            ValueError: the last dimension of ``Z`` is not the ``d`` the plane was fitted on.
+        """
         Z = torch.as_tensor(Z).detach().to("cpu", torch.float64)
+        d = self.mean.shape[0]
+        if Z.ndim == 0 or Z.shape[-1] != d:
+            raise ValueError(
+                f"Z must have {d} features (the PCA2D was fitted on {d}), got shape "
+                f"{tuple(Z.shape)}"
+            )
         return ((Z - self.mean) @ self.components).numpy()
 
 

@@ -100,7 +100,8 @@ def pgd(
         steps: ascent steps.
         step_size: default ``2.5 * eps / steps``.
         norm: ``"l2"`` or ``"linf"``.
-        random_start: start from a uniform point of the ball's surface (l2) or cube (linf).
+        random_start: start from a uniformly random point of the ball's surface (l2) or of
+            the cube ``[-eps, eps]^n`` (linf).
         generator: randomness of the start.
 
     Returns:
@@ -113,8 +114,12 @@ def pgd(
     x = x.detach()
     delta = torch.zeros_like(x)
     if random_start:
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        delta = _project(eps * _direction(noise, norm), eps, norm)
+        if norm == "l2":
+            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            delta = eps * _direction(noise, norm)
+        else:  # uniform in the cube, not only its corners
+            u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            delta = (2 * u - 1) * eps
     for _ in range(int(steps)):
         g = _input_grad(model, x + delta, y, loss_fn)
         delta = _project(delta + alpha * _direction(g, norm), eps, norm)

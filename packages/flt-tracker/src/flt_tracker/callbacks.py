@@ -40,7 +40,8 @@ class Callback:
         """Before the first epoch of ``fit``."""
 
     def on_train_end(self, trainer: Trainer, model: nn.Module) -> None:
-        """After the last epoch of ``fit`` (also after early stopping)."""
+        """After the last epoch of ``fit``; also after early stopping and after a ``fit`` that
+        raised (even in another callback's ``on_train_start``; ``trainer.error`` holds it)."""
 
     def on_epoch_start(self, trainer: Trainer, model: nn.Module, epoch: int) -> None:
         """Before the first batch of ``epoch``."""
@@ -69,7 +70,8 @@ class FeatureTrackingCallback(Callback):
 
     Starts it at train start (resuming keeps history), forwards epochs and batch indices,
     records after each optimizer step (through the tracker's optimizer hook when one is attached,
-    else by calling ``tracker.step``), stops it at train end.
+    moved to the trainer's optimizer if it was another one, else by calling ``tracker.step``),
+    stops it at train end.
 
     Args:
         tracker: the tracker.
@@ -85,6 +87,12 @@ class FeatureTrackingCallback(Callback):
         self.phase = phase
 
     def on_train_start(self, trainer: Trainer, model: nn.Module) -> None:
+        attached = self.tracker._optimizer
+        if attached is not None and attached is not trainer.optimizer:
+            # a hook on another optimizer would never fire: follow the one the trainer steps
+            self.tracker.attach_optimizer(trainer.optimizer)
+        if not self.tracker.is_tracking:  # the initial snapshot belongs to the trainer's epoch
+            self.tracker.on_epoch_start(trainer.epoch)
         self.tracker.start()
         if self.phase is not None:
             self.tracker.set_phase(self.phase)
@@ -347,6 +355,8 @@ class WandbCallback(Callback):
         self.run: Any = None
         self._owns_run = False
         self.logged_steps: list[int] = []
+        """Steps logged to the current (or last) run; a new run starts a new list."""
+        self._steps_run: Any = None  # the run ``logged_steps`` belongs to
 
     @staticmethod
     def _wandb() -> Any:
@@ -376,6 +386,8 @@ class WandbCallback(Callback):
             self.run = wandb.run
             if self.config:
                 self.run.config.update(self.config, allow_val_change=True)
+        if self.run is not self._steps_run:  # steps are monotonic per run, not across runs
+            self.logged_steps, self._steps_run = [], self.run
 
     def on_batch_end(
         self, trainer: Trainer, model: nn.Module, batch: Any, batch_idx: int, loss: float

@@ -20,9 +20,12 @@ def _rows(v: torch.Tensor) -> torch.Tensor:
 
 
 def _as_int(value: int, what: str) -> int:
-    """``value`` as an int; a float with a fractional part is an error, not truncated."""
-    out = int(value)
-    if out != value:
+    """``value`` as an int; a float with a fractional part, a bool or a non-number is an error."""
+    try:
+        out = int(value)
+    except (TypeError, ValueError):
+        out = None
+    if out is None or isinstance(value, bool) or out != value:
         raise TypeError(f"{what}={value!r} must be an integer")
     return out
 
@@ -34,7 +37,7 @@ def effective_rank(matrices: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     Args:
         matrices: ``(..., r, c)``; tensors with more than two trailing dimensions (conv kernels)
             should be reshaped to ``(..., out, -1)`` first.
-        eps: singular values below ``eps`` times the largest count as zero.
+        eps: normalised singular values (``s_i / sum(s)``) below ``eps`` count as zero.
 
     Returns:
         ``(...)`` tensor, between 1 (rank one) and ``min(r, c)`` (flat spectrum); 0 for a zero

@@ -276,11 +276,16 @@ def animate_feature_evolution(
         The written path.
 
     Raises:
-        ValueError: no snapshots, or ``save_path`` has no extension.
+        ValueError: no snapshots, ``save_path`` has no extension, ``max_frames`` is not a
+            positive integer or ``fps`` not a positive number.
         RuntimeError: a video was asked for but ``ffmpeg`` is not on the ``PATH``.
     """
     from matplotlib.animation import FFMpegWriter, FuncAnimation, PillowWriter
 
+    if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1:
+        raise ValueError(f"max_frames={max_frames!r} must be a positive integer")
+    if isinstance(fps, bool) or not isinstance(fps, int | float) or not 0 < fps < float("inf"):
+        raise ValueError(f"fps={fps!r} must be a positive number")
     n = len(feature)
     if n == 0:
         raise ValueError(f"feature {feature.name!r} has no snapshots")

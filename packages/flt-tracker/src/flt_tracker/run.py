@@ -46,6 +46,22 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     os.replace(tmp, directory / "run.json")
 
 
+def _check_not_a_source(target: Path, features: dict[str, Feature]) -> None:
+    """Refuse a target that is (or contains) the folder a series is read from."""
+    resolved = target.resolve()
+    for name, feature in features.items():
+        source = getattr(feature.storage, "directory", None)
+        if source is None:
+            continue
+        source = Path(source).resolve()
+        if resolved == source or resolved in source.parents:
+            raise ValueError(
+                f"cannot save to {str(target)!r}: it holds the chunks of series {name!r} "
+                f"({source}), which the save would replace; save to another directory "
+                "(a disk-backed tracker's own run is finished by close())"
+            )
+
+
 def save_run(
     directory: str | os.PathLike[str], manifest: dict[str, Any], features: dict[str, Feature]
 ) -> Path:
@@ -58,8 +74,13 @@ def save_run(
 
     Returns:
         The directory path.
+
+    Raises:
+        ValueError: ``directory`` holds series being saved (a disk-backed run, or a loaded one):
+            replacing it would destroy them mid-read.
     """
     target = Path(directory)
+    _check_not_a_source(target, features)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:

@@ -249,6 +249,11 @@ class Storage:
         """Flush and release resources (no-op for memory)."""
         self.synchronize()
 
+    def skip(self) -> None:
+        """Count a recording step that has no value for this series (e.g. a gradient at the
+        initial snapshot, or ``None``), so a downsampling series keeps the same steps as its
+        siblings. A no-op for backends that keep everything."""
+
     @property
     def memory_nbytes(self) -> int:
         """Bytes of snapshot buffers held in RAM."""
@@ -354,6 +359,9 @@ class MemoryStorage(Storage):
 
     def __len__(self) -> int:
         return self._n
+
+    def skip(self) -> None:
+        self._offers += 1
 
     @property
     def memory_nbytes(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 import warnings
 from pathlib import Path
@@ -135,7 +136,11 @@ class FeatureTracker:
             raise ValueError(
                 "preallocate=True needs storage='memory' and a memory_budget (what to reserve)"
             )
-        if chunk_size is not None and (isinstance(chunk_size, bool) or int(chunk_size) < 1):
+        if chunk_size is not None and (
+            isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral)
+        ):
+            raise TypeError(f"chunk_size={chunk_size!r} must be a positive integer or None")
+        if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"chunk_size={chunk_size!r} must be a positive integer or None")
         self.model = model
         self.module = unwrap_model(model)
@@ -192,6 +197,10 @@ class FeatureTracker:
             return {n: (n.rsplit(".", 1)[0] if "." in n else n, p) for n, p in params.items()}
         if not isinstance(layers, list | tuple) or not all(isinstance(n, str) for n in layers):
             raise TypeError(f"layers must be a list of names, a name or None, got {layers!r}")
+        if not layers:
+            raise ValueError(
+                f"layers={layers!r} names nothing to track; pass None to track every parameter"
+            )
         unknown = [n for n in layers if n not in params and (n not in modules or n == "")]
         if unknown:
             raise ValueError(
@@ -391,7 +400,14 @@ class FeatureTracker:
             if self.track_gradients:
                 specs.append((f"{name}.grad", layer, "grad", tuple(p.shape), p.dtype, p.device))
         if self._act_modules:
-            for name, out in self._probe_outputs().items():
+            outputs = self._probe_outputs()
+            silent = [n for n in self._act_modules if n not in outputs]
+            if silent:
+                raise ValueError(
+                    f"track_activations: module(s) {silent} did not run on the probe batch "
+                    "(no output to record)"
+                )
+            for name, out in outputs.items():
                 specs.append(
                     (f"{name}.output", name, "activation", tuple(out.shape), out.dtype, out.device)
                 )
@@ -517,11 +533,12 @@ class FeatureTracker:
         step, epoch = self.global_step, self.epoch
         for store, p in self._weight_jobs:
             store.append(p.detach(), step, epoch, batch_idx)
-        if not initial:
-            for store, p in self._grad_jobs:
-                grad = p.grad
-                if grad is not None:
-                    store.append(grad.detach(), step, epoch, batch_idx)
+        for store, p in self._grad_jobs:
+            grad = None if initial else p.grad
+            if grad is None:  # counted all the same: a downsampled series keeps the weights' steps
+                store.skip()
+            else:
+                store.append(grad.detach(), step, epoch, batch_idx)
         if self._act_modules:
             for name, out in self._probe_outputs().items():
                 self._features[f"{name}.output"].append(out, epoch, batch_idx, step)

@@ -212,7 +212,11 @@ def run(cfg: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
     tracker = None
     tcfg = cfg["tracking"]
     if tcfg.get("enabled", True):
-        dtype = {"float32": None, "float16": torch.float16}[tcfg.get("dtype") or "float32"]
+        dtypes = {"float32": None, "float16": torch.float16}
+        name = tcfg.get("dtype") or "float32"
+        if name not in dtypes:
+            raise ValueError(f"tracking.dtype={name!r} is not supported; use one of {list(dtypes)}")
+        dtype = dtypes[name]
         tracker = FeatureTracker(
             model,
             layers=tcfg.get("layers"),

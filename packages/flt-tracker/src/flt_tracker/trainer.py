@@ -251,9 +251,9 @@ class Trainer:
         self._seed()
         self.stop_training = False
         self.error = None
-        self._emit("on_train_start")
         first = self.epoch
         try:
+            self._emit("on_train_start")
             for epoch in range(first, first + num_epochs):
                 self.epoch = epoch
                 sampler = getattr(train_loader, "sampler", None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -48,7 +49,7 @@ def _activation(name: str) -> nn.Module:
 
 def _pos_int_list(name: str, value, allow_empty: bool = True) -> list[int]:
     if not isinstance(value, (list, tuple)) or any(
-        isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value
+        isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in value
     ):
         raise ValueError(f"{name} must be a list of positive ints, got {value!r}")
     if not allow_empty and not value:

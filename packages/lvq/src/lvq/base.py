@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from .__about__ import __version__
+from ._checks import check_number
 from .distances import Distance, SquaredEuclidean
 from .initializers import resolve_initializer
 from .losses import Loss
@@ -173,9 +174,12 @@ def _reject_sparse_and_1d(X: Any) -> None:
 
 
 def _plain(value: Any) -> Any:
-    """numpy scalars (also as dict keys / list items) to Python ones, so YAML can store them."""
+    """numpy scalars (also as dict keys / list items) to Python ones and a ``torch.device`` to
+    its name (``"cuda:1"``), so YAML can store them."""
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, torch.device):
+        return str(value)
     if isinstance(value, dict):
         return {_plain(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -217,6 +221,8 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
 
     #: initializer used when the model has no ``prototypes_initializer`` parameter
     _default_initializer: Any = None
+    #: other names ``freeze_params`` accepts for a parameter group (``{"components": ...}``)
+    _group_aliases: dict[str, str] = {}
 
     # ------------------------------------------------------------------ composition hooks
 
@@ -264,6 +270,11 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             raise TypeError(
                 f"callbacks must be a list of Callback objects, got {type(self.callbacks).__name__}"
             )
+        fz = getattr(self, "freeze_params", None)
+        if fz is not None and not (
+            isinstance(fz, (list, tuple)) and all(isinstance(g, str) for g in fz)
+        ):
+            raise TypeError(f"freeze_params must be a list of group names, got {fz!r}")
 
     def _counts(self, n_classes: int) -> list[int]:
         spec = getattr(self, "n_prototypes_per_class", 1)
@@ -316,10 +327,15 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                 table = torch.ones(n_classes)
                 for label, weight in cw.items():
                     code = int(self._encoder.transform([label], name="class_weight key")[0])
-                    table[code] = float(weight)
+                    table[code] = check_number(f"class_weight[{label!r}]", weight, 0.0, False)
             else:
                 raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {cw!r}")
             w = w * table.to(w.device)[y]
+            if not float(w.sum()) > 0:
+                raise ValueError(
+                    f"class_weight={cw!r} (times sample_weight) leaves every training sample "
+                    "with weight 0; at least one sample needs a weight > 0"
+                )
         return w
 
     # ------------------------------------------------------------------ fit
@@ -385,7 +401,8 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         """One epoch on ``(X, y)`` keeping the optimizer state (initialises on the first call).
 
         ``classes`` (scikit-learn's convention) lists every label on the first call; without it
-        the first batch must contain every class.
+        the first batch must contain every class. A learning-rate schedule (and a neural-gas
+        ``gamma`` schedule) spans ``max_iter`` calls, then stays at its final value.
         """
         if not hasattr(self, "prototypes_"):
             self._validate_params()
@@ -548,7 +565,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         loss_fn = self._make_loss(self.n_classes_)
         neigh = self._make_neighbourhood()
         components = (distance, loss_fn, neigh)
-        frozen = set(self.freeze_params or [])
+        frozen = {self._group_aliases.get(g, g) for g in self.freeze_params or []}
         unknown = frozen - set(params)
         if unknown:
             raise ValueError(
@@ -579,7 +596,9 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                     "optimizer 'lbfgs' does not combine with gradient_accumulation_steps or "
                     "mixed_precision"
                 )
-            total = math.ceil(epochs * steps_per_epoch / accum)
+            # partial_fit trains one epoch a call: its schedules span max_iter calls
+            horizon = int(self.max_iter) if partial else epochs
+            total = math.ceil(horizon * steps_per_epoch / accum)
             state = {
                 "opt": opt,
                 "base_lrs": [g["lr"] for g in opt.param_groups],
@@ -613,7 +632,8 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                 per = self._forward_losses(params, Xb, yb, components)
             if wb is None:
                 return per.float().mean()
-            return (per.float() * wb).sum() / wb.sum()
+            # a mini-batch of only zero-weight samples contributes 0, not 0 / 0
+            return (per.float() * wb).sum() / wb.sum().clamp_min(1e-30)
 
         # Plain GLVQ losses on the built-in metrics have closed-form gradients: at LVQ sizes a
         # step is mostly per-operation overhead, and skipping autograd halves it.

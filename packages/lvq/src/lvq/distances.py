@@ -13,6 +13,7 @@ provide a blocked, no-grad class-wise minimum for prediction through :mod:`block
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import blockops
@@ -528,7 +529,7 @@ class Tangent(Distance):
 
     def check(self, d, n_prototypes):
         s = self.subspace_dim
-        if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s < d:
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or not 1 <= s < d:
             raise ValueError(f"subspace_dim must be an int in [1, {d - 1}] for d={d}, got {s!r}")
 
     def init_params(self, X, y, W, labels, gen):
@@ -573,7 +574,7 @@ def _pca_basis(Z: torch.Tensor, s: int, gen: torch.Generator) -> torch.Tensor:
 def _check_dim(name: str, value, d: int) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= d:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= d:
         raise ValueError(f"{name} must be None or an int in [1, {d}] for d={d}, got {value!r}")
 
 

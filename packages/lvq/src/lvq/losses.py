@@ -173,7 +173,7 @@ class GLVQLoss(Loss):
         per = f.sum(1)
         if w is None:
             return per.mean(), slope / z.shape[0]
-        w_sum = w.sum()
+        w_sum = w.sum().clamp_min(1e-30)  # an all-zero-weight mini-batch gives 0, not NaN
         return (per * w).sum() / w_sum, slope * (w / w_sum).unsqueeze(1)
 
     def class_masks(self, y, labels, dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -151,13 +151,7 @@ class SO(Manifold):
             J = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=Q.dtype, device=Q.device)
             return theta[..., None, None] * J
         if self.n == 3:
-            cos = ((Q.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0).clamp(-1 + 1e-7, 1 - 1e-7)
-            theta = torch.arccos(cos)
-            small = theta < 1e-4
-            factor = torch.where(
-                small, 0.5 + theta**2 / 12.0, theta / (2.0 * torch.sin(theta).clamp_min(1e-12))
-            )
-            return factor[..., None, None] * (Q - Q.transpose(-1, -2))
+            return _so3_log(Q)
         w, V = torch.linalg.eig(Q)
         L = V @ torch.diag_embed(torch.log(w)) @ torch.linalg.inv(V)
         L = L.real.to(Q.dtype)
@@ -480,6 +474,44 @@ def _atanh_ratio(r2):
     return torch.where(small, 1.0 + r2 / 3.0, torch.atanh(r) / r)
 
 
+def _so3_log(Q: torch.Tensor) -> torch.Tensor:
+    """``logm(Q)`` of rotations ``Q (..., 3, 3)``: ``theta K(u)`` with ``|logm(Q)|_F = sqrt(2)
+    theta``, accurate up to and at the half-turn, gradients finite at ``Q = I``.
+
+    ``theta = atan2(sin, cos)``. Below a quarter-turn the axis is read from the skew part
+    ``(Q - Q^T) / 2 = sin(theta) K(u)``; beyond it from the symmetric part
+    ``(Q + Q^T) / 2 - cos(theta) I = (1 - cos(theta)) u u^T`` (the skew part vanishes at the
+    half-turn), its sign from the skew part.
+    """
+    A = 0.5 * (Q - Q.transpose(-1, -2))
+    a = torch.stack([A[..., 2, 1], A[..., 0, 2], A[..., 1, 0]], -1)  # sin(theta) u
+    s2 = (a * a).sum(-1)
+    c = 0.5 * (Q.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0)
+    # below a quarter-turn: theta / sin(theta) times the skew part (a series near 0)
+    small = s2 < 1e-10
+    s = torch.where(small, torch.ones_like(s2), s2).sqrt()
+    factor = torch.where(small, 1.0 + s2 / 6.0, torch.atan2(s, c) / s)
+    near = factor[..., None] * a
+    # beyond it: the axis from the largest column of (1 - cos) u u^T, the angle from atan2
+    far = c < 0
+    eye = torch.eye(3, dtype=Q.dtype, device=Q.device)
+    B = 0.5 * (Q + Q.transpose(-1, -2)) - c[..., None, None] * eye
+    B = torch.where(far[..., None, None], B, eye)
+    i = B.diagonal(dim1=-2, dim2=-1).argmax(-1)
+    col = B.gather(-1, i[..., None, None].expand(*B.shape[:-1], 1)).squeeze(-1)
+    u = col / torch.linalg.vector_norm(col, dim=-1, keepdim=True).clamp_min(1e-30)
+    u = torch.where((u * a).sum(-1, keepdim=True) < 0, -u, u)
+    theta = torch.atan2(torch.linalg.vector_norm(a, dim=-1), c)
+    v = torch.where(far[..., None], theta[..., None] * u, near)
+    z = torch.zeros_like(v[..., 0])
+    rows = (
+        torch.stack([z, -v[..., 2], v[..., 1]], -1),
+        torch.stack([v[..., 2], z, -v[..., 0]], -1),
+        torch.stack([-v[..., 1], v[..., 0], z], -1),
+    )
+    return torch.stack(rows, -2)
+
+
 def tangent_coords(mf: Manifold, W: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """Coordinates ``(n, p, D)`` of ``Log_{w_k}(x_i)`` in a frame where their Euclidean norm is
     the geodesic distance, with gradients that stay finite when ``x_i = w_k``.
@@ -512,13 +544,6 @@ def tangent_coords(mf: Manifold, W: torch.Tensor, X: torch.Tensor) -> torch.Tens
             J = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=Q.dtype, device=Q.device)
             return (theta[..., None, None] * J).reshape(n, p, -1)
         if mf.n == 3:
-            A = 0.5 * (Q - Q.transpose(-1, -2))
-            s2 = 0.5 * (A * A).sum((-1, -2))  # sin^2(theta)
-            c = 0.5 * (Q.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0)
-            small = s2 < 1e-10
-            s = torch.where(small, torch.ones_like(s2), s2).sqrt()
-            theta = torch.atan2(s, c)
-            factor = torch.where(small & (c > 0), 1.0 + s2 / 6.0, theta / s)
-            return (factor[..., None, None] * A).reshape(n, p, -1)
+            return _so3_log(Q).reshape(n, p, -1)
         raise ValueError(f"supervised Riemannian models support SO(2) and SO(3), got SO({mf.n})")
     raise TypeError(f"no tangent coordinates for {mf!r}")

@@ -61,7 +61,8 @@ class NeuralGas(Neighbourhood):
     """Rank weighting ``h(r) = exp(-r / gamma)`` among the masked prototypes, normalised.
 
     ``gamma`` decays geometrically from ``gamma_init`` to ``gamma_final`` over the training
-    steps (``gamma_decay`` per step when given). It is a schedule, not a parameter.
+    steps (``gamma_decay`` per step when given, never below ``gamma_final``). It is a
+    schedule, not a parameter.
     """
 
     def __init__(
@@ -82,7 +83,8 @@ class NeuralGas(Neighbourhood):
         else:
             frac = min(step / max(total - 1, 1), 1.0)
             g = self.gamma_init * math.exp(frac * math.log(self.gamma_final / self.gamma_init))
-        self.gamma = max(g, self.gamma_final) if self.gamma_decay is None else g
+        # a per-step decay would underflow to gamma = 0 (0 / 0 rank weights: NaN prototypes)
+        self.gamma = max(g, self.gamma_final)
 
     def _weights(self, dist, mask):
         masked = dist.detach().masked_fill(~mask, float("inf"))

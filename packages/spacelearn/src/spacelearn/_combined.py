@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -190,7 +191,10 @@ def _weights(weights) -> dict[str, float]:
     unknown = set(weights) - set(LOSS_TERMS)
     if unknown:
         raise ValueError(f"unknown loss terms {sorted(unknown)} in weights; expected {LOSS_TERMS}")
-    out.update({t: float(w) for t, w in weights.items()})
+    for term, value in weights.items():
+        out[term] = float(value)
+        if not math.isfinite(out[term]):
+            raise ValueError(f"weights[{term!r}] must be a finite number, got {value!r}")
     return out
 
 

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from . import util
+from ._checks import check_int
 from ._stats import Moments, moments
 
 METHODS = ("independent", "whitened", "joint")
@@ -30,8 +31,7 @@ def _resolve_k(k, names: list[str]) -> dict[str, int]:
     else:
         ks = dict.fromkeys(names, k)
     for q, kq in ks.items():
-        if isinstance(kq, bool) or not isinstance(kq, int) or kq < 1:
-            raise ValueError(f"k for quantity {q!r} must be a positive int, got {kq!r}")
+        ks[q] = check_int(kq, f"k for quantity {q!r}")
     return ks
 
 
@@ -97,13 +97,16 @@ def _inv_sqrt(Szz: Tensor, ridge: float) -> Tensor:
     if scale <= 0:
         scale = torch.ones((), dtype=Szz.dtype, device=Szz.device)
     M = Szz + (float(ridge) * scale + torch.finfo(Szz.dtype).eps * scale) * eye
-    evals, evecs = torch.linalg.eigh(M)
-    return (evecs * evals.clamp_min(torch.finfo(Szz.dtype).tiny).rsqrt()) @ evecs.mT
+    return _sym_inv_sqrt(M)
 
 
 def _sym_inv_sqrt(M: Tensor) -> Tensor:
+    """``M^{-1/2}`` of a symmetric PSD ``M``; eigenvalues below the numerical-rank tolerance
+    ``max(eig) * D * eps`` (rounding noise, possibly negative) are raised to it."""
     evals, evecs = torch.linalg.eigh(M)
-    return (evecs * evals.clamp_min(torch.finfo(M.dtype).tiny).rsqrt()) @ evecs.mT
+    finfo = torch.finfo(M.dtype)
+    floor = evals.amax().clamp_min(finfo.tiny) * (M.shape[0] * finfo.eps)
+    return (evecs * evals.clamp_min(floor).rsqrt()) @ evecs.mT
 
 
 def _joint_greedy(mom: Moments, ks: dict[str, int], ridge: float) -> dict[str, Tensor]:

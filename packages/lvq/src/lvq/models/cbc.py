@@ -105,7 +105,8 @@ class CBCLoss(Loss):
         if w is None:
             loss, coef = per.mean(), active / dist.shape[0]
         else:
-            loss, coef = (per.squeeze(1) * w).sum() / w.sum(), active * (w / w.sum())[:, None]
+            w_sum = w.sum().clamp_min(1e-30)  # an all-zero-weight mini-batch gives 0, not NaN
+            loss, coef = (per.squeeze(1) * w).sum() / w_sum, active * (w / w_sum)[:, None]
         dP = torch.zeros_like(P).scatter_(1, jw, coef).scatter_(1, own, -coef)
         dnum = dP / den
         dden = -(dP * P).sum(0) / den * (den_raw >= 1e-8)
@@ -143,9 +144,11 @@ class CBC(SupervisedPrototypeModel):
     ``(X, n_components, generator) -> (K, d)``), ``reasonings_initializer`` (``'random'``
     near 0.5, ``'pure_positive'`` (each component positive for its starting class), or a
     callable ``(n_components, n_classes, generator) -> (K, C, 2)`` values in ``[0, 1]``:
-    positive reasoning and negative factor).
+    positive reasoning and negative factor). The components are the parameter group
+    ``"prototypes"``, also named ``"components"`` in ``freeze_params``.
     """
 
+    _group_aliases = {"components": "prototypes"}
     _own_params = {
         "n_components": None,
         "sigma": 1.0,

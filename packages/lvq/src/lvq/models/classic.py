@@ -8,6 +8,7 @@ only the update rule differs. ``loss_history_`` records the mean GLVQ cost
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import blockops
@@ -38,10 +39,12 @@ class _Classic(SupervisedPrototypeModel):
     def _validate_params(self):
         for name in ("max_iter",):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         bs = getattr(self, "batch_size", None)
-        if bs is not None and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
+        if bs is not None and (
+            isinstance(bs, bool) or not isinstance(bs, numbers.Integral) or bs < 1
+        ):
             raise ValueError(f"batch_size must be a positive int or None, got {bs!r}")
         lr = getattr(self, "lr", 1.0)
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
@@ -189,7 +192,7 @@ class MedianLVQ(_Classic):
     def _validate_params(self):
         super()._validate_params()
         nc = self.n_candidates
-        if isinstance(nc, bool) or not isinstance(nc, int) or nc < 1:
+        if isinstance(nc, bool) or not isinstance(nc, numbers.Integral) or nc < 1:
             raise ValueError(f"n_candidates must be a positive int, got {nc!r}")
 
     def _epoch(self, W, X, y, w, gen):

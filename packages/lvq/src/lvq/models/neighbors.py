@@ -93,9 +93,10 @@ class KNN(SupervisedPrototypeModel):
 @register("Q", {"max_iter": 5}, gradient=False)
 class NPC(_Classic):
     """Nearest prototype classifier: one prototype per class, started at the class means and
-    corrected by batch LVQ1 steps on the misclassified samples until the training accuracy
-    reaches ``tol`` or ``max_iter`` passes are done. ``predict_proba`` is the softmin of the
-    class distances."""
+    corrected by batch LVQ1 steps on the misclassified samples (the nearest prototype of the
+    sample's class moves towards it, the winner away) until the training accuracy reaches
+    ``tol`` or ``max_iter`` passes are done. ``predict_proba`` is the softmin of the class
+    distances."""
 
     _base_params = {
         "max_iter": 10,
@@ -123,7 +124,9 @@ class NPC(_Classic):
         if accuracy >= float(self.tol) or not bool(wrong.any()):
             return False
         Xw, yw, ww, kw = X[wrong], y[wrong], w[wrong], win[wrong]
-        own = torch.nonzero(self._plabels[None, :] == yw[:, None])[:, 1]
+        # the nearest prototype of the sample's class (initial_labels may give a class several)
+        other = self._plabels[None, :] != yw[:, None]
+        own = d[wrong].masked_fill(other, float("inf")).argmin(1)
         num = torch.zeros_like(W)
         num.index_add_(0, own, ww[:, None] * (Xw - W[own]))
         num.index_add_(0, kw, -ww[:, None] * (Xw - W[kw]))

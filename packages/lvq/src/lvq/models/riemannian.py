@@ -24,6 +24,7 @@ injectivity radius is shortened along the geodesic first). Metric groups learn a
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import torch
@@ -117,7 +118,9 @@ class RiemannianDistance(Distance):
                 f"X has {d} columns but points of {self.mf!r} flatten to {self.mf.flat_dim}"
             )
         for name, v in (("latent_dim", self.latent_dim), ("subspace_dim", self.subspace_dim)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            if v is not None and (
+                isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1
+            ):
                 raise ValueError(f"{name} must be a positive int or None, got {v!r}")
         if self.transform == "tangent" and self._s() >= self.tangent_dim:
             raise ValueError(

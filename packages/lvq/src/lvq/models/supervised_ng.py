@@ -6,7 +6,8 @@ neighbourhood: the prototypes of the sample's class are ranked by distance and w
 ``h(r) = exp(-r / gamma)`` (normalised). ``gamma`` follows its schedule only, from
 ``gamma_init`` (default: half the largest number of prototypes of a class, at least 0.5) to
 ``gamma_final``, geometrically over the optimizer steps, or by ``gamma_decay`` per step when
-given. It is never a trainable parameter (the published library let the optimizer move it too).
+given (down to ``gamma_final``). It is never a trainable parameter (the published library let
+the optimizer move it too).
 
 - GLVQ-type (SNG ... STNG, Hammer et al. 2005): the cost is the rank-weighted sum of the GLVQ
   costs of every correct prototype against the nearest wrong one,

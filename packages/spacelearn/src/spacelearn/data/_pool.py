@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -35,13 +36,17 @@ def pool(chunks: Tensor, n_bins: int, mode: str = "avg") -> Tensor:
     """Pool a 4-D ``(B, C, H, W)`` batch to ``(B, C, n, n)`` or a 2-D ``(B, S)`` batch to ``(B, n)``.
 
     Args:
-        chunks: the target batch.
+        chunks: the target batch (a tensor or array; integer and bool values are pooled as
+            float32).
         n_bins: output side ``n`` (4-D) or number of bins (2-D), ``>= 1``.
         mode: ``"avg"`` (alias ``"mean"``) or ``"max"``.
 
     Raises:
         ValueError: another rank (checked first), a bad mode or ``n_bins < 1``.
     """
+    chunks = torch.as_tensor(chunks)
+    if not chunks.is_floating_point():  # integer / bool maps: adaptive pooling needs floats
+        chunks = chunks.float()
     if chunks.ndim not in (2, 4):
         raise ValueError(
             f"Invalid number of dimensions: {chunks.ndim} (shape {tuple(chunks.shape)}); "

@@ -35,7 +35,13 @@ def fit_decoders(
             pooled_global[q], name=q, n_rows=Zt.shape[0], device=Zt.device, dtype=Zt.dtype
         )
         Yc = y - y.mean(0)
-        S = Zc @ w.detach().to(device=Zt.device, dtype=Zt.dtype).mT
+        w = torch.as_tensor(w).detach().to(device=Zt.device, dtype=Zt.dtype)
+        if w.ndim != 2 or w.shape[1] != Zt.shape[1]:
+            raise ValueError(
+                f"W[{q!r}] must be a (k, D={Zt.shape[1]}) basis matching Z, got shape "
+                f"{tuple(w.shape)}"
+            )
+        S = Zc @ w.mT
         if ridge > 0:
             gram = S.mT @ S
             k = gram.shape[0]

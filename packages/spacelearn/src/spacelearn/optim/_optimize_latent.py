@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
-import operator
+
+from .._checks import check_int
 
 logger = logging.getLogger("spacelearn")
-
-
-def _check_positive_int(value, name: str) -> int:
-    """``value`` as an int (numpy / 0-d integer tensors accepted) if it is ``>= 1``."""
-    try:
-        out = None if isinstance(value, bool) else operator.index(value)
-    except TypeError:
-        out = None
-    if out is None or out < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return out
 
 
 def _align_latent_dim(dim: int, num_heads: int) -> int:
@@ -53,17 +43,17 @@ def minimal_latent_dim(
     if isinstance(k, dict):
         if not k:
             raise ValueError("k is an empty dict; give {name: k_q} for at least one quantity")
-        physics = sum(_check_positive_int(v, f"k[{name!r}]") for name, v in k.items())
+        physics = sum(check_int(v, f"k[{name!r}]") for name, v in k.items())
     else:
-        k = _check_positive_int(k, "k")
+        k = check_int(k, "k")
         if Q is None:
             raise ValueError("Q (the number of quantities) is required when k is an int")
-        physics = _check_positive_int(Q, "Q") * k
+        physics = check_int(Q, "Q") * k
     if not 0.0 <= free_frac < 1.0:
         raise ValueError(f"free_frac must be in [0, 1), got {free_frac!r}")
     D = math.ceil(physics / (1.0 - free_frac))
     if num_heads is not None:
-        D = _align_latent_dim(D, _check_positive_int(num_heads, "num_heads"))
+        D = _align_latent_dim(D, check_int(num_heads, "num_heads"))
     logger.info("[latent-sizing] free=%d%% -> D_min=%d", round(free_frac * 100), D)
     return D
 

@@ -7,6 +7,7 @@ import math
 
 from torch import Tensor
 
+from .._checks import check_int
 from ._spectrum import check_targets, n_modes, resolve_threshold
 
 logger = logging.getLogger("spacelearn")
@@ -31,8 +32,7 @@ def optimal_bins(
     Returns:
         the maximum over quantities, or ``{name: n}`` with ``per_quantity=True``.
     """
-    if isinstance(max_bins, bool) or not isinstance(max_bins, int) or max_bins < 2:
-        raise ValueError(f"max_bins must be an int >= 2, got {max_bins!r}")
+    max_bins = check_int(max_bins, "max_bins", low=2)
     check_targets(pooled_targets_coarse, "pooled_targets_coarse")
     out = {}
     for name, y in pooled_targets_coarse.items():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 
 def resolve_epochs(n_epochs: int, *, first_gap: int = 1, growth: float = 2.0) -> list[int]:
     """Epochs at which to re-solve, with gaps growing geometrically (0, 1, 3, 7, 15, ...).
@@ -9,12 +12,12 @@ def resolve_epochs(n_epochs: int, *, first_gap: int = 1, growth: float = 2.0) ->
     The README of 0.1.0 recommends re-solving often early and rarely later; this is that
     schedule. ``growth=1`` gives a fixed period ``first_gap``.
     """
-    if n_epochs < 1:
-        raise ValueError(f"n_epochs must be >= 1, got {n_epochs!r}")
-    if first_gap < 1:
-        raise ValueError(f"first_gap must be >= 1, got {first_gap!r}")
-    if growth < 1.0:
-        raise ValueError(f"growth must be >= 1, got {growth!r}")
+    if isinstance(n_epochs, bool) or not isinstance(n_epochs, numbers.Integral) or n_epochs < 1:
+        raise ValueError(f"n_epochs must be an int >= 1, got {n_epochs!r}")
+    if not isinstance(first_gap, numbers.Real) or not 1 <= first_gap < math.inf:
+        raise ValueError(f"first_gap must be a finite number >= 1, got {first_gap!r}")
+    if not isinstance(growth, numbers.Real) or not 1.0 <= growth < math.inf:
+        raise ValueError(f"growth must be a finite number >= 1, got {growth!r}")
     epochs, epoch, gap = [], 0, float(first_gap)
     while epoch < n_epochs:
         epochs.append(epoch)

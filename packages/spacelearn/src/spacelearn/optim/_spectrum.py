@@ -51,13 +51,17 @@ def as_matrix(y: Tensor, name: str = "target") -> Tensor:
 
 
 def n_modes(y: Tensor, threshold: float, name: str = "target") -> int:
-    """``#(cumvar < threshold) + 1``, capped at the number of components (exact spectrum)."""
+    """``#(cumvar < threshold) + 1``, at most the numerical rank of the centred target.
+
+    Singular values below ``max(s) * max(B, P) * eps`` (the numerical-rank tolerance) are
+    rounding noise and count as zero, so ``threshold=1.0`` gives the rank in every solver mode.
+    """
     Y = as_matrix(y, name)
     Yc = Y - Y.mean(0)
     s = util.singular_values(Yc.detach())
-    energy = s.double() ** 2
-    total = energy.sum()
-    if total <= 0:
+    if s.numel() == 0 or float(s.max()) <= 0:
         return 1
-    cumvar = torch.cumsum(energy, 0) / total
+    s = s[s > s.max() * (max(Yc.shape) * torch.finfo(s.dtype).eps)]
+    cum = torch.cumsum(s.double() ** 2, 0)
+    cumvar = cum / cum[-1]
     return min(int((cumvar < threshold).sum()) + 1, int(s.shape[0]))

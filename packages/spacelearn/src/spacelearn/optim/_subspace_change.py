@@ -6,6 +6,18 @@ import torch
 from torch import Tensor
 
 
+def _check_bases(W_a: Tensor, W_b: Tensor, names: tuple[str, str]) -> None:
+    for name, w in zip(names, (W_a, W_b), strict=True):
+        if not isinstance(w, Tensor) or w.ndim != 2:
+            shape = tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__
+            raise ValueError(f"{name} must be a (k, D) tensor, got {shape}")
+    if W_a.shape[1] != W_b.shape[1]:
+        raise ValueError(
+            f"{names[0]} and {names[1]} must span the same latent space, got D={W_a.shape[1]} "
+            f"and D={W_b.shape[1]}"
+        )
+
+
 def principal_cosines(W_a: Tensor, W_b: Tensor) -> Tensor:
     """Cosines of the principal angles between ``span(W_a)`` and ``span(W_b)``, descending.
 
@@ -13,6 +25,7 @@ def principal_cosines(W_a: Tensor, W_b: Tensor) -> Tensor:
     first). Returns ``(min(k_a, k_b),)`` values in ``[0, 1]``: 1 = a shared direction, 0 =
     orthogonal.
     """
+    _check_bases(W_a, W_b, ("W_a", "W_b"))
     Qa = torch.linalg.qr(W_a.detach().mT.to(torch.float64)).Q
     Qb = torch.linalg.qr(W_b.detach().to(Qa).mT).Q
     return torch.linalg.svdvals(Qa.mT @ Qb).clamp(0.0, 1.0).to(W_a.dtype)
@@ -28,7 +41,8 @@ def subspace_change(W_old: Tensor, W_new: Tensor) -> dict:
         ``principal_cos (min(k),)`` / ``principal_angles_deg`` / ``max_principal_angle_deg``:
         the rotation-invariant subspace distance (new in this release).
     """
-    G = (W_old @ W_new.mT).abs().clamp(-1.0, 1.0)
+    _check_bases(W_old, W_new, ("W_old", "W_new"))
+    G = (W_old @ W_new.to(device=W_old.device, dtype=W_old.dtype).mT).abs().clamp(-1.0, 1.0)
     per_dir = G.max(dim=1).values
     angles = torch.rad2deg(torch.acos(per_dir))
     angles = torch.where(angles < 1e-3, torch.zeros_like(angles), angles)

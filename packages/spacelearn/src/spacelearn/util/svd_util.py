@@ -20,9 +20,10 @@ import torch
 from torch import Tensor
 
 from .. import settings as _settings
+from .._checks import check_int
 from ._eigen_fallback import eigen_full, eigen_left, eigen_right, eigen_values
 from ._lowrank_fallback import lowrank_full, lowrank_values
-from ._svd_fallback import svd_full, svd_left, svd_right, svd_values
+from ._svd_fallback import _pad, svd_full, svd_left, svd_right, svd_values
 
 AUTO_LOWRANK_MIN_ENTRIES = 1_000_000
 
@@ -47,8 +48,7 @@ def _rank(A: Tensor, rank: int | None) -> int:
     r = min(A.shape[-2], A.shape[-1])
     if rank is None:
         return r
-    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-        raise ValueError(f"rank must be a positive int or None, got {rank!r}")
+    rank = check_int(rank, "rank", or_none=True)
     if rank > r:
         warnings.warn(
             f"rank={rank} exceeds min(m, n)={r} of a {tuple(A.shape[-2:])} matrix; "
@@ -93,23 +93,39 @@ def _lowrank_args() -> tuple[int, int, int | None]:
     return cfg.lowrank_oversample, cfg.n_lowrank_iters, cfg.seed
 
 
+def _complete(U: Tensor, S: Tensor) -> tuple[Tensor, Tensor]:
+    """``U (..., m, r)`` extended to a complete orthonormal basis ``(..., m, m)``, ``S`` zero-padded
+    (the added columns span the orthogonal complement and carry no gradient)."""
+    m, r = U.shape[-2:]
+    if r >= m:
+        return U, S
+    with torch.no_grad():
+        rest = torch.linalg.qr(U.detach(), mode="complete").Q[..., r:]
+    return torch.cat([U, rest], dim=-1), _pad(S, m)
+
+
+def _wants_complete(rank: int | None) -> bool:
+    return bool(_settings.config.use_full_matrix) and rank is None
+
+
 def left(A: Tensor, *, rank: int | None = None) -> tuple[Tensor, Tensor]:
     """Left singular vectors and values of ``A (..., m, n)``.
 
     Returns:
         ``(U, S)``: ``U (..., m, r)`` with orthonormal columns, ``S (..., r)`` descending, where
-        ``r = rank or min(m, n)`` (``m`` with ``config.use_full_matrix`` and no ``rank``, ``S``
-        zero-padded; an explicit ``rank`` always wins).
+        ``r = rank or min(m, n)`` (``m`` with ``config.use_full_matrix`` and no ``rank``, in
+        every mode, ``S`` zero-padded; an explicit ``rank`` always wins).
     """
     _check_matrix(A)
     r = _rank(A, rank)
     mode = resolve(A, "left", rank=rank)
     if mode == "svd":
-        return _run(A, svd_left, r, _settings.config.use_full_matrix and rank is None)
+        return _run(A, svd_left, r, _wants_complete(rank))
     if mode == "eigen":
-        return _run(A, eigen_left, r)
-    U, S, _ = _run(A, lowrank_full, r, *_lowrank_args())
-    return U, S
+        U, S = _run(A, eigen_left, r)
+    else:
+        U, S, _ = _run(A, lowrank_full, r, *_lowrank_args())
+    return _complete(U, S) if _wants_complete(rank) else (U, S)
 
 
 def right(A: Tensor, *, rank: int | None = None) -> tuple[Tensor, Tensor]:
@@ -117,16 +133,20 @@ def right(A: Tensor, *, rank: int | None = None) -> tuple[Tensor, Tensor]:
 
     Returns:
         ``(Vh, S)``: ``Vh (..., r, n)`` with orthonormal rows, ``S (..., r)`` descending
-        (``r = n`` with ``config.use_full_matrix`` and no ``rank``).
+        (``r = n`` with ``config.use_full_matrix`` and no ``rank``, in every mode).
     """
     _check_matrix(A)
     r = _rank(A, rank)
     mode = resolve(A, "right", rank=rank)
     if mode == "svd":
-        return _run(A, svd_right, r, _settings.config.use_full_matrix and rank is None)
+        return _run(A, svd_right, r, _wants_complete(rank))
     if mode == "eigen":
-        return _run(A, eigen_right, r)
-    _, S, Vh = _run(A, lowrank_full, r, *_lowrank_args())
+        Vh, S = _run(A, eigen_right, r)
+    else:
+        _, S, Vh = _run(A, lowrank_full, r, *_lowrank_args())
+    if _wants_complete(rank):
+        V, S = _complete(Vh.mT, S)
+        return V.mT, S
     return Vh, S
 
 
