@@ -74,3 +74,32 @@ def test_non_integer_buffer_size_and_negative_timeout_are_refused():
         StreamBuffer([], buffer_size=1.5, start=False)  # used to become a queue of 1
     with pytest.raises(ValueError, match="^timeout must be a finite number"):
         StreamBuffer([], timeout=-1, start=False)  # used to fail only at the first read
+
+
+def test_reading_after_close_ends_the_stream_instead_of_waiting():
+    # after close() a read waited for `timeout` (forever with None) or got a stale item
+    stall = threading.Event()
+
+    def source():
+        yield "a"
+        stall.wait(10)
+
+    buf = StreamBuffer(source, buffer_size=1, timeout=None)
+    got, done = [], threading.Event()
+
+    def consume():
+        got.extend(buf)
+        done.set()
+
+    threading.Thread(target=consume, daemon=True).start()
+    deadline = time.time() + 5
+    while not got and time.time() < deadline:
+        time.sleep(0.01)
+    buf.close(join_timeout=0.2)
+    assert done.wait(2) and got == ["a"]  # the blocked consumer was released
+    assert buf.get_next_data() is None and buf.read_buffer() == []
+    stall.set()
+    endless = StreamBuffer(iter(int, 1), buffer_size=1, timeout=1)
+    assert endless.get_next_data() == 0
+    endless.close()
+    assert endless.get_next_data() is None and list(endless) == []

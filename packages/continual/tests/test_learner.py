@@ -241,3 +241,19 @@ def test_reference_gradient_on_a_memory_of_codes():
     ae.calculate_ref_gradients_layerwise(z, F.mse_loss, store_encoded=True)
     with pytest.raises(TypeError, match="from_dec_to_enc"):
         Net().calculate_ref_gradients(torch.randn(4, 4), F.mse_loss, store_encoded=True)
+
+
+def test_online_ewc_gamma_above_one_is_refused():
+    # gamma decays the old Fisher (Schwarz et al. 2018): > 1 would weigh old tasks above the new
+    from continual import EWC, EWCTerms
+
+    for make in (
+        lambda g: Net(onlineEWC=True, gamma=g),
+        lambda g: EWC(1.0, mode="online", gamma=g),
+        lambda g: EWCTerms(online=True, gamma=g),
+    ):
+        with pytest.raises(
+            ValueError, match=r"^gamma must be a finite number in \[0, 1\], got 1.5"
+        ):
+            make(1.5)
+        make(0.0), make(1.0)  # the bounds are valid

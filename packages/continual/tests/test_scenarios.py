@@ -190,9 +190,25 @@ def test_time_windows_refuses_labels_it_would_truncate():
         (lambda X, y: permuted(X, y, X, y, 2.5), "n_experiences"),
         (lambda X, y: permuted(X, y, X, y, True), "n_experiences"),
         (lambda X, y: class_incremental(X, y, X, y, 1.5), "n_experiences"),
+        (lambda X, y: drifting_clusters(2.5, 16), "n_steps"),  # TypeError inside range()
+        (lambda X, y: drifting_clusters(True, 16), "n_steps"),  # one step, silently
+        (lambda X, y: generate_toy8("all", 16.0), "npoints"),  # TypeError inside torch
     ],
 )
 def test_non_integer_counts_are_refused_by_name(call, name):
     X, y = _xy()
     with pytest.raises(ValueError, match=rf"^{name} must be an integer"):
         call(X, y)
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        np.linspace(0.1, 0.7, 100),  # float32 edges were inside the data: end samples dropped
+        1.7e9 + np.arange(100.0),  # Unix seconds: float32 edges collapsed ("not increasing")
+    ],
+)
+def test_time_windows_keep_every_sample_of_equal_width_windows(times):
+    X, y = _xy(100)
+    sc = time_windows(X, y, times, 4, test_fraction=0.0)
+    assert [len(e) for e in sc.train_stream] == [25, 25, 25, 25]

@@ -237,6 +237,21 @@ def test_partial_fit_on_unfitted_model_and_classes_argument(blobs):
         m.partial_fit(X[:, :2], y)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.float32])
+def test_new_classes_keep_the_label_dtype(make_blobs, dtype):
+    X, y = make_blobs((30, 30, 5), seed=8)
+    y = y.astype(dtype)
+    m = fit(X[y < 2], y[y < 2])
+    m.partial_fit(X[y == 2], y[y == 2])
+    assert m.classes_.dtype == dtype and m.predict(X).dtype == dtype
+    registered = np.arange(3).astype(dtype)
+    with pytest.warns(UserWarning, match="fewer than 2"):  # class 2 has no rows yet
+        first = PyEGM(platform="cpu", random_state=0).partial_fit(
+            X[y < 2], y[y < 2], classes=registered
+        )
+    assert first.classes_.dtype == dtype
+
+
 def test_continue_fit(blobs):
     X, y, _, _ = blobs
     m = fit(X, y, num_iters=2)
@@ -265,6 +280,12 @@ def test_continue_fit_reseed_changes_the_draw(blobs):
     a, b, c = grown(1), grown(1), grown(2)
     assert torch.equal(a, b)
     assert a.shape != c.shape or not torch.allclose(a, c)
+    # zero extra iterations do nothing, reseed included: later sessions draw the same
+    plain, reseeded = fit(X, y), fit(X, y)
+    assert reseeded.continue_fit(extra_iters=0, reseed=7) is reseeded
+    for m in (plain, reseeded):
+        m.partial_fit(X[:6], y[:6])
+    assert torch.equal(plain.bank_X_, reseeded.bank_X_)
 
 
 def test_max_samples_eviction(make_blobs):
@@ -348,6 +369,17 @@ def test_far_queries_still_give_probabilities(blobs):
     assert np.isfinite(proba).all()
     np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-6)
     np.testing.assert_array_equal(m.classes_[proba.argmax(1)], m.predict(far))
+    out = m.trend_paths(far, path_steps=3)  # what egm-viz draws: finite, predict's winner
+    for key in ("paths", "scores", "log_scores"):
+        assert not torch.isnan(out[key]).any(), key
+    assert bool(torch.isfinite(out["paths"]).all())
+    torch.testing.assert_close(
+        out["paths"], torch.as_tensor(far)[:, None, None].expand_as(out["paths"])
+    )
+    np.testing.assert_array_equal(m.classes_[out["winner"].numpy()], m.predict(far))
+    np.testing.assert_allclose(
+        out["scores"].numpy(), proba / proba.max(1, keepdims=True), rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("name", ["torch_q_block", "torch_db_block"])

@@ -91,6 +91,14 @@ def test_winner_marks_the_models_choice(model):
         assert (kind == "winner") == (int(c) == codes[int(q)])
 
 
+def test_a_query_beyond_float32_distances_is_drawn(model):
+    far = np.full((1, model.n_features_in_), 1e19, dtype=np.float32)  # |q - x|^2 overflows
+    fig = egm_viz.visualize_explosion(model, far, n_queries=1, **SMALL)
+    (star,) = _gids(fig, "winner:")
+    code = int(np.searchsorted(model.classes_, model.predict(far))[0])
+    assert star.get_gid() == f"winner:0:{code}"
+
+
 def test_layers_can_be_switched_off(model):
     fig = egm_viz.visualize_explosion(
         model, show_synthetic=False, show_paths=False, show_energy_vectors=False
@@ -158,6 +166,7 @@ def test_tsne_projection_renders(model, tmp_path):
         model, projection="tsne", n_samples=40, n_queries=1, path_steps=2, save_path=path, **SMALL
     )
     assert "t-SNE" in fig.axes[0].get_xlabel()
+    assert "(t-SNE)" in fig.axes[0].get_title()  # spelled as on the axes, not "TSNE"
     assert non_background_fraction(load_rgb(path)) > 0.02
 
 

@@ -73,6 +73,17 @@ def test_effective_rank_known_values():
         bias.effective_rank()
 
 
+def test_effective_rank_keeps_the_floating_dtype():
+    m = torch.randn(2, 4, 3, dtype=torch.float64)
+    assert effective_rank(m).dtype == torch.float64  # was float32
+    assert effective_rank(m.float()).dtype == torch.float32
+    assert effective_rank(torch.eye(3, dtype=torch.int64)).dtype == torch.float32
+    f = Feature("w", dtype=torch.float64)
+    f.append(m[0])
+    assert f.effective_rank().dtype == torch.float64
+    assert f.effective_rank().item() == pytest.approx(effective_rank(m[0]).item(), rel=1e-12)
+
+
 def test_float16_storage_halves_memory_and_stays_close():
     f16, values = filled(n=3, dtype=torch.float16)
     f32, _ = filled(n=3)

@@ -88,3 +88,18 @@ def test_video_without_ffmpeg_or_extension_gives_a_clear_error(tracked, tmp_path
     with pytest.raises(ValueError, match="fps=0"):
         plot.animate_feature_evolution(f, tmp_path / "a.gif", fps=0)
     assert not list(tmp_path.iterdir())
+
+
+def test_heatmap_basis_fits_conv_rows_and_refuses_what_it_would_ignore(tracked):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 4, 3)
+    tracker = FeatureTracker(conv, record_initial=True)
+    with tracker:
+        pass
+    basis = torch.linalg.qr(torch.randn(27, 27))[0]  # rows of a (4, 3, 3, 3) kernel: 27 long
+    fig = plot.visualize_features_heatmap(tracker, basis=basis)  # was "no series has ... 27"
+    assert [ax.images[0].get_array().shape for ax in fig.axes if ax.images] == [(4, 27)]
+    with pytest.raises(ValueError, match=r"'fc.bias': 5"):  # was silently left out
+        plot.visualize_features_heatmap(tracked, basis=torch.eye(6), names=["fc.weight", "fc.bias"])
+    with pytest.raises(ValueError, match="at most one of epoch=0 or step=2"):  # step won
+        plot.visualize_features_heatmap(tracked, epoch=0, step=2)

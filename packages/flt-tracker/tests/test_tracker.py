@@ -247,3 +247,47 @@ def test_empty_layers_bad_chunk_size_and_silent_probe_modules_are_errors():
     )
     with pytest.raises(ValueError, match=r"\['unused'\] did not run on the probe"):
         tracker.start()  # was: no 'unused.output' series, silently
+
+
+def test_torch_compile_wrapper_is_looked_through():
+    from flt_tracker.tracker import unwrap_model
+
+    model = make_model()
+    try:
+        compiled = torch.compile(model, backend="eager")  # no C++ toolchain needed
+    except Exception as exc:  # pragma: no cover - depends on the torch build
+        pytest.skip(f"torch.compile cannot run on this build: {exc}")
+    assert unwrap_model(nn.DataParallel(compiled)) is model
+    opt = torch.optim.SGD(compiled.parameters(), lr=0.1)
+    tracker = FeatureTracker(compiled, layers=["0"], optimizer=opt)  # was '_orig_mod.0'
+    with tracker:
+        for _ in range(2):
+            train_step(compiled, opt)
+    assert sorted(tracker.get_features()) == ["0.bias", "0.weight"]
+    assert tracker.get_feature("0.weight").steps.tolist() == [0, 1, 2]
+    assert torch.equal(tracker.get_feature("0.weight").get_latest(), model[0].weight.detach())
+
+
+def test_downsample_policy_with_disk_storage_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="budget_policy='downsample' needs storage='memory'"):
+        FeatureTracker(  # was accepted and ignored: the disk backend keeps every snapshot
+            make_model(),
+            storage="disk",
+            directory=tmp_path,
+            memory_budget="64MB",
+            budget_policy="downsample",
+        )
+
+
+def test_start_after_close_of_a_disk_run_fails_at_start(tmp_path):
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    tracker = FeatureTracker(model, layers=["0"], optimizer=opt, storage="disk", directory=tmp_path)
+    with tracker:
+        train_step(model, opt)
+    tracker.close()
+    with pytest.raises(RuntimeError, match="finished by close"):
+        tracker.start()  # was accepted; the first optimizer step then raised "is closed"
+    assert not tracker.is_tracking
+    train_step(model, opt)  # no hook left behind
+    assert tracker.get_feature("0.weight").steps.tolist() == [0, 1]

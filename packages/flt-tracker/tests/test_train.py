@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 from flt_tracker import load_run
@@ -74,3 +75,32 @@ def test_hydra_multirun_sweep(tmp_path):
 def test_unknown_tracking_dtype_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="tracking.dtype='float64'"):
         run(compose_default(TINY + ["tracking.dtype=float64"]), tmp_path)
+
+
+def test_summary_json_is_strict_when_the_loss_diverges(tmp_path, capsys):
+    def no_nan(token):
+        raise ValueError(f"non-standard JSON {token}")
+
+    cfg = compose_default(TINY + ["model=mlp", "data=gaussian", "optimizer.lr=1e30"])
+    assert math.isnan(run(cfg, tmp_path)["final"]["loss"])
+    final = json.loads((tmp_path / "summary.json").read_text(), parse_constant=no_nan)["final"]
+    assert final["loss"] is None and final["val_loss"] is None  # was NaN (not JSON)
+    main(["--no-hydra", *TINY, "model=mlp", "data=gaussian", "optimizer.lr=1e30",
+          "tracking=off", f"output_dir={tmp_path / 'cli'}"])  # fmt: skip
+    printed = capsys.readouterr().out.strip().splitlines()[-1]
+    assert json.loads(printed, parse_constant=no_nan)["loss"] is None
+
+
+def test_unclear_switches_and_values_are_errors_not_guesses(tmp_path):
+    with pytest.raises(ValueError, match="logging.wandb='ture'"):  # was: wandb on ("auto")
+        run(compose_default([*TINY, "logging.wandb=ture"]), tmp_path)
+    with pytest.raises(ValueError, match="multirun"):  # was: lr='0.5,1', a TypeError in torch
+        compose_default(["optimizer.lr=0.5,1"])
+    with pytest.raises(ValueError, match="need Hydra"):  # was: "must look like key=value"
+        compose_default(["-m", "optimizer.lr=1"])
+    assert compose_default(["tracking.layers=[W]"])["tracking"]["layers"] == ["W"]
+    assert compose_default(["optimizer.lr=1e-3"])["optimizer"]["lr"] == 0.001  # was '1e-3'
+    with pytest.raises(TypeError, match="track_frequency"):  # was truncated to 2
+        run(compose_default([*TINY, "tracking.frequency=2.5"]), tmp_path / "f")
+    with pytest.raises(TypeError, match="num_epochs"):  # was truncated to 1
+        run(compose_default([*TINY, "epochs=1.5"]), tmp_path / "e")

@@ -171,3 +171,28 @@ def test_simple_som_orders_a_line(blobs):
     assert m.bmu_coordinates(X).shape == (60, 2)
     assert m.loss_history_[-1] < m.loss_history_[0]
     assert -m.score(X) < 0.01
+
+
+def test_training_descriptors_survive_save_and_load(blobs, tmp_path):
+    # KMeansPlusPlus.labels_ and BGPC.U_ were set in fit only: a loaded model had neither
+    X, _ = blobs
+    km = Q.KMeansPlusPlus(n_clusters=3, random_seed=0, device="cpu").fit(X)
+    bg = Q.BGPC(n_clusters=3, random_seed=0, device="cpu").fit(X)
+    for m, names in ((km, ("labels_", "inertia_")), (bg, ("U_",))):
+        m.save(tmp_path / type(m).__name__)
+        back = lvq.load(tmp_path / type(m).__name__, device="cpu")
+        for name in names:
+            np.testing.assert_array_equal(getattr(back, name), getattr(m, name))
+    assert km.labels_.shape == (len(X),) and bg.U_.shape == (len(X), 3)
+
+
+def test_fitted_views_before_fit_raise_not_fitted():
+    import blockops
+
+    for call in (
+        lambda: Q.SOM().grid_shape,
+        lambda: P.FCM().final_centroids(),
+        lambda: P.PCM().get_objective_history(),
+    ):
+        with pytest.raises(blockops.NotFittedError):
+            call()

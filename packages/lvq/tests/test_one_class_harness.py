@@ -75,6 +75,7 @@ def test_scores_predict_and_proba(spec, oc_data):
     assert isinstance(m.n_iter_, int) and len(m.loss_history_) == m.n_iter_
 
 
+@pytest.mark.filterwarnings("ignore:SVQOCC.*needs labelled outliers")
 @pytest.mark.parametrize("spec", ONE_CLASS, ids=ids)
 def test_target_label_detection_and_labels(spec, oc_data):
     X, y = oc_data

@@ -168,6 +168,15 @@ def test_wasserstein_bad_init_variance(blobs):
     np.testing.assert_allclose(m.variances_, 0.5, rtol=1e-3)
 
 
+def test_wasserstein_variances_before_fit_raise_not_fitted():
+    import blockops
+
+    # it raised a plain AttributeError about the private ``_params``
+    with pytest.raises(blockops.NotFittedError):
+        lvq.WGLVQ().variances_  # noqa: B018
+    assert not hasattr(lvq.WGMLVQ(), "variances_")
+
+
 def test_cbc_freeze_params_accepts_the_spec_name_components(blobs):
     """The spec freezes CBC's components with freeze_params=['components']; it was refused."""
     X, y = blobs

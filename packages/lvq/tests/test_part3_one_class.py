@@ -152,3 +152,66 @@ def test_scikit_learn_pipeline_and_cross_validation(data):
     assert acc.shape == (3,) and acc.mean() >= 0.8
     auc = cross_val_score(lvq.OCRSLVQ(max_iter=20, lr=0.05), X, y, cv=3, scoring="roc_auc")
     assert auc.mean() >= 0.9  # the target (1) is classes_[1]: scores rank it as positive
+
+
+@pytest.mark.parametrize(
+    "name, view",
+    [
+        ("OCGMLVQ", "lambda_matrix"),
+        ("OCLGMLVQ", "omega_matrix"),
+        ("OCGRLVQ", "relevance_profile"),
+        ("SVQOCC_R", "lambda_matrix"),
+        ("OCDKGLVQ", "kernel_bandwidths"),
+        ("OCDKGMLVQ", "lambda_hat_matrix"),
+        ("GMLVQ", "omega_matrix"),
+        ("SCMNG", "relevance_profile"),
+        ("SiameseGMLVQ", "omega_matrix"),
+    ],
+)
+def test_metric_views_before_fit_raise_not_fitted(name, view):
+    import blockops
+
+    # they raised a plain AttributeError naming the missing ``omega_`` / ``relevances_`` / ...
+    with pytest.raises(blockops.NotFittedError, match="not fitted"):
+        getattr(getattr(lvq, name)(), view)
+
+
+def test_numpy_scalar_hyper_parameters_and_thresholds(data, tmp_path):
+    # numpy floats / ints (a grid of np.arange / np.float32 values) were refused as "not a number"
+    X, y = data
+    m = lvq.SVQOCC(
+        max_iter=3, lr=np.float32(0.05), epsilon=np.float32(0.0), alpha=np.float32(0.5),
+        nu=np.int64(2), gamma_resp=np.int64(1), lambda_init=np.int64(2),
+        lambda_final=np.float32(0.01), response_type="student_t", cost_function="brier",
+    ).fit(X, y)  # fmt: skip
+    m.save(tmp_path / "svq")
+    assert lvq.load(tmp_path / "svq").get_params() == m.get_params()
+    k = lvq.OCDKGLVQ(max_iter=3, sigma_init=np.float32(1.5)).fit(X, y)
+    np.testing.assert_allclose(k.kernel_bandwidths, 1.5, rtol=0.2)
+    assert lvq.OCDKGLVQ(max_iter=3, sigma_init=np.int64(1)).fit(X, y).n_iter_ >= 1
+    np.testing.assert_array_equal(
+        k.predict_with_reject(X, upper=np.float64(0.8), lower=np.float32(0.25)),
+        k.predict_with_reject(X, upper=0.8, lower=float(np.float32(0.25))),
+    )
+    for bad in (np.float32(1.5), np.bool_(True), float("nan")):
+        with pytest.raises(ValueError, match="upper must be a number in"):
+            k.predict_with_reject(X, upper=bad)
+    with pytest.raises(ValueError, match="nu"):
+        lvq.SVQOCC(nu=np.float32(0)).fit(X, y)
+
+
+def test_svqocc_contrastive_without_outliers_warns_that_radii_stay(data):
+    # the contrastive score of a batch without outliers is the constant 1: the radii kept their
+    # initial values silently
+    import warnings
+
+    X, y = data
+    with pytest.warns(UserWarning, match="radii are not trained"):
+        m = lvq.SVQOCC(max_iter=10, lr=0.05, random_seed=0).fit(X[y == 1])
+    with pytest.warns(UserWarning, match="radii are not trained"):
+        start = lvq.SVQOCC(max_iter=1, lr=1e-12, random_seed=0).fit(X[y == 1])
+    np.testing.assert_allclose(m.thetas_, start.thetas_, rtol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lvq.SVQOCC(max_iter=2).fit(X, y)
+        lvq.SVQOCC(max_iter=2, cost_function="brier").fit(X[y == 1])

@@ -182,3 +182,12 @@ def test_package_level_load_reads_any_model(tmp_path):
     glvq = lvq.GLVQ(max_iter=3, random_seed=0).fit(X, (X[:, 0] > 0).astype(int))
     glvq.save(tmp_path / "glvq")
     assert type(lvq.load(tmp_path / "glvq", device="cpu")).__name__ == "GLVQ"
+
+
+@pytest.mark.parametrize("spec", CLUSTERERS, ids=ids)
+def test_starting_points_given_by_position_are_refused_not_ignored(spec):
+    X = data_for(spec)
+    fitted = make(spec).fit(X)
+    with pytest.raises(ValueError, match=r"by keyword, fit\(X, initial_"):
+        make(spec).fit(X, fitted.prototypes_)  # the published library's fit(X, initial_centroids)
+    make(spec).fit(X, np.zeros(len(X)))  # a 1-D y is ignored, as in scikit-learn

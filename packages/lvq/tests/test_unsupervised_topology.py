@@ -1,5 +1,6 @@
 """Family O: neural gas, growing neural gas, SOMs (with grid utilities), Riemannian NG."""
 
+import lvq
 import lvq.models.topology as O
 import numpy as np
 import pytest
@@ -136,3 +137,53 @@ def test_riemannian_neural_gas_input_checks(tmp_path):
     obj.fit(np.tile(np.eye(2).reshape(1, 4), (3, 1)))
     with pytest.raises(ValueError, match="not serialisable"):
         obj.save(tmp_path / "m")
+
+
+def test_growing_neural_gas_resume_continues_the_graph():
+    # resume used to drop the edges and errors: every node the first chunk did not touch was
+    # "isolated" and removed (30 -> 21 nodes, quantization error 0.07 -> 0.37 in one epoch)
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    m = O.GrowingNeuralGas(max_nodes=30, max_iter=20, insert_interval=5, random_seed=0)
+    m.fit(X)
+    nodes, edges, qe = m.prototypes_.shape[0], int(m.edges_.sum()), m.loss_history_[-1]
+    assert nodes == 30
+    m.set_params(max_iter=1).fit(X, resume=True)
+    assert m.prototypes_.shape[0] == nodes and m.errors_.shape == (nodes,)
+    assert m.edges_.sum() >= 0.8 * edges and m.loss_history_[0] <= 1.2 * qe
+    # initial prototypes (no edges yet) are kept until they win; one row cannot start a graph
+    warm = O.GrowingNeuralGas(max_nodes=30, max_iter=1, insert_interval=5, random_seed=0)
+    assert warm.fit(X, initial_prototypes=m.prototypes_).prototypes_.shape[0] == nodes
+    with pytest.raises(ValueError, match="2 to max_nodes=30 nodes, got 1"):
+        warm.fit(X, initial_prototypes=X[:1])
+
+
+@pytest.mark.parametrize(
+    "cls, kw",
+    [
+        (O.NeuralGas, {"n_prototypes": 5, "batch_size": 16, "lr_final": 0.5}),  # stops early
+        (O.DKKohonenSOM, {"grid_height": 2, "grid_width": 3, "kernel_sigma": 2.0}),
+        (O.HeskesSOM, {"grid_height": 2, "grid_width": 3}),
+        (O.GrowingNeuralGas, {"max_nodes": 6, "insert_interval": 20}),
+    ],
+)
+def test_topology_models_take_patience_and_restore_best(cls, kw, blobs):
+    # the spec's patience / restore_best of the unsupervised base (TypeError before)
+    seen = []
+
+    class Record(lvq.Callback):
+        def on_iteration_end(self, model, info):
+            seen.append(info["params"]["prototypes"].clone().numpy())
+
+    m = cls(max_iter=30, epsilon=0.0, random_seed=0, patience=2, restore_best=True,
+            callbacks=[Record()], **kw)  # fmt: skip
+    assert {"patience", "restore_best"} <= set(m.get_params())
+    m.fit(blobs)
+    h = np.array(m.loss_history_)
+    best = int(np.argmin(h))
+    assert m.n_iter_ == len(h) and (m.n_iter_ == 30 or m.n_iter_ - 1 - best == 2)
+    if cls is O.GrowingNeuralGas:  # its error is measured after the epoch: that epoch's graph
+        np.testing.assert_array_equal(m.prototypes_, seen[best])
+    elif best > 0:  # an energy is measured on the prototypes its epoch starts from
+        np.testing.assert_array_equal(m.prototypes_, seen[best - 1])
+    with pytest.raises(ValueError, match="patience"):
+        cls(patience=0, **kw).fit(blobs)

@@ -1,3 +1,6 @@
+import warnings
+
+import numpy as np
 import pytest
 import spacelearn as sl
 import torch
@@ -219,3 +222,57 @@ def test_non_finite_loss_weights_are_refused():
     for bad in (float("nan"), float("inf")):
         with pytest.raises(ValueError, match=r"weights\['alignment'\] must be a finite"):
             sl.combined_loss(Z, space.W, space.A, Y, None, weights={"alignment": bad})
+
+
+def test_isotropy_accepts_numpy_int_n_dir_and_warns_for_a_batch_of_one():
+    Z, Y = _problem()
+    space = sl.solve_subspaces(Z, Y, k=3, method="joint")
+    assert torch.equal(isotropy_loss(Z, space.W, np.int64(8)), isotropy_loss(Z, space.W, 8))
+    torch.testing.assert_close(
+        sl.combined_loss(Z, space.W, space.A, Y, None, n_dir=np.int64(8)),
+        sl.combined_loss(Z, space.W, space.A, Y, None, n_dir=8),
+    )
+    with pytest.warns(UserWarning, match="isotropy_loss needs a batch of at least 2"):
+        assert float(isotropy_loss(Z[:1], space.W, 8)) == 0.0
+
+
+def test_warnings_point_at_the_callers_line():
+    Z, Y = _problem()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        space = sl.solve_subspaces(Z, {"a": Y["a"]}, k=32)  # k reduced to P=9
+        sl.combined_loss(Z, space.W, space.A, Y, None)  # n_dir=32 reduced to D-9=15
+    assert len(caught) == 2
+    assert [w.filename for w in caught] == [__file__] * 2, [str(w) for w in caught]
+
+
+def test_losses_pass_gradcheck_in_float64(solver_mode):
+    g = torch.Generator().manual_seed(3)
+    Z = torch.randn(12, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    Wa, Wb = torch.linalg.qr(torch.randn(8, 5, generator=g, dtype=torch.float64)).Q.mT.split([2, 3])
+    W0, W1 = Wa.clone().requires_grad_(), Wb.clone().requires_grad_()
+    A = {
+        "a": torch.randn(2, 4, generator=g, dtype=torch.float64),
+        "b": torch.randn(3, 5, generator=g, dtype=torch.float64),
+    }
+    Y = {
+        "a": torch.randn(12, 4, generator=g, dtype=torch.float64),
+        "b": torch.randn(12, 5, generator=g, dtype=torch.float64),
+    }
+    W_prev = {"a": torch.roll(Wa, 1, dims=1), "b": torch.roll(Wb, 1, dims=1)}
+
+    def terms(z, wa, wb):
+        W = {"a": wa, "b": wb}
+        return torch.stack(
+            [
+                alignment_loss(z, W, A, Y),
+                alignment_loss(z, W, A, Y, normalize=True),
+                disentanglement_loss(z, W),
+                isotropy_loss(z, W, 3),
+                stability_loss(W, W_prev),
+                stability_loss(W, W_prev, invariant=False),
+                sl.combined_loss(z, W, A, Y, W_prev, n_dir=3),
+            ]
+        )
+
+    assert torch.autograd.gradcheck(terms, (Z, W0, W1))

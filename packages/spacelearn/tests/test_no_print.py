@@ -13,6 +13,7 @@ def test_nothing_is_printed(capsys, caplog):
     pooled = {q: sl.data.pool(v, 4) for q, v in raw.items()}
     with caplog.at_level(logging.INFO, logger="spacelearn"):
         sl.subspaces(Z, pooled, 3)
+        assert [r.getMessage() for r in caplog.records] == ["Estimating subspaces..."]
         sl.principal_directions(Z, pooled)
         space = sl.solve_subspaces(Z, pooled, k=3, method="joint")
         sl.solve_dims(raw, 8, 0.9, 0.9)
@@ -23,3 +24,4 @@ def test_nothing_is_printed(capsys, caplog):
     assert capsys.readouterr().out == ""
     assert any("D_min" in r.getMessage() for r in caplog.records)  # logged instead
     assert any("n_bins" in r.getMessage() for r in caplog.records)
+    assert sum(r.getMessage() == "Estimating subspaces..." for r in caplog.records) == 2

@@ -7,11 +7,16 @@ import numbers
 from typing import Any
 
 
-def check_number(name: str, value: Any, *, positive: bool = False) -> None:
-    """Raise unless ``value`` is a finite real number ``>= 0`` (``> 0`` when ``positive``)."""
+def check_number(
+    name: str, value: Any, *, positive: bool = False, upper: float | None = None
+) -> None:
+    """Raise unless ``value`` is a finite real number ``>= 0`` (``> 0`` when ``positive``) and
+    ``<= upper`` when ``upper`` is given."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (positive and value == 0):
+    if not ok or value < 0 or (positive and value == 0) or (upper is not None and value > upper):
         bound = "> 0" if positive else ">= 0"
+        if upper is not None:
+            bound = f"in {'(' if positive else '['}0, {upper:g}]"
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
 
 

@@ -136,16 +136,26 @@ class StreamBuffer:
                 return
             yield item
 
-    def close(self, join_timeout: float = 5.0) -> None:
-        """Stop the producer and wait for it (items still queued are dropped)."""
-        self._stop.set()
+    def _drain(self) -> None:
         while True:
             try:
                 self._queue.get_nowait()
             except queue.Empty:
-                break
+                return
+
+    def close(self, join_timeout: float = 5.0) -> None:
+        """Stop the producer and wait for it. Items still queued are dropped and the stream ends:
+        reading afterwards gives None (a consumer blocked in :meth:`get_next_data` included)."""
+        self._stop.set()
+        self._drain()
         if self._thread.ident is not None:
             self._thread.join(join_timeout)
+        self._drain()  # an item the producer put while it was stopping
+        self._done = True
+        try:
+            self._queue.put_nowait(_END)  # wakes a consumer waiting in another thread
+        except queue.Full:
+            pass
 
     def __enter__(self) -> StreamBuffer:
         return self

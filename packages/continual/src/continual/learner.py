@@ -47,6 +47,14 @@ def split_batch(batch: Any, target: str = "auto") -> tuple[torch.Tensor, torch.T
     return x, batch[1]
 
 
+def _to_target(t: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """Targets ``(n, ...)`` on ``device``; integer labels of any dtype (int32, uint8, bool)
+    become int64, the dtype torch's classification losses take; floating targets are kept."""
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.long:
+        return t.to(device)
+    return t.to(device, torch.long)
+
+
 def iter_batches(data: Any, batch_size: int = 64) -> Iterator[Any]:
     """Iterate over batches of ``data`` without worker processes.
 
@@ -136,7 +144,7 @@ def empirical_fisher(
             x = x.to(device)
             if is_mlp:
                 x = x.reshape(x.shape[0], -1)
-            t = x if recon else t.to(device)
+            t = x if recon else _to_target(t, device)
             if max_samples is not None:
                 keep = max(0, max_samples - count)
                 x, t = x[:keep], t[:keep]
@@ -195,10 +203,11 @@ class EWCTerms:
         online: keep one term ``F = gamma * F_old + F_new`` anchored at the newest parameters
             (online EWC, Schwarz et al. 2018) instead of one term per task (Kirkpatrick et al.
             2017).
-        gamma: decay of the previous Fisher in online mode.
+        gamma: decay of the previous Fisher in online mode, in ``[0, 1]``.
     """
 
     def __init__(self, online: bool = False, gamma: float = 1.0) -> None:
+        check_number("gamma", gamma, upper=1.0)
         self.online = bool(online)
         self.gamma = float(gamma)
         self.terms: list[dict[str, dict[str, torch.Tensor]]] = []
@@ -281,7 +290,8 @@ class ContinualLearner(nn.Module):
         onlineEWC: online EWC (one running Fisher, decayed by ``gamma``) instead of separate
             EWC (one penalty term per task).
         ewc_lambda: EWC strength, read by the strategies (``ewc_loss()`` itself is unweighted).
-        gamma: decay of the previous Fisher in online EWC, ``F = gamma * F_old + F_new``.
+        gamma: decay of the previous Fisher in online EWC, ``F = gamma * F_old + F_new``, in
+            ``[0, 1]`` (a decay: larger values would weigh old tasks above the newest).
         **kwargs: passed to the next base class.
 
     Attributes:
@@ -302,7 +312,7 @@ class ContinualLearner(nn.Module):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        check_number("gamma", gamma)
+        check_number("gamma", gamma, upper=1.0)
         check_number("ewc_lambda", ewc_lambda)
         self.onlineEWC = bool(onlineEWC)
         self.ewc_lambda = float(ewc_lambda)
@@ -432,7 +442,7 @@ class ContinualLearner(nn.Module):
             return loss_func(round_trip(z), z)
         recon = t is x
         x = x.to(device)
-        t = x if recon else t.to(device)
+        t = x if recon else _to_target(t, device)
         return loss_func(self.model_output(self(x)), t)
 
     def _reference_grads(

@@ -292,7 +292,9 @@ def time_windows(
         if n_windows is None:
             raise ValueError("give n_windows >= 1 or edges, got n_windows=None")
         check_count("n_windows", n_windows)
-        edges = torch.linspace(float(t.min()), float(t.max()), n_windows + 1).tolist()
+        # float64, exact end points: float32 edges dropped the first/last samples and merged
+        # the windows of large time stamps (Unix seconds are 128 s apart in float32)
+        edges = np.linspace(float(t.min()), float(t.max()), n_windows + 1).tolist()
     edges = [float(e) for e in edges]
     if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
         raise ValueError(f"edges must be at least two strictly increasing values, got {edges}")

@@ -6,7 +6,7 @@ A strategy sees the loop through hooks (all optional):
 ``penalty`` (added to the loss), ``after_backward`` (may rewrite ``.grad``), ``after_step``
 -> ``after_experience``. ``train_dataset`` chooses the data of an experience. Each strategy
 returns its whole state from ``state_dict()`` as ``(config, tensors)`` so the Trainer can
-checkpoint it safely.
+checkpoint it safely; ``check_state_dict`` refuses a mismatched state before anything is loaded.
 """
 
 from __future__ import annotations
@@ -103,6 +103,12 @@ class Strategy:
         """The strategy's state as ``(config, tensors)``."""
         return {}, {}
 
+    def check_state_dict(self, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        """Raise ValueError when :meth:`load_state_dict` would refuse this state (changes nothing).
+
+        The Trainer calls it before loading anything, so a refused checkpoint leaves it unchanged.
+        """
+
     def load_state_dict(
         self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
     ) -> None:
@@ -150,10 +156,13 @@ class _MemoryStrategy(Strategy):
         config, tensors = self.memory.state_dict()
         return {"memory": config}, {f"memory.{k}": v for k, v in tensors.items()}
 
+    def check_state_dict(self, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        _check_memory_config(self, config["memory"])
+
     def load_state_dict(
         self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
     ) -> None:
-        _check_memory_config(self, config["memory"])
+        self.check_state_dict(config, tensors)
         self.memory.load_state_dict(
             config["memory"],
             {k[len("memory.") :]: v for k, v in tensors.items() if k.startswith("memory.")},
@@ -322,7 +331,8 @@ class EWC(Strategy):
     Args:
         ewc_lambda: penalty strength.
         mode: ``"separate"`` (one term per experience) or ``"online"`` (one decayed term).
-        gamma: decay of the old Fisher in online mode.
+        gamma: decay of the old Fisher in online mode, in ``[0, 1]`` (``F = gamma F_old + F_new``,
+            Schwarz et al. 2018; 1 keeps every task's Fisher, 0 only the newest).
         fisher_samples: samples of each experience used for the Fisher, evenly spaced over it
             (all if None).
         solver: ``"gradient"`` or ``"proximal"``.
@@ -353,7 +363,7 @@ class EWC(Strategy):
                 f"solver={solver!r} is not understood; expected 'gradient' or 'proximal'"
             )
         check_number("ewc_lambda", ewc_lambda)
-        check_number("gamma", gamma)
+        check_number("gamma", gamma, upper=1.0)
         check_count("fisher_samples", fisher_samples, none_ok=True)
         self.ewc_lambda = ewc_lambda
         self.mode = mode
@@ -407,14 +417,17 @@ class EWC(Strategy):
     def state_dict(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         return self.terms.state_dict()
 
-    def load_state_dict(
-        self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
-    ) -> None:
+    def check_state_dict(self, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
         mode = "online" if config["online"] else "separate"
         if mode != self.mode:
             raise ValueError(
                 f"the checkpoint holds {mode} EWC terms, this EWC has mode={self.mode!r}"
             )
+
+    def load_state_dict(
+        self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
+    ) -> None:
+        self.check_state_dict(config, tensors)
         self.terms.load_state_dict(config, tensors, trainer.device)
         self._cache(trainer.device)
 
@@ -647,10 +660,13 @@ class DERPP(Strategy):
         config, tensors = self.memory.state_dict()
         return {"memory": config}, {f"memory.{k}": v for k, v in tensors.items()}
 
+    def check_state_dict(self, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        _check_memory_config(self, config["memory"])
+
     def load_state_dict(
         self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
     ) -> None:
-        _check_memory_config(self, config["memory"])
+        self.check_state_dict(config, tensors)
         self.memory.load_state_dict(
             config["memory"],
             {k[len("memory.") :]: v for k, v in tensors.items() if k.startswith("memory.")},
@@ -770,7 +786,7 @@ def fisher_on(
         step = 256 if kind == "empirical" else 16
         for start in range(0, x.shape[0], step):
             xb = trainer.to_input(x[start : start + step])
-            yb = y[start : start + step].to(trainer.device)
+            yb = trainer.to_target(y[start : start + step])
             tb = torch.full((1,), t_id, dtype=torch.long, device=trainer.device)
 
             def out_fn(o: Any, tb: torch.Tensor = tb) -> torch.Tensor:

@@ -10,6 +10,7 @@ import blockops
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
+from ._checks import check_count
 from .scenarios import Experience, Scenario
 
 __all__ = [
@@ -57,7 +58,8 @@ def generate_toy8(
         raise ValueError(
             f"label_kind={label_kind!r} is not understood; expected {list(_LABEL_MAPS)}"
         )
-    if npoints <= 0 or npoints % 8:
+    check_count("npoints", npoints)
+    if npoints % 8:
         raise ValueError(f"npoints must be a positive multiple of 8, got {npoints}")
     gen = blockops.make_generator(random_state)
     per = npoints // 8
@@ -197,8 +199,8 @@ def drifting_clusters(
         raise ValueError(
             f"task={task!r} is not understood; expected 'classification' or 'regression'"
         )
-    if n_steps < 1:
-        raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+    check_count("n_steps", n_steps)
+    check_count("npoints", npoints)
     if not 0.0 <= test_fraction < 1.0 or int(round(test_fraction * npoints)) >= npoints:
         raise ValueError(
             f"test_fraction must be in [0, 1) and leave training points, got {test_fraction}"

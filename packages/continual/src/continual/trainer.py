@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from .__about__ import __version__
 from ._checks import check_count, check_number
+from .learner import _to_target
 from .metrics import ResultMatrix
 from .scenarios import Experience, Scenario
 from .serialize import flatten_state, unflatten_state
@@ -82,7 +83,8 @@ class Trainer:
     strategy ``after_step``. Experiences backed by a ``TensorDataset`` are moved to the device once
     per epoch and batched by indexing (no DataLoader overhead); other datasets go through a
     ``DataLoader`` with the trainer's generator (an ``IterableDataset``, a stream, is read in its
-    own order). Floating inputs are cast to the model's dtype (float64 data, float32 model).
+    own order). Floating inputs are cast to the model's dtype (float64 data, float32 model);
+    integer labels of any dtype (int32, uint8, ...) to int64.
     Every random choice of the trainer uses its own generator.
 
     Args:
@@ -194,6 +196,11 @@ class Trainer:
             return x.to(self.device, self._dtype)
         return x.to(self.device)
 
+    def to_target(self, y: torch.Tensor) -> torch.Tensor:
+        """Labels / targets ``(n, ...)`` on the trainer's device; integer labels of any dtype
+        (int32, uint8, ...) as int64, the dtype of the scenario builders and torch's losses."""
+        return _to_target(y, self.device)
+
     def named_trainable(self) -> list[tuple[str, nn.Parameter]]:
         """``(name, parameter)`` of every parameter that requires grad."""
         return self._named
@@ -247,7 +254,7 @@ class Trainer:
 
         Uses ``torch.autograd.grad`` (``.grad`` is untouched); unreached parameters get zeros.
         """
-        x, y, t = self.to_input(batch[0]), batch[1], batch[2]
+        x, y, t = self.to_input(batch[0]), self.to_target(batch[1]), batch[2]
         out = self.mask_output(self.output(self.model(x)), t)
         loss = self.loss_fn(out, y)
         params = self.trainable_parameters()
@@ -292,7 +299,7 @@ class Trainer:
         self, dataset: Dataset, task_id: int, shuffle: bool, batch_size: int
     ) -> Iterator[tuple[torch.Tensor, ...]]:
         if isinstance(dataset, TensorDataset):
-            tensors = [self.to_input(dataset.tensors[0]), dataset.tensors[1].to(self.device)]
+            tensors = [self.to_input(dataset.tensors[0]), self.to_target(dataset.tensors[1])]
             task_ids = getattr(dataset, "task_ids", None)
             n = tensors[0].shape[0]
             tids = (
@@ -318,7 +325,7 @@ class Trainer:
             loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
         tagged = getattr(dataset, "yields_task_ids", False)  # Joint: rows of several tasks
         for batch in loader:
-            x, y = self.to_input(batch[0]), batch[1].to(self.device)
+            x, y = self.to_input(batch[0]), self.to_target(batch[1])
             if tagged:
                 yield x, y, batch[2].to(self.device)
             else:
@@ -467,13 +474,15 @@ class Trainer:
             and os.path.isdir(checkpoint_dir)
             and os.listdir(checkpoint_dir)
         ):
-            self.load_checkpoint(checkpoint_dir)
-            if self.results is not None and self.results.n_experiences != T:
+            config, tensors = self._read_checkpoint(checkpoint_dir)
+            saved_T = None if config["results"] is None else config["results"]["n_experiences"]
+            if saved_T is not None and saved_T != T:
                 raise ValueError(
                     f"the checkpoint in {os.fspath(checkpoint_dir)!r} is of a stream of "
-                    f"{self.results.n_experiences} experiences, this stream has {T}; resume it "
+                    f"{saved_T} experiences, this stream has {T}; resume it "
                     "with its own stream or use another checkpoint_dir"
                 )
+            self._apply_checkpoint(config, tensors)
         if not resume or self.results is None or self.results.n_experiences != T:
             self.results = ResultMatrix(T, self.metric, self.metric == "accuracy")
             self.experiences_done = 0
@@ -550,10 +559,17 @@ class Trainer:
     def load_checkpoint(self, directory: str | os.PathLike[str]) -> None:
         """Restore a checkpoint written by :meth:`save_checkpoint` into this trainer.
 
-        The trainer must have been built with the same model architecture, strategy class (with
-        the same memory size and policy, or EWC mode) and metric; a mismatch raises ValueError.
+        The trainer must have been built with the same model architecture, optimizer parameter
+        groups, strategy class (with the same memory size and policy, or EWC mode) and metric;
+        a mismatch raises ValueError before anything is loaded, so the trainer is unchanged.
         Tensors are loaded with ``weights_only=True`` and moved to the trainer's device.
         """
+        self._apply_checkpoint(*self._read_checkpoint(directory))
+
+    def _read_checkpoint(
+        self, directory: str | os.PathLike[str]
+    ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """Read a checkpoint and check that it fits this trainer; nothing is loaded yet."""
         config, tensors, _ = blockops.load_checkpoint(directory, map_location="cpu")
         if config.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"unsupported trainer checkpoint format {config.get('format')!r}")
@@ -568,26 +584,54 @@ class Trainer:
                 f"checkpoint was written with metric={config['metric']!r}, this trainer uses "
                 f"metric={self.metric!r}; its result matrix cannot be continued"
             )
+        self.strategy.check_state_dict(config["strategy"]["state"], _part(tensors, "strategy."))
+        saved = _part(tensors, "model.")
+        own = self.model.state_dict()
+        wrong = sorted(set(own) ^ set(saved)) + [
+            k for k in own if k in saved and saved[k].shape != own[k].shape
+        ]
+        if wrong:
+            raise ValueError(
+                f"the checkpoint's model does not fit this trainer's model (missing, unexpected "
+                f"or reshaped entries: {wrong[:5]}); build the trainer with the same architecture"
+            )
+        groups = config["optimizer"]["param_groups"]
+        saved_sizes = [len(g["params"]) for g in groups]
+        own_sizes = [len(g["params"]) for g in self.optimizer.param_groups]
+        if saved_sizes != own_sizes:
+            raise ValueError(
+                f"the checkpoint's optimizer has parameter groups of sizes {saved_sizes}, this "
+                f"trainer's has {own_sizes}"
+            )
+        return config, tensors
 
-        def part(prefix: str) -> dict[str, torch.Tensor]:
-            return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-        self.model.load_state_dict(part("model."))
+    def _apply_checkpoint(self, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        """Load a checkpoint checked by :meth:`_read_checkpoint` into this trainer."""
+        self.model.load_state_dict(_part(tensors, "model."))
         self.model.to(self.device)
-        self.optimizer.load_state_dict(unflatten_state(config["optimizer"], part("optim.")))
+        self.optimizer.load_state_dict(
+            unflatten_state(config["optimizer"], _part(tensors, "optim."))
+        )
         for state in self.optimizer.state.values():
             for k, v in state.items():
                 if isinstance(v, torch.Tensor) and k != "step":
                     state[k] = v.to(self.device)
-        self.strategy.load_state_dict(config["strategy"]["state"], part("strategy."), self)
+        self.strategy.load_state_dict(
+            config["strategy"]["state"], _part(tensors, "strategy."), self
+        )
         if config.get("learner") is not None and hasattr(self.model, "load_cl_state_dict"):
-            self.model.load_cl_state_dict(config["learner"], part("learner."))
+            self.model.load_cl_state_dict(config["learner"], _part(tensors, "learner."))
         self.generator.set_state(tensors["rng.trainer"])
         torch.set_rng_state(tensors["rng.torch"])
         self.experiences_done = int(config["experiences_done"])
         self.results = (
             None if config["results"] is None else ResultMatrix.from_state_dict(config["results"])
         )
+
+
+def _part(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of ``tensors`` under ``prefix``, with the prefix removed."""
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def _first_input(experience: Experience) -> torch.Tensor:

@@ -300,6 +300,7 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
             extra = blockops.as_labels(classes, name="classes")
             enc.fit(np.concatenate([np.asarray(y_arr, dtype=object), extra.astype(object)]))
             enc = blockops.LabelEncoder().fit(_homogeneous(enc.classes_))
+            enc.classes_ = _label_dtype(enc.classes_, y_arr.dtype, extra.dtype)
         else:
             enc.fit(y_arr)
         codes = enc.transform(y_arr).to(device)
@@ -378,7 +379,10 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         self._check_width(Xt)
         _reject_continuous(y_arr)
         old_c = len(self._enc.classes_)
+        old_dtype = self._enc.classes_.dtype
         self._enc.partial_fit(y_arr)
+        if len(self._enc.classes_) > old_c:  # merged labels keep their dtype (uint8 stays)
+            self._enc.classes_ = _label_dtype(self._enc.classes_, old_dtype, y_arr.dtype)
         self.classes_ = self._enc.classes_
         codes = self._enc.transform(y_arr).to(self.device_)
         n_classes = len(self.classes_)
@@ -450,7 +454,7 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         radius/energy/noise schedules and the global iteration count.
 
         Args:
-            extra_iters: iterations to add (0 does nothing).
+            extra_iters: iterations to add (0 does nothing, ``reseed`` included).
             reseed: a new seed for the random stream (changes the draw); ``None`` continues it.
 
         Returns:
@@ -462,13 +466,15 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
             raise TypeError(f"extra_iters must be an int, got {extra_iters!r}")
         if extra_iters < 0:
             raise ValueError(f"extra_iters must be >= 0, got {extra_iters}")
+        if reseed is not None and (
+            isinstance(reseed, bool) or not isinstance(reseed, numbers.Integral) or reseed < 0
+        ):
+            raise ValueError(f"reseed must be a non-negative int or None, got {reseed!r}")
+        if extra_iters == 0:  # nothing at all, not even the reseed
+            return self
         if reseed is not None:
-            if isinstance(reseed, bool) or not isinstance(reseed, numbers.Integral) or reseed < 0:
-                raise ValueError(f"reseed must be a non-negative int or None, got {reseed!r}")
             self.seed_ = int(reseed)
             self.n_growth_calls_ = 0
-        if extra_iters == 0:
-            return self
         gen, rng = self._call_rng()
         real_idx = torch.nonzero(self.bank_is_real_).squeeze(1)
         real_y = self.bank_y_[real_idx]
@@ -856,9 +862,11 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         Returns:
             dict with ``"paths"`` ``(n, n_classes, steps + 1, d)`` positions in input space
             (step 0 is the query; a class absent from the query's neighbours stays at the
-            query), ``"scores"`` ``(n, n_classes)`` trend-path scores scaled so each row's best
-            is 1 (0 for classes absent from the neighbours), ``"log_scores"`` their natural log
-            before scaling (``-inf`` where absent) and ``"winner"`` ``(n,)`` long class codes.
+            query, and so does every class of a query too far away for its kernel weights,
+            which takes ``predict``'s neighbour-majority fallback), ``"scores"``
+            ``(n, n_classes)`` trend-path scores scaled so each row's best is 1 (0 for classes
+            absent from the neighbours), ``"log_scores"`` their natural log before scaling
+            (``-inf`` where absent) and ``"winner"`` ``(n,)`` long class codes.
         """
         if path_steps is not None and (
             isinstance(path_steps, bool)
@@ -1118,6 +1126,14 @@ def _homogeneous(values: np.ndarray) -> np.ndarray:
     if len({type(v) for v in items}) == 1:
         return np.array(items)
     return values
+
+
+def _label_dtype(labels: np.ndarray, *dtypes: np.dtype) -> np.ndarray:
+    """``labels (C,)`` cast to the dtype the given label dtypes promote to (uint8 labels stay
+    uint8 rather than int64); labels of mixed types (object) are returned as they are."""
+    if labels.dtype.kind == "O" or any(np.dtype(dt).kind == "O" for dt in dtypes):
+        return labels
+    return labels.astype(np.result_type(*dtypes))
 
 
 def _water_fill(

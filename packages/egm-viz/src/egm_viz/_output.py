@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
+import os
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +15,8 @@ import numpy as np
 
 STATIC_SUFFIXES = (".png", ".svg", ".pdf")
 ANIMATED_SUFFIXES = (".gif", ".mp4")
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+_UNDATED = {".svg": {"Date": None}, ".pdf": {"CreationDate": None}}
 
 
 def output_suffix(save_path: str | Path | None) -> str | None:
@@ -58,16 +64,24 @@ def new_figure(figsize: tuple[float, float], show: bool) -> Any:
 
 
 def class_colors(n_classes: int) -> np.ndarray:
-    """``(n_classes, 4)`` RGBA colours, one per class code, distinct and stable."""
-    import matplotlib
+    """``(n_classes, 4)`` RGBA colours, one per class code, distinct and stable.
 
-    if n_classes <= 10:
-        base = matplotlib.colormaps["tab10"].colors
-        return np.array([(*base[i], 1.0) for i in range(n_classes)])
-    if n_classes <= 20:
-        base = matplotlib.colormaps["tab20"].colors
-        return np.array([(*base[i], 1.0) for i in range(n_classes)])
-    return matplotlib.colormaps["hsv"](np.linspace(0.0, 1.0, n_classes, endpoint=False))
+    A code's colour does not depend on ``n_classes``, so a class added by ``partial_fit``
+    never recolours the others: codes 0-9 take ``tab10``, codes 10-19 the light ``tab20`` shade
+    of the same hue, later codes golden-ratio steps around the hue circle.
+    """
+    import matplotlib
+    from matplotlib.colors import hsv_to_rgb
+
+    tab20 = matplotlib.colormaps["tab20"].colors
+    out = np.ones((n_classes, 4))
+    for c in range(n_classes):
+        if c < 20:
+            out[c, :3] = tab20[2 * (c % 10) + c // 10]
+        else:
+            k = c - 20
+            out[c, :3] = hsv_to_rgb(((k * _GOLDEN) % 1.0, 0.75, 0.9 if k % 2 == 0 else 0.6))
+    return out
 
 
 def lighten(color: np.ndarray, amount: float) -> np.ndarray:
@@ -77,32 +91,77 @@ def lighten(color: np.ndarray, amount: float) -> np.ndarray:
     return out
 
 
-def save_static(fig: Any, path: str | Path, dpi: float) -> None:
-    path = Path(path)
+@contextlib.contextmanager
+def atomic_target(path: Path) -> Iterator[Path]:
+    """A temporary sibling of ``path`` (same suffix) renamed onto ``path`` once written.
+
+    A failed or interrupted write leaves an existing ``path`` as it was and no temporary file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def closing_on_error(fig: Any, show: bool) -> Iterator[None]:
+    """Close ``fig`` in pyplot (``show=True`` figures live there) if the block raises."""
+    try:
+        yield
+    except BaseException:
+        if show:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+        raise
+
+
+def save_static(fig: Any, path: str | Path, dpi: float) -> None:
+    """Write ``fig`` to ``path`` atomically; the same figure gives the same bytes.
+
+    SVG and PDF files carry no creation date, and SVG ids use a fixed salt unless the user set
+    ``rcParams["svg.hashsalt"]``.
+    """
+    import matplotlib
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    salt = matplotlib.rcParams["svg.hashsalt"] or "egm-viz"
+    with atomic_target(path) as tmp, matplotlib.rc_context({"svg.hashsalt": salt}):
+        fig.savefig(tmp, dpi=dpi, format=suffix[1:], metadata=_UNDATED.get(suffix))
+
+
+def check_writer(suffix: str | None) -> None:
+    """Raise ImportError now if writing ``suffix`` needs an extra that is not installed."""
+    if suffix == ".mp4":
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError as exc:
+            raise ImportError(
+                f'saving .mp4 needs imageio-ffmpeg: pip install "egm-viz[mp4]" ({exc})'
+            ) from exc
 
 
 def save_animation(anim: Any, path: str | Path, fps: float, dpi: float) -> None:
-    """Write ``anim`` to ``.gif`` (Pillow) or ``.mp4`` (ffmpeg from imageio-ffmpeg)."""
+    """Write ``anim`` atomically to ``.gif`` (Pillow) or ``.mp4`` (imageio-ffmpeg's ffmpeg)."""
     import matplotlib
     from matplotlib.animation import FFMpegWriter, PillowWriter
 
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix == ".mp4":
-        try:
-            import imageio_ffmpeg
-        except ImportError as exc:
-            raise ImportError(
-                f'saving .mp4 needs imageio-ffmpeg: pip install "egm-viz[mp4]" ({exc})'
-            ) from exc
-        ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with matplotlib.rc_context({"animation.ffmpeg_path": ffmpeg}):
-            anim.save(str(path), writer=FFMpegWriter(fps=fps, codec="h264"), dpi=dpi)
-    elif suffix == ".gif":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        anim.save(str(path), writer=PillowWriter(fps=fps), dpi=dpi)
-    else:
+    if suffix not in ANIMATED_SUFFIXES:
         raise ValueError(f"animations are saved as {ANIMATED_SUFFIXES}, got {str(path)!r}")
+    check_writer(suffix)
+    with atomic_target(path) as tmp:
+        if suffix == ".mp4":
+            import imageio_ffmpeg
+
+            ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+            with matplotlib.rc_context({"animation.ffmpeg_path": ffmpeg}):
+                anim.save(str(tmp), writer=FFMpegWriter(fps=fps, codec="h264"), dpi=dpi)
+        else:
+            anim.save(str(tmp), writer=PillowWriter(fps=fps), dpi=dpi)

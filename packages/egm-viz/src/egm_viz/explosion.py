@@ -14,7 +14,9 @@ from ._model import BankView, _plain, read_model
 from ._output import (
     ANIMATED_SUFFIXES,
     check_positive,
+    check_writer,
     class_colors,
+    closing_on_error,
     lighten,
     new_figure,
     output_suffix,
@@ -225,6 +227,7 @@ def visualize_explosion(
     dpi = check_positive("dpi", dpi, integer=False)
     point_size = check_positive("point_size", point_size, integer=False)
     suffix = output_suffix(save_path)
+    check_writer(suffix)
     animated = suffix in ANIMATED_SUFFIXES if animate is None else bool(animate)
     if animate is False and suffix in ANIMATED_SUFFIXES:
         raise ValueError(f"animate=False cannot write an animation to {str(save_path)!r}")
@@ -522,7 +525,8 @@ def visualize_explosion(
             cache_frame_data=False,
         )
         if suffix is not None:
-            save_animation(anim, save_path, fps=fps, dpi=dpi)
+            with closing_on_error(fig, show and own_figure):
+                save_animation(anim, save_path, fps=fps, dpi=dpi)
         result: Any = anim
     else:
         if iteration is None:
@@ -531,7 +535,8 @@ def visualize_explosion(
             text = scene.growth(iteration)
             ax.set_title(title or f"bank after {text}", fontsize=10)
         if suffix is not None:
-            save_static(fig, save_path, dpi=dpi)
+            with closing_on_error(fig, show and own_figure):
+                save_static(fig, save_path, dpi=dpi)
         result = fig
     if show:
         import matplotlib.pyplot as plt
@@ -558,7 +563,10 @@ def _pick_queries(
 
 
 def _projection_name(projection: Any) -> str:
-    return "PCA, given plane" if isinstance(projection, PCA2D) else projection.upper()
+    """The projection as the title names it (as the axis labels spell it: t-SNE)."""
+    if isinstance(projection, PCA2D):
+        return "PCA, given plane"
+    return {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}[projection]
 
 
 def _numpy64(value: Any) -> np.ndarray:

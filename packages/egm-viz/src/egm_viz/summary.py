@@ -12,12 +12,15 @@ from ._output import (
     STATIC_SUFFIXES,
     check_positive,
     class_colors,
+    closing_on_error,
     lighten,
     new_figure,
     output_suffix,
     save_static,
 )
 from .explosion import _resolve_classes
+
+_PAD = 13.0  # points between a panel and its title: room for the session labels (s0, s1, ...)
 
 
 def history_matrix(view: BankView, key: str) -> np.ndarray:
@@ -102,7 +105,7 @@ def plot_class_energy(
 
     fig = new_figure(figsize, show)
     axes = fig.subplots(2, 2)
-    fig.subplots_adjust(left=0.07, right=0.83, bottom=0.08, top=0.92, hspace=0.38, wspace=0.25)
+    fig.subplots_adjust(left=0.07, right=0.83, bottom=0.08, top=0.9, hspace=0.4, wspace=0.25)
     ax_bank, ax_grow, ax_rad, ax_en = axes.ravel()
 
     real = np.array([np.sum(view.is_real & (view.y == c)) for c in chosen])
@@ -121,7 +124,7 @@ def plot_class_energy(
     )
     ax_bank.set_xticks(xs, names, rotation=45 if len(names) > 6 else 0, fontsize=8)
     ax_bank.set_ylabel("points in the bank")
-    ax_bank.set_title("bank per class (solid real, hatched synthetic)", fontsize=10)
+    ax_bank.set_title("bank per class (solid real, hatched synthetic)", fontsize=10, pad=_PAD)
 
     counts = synthetic_counts(view)
     iters = np.arange(1, view.n_iterations + 1)
@@ -133,7 +136,7 @@ def plot_class_energy(
         bottom += counts[:, c]
     ax_grow.set_xlabel("growth iteration")
     ax_grow.set_ylabel("synthetic points in the bank")
-    ax_grow.set_title("growth per iteration, stacked by class", fontsize=10)
+    ax_grow.set_title("growth per iteration, stacked by class", fontsize=10, pad=_PAD)
 
     grown = history_matrix(view, "class_counts")
     for ax, key, label in ((ax_rad, "radius", "radius"), (ax_en, "energy", "energy")):
@@ -160,7 +163,7 @@ def plot_class_energy(
         ax.set_xlabel("growth iteration")
         ax.set_ylabel(label)
         ax.ticklabel_format(axis="y", useOffset=False)
-        ax.set_title(f"{label} per class and iteration", fontsize=10)
+        ax.set_title(f"{label} per class and iteration", fontsize=10, pad=_PAD)
 
     for ax in (ax_grow, ax_rad, ax_en):
         ax.tick_params(labelsize=8)
@@ -194,7 +197,8 @@ def plot_class_energy(
         fontsize=11,
     )
     if suffix is not None:
-        save_static(fig, save_path, dpi=dpi)
+        with closing_on_error(fig, show):
+            save_static(fig, save_path, dpi=dpi)
     if show:
         import matplotlib.pyplot as plt
 

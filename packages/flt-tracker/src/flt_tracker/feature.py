@@ -40,8 +40,8 @@ def effective_rank(matrices: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
         eps: normalised singular values (``s_i / sum(s)``) below ``eps`` count as zero.
 
     Returns:
-        ``(...)`` tensor, between 1 (rank one) and ``min(r, c)`` (flat spectrum); 0 for a zero
-        matrix.
+        ``(...)`` tensor in the input's floating dtype (float32 for other dtypes), between 1
+        (rank one) and ``min(r, c)`` (flat spectrum); 0 for a zero matrix. Computed in float64.
     """
     s = torch.linalg.svdvals(matrices.to(torch.float64))
     total = s.sum(dim=-1, keepdim=True)
@@ -49,7 +49,8 @@ def effective_rank(matrices: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     p = torch.where(p > eps, p, torch.zeros_like(p))
     entropy = -(p * torch.log(p.clamp_min(torch.finfo(torch.float64).tiny))).sum(dim=-1)
     out = torch.exp(entropy)
-    return torch.where(total.squeeze(-1) > 0, out, torch.zeros_like(out)).to(torch.float32)
+    dtype = matrices.dtype if matrices.is_floating_point() else torch.float32
+    return torch.where(total.squeeze(-1) > 0, out, torch.zeros_like(out)).to(dtype)
 
 
 class Feature:

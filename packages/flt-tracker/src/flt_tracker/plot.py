@@ -39,6 +39,12 @@ def _save(fig: Any, save_path: str | os.PathLike[str] | None) -> None:
         fig.savefig(save_path, dpi=110)
 
 
+def _row_length(shape: tuple[int, ...]) -> int:
+    """Length of the rows :func:`_matrix` draws for a snapshot of ``shape`` (``(o, i, kh, kw)``
+    gives ``i * kh * kw``)."""
+    return int(np.prod(shape[1:])) if len(shape) > 1 else (int(shape[0]) if shape else 1)
+
+
 def _matrix(values: torch.Tensor, basis: torch.Tensor | None, sort_rows: bool) -> np.ndarray:
     """A 2-D picture of one snapshot: the weight matrix, or |correlation| with ``basis``."""
     v = values.detach().float()
@@ -150,17 +156,27 @@ def visualize_features_heatmap(
             :class:`~flt_tracker.TrackingRun`.
         epoch: show the last snapshot of this epoch (default: the latest snapshot).
         save_path: write the figure there.
-        step: show the snapshot of this global step instead.
+        step: show the snapshot of this global step instead (not with ``epoch``).
         basis: a dictionary ``(d, atoms)``: panels show ``|<w_i, M_j>| / ||w_i||`` instead of
             raw weights (neurons x atoms), rows sorted by their best atom when ``sort_rows``.
+            ``d`` is the length of a snapshot's rows (``in * kh * kw`` for a conv kernel).
+            By default series with other rows (biases) are left out; ``names`` must all fit.
         names: series to show (default: every weight series).
         sort_rows: sort rows by best atom (with ``basis``).
         figsize: figure size (default grows with the number of panels).
 
     Returns:
         The figure.
+
+    Raises:
+        ValueError: both ``epoch`` and ``step``; nothing to draw; with ``basis``, a series
+            named in ``names`` whose rows are not ``d`` long.
+        KeyError: an unknown name in ``names``.
     """
+    if epoch is not None and step is not None:
+        raise ValueError(f"give at most one of epoch={epoch!r} or step={step!r}")
     features = tracker.get_features()
+    chosen = names is not None
     if names is None:
         names = [n for n, f in features.items() if f.kind == "weight" and len(f)]
     if not names:
@@ -168,11 +184,19 @@ def visualize_features_heatmap(
     unknown = [n for n in names if n not in features]
     if unknown:
         raise KeyError(f"unknown series {unknown}; tracked: {list(features)}")
-    usable = [
-        n for n in names if basis is None or (features[n].shape or (0,))[-1] == basis.shape[0]
-    ]
-    if not usable:
-        raise ValueError(f"no series has a last dimension of {basis.shape[0]} to project on basis")
+    usable = list(names)
+    if basis is not None:
+        d = int(basis.shape[0])
+        lengths = {n: _row_length(features[n].shape or ()) for n in names if len(features[n])}
+        misfits = {n: k for n, k in lengths.items() if k != d}
+        if chosen and misfits:
+            raise ValueError(
+                f"basis is ({d}, atoms) but the rows of {misfits} (series: row length) are not "
+                f"{d} long; leave them out of names"
+            )
+        usable = [n for n in names if n not in misfits]
+        if not usable:
+            raise ValueError(f"no series has rows of length {d} to project on basis")
     fig = _figure(figsize or (3.2 * len(usable) + 0.8, 3.4))
     axes = fig.subplots(1, len(usable), squeeze=False)[0]
     for ax, name in zip(axes, usable):

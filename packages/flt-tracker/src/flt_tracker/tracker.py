@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,24 @@ from .storage import (
 __all__ = ["FeatureTracker", "unwrap_model"]
 
 
+def _is_compiled(model: nn.Module) -> bool:
+    """Whether ``model`` is a ``torch.compile`` wrapper (``OptimizedModule``)."""
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")  # loaded by any torch.compile
+    wrapper = getattr(eval_frame, "OptimizedModule", None)
+    return wrapper is not None and isinstance(model, wrapper)
+
+
 def unwrap_model(model: nn.Module) -> nn.Module:
-    """The module inside a ``DistributedDataParallel`` / ``DataParallel`` wrapper (else itself)."""
+    """The module inside ``DistributedDataParallel`` / ``DataParallel`` / ``torch.compile``
+    wrappers, however nested (else ``model`` itself)."""
     wrappers = (nn.parallel.DistributedDataParallel, nn.DataParallel)
-    while isinstance(model, wrappers):
-        model = model.module
-    return model
+    while True:
+        if isinstance(model, wrappers):
+            model = model.module
+        elif _is_compiled(model):
+            model = model._orig_mod
+        else:
+            return model
 
 
 def _listing(names: list[str], limit: int = 60) -> str:
@@ -51,7 +64,8 @@ class FeatureTracker:
     step 0), the epoch and the batch index within the epoch.
 
     Args:
-        model: the model (a ``DistributedDataParallel`` wrapper is looked through).
+        model: the model (``DistributedDataParallel``, ``DataParallel`` and ``torch.compile``
+            wrappers are looked through: names are those of the wrapped module).
         layers: module names (all their parameters are tracked) and/or parameter names from
             ``model.named_parameters()`` (e.g. a raw ``nn.Parameter`` ``"W"``); a single string
             is one name; ``None`` tracks every parameter. Unknown names raise ``ValueError``
@@ -69,10 +83,14 @@ class FeatureTracker:
         directory: folder of the disk backend.
         dtype: storage dtype (``torch.float16`` halves memory); ``None`` keeps float32.
         memory_budget: most bytes of snapshot memory (int or ``"512MB"``); shared equally in
-            snapshot count between the tracked series.
+            snapshot count between the tracked series. With ``storage="disk"`` it bounds the
+            backend's RAM buffers instead (checked at :meth:`start`; every snapshot is kept on
+            disk).
         budget_policy: at the budget, ``"error"`` raises
             :class:`~flt_tracker.storage.MemoryBudgetError`; ``"downsample"`` halves the
             resolution (keeps every other snapshot) so the series still span the whole run.
+            ``"downsample"`` needs ``storage="memory"``: the disk backend keeps every snapshot
+            with bounded RAM, so there it is a ``ValueError``.
         preallocate: memory storage with a ``memory_budget`` only: allocate and write the whole
             budget in :meth:`start`, so recording never lands in fresh memory (whose page faults
             can cost several times the copy itself) and a shortage of RAM fails at the start,
@@ -132,6 +150,13 @@ class FeatureTracker:
             raise ValueError("storage='disk' needs a directory")
         if budget_policy not in ("error", "downsample"):
             raise ValueError(f"budget_policy={budget_policy!r}; use 'error' or 'downsample'")
+        if budget_policy == "downsample" and storage == "disk":
+            raise ValueError(
+                "budget_policy='downsample' needs storage='memory': storage='disk' keeps every "
+                "snapshot on disk with RAM bounded by a few chunks (memory_budget checks that "
+                "bound), so there is nothing to downsample; use storage='memory' with a "
+                "memory_budget, or record less often with track_frequency"
+            )
         if preallocate and (storage != "memory" or memory_budget is None):
             raise ValueError(
                 "preallocate=True needs storage='memory' and a memory_budget (what to reserve)"
@@ -179,6 +204,7 @@ class FeatureTracker:
         self.batch_idx = 0
         self.is_tracking = False
         self._initialised = False
+        self._closed = False  # a disk run finished by close()
         self._weight_jobs: list[tuple[Storage, nn.Parameter]] = []
         self._grad_jobs: list[tuple[Storage, nn.Parameter]] = []
         self._optimizer: torch.optim.Optimizer | None = None
@@ -269,9 +295,18 @@ class FeatureTracker:
         self._advance()
 
     def start(self) -> FeatureTracker:
-        """Begin (or resume) tracking. Resuming keeps every recorded snapshot and the step count."""
+        """Begin (or resume) tracking. Resuming keeps every recorded snapshot and the step count.
+
+        Raises:
+            RuntimeError: a disk-backed tracker was closed (its run is finished on disk).
+        """
         if self.is_tracking:
             return self
+        if self._closed:
+            raise RuntimeError(
+                f"cannot start: the disk run at {self.directory} was finished by close(); "
+                "track a new run with a new FeatureTracker and a fresh directory"
+            )
         if not self._initialised:
             self._initialise()
         self.is_tracking = True
@@ -577,7 +612,10 @@ class FeatureTracker:
                 f.storage.synchronize()
 
     def close(self) -> None:
-        """Stop, flush and close the disk writer threads (the run stays readable)."""
+        """Stop, flush and close the disk writer threads (the run stays readable).
+
+        A closed disk-backed tracker cannot :meth:`start` again.
+        """
         self.stop()
         for f in self._features.values():
             if f.storage is not None:
@@ -592,6 +630,7 @@ class FeatureTracker:
             from .run import write_manifest
 
             write_manifest(self.directory, self._manifest(complete=True))
+            self._closed = True
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Save every series, the phases and the settings to ``directory`` (atomic, no pickle).

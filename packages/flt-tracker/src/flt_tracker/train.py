@@ -10,7 +10,7 @@ choices (``model=mlp data=gaussian``), multirun sweeps (``-m optimizer.lr=0.5,1,
 wandb is on by default when installed (``logging.wandb=auto``); ``logging.wandb=false`` turns it
 off, ``logging.wandb_mode=offline`` logs without an account. Each run writes into its output
 directory: ``run/`` (the tracking run, :func:`flt_tracker.load_run`), ``metrics.csv`` and
-``summary.json``.
+``summary.json`` (strict JSON: a diverged metric is ``null``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,11 +33,13 @@ __all__ = ["build", "compose_default", "main", "run"]
 
 CONF_DIR = Path(__file__).parent / "conf"
 GROUPS = ("data", "model", "optimizer", "tracking", "logging")
+_EXP_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def compose_default(overrides: Sequence[str] = ()) -> dict[str, Any]:
     """The packaged configuration composed without Hydra, with ``key=value`` overrides
-    (``group=option`` picks a group file; values are parsed as YAML)."""
+    (``group=option`` picks a group file; values are parsed as YAML, and ``1e-3`` is a float
+    as in Hydra). Hydra flags (``-m``) and sweeps (``a=1,2``) are errors."""
     base = yaml.safe_load((CONF_DIR / "config.yaml").read_text(encoding="utf-8"))
     choices: dict[str, str] = {}
     for item in base.pop("defaults"):
@@ -44,11 +47,23 @@ def compose_default(overrides: Sequence[str] = ()) -> dict[str, Any]:
             choices.update(item)
     plain = []
     for ov in overrides:
+        if ov.startswith("-"):
+            raise ValueError(
+                f"{ov!r}: flags such as -m (multirun) need Hydra: pip install "
+                "'flt-tracker[hydra]' and leave out --no-hydra"
+            )
         if "=" not in ov:
             raise ValueError(f"override {ov!r} must look like key=value")
         key, value = ov.split("=", 1)
+        if "," in value and value.lstrip()[:1] not in "[{'\"":
+            raise ValueError(
+                f"override {ov!r} lists several values: a sweep needs Hydra's multirun "
+                f"(flt-train -m {ov}); a list is written {key}=[{value}]"
+            )
         if key in GROUPS:
             choices[key] = value
+        elif _EXP_FLOAT.fullmatch(value.strip()):  # YAML 1.1 reads 1e-3 as a string
+            plain.append((key, float(value)))
         else:
             plain.append((key, yaml.safe_load(value)))
     cfg: dict[str, Any] = {}
@@ -181,17 +196,31 @@ def build(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _wandb_wanted(setting: Any) -> bool:
-    if setting in (False, "false", "off", None):
+    """``logging.wandb``: ``auto`` (on when wandb is installed), true / on / yes, or
+    false / off / no / null."""
+    choice = setting if isinstance(setting, bool) or setting is None else str(setting).lower()
+    if choice in (False, None, "false", "off", "no"):
         return False
+    if choice not in (True, "true", "on", "yes", "auto"):
+        raise ValueError(f"logging.wandb={setting!r} is not understood; use auto, true or false")
     try:
         import wandb  # noqa: F401
     except ImportError:
-        if setting in (True, "true", "on"):
+        if choice != "auto":
             raise ImportError(
                 "logging.wandb=true needs wandb: pip install 'flt-tracker[wandb]'"
             ) from None
         return False
     return True
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with NaN / infinite floats (a diverged loss) as ``None``, for strict JSON."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strict(v) for v in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def run(cfg: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
@@ -221,7 +250,7 @@ def run(cfg: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
             model,
             layers=tcfg.get("layers"),
             track_gradients=bool(tcfg.get("gradients", False)),
-            track_frequency=int(tcfg.get("frequency", 1)),
+            track_frequency=tcfg.get("frequency", 1),
             optimizer=opt,
             storage=tcfg.get("storage", "memory"),
             directory=out / "run" if tcfg.get("storage") == "disk" else None,
@@ -265,7 +294,7 @@ def run(cfg: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
         metrics={"accuracy": parts["metric"]},
         progress=bool(lcfg.get("progress", False)),
     )
-    history = trainer.fit(parts["train"], int(cfg["epochs"]), val_loader=parts["test"])
+    history = trainer.fit(parts["train"], cfg["epochs"], val_loader=parts["test"])
     summary: dict[str, Any] = {
         "final": history[-1] if history else {},
         "global_step": trainer.global_step,
@@ -277,7 +306,8 @@ def run(cfg: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
         else:
             summary["run"] = str(tracker.save(out / "run"))
         summary["tracked"] = list(tracker.get_features())
-    (out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    text = json.dumps(_strict(summary), indent=1, allow_nan=False)  # a NaN loss is null
+    (out / "summary.json").write_text(text, encoding="utf-8")
     return summary
 
 
@@ -302,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             else:
                 rest.append(a)
         summary = run(compose_default(rest), out)
-        print(json.dumps(summary["final"]))
+        print(json.dumps(_strict(summary["final"]), allow_nan=False))
         return
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)
@@ -310,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         summary = run(
             OmegaConf.to_container(cfg, resolve=True), HydraConfig.get().runtime.output_dir
         )
-        print(json.dumps(summary["final"]))
+        print(json.dumps(_strict(summary["final"]), allow_nan=False))
         return float(summary["final"].get("val_accuracy", float("nan")))
 
     saved = sys.argv

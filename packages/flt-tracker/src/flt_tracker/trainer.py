@@ -348,5 +348,5 @@ class Trainer:
 
     @property
     def raw_model(self) -> nn.Module:
-        """The model without its DDP wrapper."""
+        """The model without its DDP / ``torch.compile`` wrappers."""
         return unwrap_model(self.model)

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
+
+
+def is_number(value: Any) -> bool:
+    """Whether ``value`` is a real number: Python or numpy ints and floats, not ``bool``."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def check_number(
@@ -18,7 +24,7 @@ def check_number(
 ) -> float:
     """``value`` as a finite float; raise unless it is ``> low`` (``>= low`` when not
     ``strict``) and ``<= high``, where given."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not is_number(value):
         raise ValueError(f"{name} must be a number, got {value!r}")
     v = float(value)
     if not math.isfinite(v):

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .__about__ import __version__
-from ._checks import check_number
+from ._checks import check_number, is_number
 from .distances import Distance, SquaredEuclidean
 from .initializers import resolve_initializer
 from .losses import Loss
@@ -258,9 +258,9 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         pos_int("batch_size", self.batch_size, allow_none=True)
         pos_int("patience", self.patience, allow_none=True)
         pos_int("gradient_accumulation_steps", self.gradient_accumulation_steps, allow_none=True)
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
+        if not is_number(self.lr) or not self.lr > 0:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if not isinstance(self.epsilon, (int, float)) or self.epsilon < 0:
+        if not is_number(self.epsilon) or not self.epsilon >= 0:
             raise ValueError(f"epsilon must be a non-negative number, got {self.epsilon!r}")
         if self.mixed_precision not in (None, "float16", "bfloat16"):
             raise ValueError(

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import blockops
 import torch
 
-from ._checks import check_number
+from ._checks import check_number, is_number
 
 Params = dict[str, torch.Tensor]
 
@@ -625,7 +625,7 @@ def init_bandwidths(
     Values are at least ``sigma_min``.
     """
     p = q.shape[1]
-    if isinstance(how, (int, float)) and not isinstance(how, bool):
+    if is_number(how):
         if not how > 0:
             raise ValueError(f"sigma_init must be 'median', 'mean' or a number > 0, got {how!r}")
         return torch.full((p,), float(how), dtype=q.dtype, device=q.device).clamp_min(sigma_min)
@@ -659,7 +659,7 @@ class GaussianKernel(Distance):
         self.inner.check(d, n_prototypes)
         check_number("sigma_min", self.sigma_min, 0.0)
         s = self.sigma_init
-        if not (s in ("median", "mean") or (isinstance(s, (int, float)) and s > 0)):
+        if not ((is_number(s) and s > 0) or s in ("median", "mean")):
             raise ValueError(f"sigma_init must be 'median', 'mean' or a number > 0, got {s!r}")
 
     def init_params(self, X, y, W, labels, gen):

@@ -1,8 +1,10 @@
-"""Argument checks shared by the solvers."""
+"""Argument checks and warnings shared by the solvers and losses."""
 
 from __future__ import annotations
 
 import operator
+import sys
+import warnings
 
 
 def check_int(value: object, name: str, *, low: int = 1, or_none: bool = False) -> int:
@@ -20,3 +22,16 @@ def check_int(value: object, name: str, *, low: int = 1, or_none: bool = False) 
         kind = "a positive int" if low == 1 else f"an int >= {low}"
         raise ValueError(f"{name} must be {kind}{' or None' if or_none else ''}, got {value!r}")
     return out
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` attributed to the first caller outside ``spacelearn``.
+
+    A fixed ``stacklevel`` points into the library whenever the check runs a few calls deep
+    (``solve_subspaces`` -> ``SubspaceAccumulator.solve`` -> ...), which hides the user's line
+    and defeats per-module warning filters.
+    """
+    frame, level = sys._getframe(1), 2  # level 2: the caller of warn()
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == __package__:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import warnings
+import logging
 from collections.abc import Mapping
 
 import torch
 from torch import Tensor
 
 from . import util
-from ._checks import check_int
+from ._checks import check_int, warn
 from ._stats import Moments, moments
 
 METHODS = ("independent", "whitened", "joint")
+
+logger = logging.getLogger("spacelearn")
 
 
 def _fix_signs(rows: Tensor) -> Tensor:
@@ -51,19 +53,15 @@ def clamp_k(mom: Moments, k, method: str) -> dict[str, int]:
         P = mom.Szy[q].shape[1]
         limit = min(D, P)
         if ks[q] > limit:
-            warnings.warn(
+            warn(
                 f"k={ks[q]} for quantity {q!r} exceeds min(latent dim D={D}, target width "
-                f"P={P}) = {limit}; using k={limit}",
-                UserWarning,
-                stacklevel=4,
+                f"P={P}) = {limit}; using k={limit}"
             )
         out[q] = min(ks[q], limit)
         if out[q] > mom.n - 1:
-            warnings.warn(
+            warn(
                 f"k={out[q]} for quantity {q!r} but only {mom.n} samples: at most {mom.n - 1} "
-                "directions are determined by the data, the rest are arbitrary",
-                UserWarning,
-                stacklevel=4,
+                "directions are determined by the data, the rest are arbitrary"
             )
     if method == "joint" and sum(out.values()) > D:
         before = dict(out)
@@ -75,11 +73,9 @@ def clamp_k(mom: Moments, k, method: str) -> dict[str, int]:
                 f"method='joint' needs at least one latent dimension per quantity: D={D} < "
                 f"{len(names)} quantities"
             )
-        warnings.warn(
+        warn(
             f"method='joint' needs sum(k) <= D={D} for mutually orthogonal subspaces; "
-            f"k reduced from {before} to {out}",
-            UserWarning,
-            stacklevel=4,
+            f"k reduced from {before} to {out}"
         )
     return out
 
@@ -196,11 +192,14 @@ def bases_from_moments(
       step giving the quantity whose explained variance fraction gains most its best direction
       orthogonal to everything accepted (see :func:`_joint_greedy`); each block is then ordered
       by covariance with its own target.
+
+    Logs 0.1.0's ``"Estimating subspaces..."`` at INFO level on the ``spacelearn`` logger.
     """
     method = _check_method(method)
     if not ridge >= 0:  # also rejects NaN
         raise ValueError(f"ridge must be >= 0, got {ridge!r}")
     ks = clamp_k(mom, k, method)
+    logger.info("Estimating subspaces...")
     dtype = mom.dtype
     if method == "independent":
         W = {}

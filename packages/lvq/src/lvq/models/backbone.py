@@ -30,11 +30,13 @@ import blockops
 import numpy as np
 import torch
 
+from .._checks import is_number
 from ..backbones import BackboneDistance, FlatModule, make_cnn, make_mlp
 from ..base import SupervisedPrototypeModel
 from ..distances import Omega, SquaredEuclidean, Tangent
 from ..losses import GLVQLoss, RSLVQLoss, SLVQLoss
 from ..registry import register
+from .glvq import _fitted
 from .probabilistic import _Probabilistic
 
 __all__ = [
@@ -133,8 +135,7 @@ class BackboneMixin:
     def _validate_params(self):
         super()._validate_params()
         bb_lr = self.bb_lr
-        if bb_lr is not None and (isinstance(bb_lr, bool) or not isinstance(bb_lr, (int, float))
-                                  or not bb_lr > 0):  # fmt: skip
+        if bb_lr is not None and (not is_number(bb_lr) or not bb_lr > 0):
             raise ValueError(f"bb_lr must be None or a positive number, got {bb_lr!r}")
         if self.backbone is not None and not isinstance(self.backbone, torch.nn.Module):
             raise TypeError(
@@ -293,7 +294,7 @@ class _OmegaInner:
     @property
     def omega_matrix(self) -> np.ndarray:
         """``Ω`` ``(latent, omega_dim)`` in the embedding space (``trace(Λ) = 1``)."""
-        return self.omega_
+        return _fitted(self, "omega_")
 
 
 class _TangentInner:

@@ -25,6 +25,7 @@ import blockops
 import numpy as np
 import torch
 
+from .._checks import is_number
 from ..base import SupervisedPrototypeModel, _InferenceModule
 from ..losses import Loss
 from ..registry import register
@@ -167,7 +168,7 @@ class CBC(SupervisedPrototypeModel):
         if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
             raise ValueError(f"n_components must be None or a positive int, got {k!r}")
         s = self.sigma
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not s > 0:
+        if not is_number(s) or not s > 0:
             raise ValueError(f"sigma must be a positive number, got {s!r}")
         self._similarity()
         r = self.reasonings_initializer

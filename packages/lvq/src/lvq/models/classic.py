@@ -14,6 +14,7 @@ from typing import Any
 import blockops
 import torch
 
+from .._checks import is_number
 from ..base import SupervisedPrototypeModel
 from ..losses import GLVQLoss, glvq_mu
 from ..registry import register
@@ -47,7 +48,7 @@ class _Classic(SupervisedPrototypeModel):
         ):
             raise ValueError(f"batch_size must be a positive int or None, got {bs!r}")
         lr = getattr(self, "lr", 1.0)
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        if not is_number(lr) or not lr > 0:
             raise ValueError(f"lr must be a positive number, got {lr!r}")
         if self.callbacks is not None and not isinstance(self.callbacks, (list, tuple)):
             raise TypeError("callbacks must be a list of Callback objects")

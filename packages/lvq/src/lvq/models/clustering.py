@@ -26,6 +26,19 @@ from ..registry import register
 __all__ = ["BGPC", "SOM", "KMeansPlusPlus", "Kmeans", "UnsupervisedModel"]
 
 
+def _refuse_positional_start(y: Any, start: str) -> None:
+    """Clusterers ignore ``y``; a 2-D ``y`` is starting points given by position (the published
+    library's ``fit(X, initial_centroids)``), refused rather than silently ignored."""
+    ndim = getattr(y, "ndim", None) if y is not None else None
+    if ndim is None and y is not None:
+        ndim = np.ndim(y)
+    if ndim == 2:
+        raise ValueError(
+            f"y is ignored by clusterers, but a 2-D y of shape {tuple(np.shape(y))} was given: "
+            f"pass starting points by keyword, fit(X, {start}=...)"
+        )
+
+
 class UnsupervisedModel(PrototypeModel):
     """Base of the clusterers and topology models: ``fit(X)``, ``predict`` (index of the best
     matching prototype), ``transform`` (distances to every prototype), ``fit_predict``,
@@ -56,10 +69,12 @@ class UnsupervisedModel(PrototypeModel):
 
         Args:
             X: training data ``(n, d)``.
-            y: ignored (scikit-learn compatibility).
+            y: ignored (scikit-learn compatibility); a 2-D ``y`` (starting points given by
+                position) is an error.
             initial_prototypes: starting prototypes ``(P, d)`` instead of the initializer.
             resume: start from the currently fitted prototypes.
         """
+        _refuse_positional_start(y, "initial_prototypes")
         self._validate()
         device = self._resolve_device()
         Xt = blockops.as_tensor(X, name="X", device=device)
@@ -280,8 +295,8 @@ class KMeansPlusPlus(UnsupervisedModel):
             if shift <= float(self.epsilon):
                 break
         D = squared_euclidean(X, V)
-        self._state = {"prototypes": V}
-        self.labels_ = D.argmin(1).cpu().numpy()
+        # labels of the training data are state: save / load keep ``labels_``
+        self._state = {"prototypes": V, "labels": D.argmin(1)}
         self.inertia_ = float(D.min(1).values.double().sum())
         return history
 
@@ -382,8 +397,8 @@ class BGPC(UnsupervisedModel):
             "prototypes": V,
             "beta": torch.tensor(beta),
             "scale": torch.tensor(self._scale),
+            "U": self._memberships(squared_euclidean(X, V), beta),  # published as U_
         }
-        self.U_ = self._memberships(squared_euclidean(X, V), beta).cpu().numpy()
         return history
 
     def _load_extra(self, config):
@@ -440,6 +455,7 @@ class SOM(UnsupervisedModel):
     @property
     def grid_shape(self) -> tuple[int, int]:
         """``(rows, cols)`` of the fitted grid."""
+        blockops.check_is_fitted(self, "prototypes_")
         g = int(self._state["grid"].shape[0])
         return (g, g)
 

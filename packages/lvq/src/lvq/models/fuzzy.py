@@ -18,12 +18,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import blockops
 import torch
 
 from .._checks import check_int, check_number
 from ..distances import squared_euclidean
 from ..registry import register
-from .clustering import UnsupervisedModel, _centroids, _random_rows
+from .clustering import UnsupervisedModel, _centroids, _random_rows, _refuse_positional_start
 
 __all__ = [
     "AFCM",
@@ -178,10 +179,12 @@ class FuzzyClusteringBase(UnsupervisedModel):
 
         Args:
             X: training data ``(n, d)``.
-            y: ignored (scikit-learn compatibility).
+            y: ignored (scikit-learn compatibility); a 2-D ``y`` (centroids given by position,
+                as in the published library's ``fit(X, initial_centroids)``) is an error.
             initial_centroids: starting centroids ``(n_clusters, d)`` instead of ``init_method``.
             resume: continue from the fitted centroids (keeps the fitted ``gamma``).
         """
+        _refuse_positional_start(y, "initial_centroids")
         # only resume keeps the fitted gamma: a new fit (with or without initial_centroids)
         # must not depend on what this object was fitted to before
         self._keep_gamma = bool(resume)
@@ -296,10 +299,12 @@ class FuzzyClusteringBase(UnsupervisedModel):
         """The objective after every iteration (a numpy array)."""
         import numpy as np
 
+        blockops.check_is_fitted(self, "loss_history_")
         return np.asarray(self.loss_history_, dtype=np.float64)
 
     def final_centroids(self):
         """The fitted centroids ``(n_clusters, d)``."""
+        blockops.check_is_fitted(self, "centroids_")
         return self.centroids_
 
     # ------------------------------------------------------------------ inference

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import blockops
 import numpy as np
 
 from ..base import SupervisedPrototypeModel
@@ -10,6 +11,12 @@ from ..losses import CrossEntropyLoss, GLVQLoss, LVQ1Loss, LVQ21Loss
 from ..registry import register
 
 _FAST = {"max_iter": 30, "lr": 0.05}
+
+
+def _fitted(model, name: str) -> np.ndarray:
+    """The fitted array ``model.<name>``; :class:`blockops.NotFittedError` before ``fit``."""
+    blockops.check_is_fitted(model, name)
+    return getattr(model, name)
 
 
 def _no_distance_fn(model) -> None:
@@ -26,12 +33,12 @@ class MatrixMixin:
     @property
     def omega_matrix(self) -> np.ndarray:
         """The learned projection Ω ``(d, l)``, scaled so that ``trace(Λ) = 1``."""
-        return self.omega_
+        return _fitted(self, "omega_")
 
     @property
     def lambda_matrix(self) -> np.ndarray:
         """Λ = ΩΩᵀ ``(d, d)``, symmetric positive semi-definite, trace 1."""
-        om = self.omega_.astype(np.float64)
+        om = _fitted(self, "omega_").astype(np.float64)
         return om @ om.T
 
     @property
@@ -52,12 +59,12 @@ class LocalMatrixMixin:
     @property
     def omega_matrix(self) -> np.ndarray:
         """The local projections Ω_k ``(P, d, l)``, each with ``trace(Λ_k) = 1``."""
-        return self.omegas_
+        return _fitted(self, "omegas_")
 
     @property
     def lambda_matrix(self) -> np.ndarray:
         """Λ_k = Ω_kΩ_kᵀ ``(P, d, d)``, each of trace 1."""
-        om = self.omegas_.astype(np.float64)
+        om = _fitted(self, "omegas_").astype(np.float64)
         return om @ om.transpose(0, 2, 1)
 
     @property
@@ -72,17 +79,17 @@ class RelevanceMixin:
     @property
     def relevance_profile(self) -> np.ndarray:
         """Non-negative feature relevances summing to 1 ``(d,)``."""
-        return self.relevances_.copy()
+        return _fitted(self, "relevances_").copy()
 
     @property
     def lambda_matrix(self) -> np.ndarray:
         """``diag(λ)`` ``(d, d)``."""
-        return np.diag(self.relevances_.astype(np.float64))
+        return np.diag(_fitted(self, "relevances_").astype(np.float64))
 
     @property
     def omega_matrix(self) -> np.ndarray:
         """``diag(sqrt(λ))`` ``(d, d)``."""
-        return np.diag(np.sqrt(self.relevances_.astype(np.float64)))
+        return np.diag(np.sqrt(_fitted(self, "relevances_").astype(np.float64)))
 
 
 @register("A", _FAST)

@@ -28,7 +28,7 @@ from ..base import SupervisedPrototypeModel
 from ..distances import ExponentialKernel, GaussianKernel, Relevance, SquaredEuclidean
 from ..losses import GLVQLoss
 from ..registry import register
-from .glvq import RelevanceMixin, _no_distance_fn
+from .glvq import RelevanceMixin, _fitted, _no_distance_fn
 from .supervised_ng import _GLVQNG
 
 __all__ = ["DKGLVQ", "DKGLVQ_NG", "DKGMLVQ", "DKGMLVQ_NG", "DKGRLVQ", "DKGRLVQ_NG"]
@@ -44,7 +44,7 @@ class BandwidthMixin:
     @property
     def kernel_bandwidths(self) -> np.ndarray:
         """Learned Gaussian-kernel bandwidths, one per prototype ``(P,)``."""
-        return self.sigmas_
+        return _fitted(self, "sigmas_")
 
 
 class ExpKernelMixin:
@@ -53,12 +53,12 @@ class ExpKernelMixin:
     @property
     def omega_hat_matrix(self) -> np.ndarray:
         """The learned Ω̂ ``(d, latent_dim)`` of the exponential kernel."""
-        return self.omega_hat_
+        return _fitted(self, "omega_hat_")
 
     @property
     def lambda_hat_matrix(self) -> np.ndarray:
         """Λ̂ = Ω̂Ω̂ᵀ ``(d, d)``."""
-        om = self.omega_hat_.astype(np.float64)
+        om = _fitted(self, "omega_hat_").astype(np.float64)
         return om @ om.T
 
 

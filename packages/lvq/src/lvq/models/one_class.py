@@ -35,7 +35,7 @@ import blockops
 import numpy as np
 import torch
 
-from .._checks import check_number
+from .._checks import check_number, is_number
 from ..base import BASE_PARAMS, SupervisedPrototypeModel, _reject_sparse_and_1d, _to_python
 from ..distances import (
     Distance,
@@ -416,10 +416,8 @@ class OneClassPrototypeModel(SupervisedPrototypeModel):
         Output types follow :meth:`lvq.base.SupervisedPrototypeModel.predict_with_rejection`:
         numeric labels stay numeric with a numeric ``reject_label``, otherwise ``object``.
         """
-        lower = upper if lower is None else lower
-        for name, v in (("upper", upper), ("lower", lower)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
-                raise ValueError(f"{name} must be a number in [0, 1], got {v!r}")
+        upper = _check_unit("upper", upper)
+        lower = upper if lower is None else _check_unit("lower", lower)
         if lower > upper:
             raise ValueError(f"lower must not exceed upper, got lower={lower!r} > upper={upper!r}")
         blockops.check_is_fitted(self, "prototypes_")
@@ -684,6 +682,6 @@ class OCLMRSLVQ_NG(_NGParams, OCLMRSLVQ):
 
 
 def _check_unit(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+    if not is_number(value) or not 0 <= value <= 1:
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
     return float(value)

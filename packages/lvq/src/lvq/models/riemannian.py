@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from .._checks import check_number
+from .._checks import check_number, is_number
 from ..base import SupervisedPrototypeModel
 from ..distances import Distance
 from ..losses import GLVQLoss
@@ -167,7 +167,7 @@ class RiemannianDistance(Distance):
     def _init_sigmas(self, X, y, W, labels, params) -> torch.Tensor:
         s = self.sigma_init
         p = W.shape[0]
-        if isinstance(s, (int, float)) and not isinstance(s, bool):
+        if is_number(s):
             if not s > 0:
                 raise ValueError(f"sigma_init must be 'median', 'mean' or > 0, got {s!r}")
             return torch.full((p,), float(s), dtype=X.dtype, device=X.device)

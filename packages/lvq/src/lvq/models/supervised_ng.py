@@ -34,7 +34,7 @@ from ..distances import LocalOmega, Omega, Relevance, Tangent, local_omega_dista
 from ..losses import GLVQ_EPS, TRANSFER_SLOPES, CrossEntropyLoss, GLVQLoss
 from ..neighbourhood import Nearest, NeuralGas
 from ..registry import register
-from .glvq import LocalMatrixMixin, MatrixMixin, RelevanceMixin, _no_distance_fn
+from .glvq import LocalMatrixMixin, MatrixMixin, RelevanceMixin, _fitted, _no_distance_fn
 from .probabilistic import _Probabilistic
 
 __all__ = [
@@ -344,12 +344,12 @@ class SCMNG(_GLVQNG):
     @property
     def omega_matrix(self) -> np.ndarray:
         """The class-wise projections ``Ω_c`` ``(C, d, l)`` (traces of ``Λ_c`` average 1)."""
-        return self.class_omegas_
+        return _fitted(self, "class_omegas_")
 
     @property
     def lambda_matrix(self) -> np.ndarray:
         """``Λ_c = Ω_c Ω_cᵀ`` ``(C, d, d)``."""
-        om = self.class_omegas_.astype(np.float64)
+        om = _fitted(self, "class_omegas_").astype(np.float64)
         return om @ om.transpose(0, 2, 1)
 
     @property

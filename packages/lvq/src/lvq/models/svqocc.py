@@ -20,11 +20,12 @@ The cost is ``E = alpha R + (1 - alpha) C``:
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
 
-from .._checks import check_number
+from .._checks import check_number, is_number
 from ..distances import LocalOmega, Omega, Relevance, Tangent
 from ..neighbourhood import NeuralGas
 from ..registry import register
@@ -74,21 +75,29 @@ class SVQOCC(OneClassPrototypeModel):
             )
         for name in ("gamma_resp", "nu", "lambda_final"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            if not is_number(v) or not v > 0:
                 raise ValueError(f"{name} must be a number > 0, got {v!r}")
         li = self.lambda_init
-        if li is not None and (isinstance(li, bool) or not isinstance(li, (int, float)) or li <= 0):
+        if li is not None and (not is_number(li) or not li > 0):
             raise ValueError(f"lambda_init must be None or a number > 0, got {li!r}")
         if self.lambda_decay is not None:
             check_number("lambda_decay", self.lambda_decay, 0.0, high=1.0)
 
     def _check_training_options(self, codes: torch.Tensor, sample_weight: Any) -> None:
-        if self.cost_function == "contrastive" and (
-            sample_weight is not None or self.class_weight is not None
-        ):
+        if self.cost_function != "contrastive":
+            return
+        if sample_weight is not None or self.class_weight is not None:
             raise ValueError(
                 "cost_function='contrastive' is a score of the whole batch and takes no "
                 "sample_weight or class_weight; use cost_function='brier' or 'cross_entropy'"
+            )
+        if not bool((codes != self._target_code).any()):
+            # with no outlier the contrastive score is the constant 1: no gradient reaches θ_k
+            warnings.warn(
+                f"{type(self).__name__}: cost_function='contrastive' needs labelled outliers; "
+                "without any the visibility radii are not trained and keep their initial "
+                "values (use cost_function='brier' or 'cross_entropy', or add outliers)",
+                stacklevel=3,
             )
 
     def _make_neighbourhood(self):

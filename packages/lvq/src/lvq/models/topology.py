@@ -21,7 +21,7 @@ import torch
 from .._checks import check_int, check_number
 from ..distances import squared_euclidean
 from ..registry import register
-from .clustering import UnsupervisedModel, _grid_coords, _random_rows
+from .clustering import UnsupervisedModel, _grid_coords, _random_rows, _refuse_positional_start
 
 __all__ = [
     "DKHeskesSOM",
@@ -42,19 +42,31 @@ def _geometric(start: float, end: float, t: int, total: int) -> float:
     return start * (end / start) ** (t / (total - 1))
 
 
+def _improved(value: float, best: float) -> bool:
+    """Whether an epoch's energy ``value`` is lower than ``best`` (the rule of ``patience``)."""
+    return not math.isfinite(best) or value < best - 1e-12 * max(abs(best), 1.0)
+
+
 def kernel_distance(X: torch.Tensor, W: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian-kernel feature-space distance ``2 (1 - exp(-|x - w|^2 / (2 sigma^2)))``, ``(n, P)``."""
     return 2.0 * (1.0 - torch.exp(-squared_euclidean(X, W) / (2.0 * sigma * sigma)))
 
 
 class _Topology(UnsupervisedModel):
-    """Shared parameters and the epoch loop (``_epoch`` returns the epoch's energy)."""
+    """Shared parameters and the epoch loop (``_epoch`` returns the epoch's energy).
+
+    ``patience`` stops after that many epochs without a lower energy; ``restore_best`` keeps
+    the prototypes of the lowest-energy epoch (the energy of an epoch is measured on the
+    prototypes it starts from).
+    """
 
     _own_params: dict[str, Any] = {
         "max_iter": 100,
         "epsilon": 1e-6,
         "batch_size": None,
         "random_seed": 42,
+        "patience": None,
+        "restore_best": False,
         "callbacks": None,
         "device": "auto",
     }
@@ -63,6 +75,7 @@ class _Topology(UnsupervisedModel):
     def _validate(self):
         check_int("max_iter", self.max_iter)
         check_int("batch_size", self.batch_size, 1, allow_none=True)
+        check_int("patience", self.patience, 1, allow_none=True)
         check_number("epsilon", self.epsilon, 0.0, strict=False)
         if self._dk:
             check_number("kernel_sigma", self.kernel_sigma, 0.0)
@@ -117,18 +130,25 @@ class _Topology(UnsupervisedModel):
         for cb in cbs:
             cb.on_fit_start(self)
         history = []
+        best, best_W, bad = math.inf, W, 0
         for t in range(T):
             old = W.clone()
             energy = self._epoch(X, W, t, T, gen)
             history.append(energy)
+            if _improved(energy, best):
+                best, best_W, bad = energy, old, 0
+            else:
+                bad += 1
             shift = float((W - old).norm(dim=1).max())
-            stop = False
+            stop = self.patience is not None and bad >= int(self.patience)
             info = {"iteration": t + 1, "loss": energy, "params": {"prototypes": W}}
             for cb in cbs:
                 if cb.on_iteration_end(self, info):
                     stop = True
             if stop or (shift <= float(self.epsilon) and self._converged_ok(t, T)):
                 break
+        if self.restore_best:
+            W = best_W
         self._state = {"prototypes": W}
         self._finish(X)
         self._publish()
@@ -390,11 +410,16 @@ class GrowingNeuralGas(_Topology):
     grows by the squared distance; winners move towards their samples (``lr_winner`` per
     sample, compounded) and their graph neighbours by ``lr_neighbor``; edges from winners age by
     their win counts, the winner-runner-up edges are (re)set to age 0, edges older than
-    ``max_age`` and isolated nodes are removed; then one node is inserted halfway between the
-    node of largest error and its neighbour of largest error (both errors halved) while fewer
-    than ``max_nodes`` exist; errors decay by ``error_decay`` per sample. Starts with two
-    random samples. ``edges_`` is the fitted adjacency ``(P, P)`` (bool), ``prototypes_`` the
-    ``P`` nodes; ``loss_history_`` the mean squared quantization error per epoch.
+    ``max_age`` and nodes left without edges are removed (a node that never had an edge, such
+    as an ``initial_prototypes`` row that has not won yet, stays); then one node is inserted
+    halfway between the node of largest error and its neighbour of largest error (both errors
+    halved) while fewer than ``max_nodes`` exist; errors decay by ``error_decay`` per sample.
+    Starts with two random samples (or ``initial_prototypes``, at least two rows);
+    ``fit(X, resume=True)`` continues from the fitted graph (edges at age 0, errors kept).
+    ``edges_`` is the fitted adjacency ``(P, P)`` (bool), ``errors_`` the accumulated errors
+    ``(P,)``, ``prototypes_`` the ``P`` nodes; ``loss_history_`` the mean squared quantization
+    error after every epoch, on which ``patience`` and ``restore_best`` (the whole graph of the
+    best epoch) act.
     """
 
     _own_params = {
@@ -419,37 +444,62 @@ class GrowingNeuralGas(_Topology):
     def _n_prototypes_needed(self):
         return 2
 
+    def fit(self, X: Any, y: Any = None, initial_prototypes: Any = None, resume: bool = False):
+        """Grow the graph on ``X (n, d)`` (``y`` is ignored); ``resume=True`` continues from the
+        fitted nodes, edges and errors, ``initial_prototypes (P >= 2, d)`` starts from those
+        nodes without edges."""
+        _refuse_positional_start(y, "initial_prototypes")
+        self._resume_graph = bool(resume)
+        return super().fit(X, initial_prototypes=initial_prototypes, resume=resume)
+
     def _fit(self, X, gen, init):
         N, d = int(self.max_nodes), X.shape[1]
         W = torch.zeros(N, d, dtype=X.dtype, device=X.device)
         active = torch.zeros(N, dtype=torch.bool, device=X.device)
         start = _random_rows(X, 2, gen) if init is None else init
-        if start.shape[0] > N:
-            raise ValueError(f"initial_prototypes has {start.shape[0]} rows > max_nodes={N}")
-        W[: start.shape[0]] = start
-        active[: start.shape[0]] = True
+        P = start.shape[0]
+        if not 2 <= P <= N:
+            raise ValueError(f"GrowingNeuralGas starts from 2 to max_nodes={N} nodes, got {P}")
+        W[:P] = start
+        active[:P] = True
         age = torch.full((N, N), -1, dtype=torch.long, device=X.device)  # -1: no edge
         err = torch.zeros(N, dtype=X.dtype, device=X.device)
+        # nodes that have had an edge: only those are removed when they lose their last one
+        linked = torch.zeros(N, dtype=torch.bool, device=X.device)
+        if getattr(self, "_resume_graph", False):
+            edges = self._state["edges"].to(X.device)
+            age[:P, :P] = torch.where(edges, 0, -1)
+            err[:P] = self._state["errors"].to(X.device, X.dtype)
+            linked[:P] = edges.any(1)
         ew, en = float(self.lr_winner), float(self.lr_neighbor)
         chunk = int(self.insert_interval)
         cbs = list(self.callbacks or [])
         for cb in cbs:
             cb.on_fit_start(self)
         history = []
+        best, best_graph, bad = math.inf, None, 0
         for t in range(int(self.max_iter)):
             perm = torch.randperm(X.shape[0], generator=gen, device=X.device)
             for s in range(0, X.shape[0], chunk):
-                self._chunk(X[perm[s : s + chunk]], W, active, age, err, ew, en)
+                self._chunk(X[perm[s : s + chunk]], W, active, linked, age, err, ew, en)
             Wa = W[active]
             q = float(squared_euclidean(X, Wa).min(1).values.mean())
             history.append(q)
-            stop = False
+            if _improved(q, best):
+                best, bad = q, 0
+                if self.restore_best:
+                    best_graph = (W.clone(), active.clone(), age.clone(), err.clone())
+            else:
+                bad += 1
+            stop = self.patience is not None and bad >= int(self.patience)
             info = {"iteration": t + 1, "loss": q, "params": {"prototypes": Wa}}
             for cb in cbs:
                 if cb.on_iteration_end(self, info):
                     stop = True
             if stop:
                 break
+        if best_graph is not None:
+            W, active, age, err = best_graph
         idx = torch.nonzero(active).flatten()
         self._state = {
             "prototypes": W[idx].clone(),
@@ -461,7 +511,7 @@ class GrowingNeuralGas(_Topology):
             cb.on_fit_end(self)
         return history
 
-    def _chunk(self, Xb, W, active, age, err, ew, en):
+    def _chunk(self, Xb, W, active, linked, age, err, ew, en):
         b = Xb.shape[0]
         D = squared_euclidean(Xb, W).masked_fill(~active, float("inf"))
         two = torch.topk(D, 2, dim=1, largest=False)
@@ -489,10 +539,13 @@ class GrowingNeuralGas(_Topology):
         age += (cnt.long()[:, None] * edge) + (cnt.long()[None, :] * edge)
         age[s1, s2] = 0
         age[s2, s1] = 0
+        linked[s1] = True
+        linked[s2] = True
         age[age > int(self.max_age)] = -1
-        isolated = active & ~(age >= 0).any(1)
+        isolated = active & linked & ~(age >= 0).any(1)
         if int(active.sum() - isolated.sum()) >= 2:
             active &= ~isolated
+            linked &= ~isolated
             err[isolated] = 0
         # insertion
         n_active = int(active.sum())
@@ -503,7 +556,7 @@ class GrowingNeuralGas(_Topology):
                 f = int(err.masked_fill(~nbrs, -1).argmax())
                 r = int(torch.nonzero(~active)[0])
                 W[r] = 0.5 * (W[q] + W[f])
-                active[r] = True
+                active[r] = linked[r] = True
                 age[q, f] = age[f, q] = -1
                 age[q, r] = age[r, q] = age[f, r] = age[r, f] = 0
                 err[q] *= 0.5

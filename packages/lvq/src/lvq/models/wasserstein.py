@@ -17,9 +17,11 @@ at the class centres. Fitted: ``variances_`` ``(P, d)``.
 
 from __future__ import annotations
 
+import blockops
 import numpy as np
 import torch
 
+from .._checks import is_number
 from ..base import SupervisedPrototypeModel
 from ..distances import Distance, Omega, Relevance, SquaredEuclidean
 from ..losses import GLVQLoss
@@ -72,7 +74,7 @@ class Wasserstein(Distance):
                     for r in rows
                 ]
             )
-        elif not isinstance(iv, bool) and isinstance(iv, (int, float)) and iv > 0:
+        elif is_number(iv) and iv > 0:
             var = torch.full_like(W, float(iv))
         else:
             raise ValueError(f"init_variance must be 'class' or a positive number, got {iv!r}")
@@ -137,6 +139,7 @@ class _Wasserstein(SupervisedPrototypeModel):
     @property
     def variances_(self) -> np.ndarray:
         """Per-prototype, per-feature variances ``s_k^2`` ``(P, d)``."""
+        blockops.check_is_fitted(self, "prototypes_")
         eff = self._make_distance().effective(self._inference_params())
         return eff["variances"].cpu().numpy()
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import Tensor
+
+from .._checks import warn
 
 
 def centred(Z: Tensor) -> Tensor:
@@ -38,11 +38,9 @@ def zero_like_graph(Z: Tensor) -> Tensor:
 
 def warn_small_batch(Z: Tensor, what: str) -> bool:
     if Z.shape[0] < 2:
-        warnings.warn(
+        warn(
             f"{what} needs a batch of at least 2 samples (statistics are centred over the "
-            f"batch); got B={Z.shape[0]}, returning 0",
-            UserWarning,
-            stacklevel=3,
+            f"batch); got B={Z.shape[0]}, returning 0"
         )
         return True
     return False

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import Tensor
 
 from .. import util
-from ._common import basis, centred, zero_like_graph
+from .._checks import check_int, warn
+from ._common import basis, centred, warn_small_batch, zero_like_graph
 
 
 def _span_projector(W_all: Tensor) -> Tensor:
@@ -29,11 +28,20 @@ def isotropy_loss(Z: Tensor, W: dict[str, Tensor], n_dir: int = 32) -> Tensor:
     min(n_dir, min(B - 1, D - rank(W)))``: only directions ``R`` can actually use, so the loss
     reaches 0 for an isotropic residual (0.1.0 counted the projected-out zeros and had a floor).
 
+    Args:
+        Z: latents ``(B, D)``.
+        W: bases ``{q: (k_q, D)}``.
+        n_dir: number of leading singular values (a positive int, numpy ints accepted).
+
+    Returns:
+        0-dim tensor on ``Z``'s device; 0 with a warning for ``B < 2``.
+
     Warns:
-        UserWarning: when ``n_dir`` is reduced to the residual dimension.
+        UserWarning: when ``n_dir`` is reduced to the residual dimension, or ``B < 2``.
     """
-    if isinstance(n_dir, bool) or not isinstance(n_dir, int) or n_dir < 1:
-        raise ValueError(f"n_dir must be a positive int, got {n_dir!r}")
+    n_dir = check_int(n_dir, "n_dir")
+    if warn_small_batch(Z, "isotropy_loss"):
+        return zero_like_graph(Z)
     Zc = centred(Z)
     B, D = Zc.shape
     if W:
@@ -49,11 +57,9 @@ def isotropy_loss(Z: Tensor, W: dict[str, Tensor], n_dir: int = 32) -> Tensor:
         return zero_like_graph(Z)
     n = min(n_dir, available)
     if n < n_dir:
-        warnings.warn(
+        warn(
             f"isotropy_loss: n_dir={n_dir} exceeds the residual dimension min(B-1={B - 1}, "
-            f"D-rank(W)={D - used}); using the {n} leading singular values",
-            UserWarning,
-            stacklevel=2,
+            f"D-rank(W)={D - used}); using the {n} leading singular values"
         )
     s = util.singular_values(R, rank=n)[:n]
     s_n = s / (s.mean() + 1e-8)

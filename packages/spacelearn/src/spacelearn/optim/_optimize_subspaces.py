@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import warnings
-
 from torch import Tensor
 
+from .._checks import warn
 from ._spectrum import as_matrix, check_targets, n_modes, resolve_threshold
 
 
@@ -33,9 +32,7 @@ def k_per_q(
         eta = resolve_threshold(name, threshold, default_threshold, 0.90)
         Y = as_matrix(y, name)
         if float((Y - Y.mean(0)).abs().max()) == 0.0:
-            warnings.warn(
-                f"target {name!r} is constant over the batch; using k=1", UserWarning, stacklevel=2
-            )
+            warn(f"target {name!r} is constant over the batch; using k=1")
             out[name] = 1
             continue
         out[name] = n_modes(Y, eta, name)

@@ -14,13 +14,11 @@ supported: ``A`` has shape ``(..., m, n)``.
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import Tensor
 
 from .. import settings as _settings
-from .._checks import check_int
+from .._checks import check_int, warn
 from ._eigen_fallback import eigen_full, eigen_left, eigen_right, eigen_values
 from ._lowrank_fallback import lowrank_full, lowrank_values
 from ._svd_fallback import _pad, svd_full, svd_left, svd_right, svd_values
@@ -50,11 +48,9 @@ def _rank(A: Tensor, rank: int | None) -> int:
         return r
     rank = check_int(rank, "rank", or_none=True)
     if rank > r:
-        warnings.warn(
+        warn(
             f"rank={rank} exceeds min(m, n)={r} of a {tuple(A.shape[-2:])} matrix; "
-            f"returning {r} components",
-            UserWarning,
-            stacklevel=3,
+            f"returning {r} components"
         )
         return r
     return rank
