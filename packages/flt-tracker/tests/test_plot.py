@@ -79,7 +79,8 @@ def test_video_without_ffmpeg_or_extension_gives_a_clear_error(tracked, tmp_path
 
     f = tracked.get_feature("fc.weight")
     monkeypatch.setattr(FFMpegWriter, "isAvailable", classmethod(lambda cls: False))
-    with pytest.raises(RuntimeError, match="ffmpeg"):
+    monkeypatch.setattr(plot, "_ffmpeg_exe", lambda: None)  # no imageio-ffmpeg either
+    with pytest.raises(RuntimeError, match=r"flt-tracker\[mp4\]"):
         plot.animate_feature_evolution(f, tmp_path / "a.mp4")
     with pytest.raises(ValueError, match="extension"):
         plot.animate_feature_evolution(f, tmp_path / "a")
@@ -88,6 +89,20 @@ def test_video_without_ffmpeg_or_extension_gives_a_clear_error(tracked, tmp_path
     with pytest.raises(ValueError, match="fps=0"):
         plot.animate_feature_evolution(f, tmp_path / "a.gif", fps=0)
     assert not list(tmp_path.iterdir())
+
+
+def test_mp4_is_written_with_the_ffmpeg_of_imageio_ffmpeg(tracked, tmp_path, monkeypatch):
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="the mp4 extra is not installed")
+    from matplotlib.animation import FFMpegWriter
+
+    monkeypatch.setattr(FFMpegWriter, "isAvailable", classmethod(lambda cls: False))  # no PATH one
+    path = plot.animate_feature_evolution(
+        tracked.get_feature("fc.weight"), tmp_path / "w.mp4", max_frames=3
+    )
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    assert meta["size"][0] > 0 and sum(1 for _ in reader) == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["w.mp4"]  # no temporary file left
 
 
 def test_heatmap_basis_fits_conv_rows_and_refuses_what_it_would_ignore(tracked):

@@ -205,3 +205,24 @@ def test_gradient_models_take_every_shared_option(spec, blobs):
     assert m.n_iter_ == n0 + 1 and len(m.loss_history_) == n0 + 1
     m.fit(X, y, resume=True)
     assert m.score(X, y) >= 0.8
+
+
+def test_redefining_a_registered_class_replaces_it_another_class_is_refused():
+    from lvq.base import SupervisedPrototypeModel
+    from lvq.registry import REGISTRY, register
+
+    def define():  # the same class statement run twice: a re-run notebook cell
+        @register("test", {"max_iter": 3})
+        class RedefinedGLVQ(SupervisedPrototypeModel):
+            """A model defined twice."""
+
+        return RedefinedGLVQ
+
+    try:
+        first, second = define(), define()
+        assert first is not second and REGISTRY["RedefinedGLVQ"].cls is second
+        with pytest.raises(ValueError, match="already registered"):
+            register("test")(type("GLVQ", (SupervisedPrototypeModel,), {}))
+        assert REGISTRY["GLVQ"].cls is lvq.GLVQ
+    finally:
+        REGISTRY.pop("RedefinedGLVQ", None)

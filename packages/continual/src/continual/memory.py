@@ -14,6 +14,7 @@ from ._checks import check_count
 __all__ = ["POLICIES", "EpisodicMemory", "stratified_order"]
 
 POLICIES = ("quota", "reservoir", "class_balanced", "fifo")
+"""The policies `EpisodicMemory(policy=...)` accepts."""
 
 
 def stratified_order(

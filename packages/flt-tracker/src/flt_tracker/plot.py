@@ -285,7 +285,8 @@ def animate_feature_evolution(
     max_frames: int = 60,
 ) -> Path:
     """Animate the series (one frame per snapshot, subsampled to ``max_frames``) as a GIF
-    (``.gif``, pillow) or a video (``.mp4``, ffmpeg).
+    (``.gif``, pillow) or a video (``.mp4``, the ffmpeg of ``imageio-ffmpeg``, the ``mp4`` extra,
+    else one on the ``PATH``). The file is written under a temporary name, then renamed into place.
 
     Args:
         feature: the series.
@@ -302,8 +303,9 @@ def animate_feature_evolution(
     Raises:
         ValueError: no snapshots, ``save_path`` has no extension, ``max_frames`` is not a
             positive integer or ``fps`` not a positive number.
-        RuntimeError: a video was asked for but ``ffmpeg`` is not on the ``PATH``.
+        RuntimeError: a video was asked for but no ffmpeg was found.
     """
+    import matplotlib
     from matplotlib.animation import FFMpegWriter, FuncAnimation, PillowWriter
 
     if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1:
@@ -317,10 +319,11 @@ def animate_feature_evolution(
     gif = path.suffix.lower() == ".gif"
     if not path.suffix:
         raise ValueError(f"save_path={str(save_path)!r} needs an extension: .gif or .mp4")
-    if not gif and not FFMpegWriter.isAvailable():
+    ffmpeg = None if gif else _ffmpeg_exe()
+    if not gif and ffmpeg is None and not FFMpegWriter.isAvailable():
         raise RuntimeError(
-            f"writing {path.suffix!r} needs ffmpeg on the PATH (not found); "
-            "install ffmpeg or save a .gif (pillow)"
+            f"writing {path.suffix!r} needs ffmpeg (not found): pip install "
+            '"flt-tracker[mp4]" (imageio-ffmpeg), put ffmpeg on the PATH, or save a .gif (pillow)'
         )
     picks = np.unique(np.linspace(0, n - 1, min(n, int(max_frames))).round().astype(int))
     steps = feature.steps
@@ -345,5 +348,24 @@ def animate_feature_evolution(
     anim = FuncAnimation(fig, update, frames=len(frames), blit=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = PillowWriter(fps=fps) if gif else FFMpegWriter(fps=fps)
-    anim.save(str(path), writer=writer, dpi=80)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    rc = {"animation.ffmpeg_path": ffmpeg} if ffmpeg else {}
+    try:
+        with matplotlib.rc_context(rc):
+            anim.save(str(tmp), writer=writer, dpi=80)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def _ffmpeg_exe() -> str | None:
+    """The ffmpeg binary shipped by ``imageio-ffmpeg`` (the ``mp4`` extra), if installed."""
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return None
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError:  # the wheel's binary is missing on this platform
+        return None

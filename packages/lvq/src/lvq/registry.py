@@ -25,6 +25,7 @@ class ModelSpec:
 
 
 REGISTRY: dict[str, ModelSpec] = {}
+"""Every registered model: class name -> :class:`ModelSpec` (class, family, kind, settings)."""
 
 
 def register(
@@ -33,12 +34,19 @@ def register(
     kind: str = "classifier",
     gradient: bool = True,
 ) -> Callable[[type], type]:
-    """Class decorator adding a model to :data:`REGISTRY` under its class name."""
+    """Class decorator adding a model to :data:`REGISTRY` under its class name.
+
+    Defining the same class again (same module and qualified name: a re-run notebook cell, a
+    reloaded module) replaces its entry; another class of a registered name is an error.
+    """
 
     def deco(cls: type) -> type:
         name = cls.__name__
-        if name in REGISTRY and REGISTRY[name].cls is not cls:
-            raise ValueError(f"a model named {name!r} is already registered")
+        old = REGISTRY[name].cls if name in REGISTRY else cls
+        if (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise ValueError(
+                f"a model named {name!r} is already registered ({old.__module__}.{old.__qualname__})"
+            )
         REGISTRY[name] = ModelSpec(name, cls, family, dict(test_params or {}), kind, gradient)
         return cls
 

@@ -311,8 +311,8 @@ class KMeansPlusPlus(UnsupervisedModel):
         self.inertia_ = config.get("inertia")
 
 
-#: the published library's name for the same class
 Kmeans = KMeansPlusPlus
+"""The published library's name for :class:`KMeansPlusPlus` (the same class)."""
 
 
 @register("Q", {"n_clusters": 3, "max_iter": 20}, kind="clusterer", gradient=False)
