@@ -82,3 +82,15 @@ def test_score_and_sklearn_interop():
     assert scores.mean() > 0.9
     assert est.fit(X, y).score(X, y, sample_weight=np.ones(60)) == est.score(X, y)
     assert sklearn.__version__
+
+
+@pytest.mark.cuda
+def test_score_accepts_cuda_sample_weight():
+    import torch
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (10, 2)), rng.normal(4, 1, (10, 2))])
+    y = np.array([0] * 10 + [1] * 10)
+    est = Nearest().fit(X, y)
+    w = torch.ones(20, device="cuda")
+    assert est.score(X, torch.as_tensor(y).cuda(), sample_weight=w) == est.score(X, y)

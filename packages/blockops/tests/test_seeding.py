@@ -41,3 +41,37 @@ def test_cuda_generator():
         torch.rand(3, device="cuda", generator=g),
         torch.rand(3, device="cuda", generator=make_generator(0, "cuda")),
     )
+
+
+def test_foreign_generator_is_drawn_on_its_own_device(monkeypatch):
+    """A generator of another device type is re-seeded by a draw on *its* device (a CUDA
+    generator cannot drive a CPU ``torch.randint``); checked here with a CPU generator that
+    reports a CUDA device and a spy on ``torch.randint``."""
+
+    class CudaLike(torch.Generator):
+        @property
+        def device(self):
+            return torch.device("cuda")
+
+    seen = []
+    real = torch.randint
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("device"))
+        kwargs.pop("device", None)  # the draw itself runs on the CPU here
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "randint", spy)
+    src = CudaLike()
+    src.manual_seed(0)
+    g = make_generator(src)
+    assert seen == [torch.device("cuda")]
+    assert g is not src and g.device.type == "cpu"
+
+
+@pytest.mark.cuda
+def test_cuda_generator_reseeds_a_cpu_generator():
+    a = make_generator(torch.Generator(device="cuda").manual_seed(5))
+    b = make_generator(torch.Generator(device="cuda").manual_seed(5))
+    assert a.device.type == "cpu"
+    assert torch.equal(torch.rand(4, generator=a), torch.rand(4, generator=b))

@@ -238,3 +238,17 @@ def test_class_balanced_refuses_labels_that_are_not_one_integer_per_row():
 def test_memory_refuses_non_integer_sizes(kwargs, name):
     with pytest.raises(ValueError, match=rf"^{name} must be an integer"):
         EpisodicMemory(10, **kwargs)
+
+
+@pytest.mark.cuda
+def test_add_takes_fields_on_different_devices_cuda():
+    # CUDA inputs with CPU labels / task ids (a CUDA experience, the strategies' _store):
+    # each field is indexed on its own device
+    for memory_device in ("cpu", "cuda"):
+        mem = EpisodicMemory(6, policy="reservoir", random_state=0, device=memory_device)
+        x, y = _batch(10)
+        t = torch.zeros(10, dtype=torch.long)
+        assert mem.add(x.cuda(), y, t, task_id=0) == 6
+        assert mem.add(x[:4], y[:4].cuda(), t[:4].cuda(), task_id=0) >= 0
+        sx, sy, _ = mem.sample(6, device="cpu")
+        assert torch.equal(sx[:, 0].long(), sy)  # rows stayed aligned across the fields

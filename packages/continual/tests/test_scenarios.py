@@ -212,3 +212,24 @@ def test_time_windows_keep_every_sample_of_equal_width_windows(times):
     X, y = _xy(100)
     sc = time_windows(X, y, times, 4, test_fraction=0.0)
     assert [len(e) for e in sc.train_stream] == [25, 25, 25, 25]
+
+
+@pytest.mark.cuda
+def test_builders_take_cuda_tensors_and_non_blocking_copies_back_land():
+    X, y = _xy(100)
+    times = np.linspace(0, 10, 100)
+    Xc, yc, tc = torch.as_tensor(X).cuda(), torch.as_tensor(y).cuda(), torch.as_tensor(times).cuda()
+    for build in (
+        lambda a, b, t: class_incremental(a, b, a, b, 3),
+        lambda a, b, t: task_incremental(a, b, a, b, 2),
+        lambda a, b, t: permuted(a, b, a, b, 2, random_state=0),
+        lambda a, b, t: time_windows(a, b, t, 4, random_state=0),
+    ):
+        cpu, gpu = build(X, y, times), build(Xc, yc, tc)
+        for e, g in zip(cpu.train_stream + cpu.test_stream, gpu.train_stream + gpu.test_stream):
+            assert e.classes == g.classes
+            for a, b in zip(e.dataset.tensors, g.dataset.tensors):
+                assert torch.equal(a, b.cpu())
+    big = torch.randn(1 << 22, device="cuda")
+    back = to_device({"x": [big * 2]}, "cpu", non_blocking=True)["x"][0]
+    assert back.device.type == "cpu" and torch.equal(back, (big * 2).cpu())

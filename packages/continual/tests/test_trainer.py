@@ -602,3 +602,57 @@ def test_integer_labels_of_a_plain_dataset_and_the_learner_fisher():
 
     net = Net(64, 2)
     net.calculate_ref_gradients((x, y), F.cross_entropy)  # A-GEM reference batch
+
+
+def test_checkpoint_keeps_the_cuda_generator_of_a_gpu_run(monkeypatch, tmp_path):
+    # dropout on a GPU draws from the CUDA generator: a GPU checkpoint holds its state (a CPU
+    # run's checkpoint is unchanged) and resuming on a GPU restores it, on a CPU ignores it
+    cpu = Trainer(_model(), Naive(), lr=0.05, device="cpu")
+    assert "rng.cuda" not in cpu.state()[1]
+    state = torch.arange(16, dtype=torch.uint8)
+    asked, restored = [], []
+    monkeypatch.setattr(
+        torch.cuda, "get_rng_state", lambda device="cuda": asked.append(device) or state
+    )
+    monkeypatch.setattr(
+        torch.cuda, "set_rng_state", lambda s, device="cuda": restored.append((s.clone(), device))
+    )
+    gpu = Trainer(_model(), Naive(), lr=0.05, device="cpu")
+    gpu.device = torch.device("cuda", 1)  # no GPU here: only the bookkeeping is exercised
+    gpu.save_checkpoint(tmp_path / "ck")
+    assert asked == [torch.device("cuda", 1)]
+    cpu.load_checkpoint(tmp_path / "ck")  # a GPU checkpoint loads on a CPU trainer
+    assert restored == []
+    other = Trainer(_model(seed=3), Naive(), lr=0.05, device="cpu")
+    other.device = torch.device("cuda", 1)
+    monkeypatch.setattr(other.model, "to", lambda *args, **kwargs: other.model)
+    other.load_checkpoint(tmp_path / "ck")
+    assert len(restored) == 1 and torch.equal(restored[0][0], state)
+    assert restored[0][1] == torch.device("cuda", 1)
+
+
+@pytest.mark.cuda
+def test_cuda_resume_replays_dropout_and_trains_cuda_experiences(small_split, tmp_path):
+    def net(seed=0):
+        torch.manual_seed(seed)  # seeds the CUDA generator too
+        return torch.nn.Sequential(
+            torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(32, 10)
+        )
+
+    full = Trainer(net(), Naive(), lr=0.05, epochs=2, device="cuda", random_state=1)
+    full.fit_stream(small_split)
+    first = Trainer(net(), Naive(), lr=0.05, epochs=2, device="cuda", random_state=1)
+    stream = small_split
+    first.fit_stream(stream.train_stream[:2], stream.test_stream[:2], checkpoint_dir=tmp_path / "c")
+    resumed = Trainer(net(seed=9), Naive(), lr=0.05, epochs=2, device="cuda", random_state=7)
+    resumed.load_checkpoint(tmp_path / "c")
+    resumed.train_experience(stream.train_stream[2])
+    torch.testing.assert_close(_params(resumed.model), _params(full.model), rtol=0, atol=1e-5)
+
+    # experiences whose tensors live on the GPU: the memory strategies store them
+    Xtr, Xte, ytr, yte = digits(n_per_class=20)
+    cuda = [torch.as_tensor(a).cuda() for a in (Xtr, ytr, Xte, yte)]
+    sc = class_incremental(*cuda, class_order=[[0, 1], [2, 3], [4, 5]])
+    for strategy in (Replay(mem_size=20), AGEM(mem_size=20, sample_size=8), GEM(mem_size=20)):
+        R = Trainer(_model(), strategy, lr=0.05, device="cuda").fit_stream(sc)
+        assert np.isfinite(R.R).all() and len(strategy.memory) == 20

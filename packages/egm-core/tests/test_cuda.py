@@ -43,3 +43,14 @@ def test_gpu_input_tensor_and_trend_paths(blobs):
     assert out["paths"].shape == (len(Xt), 3, 4, X.shape[1])
     m.continue_fit(extra_iters=1, reseed=3)
     assert m.bank_X_.device.type == "cuda"
+
+
+def test_cuda_generator_as_random_state(blobs):
+    X, y, Xt, _ = blobs
+    fits = [
+        PyEGM(platform="cuda", random_state=torch.Generator(device="cuda").manual_seed(7)).fit(X, y)
+        for _ in range(2)
+    ]
+    seeds = [m.get_fitted_params()["random_state"] for m in fits]
+    assert isinstance(seeds[0], int) and seeds[0] == seeds[1]
+    assert (fits[0].predict(Xt) == fits[1].predict(Xt)).all()

@@ -183,6 +183,33 @@ def test_subsampling_is_deterministic_and_capped(model):
     assert len(offsets(0, 10_000)) == len(model.bank_X_)
 
 
+def test_stratified_subsample_draws_on_the_generators_device(monkeypatch):
+    """The permutation is drawn on the generator's own device (a CUDA generator cannot drive
+    a CPU ``torch.randperm``); checked with a CPU generator that reports a CUDA device."""
+
+    class CudaLike(torch.Generator):
+        @property
+        def device(self):
+            return torch.device("cuda")
+
+    seen = []
+    real = torch.randperm
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.pop("device", None))  # the draw itself runs on the CPU here
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "randperm", spy)
+    groups = np.array([0] * 6 + [1] * 4)
+    gen = CudaLike()
+    gen.manual_seed(0)
+    idx = egm_viz.stratified_subsample(groups, 5, gen)
+    assert seen == [torch.device("cuda")] * 2
+    np.testing.assert_array_equal(
+        idx, egm_viz.stratified_subsample(groups, 5, torch.Generator().manual_seed(0))
+    )
+
+
 def test_stratified_subsample_keeps_every_group():
     groups = np.array([0] * 90 + [1] * 9 + [2])
     gen = torch.Generator().manual_seed(0)

@@ -22,3 +22,26 @@ def test_draws_a_model_on_the_gpu(data, tmp_path):
     assert_same_state(before, m)
     assert m.bank_X_.device.type == "cuda"
     np.testing.assert_array_equal(pred, m.predict(X))
+
+
+@pytest.mark.cuda
+def test_cuda_tensors_and_cuda_generator_as_inputs(data, tmp_path):
+    import torch
+
+    X, y = data
+    m = PyEGM(platform="cuda", num_iters=2, num_points=20, path_steps=3, random_state=0).fit(X, y)
+    Xg, yg = torch.as_tensor(X).cuda(), torch.as_tensor(y).cuda()
+    fig = egm_viz.visualize_explosion(
+        m,
+        Xg,
+        yg,
+        random_state=torch.Generator(device="cuda").manual_seed(0),
+        save_path=tmp_path / "c.png",
+        figsize=(5, 4),
+        dpi=40,
+    )
+    assert fig.axes[0].get_title().startswith("EGM bank")
+    idx = egm_viz.stratified_subsample(
+        np.asarray(y), 10, torch.Generator(device="cuda").manual_seed(0)
+    )
+    assert len(idx) == 10

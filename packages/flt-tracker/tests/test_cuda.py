@@ -1,8 +1,13 @@
 """GPU paths: pinned, non-blocking offload of snapshots. Skipped without CUDA."""
 
+import copy
+from types import SimpleNamespace
+
 import pytest
 import torch
-from flt_tracker import FeatureTracker, load_run
+from flt_tracker import Feature, FeatureTracker, load_run
+from flt_tracker.attacks import pgd
+from flt_tracker.callbacks import ModelCheckpoint
 from flt_tracker.trainer import Trainer
 from torch import nn
 
@@ -60,3 +65,73 @@ def test_trainer_on_cuda():
     trainer = Trainer(model, opt, device="cuda")
     trainer.fit([(X[i : i + 8], y[i : i + 8]) for i in range(0, 32, 8)], 1)
     assert next(model.parameters()).device.type == "cuda" and trainer.global_step == 4
+
+
+def test_pgd_random_start_with_a_cpu_generator_on_cuda():
+    # the start is drawn on the generator's device (CPU), then moved: same start as on the CPU
+    torch.manual_seed(0)
+    model = nn.Linear(8, 3)
+    x, y = torch.randn(16, 8), torch.randint(0, 3, (16,))
+    out = {}
+    for dev in ("cpu", "cuda"):
+        m = copy.deepcopy(model).to(dev)
+        for norm in ("l2", "linf"):
+            g = torch.Generator().manual_seed(1)
+            adv = pgd(
+                m,
+                x.to(dev),
+                y.to(dev),
+                nn.functional.cross_entropy,
+                0.5,
+                steps=2,
+                norm=norm,
+                random_start=True,
+                generator=g,
+            )
+            assert adv.device.type == dev
+            out[dev, norm] = adv.cpu()
+    torch.testing.assert_close(out["cpu", "l2"], out["cuda", "l2"], atol=1e-4, rtol=1e-4)
+    assert (out["cuda", "linf"] - x).abs().max() <= 0.5 + 1e-6
+
+
+def test_model_checkpoint_of_a_cuda_run_holds_cpu_tensors(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Linear(8, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    X, y = torch.randn(32, 8), torch.randint(0, 2, (32,))
+    trainer = Trainer(model, opt, device="cuda", callbacks=[ModelCheckpoint(tmp_path)])
+    trainer.fit([(X[i : i + 8], y[i : i + 8]) for i in range(0, 32, 8)], 1)
+    state = torch.load(tmp_path / "last.pt", weights_only=True)  # no map_location needed
+    tensors = list(state["model"].values())
+    tensors += [v for s in state["optimizer"]["state"].values() for v in s.values()]
+    assert tensors and all(t.device.type == "cpu" for t in tensors)
+    assert torch.equal(state["model"]["weight"], model.weight.detach().cpu())
+    opt.load_state_dict(state["optimizer"])  # and it loads back into the GPU run
+    assert opt.state[model.weight]["exp_avg"].device.type == "cuda"
+
+
+def test_plots_take_a_cuda_basis_and_a_metric_computed_on_the_gpu():
+    plot = pytest.importorskip("flt_tracker.plot")
+    f = Feature("W")
+    for step in range(3):
+        f.append(torch.randn(4, 6), step=step)
+    basis = torch.linalg.qr(torch.randn(6, 6))[0]
+    run = SimpleNamespace(get_features=lambda: {"W": f})
+    fig = plot.visualize_features_heatmap(run, step=2, basis=basis.cuda())
+    ref = plot.visualize_features_heatmap(run, step=2, basis=basis)
+    a, b = fig.axes[0].images[0].get_array(), ref.axes[0].images[0].get_array()
+    assert abs(a - b).max() < 1e-5
+    fig = plot.visualize_feature_evolution(f, metric=lambda v: v.cuda().norm(dim=-1))
+    assert len(fig.axes[0].collections) == 1
+
+
+def test_trainer_on_the_cpu_takes_batches_that_live_on_the_gpu():
+    torch.manual_seed(0)
+    model = nn.Linear(8, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    X, y = torch.randn(4096, 8, device="cuda"), torch.randint(0, 2, (4096,), device="cuda")
+    ref = copy.deepcopy(model)
+    ref_opt = torch.optim.SGD(ref.parameters(), lr=0.1)
+    Trainer(model, opt, device="cpu").fit([(X, y)], 1)
+    Trainer(ref, ref_opt, device="cpu").fit([(X.cpu(), y.cpu())], 1)
+    assert torch.equal(model.weight, ref.weight)

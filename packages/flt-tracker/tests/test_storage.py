@@ -423,3 +423,33 @@ def test_downsampled_gradients_keep_the_steps_of_their_weights():
     assert weights[-1] >= 32 and len(grads) >= 4
     assert set(grads.tolist()) <= set(weights.tolist())  # same grid, minus the initial step
     assert len(tracker.get_feature("2.weight.grad")) == 0
+
+
+def test_gpu_copy_is_awaited_on_the_stream_of_the_values_device(monkeypatch):
+    # a pinned non-blocking copy from cuda:1 runs on cuda:1's current stream, whatever the
+    # current device: the event the readers wait on must be recorded there (no GPU needed)
+    recorded = []
+
+    class Event:
+        def record(self, stream=None):
+            recorded.append(stream)
+
+        def synchronize(self):
+            pass
+
+    class PinnedRow:
+        def copy_(self, value, non_blocking=False):
+            self.copied = (value, non_blocking)
+
+        def is_pinned(self):
+            return True
+
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: ("stream", device))
+    value = type("CudaValue", (), {"is_cuda": True, "device": torch.device("cuda", 1)})()
+    store, row = MemoryStorage((2,), torch.float32), PinnedRow()
+    store._copy_into(row, value)
+    assert row.copied == (value, True)
+    assert recorded == [("stream", torch.device("cuda", 1))]
+    store.synchronize()
+    assert store._events == []

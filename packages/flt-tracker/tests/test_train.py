@@ -104,3 +104,14 @@ def test_unclear_switches_and_values_are_errors_not_guesses(tmp_path):
         run(compose_default([*TINY, "tracking.frequency=2.5"]), tmp_path / "f")
     with pytest.raises(TypeError, match="num_epochs"):  # was truncated to 1
         run(compose_default([*TINY, "epochs=1.5"]), tmp_path / "e")
+
+
+def test_only_the_main_process_writes_the_summary(tmp_path, monkeypatch):
+    # under torchrun every rank runs this; a rank other than 0 tracks nothing and must not
+    # overwrite rank 0's summary.json (which names the run)
+    from flt_tracker.trainer import Trainer
+
+    monkeypatch.setattr(Trainer, "is_main_process", property(lambda self: False))
+    summary = run(compose_default(TINY), tmp_path)
+    assert summary["global_step"] == 2 and "run" not in summary
+    assert not (tmp_path / "summary.json").exists()

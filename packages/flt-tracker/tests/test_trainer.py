@@ -395,3 +395,33 @@ def test_pgd_linf_random_start_is_uniform_in_the_cube():
     assert delta.abs().max() <= 0.5 + 1e-6
     assert (delta.abs() < 0.45).float().mean() > 0.8  # not only the corners (+-eps)
     assert abs(float(delta.mean())) < 0.05 and abs(float(delta.std()) - 0.5 / 3**0.5) < 0.02
+
+
+def test_torchrun_on_cuda_binds_each_rank_to_its_own_gpu(monkeypatch):
+    # without torch.cuda.set_device every rank's current device is cuda:0 (NCCL's default
+    # device, pinned memory, "cuda" tensors); no GPU needed: CUDA and DDP are stood in for
+    import blockops
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    calls = []
+    monkeypatch.setattr(blockops, "resolve_device", lambda device: torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.append(("set_device", d)))
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(
+        torch.distributed, "init_process_group", lambda backend: calls.append(("init", backend))
+    )
+    monkeypatch.setattr(
+        nn.parallel, "DistributedDataParallel", lambda m, device_ids: calls.append(device_ids) or m
+    )
+
+    class Stays(nn.Linear):
+        def to(self, *args, **kwargs):
+            return self
+
+    model = Stays(2, 2)
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1))
+    cuda1 = torch.device("cuda", 1)
+    assert trainer.device == cuda1 and trainer.rank == 1
+    assert calls == [("set_device", cuda1), ("init", "nccl"), [1]]

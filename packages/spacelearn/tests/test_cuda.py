@@ -57,3 +57,9 @@ def test_cpu_fallback_moves_results_back(monkeypatch):
 
     out = svd_util._run(torch.randn(4, 3, device="cuda"), flaky)
     assert calls == ["cuda", "cpu"] and out.is_cuda
+
+
+def test_smooth_fields_accepts_a_cuda_generator():
+    a, qa = sl.synthetic.smooth_fields(3, 16, random_state=torch.Generator("cuda").manual_seed(1))
+    b, qb = sl.synthetic.smooth_fields(3, 16, random_state=torch.Generator("cuda").manual_seed(1))
+    assert torch.equal(a, b) and all(torch.equal(qa[q], qb[q]) for q in qa)

@@ -7,6 +7,7 @@ import inspect
 from typing import Any, TypeVar
 
 import numpy as np
+import torch
 
 T = TypeVar("T", bound="ParamsMixin")
 
@@ -97,6 +98,8 @@ class ClassifierMixin:
         hits = (pred == truth).astype(np.float64)
         if sample_weight is None:
             return float(hits.mean())
+        if isinstance(sample_weight, torch.Tensor):  # a CUDA tensor has no numpy view
+            sample_weight = sample_weight.detach().cpu()
         w = np.asarray(sample_weight, dtype=np.float64)
         if w.shape != hits.shape:
             raise ValueError(f"sample_weight must have shape {hits.shape}, got {w.shape}")

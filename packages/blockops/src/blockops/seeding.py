@@ -25,7 +25,10 @@ def make_generator(
     if isinstance(random_state, torch.Generator):
         if random_state.device.type == device.type:
             return random_state
-        seed = int(torch.randint(0, 2**62, (1,), generator=random_state).item())
+        # draw on the generator's own device: a CUDA generator cannot drive a CPU draw
+        seed = int(
+            torch.randint(0, 2**62, (1,), generator=random_state, device=random_state.device).item()
+        )
     elif random_state is None:
         seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 2)
     elif isinstance(random_state, np.random.Generator):

@@ -241,9 +241,11 @@ class EpisodicMemory:
                     self._labels[slot] = labels[row]
         if writes:
             slots = torch.tensor(list(writes.keys()), device=self.device)
-            rows = torch.tensor(list(writes.values()), device=tensors[0].device)
+            rows = torch.tensor(list(writes.values()))
             for store, t in zip(self._fields, tensors):
-                store[slots] = t.detach()[rows].to(self.device, store.dtype)
+                # each field indexed on its own device: the fields may live on different ones
+                # (CUDA inputs, CPU task ids), and a CPU tensor cannot take a CUDA index
+                store[slots] = t.detach()[rows.to(t.device)].to(self.device, store.dtype)
         if writes:
             self._pass = None  # the stored rows changed: the next cycle() starts a new pass
         return len(writes)

@@ -80,11 +80,16 @@ class Scenario:
         return len(self.train_stream)
 
 
+def _host(a: Any) -> Any:
+    """``a`` on the CPU when it is a tensor (numpy cannot read a CUDA tensor), else ``a``."""
+    return a.cpu() if isinstance(a, torch.Tensor) else a
+
+
 def _tensors(
     X: Any, y: Any, names: tuple[str, str] = ("X", "y")
 ) -> tuple[torch.Tensor, torch.Tensor]:
     Xt = blockops.as_tensor(X, name=names[0], ndim=2)
-    ya = np.asarray(y)
+    ya = np.asarray(_host(y))
     if ya.ndim != 1 or ya.shape[0] != Xt.shape[0]:
         raise ValueError(
             f"{names[1]} must be 1-D with {Xt.shape[0]} entries, got shape {tuple(ya.shape)}"
@@ -272,8 +277,8 @@ def time_windows(
         classification: labels are integer classes (else float regression targets).
     """
     Xt = blockops.as_tensor(X, name="X", ndim=2)
-    t = torch.as_tensor(np.asarray(times), dtype=torch.float64)
-    ya = np.asarray(y)
+    t = torch.as_tensor(np.asarray(_host(times)), dtype=torch.float64)
+    ya = np.asarray(_host(y))
     if t.shape[0] != Xt.shape[0] or ya.shape[:1] != (Xt.shape[0],):
         raise ValueError("X, y and times must have the same number of rows")
     if classification:
@@ -367,7 +372,12 @@ class SubDataset(Dataset):
 def to_device(data: Any, device: str | torch.device, non_blocking: bool = False) -> Any:
     """Move a tensor, or every tensor of a (nested) list/tuple/dict, to ``device``."""
     if isinstance(data, torch.Tensor):
-        return data.to(device, non_blocking=non_blocking)
+        out = data.to(device, non_blocking=non_blocking)
+        if non_blocking and data.is_cuda and out.device.type == "cpu":
+            # a non-blocking device-to-host copy may still be in flight: wait before the host
+            # reads it (host-to-device copies are ordered on the stream and need no wait)
+            torch.cuda.current_stream(data.device).synchronize()
+        return out
     if isinstance(data, (list, tuple)):
         return type(data)(to_device(d, device, non_blocking) for d in data)
     if isinstance(data, dict):

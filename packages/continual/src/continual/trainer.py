@@ -536,6 +536,8 @@ class Trainer:
             tensors.update({f"learner.{k}": v for k, v in cl_tensors.items()})
         tensors["rng.trainer"] = self.generator.get_state()
         tensors["rng.torch"] = torch.get_rng_state()
+        if self.device.type == "cuda":  # random ops on the GPU (dropout) use its own generator
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         config = {
             "format": CHECKPOINT_FORMAT,
             "strategy": {"class": type(self.strategy).__name__, "state": s_config},
@@ -623,6 +625,8 @@ class Trainer:
             self.model.load_cl_state_dict(config["learner"], _part(tensors, "learner."))
         self.generator.set_state(tensors["rng.trainer"])
         torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         self.experiences_done = int(config["experiences_done"])
         self.results = (
             None if config["results"] is None else ResultMatrix.from_state_dict(config["results"])

@@ -55,7 +55,8 @@ def stratified_subsample(groups: np.ndarray, n: int, generator: torch.Generator)
     picks = []
     for g, q in zip(uniq, quota):
         idx = np.flatnonzero(groups == g)
-        perm = torch.randperm(len(idx), generator=generator).numpy()
+        # drawn on the generator's device (a CUDA generator cannot drive a CPU draw)
+        perm = torch.randperm(len(idx), generator=generator, device=generator.device).cpu().numpy()
         picks.append(idx[perm[:q]])
     return np.sort(np.concatenate(picks))
 
@@ -279,7 +280,7 @@ def visualize_explosion(
         codes = np.full(Xt.shape[0], -1, dtype=np.int64)
         keep = np.arange(Xt.shape[0])
         if y is not None:
-            ya = np.asarray(y)
+            ya = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
             if ya.ndim != 1 or ya.shape[0] != Xt.shape[0]:
                 raise ValueError(
                     f"y must be 1-D with one label per row of X ({Xt.shape[0]}), got shape {ya.shape}"

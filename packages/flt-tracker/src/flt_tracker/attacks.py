@@ -114,12 +114,14 @@ def pgd(
     x = x.detach()
     delta = torch.zeros_like(x)
     if random_start:
+        # drawn on the generator's device (a CPU generator cannot draw on CUDA), then moved
+        where = x.device if generator is None else generator.device
         if norm == "l2":
-            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            delta = eps * _direction(noise, norm)
+            noise = torch.randn(x.shape, generator=generator, device=where, dtype=x.dtype)
+            delta = eps * _direction(noise.to(x.device), norm)
         else:  # uniform in the cube, not only its corners
-            u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            delta = (2 * u - 1) * eps
+            u = torch.rand(x.shape, generator=generator, device=where, dtype=x.dtype)
+            delta = (2 * u.to(x.device) - 1) * eps
     for _ in range(int(steps)):
         g = _input_grad(model, x + delta, y, loss_fn)
         delta = _project(delta + alpha * _direction(g, norm), eps, norm)

@@ -173,6 +173,25 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
 
 
+def _to_cpu(obj: Any) -> Any:
+    """``obj`` with every tensor on the CPU (dicts, lists and tuples rebuilt; a state dict's
+    ``_metadata`` kept): a file of CUDA tensors cannot be loaded without a GPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        out = obj.copy()
+        for k, v in obj.items():
+            out[k] = _to_cpu(v)
+        if hasattr(obj, "_metadata"):
+            out._metadata = obj._metadata  # type: ignore[attr-defined]
+        return out
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_to_cpu(v) for v in obj)
+    return obj
+
+
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     torch.save(obj, tmp)
@@ -182,9 +201,10 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
 class ModelCheckpoint(Callback):
     """Save ``last.pt`` every ``every_n_epochs`` and ``best.pt`` when ``monitor`` improves.
 
-    Files hold plain state dicts (``{"model", "optimizer", "epoch", "global_step"}``), written
-    atomically and loadable with ``torch.load(path, weights_only=True)``. ``best.pt`` is the
-    best of the whole run: a later ``fit`` of the same trainer continues it.
+    Files hold plain state dicts (``{"model", "optimizer", "epoch", "global_step"}``, tensors
+    on the CPU), written atomically and loadable with ``torch.load(path, weights_only=True)``,
+    also without a GPU. ``best.pt`` is the best of the whole run: a later ``fit`` of the same
+    trainer continues it.
 
     Args:
         directory: output folder (created).
@@ -225,7 +245,7 @@ class ModelCheckpoint(Callback):
         }
         if self.save_optimizer:
             state["optimizer"] = trainer.optimizer.state_dict()
-        return state
+        return _to_cpu(state)  # loadable on a machine without the GPU it was trained on
 
     def on_epoch_end(
         self, trainer: Trainer, model: nn.Module, epoch: int, logs: dict[str, float]

@@ -57,7 +57,7 @@ def _matrix(values: torch.Tensor, basis: torch.Tensor | None, sort_rows: bool) -
     if basis is not None:
         from .analysis import dictionary_correlations
 
-        v = dictionary_correlations(v, basis.float())
+        v = dictionary_correlations(v, basis.float().to(v.device))  # snapshots are on the CPU
         if sort_rows:
             best = v.argmax(dim=1)
             order = torch.argsort(best * 2.0 - v.amax(dim=1), stable=True)
@@ -108,7 +108,7 @@ def visualize_feature_evolution(
     Returns:
         The figure.
     """
-    values = feature.series(metric).float()
+    values = feature.series(metric).float().cpu()  # a callable metric may compute on a GPU
     steps = feature.steps
     name = metric if isinstance(metric, str) else getattr(metric, "__name__", "metric")
     fig = ax.figure if ax is not None else _figure(figsize)

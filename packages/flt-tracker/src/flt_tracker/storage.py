@@ -274,7 +274,9 @@ class Storage:
             dest.copy_(value, non_blocking=dest.is_pinned())
             if dest.is_pinned():
                 event = torch.cuda.Event()
-                event.record()
+                # the copy ran on the current stream of the value's device, which need not be
+                # the current device (a model on cuda:1): wait on that stream, not device 0's
+                event.record(torch.cuda.current_stream(value.device))
                 self._events.append(event)
         elif self.executor is not None:
             self._futures.append(self.executor.submit(dest.copy_, value))

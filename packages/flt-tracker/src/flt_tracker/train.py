@@ -306,8 +306,9 @@ def run(cfg: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
         else:
             summary["run"] = str(tracker.save(out / "run"))
         summary["tracked"] = list(tracker.get_features())
-    text = json.dumps(_strict(summary), indent=1, allow_nan=False)  # a NaN loss is null
-    (out / "summary.json").write_text(text, encoding="utf-8")
+    if trainer.is_main_process:  # under torchrun every rank would write (without "run")
+        text = json.dumps(_strict(summary), indent=1, allow_nan=False)  # a NaN loss is null
+        (out / "summary.json").write_text(text, encoding="utf-8")
     return summary
 
 

@@ -52,7 +52,9 @@ def _split_batch(batch: Any) -> tuple[Any, Any]:
 
 def _to(x: Any, device: torch.device) -> Any:
     if isinstance(x, torch.Tensor):
-        return x.to(device, non_blocking=True)
+        # non-blocking host-to-device only: a device-to-host copy (GPU batches, device="cpu")
+        # must land before the CPU forward reads it
+        return x.to(device, non_blocking=device.type != "cpu")
     if isinstance(x, list | tuple):
         return type(x)(_to(v, device) for v in x)
     return x
@@ -160,6 +162,10 @@ class Trainer:
             local = int(os.environ.get("LOCAL_RANK", "0"))
             want = blockops.resolve_device(device)
             self.device = torch.device("cuda", local) if want.type == "cuda" else want
+            if self.device.type == "cuda":
+                # each rank owns its GPU: NCCL, pinned memory and "cuda" tensors use the
+                # current device, which is otherwise cuda:0 on every rank
+                torch.cuda.set_device(self.device)
             if not torch.distributed.is_initialized():
                 torch.distributed.init_process_group(
                     backend="nccl" if self.device.type == "cuda" else "gloo"
