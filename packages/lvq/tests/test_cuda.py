@@ -32,3 +32,22 @@ def test_cuda_minibatch_memory_is_bounded_by_batch():
     extra = torch.cuda.max_memory_allocated() - base
     assert extra < 200 * 2**20  # far below one (n, p, d) tensor (~5 GB)
     assert m.score(X[:10000].cpu().numpy(), y[:10000]) > 0.8
+
+
+@pytest.mark.cuda
+def test_cuda_tensors_reach_the_plots_and_one_class_score(blobs):
+    """numpy cannot read CUDA tensors: the plots and the one-class score copy them to the host."""
+    X, y = blobs
+    Xc = torch.as_tensor(X[:, :2], dtype=torch.float32, device="cuda")
+    yc = torch.as_tensor(y, device="cuda")
+    oc = lvq.OCGLVQ(device="cuda", max_iter=5).fit(Xc, yc)
+    w = torch.ones(len(y), device="cuda", dtype=torch.float64)
+    assert oc.score(Xc, yc, sample_weight=w) == oc.score(X[:, :2], y)
+    mpl = pytest.importorskip("matplotlib", reason="plots need the plot extra")
+    mpl.use("Agg")
+    from lvq import plot
+
+    traj = lvq.PrototypeTrajectory()
+    m = lvq.GLVQ(device="cuda", max_iter=5, callbacks=[traj]).fit(Xc, yc)
+    assert plot.plot_decision_boundary_2d(m, Xc, yc, resolution=20) is not None
+    assert plot.plot_prototype_trajectory(traj, Xc, yc) is not None

@@ -215,3 +215,18 @@ def test_svqocc_contrastive_without_outliers_warns_that_radii_stay(data):
         warnings.simplefilter("error")
         lvq.SVQOCC(max_iter=2).fit(X, y)
         lvq.SVQOCC(max_iter=2, cost_function="brier").fit(X[y == 1])
+
+
+def test_score_copies_tensor_weights_to_the_host(data, monkeypatch):
+    """numpy cannot read a CUDA tensor (np.asarray raises): score takes tensor weights through
+    the host. The refusal is simulated here on a CPU tensor."""
+    X, y = data
+    m = lvq.OCGLVQ(max_iter=5, device="cpu").fit(X, y)
+    w = np.linspace(0.5, 1.5, len(y))
+    expected = m.score(X, y, sample_weight=w)
+
+    def refuse(self, *args, **kwargs):
+        raise TypeError("can't convert cuda:0 device type tensor to numpy")
+
+    monkeypatch.setattr(torch.Tensor, "__array__", refuse)
+    assert m.score(X, y, sample_weight=torch.as_tensor(w)) == expected

@@ -146,3 +146,26 @@ def test_plots(blobs, iris, tmp_path):
     assert plot.plot_lambda_matrix(lg, prototype=0) is not None
     with pytest.raises(ValueError, match="2-D data"):
         plot.plot_decision_boundary_2d(m, X, y)
+
+
+def test_plots_copy_tensors_to_the_host(blobs, monkeypatch):
+    """numpy cannot read a CUDA tensor (np.asarray raises): the plots take tensors (X, y of a
+    model trained on the GPU) through the host. The refusal is simulated on CPU tensors."""
+    mpl = pytest.importorskip(
+        "matplotlib", reason="plots need the plot extra: pip install lvq[plot]"
+    )
+    mpl.use("Agg")
+    from lvq import plot
+
+    X, y = blobs
+    X2, y2 = torch.as_tensor(X[:, :2], dtype=torch.float32), torch.as_tensor(y)
+    traj = lvq.PrototypeTrajectory()
+    m = lvq.GLVQ(max_iter=3, device="cpu", callbacks=[traj]).fit(X2, y2)
+
+    def refuse(self, *args, **kwargs):
+        raise TypeError("can't convert cuda:0 device type tensor to numpy")
+
+    monkeypatch.setattr(torch.Tensor, "__array__", refuse)
+    ax = plot.plot_decision_boundary_2d(m, X2, y2, resolution=10)
+    assert len(ax.collections) >= 2
+    assert plot.plot_prototype_trajectory(traj, X2, y2) is not None

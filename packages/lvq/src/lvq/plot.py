@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 
 def _plt():
@@ -15,6 +16,14 @@ def _plt():
     except ImportError as exc:
         raise ImportError("lvq plots need matplotlib: pip install lvq[plot]") from exc
     return plt
+
+
+def _host(values: Any) -> Any:
+    """A tensor as a numpy array on the host (numpy cannot read a CUDA tensor:
+    ``np.asarray`` of one raises); anything else unchanged."""
+    if isinstance(values, torch.Tensor):
+        return values.detach().cpu().numpy()
+    return values
 
 
 def _axes(ax):
@@ -28,8 +37,8 @@ def plot_decision_boundary_2d(
 ):
     """Decision regions of a fitted model on 2-D data, with the samples and the prototypes."""
     _plt()
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y)
+    X = np.asarray(_host(X), dtype=np.float64)
+    y = np.asarray(_host(y))
     if X.ndim != 2 or X.shape[1] != 2:
         raise ValueError(f"plot_decision_boundary_2d needs 2-D data (n, 2), got shape {X.shape}")
     ax = _axes(ax)
@@ -116,11 +125,11 @@ def plot_prototype_trajectory(trajectory: Any, X: Any = None, y: Any = None, ax:
         raise ValueError(f"trajectory must have shape (frames, P, d >= 2), got {T.shape}")
     ax = _axes(ax)
     if X is not None:
-        X = np.asarray(X)
+        X = np.asarray(_host(X))
         ax.scatter(
             X[:, 0],
             X[:, 1],
-            c=None if y is None else np.unique(y, return_inverse=True)[1],
+            c=None if y is None else np.unique(_host(y), return_inverse=True)[1],
             cmap="tab10",
             s=8,
             alpha=0.4,

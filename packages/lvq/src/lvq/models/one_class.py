@@ -436,6 +436,8 @@ class OneClassPrototypeModel(SupervisedPrototypeModel):
         hit = (truth == self._target_code) == pred
         if sample_weight is None:
             return float(hit.mean())
+        if isinstance(sample_weight, torch.Tensor):  # np.asarray of a CUDA tensor raises
+            sample_weight = sample_weight.detach().cpu().numpy()
         w = np.asarray(sample_weight, dtype=np.float64)
         return float((hit * w).sum() / w.sum())
 
