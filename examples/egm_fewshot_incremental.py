@@ -7,12 +7,18 @@ After every session the model is scored on the test rows of all digits seen so f
 nearest-class-mean baseline refitted on everything seen (which PyEGM never revisits).
 
     python examples/egm_fewshot_incremental.py [--smoke] [--shots 5] [--seed 0]
+    python examples/egm_fewshot_incremental.py --out docs/egm-core   # also fscil_explosion.png
+
+With ``--out`` egm-viz draws the model after the third new session (after the last one in smoke
+mode) into ``fscil_explosion.png``: the bank in PCA, energy vectors, and the trend paths of four
+test rows of the new classes.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,11 +33,41 @@ def nearest_class_mean(X: np.ndarray, y: np.ndarray, Q: np.ndarray) -> np.ndarra
     return classes[((Q[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)]
 
 
+def draw(
+    model: PyEGM,
+    Xte: np.ndarray,
+    yte: np.ndarray,
+    shown: list[int],
+    shots: int,
+    path: Path,
+    seed: int,
+) -> None:
+    """The fitted model as egm-viz sees it, with the trend paths of four test rows of ``shown``."""
+    import egm_viz  # draws on a bare Agg figure and saves atomically; never changes the model
+
+    rows = np.flatnonzero(np.isin(yte, shown))[:4]
+    egm_viz.visualize_explosion(
+        model,
+        Xte[rows],
+        yte[rows],
+        n_queries=len(rows),
+        path_steps=4,  # longer than the fitted single step, so the walks show
+        show_energy_vectors=True,
+        title=f"digits: base 0-4, then {shots}-shot sessions for {', '.join(map(str, shown))}",
+        save_path=path,
+        random_state=seed,
+    )
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="two new classes only, seconds")
     parser.add_argument("--shots", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--out", type=Path, default=None, help="folder for fscil_explosion.png (needs egm-viz)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)  # problems this small run fastest on one thread
     t0 = time.perf_counter()
@@ -69,6 +105,9 @@ def main() -> None:
         seen_X.append(Xtr[idx])
         seen_y.append(ytr[idx])
         report(session, str(c), args.shots)
+        if args.out is not None and session == min(3, len(new_classes)):  # the picture
+            shown = new_classes[:session]
+            draw(model, Xte, yte, shown, args.shots, args.out / "fscil_explosion.png", args.seed)
 
     new = np.isin(yte, new_classes)
     acc_new = (model.predict(Xte[new]) == yte[new]).mean()

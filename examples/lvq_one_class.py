@@ -7,6 +7,7 @@ three-way decision with a reject band are printed next to scikit-learn's Isolati
 
     python examples/lvq_one_class.py            # full run (a few seconds)
     python examples/lvq_one_class.py --smoke    # CI smoke mode
+    python examples/lvq_one_class.py --plot docs/lvq/img   # also writes lvq_one_class_moons.png
 """
 
 from __future__ import annotations
@@ -35,9 +36,33 @@ def moons_with_anomalies(seed: int = 0):
     return X, y, X_test, y_test
 
 
+def plot_scores(models: dict, X_test, y_test, path: Path) -> None:
+    """Score maps of the models side by side: decision_function, its 0.5 contour, prototypes."""
+    from matplotlib.figure import Figure  # a bare figure: headless, no pyplot backend needed
+
+    gx, gy = np.meshgrid(np.linspace(-1.6, 2.6, 300), np.linspace(-1.1, 1.6, 200))
+    grid = np.c_[gx.ravel(), gy.ravel()]
+    normal = y_test == "normal"
+    fig = Figure(figsize=(11, 3.96), layout="constrained")
+    axes = fig.subplots(1, len(models))
+    for ax, (name, model) in zip(axes, models.items()):
+        s = model.decision_function(grid).reshape(gx.shape)
+        filled = ax.contourf(gx, gy, s, levels=np.linspace(0, 1, 11), cmap="RdYlGn")
+        ax.contour(gx, gy, s, levels=[0.5], colors="black", linewidths=1.5)
+        ax.scatter(*X_test[normal].T, s=8, c="black", label="normal (test)")
+        ax.scatter(*X_test[~normal].T, s=14, c="m", marker="x", label="anomaly (test)")
+        P = np.asarray(model.prototypes_)
+        ax.scatter(*P.T, s=140, c="blue", marker="*", edgecolors="white", label="prototypes")
+        ax.set_title(f"{name}: decision_function (black: 0.5)")
+    axes[0].legend(loc="lower left", fontsize=7)
+    fig.colorbar(filled, ax=axes, ticks=np.linspace(0, 1, 6), shrink=0.8)
+    fig.savefig(path, dpi=100)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny run for CI")
+    ap.add_argument("--plot", default=None, help="directory for the figure (needs matplotlib)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     from sklearn.ensemble import IsolationForest
@@ -79,6 +104,13 @@ def main() -> None:
         back = lvq.load(Path(tmp) / "ocglvq")
         same = np.array_equal(back.decision_function(X_test), best.decision_function(X_test))
         print(f"save/load round trip identical: {same}")
+
+    if args.plot:  # seeded data and models: the same picture on every run
+        out = Path(args.plot)
+        out.mkdir(parents=True, exist_ok=True)
+        shown = {name: models[name] for name in ("OCGLVQ", "SVQOCC")}
+        plot_scores(shown, X_test, y_test, out / "lvq_one_class_moons.png")
+        print(f"figure written to {out / 'lvq_one_class_moons.png'}")
 
 
 if __name__ == "__main__":

@@ -35,3 +35,14 @@ def test_cuda_index_checked():
     assert resolve_device("cuda:0").type == "cuda"
     with pytest.raises(ValueError, match="only"):
         resolve_device(f"cuda:{torch.cuda.device_count()}")
+
+
+def test_cuda_without_index_pins_the_current_device(monkeypatch):
+    # an index-less "cuda" followed the current device: a model fitted on GPU 1 would have
+    # predicted on GPU 0 after torch.cuda.set_device(0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    for name in ("cuda", "auto", torch.device("cuda"), None):
+        assert resolve_device(name) == torch.device("cuda", 1)
+    assert resolve_device("cuda:0") == torch.device("cuda", 0)

@@ -1,3 +1,4 @@
+import blockops
 import pytest
 import torch
 from continual import EpisodicMemory
@@ -58,6 +59,67 @@ def test_class_balanced_balances_classes():
     assert max(counts) - min(counts) <= 1
     with pytest.raises(ValueError, match="labels"):
         EpisodicMemory(3, policy="class_balanced").add(x)
+
+
+def _cbrs_after_class_0_lost_the_lead(seed):
+    """Capacity 5: five rows of class 0 fill the memory (0 is largest, hence full), then three of
+    class 1 (not full) each replace a row of the largest class: 0 ends with 2 rows, 1 with 3."""
+    mem = EpisodicMemory(5, policy="class_balanced", random_state=seed)
+    x = torch.arange(8, dtype=torch.float32).unsqueeze(1)
+    y = torch.tensor([0, 0, 0, 0, 0, 1, 1, 1])
+    mem.add(x, y)
+    assert _stored_label_counts(mem) == [2, 3]
+    return mem
+
+
+def _stored_label_counts(mem):
+    return torch.bincount(mem.dataset().tensors[1], minlength=2).tolist()
+
+
+def test_class_balanced_class_that_has_been_largest_stays_full():
+    # CBRS: a class is full if it is *or has been* the largest. Class 0 was the largest, so its
+    # new samples only replace rows of class 0 (with probability m_0 / n_0); treating only the
+    # currently largest class (1) as full let class 0 take rows of class 1 back.
+    for seed in range(5):
+        mem = _cbrs_after_class_0_lost_the_lead(seed)
+        for i in range(20):
+            mem.add(torch.tensor([[100.0 + i]]), torch.tensor([0]))
+            assert _stored_label_counts(mem) == [2, 3]
+        # a class that is not full (2) still takes a row of the largest class (1)
+        mem.add(torch.tensor([[200.0]]), torch.tensor([2]))
+        assert torch.bincount(mem.dataset().tensors[1], minlength=3).tolist() == [2, 2, 1]
+
+
+def test_class_balanced_full_class_is_kept_with_probability_m_over_n():
+    # after the setup m_0 = 2 and n_0 = 5; the k-th further sample of class 0 has n_0 = 5 + k
+    trials, extra = 600, 4
+    kept = torch.zeros(extra)
+    for seed in range(trials):
+        mem = _cbrs_after_class_0_lost_the_lead(seed)
+        for k in range(extra):
+            kept[k] += mem.add(torch.tensor([[100.0 + k]]), torch.tensor([0]))
+        assert _stored_label_counts(mem) == [2, 3]
+    expected = torch.tensor([2 / (6 + k) for k in range(extra)])
+    assert torch.allclose(kept / trials, expected, atol=0.06)
+
+
+def test_class_balanced_state_roundtrip_keeps_full_classes_and_seen_counts(tmp_path):
+    mem = _cbrs_after_class_0_lost_the_lead(7)
+    config, tensors = mem.state_dict()
+    assert config["full_classes"] == [0, 1]
+    assert sorted(map(tuple, config["class_seen"])) == [(0, 5), (1, 3)]
+    blockops.save_checkpoint(tmp_path / "mem", config, tensors)  # safe YAML, weights_only load
+    config2, tensors2, _ = blockops.load_checkpoint(tmp_path / "mem")
+    other = EpisodicMemory(1)
+    other.load_state_dict(config2, tensors2)
+    assert other.state_dict()[0]["full_classes"] == [0, 1]
+    x = torch.arange(300, 340, dtype=torch.float32).unsqueeze(1)
+    y = torch.tensor([0, 2, 0, 1, 3] * 8)
+    mem.add(x, y)
+    other.add(x, y)
+    for a, b in zip(mem.dataset().tensors, other.dataset().tensors):
+        assert torch.equal(a, b)
+    assert mem.state_dict()[0] == other.state_dict()[0]
 
 
 def test_fifo_keeps_latest():

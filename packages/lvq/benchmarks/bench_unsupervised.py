@@ -119,7 +119,7 @@ def som_table(quick):
             .weights_
         ),
         f"lvq SOM (online, {steps} steps)": lambda: (
-            lvq.SOM(grid_size=g, max_iter=steps, sigma=3.0, random_seed=0, device="cpu")
+            lvq.SOM(grid_size=g, max_iter=steps, sigma=3.0, random_state=0, device="cpu")
             .fit(X)
             .weights_
         ),

@@ -21,6 +21,13 @@ def test_cuda_fit_predict_matches_cpu(cls, blobs, tmp_path):
 
 
 @pytest.mark.cuda
+def test_cuda_model_keeps_its_device_index(blobs):
+    X, y = blobs
+    m = lvq.GLVQ(device="cuda", max_iter=2).fit(X, y)
+    assert m._device == torch.device("cuda", torch.cuda.current_device())
+
+
+@pytest.mark.cuda
 def test_cuda_minibatch_memory_is_bounded_by_batch():
     g = torch.Generator(device="cuda").manual_seed(0)
     X = torch.randn(200_000, 64, device="cuda", generator=g)

@@ -154,9 +154,9 @@ def test_kmeans_matches_scikit_learn(blobs):
 
 def test_bgpc_alpha_grades_between_probabilistic_and_possibilistic(blobs):
     X, y = blobs
-    prob = Q.BGPC(n_clusters=3, alpha_init=1.0, random_seed=0, device="cpu").fit(X)
+    prob = Q.BGPC(n_clusters=3, alpha_init=1.0, random_state=0, device="cpu").fit(X)
     np.testing.assert_allclose(prob.U_.sum(1), 1.0, atol=1e-5)
-    poss = Q.BGPC(n_clusters=3, alpha_init=0.0, random_seed=0, device="cpu").fit(X)
+    poss = Q.BGPC(n_clusters=3, alpha_init=0.0, random_state=0, device="cpu").fit(X)
     assert poss.U_.max() <= 1.0 + 1e-6 and not np.allclose(poss.U_.sum(1), 1.0)
     for m in (prob, poss):
         assert adjusted_rand_score(y, m.predict(X)) >= 0.95
@@ -166,7 +166,7 @@ def test_bgpc_alpha_grades_between_probabilistic_and_possibilistic(blobs):
 
 def test_simple_som_orders_a_line(blobs):
     X = np.linspace(0, 1, 60)[:, None]
-    m = Q.SOM(grid_size=4, max_iter=2000, random_seed=0, device="cpu").fit(X)
+    m = Q.SOM(grid_size=4, max_iter=2000, random_state=0, device="cpu").fit(X)
     assert m.weights_.shape == (4, 4, 1)
     assert m.bmu_coordinates(X).shape == (60, 2)
     assert m.loss_history_[-1] < m.loss_history_[0]
@@ -177,7 +177,7 @@ def test_training_descriptors_survive_save_and_load(blobs, tmp_path):
     # KMeansPlusPlus.labels_ and BGPC.U_ were set in fit only: a loaded model had neither
     X, _ = blobs
     km = Q.KMeansPlusPlus(n_clusters=3, random_seed=0, device="cpu").fit(X)
-    bg = Q.BGPC(n_clusters=3, random_seed=0, device="cpu").fit(X)
+    bg = Q.BGPC(n_clusters=3, random_state=0, device="cpu").fit(X)
     for m, names in ((km, ("labels_", "inertia_")), (bg, ("U_",))):
         m.save(tmp_path / type(m).__name__)
         back = lvq.load(tmp_path / type(m).__name__, device="cpu")

@@ -100,6 +100,8 @@ def test_save_load_round_trip_exact(spec, blobs, tmp_path):
         assert loaded.loss_history_ == m.loss_history_ and loaded.n_iter_ == m.n_iter_
     text = (tmp_path / "m" / "config.yaml").read_text()
     assert spec.name in text
+    # loaded tensors are contiguous; a fitted transposed view rounds differently on some CPUs
+    assert all(v.is_contiguous() for v in m._params.values())
 
 
 @pytest.mark.parametrize("spec", CLASSIFIERS, ids=ids)

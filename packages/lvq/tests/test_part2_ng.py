@@ -80,9 +80,10 @@ def test_rslvq_ng_limits(ng_cls, base_cls, blobs):
     b = base_cls(**one).fit(X, y)
     np.testing.assert_allclose(a.prototypes_, b.prototypes_, rtol=1e-5, atol=1e-5)
     # gamma -> infinity weights a class's prototypes uniformly: RSLVQ for any number of them
+    # (weights 1 - rank * 1e-6, not exactly 1: the runs drift apart by ~2e-4 on some CPUs)
     c = ng_cls(**COMMON, gamma_init=1e6, gamma_final=1e6).fit(X, y)
     d = base_cls(**COMMON).fit(X, y)
-    np.testing.assert_allclose(c.prototypes_, d.prototypes_, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(c.prototypes_, d.prototypes_, rtol=1e-3, atol=1e-3)
 
 
 def test_gamma_is_a_schedule_not_a_parameter(blobs):

@@ -221,6 +221,20 @@ def test_mixed_precision(mp, blobs):
         fit(X=X, y=y, mixed_precision="int4")
 
 
+def test_float16_loss_scale_backs_off_instead_of_stopping_training():
+    # the exponential kernel overflows float16 at the initial loss scale: those steps are
+    # skipped and the scale halved; training used to stop after two unchanged epochs
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 30)
+    X = rng.normal(size=(60, 5)) + 2.0 * y[:, None]
+    plain = lvq.OCDKGMLVQ(max_iter=20, random_seed=0).fit(X, y)
+    half = lvq.OCDKGMLVQ(max_iter=20, random_seed=0, mixed_precision="float16").fit(X, y)
+    assert half.n_iter_ == 20
+    assert half._optimizer_state["loss_scale"] < 2.0**15
+    assert half.loss_history_[-1] < 0.25 * half.loss_history_[0]
+    assert abs(half.loss_history_[-1] - plain.loss_history_[-3]) < 0.01
+
+
 def test_callbacks_can_stop_and_see_start_end(blobs):
     X, y = blobs
     calls = []

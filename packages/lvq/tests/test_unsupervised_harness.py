@@ -30,7 +30,8 @@ def data_for(spec):
 
 
 def make(spec, **over):
-    return spec.cls(**{**spec.test_params, "device": "cpu", "random_seed": 1, **over})
+    seed = getattr(spec.cls, "_seed_param", "random_seed")
+    return spec.cls(**{**spec.test_params, "device": "cpu", seed: 1, **over})
 
 
 def test_registry_lists_the_unsupervised_models():

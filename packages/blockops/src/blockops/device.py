@@ -10,7 +10,8 @@ def resolve_device(platform: str | torch.device | None = "auto") -> torch.device
 
     Args:
         platform: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
-            ``"cuda:N"`` or a ``torch.device``. ``None`` means ``"auto"``.
+            ``"cuda:N"`` or a ``torch.device``. ``None`` means ``"auto"``. ``"cuda"`` and
+            ``"auto"`` on a GPU resolve to the current CUDA device with its index.
 
     Raises:
         ValueError: unknown platform, or CUDA asked for where none (or not that index) exists.
@@ -20,7 +21,7 @@ def resolve_device(platform: str | torch.device | None = "auto") -> torch.device
     if isinstance(platform, str):
         name = platform.strip().lower()
         if name == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            name = "cuda" if torch.cuda.is_available() else "cpu"
         try:
             device = torch.device(name)
         except RuntimeError as exc:
@@ -44,6 +45,9 @@ def resolve_device(platform: str | torch.device | None = "auto") -> torch.device
                 f"platform={platform!r} asks for CUDA device {device.index} but only "
                 f"{count} device(s) exist"
             )
+        if device.index is None:
+            # pin the current device now: a later torch.cuda.set_device must not move a model
+            device = torch.device("cuda", torch.cuda.current_device())
     elif device.type != "cpu":
         raise ValueError(
             f"platform={platform!r} is not supported; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"

@@ -74,9 +74,19 @@ class EpisodicMemory:
       random samples of the tasks over their new quota (a class-stratified random subset is
       kept when the second field holds integer labels, so a task's classes stay balanced).
     * ``"reservoir"``: reservoir sampling over everything seen, a uniform sample of the stream.
-    * ``"class_balanced"``: class-balanced reservoir (CBRS): when full, a sample of a class that
-      is not the largest replaces a random sample of the largest class; a sample of the largest
-      class replaces one of its own class with the reservoir probability. Needs labels.
+    * ``"class_balanced"``: class-balancing reservoir sampling (CBRS, Chrysakis & Moens,
+      "Online Continual Learning from Imbalanced Data", ICML 2020, Algorithm 1). Needs one
+      integer label per row as the second field. A class is *largest* when no class has more
+      stored rows (several classes can be largest together). Once the memory is filled, a class
+      becomes *full* when it is a largest class and stays full from then on, also after it has
+      stopped being the largest. Until the memory is filled every sample is stored. Afterwards
+      a sample of a class that is not full replaces a random stored row of a largest class (of
+      one of them, chosen at random, when several are tied); a sample of a full class ``c``
+      replaces a random stored row of ``c`` with probability ``m_c / n_c`` and is discarded
+      otherwise (``m_c``: rows of ``c`` stored; ``n_c``: samples of ``c`` offered so far, those
+      of the first fill and this one included). A full class thus keeps a uniform sample of its
+      own stream and never grows again (with more classes than rows, a full class that lost its
+      last row stays empty).
     * ``"fifo"``: a ring buffer, the oldest sample is overwritten.
 
     Args:
@@ -118,7 +128,8 @@ class EpisodicMemory:
         self._labels: list[int] = []  # label of each row (class_balanced only)
         self._task_order: list[int] = []  # task ids in order of first appearance
         self._n_seen = 0
-        self._class_seen: dict[int, int] = {}
+        self._class_seen: dict[int, int] = {}  # n_c (class_balanced only)
+        self._full_classes: set[int] = set()  # classes that have been largest (class_balanced)
         self._pass: torch.Tensor | None = None  # shuffled pass of :meth:`cycle`
         self._pass_pos = 0
 
@@ -239,6 +250,9 @@ class EpisodicMemory:
                 self._tasks[slot] = task_id
                 if labels is not None:
                     self._labels[slot] = labels[row]
+            if labels is not None and len(self._tasks) == self.total_mem_size:
+                # "full": is or has been a largest class since the memory was filled
+                self._full_classes.update(self._largest_classes(self._label_counts()))
         if writes:
             slots = torch.tensor(list(writes.keys()), device=self.device)
             rows = torch.tensor(list(writes.values()))
@@ -265,25 +279,39 @@ class EpisodicMemory:
             if self._tasks.count(task_id) >= quota or size >= cap:
                 return -1
             return size
-        # class_balanced
+        # class_balanced (CBRS); ``add`` keeps every largest class of the filled memory in
+        # ``_full_classes``, so a class that is not full is never a largest one
         assert label is not None
         self._class_seen[label] = self._class_seen.get(label, 0) + 1
         if size < cap:
             return size
-        counts: dict[int, int] = {}
-        for lab in self._labels:
-            counts[lab] = counts.get(lab, 0) + 1
-        largest = max(counts.values())
-        full = [c for c, k in counts.items() if k == largest]
-        if label not in full:
-            victim_class = full[self._randint(len(full))]
+        counts = self._label_counts()
+        if label not in self._full_classes:
+            largest = self._largest_classes(counts)
+            victim_class = largest[self._randint(len(largest))]
             idx = [i for i, lab in enumerate(self._labels) if lab == victim_class]
             return idx[self._randint(len(idx))]
+        # a full class: reservoir sampling within the class, kept with probability m_c / n_c
         j = self._randint(self._class_seen[label])
-        if j >= counts[label]:
+        if j >= counts.get(label, 0):
             return -1
         idx = [i for i, lab in enumerate(self._labels) if lab == label]
         return idx[self._randint(len(idx))]
+
+    def _label_counts(self) -> dict[int, int]:
+        """Stored rows per label, in order of first occurrence in the slots (class_balanced)."""
+        counts: dict[int, int] = {}
+        for lab in self._labels:
+            counts[lab] = counts.get(lab, 0) + 1
+        return counts
+
+    @staticmethod
+    def _largest_classes(counts: dict[int, int]) -> list[int]:
+        """The classes with the most stored rows (all of them when tied), in ``counts``' order."""
+        if not counts:
+            return []
+        most = max(counts.values())
+        return [c for c, k in counts.items() if k == most]
 
     def _shrink_to_quotas(self) -> None:
         quotas = self._quotas()
@@ -464,6 +492,7 @@ class EpisodicMemory:
             "task_order": list(self._task_order),
             "n_seen": self._n_seen,
             "class_seen": [[k, v] for k, v in self._class_seen.items()],
+            "full_classes": sorted(self._full_classes),
             "n_fields": self.n_fields,
         }
         config["pass_pos"] = self._pass_pos
@@ -485,6 +514,7 @@ class EpisodicMemory:
         self._task_order = [int(t) for t in config["task_order"]]
         self._n_seen = int(config["n_seen"])
         self._class_seen = {int(k): int(v) for k, v in config["class_seen"]}
+        self._full_classes = {int(c) for c in config["full_classes"]}
         n_fields = int(config["n_fields"])
         self._fields = (
             [tensors[f"field.{i}"].to(self.device) for i in range(n_fields)] if n_fields else None

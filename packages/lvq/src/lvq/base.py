@@ -67,7 +67,10 @@ BASE_PARAMS: dict[str, Any] = {
     "verbose": False,
 }
 
+# Dynamic float16 loss scaling: start high, halve on an overflowing step (which is skipped),
+# double again after this many finite updates in a row.
 _FLOAT16_LOSS_SCALE = 2.0**15
+_LOSS_SCALE_GROWTH_INTERVAL = 2000
 
 
 def _make_init(defaults: dict[str, Any]) -> Callable[..., None]:
@@ -372,7 +375,10 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             if self._quantized is not None:
                 raise ValueError("this model is quantized; call dequantize() before training")
             codes = self._encode(y_arr).to(device)
-            params = {k: v.detach().to(device).clone() for k, v in self._params.items()}
+            params = {
+                k: v.detach().to(device).clone(memory_format=torch.contiguous_format)
+                for k, v in self._params.items()
+            }
             self._plabels = self._plabels.to(device)
             self._check_features(Xt)
         else:
@@ -527,7 +533,8 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         params = {"prototypes": W.clone()}
         params.update(distance.init_params(X, codes, W, labels, gen))
         params.update(self._extra_params(X, codes, gen))
-        return params
+        # the layout a loaded model gets: a transposed view would round differently after load
+        return {k: v.contiguous() for k, v in params.items()}
 
     # ------------------------------------------------------------------ the training loop
 
@@ -610,6 +617,8 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                 "updates": 0,
                 "micro": 0,
                 "total": total,
+                "loss_scale": _FLOAT16_LOSS_SCALE,
+                "finite_updates": 0,
             }
             self._optimizer_state = state
         else:  # partial_fit: keep the optimizer state but honour the current learning rates
@@ -622,7 +631,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         amp_dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(
             self.mixed_precision or ""
         )
-        scale = _FLOAT16_LOSS_SCALE if amp_dtype == torch.float16 else 1.0
+        dynamic_scale = amp_dtype == torch.float16
 
         def batch_loss(Xb, yb, wb):
             if amp_dtype is not None:
@@ -656,19 +665,29 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             for t in trainable.values():
                 t.grad = None
 
-        def apply_update():
-            if scale != 1.0:
+        def loss_scale() -> float:
+            return state["loss_scale"] if dynamic_scale else 1.0
+
+        def apply_update() -> bool:
+            """One optimizer step; False when a float16 overflow made it skip the step."""
+            if dynamic_scale:
                 finite = True
                 for t in trainable.values():
                     if t.grad is not None:
-                        t.grad.div_(scale)
+                        t.grad.div_(state["loss_scale"])
                         finite = finite and bool(torch.isfinite(t.grad).all())
                 if not finite:
                     clear_grads()
-                    return
+                    state["loss_scale"] = max(state["loss_scale"] / 2.0, 1.0)
+                    state["finite_updates"] = 0
+                    return False
+                state["finite_updates"] += 1
+                if state["finite_updates"] % _LOSS_SCALE_GROWTH_INTERVAL == 0:
+                    state["loss_scale"] *= 2.0
             opt.step()
             clear_grads()
             after_update()
+            return True
 
         def after_update():
             distance.constrain(params)
@@ -694,6 +713,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         best_params = None
         best_patience = math.inf
         bad = 0
+        skipped_before = False
         monitor_val = val is not None
         epoch_iter: Any = range(epochs)
         if self.verbose:
@@ -712,6 +732,8 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             perm = torch.randperm(n, generator=gen, device=X.device) if bs < n else None
             total_loss = 0.0
             total_w = 0.0
+            # an overflowing float16 step changes nothing: the losses around it are not compared
+            skipped = False
             for b in range(steps_per_epoch):
                 if perm is None:
                     Xb, yb, wb = X, y, w
@@ -737,10 +759,10 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                         value = closed_form_loss(Xb, yb, wb, 1.0 / accum)
                     else:
                         value = batch_loss(Xb, yb, wb)
-                        (value * (scale / accum)).backward()
+                        (value * (loss_scale() / accum)).backward()
                     state["micro"] += 1
                     if state["micro"] % accum == 0:
-                        apply_update()
+                        skipped = not apply_update() or skipped
                 if steps_per_epoch == 1:
                     total_loss, total_w = value.detach(), 1.0
                 else:
@@ -764,12 +786,16 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             if monitored < best_patience - float(self.epsilon):
                 best_patience = monitored
                 bad = 0
-            else:
+            elif not (skipped or skipped_before):
                 bad += 1
             stop = False
             if self.patience is not None:
                 stop = bad >= self.patience
-            elif len(history) > 1 and abs(history[-1] - history[-2]) < float(self.epsilon):
+            elif (
+                not (skipped or skipped_before)
+                and len(history) > 1
+                and abs(history[-1] - history[-2]) < float(self.epsilon)
+            ):
                 stop = True
             info = cbs and {
                 "iteration": len(history),
@@ -783,6 +809,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                     stop = True
             if stop:
                 break
+            skipped_before = skipped
         if not is_lbfgs and state["micro"] % accum and final:
             apply_update()  # the remainder of an unfinished accumulation window
             state["micro"] = 0

@@ -419,6 +419,7 @@ class _SymFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, G):
         w, V, fw = ctx.saved_tensors
+        G = G.to(V.dtype)
         dw = w.unsqueeze(-1) - w.unsqueeze(-2)
         df = fw.unsqueeze(-1) - fw.unsqueeze(-2)
         tie = dw.abs() <= 1e-9 * (1 + w.abs().unsqueeze(-1))
@@ -519,6 +520,14 @@ def tangent_coords(mf: Manifold, W: torch.Tensor, X: torch.Tensor) -> torch.Tens
     ``W (p, *shape)``, ``X (n, *shape)``. SPD: ``logm(w^-1/2 x w^-1/2)``; SO(2)/SO(3):
     ``logm(w^T x)``; Grassmannian: ``Log_w(x)``; Poincaré ball: ``lambda_w Log_w(x)``.
     """
+    # Log maps (eigendecompositions, atanh near the boundary) are too sensitive for reduced
+    # precision: under autocast they run in float32 (or the inputs' wider dtype).
+    dtype = torch.promote_types(torch.promote_types(X.dtype, W.dtype), torch.float32)
+    with torch.autocast(device_type=X.device.type, enabled=False):
+        return _tangent_coords(mf, W.to(dtype), X.to(dtype))
+
+
+def _tangent_coords(mf: Manifold, W: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     n, p = X.shape[0], W.shape[0]
     if isinstance(mf, SPD):
         Wi = sym_fn(W, _inv_sqrt, _d_inv_sqrt)  # (p, k, k)

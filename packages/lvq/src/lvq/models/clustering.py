@@ -50,6 +50,8 @@ class UnsupervisedModel(PrototypeModel):
 
     _base_params: dict[str, Any] = {}
     _estimator_type = "clusterer"
+    #: name of the seed parameter (the published library's legacy classes say random_state)
+    _seed_param = "random_seed"
     #: name of the state tensor holding the prototypes
     _proto_key = "prototypes"
 
@@ -94,7 +96,7 @@ class UnsupervisedModel(PrototypeModel):
         self._check_n_samples(Xt)
         self._device = device
         self.n_features_in_ = int(Xt.shape[1])
-        gen = blockops.make_generator(self.random_seed, device=device)
+        gen = blockops.make_generator(getattr(self, self._seed_param), device=device)
         with torch.no_grad():
             history = self._fit(Xt, gen, init)
         self.loss_history_ = [float(v) for v in history]
@@ -322,29 +324,32 @@ class BGPC(UnsupervisedModel):
     Free memberships ``v_ij = exp(-beta d_ij)`` are divided by ``kappa_i = (sum_j v_ij)^alpha``:
     ``alpha = 1`` gives probabilistic (FCM-like, rows summing to 1) memberships, ``alpha = 0``
     possibilistic ones, values in between a graded model. ``beta`` (an inverse temperature,
-    in units of the mean squared distance of the samples to their nearest initial centroid) is annealed geometrically from ``beta_init`` to
-    ``beta_final``; ``alpha`` is ``alpha_init`` throughout. Centroids are membership-weighted
-    means. ``init`` is ``'fcm'`` (start from a fuzzy c-means run) or ``'random'`` (random
-    samples). ``predict_proba`` gives the memberships normalised per row; ``U_`` the graded
-    memberships of the training data.
+    in units of the mean squared distance of the samples to their nearest initial centroid) is
+    annealed geometrically from ``beta_init`` to ``beta_final``; ``alpha`` is ``alpha_init``
+    throughout. Centroids are membership-weighted means; fitting stops once ``beta`` reached
+    ``beta_final`` and no centroid moves more than ``tol``. ``init`` is ``'fcm'`` (start from a
+    fuzzy c-means run) or ``'random'`` (random samples). ``predict_proba`` gives the memberships
+    normalised per row; ``U_`` the graded memberships of the training data. Parameter names are
+    the published library's (``tol``, ``random_state``).
     """
 
     _own_params = {
         "n_clusters": 3,
         "max_iter": 100,
-        "epsilon": 1e-4,
+        "tol": 1e-4,
         "alpha_init": 1.0,
         "beta_init": 0.1,
         "beta_final": 10.0,
         "init": "fcm",
-        "random_seed": None,
+        "random_state": None,
         "device": "auto",
     }
+    _seed_param = "random_state"
 
     def _validate(self):
         check_int("n_clusters", self.n_clusters, 2)
         check_int("max_iter", self.max_iter)
-        check_number("epsilon", self.epsilon, 0.0, strict=False)
+        check_number("tol", self.tol, 0.0, strict=False)
         a = check_number("alpha_init", self.alpha_init, 0.0, strict=False)
         if a > 1:
             raise ValueError(f"alpha_init must lie in [0, 1], got {self.alpha_init!r}")
@@ -390,7 +395,7 @@ class BGPC(UnsupervisedModel):
             new = _centroids(X, U, V)
             shift = float((new - V).norm(dim=1).max())
             V = new
-            if shift <= float(self.epsilon) and t > 0 and beta >= b1 * (1 - 1e-9):
+            if shift <= float(self.tol) and t > 0 and beta >= b1 * (1 - 1e-9):
                 break
         self._beta = beta
         self._state = {
@@ -429,27 +434,29 @@ class SOM(UnsupervisedModel):
     """The simple online self-organizing map (Kohonen 1982) on a square grid.
 
     Each step draws one sample, finds its best matching unit and moves every unit towards it by
-    ``lr_t * exp(-g^2 / (2 sigma_t^2))`` (``g`` the grid distance to the BMU); ``lr`` and
-    ``sigma`` decay as ``x0 / (1 + 2 t / max_iter)``. ``grid_size=None`` uses
+    ``learning_rate_t * exp(-g^2 / (2 sigma_t^2))`` (``g`` the grid distance to the BMU);
+    ``learning_rate`` and ``sigma`` decay as ``x0 / (1 + 2 t / max_iter)``. ``grid_size=None`` uses
     ``int(sqrt(5 sqrt(n)))``, ``max_iter=None`` uses ``500 * grid_size**2``. ``prototypes_`` is
     ``(grid_size**2, d)`` in row-major grid order; ``weights_`` the ``(g, g, d)`` view;
     ``loss_history_`` the quantization error every ``max(1, max_iter // 50)`` steps. See
-    :mod:`lvq.som_utils` for U-matrix, hit map and component planes.
+    :mod:`lvq.som_utils` for U-matrix, hit map and component planes. Parameter names are the
+    published library's (``learning_rate``, ``random_state``).
     """
 
     _own_params = {
         "grid_size": None,
         "max_iter": None,
-        "lr": 0.5,
+        "learning_rate": 0.5,
         "sigma": 1.0,
-        "random_seed": None,
+        "random_state": None,
         "device": "auto",
     }
+    _seed_param = "random_state"
 
     def _validate(self):
         check_int("grid_size", self.grid_size, 1, allow_none=True)
         check_int("max_iter", self.max_iter, 1, allow_none=True)
-        check_number("lr", self.lr, 0.0)
+        check_number("learning_rate", self.learning_rate, 0.0)
         check_number("sigma", self.sigma, 0.0)
 
     @property
@@ -476,7 +483,7 @@ class SOM(UnsupervisedModel):
                 raise ValueError(f"initial_prototypes needs {g * g} rows, got {init.shape[0]}")
             W = init.clone()  # updated in place below: never write into the caller's array
         order = torch.randint(n, (T,), generator=gen, device=X.device)
-        lr0, s0 = float(self.lr), float(self.sigma)
+        lr0, s0 = float(self.learning_rate), float(self.sigma)
         every = max(1, T // 50)
         history = []
         for t in range(T):
