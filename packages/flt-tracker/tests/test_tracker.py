@@ -279,6 +279,13 @@ def test_downsample_policy_with_disk_storage_is_an_error(tmp_path):
         )
 
 
+def test_downsample_policy_without_a_memory_budget_is_an_error():
+    with pytest.raises(ValueError, match="budget_policy='downsample' needs a memory_budget"):
+        FeatureTracker(make_model(), budget_policy="downsample")  # was: unbounded, never thinned
+    tracker = FeatureTracker(make_model(), memory_budget="1MB", budget_policy="downsample")
+    assert tracker.budget_policy == "downsample"
+
+
 def test_start_after_close_of_a_disk_run_fails_at_start(tmp_path):
     model = make_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

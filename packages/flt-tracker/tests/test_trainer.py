@@ -425,3 +425,26 @@ def test_torchrun_on_cuda_binds_each_rank_to_its_own_gpu(monkeypatch):
     cuda1 = torch.device("cuda", 1)
     assert trainer.device == cuda1 and trainer.rank == 1
     assert calls == [("set_device", cuda1), ("init", "nccl"), [1]]
+
+
+def test_fit_sets_the_epoch_of_a_distributed_sampler_or_one_in_a_batch_sampler():
+    from torch.utils.data import BatchSampler, DistributedSampler
+
+    class Recording(DistributedSampler):
+        def set_epoch(self, epoch):
+            self.calls.append(epoch)
+            super().set_epoch(epoch)
+
+    X, y = data()
+    ds = TensorDataset(X, y)
+    for how in ("sampler", "batch_sampler"):
+        sampler = Recording(ds, num_replicas=2, rank=0, seed=0)
+        sampler.calls = []
+        if how == "sampler":
+            loader = DataLoader(ds, batch_size=16, sampler=sampler)
+        else:  # was never set: the loader's own sampler is then a SequentialSampler
+            loader = DataLoader(ds, batch_sampler=BatchSampler(sampler, 16, drop_last=False))
+        trainer = Trainer(*model_opt(), device="cpu")
+        trainer.fit(loader, 2)
+        trainer.fit(loader, 1)
+        assert sampler.calls == [0, 1, 2], how

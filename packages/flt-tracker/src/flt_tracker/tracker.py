@@ -89,8 +89,9 @@ class FeatureTracker:
         budget_policy: at the budget, ``"error"`` raises
             :class:`~flt_tracker.storage.MemoryBudgetError`; ``"downsample"`` halves the
             resolution (keeps every other snapshot) so the series still span the whole run.
-            ``"downsample"`` needs ``storage="memory"``: the disk backend keeps every snapshot
-            with bounded RAM, so there it is a ``ValueError``.
+            ``"downsample"`` needs ``storage="memory"`` and a ``memory_budget`` (the disk
+            backend keeps every snapshot with bounded RAM; without a budget nothing is ever
+            thinned), else it is a ``ValueError``.
         preallocate: memory storage with a ``memory_budget`` only: allocate and write the whole
             budget in :meth:`start`, so recording never lands in fresh memory (whose page faults
             can cost several times the copy itself) and a shortage of RAM fails at the start,
@@ -156,6 +157,13 @@ class FeatureTracker:
                 "snapshot on disk with RAM bounded by a few chunks (memory_budget checks that "
                 "bound), so there is nothing to downsample; use storage='memory' with a "
                 "memory_budget, or record less often with track_frequency"
+            )
+        if budget_policy == "downsample" and memory_budget is None:
+            raise ValueError(
+                "budget_policy='downsample' needs a memory_budget: it thins the series when "
+                "they reach the budget, and without one they grow unbounded and are never "
+                "downsampled; pass memory_budget (e.g. '512MB'), or record less often with "
+                "track_frequency"
             )
         if preallocate and (storage != "memory" or memory_budget is None):
             raise ValueError(

@@ -11,6 +11,9 @@ wandb is on by default when installed (``logging.wandb=auto``); ``logging.wandb=
 off, ``logging.wandb_mode=offline`` logs without an account. Each run writes into its output
 directory: ``run/`` (the tracking run, :func:`flt_tracker.load_run`), ``metrics.csv`` and
 ``summary.json`` (strict JSON: a diverged metric is ``null``).
+
+Under ``torchrun`` each rank trains on its own shard of the training set and validates on its
+own part of the test set (see :func:`build`); rank 0 tracks and writes the files.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -114,9 +118,23 @@ def _gaussian(cfg: dict[str, Any], seed: int) -> dict[str, torch.Tensor]:
     return out
 
 
+def _rank_and_world() -> tuple[int, int]:
+    """This process's rank and the world size of the running process group ((0, 1) without)."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def build(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Data loaders, model, loss, optimizer and metric for a configuration."""
-    from torch.utils.data import DataLoader, TensorDataset
+    """Data loaders, model, loss, optimizer and metric for a configuration.
+
+    In a process group of several processes (torchrun) the loaders are sharded by rank: training
+    by a ``DistributedSampler`` (seed ``seed + 2``, reshuffled every epoch by the Trainer; the
+    uneven tail is dropped, so every rank runs the same steps), validation on every
+    ``world_size``-th test sample from ``rank`` (disjoint and unpadded: the Trainer sums the
+    metrics over ranks, so they are those of the whole test set)."""
+    from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset
 
     from .purification import TwoLayerSReLU, logistic_loss, make_sparse_coding
     from .trainer import accuracy
@@ -176,15 +194,31 @@ def build(cfg: dict[str, Any]) -> dict[str, Any]:
         )
     else:
         raise ValueError(f"optimizer.name={opt_cfg['name']!r}; use 'sgd' or 'adam'")
+    train_set = TensorDataset(tensors["X_train"], tensors["y_train"])
+    test_set = TensorDataset(tensors["X_test"], tensors["y_test"])
     shuffle_gen = torch.Generator().manual_seed(seed + 2)
-    train = DataLoader(
-        TensorDataset(tensors["X_train"], tensors["y_train"]),
-        batch_size=data_cfg["batch_size"],
-        shuffle=True,
-        generator=shuffle_gen,
-        drop_last=True,
-    )
-    test = DataLoader(TensorDataset(tensors["X_test"], tensors["y_test"]), batch_size=1024)
+    rank, world = _rank_and_world()
+    if world > 1:
+        sampler = DistributedSampler(
+            train_set, num_replicas=world, rank=rank, shuffle=True, seed=seed + 2, drop_last=True
+        )
+        train = DataLoader(
+            train_set,
+            batch_size=data_cfg["batch_size"],
+            sampler=sampler,
+            generator=shuffle_gen,  # the loader's per-epoch seed draw leaves torch's RNG alone
+            drop_last=True,
+        )
+        test_set = Subset(test_set, range(rank, len(test_set), world))
+    else:
+        train = DataLoader(
+            train_set,
+            batch_size=data_cfg["batch_size"],
+            shuffle=True,
+            generator=shuffle_gen,
+            drop_last=True,
+        )
+    test = DataLoader(test_set, batch_size=1024)
     return {
         "train": train,
         "test": test,
@@ -229,11 +263,13 @@ def run(cfg: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
     from .attacks import make_attack
     from .callbacks import CSVLogger, FeatureTrackingCallback, WandbCallback
     from .tracker import FeatureTracker
-    from .trainer import Trainer
+    from .trainer import Trainer, _init_distributed
 
     cfg = copy.deepcopy(cfg)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: the group first, so build shards
+        _init_distributed(cfg["device"])
     torch.manual_seed(int(cfg["seed"]))
     parts = build(cfg)
     model, opt = parts["model"], parts["optimizer"]

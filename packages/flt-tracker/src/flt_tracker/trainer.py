@@ -60,6 +60,31 @@ def _to(x: Any, device: torch.device) -> Any:
     return x
 
 
+def _init_distributed(device: str | torch.device | None = "auto") -> torch.device:
+    """Under torchrun: this rank's device (``cuda:LOCAL_RANK`` when ``device`` resolves to CUDA,
+    made the current device) with the process group started if none is (NCCL on CUDA, Gloo on
+    CPU). Start it before building data loaders that shard by rank."""
+    want = blockops.resolve_device(device)
+    if want.type == "cuda":
+        want = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        # each rank owns its GPU: NCCL, pinned memory and "cuda" tensors use the
+        # current device, which is otherwise cuda:0 on every rank
+        torch.cuda.set_device(want)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend="nccl" if want.type == "cuda" else "gloo")
+    return want
+
+
+def _set_epoch(loader: Any, epoch: int) -> None:
+    """``set_epoch`` on the loader's sampler (a ``DistributedSampler`` reshuffles per epoch),
+    given as ``sampler=`` or inside a ``batch_sampler=``."""
+    sampler = getattr(loader, "sampler", None)
+    inner = getattr(getattr(loader, "batch_sampler", None), "sampler", None)
+    for s in (sampler,) if inner is sampler else (sampler, inner):
+        if hasattr(s, "set_epoch"):
+            s.set_epoch(epoch)
+
+
 def _is_plateau(scheduler: Any) -> bool:
     """Whether ``scheduler`` steps on a metric (``ReduceLROnPlateau``)."""
     return isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
@@ -76,7 +101,11 @@ class Trainer:
     Under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in DistributedDataParallel
     (the process group is created if needed: NCCL on CUDA, Gloo on CPU), losses are averaged
     over ranks, and callbacks marked ``rank_zero_only`` (tracking, loggers, wandb, checkpoints)
-    run on rank 0 only. Give the loaders a ``DistributedSampler``; its epoch is set for you.
+    run on rank 0 only. Give the training loader a ``DistributedSampler`` (as ``sampler=`` or in a
+    ``batch_sampler=``); ``fit`` calls its ``set_epoch`` every epoch. Epoch metrics, validation
+    included, are sums over ranks divided by the total sample count, so give each rank a
+    disjoint part of the validation set; a ``DistributedSampler`` there pads the shards with
+    repeated samples, which then count twice.
 
     Args:
         model: the model (moved to ``device`` in place, so an optimizer built before stays valid).
@@ -159,17 +188,7 @@ class Trainer:
         self.distributed = distributed == "auto" and self.world_size > 1
         self.rank = int(os.environ.get("RANK", "0")) if self.distributed else 0
         if self.distributed:
-            local = int(os.environ.get("LOCAL_RANK", "0"))
-            want = blockops.resolve_device(device)
-            self.device = torch.device("cuda", local) if want.type == "cuda" else want
-            if self.device.type == "cuda":
-                # each rank owns its GPU: NCCL, pinned memory and "cuda" tensors use the
-                # current device, which is otherwise cuda:0 on every rank
-                torch.cuda.set_device(self.device)
-            if not torch.distributed.is_initialized():
-                torch.distributed.init_process_group(
-                    backend="nccl" if self.device.type == "cuda" else "gloo"
-                )
+            self.device = _init_distributed(device)
         else:
             self.device = blockops.resolve_device(device)
         model.to(self.device)
@@ -262,9 +281,7 @@ class Trainer:
             self._emit("on_train_start")
             for epoch in range(first, first + num_epochs):
                 self.epoch = epoch
-                sampler = getattr(train_loader, "sampler", None)
-                if hasattr(sampler, "set_epoch"):
-                    sampler.set_epoch(epoch)
+                _set_epoch(train_loader, epoch)
                 self._emit("on_epoch_start", epoch)
                 logs = self._train_epoch(train_loader, epoch)
                 if val_loader is not None:
