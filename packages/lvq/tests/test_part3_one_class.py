@@ -230,3 +230,13 @@ def test_score_copies_tensor_weights_to_the_host(data, monkeypatch):
 
     monkeypatch.setattr(torch.Tensor, "__array__", refuse)
     assert m.score(X, y, sample_weight=torch.as_tensor(w)) == expected
+
+
+def test_score_checks_the_shape_of_sample_weight(data):
+    """An (n, 1) column of weights broadcast against the (n,) hits: an 'accuracy' of n * acc."""
+    X, y = data
+    m = lvq.OCGLVQ(max_iter=5, device="cpu").fit(X, y)
+    assert m.score(X, y, sample_weight=np.ones(len(y))) == m.score(X, y)
+    for bad in (np.ones((len(y), 1)), np.ones(3)):
+        with pytest.raises(ValueError, match=r"sample_weight must have shape \(\d+,\), got"):
+            m.score(X, y, sample_weight=bad)

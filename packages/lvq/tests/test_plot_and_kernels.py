@@ -169,3 +169,5 @@ def test_plots_copy_tensors_to_the_host(blobs, monkeypatch):
     ax = plot.plot_decision_boundary_2d(m, X2, y2, resolution=10)
     assert len(ax.collections) >= 2
     assert plot.plot_prototype_trajectory(traj, X2, y2) is not None
+    ax = plot.plot_prototype_trajectory(torch.as_tensor(traj.trajectory))  # (frames, P, d)
+    assert len(ax.lines) == 2 * m.prototypes_.shape[0]

@@ -192,3 +192,6 @@ def test_starting_points_given_by_position_are_refused_not_ignored(spec):
     with pytest.raises(ValueError, match=r"by keyword, fit\(X, initial_"):
         make(spec).fit(X, fitted.prototypes_)  # the published library's fit(X, initial_centroids)
     make(spec).fit(X, np.zeros(len(X)))  # a 1-D y is ignored, as in scikit-learn
+    # so is a column of labels (a one-column DataFrame): it was refused as starting points
+    column = make(spec).fit(X, np.zeros((len(X), 1)))
+    np.testing.assert_array_equal(column.prototypes_, fitted.prototypes_)

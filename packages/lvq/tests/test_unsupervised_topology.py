@@ -89,6 +89,20 @@ def test_som_grid_utilities_as_data():
         som_utils.umatrix(np.zeros((3, 3)))
 
 
+def test_som_grid_utilities_copy_tensor_weights_to_the_host(monkeypatch):
+    """numpy cannot read a CUDA tensor (np.asarray raises): a weight tensor goes through the
+    host. The refusal is simulated on a CPU tensor."""
+    W = np.random.default_rng(0).normal(size=(2, 3, 2))
+    expected = som_utils.umatrix(W)
+
+    def refuse(self, *args, **kwargs):
+        raise TypeError("can't convert cuda:0 device type tensor to numpy")
+
+    monkeypatch.setattr(torch.Tensor, "__array__", refuse)
+    np.testing.assert_allclose(som_utils.umatrix(torch.as_tensor(W)), expected)
+    np.testing.assert_array_equal(som_utils.component_planes(torch.as_tensor(W))[1], W[:, :, 1])
+
+
 def test_som_plots():
     pytest.importorskip("matplotlib", reason="plots need the lvq[plot] extra")
     import matplotlib

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .__about__ import __version__
-from ._checks import check_number, is_number
+from ._checks import check_int, check_number, is_number
 from .distances import Distance, SquaredEuclidean
 from .initializers import resolve_initializer
 from .losses import Loss
@@ -249,18 +249,10 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
     # ------------------------------------------------------------------ validation
 
     def _validate_params(self) -> None:
-        def pos_int(name, value, allow_none=False):
-            if value is None and allow_none:
-                return
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(
-                    f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}"
-                )
-
-        pos_int("max_iter", self.max_iter)
-        pos_int("batch_size", self.batch_size, allow_none=True)
-        pos_int("patience", self.patience, allow_none=True)
-        pos_int("gradient_accumulation_steps", self.gradient_accumulation_steps, allow_none=True)
+        check_int("max_iter", self.max_iter)
+        check_int("batch_size", self.batch_size, allow_none=True)
+        check_int("patience", self.patience, allow_none=True)
+        check_int("gradient_accumulation_steps", self.gradient_accumulation_steps, allow_none=True)
         if not is_number(self.lr) or not self.lr > 0:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if not is_number(self.epsilon) or not self.epsilon >= 0:

@@ -120,7 +120,7 @@ def plot_prototype_trajectory(trajectory: Any, X: Any = None, y: Any = None, ax:
     """Paths of the prototypes over training (first two coordinates), from
     :class:`lvq.PrototypeTrajectory` (``trajectory`` of shape ``(frames, P, d)``)."""
     _plt()
-    T = np.asarray(getattr(trajectory, "trajectory", trajectory))
+    T = np.asarray(_host(getattr(trajectory, "trajectory", trajectory)))
     if T.ndim != 3 or T.shape[2] < 2:
         raise ValueError(f"trajectory must have shape (frames, P, d >= 2), got {T.shape}")
     ax = _axes(ax)

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from .plot import _host
+
 __all__ = [
     "component_planes",
     "hit_map",
@@ -25,7 +27,7 @@ def _weights(som: Any) -> np.ndarray:
     if hasattr(som, "prototypes_") and hasattr(som, "grid_shape"):
         h, w = som.grid_shape
         return np.asarray(som.prototypes_, dtype=np.float64).reshape(h, w, -1)
-    arr = np.asarray(som, dtype=np.float64)
+    arr = np.asarray(_host(som), dtype=np.float64)
     if arr.ndim != 3:
         raise ValueError(
             f"expected a fitted SOM or weights of shape (rows, cols, d), got shape {arr.shape}"

@@ -30,7 +30,7 @@ import blockops
 import numpy as np
 import torch
 
-from .._checks import is_number
+from .._checks import check_int, is_number
 from ..backbones import BackboneDistance, FlatModule, make_cnn, make_mlp
 from ..base import SupervisedPrototypeModel
 from ..distances import Omega, SquaredEuclidean, Tangent
@@ -55,15 +55,6 @@ _PENDING_BACKBONE: contextvars.ContextVar[Any] = contextvars.ContextVar(
     "lvq_pending_backbone", default=None
 )
 _MARK = "user module "
-
-
-def _check_pos_int(name, value, allow_none=False):
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(
-            f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}"
-        )
 
 
 class BackboneMixin:
@@ -103,7 +94,7 @@ class BackboneMixin:
         cached = self.__dict__.get("_flat_cache")
         if cached is None or cached[0] != key:
             gen = blockops.make_generator(self.random_seed)
-            _check_pos_int("latent_dim", self.latent_dim)
+            check_int("latent_dim", self.latent_dim)
             if self._image:
                 net = make_cnn(
                     self.n_features_in_, self.input_shape, self.channels, self.kernel_sizes,
@@ -288,7 +279,7 @@ class SiameseGLVQ(_GLVQBackbone):
 class _OmegaInner:
     def _inner_distance(self):
         od = self.omega_dim
-        _check_pos_int("omega_dim", od, allow_none=True)
+        check_int("omega_dim", od, allow_none=True)
         return Omega(od)
 
     @property

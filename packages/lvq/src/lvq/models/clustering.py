@@ -26,15 +26,14 @@ from ..registry import register
 __all__ = ["BGPC", "SOM", "KMeansPlusPlus", "Kmeans", "UnsupervisedModel"]
 
 
-def _refuse_positional_start(y: Any, start: str) -> None:
-    """Clusterers ignore ``y``; a 2-D ``y`` is starting points given by position (the published
-    library's ``fit(X, initial_centroids)``), refused rather than silently ignored."""
-    ndim = getattr(y, "ndim", None) if y is not None else None
-    if ndim is None and y is not None:
-        ndim = np.ndim(y)
-    if ndim == 2:
+def _refuse_positional_start(y: Any, X: Any, start: str) -> None:
+    """Clusterers ignore ``y``; a 2-D ``y`` other than a column of one label per row of ``X``
+    is starting points given by position (the published library's ``fit(X, initial_centroids)``),
+    refused rather than silently ignored."""
+    shape = () if y is None else tuple(np.shape(y))
+    if len(shape) == 2 and not (shape[1] == 1 and shape[:1] == tuple(np.shape(X)[:1])):
         raise ValueError(
-            f"y is ignored by clusterers, but a 2-D y of shape {tuple(np.shape(y))} was given: "
+            f"y is ignored by clusterers, but a 2-D y of shape {shape} was given: "
             f"pass starting points by keyword, fit(X, {start}=...)"
         )
 
@@ -71,12 +70,12 @@ class UnsupervisedModel(PrototypeModel):
 
         Args:
             X: training data ``(n, d)``.
-            y: ignored (scikit-learn compatibility); a 2-D ``y`` (starting points given by
-                position) is an error.
+            y: ignored (scikit-learn compatibility); a 2-D ``y`` other than an ``(n, 1)``
+                column (starting points given by position) is an error.
             initial_prototypes: starting prototypes ``(P, d)`` instead of the initializer.
             resume: start from the currently fitted prototypes.
         """
-        _refuse_positional_start(y, "initial_prototypes")
+        _refuse_positional_start(y, X, "initial_prototypes")
         self._validate()
         device = self._resolve_device()
         Xt = blockops.as_tensor(X, name="X", device=device)

@@ -179,12 +179,13 @@ class FuzzyClusteringBase(UnsupervisedModel):
 
         Args:
             X: training data ``(n, d)``.
-            y: ignored (scikit-learn compatibility); a 2-D ``y`` (centroids given by position,
-                as in the published library's ``fit(X, initial_centroids)``) is an error.
+            y: ignored (scikit-learn compatibility); a 2-D ``y`` other than an ``(n, 1)``
+                column (centroids given by position, as in the published library's
+                ``fit(X, initial_centroids)``) is an error.
             initial_centroids: starting centroids ``(n_clusters, d)`` instead of ``init_method``.
             resume: continue from the fitted centroids (keeps the fitted ``gamma``).
         """
-        _refuse_positional_start(y, "initial_centroids")
+        _refuse_positional_start(y, X, "initial_centroids")
         # only resume keeps the fitted gamma: a new fit (with or without initial_centroids)
         # must not depend on what this object was fitted to before
         self._keep_gamma = bool(resume)

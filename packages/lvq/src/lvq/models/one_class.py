@@ -439,6 +439,8 @@ class OneClassPrototypeModel(SupervisedPrototypeModel):
         if isinstance(sample_weight, torch.Tensor):  # np.asarray of a CUDA tensor raises
             sample_weight = sample_weight.detach().cpu().numpy()
         w = np.asarray(sample_weight, dtype=np.float64)
+        if w.shape != hit.shape:  # an (n, 1) column would broadcast to (n, n)
+            raise ValueError(f"sample_weight must have shape {hit.shape}, got {w.shape}")
         return float((hit * w).sum() / w.sum())
 
     @property

@@ -56,8 +56,8 @@ class _Topology(UnsupervisedModel):
     """Shared parameters and the epoch loop (``_epoch`` returns the epoch's energy).
 
     ``patience`` stops after that many epochs without a lower energy; ``restore_best`` keeps
-    the prototypes of the lowest-energy epoch (the energy of an epoch is measured on the
-    prototypes it starts from).
+    the prototypes the lowest-energy epoch starts from (an epoch's energy is measured on them;
+    with a ``batch_size``, on each mini-batch as the epoch updates them).
     """
 
     _own_params: dict[str, Any] = {
@@ -448,7 +448,7 @@ class GrowingNeuralGas(_Topology):
         """Grow the graph on ``X (n, d)`` (``y`` is ignored); ``resume=True`` continues from the
         fitted nodes, edges and errors, ``initial_prototypes (P >= 2, d)`` starts from those
         nodes without edges."""
-        _refuse_positional_start(y, "initial_prototypes")
+        _refuse_positional_start(y, X, "initial_prototypes")
         self._resume_graph = bool(resume)
         return super().fit(X, initial_prototypes=initial_prototypes, resume=resume)
 
