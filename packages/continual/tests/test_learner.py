@@ -257,3 +257,18 @@ def test_online_ewc_gamma_above_one_is_refused():
         ):
             make(1.5)
         make(0.0), make(1.0)  # the bounds are valid
+
+
+def test_non_integer_batch_sizes_are_refused_by_name():
+    model = Net()
+    X, y = _data(12)
+    mem = EpisodicMemory(10, random_state=0)
+    mem.add(X[:10], y[:10], task_id=0)
+    # b_size=2.5 used to draw 2 rows silently; batch_size=2.5 failed inside torch
+    with pytest.raises(ValueError, match=r"^b_size must be an integer >= 1 or None, got 2.5"):
+        model.calculate_ref_gradients(mem, F.cross_entropy, b_size=2.5)
+    with pytest.raises(ValueError, match=r"^b_size must be an integer"):
+        model.calculate_ref_gradients_layerwise(mem, F.cross_entropy, b_size=True)
+    for data in (X, (X, y)):
+        with pytest.raises(ValueError, match=r"^batch_size must be an integer >= 1, got 2.5"):
+            model.estimate_fisher(data, F.cross_entropy, batch_size=2.5)

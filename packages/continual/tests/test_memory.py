@@ -260,7 +260,7 @@ def test_bad_sizes_and_fields_raise_clear_errors():
     mem = EpisodicMemory(5, policy="reservoir", random_state=0)
     mem.add(torch.randn(5, 3), torch.arange(5))
     for n in (0, -1):  # -1 used to return all rows but one
-        with pytest.raises(ValueError, match="n must be >= 1"):
+        with pytest.raises(ValueError, match="n must be an integer >= 1"):
             mem.sample(n)
     with pytest.raises(ValueError, match=r"field 0 must have rows of shape \(3,\)"):
         mem.add(torch.randn(2, 4), torch.arange(2))
@@ -314,3 +314,26 @@ def test_add_takes_fields_on_different_devices_cuda():
         assert mem.add(x[:4], y[:4].cuda(), t[:4].cuda(), task_id=0) >= 0
         sx, sy, _ = mem.sample(6, device="cpu")
         assert torch.equal(sx[:, 0].long(), sy)  # rows stayed aligned across the fields
+
+
+def test_sample_and_cycle_refuse_counts_that_are_not_integers():
+    mem = EpisodicMemory(5, policy="reservoir", random_state=0)
+    mem.add(*_batch(5))
+    # 2.5 used to give 2 rows and True 1 row, silently
+    for n in (2.5, True, "3"):
+        for read in (mem.sample, mem.cycle):
+            with pytest.raises(ValueError, match=r"^n must be an integer >= 1"):
+                read(n)
+    assert len(mem.sample(3)[0]) == len(mem.cycle(3)[0]) == 3
+
+
+def test_class_balanced_state_saved_before_full_classes_existed_still_loads():
+    mem = _cbrs_after_class_0_lost_the_lead(0)  # class 1 is the largest now (3 of 5 rows)
+    config, tensors = mem.state_dict()
+    del config["full_classes"]  # a checkpoint written before the key existed (KeyError)
+    other = EpisodicMemory(1)
+    other.load_state_dict(config, tensors)
+    assert other.state_dict()[0]["full_classes"] == [1]  # the largest class is full
+    for i in range(10):  # so a sample of it only replaces a row of its own class
+        other.add(torch.tensor([[50.0 + i]]), torch.tensor([1]))
+        assert _stored_label_counts(other) == [2, 3]

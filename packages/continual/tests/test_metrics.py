@@ -49,3 +49,12 @@ def test_result_matrix_refuses_rows_of_the_wrong_length():
         ResultMatrix(0)
     rm.set_row(0, [0.5, 0.1, 0.2])
     assert rm.average() == 0.5
+
+
+def test_result_matrix_refuses_bool_sizes_and_rows():
+    with pytest.raises(ValueError, match=r"^n_experiences must be an integer >= 1, got True"):
+        ResultMatrix(True)
+    rm = ResultMatrix(3)
+    with pytest.raises(ValueError, match=r"i must be an integer in \[0, 2\], got True"):
+        rm.set_row(True, [0.5, 0.1, 0.2])  # numpy's R[True] = row wrote every row
+    assert np.isnan(rm.R).all() and rm.rows_done == 0

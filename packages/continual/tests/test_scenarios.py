@@ -233,3 +233,9 @@ def test_builders_take_cuda_tensors_and_non_blocking_copies_back_land():
     big = torch.randn(1 << 22, device="cuda")
     back = to_device({"x": [big * 2]}, "cpu", non_blocking=True)["x"][0]
     assert back.device.type == "cpu" and torch.equal(back, (big * 2).cpu())
+
+
+def test_time_windows_refuses_a_scalar_time_stamp_by_name():
+    X, y = _xy()
+    with pytest.raises(ValueError, match=r"times must be 1-D, got shape \(\)"):
+        time_windows(X, y, 5.0, 2)  # was an IndexError (tuple index out of range)

@@ -656,3 +656,41 @@ def test_cuda_resume_replays_dropout_and_trains_cuda_experiences(small_split, tm
     for strategy in (Replay(mem_size=20), AGEM(mem_size=20, sample_size=8), GEM(mem_size=20)):
         R = Trainer(_model(), strategy, lr=0.05, device="cuda").fit_stream(sc)
         assert np.isfinite(R.R).all() and len(strategy.memory) == 20
+
+
+class _Stream(torch.utils.data.IterableDataset):
+    """40 rows of 64 features, the same ones (in the same order) on every pass."""
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(0)
+        for _ in range(40):
+            x = torch.randn(64, generator=g)
+            yield x, int(x[0] > 0)
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: Replay(20), lambda: AGEM(20, 5), lambda: GEM(20), lambda: EWC(1.0)]
+)
+def test_strategies_that_read_the_whole_experience_take_a_stream(make):
+    # the memory fill and the Fisher read the experience with len(): "has no len()" on a stream
+    from continual.scenarios import Experience
+    from continual.strategies import fisher_on
+    from torch.utils.data import TensorDataset
+
+    x, y = map(torch.stack, zip(*[(a, torch.tensor(b)) for a, b in _Stream()]))
+    strategy = make()
+    t = Trainer(_model(), strategy, lr=0.05, batch_size=8, device="cpu")
+    for task in range(2):
+        assert np.isfinite(t.train_experience(Experience(_Stream(), task))[0])
+    if isinstance(strategy, EWC):
+        streamed = fisher_on(t, Experience(_Stream(), 0))
+        ref = fisher_on(t, Experience(TensorDataset(x, y), 0))
+        for n in ref:
+            torch.testing.assert_close(streamed[n], ref[n])
+    else:
+        mx, my = strategy.memory.dataset().tensors[:2]
+        assert len(mx) == 20
+        rows = (mx[:, None] == x).all(-1).float().argmax(1)  # each stored row is a stream row
+        assert torch.equal(mx, x[rows]) and torch.equal(my, y[rows])
+    with pytest.raises(TypeError, match="is a stream"):
+        Trainer(_model(), Joint(), device="cpu").train_experience(Experience(_Stream(), 0))

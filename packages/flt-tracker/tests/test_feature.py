@@ -131,3 +131,11 @@ def test_bool_or_non_number_step_is_a_type_error_naming_the_argument():
         f.get_at_step(None)
     with pytest.raises(TypeError, match="epoch='1'"):
         f.get_at_epoch("1")
+
+
+def test_infinite_step_is_a_type_error_naming_the_argument():
+    f, _ = filled()
+    with pytest.raises(TypeError, match="step=inf must be an integer"):
+        f.get_at_step(float("inf"))  # was OverflowError "cannot convert float infinity"
+    with pytest.raises(TypeError, match="epoch=-inf must be an integer"):
+        f.get_at_epoch(-math.inf)

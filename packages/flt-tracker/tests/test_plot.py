@@ -118,3 +118,18 @@ def test_heatmap_basis_fits_conv_rows_and_refuses_what_it_would_ignore(tracked):
         plot.visualize_features_heatmap(tracked, basis=torch.eye(6), names=["fc.weight", "fc.bias"])
     with pytest.raises(ValueError, match="at most one of epoch=0 or step=2"):  # step won
         plot.visualize_features_heatmap(tracked, epoch=0, step=2)
+
+
+def test_animation_takes_numpy_frame_counts_and_rates(tracked, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    f = tracked.get_feature("fc.weight")
+    # numpy numbers (a frame count computed with numpy) used to be refused as not numbers
+    path = plot.animate_feature_evolution(
+        f, tmp_path / "a.gif", max_frames=np.int64(3), fps=np.float32(4.0)
+    )
+    with Image.open(path) as gif:
+        assert gif.n_frames == 3
+    with pytest.raises(ValueError, match="max_frames=.* must be a positive integer"):
+        plot.animate_feature_evolution(f, tmp_path / "b.gif", max_frames=np.float64(3.0))

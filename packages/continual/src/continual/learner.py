@@ -64,8 +64,7 @@ def iter_batches(data: Any, batch_size: int = 64) -> Iterator[Any]:
             batches (a ``DataLoader``, a list of batches), passed through.
         batch_size: rows per batch for datasets and tensors (>= 1).
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    check_count("batch_size", batch_size)
     if isinstance(data, torch.Tensor):
         yield from data.split(batch_size)
     elif isinstance(data, tuple) and data and all(isinstance(t, torch.Tensor) for t in data):
@@ -420,8 +419,7 @@ class ContinualLearner(nn.Module):
     ) -> torch.Tensor:
         from .memory import EpisodicMemory
 
-        if b_size is not None and b_size < 1:
-            raise ValueError(f"b_size must be >= 1 or None, got {b_size}")
+        check_count("b_size", b_size, none_ok=True)
         if isinstance(reference_data, EpisodicMemory):
             if len(reference_data) == 0:
                 raise ValueError("the episodic memory is empty: no reference gradient to compute")

@@ -390,10 +390,9 @@ class EpisodicMemory:
             One tensor per field.
 
         Raises:
-            ValueError: ``n < 1`` or nothing stored matches.
+            ValueError: ``n`` is not an integer >= 1, or nothing stored matches.
         """
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
+        check_count("n", n)
         idx = self._indices(tasks, exclude_tasks)
         if idx.numel() == 0:
             raise ValueError(
@@ -423,13 +422,12 @@ class EpisodicMemory:
             One tensor per field.
 
         Raises:
-            ValueError: the memory is empty or ``n < 1``.
+            ValueError: the memory is empty or ``n`` is not an integer >= 1.
         """
         m = len(self._tasks)
         if m == 0:
             raise ValueError("the episodic memory is empty")
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
+        check_count("n", n)
         parts = []
         left = int(n)
         while left > 0:
@@ -514,7 +512,11 @@ class EpisodicMemory:
         self._task_order = [int(t) for t in config["task_order"]]
         self._n_seen = int(config["n_seen"])
         self._class_seen = {int(k): int(v) for k, v in config["class_seen"]}
-        self._full_classes = {int(c) for c in config["full_classes"]}
+        self._full_classes = {int(c) for c in config.get("full_classes", ())}
+        if len(self._tasks) == self.total_mem_size:
+            # a largest class of the filled memory is full by definition: this restores them in
+            # a state saved before "full_classes" existed (and changes nothing otherwise)
+            self._full_classes.update(self._largest_classes(self._label_counts()))
         n_fields = int(config["n_fields"])
         self._fields = (
             [tensors[f"field.{i}"].to(self.device) for i in range(n_fields)] if n_fields else None

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import check_count
+
 __all__ = ["ResultMatrix", "average_metric", "backward_transfer", "forgetting", "forward_transfer"]
 
 
@@ -81,8 +83,7 @@ class ResultMatrix:
     """
 
     def __init__(self, n_experiences: int, metric: str = "accuracy", higher_is_better: bool = True):
-        if not isinstance(n_experiences, numbers.Integral) or n_experiences < 1:
-            raise ValueError(f"n_experiences must be an integer >= 1, got {n_experiences!r}")
+        check_count("n_experiences", n_experiences)
         self.n_experiences = int(n_experiences)
         self.metric = metric
         self.higher_is_better = bool(higher_is_better)
@@ -94,7 +95,7 @@ class ResultMatrix:
         """Store the metric on every test experience after training experience ``i``."""
         T = self.n_experiences
         row = np.asarray(values, dtype=np.float64)
-        if not isinstance(i, numbers.Integral) or not 0 <= i < T:
+        if not isinstance(i, numbers.Integral) or isinstance(i, bool) or not 0 <= i < T:
             raise ValueError(f"i must be an integer in [0, {T - 1}], got {i!r}")
         if row.shape != (T,):
             raise ValueError(f"values must hold {T} numbers (one per experience), got {row.shape}")

@@ -279,6 +279,8 @@ def time_windows(
     Xt = blockops.as_tensor(X, name="X", ndim=2)
     t = torch.as_tensor(np.asarray(_host(times)), dtype=torch.float64)
     ya = np.asarray(_host(y))
+    if t.dim() != 1:
+        raise ValueError(f"times must be 1-D, got shape {tuple(t.shape)}")
     if t.shape[0] != Xt.shape[0] or ya.shape[:1] != (Xt.shape[0],):
         raise ValueError("X, y and times must have the same number of rows")
     if classification:
@@ -291,8 +293,6 @@ def time_windows(
             raise ValueError("y contains NaN or infinite targets")
     if not bool(torch.isfinite(t).all()):
         raise ValueError("times must be finite (no NaN or infinite time stamps)")
-    if t.dim() != 1:
-        raise ValueError(f"times must be 1-D, got shape {tuple(t.shape)}")
     if edges is None:
         if n_windows is None:
             raise ValueError("give n_windows >= 1 or edges, got n_windows=None")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import ConcatDataset, Dataset, TensorDataset
+from torch.utils.data import ConcatDataset, Dataset, IterableDataset, TensorDataset
 
 from ._checks import check_count, check_number
 from .kernels import (
@@ -60,10 +60,16 @@ def _check_memory_config(strategy: Strategy, config: dict[str, Any]) -> None:
 
 
 def _experience_tensors(exp: Experience) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` of every row of ``exp``; a stream (``IterableDataset``) is read once more."""
     tensors = exp.tensors()
     if tensors is not None:
         return tensors[0], tensors[1]
-    xs, ys = zip(*(exp.dataset[i] for i in range(len(exp))))
+    data = exp.dataset
+    rows = data if isinstance(data, IterableDataset) else (data[i] for i in range(len(exp)))
+    pairs = [(row[0], row[1]) for row in rows]
+    if not pairs:
+        raise ValueError(f"experience {exp.task_id} has no samples")
+    xs, ys = zip(*pairs)
     return torch.stack([torch.as_tensor(x) for x in xs]), torch.as_tensor(ys)
 
 
@@ -679,6 +685,7 @@ class Joint(Strategy):
     After the last experience the model has been trained on all the data together: the upper
     bound the other strategies are compared with. An experience is added once (the same task id
     and dataset); another stream's experience with a known task id is added too, its data is new.
+    Map-style datasets only: a stream (``IterableDataset``) cannot be joined.
     """
 
     name = "joint"
@@ -687,6 +694,12 @@ class Joint(Strategy):
         self.seen: list[Experience] = []
 
     def train_dataset(self, trainer: Trainer, experience: Experience) -> Dataset:
+        if isinstance(experience.dataset, IterableDataset):
+            raise TypeError(
+                f"Joint trains on the union of the datasets seen so far; experience "
+                f"{experience.task_id} is a stream (IterableDataset), which cannot be joined: "
+                "give a map-style dataset (a TensorDataset)"
+            )
         if not any(
             e.task_id == experience.task_id and e.dataset is experience.dataset for e in self.seen
         ):

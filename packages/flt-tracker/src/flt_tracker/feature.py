@@ -23,7 +23,7 @@ def _as_int(value: int, what: str) -> int:
     """``value`` as an int; a float with a fractional part, a bool or a non-number is an error."""
     try:
         out = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
         out = None
     if out is None or isinstance(value, bool) or out != value:
         raise TypeError(f"{what}={value!r} must be an integer")

@@ -7,6 +7,7 @@ is ever shown or blocks; pass ``save_path`` to write a file. Every function retu
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -308,9 +309,13 @@ def animate_feature_evolution(
     import matplotlib
     from matplotlib.animation import FFMpegWriter, FuncAnimation, PillowWriter
 
-    if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1:
+    if (
+        isinstance(max_frames, bool)
+        or not isinstance(max_frames, numbers.Integral)
+        or max_frames < 1
+    ):
         raise ValueError(f"max_frames={max_frames!r} must be a positive integer")
-    if isinstance(fps, bool) or not isinstance(fps, int | float) or not 0 < fps < float("inf"):
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not 0 < fps < float("inf"):
         raise ValueError(f"fps={fps!r} must be a positive number")
     n = len(feature)
     if n == 0:
