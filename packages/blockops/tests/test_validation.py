@@ -96,3 +96,9 @@ def test_finite_values_too_large_for_float32_are_not_called_nan():
     with pytest.raises(ValueError, match=r"W has 1 value\(s\) too large for torch.float32"):
         as_tensor(np.array([[1e300, 1.0]]), name="W")
     assert as_tensor(np.array([[1e300]]), dtype=torch.float64).item() == 1e300
+
+
+def test_nan_count_leaves_out_values_that_only_overflow_float32():
+    # one NaN next to one finite value beyond float32: the NaN is reported, counted once
+    with pytest.raises(ValueError, match=r"W contains 1 NaN or infinite value\(s\)"):
+        as_tensor(np.array([[1e300, np.nan, 1.0]]), name="W")

@@ -128,3 +128,11 @@ def test_malformed_yaml_preset_is_a_value_error(blobs, tmp_path):
     bad.write_text("num_points: [\n")
     with pytest.raises(ValueError, match="not valid YAML"):
         PyEGM(preset=bad, platform="cpu").fit(X, y)
+
+
+@pytest.mark.parametrize("name", ["x" * 300, "~no_such_user_egm"])
+def test_a_name_no_file_can_have_is_an_unknown_preset(blobs, name):
+    # looking for a file of that name raised OSError (name too long) / RuntimeError (~user)
+    X, y, _, _ = blobs
+    with pytest.raises(ValueError, match="preset must be one of"):
+        PyEGM(preset=name, platform="cpu").fit(X, y)

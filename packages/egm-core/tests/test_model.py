@@ -252,6 +252,21 @@ def test_new_classes_keep_the_label_dtype(make_blobs, dtype):
     assert first.classes_.dtype == dtype
 
 
+def test_integer_labels_never_become_floats(make_blobs):
+    # uint64 and int64 promote to float64: uint64 labels joined by plain ints stay integers
+    X, y = make_blobs((30, 30, 5), seed=8)
+    y = y.astype(np.uint64)
+    m = fit(X[y < 2], y[y < 2])
+    m.partial_fit(X[y == 2], [2] * int((y == 2).sum()))
+    assert m.classes_.dtype == np.uint64 and m.predict(X).dtype == np.uint64
+    with pytest.warns(UserWarning, match="fewer than 2"):  # class 2 has no rows yet
+        first = PyEGM(platform="cpu", random_state=0).partial_fit(
+            X[y < 2], y[y < 2], classes=[0, 1, 2]
+        )
+    assert first.classes_.dtype == np.uint64
+    np.testing.assert_array_equal(first.classes_, [0, 1, 2])
+
+
 def test_continue_fit(blobs):
     X, y, _, _ = blobs
     m = fit(X, y, num_iters=2)

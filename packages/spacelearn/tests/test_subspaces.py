@@ -281,3 +281,10 @@ def test_numpy_integer_k_is_accepted():
     assert subspaces(Z, {"a": Y["a"]}, np.int32(2))["a"].shape == (2, 16)
     with pytest.raises(ValueError, match="positive int"):
         subspaces(Z, Y, 2.0)
+
+
+def test_numpy_integer_block_size_is_accepted():
+    Z, Y = _data()
+    a = solve_subspaces(Z, Y, k=K, block_size=7)
+    b = solve_subspaces(Z, Y, k=K, block_size=np.int64(7))
+    assert all(torch.equal(a.W[q], b.W[q]) for q in K)

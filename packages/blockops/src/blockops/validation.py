@@ -92,12 +92,13 @@ def as_tensor(
     source = t
     t = t.to(device=dev, dtype=target)
     if t.numel() and not bool(torch.isfinite(t).all()):
-        bad = int((~torch.isfinite(t)).sum())
         if not source.is_floating_point() or bool(torch.isfinite(source).all()):
+            bad = int((~torch.isfinite(t)).sum())
             raise ValueError(
                 f"{name} has {bad} value(s) too large for {target} (largest magnitude "
                 f"{float(source.abs().max()):.3g}); rescale the data or pass dtype=torch.float64"
             )
+        bad = int((~torch.isfinite(source)).sum())  # the input's own, not its overflows
         raise ValueError(
             f"{name} contains {bad} NaN or infinite value(s); clean or impute them first"
         )

@@ -167,6 +167,15 @@ def auto_preset(counts: np.ndarray) -> str:
     return "balanced_kshot"
 
 
+def _is_file(name: str) -> bool:
+    """Whether ``name`` names an existing file; a string no path can be (too long, an unknown
+    ``~user``) is not one, so it is reported as an unknown preset name."""
+    try:
+        return Path(name).expanduser().is_file()
+    except (OSError, RuntimeError):
+        return False
+
+
 def resolve(preset: Any, user: dict[str, Any], counts: np.ndarray) -> tuple[dict[str, Any], str]:
     """Resolve every model parameter: user value, then preset, then default.
 
@@ -200,7 +209,7 @@ def resolve(preset: Any, user: dict[str, Any], counts: np.ndarray) -> tuple[dict
         or preset.endswith((".yaml", ".yml"))
         or os.sep in preset
         or "/" in preset
-        or Path(preset).expanduser().is_file()
+        or _is_file(preset)
     ):
         path = Path(preset).expanduser()
         if not path.is_absolute():

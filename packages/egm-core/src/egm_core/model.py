@@ -1130,10 +1130,18 @@ def _homogeneous(values: np.ndarray) -> np.ndarray:
 
 def _label_dtype(labels: np.ndarray, *dtypes: np.dtype) -> np.ndarray:
     """``labels (C,)`` cast to the dtype the given label dtypes promote to (uint8 labels stay
-    uint8 rather than int64); labels of mixed types (object) are returned as they are."""
+    uint8 rather than int64), else to the first of ``dtypes`` that holds them exactly: integer
+    labels never become floats (uint64 and int64 promote to float64). Labels of mixed types
+    (object) are returned as they are."""
     if labels.dtype.kind == "O" or any(np.dtype(dt).kind == "O" for dt in dtypes):
         return labels
-    return labels.astype(np.result_type(*dtypes))
+    for dtype in (np.result_type(*dtypes), *dtypes):
+        if np.dtype(dtype).kind == "f" and labels.dtype.kind != "f":
+            continue
+        cast = labels.astype(dtype)
+        if np.array_equal(cast, labels):
+            return cast
+    return labels
 
 
 def _water_fill(

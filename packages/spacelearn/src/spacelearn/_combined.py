@@ -192,9 +192,13 @@ def _weights(weights) -> dict[str, float]:
     if unknown:
         raise ValueError(f"unknown loss terms {sorted(unknown)} in weights; expected {LOSS_TERMS}")
     for term, value in weights.items():
-        out[term] = float(value)
-        if not math.isfinite(out[term]):
+        try:
+            weight = float(value)
+        except (TypeError, ValueError):  # a string, None: reported below, naming the term
+            weight = math.nan
+        if not math.isfinite(weight):
             raise ValueError(f"weights[{term!r}] must be a finite number, got {value!r}")
+        out[term] = weight
     return out
 
 

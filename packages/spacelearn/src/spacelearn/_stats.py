@@ -8,6 +8,8 @@ import torch
 from blockops import as_tensor, resolve_device
 from torch import Tensor
 
+from ._checks import check_int
+
 DEFAULT_BLOCK = 4096
 
 
@@ -56,9 +58,7 @@ class Moments:
         self.device = None if device is None else resolve_device(device)
         if block_size is None:
             block_size = DEFAULT_BLOCK
-        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-            raise ValueError(f"block_size must be a positive int or None, got {block_size!r}")
-        self.block_size = block_size
+        self.block_size = check_int(block_size, "block_size", or_none=True)
         self.n = 0
         self.dtype: torch.dtype | None = None
         self.mean_z: Tensor | None = None
