@@ -67,3 +67,25 @@ def test_use_before_fit_is_not_fitted_error():
         LabelEncoder().inverse_transform([0])
     with pytest.raises(NotFittedError, match="not fitted"):
         LabelEncoder().transform([0])
+
+
+@pytest.mark.parametrize(
+    "first, more, dtype",
+    [
+        (np.array([1, 2], np.uint8), np.array([3], np.uint8), np.uint8),
+        (np.array([1, 2], np.int64), np.array([2**63 + 5], np.uint64), np.uint64),
+        (np.array(["a", "b"]), np.array(["ccc"]), np.dtype("<U3")),
+    ],
+)
+def test_partial_fit_keeps_the_labels_dtype_and_values(first, more, dtype):
+    # new classes were merged through np.array of Python values: uint8 became int64 and
+    # integers beyond int64 mixed with small ones were rounded through float64
+    enc = LabelEncoder().fit(first).partial_fit(more)
+    assert enc.classes_.dtype == dtype
+    assert enc.classes_.tolist() == first.tolist() + more.tolist()
+    np.testing.assert_array_equal(enc.inverse_transform(enc.transform(more)), more)
+
+
+def test_partial_fit_with_no_common_integer_dtype_is_exact():
+    enc = LabelEncoder().fit(np.array([-1])).partial_fit(np.array([2**63 + 5], np.uint64))
+    assert enc.classes_.tolist() == [-1, 2**63 + 5]

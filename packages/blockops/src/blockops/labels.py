@@ -35,7 +35,8 @@ class LabelEncoder:
         """Append labels not seen before (their codes follow the existing ones)."""
         if not hasattr(self, "classes_"):
             return self.fit(y)
-        new = [v for v in dict.fromkeys(as_labels(y).tolist()) if self._key(v) not in self._index]
+        arr = as_labels(y)
+        new = [v for v in dict.fromkeys(arr.tolist()) if self._key(v) not in self._index]
         if new:
             try:
                 new = sorted(new)
@@ -43,7 +44,11 @@ class LabelEncoder:
                 pass
             old = self.classes_.tolist()
             merged = old + new
-            classes = np.array(merged) if _homogeneous(merged) else _object_array(merged)
+            classes = (
+                _exact_array(merged, (self.classes_.dtype, arr.dtype))
+                if _homogeneous(merged)
+                else _object_array(merged)
+            )
             self.classes_ = classes
             self._index = {self._key(c): i for i, c in enumerate(merged)}
         return self
@@ -98,6 +103,22 @@ class LabelEncoder:
 
 def _homogeneous(values: list[Any]) -> bool:
     return len({type(v) for v in values}) == 1
+
+
+def _exact_array(values: list[Any], dtypes: tuple[np.dtype, ...]) -> np.ndarray:
+    """``values`` in the narrowest of the labels' own dtypes (or their promotion) that holds
+    every one exactly: uint8 classes extended by uint8 labels stay uint8, and integers are never
+    rounded through float64 (which is what numpy promotes uint64 with int64 to)."""
+    candidates = [np.result_type(*dtypes), *dtypes] if object not in dtypes else []
+    for dtype in candidates:
+        if dtype.kind in "iub" or dtype.kind == next(iter(dtypes)).kind:
+            try:
+                out = np.array(values, dtype=dtype)
+            except (OverflowError, ValueError):
+                continue
+            if out.tolist() == values:
+                return out
+    return _object_array(values)  # e.g. -1 and 2**63: no numpy integer holds both
 
 
 def _object_array(values: list[Any]) -> np.ndarray:
