@@ -451,6 +451,11 @@ def test_resume_with_another_metric_is_refused(small_split, tmp_path):
         (lambda: AGEM(20, 5), lambda: AGEM(20, 5, policy="reservoir"), "policy='quota'"),
         (lambda: DERPP(20), lambda: DERPP(30), "mem_size=20"),
         (lambda: EWC(1.0), lambda: EWC(1.0, mode="online"), "separate EWC terms"),
+        (
+            lambda: EWC(1.0, mode="online", gamma=0.9),
+            lambda: EWC(1.0, mode="online", gamma=0.5),
+            "gamma=0.9",
+        ),
     ],
 )
 def test_a_checkpoint_of_another_strategy_configuration_is_refused(
@@ -461,6 +466,17 @@ def test_a_checkpoint_of_another_strategy_configuration_is_refused(
     t = Trainer(_model(), other(), lr=0.05, device="cpu")
     with pytest.raises(ValueError, match=match):
         t.load_checkpoint(ckpt)
+
+
+def test_a_checkpoint_of_another_optimizer_is_refused_before_loading(small_split, tmp_path):
+    # SGD's momentum state loaded into Adam failed only at the next step, with the weights loaded
+    ckpt = tmp_path / "run"
+    Trainer(_model(), Naive(), lr=0.05, device="cpu").fit_stream(small_split, checkpoint_dir=ckpt)
+    t = Trainer(_model(), Naive(), optimizer="adam", lr=0.05, device="cpu")
+    before = _params(t.model)
+    with pytest.raises(ValueError, match="optimizer SGD, this trainer uses Adam"):
+        t.load_checkpoint(ckpt)
+    assert torch.equal(_params(t.model), before)
 
 
 @pytest.mark.parametrize(

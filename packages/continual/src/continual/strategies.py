@@ -429,6 +429,11 @@ class EWC(Strategy):
             raise ValueError(
                 f"the checkpoint holds {mode} EWC terms, this EWC has mode={self.mode!r}"
             )
+        if mode == "online" and float(config["gamma"]) != float(self.gamma):
+            raise ValueError(
+                f"the checkpoint's online EWC decays its Fisher with gamma={config['gamma']!r}, "
+                f"this EWC has gamma={self.gamma!r}"
+            )
 
     def load_state_dict(
         self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer

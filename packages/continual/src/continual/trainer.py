@@ -543,6 +543,7 @@ class Trainer:
             "strategy": {"class": type(self.strategy).__name__, "state": s_config},
             "learner": cl_config,
             "optimizer": opt_skeleton,
+            "optimizer_class": type(self.optimizer).__name__,
             "experiences_done": self.experiences_done,
             "results": None if self.results is None else self.results.state_dict(),
             "epochs": self.epochs,
@@ -561,8 +562,8 @@ class Trainer:
     def load_checkpoint(self, directory: str | os.PathLike[str]) -> None:
         """Restore a checkpoint written by :meth:`save_checkpoint` into this trainer.
 
-        The trainer must have been built with the same model architecture, optimizer parameter
-        groups, strategy class (with the same memory size and policy, or EWC mode) and metric;
+        The trainer must have been built with the same model architecture, optimizer class and
+        parameter groups, strategy class (with the same memory size and policy, or EWC mode) and metric;
         a mismatch raises ValueError before anything is loaded, so the trainer is unchanged.
         Tensors are loaded with ``weights_only=True`` and moved to the trainer's device.
         """
@@ -596,6 +597,12 @@ class Trainer:
             raise ValueError(
                 f"the checkpoint's model does not fit this trainer's model (missing, unexpected "
                 f"or reshaped entries: {wrong[:5]}); build the trainer with the same architecture"
+            )
+        opt_cls = config.get("optimizer_class", type(self.optimizer).__name__)
+        if opt_cls != type(self.optimizer).__name__:
+            raise ValueError(
+                f"checkpoint was written with optimizer {opt_cls}, this trainer uses "
+                f"{type(self.optimizer).__name__}; its state (momentum, moments) cannot be loaded"
             )
         groups = config["optimizer"]["param_groups"]
         saved_sizes = [len(g["params"]) for g in groups]
