@@ -111,7 +111,7 @@ def _exact_array(values: list[Any], dtypes: tuple[np.dtype, ...]) -> np.ndarray:
     rounded through float64 (which is what numpy promotes uint64 with int64 to)."""
     candidates = [np.result_type(*dtypes), *dtypes] if object not in dtypes else []
     for dtype in candidates:
-        if dtype.kind in "iub" or dtype.kind == next(iter(dtypes)).kind:
+        if dtype.kind in "iub" or dtype.kind == dtypes[0].kind:
             try:
                 out = np.array(values, dtype=dtype)
             except (OverflowError, ValueError):
