@@ -498,16 +498,9 @@ def test_float64_experiences_train_a_float32_model(make, small_split):
 def test_an_iterable_dataset_experience_is_trained_in_stream_order():
     from continual.scenarios import Experience
 
-    class Stream(torch.utils.data.IterableDataset):
-        def __iter__(self):
-            g = torch.Generator().manual_seed(0)
-            for _ in range(40):
-                x = torch.randn(64, generator=g)
-                yield x, int(x[0] > 0)
-
     t = Trainer(_model(), Naive(), lr=0.05, batch_size=8, device="cpu")
     before = _params(t.model)
-    losses = t.train_experience(Experience(Stream(), 0))
+    losses = t.train_experience(Experience(_Stream(), 0))
     assert len(losses) == 1 and np.isfinite(losses[0])
     assert not torch.equal(_params(t.model), before)
 

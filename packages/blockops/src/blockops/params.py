@@ -95,11 +95,17 @@ class ClassifierMixin:
 
         pred = np.asarray(self.predict(X))  # type: ignore[attr-defined]
         truth = as_labels(y, name="y", n_samples=pred.shape[0])
-        hits = (pred == truth).astype(np.float64)
+        return self._weighted_accuracy(pred == truth, sample_weight)
+
+    @staticmethod
+    def _weighted_accuracy(hits: np.ndarray, sample_weight: Any = None) -> float:
+        """The mean of the boolean ``hits (n,)``, weighted by ``sample_weight (n,)`` if given
+        (for subclasses whose hits are not ``predict == y``)."""
+        hits = np.asarray(hits, dtype=np.float64)
         if sample_weight is None:
             return float(hits.mean())
         if isinstance(sample_weight, torch.Tensor):  # a CUDA tensor has no numpy view
-            sample_weight = sample_weight.detach().cpu()
+            sample_weight = sample_weight.detach().cpu().numpy()
         w = np.asarray(sample_weight, dtype=np.float64)
         if w.shape != hits.shape:
             raise ValueError(f"sample_weight must have shape {hits.shape}, got {w.shape}")

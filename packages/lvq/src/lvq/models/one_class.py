@@ -433,15 +433,7 @@ class OneClassPrototypeModel(SupervisedPrototypeModel):
         """Accuracy of target-versus-outlier (every non-target label counts as outlier)."""
         pred = self.decision_function(X) >= 0.5
         truth = self._encode(blockops.as_labels(y, n_samples=pred.shape[0])).numpy()
-        hit = (truth == self._target_code) == pred
-        if sample_weight is None:
-            return float(hit.mean())
-        if isinstance(sample_weight, torch.Tensor):  # np.asarray of a CUDA tensor raises
-            sample_weight = sample_weight.detach().cpu().numpy()
-        w = np.asarray(sample_weight, dtype=np.float64)
-        if w.shape != hit.shape:  # an (n, 1) column would broadcast to (n, n)
-            raise ValueError(f"sample_weight must have shape {hit.shape}, got {w.shape}")
-        return float((hit * w).sum() / w.sum())
+        return self._weighted_accuracy((truth == self._target_code) == pred, sample_weight)
 
     @property
     def visibility_radii(self) -> np.ndarray:
