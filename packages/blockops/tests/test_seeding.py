@@ -75,3 +75,23 @@ def test_cuda_generator_reseeds_a_cpu_generator():
     b = make_generator(torch.Generator(device="cuda").manual_seed(5))
     assert a.device.type == "cpu"
     assert torch.equal(torch.rand(4, generator=a), torch.rand(4, generator=b))
+
+
+def test_generator_on_the_requested_cuda_index_is_returned_as_is():
+    """A generator already on ``cuda:1`` serves a ``cuda:1`` model unchanged (no draw)."""
+
+    class OnCuda1(torch.Generator):
+        @property
+        def device(self):
+            return torch.device("cuda", 1)
+
+    src = OnCuda1()
+    assert make_generator(src, "cuda:1") is src
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_generator_on_another_cuda_index_is_reseeded():
+    src = torch.Generator(device="cuda:1").manual_seed(3)
+    g = make_generator(src, "cuda:0")
+    assert g is not src and g.device == torch.device("cuda", 0)

@@ -10,6 +10,13 @@ import torch
 RandomState = int | None | np.random.Generator | torch.Generator
 
 
+def _indexed(device: torch.device) -> torch.device:
+    """``device`` with the current CUDA index filled in (a bare ``"cuda"``)."""
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
 def make_generator(
     random_state: RandomState = None, device: str | torch.device = "cpu"
 ) -> torch.Generator:
@@ -17,13 +24,14 @@ def make_generator(
 
     Args:
         random_state: ``None`` (fresh entropy), a non-negative int, a numpy ``Generator``
-            (a seed is drawn from it) or a ``torch.Generator`` (returned as is when its
-            device matches, else re-seeded from it).
+            (a seed is drawn from it) or a ``torch.Generator`` (returned as is when it lives
+            on ``device``, index included, else re-seeded from it).
         device: device of the generator.
     """
     device = torch.device(device)
     if isinstance(random_state, torch.Generator):
-        if random_state.device.type == device.type:
+        same_type = random_state.device.type == device.type
+        if same_type and _indexed(random_state.device) == _indexed(device):
             return random_state
         # draw on the generator's own device: a CUDA generator cannot drive a CPU draw
         seed = int(

@@ -663,11 +663,11 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         def apply_update() -> bool:
             """One optimizer step; False when a float16 overflow made it skip the step."""
             if dynamic_scale:
-                finite = True
-                for t in trainable.values():
-                    if t.grad is not None:
-                        t.grad.div_(state["loss_scale"])
-                        finite = finite and bool(torch.isfinite(t.grad).all())
+                grads = [t.grad for t in trainable.values() if t.grad is not None]
+                for g in grads:
+                    g.div_(state["loss_scale"])
+                # one host sync for all groups
+                finite = not grads or bool(torch.stack([g.isfinite().all() for g in grads]).all())
                 if not finite:
                     clear_grads()
                     state["loss_scale"] = max(state["loss_scale"] / 2.0, 1.0)
