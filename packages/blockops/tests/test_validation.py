@@ -102,3 +102,16 @@ def test_nan_count_leaves_out_values_that_only_overflow_float32():
     # one NaN next to one finite value beyond float32: the NaN is reported, counted once
     with pytest.raises(ValueError, match=r"W contains 1 NaN or infinite value\(s\)"):
         as_tensor(np.array([[1e300, np.nan, 1.0]]), name="W")
+
+
+@pytest.mark.parametrize("shape", [(7, 3), (21,), (3, 2, 4)])
+def test_finite_check_in_blocks_sees_every_block(monkeypatch, shape):
+    """The finite check runs in row blocks (bounded temporary memory); none is skipped."""
+    import blockops.validation as validation
+
+    monkeypatch.setattr(validation, "_FINITE_BLOCK", 5)
+    t = torch.zeros(shape)
+    assert as_tensor(t, ndim=None).shape == shape
+    t.view(-1)[-1] = float("nan")  # in the last block
+    with pytest.raises(ValueError, match=r"X contains 1 NaN"):
+        as_tensor(t, ndim=None, name="X")

@@ -91,7 +91,7 @@ def as_tensor(
     dev = t.device if device is None else resolve_device(device)
     source = t
     t = t.to(device=dev, dtype=target)
-    if t.numel() and not bool(torch.isfinite(t).all()):
+    if t.numel() and not _all_finite(t):
         if not source.is_floating_point() or bool(torch.isfinite(source).all()):
             bad = int((~torch.isfinite(t)).sum())
             raise ValueError(
@@ -103,6 +103,21 @@ def as_tensor(
             f"{name} contains {bad} NaN or infinite value(s); clean or impute them first"
         )
     return t
+
+
+#: elements per ``isfinite`` pass: a 16 MiB boolean temporary however large the data
+_FINITE_BLOCK = 1 << 24
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    """Whether every value of ``t`` is finite, checked in row blocks (one host sync)."""
+    if t.ndim == 0:
+        return bool(torch.isfinite(t))
+    rows = max(1, _FINITE_BLOCK // max(1, t[0].numel()))
+    ok = torch.ones((), dtype=torch.bool, device=t.device)
+    for part in t.split(rows):
+        ok &= torch.isfinite(part).all()
+    return bool(ok)
 
 
 def _data_conversion_warning() -> type[Warning]:
