@@ -43,14 +43,14 @@ WORKER = textwrap.dedent(
 )
 
 
-# flt-train's run() on two ranks; records the dataset rows of every batch each rank trains on
+# flt-train's main() on two ranks; records the dataset rows of every batch each rank trains on
 # and validates on, and the full test set's accuracy of the final model
 RUN_WORKER = textwrap.dedent(
     """
-    import json, os, sys
+    import contextlib, io, json, os, sys
     sys.path[:0] = {paths!r}
     import torch
-    from flt_tracker.train import compose_default, run
+    from flt_tracker.train import main
     from flt_tracker.trainer import Trainer
     torch.set_num_threads(1)
     seen = {{"train": [], "val": []}}
@@ -77,18 +77,22 @@ RUN_WORKER = textwrap.dedent(
         return evaluate(self, recorded(loader, seen["val"][-1]))
 
     Trainer._train_epoch, Trainer.evaluate = train_epoch_recorded, evaluate_recorded
-    cfg = compose_default([
-        "model=mlp", "data=gaussian", "data.n_train=256", "data.n_test=101", "epochs=2",
-        "tracking=off", "logging.wandb=false", "logging.csv=false", "device=cpu",
-    ])
-    summary = run(cfg, {out!r})
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):  # flt-train, as torchrun starts it on each rank
+        main([
+            "--no-hydra", "model=mlp", "data=gaussian", "data.n_train=256", "data.n_test=101",
+            "epochs=2", "tracking=off", "logging.wandb=false", "logging.csv=false",
+            "device=cpu", "output_dir={out}",
+        ])
+    trainer = last["trainer"]
     X, y = whole(last["test"])
     with torch.no_grad():
-        full = (last["trainer"].raw_model(X).argmax(-1) == y).float().mean().item()
+        full = (trainer.raw_model(X).argmax(-1) == y).float().mean().item()
     rank = int(os.environ["RANK"])
     with open(os.path.join({out!r}, f"run{{rank}}.json"), "w") as fh:
-        json.dump({{**seen, "steps": summary["global_step"], "full_accuracy": full,
-                   "val_accuracy": summary["final"]["val_accuracy"]}}, fh)
+        json.dump({{**seen, "steps": trainer.global_step, "full_accuracy": full,
+                   "val_accuracy": trainer.history[-1]["val_accuracy"],
+                   "printed": printed.getvalue()}}, fh)
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()
     """
@@ -157,3 +161,7 @@ def test_flt_train_shards_the_data_between_ranks(tmp_path):
     # validation metrics summed over the shards are those of the whole test set
     assert r0["val_accuracy"] == pytest.approx(r0["full_accuracy"])
     assert r1["val_accuracy"] == pytest.approx(r0["val_accuracy"])
+    # flt-train prints the final metrics once, from rank 0 (was: one line per rank)
+    assert json.loads(r0["printed"])["val_accuracy"] == pytest.approx(r0["val_accuracy"])
+    assert r1["printed"] == ""
+    assert json.loads((tmp_path / "summary.json").read_text())["global_step"] == 4

@@ -139,3 +139,24 @@ def test_infinite_step_is_a_type_error_naming_the_argument():
         f.get_at_step(float("inf"))  # was OverflowError "cannot convert float infinity"
     with pytest.raises(TypeError, match="epoch=-inf must be an integer"):
         f.get_at_epoch(-math.inf)
+
+
+def test_append_refuses_fractional_indices_instead_of_truncating_them():
+    f = Feature("x")
+    f.append(torch.ones(3), step=np.int64(4), epoch=1.0)
+    for kwargs in ({"step": 2.5}, {"epoch": 0.5}, {"batch_idx": float("nan")}):
+        with pytest.raises(TypeError, match=f"{next(iter(kwargs))}=.* must be an integer"):
+            f.append(torch.ones(3), **kwargs)  # step=2.5 was stored as 2
+    assert f.steps.tolist() == [4] and f.epochs.tolist() == [1]
+
+
+def test_effective_rank_is_nan_for_a_diverged_snapshot_not_an_error():
+    f = Feature("w")
+    f.append(torch.eye(3))
+    f.append(torch.full((3, 3), float("nan")))
+    f.append(torch.diag(torch.tensor([math.inf, 1.0, 0.0])))
+    f.append(torch.diag(torch.tensor([1.0, 0.0, 0.0])))
+    # was: linalg.svd failed on the whole series because of one diverged snapshot
+    r = f.effective_rank()
+    assert r[0].item() == pytest.approx(3.0) and r[3].item() == pytest.approx(1.0)
+    assert math.isnan(r[1]) and math.isnan(r[2])

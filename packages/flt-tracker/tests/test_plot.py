@@ -84,6 +84,8 @@ def test_video_without_ffmpeg_or_extension_gives_a_clear_error(tracked, tmp_path
         plot.animate_feature_evolution(f, tmp_path / "a.mp4")
     with pytest.raises(ValueError, match="extension"):
         plot.animate_feature_evolution(f, tmp_path / "a")
+    with pytest.raises(ValueError, match=r"\.gif or \.mp4"):  # was ffmpeg's CalledProcessError
+        plot.animate_feature_evolution(f, tmp_path / "a.webm")
     with pytest.raises(ValueError, match="max_frames=0"):  # was "max() arg is an empty sequence"
         plot.animate_feature_evolution(f, tmp_path / "a.gif", max_frames=0)
     with pytest.raises(ValueError, match="fps=0"):
@@ -133,3 +135,22 @@ def test_animation_takes_numpy_frame_counts_and_rates(tracked, tmp_path):
         assert gif.n_frames == 3
     with pytest.raises(ValueError, match="max_frames=.* must be a positive integer"):
         plot.animate_feature_evolution(f, tmp_path / "b.gif", max_frames=np.float64(3.0))
+
+
+def test_figure_saves_are_atomic(tracked, tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    f = tracked.get_feature("fc.weight")
+    path = tmp_path / "n.png"
+    plot.visualize_feature_evolution(f, save_path=path)
+    before = path.read_bytes()
+
+    def interrupted(fig, fname, **kwargs):
+        with open(fname, "wb") as fh:
+            fh.write(b"\x89PNG half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", interrupted)
+    with pytest.raises(KeyboardInterrupt):  # was: n.png left truncated
+        plot.visualize_feature_evolution(f, metric="mean", save_path=path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["n.png"]

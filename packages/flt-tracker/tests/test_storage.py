@@ -45,6 +45,9 @@ def test_parse_bytes():
         parse_bytes("lots")
     with pytest.raises(ValueError):
         parse_bytes(0)
+    for bad in (float("nan"), float("inf")):  # were "cannot convert float NaN" / OverflowError
+        with pytest.raises(ValueError, match=r"memory_budget=.* must be a finite number"):
+            parse_bytes(bad)
 
 
 def test_memory_storage_grows_in_blocks_without_moving_data():
@@ -188,6 +191,23 @@ def test_save_replaces_existing_run_atomically(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
 
 
+def test_save_refuses_to_replace_a_file_or_a_folder_that_is_not_a_run(tmp_path):
+    # was: the folder and everything in it was replaced by the run (and then deleted)
+    model, opt = small()
+    tracker = FeatureTracker(model, layers=["0"], optimizer=opt)
+    run_steps(tracker, model, opt, 2)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "notes.txt").write_text("keep me")
+    (tmp_path / "file.txt").write_text("keep me too")
+    for target in ("results", "file.txt"):
+        with pytest.raises(FileExistsError, match="not a flt-tracker run"):
+            tracker.save(tmp_path / target)
+    assert (tmp_path / "results" / "notes.txt").read_text() == "keep me"
+    assert (tmp_path / "file.txt").read_text() == "keep me too"
+    (tmp_path / "empty").mkdir()
+    assert len(load_run(tracker.save(tmp_path / "empty")).get_feature("0.weight")) == 3
+
+
 def test_disk_backend_reads_back_and_bounds_memory(tmp_path):
     model, opt = small()
     tracker = FeatureTracker(
@@ -283,6 +303,10 @@ def test_disk_run_survives_a_killed_writer(tmp_path):
         lambda m: m.__setitem__("format_version", "x"),
         lambda m: m.__setitem__("phases", [[1]]),
         lambda m: m["features"][0].__setitem__("folder", "../elsewhere"),
+        # were: a hash of any file the path reached, a bare int() error, a series dropped
+        lambda m: m["features"][0]["sha256"].__setitem__("../../outside.txt", "0" * 64),
+        lambda m: m["features"][0].__setitem__("count", "abc"),
+        lambda m: m["features"][1].__setitem__("name", m["features"][0]["name"]),
     ],
 )
 def test_malformed_manifest_is_a_clear_value_error(tmp_path, edit):
@@ -293,7 +317,7 @@ def test_malformed_manifest_is_a_clear_value_error(tmp_path, edit):
     manifest = json.loads((out / "run.json").read_text())
     text = edit(manifest)
     (out / "run.json").write_text(text if isinstance(text, str) else json.dumps(manifest))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="run.json"):
         load_run(out)
     (out / "run.json").write_bytes(b"\xff\xfe{}")
     with pytest.raises(ValueError, match="not valid JSON"):

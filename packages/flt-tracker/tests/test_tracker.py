@@ -298,3 +298,22 @@ def test_start_after_close_of_a_disk_run_fails_at_start(tmp_path):
     assert not tracker.is_tracking
     train_step(model, opt)  # no hook left behind
     assert tracker.get_feature("0.weight").steps.tolist() == [0, 1]
+
+
+def test_probe_follows_the_models_dtype_after_a_cast():
+    # was: after model.double() the float32 probe crashed the next recording mid-training
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    probe = torch.randn(5, 4)
+    tracker = FeatureTracker(
+        model, layers=["0"], track_activations=True, probe=probe, optimizer=opt
+    )
+    with tracker:
+        model.double()
+        opt.zero_grad()
+        model(torch.randn(8, 4, dtype=torch.float64)).sum().backward()
+        opt.step()
+    out = tracker.get_feature("0.output")
+    assert len(out) == 2
+    assert torch.allclose(out.get_latest(), model[0](probe.double()).detach().float())

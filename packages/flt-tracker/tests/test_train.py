@@ -115,3 +115,44 @@ def test_only_the_main_process_writes_the_summary(tmp_path, monkeypatch):
     summary = run(compose_default(TINY), tmp_path)
     assert summary["global_step"] == 2 and "run" not in summary
     assert not (tmp_path / "summary.json").exists()
+
+
+def test_only_rank_zero_prints_the_final_metrics(tmp_path, monkeypatch, capsys):
+    # under torchrun every rank runs main(); was: each rank printed the JSON line
+    from flt_tracker import train
+
+    argv = ["--no-hydra", *TINY, "model=mlp", "data=gaussian", "tracking=off"]
+    monkeypatch.setattr(train, "_rank_and_world", lambda: (1, 2))
+    main([*argv, f"output_dir={tmp_path / 'r1'}"])
+    assert capsys.readouterr().out == ""
+    monkeypatch.setattr(train, "_rank_and_world", lambda: (0, 2))
+    main([*argv, f"output_dir={tmp_path / 'r0'}"])
+    assert "val_accuracy" in json.loads(capsys.readouterr().out)
+
+
+def test_summary_json_is_replaced_atomically(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    argv = [*TINY, "model=mlp", "data=gaussian", "tracking=off", "logging.csv=false"]
+    run(compose_default(argv), tmp_path)
+    before = (tmp_path / "summary.json").read_text()
+    write_text = Path.write_text
+
+    def interrupted(self, text, *args, **kwargs):
+        write_text(self, text[:10], *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", interrupted)
+    with pytest.raises(KeyboardInterrupt):  # was: summary.json left holding 10 characters
+        run(compose_default([*argv, "optimizer.lr=0.5"]), tmp_path)
+    assert (tmp_path / "summary.json").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+
+
+def test_data_sizes_that_cannot_train_are_clear_errors(tmp_path):
+    # were: "torch.cat(): expected a non-empty list" and "the training loader yielded no batches"
+    with pytest.raises(ValueError, match="data.n_train=0 must be a positive integer"):
+        run(compose_default([*TINY, "data.n_train=0"]), tmp_path)
+    with pytest.raises(ValueError, match="data.n_train=100 .* data.batch_size=256"):
+        run(compose_default([*TINY, "data.n_train=100"]), tmp_path)
+    assert not (tmp_path / "summary.json").exists()

@@ -448,3 +448,26 @@ def test_fit_sets_the_epoch_of_a_distributed_sampler_or_one_in_a_batch_sampler()
         trainer.fit(loader, 2)
         trainer.fit(loader, 1)
         assert sampler.calls == [0, 1, 2], how
+
+
+def test_batches_follow_the_models_dtype_at_each_step():
+    # was: batches went to the model as they came, so model.double() after building the Trainer
+    # (or float64 numpy data for a float32 model) failed with a dtype mismatch in the forward
+    model, opt = model_opt()
+    trainer = Trainer(model, opt, device="cpu", metrics={"acc": "accuracy"})
+    seen = []
+    model.register_forward_pre_hook(lambda m, args: seen.append(args[0].dtype))
+    model.double()
+    train, val = loaders()
+    trainer.fit(train, 1, val_loader=val)
+    assert set(seen) == {torch.float64} and model[0].weight.dtype == torch.float64
+    model.float()
+    X, y = data()
+    trainer.fit([(X.double(), y)], 1)  # labels stay integers
+    assert seen[-1] == torch.float32
+    reg = nn.Linear(5, 1).double()  # a float target (MSE) is cast along with the inputs
+    with torch.no_grad():
+        expected = nn.functional.mse_loss(reg(X.double()), X[:, :1].double()).item()
+    opt = torch.optim.SGD(reg.parameters(), lr=0.1)
+    out = Trainer(reg, opt, device="cpu", loss_fn=nn.MSELoss()).fit([(X, X[:, :1])], 1)
+    assert out[-1]["loss"] == pytest.approx(expected, rel=1e-12)

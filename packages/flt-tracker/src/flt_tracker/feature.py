@@ -41,16 +41,20 @@ def effective_rank(matrices: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
 
     Returns:
         ``(...)`` tensor in the input's floating dtype (float32 for other dtypes), between 1
-        (rank one) and ``min(r, c)`` (flat spectrum); 0 for a zero matrix. Computed in float64.
+        (rank one) and ``min(r, c)`` (flat spectrum); 0 for a zero matrix, NaN for a matrix
+        with a NaN or infinite entry (a diverged run). Computed in float64.
     """
-    s = torch.linalg.svdvals(matrices.to(torch.float64))
+    m = matrices.to(torch.float64)
+    finite = torch.isfinite(m).flatten(-2).all(dim=-1)
+    s = torch.linalg.svdvals(torch.where(finite[..., None, None], m, torch.zeros_like(m)))
     total = s.sum(dim=-1, keepdim=True)
     p = s / total.clamp_min(torch.finfo(torch.float64).tiny)
     p = torch.where(p > eps, p, torch.zeros_like(p))
     entropy = -(p * torch.log(p.clamp_min(torch.finfo(torch.float64).tiny))).sum(dim=-1)
     out = torch.exp(entropy)
+    out = torch.where(total.squeeze(-1) > 0, out, torch.zeros_like(out))
     dtype = matrices.dtype if matrices.is_floating_point() else torch.float32
-    return torch.where(total.squeeze(-1) > 0, out, torch.zeros_like(out)).to(dtype)
+    return torch.where(finite, out, torch.full_like(out, float("nan"))).to(dtype)
 
 
 class Feature:
@@ -106,6 +110,10 @@ class Feature:
             batch_idx: batch index within the epoch.
             step: global step; default one past the last step (0 for the first).
 
+        Raises:
+            TypeError: ``value`` is not a tensor, or ``step``, ``epoch`` or ``batch_idx`` is not
+                an integer (``2.5`` is refused, not truncated).
+
         Returns:
             Whether the snapshot was stored (a downsampling storage may skip it).
         """
@@ -118,7 +126,9 @@ class Feature:
         if step is None:
             idx = self.storage.index()
             step = int(idx[-1, 0]) + 1 if len(idx) else 0
-        return self.storage.append(value, int(step), int(epoch), int(batch_idx))
+        return self.storage.append(
+            value, _as_int(step, "step"), _as_int(epoch, "epoch"), _as_int(batch_idx, "batch_idx")
+        )
 
     # -- metadata --------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -35,9 +35,18 @@ def _figure(figsize: tuple[float, float]) -> Any:
 
 
 def _save(fig: Any, save_path: str | os.PathLike[str] | None) -> None:
-    if save_path is not None:
-        Path(save_path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(save_path, dpi=110)
+    """Write ``fig`` to ``save_path`` (format from the extension) under a temporary name renamed
+    into place, so an interrupted save never leaves a truncated file there."""
+    if save_path is None:
+        return
+    path = Path(save_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _row_length(shape: tuple[int, ...]) -> int:
@@ -302,8 +311,8 @@ def animate_feature_evolution(
         The written path.
 
     Raises:
-        ValueError: no snapshots, ``save_path`` has no extension, ``max_frames`` is not a
-            positive integer or ``fps`` not a positive number.
+        ValueError: no snapshots, ``save_path`` ends in neither .gif nor .mp4, ``max_frames``
+            is not a positive integer or ``fps`` not a positive number.
         RuntimeError: a video was asked for but no ffmpeg was found.
     """
     import matplotlib
@@ -322,8 +331,8 @@ def animate_feature_evolution(
         raise ValueError(f"feature {feature.name!r} has no snapshots")
     path = Path(save_path)
     gif = path.suffix.lower() == ".gif"
-    if not path.suffix:
-        raise ValueError(f"save_path={str(save_path)!r} needs an extension: .gif or .mp4")
+    if path.suffix.lower() not in (".gif", ".mp4"):
+        raise ValueError(f"save_path={str(save_path)!r} needs the extension .gif or .mp4")
     ffmpeg = None if gif else _ffmpeg_exe()
     if not gif and ffmpeg is None and not FFMpegWriter.isAvailable():
         raise RuntimeError(

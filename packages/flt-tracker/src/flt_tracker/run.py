@@ -62,13 +62,35 @@ def _check_not_a_source(target: Path, features: dict[str, Feature]) -> None:
             )
 
 
+def _is_run(directory: Path) -> bool:
+    """Whether ``directory`` holds a flt-tracker run manifest."""
+    try:
+        manifest = json.loads((directory / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == "flt-tracker-run"
+
+
+def _check_replaceable(target: Path) -> None:
+    """Refuse to replace anything but a missing path, an empty folder or an earlier run."""
+    if not target.exists():
+        return
+    if target.is_dir() and (not any(target.iterdir()) or _is_run(target)):
+        return
+    raise FileExistsError(
+        f"cannot save to {str(target)!r}: it exists and is not a flt-tracker run (no run.json), "
+        "and saving would replace it with everything in it; save to a new or empty directory"
+    )
+
+
 def save_run(
     directory: str | os.PathLike[str], manifest: dict[str, Any], features: dict[str, Feature]
 ) -> Path:
     """Write ``features`` and ``manifest`` as a run directory, atomically.
 
     Args:
-        directory: target; replaced if it exists (only after the new copy is complete).
+        directory: target: new, an empty folder or an earlier run, which is replaced (only
+            after the new copy is complete).
         manifest: the tracker's manifest (``FeatureTracker._manifest``); checksums are added.
         features: series to write, by name.
 
@@ -78,9 +100,11 @@ def save_run(
     Raises:
         ValueError: ``directory`` holds series being saved (a disk-backed run, or a loaded one):
             replacing it would destroy them mid-read.
+        FileExistsError: ``directory`` is a file, or a non-empty folder that is not a run.
     """
     target = Path(directory)
     _check_not_a_source(target, features)
+    _check_replaceable(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -182,6 +206,11 @@ def load_run(directory: str | os.PathLike[str]) -> TrackingRun:
         raise ValueError(f"{path} is malformed ({type(exc).__name__}: {exc})") from exc
 
 
+def _is_plain_name(name: object) -> bool:
+    """Whether ``name`` is one file or folder name (no separator, not ``.`` or ``..``)."""
+    return isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name
+
+
 def _load(root: Path, path: Path, manifest: dict[str, Any]) -> TrackingRun:
     try:
         version = int(manifest.get("format_version", 0))
@@ -196,7 +225,7 @@ def _load(root: Path, path: Path, manifest: dict[str, Any]) -> TrackingRun:
     features: dict[str, Feature] = {}
     for entry in manifest["features"]:
         name = entry["folder"]
-        if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
+        if not _is_plain_name(name):
             raise ValueError(f"{path}: feature folder {name!r} is not a plain folder name")
         folder = root / name
         if entry["dtype"] not in _DTYPES:
@@ -204,15 +233,22 @@ def _load(root: Path, path: Path, manifest: dict[str, Any]) -> TrackingRun:
                 f"{path}: feature {entry['name']!r} has unsupported dtype {entry['dtype']!r}"
             )
         for fn, digest in entry.get("sha256", {}).items():
+            if not _is_plain_name(fn):
+                raise ValueError(f"{path}: file name {fn!r} is not a plain file name")
             if not (folder / fn).is_file() or _digest(folder / fn) != digest:
                 raise ValueError(
                     f"{folder / fn} is missing, truncated or edited (checksum mismatch)"
                 )
         store = ChunkReader(folder, tuple(entry["shape"]), getattr(torch, entry["dtype"]))
-        if "count" in entry and len(store) != int(entry["count"]):
+        count = entry.get("count", len(store))
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise ValueError(f"{path}: feature {entry['name']!r} has count {count!r}, not an int")
+        if len(store) != count:
             raise ValueError(
                 f"{folder} holds {len(store)} snapshots, run.json says {entry['count']}"
             )
+        if entry["name"] in features:
+            raise ValueError(f"{path}: feature {entry['name']!r} is listed twice")
         features[entry["name"]] = Feature(
             entry["name"], entry.get("layer_name"), kind=entry.get("kind", "weight"), storage=store
         )

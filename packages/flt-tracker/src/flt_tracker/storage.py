@@ -13,6 +13,7 @@ so a chunk whose index file exists is complete: after a crash every flushed chun
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import queue
@@ -74,6 +75,8 @@ def parse_bytes(value: int | float | str | None, *, name: str = "memory_budget")
         return None
     if isinstance(value, bool):
         raise TypeError(f"{name} must be a number of bytes or a string like '512MB', got bool")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be a finite number of bytes")
     if isinstance(value, int | float):
         n = int(value)
     elif isinstance(value, str):

@@ -24,7 +24,7 @@ from .storage import (
     storage_dtype,
 )
 
-__all__ = ["FeatureTracker", "unwrap_model"]
+__all__ = ["FeatureTracker", "float_dtype", "unwrap_model"]
 
 
 def _is_compiled(model: nn.Module) -> bool:
@@ -45,6 +45,17 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             model = model._orig_mod
         else:
             return model
+
+
+def float_dtype(model: nn.Module) -> torch.dtype | None:
+    """The one floating dtype of ``model``'s parameters now (None: none, or several)."""
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    return dtypes.pop() if len(dtypes) == 1 else None
+
+
+def _as_input(x: torch.Tensor, device: torch.device, dtype: torch.dtype | None) -> torch.Tensor:
+    """``x`` on ``device``; a floating ``x`` cast to ``dtype`` when given."""
+    return x.to(device, dtype if dtype is not None and x.is_floating_point() else None)
 
 
 def _listing(names: list[str], limit: int = 60) -> str:
@@ -76,7 +87,9 @@ class FeatureTracker:
         track_activations: ``True`` records the outputs of the tracked modules on ``probe``;
             a list names the modules; features ``"<module>.output"``. The probe forward runs in
             eval mode under ``torch.no_grad`` and restores each module's training flag.
-        probe: fixed input batch (tensor, or tuple of tensors) for ``track_activations``.
+        probe: fixed input batch (tensor, or tuple of tensors) for ``track_activations``; moved
+            to the model's device and its floating tensors cast to the model's floating dtype
+            at each recording.
         optimizer: attach step post-hooks to this optimizer (see :meth:`attach_optimizer`).
         storage: ``"memory"`` (preallocated CPU blocks) or ``"disk"`` (chunk files in
             ``directory``, readable after a crash with :func:`flt_tracker.load_run`).
@@ -421,13 +434,15 @@ class FeatureTracker:
         modes = {m: m.training for m in self.module.modules()}
         try:
             self.module.eval()
+            # the model's device and floating dtype now (it may have been cast since start)
             device = next(self.module.parameters()).device
+            dtype = float_dtype(self.module)
             probe = self.probe
             with torch.no_grad():
                 if isinstance(probe, tuple | list):
-                    self.module(*[p.to(device) for p in probe])
+                    self.module(*[_as_input(p, device, dtype) for p in probe])
                 else:
-                    self.module(probe.to(device))
+                    self.module(_as_input(probe, device, dtype))
         finally:
             for h in handles:
                 h.remove()

@@ -13,7 +13,8 @@ directory: ``run/`` (the tracking run, :func:`flt_tracker.load_run`), ``metrics.
 ``summary.json`` (strict JSON: a diverged metric is ``null``).
 
 Under ``torchrun`` each rank trains on its own shard of the training set and validates on its
-own part of the test set (see :func:`build`); rank 0 tracks and writes the files.
+own part of the test set (see :func:`build`); rank 0 tracks, writes the files and
+prints the final metrics.
 """
 
 from __future__ import annotations
@@ -126,6 +127,28 @@ def _rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
+def _print_final(summary: dict[str, Any]) -> None:
+    """Print the final epoch metrics as one strict JSON line, on rank 0 only: under torchrun
+    the other ranks stay quiet (``summary["final"]`` holds the same averaged metrics there)."""
+    if _rank_and_world()[0] == 0:
+        print(json.dumps(_strict(summary["final"]), allow_nan=False))
+
+
+def _check_data_sizes(data_cfg: dict[str, Any], world: int) -> None:
+    """Refuse data sizes that are not positive integers, or too few training samples for one
+    full batch per process (incomplete batches are dropped)."""
+    for key in ("n_train", "n_test", "batch_size"):
+        value = data_cfg[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"data.{key}={value!r} must be a positive integer")
+    if data_cfg["n_train"] // world < data_cfg["batch_size"]:
+        raise ValueError(
+            f"data.n_train={data_cfg['n_train']} leaves each of {world} process(es) fewer "
+            f"samples than data.batch_size={data_cfg['batch_size']}; incomplete batches are "
+            "dropped, so nothing would train: lower data.batch_size or raise data.n_train"
+        )
+
+
 def build(cfg: dict[str, Any]) -> dict[str, Any]:
     """Data loaders, model, loss, optimizer and metric for a configuration.
 
@@ -141,6 +164,8 @@ def build(cfg: dict[str, Any]) -> dict[str, Any]:
 
     data_cfg, model_cfg, opt_cfg = cfg["data"], cfg["model"], cfg["optimizer"]
     seed = int(cfg["seed"])
+    rank, world = _rank_and_world()
+    _check_data_sizes(data_cfg, world)
     if data_cfg["name"] == "sparse_coding":
         d = make_sparse_coding(
             data_cfg["n_train"],
@@ -197,7 +222,6 @@ def build(cfg: dict[str, Any]) -> dict[str, Any]:
     train_set = TensorDataset(tensors["X_train"], tensors["y_train"])
     test_set = TensorDataset(tensors["X_test"], tensors["y_test"])
     shuffle_gen = torch.Generator().manual_seed(seed + 2)
-    rank, world = _rank_and_world()
     if world > 1:
         sampler = DistributedSampler(
             train_set, num_replicas=world, rank=rank, shuffle=True, seed=seed + 2, drop_last=True
@@ -255,6 +279,16 @@ def _strict(value: Any) -> Any:
     if isinstance(value, list):
         return [_strict(v) for v in value]
     return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` under a temporary name renamed into place (never truncated)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def run(cfg: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
@@ -344,7 +378,7 @@ def run(cfg: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
         summary["tracked"] = list(tracker.get_features())
     if trainer.is_main_process:  # under torchrun every rank would write (without "run")
         text = json.dumps(_strict(summary), indent=1, allow_nan=False)  # a NaN loss is null
-        (out / "summary.json").write_text(text, encoding="utf-8")
+        _write_text_atomic(out / "summary.json", text)
     return summary
 
 
@@ -368,8 +402,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 out = Path(a.split("=", 1)[1])
             else:
                 rest.append(a)
-        summary = run(compose_default(rest), out)
-        print(json.dumps(_strict(summary["final"]), allow_nan=False))
+        _print_final(run(compose_default(rest), out))
         return
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)
@@ -377,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         summary = run(
             OmegaConf.to_container(cfg, resolve=True), HydraConfig.get().runtime.output_dir
         )
-        print(json.dumps(_strict(summary["final"]), allow_nan=False))
+        _print_final(summary)
         return float(summary["final"].get("val_accuracy", float("nan")))
 
     saved = sys.argv

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .callbacks import Callback
-from .tracker import unwrap_model
+from .tracker import float_dtype, unwrap_model
 
 __all__ = ["Trainer", "accuracy"]
 
@@ -50,13 +50,16 @@ def _split_batch(batch: Any) -> tuple[Any, Any]:
     raise TypeError(f"cannot read a batch of type {type(batch).__name__}")
 
 
-def _to(x: Any, device: torch.device) -> Any:
+def _to(x: Any, device: torch.device, dtype: torch.dtype | None = None) -> Any:
+    """``x`` (a tensor, or nested lists / tuples of them) on ``device``, its floating tensors
+    cast to ``dtype`` (integer labels keep theirs)."""
     if isinstance(x, torch.Tensor):
+        cast = dtype if dtype is not None and x.is_floating_point() else None
         # non-blocking host-to-device only: a device-to-host copy (GPU batches, device="cpu")
         # must land before the CPU forward reads it
-        return x.to(device, non_blocking=device.type != "cpu")
+        return x.to(device, cast, non_blocking=device.type != "cpu")
     if isinstance(x, list | tuple):
-        return type(x)(_to(v, device) for v in x)
+        return type(x)(_to(v, device, dtype) for v in x)
     return x
 
 
@@ -96,7 +99,9 @@ class Trainer:
     Each batch: ``on_batch_start`` -> ``inner_max`` (e.g. an adversarial attack replacing the
     inputs) -> ``zero_grad`` -> forward -> ``loss_fn`` -> backward -> gradient clipping ->
     ``optimizer.step()`` -> ``on_step_end`` -> per-step scheduler -> ``on_batch_end``.
-    Validation runs in eval mode under ``torch.no_grad``.
+    Validation runs in eval mode under ``torch.no_grad``. Every batch is moved to ``device`` and
+    its floating tensors are cast to the model's floating dtype of that moment (so float64 data,
+    or ``model.double()`` after construction, just work); integer labels keep their dtype.
 
     Under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in DistributedDataParallel
     (the process group is created if needed: NCCL on CUDA, Gloo on CPU), losses are averaged
@@ -311,14 +316,21 @@ class Trainer:
             )
         return logs[key]
 
+    def _prepare(self, batch: Any) -> tuple[Any, Any]:
+        """``(inputs, target)`` of ``batch`` on the device, floating tensors in the model's
+        floating dtype of this moment (it follows ``model.double()`` called after construction;
+        a model with several floating dtypes gets its batches unchanged)."""
+        inputs, target = _split_batch(batch)
+        dtype = float_dtype(self.model)
+        return _to(inputs, self.device, dtype), _to(target, self.device, dtype)
+
     def _train_epoch(self, loader: Iterable[Any], epoch: int) -> dict[str, float]:
         self.model.train()
         sums = {"loss": 0.0, **{k: 0.0 for k in self.metrics}}
         count = 0
         for batch_idx, batch in enumerate(self._bar(loader, f"epoch {epoch}")):
             self._emit("on_batch_start", batch, batch_idx)
-            inputs, target = _split_batch(batch)
-            inputs, target = _to(inputs, self.device), _to(target, self.device)
+            inputs, target = self._prepare(batch)
             if self.inner_max is not None:
                 inputs = self.inner_max(self.model, inputs, target)
                 self.model.train()
@@ -355,8 +367,7 @@ class Trainer:
         try:
             with torch.no_grad():
                 for batch in loader:
-                    inputs, target = _split_batch(batch)
-                    inputs, target = _to(inputs, self.device), _to(target, self.device)
+                    inputs, target = self._prepare(batch)
                     output = self.model(inputs)
                     n = len(inputs)
                     sums["loss"] += (
