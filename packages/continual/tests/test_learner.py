@@ -272,3 +272,56 @@ def test_non_integer_batch_sizes_are_refused_by_name():
     for data in (X, (X, y)):
         with pytest.raises(ValueError, match=r"^batch_size must be an integer >= 1, got 2.5"):
             model.estimate_fisher(data, F.cross_entropy, batch_size=2.5)
+
+
+def test_float64_inputs_match_float32_for_fisher_and_reference_gradients():
+    # the Trainer casts float64 data to the model's dtype; these raised a dtype mismatch
+    X, y = _data()
+    net = Net()
+    f32 = net.estimate_fisher((X, y), F.cross_entropy, consolidate=False)
+    f64 = net.estimate_fisher((X.double(), y), F.cross_entropy, consolidate=False)
+    for n in f32:
+        assert f64[n].dtype == torch.float32
+        torch.testing.assert_close(f64[n], f32[n])
+    net.calculate_ref_gradients((X, y), F.cross_entropy)
+    ref32 = net._ref_grad.clone()
+    net.calculate_ref_gradients((X.double(), y), F.cross_entropy)
+    torch.testing.assert_close(net._ref_grad, ref32)
+
+
+def test_non_finite_reference_gradient_is_refused():
+    # a NaN reference gradient made overwrite_grad write NaN into every parameter's .grad
+    X, y = _data()
+    net = Net()
+    net.calculate_ref_gradients((X, y), F.cross_entropy)
+    ref = net._ref_grad.clone()
+    X[2, 0] = float("nan")
+    for compute in (net.calculate_ref_gradients, net.calculate_ref_gradients_layerwise):
+        with pytest.raises(ValueError, match="reference gradient is not finite"):
+            compute((X, y), F.cross_entropy)
+    assert torch.equal(net._ref_grad, ref)  # the previous reference is kept
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("ewc.0.fisher.fc1.weight", torch.ones(1), r"\(1,\) fits no parameter"),
+        ("ewc.0.fisher.nope", torch.ones(3), "fits no parameter"),
+        ("ewc.0.gradient.fc1.bias", torch.ones(6), "fits no parameter"),
+        ("ewc.4.fisher.fc1.bias", torch.ones(6), "not of a term < 1"),
+    ],
+)
+def test_a_corrupted_ewc_state_is_refused_before_loading(key, value, match):
+    # a (1,) Fisher broadcast silently over the (6, 4) weight; a bad term index was an IndexError
+    X, y = _data()
+    net = Net()
+    net.estimate_fisher((X, y), F.cross_entropy)
+    config, tensors = net.cl_state_dict()
+    tensors = {**tensors, key: value}
+    other = Net()
+    with pytest.raises(ValueError, match=match):
+        other.load_cl_state_dict(config, tensors)
+    assert other.EWC_task_count == 0 and float(other.ewc_loss()) == 0.0
+    lone = {k: v for k, v in net.cl_state_dict()[1].items() if k != "ewc.0.anchor.fc2.bias"}
+    with pytest.raises(ValueError, match=r"without anchor .*ewc\.0\.\*\.fc2\.bias"):
+        other.load_cl_state_dict(config, lone)

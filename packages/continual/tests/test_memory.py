@@ -337,3 +337,140 @@ def test_class_balanced_state_saved_before_full_classes_existed_still_loads():
     for i in range(10):  # so a sample of it only replaces a row of its own class
         other.add(torch.tensor([[50.0 + i]]), torch.tensor([1]))
         assert _stored_label_counts(other) == [2, 3]
+
+
+def _cbrs_reference(labels, capacity, generator):
+    """CBRS as first written, line by line: recounts the classes and scans the slots per sample.
+
+    Returns the stored label of every slot and the slot each sample was written to (-1: dropped).
+    """
+    slots, seen, full, written = [], {}, set(), []
+
+    def randint(high):
+        return int(torch.randint(0, high, (1,), generator=generator).item())
+
+    def counts():
+        out = {}
+        for lab in slots:
+            out[lab] = out.get(lab, 0) + 1
+        return out
+
+    def largest(c):
+        most = max(c.values())
+        return [k for k, v in c.items() if v == most]
+
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        if len(slots) < capacity:
+            slot = len(slots)
+        elif label not in full:
+            big = largest(counts())
+            victim = big[randint(len(big))]
+            idx = [i for i, lab in enumerate(slots) if lab == victim]
+            slot = idx[randint(len(idx))]
+        elif randint(seen[label]) >= counts().get(label, 0):
+            slot = -1
+        else:
+            idx = [i for i, lab in enumerate(slots) if lab == label]
+            slot = idx[randint(len(idx))]
+        written.append(slot)
+        if slot == len(slots):
+            slots.append(label)
+        elif slot >= 0:
+            slots[slot] = label
+        if len(slots) == capacity:
+            full.update(largest(counts()))
+    return slots, written, full, seen
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_class_balanced_matches_the_line_by_line_reference(seed):
+    gen = torch.Generator().manual_seed(seed)
+    capacity = int(torch.randint(3, 40, (1,), generator=gen))
+    n_classes = int(torch.randint(2, 12, (1,), generator=gen))
+    skew = torch.rand(n_classes, generator=gen) ** 3 + 0.01  # imbalanced, some classes rare
+    y = torch.multinomial(skew, 600, replacement=True, generator=gen)
+    # classes arriving late: the first ones are all of one class, a new one starts midway
+    y[: capacity + 5] = 0
+    y[300:] = torch.where(y[300:] == 1, n_classes, y[300:])
+    x = torch.arange(600, dtype=torch.float32).unsqueeze(1)
+    mem = EpisodicMemory(capacity, policy="class_balanced", random_state=seed)
+    ref_gen = torch.Generator().manual_seed(seed)
+    slots, written, full, seen = _cbrs_reference(y.tolist(), capacity, ref_gen)
+    start, config = 0, None
+    for size in torch.randint(1, 40, (60,), generator=gen).tolist():  # uneven batches
+        if start >= 600:
+            break
+        if config is not None:  # resume from a saved state half of the time
+            mem = EpisodicMemory(1)
+            mem.load_state_dict(*config)
+        mem.add(x[start : start + size], y[start : start + size])
+        config = mem.state_dict() if size % 2 else None
+        start += size
+    stored_x, stored_y = mem.dataset().tensors[:2]
+    assert stored_y.tolist() == slots
+    last_write = {s: i for i, s in enumerate(written) if s >= 0}
+    assert stored_x.squeeze(1).long().tolist() == [last_write[s] for s in range(len(slots))]
+    config, _ = mem.state_dict()
+    assert set(config["full_classes"]) == full
+    assert dict(map(tuple, config["class_seen"])) == seen
+    assert torch.equal(mem.generator.get_state(), ref_gen.get_state())
+
+
+def _corrupt(config, tensors, what):
+    config, tensors = dict(config), dict(tensors)
+    if what == "rows":
+        config["tasks"] = config["tasks"] + [0, 0]  # more rows than the capacity
+    elif what == "labels":
+        config["labels"] = config["labels"][:2]
+    elif what == "field":
+        tensors["field.0"] = tensors["field.0"][:2]
+    elif what == "policy":
+        config["policy"] = "lru"
+    elif what == "missing":
+        del config["labels"]
+    elif what == "generator":
+        tensors["generator"] = torch.zeros(3, dtype=torch.uint8)
+    elif what == "pass":
+        tensors["pass"] = torch.tensor([0, 0, 7, 1, 2])
+    elif what == "seen":
+        config["class_seen"] = [[0, 5], [1]]
+    return config, tensors
+
+
+@pytest.mark.parametrize(
+    ("what", "match"),
+    [
+        ("rows", "stores 7 rows, more than total_mem_size=5"),
+        ("labels", "2 labels for 5 stored rows"),
+        ("field", "field.0 must be a tensor of 5 rows"),
+        ("policy", "policy='lru'"),
+        ("missing", r"missing \['labels'\]"),
+        ("generator", "generator state is invalid"),
+        ("pass", r"pass must be a permutation of range\(5\)"),
+        ("seen", r"class_seen must be a list of \[label, count\] pairs"),
+    ],
+)
+def test_a_corrupted_state_is_refused_before_anything_is_loaded(what, match):
+    # these used to load, half-load (KeyError midway) or fail later inside add / sample
+    mem = _cbrs_after_class_0_lost_the_lead(0)
+    mem.cycle(2)
+    config, tensors = _corrupt(*mem.state_dict(), what)
+    other = EpisodicMemory(3, policy="fifo", random_state=1)
+    other.add(*_batch(4))
+    before = other.state_dict()
+    with pytest.raises(ValueError, match=match):
+        other.load_state_dict(config, tensors)
+    after = other.state_dict()
+    assert after[0] == before[0]
+    assert all(torch.equal(after[1][k], before[1][k]) for k in before[1])
+
+
+def test_task_id_must_be_an_integer():
+    mem = EpisodicMemory(5, random_state=0)
+    for bad in (1.7, "a", None):  # 1.7 was stored as task 1, "a" failed with int()'s message
+        with pytest.raises(TypeError, match="task_id must be an integer"):
+            mem.add(*_batch(2), task_id=bad)
+    assert len(mem) == 0 and mem.n_fields == 0  # nothing half-added
+    mem.add(*_batch(2), task_id=torch.tensor(3))  # integer scalars of any kind are fine
+    assert mem.tasks() == [3]

@@ -239,3 +239,14 @@ def test_time_windows_refuses_a_scalar_time_stamp_by_name():
     X, y = _xy()
     with pytest.raises(ValueError, match=r"times must be 1-D, got shape \(\)"):
         time_windows(X, y, 5.0, 2)  # was an IndexError (tuple index out of range)
+
+
+def test_class_order_errors_say_what_is_wrong():
+    from continual import class_incremental
+
+    X, y = torch.randn(12, 2), torch.arange(12) % 3
+    with pytest.raises(ValueError, match="at most once"):
+        class_incremental(X, y, X, y, class_order=[[0, 1], [1, 2]])
+    # a class absent from y was reported as "must use each class at most once"
+    with pytest.raises(ValueError, match=r"classes \[7\] that y does not hold \(\[0, 1, 2\]\)"):
+        class_incremental(X, y, X, y, class_order=[[0, 1], [7]])

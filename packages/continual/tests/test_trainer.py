@@ -703,3 +703,44 @@ def test_strategies_that_read_the_whole_experience_take_a_stream(make):
         assert torch.equal(mx, x[rows]) and torch.equal(my, y[rows])
     with pytest.raises(TypeError, match="is a stream"):
         Trainer(_model(), Joint(), device="cpu").train_experience(Experience(_Stream(), 0))
+
+
+def test_a_checkpoint_with_an_inconsistent_memory_is_refused_before_loading(tmp_path):
+    # a memory state with more rows than its capacity (checksums recomputed) loaded the weights,
+    # then failed inside the memory with a bare AssertionError
+    import blockops
+
+    ckpt = tmp_path / "run"
+    saved = Trainer(_model(), Replay(20), lr=0.05, device="cpu")
+    saved.strategy.memory.add(torch.randn(30, 64), torch.arange(30) % 10, task_id=0)
+    saved.save_checkpoint(ckpt)
+    config, tensors, meta = blockops.load_checkpoint(ckpt)
+    config["strategy"]["state"]["memory"]["tasks"] += [0] * 5
+    blockops.save_checkpoint(ckpt, config, tensors, meta)
+    t = Trainer(_model(1), Replay(20), lr=0.05, device="cpu")
+    before = _params(t.model)
+    with pytest.raises(ValueError, match="stores 25 rows, more than total_mem_size=20"):
+        t.load_checkpoint(ckpt)
+    assert torch.equal(_params(t.model), before)
+
+
+def test_a_checkpoint_with_a_misshapen_ewc_term_is_refused_before_loading(tmp_path):
+    # a Fisher of the wrong shape broadcast silently in the penalty
+    import blockops
+    from continual.scenarios import Experience
+    from torch.utils.data import TensorDataset
+
+    ckpt = tmp_path / "run"
+    exp = Experience(TensorDataset(torch.randn(16, 64), torch.arange(16) % 10), 0)
+    saved = Trainer(_model(), EWC(1.0), lr=0.05, device="cpu")
+    saved.strategy.after_experience(saved, exp)  # one Fisher term
+    saved.save_checkpoint(ckpt)
+    config, tensors, meta = blockops.load_checkpoint(ckpt)
+    key = next(k for k in tensors if k.startswith("strategy.ewc.0.fisher."))
+    tensors[key] = tensors[key][:1]
+    blockops.save_checkpoint(ckpt, config, tensors, meta)
+    t = Trainer(_model(1), EWC(1.0), lr=0.05, device="cpu")
+    before = _params(t.model)
+    with pytest.raises(ValueError, match="fits no parameter of the model"):
+        t.load_checkpoint(ckpt)
+    assert torch.equal(_params(t.model), before) and not t.strategy.terms.terms

@@ -55,6 +55,16 @@ def _to_target(t: torch.Tensor, device: torch.device | str) -> torch.Tensor:
     return t.to(device, torch.long)
 
 
+def _to_input(x: torch.Tensor, like: torch.Tensor | None) -> torch.Tensor:
+    """Inputs on the device of the parameter ``like``; floating inputs in its dtype (float64
+    data for a float32 model, as the Trainer does)."""
+    if like is None:
+        return x
+    if x.is_floating_point() and like.is_floating_point():
+        return x.to(like.device, like.dtype)
+    return x.to(like.device)
+
+
 def iter_batches(data: Any, batch_size: int = 64) -> Iterator[Any]:
     """Iterate over batches of ``data`` without worker processes.
 
@@ -140,7 +150,7 @@ def empirical_fisher(
         for batch in iter_batches(data_set, batch_size):
             x, t = split_batch(batch, target)
             recon = t is x
-            x = x.to(device)
+            x = _to_input(x, params[0][1] if params else None)
             if is_mlp:
                 x = x.reshape(x.shape[0], -1)
             t = x if recon else _to_target(t, device)
@@ -193,6 +203,34 @@ def _squared_grads_loop(
             if g is not None:
                 out[n] += g.detach().pow(2)
     return out
+
+
+def _check_ewc_tensors(
+    config: dict[str, Any], tensors: dict[str, torch.Tensor], params: dict[str, nn.Parameter]
+) -> None:
+    """Raise ValueError unless every ``ewc.<i>.<anchor|fisher>.<name>`` tensor belongs to a
+    term ``i < n_terms`` and has the shape of the parameter ``name`` (both kinds present)."""
+    n_terms = config.get("n_terms")
+    if not isinstance(n_terms, int) or isinstance(n_terms, bool) or n_terms < 0:
+        raise ValueError(f"the EWC state's n_terms must be an integer >= 0, got {n_terms!r}")
+    kinds: dict[tuple[str, str], set[str]] = {}
+    for key, t in tensors.items():
+        if not key.startswith("ewc."):
+            continue
+        parts = key.split(".", 3)
+        if len(parts) != 4 or not parts[1].isdigit() or int(parts[1]) >= n_terms:
+            raise ValueError(f"the EWC state's tensor {key!r} is not of a term < {n_terms}")
+        _, i, kind, name = parts
+        p = params.get(name)
+        if kind not in ("anchor", "fisher") or p is None or t.shape != p.shape:
+            raise ValueError(
+                f"the EWC state's tensor {key!r} {tuple(t.shape)} fits no parameter of the model"
+                f" (expected ewc.<term>.anchor|fisher.<parameter name> of the parameter's shape)"
+            )
+        kinds.setdefault((i, name), set()).add(kind)
+    lone = sorted(f"ewc.{i}.*.{n}" for (i, n), k in kinds.items() if len(k) != 2)
+    if lone:
+        raise ValueError(f"the EWC state has a Fisher without anchor or the reverse: {lone}")
 
 
 class EWCTerms:
@@ -430,16 +468,17 @@ class ContinualLearner(nn.Module):
         if x.shape[0] == 0:
             raise ValueError("the reference batch is empty: no reference gradient to compute")
         device = self._device()
+        like = next(iter(self.parameters()), None)
         if store_encoded:  # the memory holds codes: the loss of their decode-encode round trip
             round_trip = getattr(self, "from_dec_to_enc", None)
             if round_trip is None:
                 raise TypeError(
                     f"store_encoded=True needs {type(self).__name__}.from_dec_to_enc(codes)"
                 )
-            z = x.to(device)
+            z = _to_input(x, like)
             return loss_func(round_trip(z), z)
         recon = t is x
-        x = x.to(device)
+        x = _to_input(x, like)
         t = x if recon else _to_target(t, device)
         return loss_func(self.model_output(self(x)), t)
 
@@ -458,6 +497,12 @@ class ContinualLearner(nn.Module):
             (n, torch.zeros_like(p) if g is None else g.detach())
             for (n, p), g in zip(params, grads)
         ]
+        bad = [n for n, g in flat if not bool(torch.isfinite(g).all())]
+        if bad:
+            raise ValueError(
+                f"the reference gradient is not finite for {bad}: the reference batch holds "
+                "NaN/inf values or the loss overflowed"
+            )
         return loss.detach(), flat
 
     def calculate_ref_gradients(
@@ -593,7 +638,13 @@ class ContinualLearner(nn.Module):
         return config, tensors
 
     def load_cl_state_dict(self, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
-        """Restore what :meth:`cl_state_dict` returned (tensors moved to the model's device)."""
+        """Restore what :meth:`cl_state_dict` returned (tensors moved to the model's device).
+
+        Raises:
+            ValueError: an EWC term does not fit this model's parameters (checked before
+                anything is loaded).
+        """
+        _check_ewc_tensors(config, tensors, dict(self.named_parameters()))
         self.onlineEWC = bool(config["onlineEWC"])
         self.ewc_lambda = float(config["ewc_lambda"])
         self.gamma = float(config["gamma"])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import numbers
+import operator
 from typing import Any
 
 import blockops
@@ -47,6 +49,38 @@ def stratified_order(
     class_key = torch.rand(n, generator=generator)  # different class order in every round
     key = rank.double() + class_key.double() * 0.5
     return shuffled[torch.argsort(key, stable=True)]
+
+
+_STATE_KEYS = (
+    "total_mem_size",
+    "total_tasks",
+    "gradient_ref_data_size",
+    "policy",
+    "tasks",
+    "labels",
+    "task_order",
+    "n_seen",
+    "class_seen",
+    "n_fields",
+)
+
+
+def _state_int(config: dict[str, Any], key: str, low: int) -> int:
+    """``config[key]`` checked to be an integer ``>= low`` (a memory state's entry)."""
+    value = config[key]
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+        raise ValueError(f"the memory state's {key} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _state_ints(config: dict[str, Any], key: str) -> list[int]:
+    """``config[key]`` checked to be a list of integers (a memory state's entry)."""
+    values = config[key]
+    if not isinstance(values, list) or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values
+    ):
+        raise ValueError(f"the memory state's {key} must be a list of integers")
+    return [int(v) for v in values]
 
 
 def _integer_labels(fields: list[torch.Tensor] | None, m: int) -> torch.Tensor | None:
@@ -130,6 +164,11 @@ class EpisodicMemory:
         self._n_seen = 0
         self._class_seen: dict[int, int] = {}  # n_c (class_balanced only)
         self._full_classes: set[int] = set()  # classes that have been largest (class_balanced)
+        # class_balanced index of ``_labels``, kept up to date on every write: the sorted slots
+        # of each stored class, the classes having each row count, and the largest count
+        self._class_slots: dict[int, list[int]] = {}
+        self._classes_by_count: dict[int, set[int]] = {}
+        self._most = 0
         self._pass: torch.Tensor | None = None  # shuffled pass of :meth:`cycle`
         self._pass_pos = 0
 
@@ -180,6 +219,10 @@ class EpisodicMemory:
         """
         if not tensors:
             raise ValueError("add needs at least one tensor")
+        try:
+            task_id = operator.index(task_id)  # 1.7 used to be stored as task 1
+        except TypeError:
+            raise TypeError(f"task_id must be an integer, got {task_id!r}") from None
         for i, t in enumerate(tensors):
             if not isinstance(t, torch.Tensor) or t.dim() == 0:
                 raise TypeError(
@@ -221,7 +264,6 @@ class EpisodicMemory:
                         f"field {i} is stored as {store.dtype}, got {t.dtype} (values would be "
                         "truncated)"
                     )
-        task_id = int(task_id)
         if task_id not in self._task_order:
             if (
                 self.policy == "quota"
@@ -244,15 +286,10 @@ class EpisodicMemory:
             writes[slot] = row
             if slot == len(self._tasks):
                 self._tasks.append(task_id)
-                if labels is not None:
-                    self._labels.append(labels[row])
             else:
                 self._tasks[slot] = task_id
-                if labels is not None:
-                    self._labels[slot] = labels[row]
-            if labels is not None and len(self._tasks) == self.total_mem_size:
-                # "full": is or has been a largest class since the memory was filled
-                self._full_classes.update(self._largest_classes(self._label_counts()))
+            if labels is not None:
+                self._store_label(slot, labels[row])
         if writes:
             slots = torch.tensor(list(writes.keys()), device=self.device)
             rows = torch.tensor(list(writes.values()))
@@ -279,39 +316,79 @@ class EpisodicMemory:
             if self._tasks.count(task_id) >= quota or size >= cap:
                 return -1
             return size
-        # class_balanced (CBRS); ``add`` keeps every largest class of the filled memory in
-        # ``_full_classes``, so a class that is not full is never a largest one
+        # class_balanced (CBRS); ``_store_label`` keeps every largest class of the filled memory
+        # in ``_full_classes``, so a class that is not full is never a largest one
         assert label is not None
         self._class_seen[label] = self._class_seen.get(label, 0) + 1
         if size < cap:
             return size
-        counts = self._label_counts()
         if label not in self._full_classes:
-            largest = self._largest_classes(counts)
-            victim_class = largest[self._randint(len(largest))]
-            idx = [i for i, lab in enumerate(self._labels) if lab == victim_class]
-            return idx[self._randint(len(idx))]
+            largest = self._largest_classes()
+            victim = self._class_slots[largest[self._randint(len(largest))]]
+            return victim[self._randint(len(victim))]
         # a full class: reservoir sampling within the class, kept with probability m_c / n_c
-        j = self._randint(self._class_seen[label])
-        if j >= counts.get(label, 0):
+        own = self._class_slots.get(label, [])
+        if self._randint(self._class_seen[label]) >= len(own):
             return -1
-        idx = [i for i, lab in enumerate(self._labels) if lab == label]
-        return idx[self._randint(len(idx))]
+        return own[self._randint(len(own))]
 
-    def _label_counts(self) -> dict[int, int]:
-        """Stored rows per label, in order of first occurrence in the slots (class_balanced)."""
-        counts: dict[int, int] = {}
-        for lab in self._labels:
-            counts[lab] = counts.get(lab, 0) + 1
-        return counts
+    def _store_label(self, slot: int, label: int) -> None:
+        """Write ``label`` to ``slot`` (an existing one or the next free one) and update the
+        class index and the full classes in time independent of the memory size."""
+        if slot == len(self._labels):
+            self._labels.append(label)
+        else:
+            old = self._labels[slot]
+            if old == label:
+                return  # same counts, same largest classes: nothing to update
+            self._labels[slot] = label
+            self._unindex(old, slot)
+        slots = self._class_slots.setdefault(label, [])
+        bisect.insort(slots, slot)
+        self._recount(label, len(slots) - 1, len(slots))
+        if len(self._labels) == self.total_mem_size:
+            # "full": is or has been a largest class since the memory was filled
+            self._full_classes.update(self._classes_by_count[self._most])
 
-    @staticmethod
-    def _largest_classes(counts: dict[int, int]) -> list[int]:
-        """The classes with the most stored rows (all of them when tied), in ``counts``' order."""
-        if not counts:
+    def _unindex(self, label: int, slot: int) -> None:
+        """Remove ``slot`` from the class index of ``label``."""
+        slots = self._class_slots[label]
+        del slots[bisect.bisect_left(slots, slot)]
+        if not slots:
+            del self._class_slots[label]
+        self._recount(label, len(slots) + 1, len(slots))
+
+    def _recount(self, label: int, old: int, new: int) -> None:
+        """Move ``label`` from the classes with ``old`` stored rows to those with ``new``
+        (``new = old +- 1``) and update the largest count."""
+        if old:
+            same = self._classes_by_count[old]
+            same.discard(label)
+            if not same:
+                del self._classes_by_count[old]
+        if new:
+            self._classes_by_count.setdefault(new, set()).add(label)
+        if new > self._most:
+            self._most = new
+        elif old == self._most and old not in self._classes_by_count:
+            self._most = new  # the only largest class lost a row
+
+    def _rebuild_class_index(self) -> None:
+        """Recompute the class index from ``_labels`` (after loading a state)."""
+        self._class_slots = {}
+        for slot, label in enumerate(self._labels):
+            self._class_slots.setdefault(label, []).append(slot)
+        self._classes_by_count = {}
+        for label, slots in self._class_slots.items():
+            self._classes_by_count.setdefault(len(slots), set()).add(label)
+        self._most = max(self._classes_by_count, default=0)
+
+    def _largest_classes(self) -> list[int]:
+        """The classes with the most stored rows (all of them when tied), in order of their
+        first stored slot (class_balanced)."""
+        if not self._most:
             return []
-        most = max(counts.values())
-        return [c for c, k in counts.items() if k == most]
+        return sorted(self._classes_by_count[self._most], key=lambda c: self._class_slots[c][0])
 
     def _shrink_to_quotas(self) -> None:
         quotas = self._quotas()
@@ -501,8 +578,62 @@ class EpisodicMemory:
             tensors[f"field.{i}"] = store
         return config, tensors
 
+    @staticmethod
+    def check_state_dict(config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        """Raise ValueError unless ``(config, tensors)`` is a consistent :meth:`state_dict`
+        (changes nothing; a corrupted or hostile checkpoint is refused before anything is
+        loaded)."""
+        missing = [k for k in _STATE_KEYS if k not in config] + [
+            k for k in ("generator",) if k not in tensors
+        ]
+        if missing:
+            raise ValueError(f"the memory state is missing {missing}")
+        if config["policy"] not in POLICIES:
+            raise ValueError(f"the memory state has policy={config['policy']!r}, not in {POLICIES}")
+        cap = _state_int(config, "total_mem_size", 1)
+        if config["total_tasks"] is not None:
+            _state_int(config, "total_tasks", 1)
+        _state_int(config, "gradient_ref_data_size", 0)
+        tasks = _state_ints(config, "tasks")
+        m = len(tasks)
+        if m > cap:
+            raise ValueError(f"the memory state stores {m} rows, more than total_mem_size={cap}")
+        labels = _state_ints(config, "labels")
+        if len(labels) not in ((m,) if config["policy"] == "class_balanced" else (0, m)):
+            raise ValueError(f"the memory state has {len(labels)} labels for {m} stored rows")
+        if not set(tasks) <= set(_state_ints(config, "task_order")):
+            raise ValueError("the memory state stores rows of tasks missing from task_order")
+        pairs = config["class_seen"]
+        if not isinstance(pairs, list) or any(
+            not isinstance(p, (list, tuple)) or len(p) != 2 for p in pairs
+        ):
+            raise ValueError("the memory state's class_seen must be a list of [label, count] pairs")
+        _state_ints({"class_seen": [v for p in pairs for v in p]}, "class_seen")
+        _state_ints({"full_classes": config.get("full_classes", [])}, "full_classes")
+        if _state_int(config, "n_seen", 0) < m:
+            raise ValueError(f"the memory state has n_seen={config['n_seen']!r} < {m} rows")
+        n_fields = _state_int(config, "n_fields", 0)
+        if m and not n_fields:
+            raise ValueError(f"the memory state stores {m} rows but no field")
+        for i in range(n_fields):
+            field = tensors.get(f"field.{i}")
+            if not isinstance(field, torch.Tensor) or field.dim() == 0 or len(field) != cap:
+                raise ValueError(f"the memory state's field.{i} must be a tensor of {cap} rows")
+        order = tensors.get("pass")
+        if order is not None:  # a pass of cycle(): a permutation of the rows and a position in it
+            if order.dim() != 1 or not torch.equal(order.sort().values.cpu(), torch.arange(m)):
+                raise ValueError(f"the memory state's pass must be a permutation of range({m})")
+            pos = config.get("pass_pos", 0)
+            if not isinstance(pos, numbers.Integral) or not 0 <= pos <= m:
+                raise ValueError(f"the memory state has pass_pos={pos!r}, not in [0, {m}]")
+        try:
+            torch.Generator().set_state(tensors["generator"].cpu())
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"the memory state's generator state is invalid ({exc})") from exc
+
     def load_state_dict(self, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what :meth:`state_dict` returned (checked first, see :meth:`check_state_dict`)."""
+        self.check_state_dict(config, tensors)
         self.total_mem_size = int(config["total_mem_size"])
         self.total_tasks = config["total_tasks"]
         self.gradient_ref_data_size = int(config["gradient_ref_data_size"])
@@ -513,10 +644,11 @@ class EpisodicMemory:
         self._n_seen = int(config["n_seen"])
         self._class_seen = {int(k): int(v) for k, v in config["class_seen"]}
         self._full_classes = {int(c) for c in config.get("full_classes", ())}
+        self._rebuild_class_index()
         if len(self._tasks) == self.total_mem_size:
             # a largest class of the filled memory is full by definition: this restores them in
             # a state saved before "full_classes" existed (and changes nothing otherwise)
-            self._full_classes.update(self._largest_classes(self._label_counts()))
+            self._full_classes.update(self._largest_classes())
         n_fields = int(config["n_fields"])
         self._fields = (
             [tensors[f"field.{i}"].to(self.device) for i in range(n_fields)] if n_fields else None

@@ -123,8 +123,11 @@ def _class_groups(
     if class_order is not None:
         groups = [[int(c) for c in g] for g in class_order]
         flat = [c for g in groups for c in g]
-        if len(set(flat)) != len(flat) or not set(flat) <= set(classes):
+        if len(set(flat)) != len(flat):
             raise ValueError(f"class_order must use each class at most once, got {class_order}")
+        absent = sorted(set(flat) - set(classes))
+        if absent:
+            raise ValueError(f"class_order names classes {absent} that y does not hold ({classes})")
         return groups
     k = len(classes)
     integral = isinstance(n_experiences, numbers.Integral) and not isinstance(n_experiences, bool)

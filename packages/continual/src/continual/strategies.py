@@ -25,7 +25,7 @@ from .kernels import (
     per_sample_expected_fisher,
     per_sample_squared_grads,
 )
-from .learner import EWCTerms
+from .learner import EWCTerms, _check_ewc_tensors
 from .memory import EpisodicMemory, stratified_order
 from .scenarios import Experience
 
@@ -48,8 +48,14 @@ __all__ = [
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def _check_memory_config(strategy: Strategy, config: dict[str, Any]) -> None:
-    """Refuse a checkpointed memory of another capacity or policy than ``strategy``'s."""
+def _check_memory_config(
+    strategy: Strategy, config: dict[str, Any], tensors: dict[str, torch.Tensor]
+) -> None:
+    """Refuse a checkpointed memory that is inconsistent (``EpisodicMemory.check_state_dict``)
+    or of another capacity or policy than ``strategy``'s."""
+    config = config["memory"]
+    memory_tensors = {k[len("memory.") :]: v for k, v in tensors.items() if k.startswith("memory.")}
+    EpisodicMemory.check_state_dict(config, memory_tensors)
     saved = (int(config["total_mem_size"]), config["policy"])
     ours = (strategy.memory.capacity, strategy.memory.policy)  # type: ignore[attr-defined]
     if saved != ours:
@@ -163,7 +169,7 @@ class _MemoryStrategy(Strategy):
         return {"memory": config}, {f"memory.{k}": v for k, v in tensors.items()}
 
     def check_state_dict(self, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
-        _check_memory_config(self, config["memory"])
+        _check_memory_config(self, config, tensors)
 
     def load_state_dict(
         self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
@@ -380,6 +386,10 @@ class EWC(Strategy):
         self.terms = EWCTerms(online=mode == "online", gamma=gamma)
         self._sum_f: dict[str, torch.Tensor] = {}
         self._sum_fa: dict[str, torch.Tensor] = {}
+        self._model_params: dict[str, torch.nn.Parameter] | None = None  # set by setup
+
+    def setup(self, trainer: Trainer) -> None:
+        self._model_params = dict(trainer.model.named_parameters())
 
     def _params(self) -> dict[str, Any]:
         return {
@@ -434,6 +444,8 @@ class EWC(Strategy):
                 f"the checkpoint's online EWC decays its Fisher with gamma={config['gamma']!r}, "
                 f"this EWC has gamma={self.gamma!r}"
             )
+        if self._model_params is not None:
+            _check_ewc_tensors(config, tensors, self._model_params)
 
     def load_state_dict(
         self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
@@ -672,7 +684,7 @@ class DERPP(Strategy):
         return {"memory": config}, {f"memory.{k}": v for k, v in tensors.items()}
 
     def check_state_dict(self, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
-        _check_memory_config(self, config["memory"])
+        _check_memory_config(self, config, tensors)
 
     def load_state_dict(
         self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from .__about__ import __version__
 from ._checks import check_count, check_number
-from .learner import _to_target
+from .learner import _check_ewc_tensors, _to_target
 from .metrics import ResultMatrix
 from .scenarios import Experience, Scenario
 from .serialize import flatten_state, unflatten_state
@@ -588,6 +588,9 @@ class Trainer:
                 f"metric={self.metric!r}; its result matrix cannot be continued"
             )
         self.strategy.check_state_dict(config["strategy"]["state"], _part(tensors, "strategy."))
+        if config.get("learner") is not None and hasattr(self.model, "load_cl_state_dict"):
+            own_params = dict(self.model.named_parameters())
+            _check_ewc_tensors(config["learner"], _part(tensors, "learner."), own_params)
         saved = _part(tensors, "model.")
         own = self.model.state_dict()
         wrong = sorted(set(own) ^ set(saved)) + [
