@@ -278,8 +278,13 @@ class EpisodicMemory:
             if self.policy == "quota" and self.total_tasks is None:
                 self._shrink_to_quotas()
         writes: dict[int, int] = {}  # slot -> row of the batch
+        # the quotas do not change within a call: the first ``room`` rows fill the free slots
+        room = self._quota_room(task_id) if self.policy == "quota" else 0
         for row in range(n):
-            slot = self._choose_slot(task_id, None if labels is None else labels[row])
+            if self.policy == "quota":
+                slot = len(self._tasks) if row < room else -1
+            else:
+                slot = self._choose_slot(None if labels is None else labels[row])
             self._n_seen += 1
             if slot < 0:
                 continue
@@ -301,7 +306,14 @@ class EpisodicMemory:
             self._pass = None  # the stored rows changed: the next cycle() starts a new pass
         return len(writes)
 
-    def _choose_slot(self, task_id: int, label: int | None) -> int:
+    def _quota_room(self, task_id: int) -> int:
+        """How many more rows of ``task_id`` the quota policy keeps now."""
+        quota = self._quotas().get(task_id, 0)
+        free = self.total_mem_size - len(self._tasks)
+        return max(0, min(quota - self._tasks.count(task_id), free))
+
+    def _choose_slot(self, label: int | None) -> int:
+        """The slot a streamed sample goes to (-1: not kept), for the sampling policies."""
         size = len(self._tasks)
         cap = self.total_mem_size
         if self.policy == "fifo":
@@ -311,11 +323,6 @@ class EpisodicMemory:
                 return size
             j = self._randint(self._n_seen + 1)
             return j if j < cap else -1
-        if self.policy == "quota":
-            quota = self._quotas().get(task_id, 0)
-            if self._tasks.count(task_id) >= quota or size >= cap:
-                return -1
-            return size
         # class_balanced (CBRS); ``_store_label`` keeps every largest class of the filled memory
         # in ``_full_classes``, so a class that is not full is never a largest one
         assert label is not None
