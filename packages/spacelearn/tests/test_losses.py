@@ -276,3 +276,50 @@ def test_losses_pass_gradcheck_in_float64(solver_mode):
         )
 
     assert torch.autograd.gradcheck(terms, (Z, W0, W1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_latents_work_in_every_loss(dtype):
+    # mixed-precision encoders emit half latents; the decompositions have no half kernels
+    Z, Y = _problem()
+    space = sl.solve_subspaces(Z, Y, k=2, method="joint")
+    Zh = Z.to(dtype).requires_grad_()
+    iso = isotropy_loss(Zh, space.W, 8)
+    assert iso.dtype == dtype
+    assert float(iso.detach()) == pytest.approx(float(isotropy_loss(Z, space.W, 8)), rel=0.05)
+    loss = sl.combined_loss(Zh, space.W, space.A, Y, space.W, n_dir=8)
+    loss.backward()
+    assert torch.isfinite(Zh.grad.float()).all()
+
+
+def test_integer_latents_are_a_clear_type_error():
+    Z, Y = _problem()
+    space = sl.solve_subspaces(Z, Y, k=2)
+    Zi = Z.round().long()
+    for call in (
+        lambda: alignment_loss(Zi, space.W, space.A, Y),
+        lambda: disentanglement_loss(Zi, space.W),
+        lambda: isotropy_loss(Zi, space.W, 4),
+    ):
+        with pytest.raises(TypeError, match="Z must be a floating-point tensor"):
+            call()
+
+
+def test_missing_quantities_name_the_dict_and_shapes_are_checked():
+    Z, Y = _problem()
+    space = sl.solve_subspaces(Z, Y, k=2)
+    with pytest.raises(KeyError, match="A has no entry for quantity 'b'"):
+        alignment_loss(Z, space.W, {q: space.A[q] for q in ("a", "c")}, Y)
+    with pytest.raises(KeyError, match="Y has no entry for quantity 'c'"):
+        alignment_loss(Z, space.W, space.A, {q: Y[q] for q in ("a", "b")})
+    W_prev = dict(space.W)
+    with pytest.raises(KeyError, match="W_prev has no entry for quantity 'b'"):
+        stability_loss(space.W, {"a": W_prev["a"]})
+    with pytest.raises(ValueError, match=r"W_prev\['a'\] must be a \(k, D=24\)"):
+        stability_loss(space.W, {**W_prev, "a": W_prev["a"][:, :10]})
+    with pytest.raises(ValueError, match="invariant=True when k changed"):
+        stability_loss(space.W, {**W_prev, "a": W_prev["a"][:1]}, invariant=False)
+    assert float(stability_loss(space.W, {**W_prev, "a": W_prev["a"][:1]})) == pytest.approx(
+        1.0 / 3,
+        abs=1e-5,  # one direction of quantity a dropped: ||P - P'||^2 = 1, mean of 3
+    )

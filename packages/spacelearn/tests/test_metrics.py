@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import spacelearn as sl
 import torch
@@ -33,3 +35,16 @@ def test_synthetic_fields_shapes_and_quantities():
     again, _ = sl.synthetic.smooth_fields(5, 32, random_state=1, noise=0.1)
     torch.testing.assert_close(fields, again)
     assert q["smooth"].std() < fields.std()
+
+
+def test_decoding_r2_undefined_without_evaluation_variance():
+    g = torch.Generator().manual_seed(0)
+    Z = torch.randn(40, 6, generator=g)
+    Y = {"a": Z[:, :2] + 0.1 * torch.randn(40, 2, generator=g)}
+    W = {"a": torch.eye(6)[:2]}
+    with pytest.raises(ValueError, match="Z_eval must have at least 2 rows"):
+        decoding_r2(W, Z, Y, Z[:1], {"a": Y["a"][:1]})
+    with pytest.warns(UserWarning, match="constant over the evaluation set"):
+        r2 = decoding_r2(W, Z, Y, Z[:7], {"a": torch.full((7, 2), 0.1)})
+    assert math.isnan(r2["a"]["a"])
+    assert decoding_r2(W, Z, Y, Z, Y)["a"]["a"] > 0.9

@@ -223,3 +223,24 @@ def test_bad_arguments_are_named():
         principal_cosines(torch.eye(4)[0], torch.eye(4)[:2])
     mixed = subspace_change(torch.eye(4)[:2].double(), torch.eye(4)[:2])
     assert float(mixed["mean_angle_deg"]) == 0.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_sizing_accepts_half_precision_targets(dtype):
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(200, 30, generator=g) @ torch.diag(torch.logspace(0, -2, 30))
+    Y = {"a": y.to(dtype)}
+    assert k_per_q(Y, 0.9) == k_per_q({"a": y.to(dtype).float()}, 0.9)
+    assert optimal_bins(Y, 16, 0.9) == optimal_bins({"a": y.to(dtype).float()}, 16, 0.9)
+
+
+def test_non_numeric_scalars_are_errors_naming_the_argument():
+    Y = {"a": torch.randn(20, 4)}
+    with pytest.raises(ValueError, match="variance threshold for 'a'"):
+        k_per_q(Y, "high")
+    with pytest.raises(ValueError, match="free_frac"):
+        minimal_latent_dim({"a": 3}, free_frac="0.3")
+    with pytest.raises(ValueError, match="ridge"):
+        fit_decoders({"a": torch.eye(4)[:2]}, torch.randn(20, 4), Y, ridge="small")
+    with pytest.raises(ValueError, match="ridge"):
+        sl.solve_subspaces(torch.randn(20, 4), Y, k=2, ridge=float("inf"))

@@ -288,3 +288,19 @@ def test_numpy_integer_block_size_is_accepted():
     a = solve_subspaces(Z, Y, k=K, block_size=7)
     b = solve_subspaces(Z, Y, k=K, block_size=np.int64(7))
     assert all(torch.equal(a.W[q], b.W[q]) for q in K)
+
+
+@pytest.mark.filterwarnings("ignore:k=")
+@pytest.mark.parametrize("B", [1, 30])
+def test_constant_latents_give_orthonormal_bases_in_every_method(B):
+    # a batch of one or a dead encoder: Z_c = 0, so every latent moment is zero
+    g = torch.Generator().manual_seed(0)
+    Z = torch.zeros(B, 16) if B > 1 else torch.randn(1, 16, generator=g)
+    Y = {"a": torch.randn(B, 5, generator=g), "b": torch.randn(B, 4, generator=g)}
+    for method in ("independent", "whitened", "joint"):
+        space = solve_subspaces(Z, Y, k=2, method=method)
+        assert all(torch.isfinite(a).all() for a in space.A.values())
+        for w in space.W.values():
+            torch.testing.assert_close(w @ w.mT, torch.eye(2))
+        if method == "joint":  # mutually orthogonal as well
+            torch.testing.assert_close(space.W["a"] @ space.W["b"].mT, torch.zeros(2, 2))

@@ -159,3 +159,15 @@ def test_use_full_matrix_completes_the_basis_in_every_mode(solver_mode):
         assert torch.all(s[3:] == 0)
         assert float((basis[:, 3:].mT @ A).abs().max()) < 1e-10  # the complement of span(A)
     assert util.left(A, rank=np.int64(2))[0].shape == (8, 2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_input_is_decomposed_in_float32(solver_mode, dtype):
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(12, 6, generator=g)
+    S = util.singular_values(A.to(dtype), rank=3)
+    U, S_left = util.left(A.to(dtype), rank=3)
+    Vh, _ = util.right(A.to(dtype), rank=3)
+    U_f, S_f, Vh_f = util.full(A.to(dtype), rank=3)
+    assert {t.dtype for t in (S, U, S_left, Vh, U_f, S_f, Vh_f)} == {dtype}
+    torch.testing.assert_close(S.float(), torch.linalg.svdvals(A)[:3], rtol=2e-2, atol=2e-2)

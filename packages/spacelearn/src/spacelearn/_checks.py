@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 import sys
 import warnings
@@ -21,6 +22,23 @@ def check_int(value: object, name: str, *, low: int = 1, or_none: bool = False) 
     if out is None or out < low:
         kind = "a positive int" if low == 1 else f"an int >= {low}"
         raise ValueError(f"{name} must be {kind}{' or None' if or_none else ''}, got {value!r}")
+    return out
+
+
+def check_real(value: object, name: str, *, low: float = 0.0, high: float = math.inf) -> float:
+    """``value`` as a float if it is a number in ``[low, high)`` (finite).
+
+    Raises:
+        ValueError: naming ``name``, for a bool, a string, a non-number, NaN, inf or a value
+            out of range.
+    """
+    try:
+        out = math.nan if isinstance(value, (bool, str, bytes)) else float(value)
+    except (TypeError, ValueError):
+        out = math.nan
+    if not (low <= out < high and math.isfinite(out)):
+        upper = "" if high == math.inf else f" and < {high}"
+        raise ValueError(f"{name} must be a finite number >= {low}{upper}, got {value!r}")
     return out
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from . import util
-from ._checks import check_int, warn
+from ._checks import check_int, check_real, warn
 from ._stats import Moments, moments
 
 METHODS = ("independent", "whitened", "joint")
@@ -86,12 +86,17 @@ def _canonical(Q: Tensor, Szy: Tensor) -> Tensor:
     return _fix_signs((Q @ Ub).mT.contiguous())
 
 
+def _latent_scale(Szz: Tensor) -> Tensor:
+    """Mean latent variance ``trace(Szz) / D``, or 1 for constant latents (``Szz = 0``: a batch of
+    one, a dead encoder), so ridges built on it never vanish."""
+    scale = torch.trace(Szz) / Szz.shape[0]
+    return scale if scale > 0 else torch.ones((), dtype=Szz.dtype, device=Szz.device)
+
+
 def _inv_sqrt(Szz: Tensor, ridge: float) -> Tensor:
     D = Szz.shape[0]
     eye = torch.eye(D, dtype=Szz.dtype, device=Szz.device)
-    scale = torch.trace(Szz) / D
-    if scale <= 0:
-        scale = torch.ones((), dtype=Szz.dtype, device=Szz.device)
+    scale = _latent_scale(Szz)
     M = Szz + (float(ridge) * scale + torch.finfo(Szz.dtype).eps * scale) * eye
     return _sym_inv_sqrt(M)
 
@@ -119,7 +124,7 @@ def _joint_greedy(mom: Moments, ks: dict[str, int], ridge: float) -> dict[str, T
     Szz = mom.Szz
     D = Szz.shape[0]
     eye = torch.eye(D, dtype=Szz.dtype, device=Szz.device)
-    lam = float(ridge) * torch.trace(Szz) / D + torch.finfo(Szz.dtype).eps * torch.trace(Szz)
+    lam = (float(ridge) + torch.finfo(Szz.dtype).eps * D) * _latent_scale(Szz)
     tiny = torch.finfo(Szz.dtype).tiny
     remaining = dict(ks)
     chosen: dict[str, list[Tensor]] = {q: [] for q in mom.names}
@@ -196,8 +201,7 @@ def bases_from_moments(
     Logs 0.1.0's ``"Estimating subspaces..."`` at INFO level on the ``spacelearn`` logger.
     """
     method = _check_method(method)
-    if not ridge >= 0:  # also rejects NaN
-        raise ValueError(f"ridge must be >= 0, got {ridge!r}")
+    ridge = check_real(ridge, "ridge")
     ks = clamp_k(mom, k, method)
     logger.info("Estimating subspaces...")
     dtype = mom.dtype

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
 from torch import Tensor
 
+from ._checks import warn
 from ._find_subspaces import decoders_from_moments
 from ._stats import as_latent, flat_target, moments
 from .optim._subspace_change import principal_cosines
@@ -39,10 +41,19 @@ def decoding_r2(
 
     Returns:
         ``r2[q][p]``: quantity ``q`` decoded from subspace ``p``. ``r2[q][q]`` is the own-subspace
-        score, the others are cross scores.
+        score, the others are cross scores. NaN (with a warning) for a quantity that is constant
+        over the evaluation set: R^2 is undefined there.
+
+    Raises:
+        ValueError: ``Z_eval`` has fewer than 2 rows (no variance to explain).
     """
     mom = moments(Z_fit, Y_fit)
     Ze = as_latent(Z_eval, name="Z_eval", device=mom.device).to(torch.float64)
+    if Ze.shape[0] < 2:
+        raise ValueError(
+            f"Z_eval must have at least 2 rows (R^2 compares against the evaluation variance), "
+            f"got {Ze.shape[0]}"
+        )
     centred = Ze - mom.mean_z
     out: dict[str, dict[str, float]] = {}
     for q in Y_fit:
@@ -50,12 +61,15 @@ def decoding_r2(
             Y_eval[q], name=q, n_rows=Ze.shape[0], device=Ze.device, dtype=torch.float64
         )
         sst = (ye - ye.mean(0)).pow(2).sum()
+        constant = bool((ye == ye[:1]).all())  # exactly: the mean's rounding leaves sst > 0
+        if constant:
+            warn(f"Y_eval[{q!r}] is constant over the evaluation set; its R^2 is undefined (NaN)")
         row = {}
         for p, w in W.items():
             w64 = w.to(device=Ze.device, dtype=torch.float64)
             A = decoders_from_moments(_single(mom, q), {q: w64})[q]
             pred = centred @ w64.mT @ A + mom.mean_y[q]
-            row[p] = float(1.0 - (pred - ye).pow(2).sum() / sst.clamp_min(1e-300))
+            row[p] = float(1.0 - (pred - ye).pow(2).sum() / sst) if not constant else math.nan
         out[q] = row
     return out
 

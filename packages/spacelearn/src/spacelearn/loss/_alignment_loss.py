@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import basis, centred, flat, warn_small_batch, zero_like_graph
+from ._common import basis, centred, entry, flat, warn_small_batch, zero_like_graph
 
 
 def alignment_loss(
@@ -35,8 +35,8 @@ def alignment_loss(
     total = zero_like_graph(Z)
     for q in W:
         w = basis(W[q], Zc, f"W[{q!r}]")
-        a = basis(A[q], Zc)
-        y = flat(Y[q], Zc)
+        a = basis(entry(A, q, "A"), Zc)
+        y = flat(entry(Y, q, "Y"), Zc)
         if y.shape[0] != Zc.shape[0]:
             raise ValueError(f"Y[{q!r}] has {y.shape[0]} rows but Z has {Zc.shape[0]}")
         if a.shape != (w.shape[0], y.shape[1]):

@@ -8,11 +8,29 @@ from torch import Tensor
 from .._checks import warn
 
 
-def centred(Z: Tensor) -> Tensor:
+def check_latent(Z: Tensor) -> Tensor:
+    """``Z`` itself if it is a floating-point ``(B, D)`` tensor."""
     if not isinstance(Z, Tensor) or Z.ndim != 2:
         shape = tuple(Z.shape) if isinstance(Z, Tensor) else type(Z).__name__
         raise ValueError(f"Z must be a (B, D) tensor, got {shape}")
-    return Z - Z.mean(0, keepdim=True)
+    if not Z.is_floating_point():
+        raise TypeError(f"Z must be a floating-point tensor (the encoder's output), got {Z.dtype}")
+    return Z
+
+
+def centred(Z: Tensor) -> Tensor:
+    """``Z - mean_B(Z)`` of a checked ``(B, D)`` latent batch."""
+    return check_latent(Z) - Z.mean(0, keepdim=True)
+
+
+def entry(mapping, q: str, name: str) -> Tensor:
+    """``mapping[q]``; a missing quantity is a ``KeyError`` naming ``name`` and its keys."""
+    try:
+        return mapping[q]
+    except KeyError:
+        raise KeyError(
+            f"{name} has no entry for quantity {q!r} of W; its keys are {list(mapping)}"
+        ) from None
 
 
 def flat(y: Tensor, like: Tensor) -> Tensor:
@@ -37,7 +55,7 @@ def zero_like_graph(Z: Tensor) -> Tensor:
 
 
 def warn_small_batch(Z: Tensor, what: str) -> bool:
-    if Z.shape[0] < 2:
+    if check_latent(Z).shape[0] < 2:
         warn(
             f"{what} needs a batch of at least 2 samples (statistics are centred over the "
             f"batch); got B={Z.shape[0]}, returning 0"

@@ -34,7 +34,9 @@ def isotropy_loss(Z: Tensor, W: dict[str, Tensor], n_dir: int = 32) -> Tensor:
         n_dir: number of leading singular values (a positive int, numpy ints accepted).
 
     Returns:
-        0-dim tensor on ``Z``'s device; 0 with a warning for ``B < 2``.
+        0-dim tensor on ``Z``'s device and of its dtype; 0 with a warning for ``B < 2``.
+        float16 / bfloat16 latents (mixed precision) are computed in float32, since the
+        decompositions have no half-precision kernels.
 
     Warns:
         UserWarning: when ``n_dir`` is reduced to the residual dimension, or ``B < 2``.
@@ -43,6 +45,8 @@ def isotropy_loss(Z: Tensor, W: dict[str, Tensor], n_dir: int = 32) -> Tensor:
     if warn_small_batch(Z, "isotropy_loss"):
         return zero_like_graph(Z)
     Zc = centred(Z)
+    if Zc.dtype not in (torch.float32, torch.float64):  # no half-precision decompositions
+        Zc = Zc.float()
     B, D = Zc.shape
     if W:
         W_all = torch.cat([basis(w, Zc, f"W[{q!r}]") for q, w in W.items()], dim=0)
@@ -63,7 +67,7 @@ def isotropy_loss(Z: Tensor, W: dict[str, Tensor], n_dir: int = 32) -> Tensor:
         )
     s = util.singular_values(R, rank=n)[:n]
     s_n = s / (s.mean() + 1e-8)
-    return torch.mean((s_n - 1.0) ** 2)
+    return torch.mean((s_n - 1.0) ** 2).to(Z.dtype)
 
 
 __all__ = ["isotropy_loss"]

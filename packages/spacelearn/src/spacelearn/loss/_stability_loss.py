@@ -5,6 +5,23 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ._common import entry
+
+
+def _check_pair(w: Tensor, wp: Tensor, q: str, invariant: bool) -> None:
+    """``W_prev[q]`` must span the same latent space as ``W[q]`` (and match its shape for the
+    elementwise 0.1.0 distance)."""
+    if wp.ndim != 2 or w.ndim != 2 or wp.shape[1] != w.shape[1]:
+        raise ValueError(
+            f"W_prev[{q!r}] must be a (k, D={w.shape[-1]}) basis like W[{q!r}], got shape "
+            f"{tuple(wp.shape)}"
+        )
+    if not invariant and wp.shape != w.shape:
+        raise ValueError(
+            f"invariant=False compares W[{q!r}] and W_prev[{q!r}] elementwise and needs equal "
+            f"shapes, got {tuple(w.shape)} and {tuple(wp.shape)}; use invariant=True when k changed"
+        )
+
 
 def stability_loss(
     W: dict[str, Tensor], W_prev: dict[str, Tensor] | None, *, invariant: bool = True
@@ -30,7 +47,8 @@ def stability_loss(
     first = next(iter(W.values()))
     total = torch.zeros((), device=first.device, dtype=first.dtype)
     for q, w in W.items():
-        wp = W_prev[q].to(device=w.device, dtype=w.dtype)
+        wp = entry(W_prev, q, "W_prev").to(device=w.device, dtype=w.dtype)
+        _check_pair(w, wp, q, invariant)
         if invariant:
             total = total + (w.mT @ w - wp.mT @ wp).pow(2).sum()
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._checks import check_real
 from .._stats import as_latent, flat_target
 
 
@@ -25,8 +26,7 @@ def fit_decoders(
             squares through the pseudo-inverse, which is rank-safe on every device, unlike
             ``torch.linalg.lstsq`` on CUDA).
     """
-    if not ridge >= 0:  # also rejects NaN
-        raise ValueError(f"ridge must be >= 0, got {ridge!r}")
+    ridge = check_real(ridge, "ridge")
     Zt = as_latent(Z)
     Zc = Zt - Zt.mean(0)
     out = {}

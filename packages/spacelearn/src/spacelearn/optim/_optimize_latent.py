@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 
-from .._checks import check_int
+from .._checks import check_int, check_real
 
 logger = logging.getLogger("spacelearn")
 
@@ -49,8 +49,7 @@ def minimal_latent_dim(
         if Q is None:
             raise ValueError("Q (the number of quantities) is required when k is an int")
         physics = check_int(Q, "Q") * k
-    if not 0.0 <= free_frac < 1.0:
-        raise ValueError(f"free_frac must be in [0, 1), got {free_frac!r}")
+    free_frac = check_real(free_frac, "free_frac", high=1.0)
     D = math.ceil(physics / (1.0 - free_frac))
     if num_heads is not None:
         D = _align_latent_dim(D, check_int(num_heads, "num_heads"))

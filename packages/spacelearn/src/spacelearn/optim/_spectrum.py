@@ -21,10 +21,13 @@ def resolve_threshold(name, thresholds, default_threshold, fallback: float) -> f
         value = thresholds
     else:
         value = fallback
-    value = float(value)
-    if not 0.0 < value <= 1.0:
+    try:
+        number = float("nan") if isinstance(value, (str, bytes)) else float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not 0.0 < number <= 1.0:
         raise ValueError(f"variance threshold for {name!r} must be in (0, 1], got {value!r}")
-    return value
+    return number
 
 
 def check_targets(targets, name: str) -> None:
@@ -36,9 +39,10 @@ def check_targets(targets, name: str) -> None:
 
 
 def as_matrix(y: Tensor, name: str = "target") -> Tensor:
-    """``(B, P)`` view of a target; it must have samples, features and finite values."""
+    """``(B, P)`` view of a target (float64 kept, anything else float32); it must have samples,
+    features and finite values."""
     y = torch.as_tensor(y)
-    if not y.is_floating_point():
+    if y.dtype != torch.float64:  # integers, bool and half precision: the spectrum in float32
         y = y.float()
     if y.ndim == 0:
         raise ValueError(f"target {name!r} must have a batch dimension, got a scalar")

@@ -2,7 +2,8 @@
 
 Every backend returns the same number of components, ``min(m, n)`` or the ``rank`` asked
 (``rank`` larger than ``min(m, n)`` is reduced with a warning). Leading batch dimensions are
-supported: ``A`` has shape ``(..., m, n)``.
+supported: ``A`` has shape ``(..., m, n)``. float16 / bfloat16 input is decomposed in float32
+and the results are cast back (torch has no half-precision decompositions).
 
 | mode | method |
 |---|---|
@@ -13,6 +14,9 @@ supported: ``A`` has shape ``(..., m, n)``.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -72,16 +76,33 @@ def resolve(A: Tensor, op: str, *, rank: int | None = None) -> str:
     return "svd"
 
 
+def _cast(out, **to):
+    """``out`` (a tensor or a tuple of tensors) moved / cast with ``Tensor.to(**to)``."""
+    if isinstance(out, tuple):
+        return tuple(t.to(**to) for t in out)
+    return out.to(**to)
+
+
 def _run(A: Tensor, fn, *args):
     try:
         return fn(A, *args)
     except (RuntimeError, torch.linalg.LinAlgError):
         if not (A.is_cuda and _settings.config.use_cpu_fallback):
             raise
-    out = fn(A.cpu(), *args)
-    if isinstance(out, tuple):
-        return tuple(t.to(A.device) for t in out)
-    return out.to(A.device)
+    return _cast(fn(A.cpu(), *args), device=A.device)
+
+
+def _half_in_float32(fn: Callable) -> Callable:
+    """Run ``fn`` on float16 / bfloat16 input in float32 (torch has no half-precision
+    decompositions) and cast the results back to the input's dtype."""
+
+    @functools.wraps(fn)
+    def wrapper(A: Tensor, *, rank: int | None = None):
+        if isinstance(A, Tensor) and A.dtype in (torch.float16, torch.bfloat16):
+            return _cast(fn(A.float(), rank=rank), dtype=A.dtype)
+        return fn(A, rank=rank)
+
+    return wrapper
 
 
 def _lowrank_args() -> tuple[int, int, int | None]:
@@ -104,6 +125,7 @@ def _wants_complete(rank: int | None) -> bool:
     return bool(_settings.config.use_full_matrix) and rank is None
 
 
+@_half_in_float32
 def left(A: Tensor, *, rank: int | None = None) -> tuple[Tensor, Tensor]:
     """Left singular vectors and values of ``A (..., m, n)``.
 
@@ -124,6 +146,7 @@ def left(A: Tensor, *, rank: int | None = None) -> tuple[Tensor, Tensor]:
     return _complete(U, S) if _wants_complete(rank) else (U, S)
 
 
+@_half_in_float32
 def right(A: Tensor, *, rank: int | None = None) -> tuple[Tensor, Tensor]:
     """Right singular vectors (as rows) and values of ``A (..., m, n)``.
 
@@ -146,6 +169,7 @@ def right(A: Tensor, *, rank: int | None = None) -> tuple[Tensor, Tensor]:
     return Vh, S
 
 
+@_half_in_float32
 def full(A: Tensor, *, rank: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Reduced factorization ``A ~= U @ diag(S) @ Vh``.
 
@@ -162,6 +186,7 @@ def full(A: Tensor, *, rank: int | None = None) -> tuple[Tensor, Tensor, Tensor]
     return _run(A, lowrank_full, r, *_lowrank_args())
 
 
+@_half_in_float32
 def singular_values(A: Tensor, *, rank: int | None = None) -> Tensor:
     """Singular values ``(..., r)`` of ``A``, descending; gradients are finite in every mode."""
     _check_matrix(A)
