@@ -438,3 +438,31 @@ def test_duplicated_rows_only_still_scale_with_the_data():
         messages = " ".join(str(w.message) for w in caught)
         assert "coincide" not in messages and "distinct training rows" in messages
         torch.testing.assert_close(m.radius_, torch.full((2,), 5.0 * factor))
+
+
+def test_probabilities_sum_to_one_in_float64(digits):
+    X, y, Xt, _ = digits
+    proba = fit(X[:300], y[:300]).predict_proba(Xt)
+    assert proba.dtype == np.float64
+    assert np.abs(proba.sum(axis=1) - 1.0).max() < 1e-12
+
+
+def test_data_whose_squared_distances_overflow_float32_is_refused(blobs):
+    X, y, _, _ = blobs
+    with pytest.raises(ValueError, match="X spans too large a range.*rescale X"):
+        fit(X * 1e19, y)  # was a LinAlgError deep inside the growth
+    big = np.float32(2.0**50)  # large but representable (and exact): fine, scale-equivariant
+    m = fit(X * big, y)
+    np.testing.assert_array_equal(m.predict(X * big), fit(X, y).predict(X))
+    far = X[:4] + np.float32(3e19)
+    with pytest.raises(ValueError, match="X spans too large a range"):
+        m.partial_fit(far, y[:4])
+    assert m.session_ == 0 and int(m.bank_is_real_.sum()) == len(X)
+
+
+def test_random_state_may_be_a_numpy_random_state(blobs):
+    X, y, _, _ = blobs
+    a = fit(X, y, random_state=np.random.RandomState(3))
+    b = fit(X, y, random_state=np.random.RandomState(3))
+    assert torch.equal(a.bank_X_, b.bank_X_)
+    assert isinstance(a.get_fitted_params()["random_state"], int)

@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import numpy as np
@@ -135,4 +136,74 @@ def test_label_dtype_survives_a_round_trip(blobs, tmp_path, dtype):
     back = PyEGM.load(m.save(tmp_path / "m"), platform="cpu")
     assert back.classes_.dtype == m.classes_.dtype == dtype
     assert back.predict(Xt).dtype == m.predict(Xt).dtype
+    np.testing.assert_array_equal(back.predict(Xt), m.predict(Xt))
+
+
+def _resign(path):
+    """Recompute the checksums, as a hostile or buggy tool editing a checkpoint would."""
+    meta = json.loads((path / "meta.json").read_text())
+    for name in ("config.yaml", "tensors.pt"):
+        meta["sha256"][name] = hashlib.sha256((path / name).read_bytes()).hexdigest()
+    (path / "meta.json").write_text(json.dumps(meta))
+
+
+def _set(tensor, index, value):
+    tensor[index] = value
+
+
+@pytest.mark.parametrize(
+    ("edit_config", "edit_tensors", "match"),
+    [
+        (None, lambda t: _set(t["bank_y_"], 0, -1), "bank_y_ holds codes"),
+        (None, lambda t: t.update(bank_y_=t["bank_y_"].float()), "bank_y_ must be a torch.int64"),
+        (None, lambda t: _set(t["bank_X_"], (0, 0), float("nan")), "bank_X_ holds NaN"),
+        (None, lambda t: _set(t["bank_seed_"], -1, 10**6), "bank_seed_ of a synthetic"),
+        (None, lambda t: _set(t["radius_"], 0, -1.0), "radius_ must hold finite values > 0"),
+        (None, lambda t: _set(t["bank_energy_"], -1, -5.0), "bank_energy_"),
+        (None, lambda t: t.update(class_sum_=t["class_sum_"][:, :2]), "class_sum_ must be"),
+        (None, lambda t: t.update(bank_is_real_=torch.zeros_like(t["bank_is_real_"])), "real rows"),
+        (
+            None,
+            lambda t: t.update(bank_is_real_=t["bank_is_real_"].flip(0)),
+            "before the synthetic",
+        ),
+        (None, lambda t: t.pop("class_iters_"), "incomplete: no 'class_iters_'"),
+        (lambda c: c.update(classes=["a", "a", "c"]), None, "duplicate labels"),
+        (lambda c: c.update(classes="abc"), None, "classes must be a list"),
+        (lambda c: c.update(classes=[["a"], "b", "c"]), None, r"classes holds \['a'\]"),
+        (lambda c: c["resolved"].update(evil=1), None, r"unknown \['evil'\]"),
+        (lambda c: c["resolved"].update(adaptive_radius_mode="fixed"), None, "fixed_radius"),
+        (lambda c: c["params"].update(preset={"x": 1}), None, "params.preset"),
+        (lambda c: c["state"].update(seed="abc"), None, "state.seed must be an int"),
+        (lambda c: c.update(history=[1, 2]), None, "history must be a list of mappings"),
+        (lambda c: c.update(n_features_in=3), None, r"bank_X_ must be .* shape \(\d+, 3\)"),
+    ],
+)
+def test_edited_checkpoint_with_recomputed_checksums_is_refused(
+    fitted, tmp_path, edit_config, edit_tensors, match
+):
+    m, *_ = fitted
+    path = m.save(tmp_path / "ckpt")
+    if edit_config is not None:
+        config = yaml.safe_load((path / "config.yaml").read_text())
+        edit_config(config)
+        (path / "config.yaml").write_text(yaml.safe_dump(config))
+    if edit_tensors is not None:
+        tensors = torch.load(path / "tensors.pt", weights_only=True)
+        edit_tensors(tensors)
+        torch.save(tensors, path / "tensors.pt")
+    _resign(path)
+    with pytest.raises(ValueError, match=match):
+        PyEGM.load(path, platform="cpu")
+
+
+def test_float64_tensors_in_a_checkpoint_load_as_the_model_dtype(fitted, tmp_path):
+    m, _, _, Xt = fitted
+    path = m.save(tmp_path / "ckpt")
+    tensors = torch.load(path / "tensors.pt", weights_only=True)
+    tensors["bank_X_"] = tensors["bank_X_"].double()
+    torch.save(tensors, path / "tensors.pt")
+    _resign(path)
+    back = PyEGM.load(path, platform="cpu")
+    assert back.bank_X_.dtype == torch.float32
     np.testing.assert_array_equal(back.predict(Xt), m.predict(Xt))

@@ -343,6 +343,9 @@ def test_many_string_classes_get_distinct_colours():
         ({"classes": ["nope"]}, "classes"),
         ({"animate": False, "save_path": "x.gif"}, "animate"),
         ({"animate": True, "save_path": "x.png"}, "animation"),
+        ({"figsize": (0, 3)}, "figsize"),
+        ({"figsize": 5}, "figsize"),
+        ({"figsize": (4.0,)}, "figsize"),
     ],
 )
 def test_bad_arguments(model, kwargs, match):

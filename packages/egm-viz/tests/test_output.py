@@ -100,3 +100,19 @@ def test_session_labels_do_not_cover_the_panel_titles():
         labels = [t for t in ax.texts if t.get_text().startswith("s")]
         assert len(labels) == 3
         assert not any(t.get_window_extent(renderer).overlaps(title) for t in labels)
+
+
+def test_a_directory_as_save_path_is_refused_before_drawing(model, tmp_path):
+    target = tmp_path / "taken.png"
+    target.mkdir()  # was an IsADirectoryError naming a temporary file, after rendering
+    with pytest.raises(ValueError, match="save_path must name a file"):
+        egm_viz.visualize_explosion(model, save_path=target, **SMALL)
+    with pytest.raises(ValueError, match="save_path must name a file"):
+        egm_viz.plot_class_energy(model, save_path=target, dpi=40)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.png"]
+
+
+def test_plot_class_energy_checks_figsize(model):
+    with pytest.raises(ValueError, match=r"figsize must be \(width, height\)"):
+        egm_viz.plot_class_energy(model, figsize=(0.0, 3.0))
+    assert egm_viz.plot_class_energy(model, figsize=np.array([4.0, 3.0]), dpi=40) is not None

@@ -93,6 +93,13 @@ def test_tsne_embeds_everything_jointly():
     np.testing.assert_allclose(emb.fitted, again.fitted)
 
 
+def test_tsne_of_one_feature_data():
+    pytest.importorskip("sklearn", reason="t-SNE needs the egm-viz[tsne] extra (scikit-learn)")
+    Z = _data(n=20, d=1)  # a PCA initialisation needs two features: it raised ValueError
+    emb = project("tsne", Z[:15], Z[15:], random_state=0)
+    assert emb.fitted.shape == (15, 2) and np.isfinite(emb.others).all()
+
+
 def test_tsne_missing_extra_is_named(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.manifold", None)
     with pytest.raises(ImportError, match=r"egm-viz\[tsne\]"):

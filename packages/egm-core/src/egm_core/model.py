@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import yaml
 
-from . import _config
+from . import _checkpoint, _config
 from .__about__ import __version__
 from .kernels import (
     class_targets,
@@ -32,8 +32,8 @@ _RADIUS_QUERIES = 1024  # rows per class used to estimate its radius (median is 
 _GOVERNOR_ROUNDS = 3
 _SCHEDULE_POWER = {"inv_size": 1.0, "sqrt_inv_size": 0.5, "uniform": 0.0}
 _ENERGY_CAP = 4.0
+_SPREAD_BLOCK = 8192  # rows per block when checking the data's range
 _BANK = ("bank_X_", "bank_y_", "bank_is_real_", "bank_generation_", "bank_energy_", "bank_seed_")
-_CLASS_STATE = ("class_sum_", "class_count_", "class_iters_", "local_radius_", "radius_")
 
 
 class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
@@ -127,8 +127,9 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         platform: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         torch_q_block: queries per block in neighbour search (``None``: from memory).
         torch_db_block: bank rows per block in neighbour search (``None``: from memory).
-        random_state: seed (int) for the growth; ``None`` draws one (recorded in
-            ``get_fitted_params()["random_state"]``).
+        random_state: seed (int) for the growth, or a numpy ``Generator`` / ``RandomState`` or
+            ``torch.Generator`` to draw one from; ``None`` draws one (the seed used is
+            recorded in ``get_fitted_params()["random_state"]``).
 
     Attributes:
         classes_: the labels, in code order.
@@ -251,12 +252,12 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
     def _user_params(self) -> dict[str, Any]:
         user = {name: getattr(self, name) for name in _config.SPECS}
         rs = user["random_state"]
-        if isinstance(rs, (np.random.Generator, torch.Generator)):
-            user["random_state"] = int(
-                blockops.make_generator(rs).initial_seed()
-                if isinstance(rs, torch.Generator)
-                else rs.integers(0, 2**62)
-            )
+        if isinstance(rs, torch.Generator):
+            user["random_state"] = int(blockops.make_generator(rs).initial_seed())
+        elif isinstance(rs, np.random.Generator):
+            user["random_state"] = int(rs.integers(0, 2**62))
+        elif isinstance(rs, np.random.RandomState):  # scikit-learn's generator
+            user["random_state"] = int(rs.randint(0, 2**62, dtype=np.int64))
         return user
 
     def _call_rng(self) -> tuple[torch.Generator, np.random.Generator]:
@@ -294,6 +295,7 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         Xt, y_arr = blockops.check_X_y(X, y, device=device)
         if Xt.shape[0] < 2:
             raise ValueError(f"n_samples={Xt.shape[0]}: PyEGM needs at least 2 samples")
+        _check_spread(Xt)
         _reject_continuous(y_arr)
         enc = blockops.LabelEncoder()
         if classes is not None:
@@ -377,6 +379,7 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         _reject_sparse(X)
         Xt, y_arr = blockops.check_X_y(X, y, device=self.device_)
         self._check_width(Xt)
+        _check_spread(self.bank_X_[: int(self.bank_is_real_.sum())], Xt)  # real rows first
         _reject_continuous(y_arr)
         old_c = len(self._enc.classes_)
         old_dtype = self._enc.classes_.dtype
@@ -549,7 +552,11 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
             med = float(dist[:, 0].clamp_min(0).sqrt().median())
             if med > 0:
                 return med
-        warnings.warn("all training rows coincide; using radius 1.0", stacklevel=4)
+        warnings.warn(
+            "all training rows coincide in float32 (identical rows, or X so small that its "
+            "squared distances underflow: rescale X); using radius 1.0",
+            stacklevel=4,
+        )
         return 1.0
 
     def _points_per_class(self, share: dict[int, float]) -> dict[int, int]:
@@ -886,7 +893,7 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities ``(n, n_classes)``: the trend-path scores normalised per row."""
         logs, _, _ = self._scores(X, None, False)
-        return torch.softmax(logs, dim=1).cpu().numpy().astype(np.float64)
+        return torch.softmax(logs.double(), dim=1).cpu().numpy()
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels ``(n,)``: the class with the largest trend-path score."""
@@ -988,9 +995,7 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
             },
             "history": self.history_,
         }
-        tensors = {name: getattr(self, name) for name in _BANK}
-        for name in _CLASS_STATE:
-            tensors[name] = getattr(self, name)
+        tensors = {name: getattr(self, name) for name in _checkpoint.TENSOR_SPECS}
         meta = {
             "package": "egm-core",
             "version": __version__,
@@ -1026,55 +1031,67 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         if meta.get("package") != "egm-core" or config.get("format") != _FORMAT:
             raise ValueError(f"{str(directory)!r} is not an egm-core PyEGM checkpoint")
         try:
-            params = dict(config["params"])
-            params["platform"] = platform
-            model = cls(**params)
-            resolved = {k: _config.check_value(k, v) for k, v in config["resolved"].items()}
-            missing = set(_config.SPECS) - set(resolved)
-            if missing:
-                raise ValueError(f"missing resolved parameters {sorted(missing)}")
-            model._params = resolved
-            model.preset_resolved_ = config["preset_resolved"]
-            model.device_ = device
-            enc = blockops.LabelEncoder()
-            labels = list(config["classes"])
-            enc.fit(labels[:1])
-            for lab in labels[1:]:
-                enc.partial_fit([lab])
-            dtype = config.get("classes_dtype")  # the labels' own (int32, ...), not int64
-            if dtype is not None:
-                dtype = np.dtype(dtype)
-                if dtype.kind not in "biufU":
-                    raise ValueError(f"unsupported classes_dtype {dtype.str!r}")
-                enc.classes_ = enc.classes_.astype(dtype)
-            model._enc = enc
-            model.classes_ = enc.classes_
-            model.n_features_in_ = int(config["n_features_in"])
-            model.dataset_stats_ = dict(config["dataset_stats"])
-            state = config["state"]
-            model.seed_ = int(state["seed"])
-            model.n_growth_calls_ = int(state["n_growth_calls"])
-            model.iteration_ = int(state["iteration"])
-            model.session_ = int(state["session"])
-            model.history_ = list(config["history"])
-            for name in (*_BANK, *_CLASS_STATE):
-                setattr(model, name, tensors[name].to(device))
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"checkpoint {str(directory)!r} is incomplete: {exc!r}") from exc
-        n = model.bank_X_.shape[0]
-        C = len(model.classes_)
-        ok = (
-            model.bank_X_.ndim == 2
-            and model.bank_X_.shape[1] == model.n_features_in_
-            and all(getattr(model, k).shape == (n,) for k in _BANK[1:])
-            and model.radius_.shape == (C,)
-            and model.local_radius_.shape == (C,)
-            and model.class_count_.shape == (C,)
-            and (n == 0 or int(model.bank_y_.max()) < C)
-        )
-        if not ok:
-            raise ValueError(f"checkpoint {str(directory)!r} has inconsistent tensor shapes")
+            model = cls._from_checkpoint(config, tensors, device, platform)
+        except KeyError as exc:
+            raise ValueError(f"checkpoint {str(directory)!r} is incomplete: no {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"checkpoint {str(directory)!r} is invalid: {exc}") from exc
         model._refresh()
+        return model
+
+    @classmethod
+    def _from_checkpoint(
+        cls,
+        config: dict[str, Any],
+        tensors: dict[str, torch.Tensor],
+        device: torch.device,
+        platform: str,
+    ) -> PyEGM:
+        """A model from a checkpoint's config and tensors, every entry checked first."""
+        _checkpoint.check_config(config)
+        params = dict(config["params"])
+        params["platform"] = platform
+        model = cls(**params)
+        if not isinstance(model.preset, str):
+            raise TypeError(f"params.preset must be a string, got {model.preset!r}")
+        model._check_blocks()
+        resolved = config["resolved"]
+        unknown = set(resolved) - set(_config.SPECS)
+        missing = set(_config.SPECS) - set(resolved)
+        if unknown or missing:
+            raise ValueError(
+                f"resolved parameters: unknown {sorted(unknown)}, missing {sorted(missing)}"
+            )
+        resolved = {k: _config.check_value(k, v) for k, v in resolved.items()}
+        if resolved["adaptive_radius_mode"] == "fixed" and resolved["fixed_radius"] is None:
+            raise ValueError("resolved adaptive_radius_mode='fixed' needs a fixed_radius")
+        model._params = resolved
+        model.preset_resolved_ = config["preset_resolved"]
+        model.device_ = device
+        enc = blockops.LabelEncoder()
+        labels = config["classes"]
+        enc.fit(labels[:1])
+        for lab in labels[1:]:
+            enc.partial_fit([lab])
+        dtype = config.get("classes_dtype")  # the labels' own (int32, ...), not int64
+        if dtype is not None:
+            dtype = np.dtype(dtype)
+            if dtype.kind not in "biufU":
+                raise ValueError(f"unsupported classes_dtype {dtype.str!r}")
+            enc.classes_ = enc.classes_.astype(dtype)
+        model._enc = enc
+        model.classes_ = enc.classes_
+        model.n_features_in_ = int(config["n_features_in"])
+        model.dataset_stats_ = dict(config["dataset_stats"])
+        state = config["state"]
+        model.seed_ = int(state["seed"])
+        model.n_growth_calls_ = int(state["n_growth_calls"])
+        model.iteration_ = int(state["iteration"])
+        model.session_ = int(state["session"])
+        model.history_ = list(config["history"])
+        checked = _checkpoint.check_tensors(tensors, len(labels), model.n_features_in_)
+        for name, value in checked.items():
+            setattr(model, name, value.to(device))
         return model
 
     # ------------------------------------------------------------------ faces
@@ -1107,6 +1124,20 @@ def _plain_value(value: Any) -> Any:
 def _reject_sparse(X: Any) -> None:
     if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
         raise TypeError("sparse input is not supported by PyEGM; pass a dense array (X.toarray())")
+
+
+def _check_spread(*parts: torch.Tensor) -> None:
+    """Refuse rows (the ``(n_i, d)`` parts together) whose squared distances would overflow
+    float32; computed in float64 blocks of rows (never a full-size copy)."""
+    blocks = [p[i : i + _SPREAD_BLOCK] for p in parts for i in range(0, p.shape[0], _SPREAD_BLOCK)]
+    centre = sum(b.double().sum(dim=0) for b in blocks) / sum(b.shape[0] for b in blocks)
+    bound = 4.0 * max(float((b.double() - centre).square().sum(dim=1).max()) for b in blocks)
+    if bound > torch.finfo(torch.float32).max:  # bound >= every squared distance
+        raise ValueError(
+            f"X spans too large a range: squared distances up to {bound:.3g} overflow float32 "
+            "(max 3.4e38); rescale X, e.g. divide it by its standard deviation (PyEGM is "
+            "scale-equivariant, so the predictions do not change)"
+        )
 
 
 def _reject_continuous(y: np.ndarray) -> None:

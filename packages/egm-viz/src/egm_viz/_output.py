@@ -29,7 +29,21 @@ def output_suffix(save_path: str | Path | None) -> str | None:
             f"save_path must end in one of {STATIC_SUFFIXES + ANIMATED_SUFFIXES}, "
             f"got {str(save_path)!r}"
         )
+    if Path(save_path).is_dir():
+        raise ValueError(f"save_path must name a file, got the directory {str(save_path)!r}")
     return suffix
+
+
+def check_figsize(figsize: Any) -> tuple[float, float]:
+    """Validate ``figsize``: two finite numbers > 0 (inches); returns them as floats."""
+    values = list(figsize) if isinstance(figsize, (tuple, list, np.ndarray)) else []
+    ok = len(values) == 2 and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+        for v in values
+    )
+    if not ok:
+        raise ValueError(f"figsize must be (width, height) in inches, both > 0, got {figsize!r}")
+    return float(figsize[0]), float(figsize[1])
 
 
 def check_positive(name: str, value: Any, *, integer: bool = True, allow_zero: bool = False) -> Any:

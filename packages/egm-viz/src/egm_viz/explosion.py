@@ -13,6 +13,7 @@ from blockops import as_tensor, make_generator
 from ._model import BankView, _plain, read_model
 from ._output import (
     ANIMATED_SUFFIXES,
+    check_figsize,
     check_positive,
     check_writer,
     class_colors,
@@ -227,6 +228,7 @@ def visualize_explosion(
     fps = check_positive("fps", fps, integer=False)
     dpi = check_positive("dpi", dpi, integer=False)
     point_size = check_positive("point_size", point_size, integer=False)
+    figsize = check_figsize(figsize)
     suffix = output_suffix(save_path)
     check_writer(suffix)
     animated = suffix in ANIMATED_SUFFIXES if animate is None else bool(animate)

@@ -161,8 +161,9 @@ def project(
         if both.shape[0] < 3:
             raise ValueError(f'projection="tsne" needs at least 3 points, got {both.shape[0]}')
         perplexity = float(min(30.0, max(1.0, (both.shape[0] - 1) / 3.0)))
+        init = "pca" if both.shape[1] >= 2 else "random"  # a PCA start needs two features
         emb = TSNE(
-            n_components=2, perplexity=perplexity, init="pca", random_state=random_state
+            n_components=2, perplexity=perplexity, init=init, random_state=random_state
         ).fit_transform(both)
         emb = np.asarray(emb, dtype=np.float64)
         return Embedding(fitted=emb[:n], others=emb[n:], axis_labels=("t-SNE 1", "t-SNE 2"))

@@ -10,6 +10,7 @@ import numpy as np
 from ._model import BankView, read_model
 from ._output import (
     STATIC_SUFFIXES,
+    check_figsize,
     check_positive,
     class_colors,
     closing_on_error,
@@ -98,6 +99,7 @@ def plot_class_energy(
     if suffix is not None and suffix not in STATIC_SUFFIXES:
         raise ValueError(f"plot_class_energy saves {STATIC_SUFFIXES}, got {str(save_path)!r}")
     dpi = check_positive("dpi", dpi, integer=False)
+    figsize = check_figsize(figsize)
     view = read_model(model)
     chosen = _resolve_classes(view, classes)
     colors = class_colors(view.n_classes)
