@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -115,3 +117,13 @@ def test_finite_check_in_blocks_sees_every_block(monkeypatch, shape):
     t.view(-1)[-1] = float("nan")  # in the last block
     with pytest.raises(ValueError, match=r"X contains 1 NaN"):
         as_tensor(t, ndim=None, name="X")
+
+
+def test_read_only_array_is_copied_without_a_warning():
+    a = np.arange(6, dtype=np.float32).reshape(3, 2)
+    a.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns on non-writable numpy memory
+        t = as_tensor(a)
+    t += 1  # its own memory: the read-only input is untouched
+    assert a[0, 0] == 0 and t[0, 0] == 1

@@ -69,6 +69,8 @@ def as_tensor(
             )
         if arr.dtype.kind == "c":
             raise ValueError(f"{name}: Complex data not supported (dtype {arr.dtype})")
+        if not arr.flags.writeable:  # torch cannot hold read-only memory (an mmap, a view)
+            arr = arr.copy()
         t = torch.from_numpy(np.ascontiguousarray(arr))
     if t.is_complex():
         raise ValueError(f"{name}: Complex data not supported (dtype {t.dtype})")
