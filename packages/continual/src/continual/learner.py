@@ -497,7 +497,8 @@ class ContinualLearner(nn.Module):
             (n, torch.zeros_like(p) if g is None else g.detach())
             for (n, p), g in zip(params, grads)
         ]
-        bad = [n for n, g in flat if not bool(torch.isfinite(g).all())]
+        finite = torch.stack([g.isfinite().all() for _, g in flat]).tolist() if flat else []
+        bad = [n for (n, _), ok in zip(flat, finite) if not ok]  # one host sync
         if bad:
             raise ValueError(
                 f"the reference gradient is not finite for {bad}: the reference batch holds "
