@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from .storage import atomic_path
 from .tracker import FeatureTracker
 
 if TYPE_CHECKING:
@@ -193,9 +194,8 @@ def _to_cpu(obj: Any) -> Any:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 class ModelCheckpoint(Callback):
@@ -326,12 +326,10 @@ class CSVLogger(Callback):
         for row in self.rows:
             columns += [k for k in row if k not in columns]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             writer.writerows(self.rows)
-        os.replace(tmp, self.path)
 
 
 class WandbCallback(Callback):

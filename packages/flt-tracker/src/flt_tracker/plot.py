@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .feature import Feature
+from .storage import atomic_path
 
 __all__ = [
     "animate_feature_evolution",
@@ -41,12 +42,8 @@ def _save(fig: Any, save_path: str | os.PathLike[str] | None) -> None:
         return
     path = Path(save_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _row_length(shape: tuple[int, ...]) -> int:
@@ -362,14 +359,9 @@ def animate_feature_evolution(
     anim = FuncAnimation(fig, update, frames=len(frames), blit=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = PillowWriter(fps=fps) if gif else FFMpegWriter(fps=fps)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     rc = {"animation.ffmpeg_path": ffmpeg} if ffmpeg else {}
-    try:
-        with matplotlib.rc_context(rc):
-            anim.save(str(tmp), writer=writer, dpi=80)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, matplotlib.rc_context(rc):
+        anim.save(str(tmp), writer=writer, dpi=80)
     return path
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .feature import Feature
-from .storage import ChunkReader, write_chunks
+from .storage import ChunkReader, atomic_path, write_chunks
 
 __all__ = ["TrackingRun", "load_run", "save_run"]
 
@@ -40,10 +40,8 @@ def _digest(path: Path) -> str:
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     """Write ``run.json`` atomically (temporary file renamed into place)."""
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".run.json.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_path(directory / "run.json") as tmp, open(tmp, "w", encoding="utf-8") as fh:
         json.dump(manifest, fh, indent=1)
-    os.replace(tmp, directory / "run.json")
 
 
 def _check_not_a_source(target: Path, features: dict[str, Feature]) -> None:

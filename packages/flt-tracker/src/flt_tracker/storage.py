@@ -13,6 +13,7 @@ so a chunk whose index file exists is complete: after a crash every flushed chun
 
 from __future__ import annotations
 
+import contextlib
 import math
 import mmap
 import os
@@ -162,14 +163,25 @@ def alloc_block(shape: tuple[int, ...], dtype: torch.dtype, *, pin: bool = False
     return torch.empty(shape, dtype=dtype)
 
 
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` (same suffix, so writers that read the format from it
+    work) for the block to write; renamed onto ``path`` when the block succeeds and removed
+    otherwise, so ``path`` is never left truncated."""
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{threading.get_ident()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _atomic_save_npy(path: Path, array: np.ndarray, fsync: bool) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    with open(tmp, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, array, allow_pickle=False)
         if fsync:
             fh.flush()
             os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 _DIRECT = getattr(os, "O_DIRECT", 0)  # Linux: file writes that bypass the page cache

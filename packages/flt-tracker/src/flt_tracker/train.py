@@ -281,21 +281,12 @@ def _strict(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` under a temporary name renamed into place (never truncated)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def run(cfg: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
     """Train once as configured; writes ``run/``, ``metrics.csv`` and ``summary.json`` into
     ``output_dir`` and returns the summary."""
     from .attacks import make_attack
     from .callbacks import CSVLogger, FeatureTrackingCallback, WandbCallback
+    from .storage import atomic_path
     from .tracker import FeatureTracker
     from .trainer import Trainer, _init_distributed
 
@@ -378,7 +369,8 @@ def run(cfg: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
         summary["tracked"] = list(tracker.get_features())
     if trainer.is_main_process:  # under torchrun every rank would write (without "run")
         text = json.dumps(_strict(summary), indent=1, allow_nan=False)  # a NaN loss is null
-        _write_text_atomic(out / "summary.json", text)
+        with atomic_path(out / "summary.json") as tmp:
+            tmp.write_text(text, encoding="utf-8")
     return summary
 
 
