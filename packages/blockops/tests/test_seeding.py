@@ -26,7 +26,8 @@ def test_none_gives_fresh_streams():
 
 
 @pytest.mark.parametrize(
-    "bad,exc", [(-1, ValueError), ("1", TypeError), (1.5, TypeError), (True, TypeError)]
+    "bad,exc",
+    [(-1, ValueError), (2**64, ValueError), ("1", TypeError), (1.5, TypeError), (True, TypeError)],
 )
 def test_bad_seed(bad, exc):
     with pytest.raises(exc, match="random_state"):

@@ -497,3 +497,22 @@ def test_numpy_integer_hyper_parameters(cls, name, value, blobs, tmp_path):
     np.testing.assert_array_equal(a.prototypes_, b.prototypes_)
     b.save(tmp_path / "m")
     np.testing.assert_array_equal(lvq.load(tmp_path / "m").predict(X), b.predict(X))
+
+
+@pytest.mark.parametrize("cls", [lvq.GLVQ, lvq.NeuralGas], ids=lambda c: c.__name__)
+def test_load_auto_replaces_a_saved_gpu_this_machine_lacks(cls, blobs, tmp_path):
+    X, y = blobs
+    m = cls(max_iter=3, device="cpu") if cls is lvq.GLVQ else cls(n_prototypes=3, max_iter=3)
+    m.fit(X, y) if cls is lvq.GLVQ else m.fit(X)
+    missing = f"cuda:{torch.cuda.device_count()}"  # one index past the last GPU, if any
+    m.set_params(device=missing).save(tmp_path / "m")
+    with pytest.warns(UserWarning, match="not available here"):
+        back = lvq.load(tmp_path / "m")
+    assert back.device == "auto"
+    np.testing.assert_array_equal(back.predict(X), m.predict(X))
+    back.fit(X, y) if cls is lvq.GLVQ else back.fit(X)  # a refit finds a device too
+    m.set_params(device="cpu").save(tmp_path / "cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kept = lvq.load(tmp_path / "cpu")
+    assert kept.device == "cpu" and str(kept.prototypes_.device) == "cpu"

@@ -42,8 +42,8 @@ def make_generator(
     elif isinstance(random_state, np.random.Generator):
         seed = int(random_state.integers(0, 2**62))
     elif isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise ValueError(f"random_state must be non-negative, got {random_state}")
+        if not 0 <= random_state < 2**64:
+            raise ValueError(f"random_state must be an int in [0, 2**64), got {random_state}")
         seed = int(random_state)
     else:
         raise TypeError(

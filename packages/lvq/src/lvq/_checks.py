@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Any
 
+import blockops
 import numpy as np
+import torch
 
 
 def is_number(value: Any) -> bool:
@@ -45,3 +48,30 @@ def check_int(name: str, value: Any, low: int = 1, allow_none: bool = False) -> 
             f"{name} must be an int >= {low}{' or None' if allow_none else ''}, got {value!r}"
         )
     return int(value)
+
+
+def resolve_load_device(saved: Any, requested: Any) -> tuple[torch.device, Any]:
+    """Where a loaded model goes, and the ``device`` parameter it gets.
+
+    ``requested="auto"`` keeps the saved ``device`` parameter when this machine has that
+    device; otherwise (a model trained on a GPU this machine lacks) it warns and the model goes
+    to the best device here, with ``device="auto"`` so that a refit works too. Any other request
+    is honoured, falling back to the CPU with a warning when it is not available.
+    """
+    if isinstance(requested, str) and requested.strip().lower() == "auto":
+        try:
+            return blockops.resolve_device(saved), saved
+        except (ValueError, TypeError):
+            dev = blockops.resolve_device("auto")
+            warnings.warn(
+                f"the model was saved with device={saved!r}, which is not available here; "
+                f"loading on {str(dev)!r} with device='auto'",
+                stacklevel=3,
+            )
+            return dev, "auto"
+    try:
+        dev = blockops.resolve_device(requested)
+    except ValueError:
+        warnings.warn(f"device {requested!r} is not available; loading on the CPU", stacklevel=3)
+        dev = torch.device("cpu")
+    return dev, str(dev)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .__about__ import __version__
-from ._checks import check_int, check_number, is_number
+from ._checks import check_int, check_number, is_number, resolve_load_device
 from .distances import Distance, SquaredEuclidean
 from .initializers import resolve_initializer
 from .losses import Loss
@@ -1015,7 +1015,12 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
     def load(
         cls, path: str | Path, device: str | torch.device = "auto"
     ) -> SupervisedPrototypeModel:
-        """Read a model written by :meth:`save` onto ``device`` (``"auto"`` falls back to CPU)."""
+        """Read a model written by :meth:`save` onto ``device``.
+
+        ``"auto"`` keeps the saved ``device`` parameter where this machine has that device and
+        otherwise warns and uses the best device here; another device that is not available
+        falls back to the CPU with a warning.
+        """
         config, tensors, meta = blockops.load_checkpoint(path)
         if meta.get("package") != "lvq":
             raise ValueError(
@@ -1026,14 +1031,10 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         klass = get_model_class(config["model"])
         if cls is not SupervisedPrototypeModel and not issubclass(klass, cls):
             raise ValueError(f"{str(path)!r} holds a {config['model']}, not a {cls.__name__}")
-        try:
-            dev = blockops.resolve_device(device)
-        except ValueError:
-            warnings.warn(f"device {device!r} is not available; loading on the CPU", stacklevel=2)
-            dev = torch.device("cpu")
         params = dict(config["params"])
+        dev, placed = resolve_load_device(params.get("device", "auto"), device)
         if "device" in params:
-            params["device"] = params["device"] if device == "auto" else str(dev)
+            params["device"] = placed
         model = klass(**params)
         classes = config["classes"]
         arr = np.array(classes)

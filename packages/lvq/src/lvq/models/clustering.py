@@ -9,7 +9,6 @@ moves and ``prototypes_`` are written once here.
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 
 from ..__about__ import __version__
-from .._checks import check_int, check_number
+from .._checks import check_int, check_number, resolve_load_device
 from ..base import PrototypeModel
 from ..distances import squared_euclidean
 from ..registry import register
@@ -184,7 +183,12 @@ class UnsupervisedModel(PrototypeModel):
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "auto") -> UnsupervisedModel:
-        """Read a model written by :meth:`save` onto ``device`` (``"auto"`` falls back to CPU)."""
+        """Read a model written by :meth:`save` onto ``device``.
+
+        ``"auto"`` keeps the saved ``device`` parameter where this machine has that device and
+        otherwise warns and uses the best device here; another device that is not available
+        falls back to the CPU with a warning.
+        """
         config, tensors, meta = blockops.load_checkpoint(path)
         if meta.get("package") != "lvq":
             raise ValueError(
@@ -195,14 +199,10 @@ class UnsupervisedModel(PrototypeModel):
         klass = get_model_class(config["model"])
         if not issubclass(klass, cls):
             raise ValueError(f"{str(path)!r} holds a {config['model']}, not a {cls.__name__}")
-        try:
-            dev = blockops.resolve_device(device)
-        except ValueError:
-            warnings.warn(f"device {device!r} is not available; loading on the CPU", stacklevel=2)
-            dev = torch.device("cpu")
         params = dict(config["params"])
-        if "device" in params and device != "auto":
-            params["device"] = str(dev)
+        dev, placed = resolve_load_device(params.get("device", "auto"), device)
+        if "device" in params:
+            params["device"] = placed
         model = klass(**params)
         model._device = dev
         model.n_features_in_ = int(config["n_features_in"])
