@@ -84,6 +84,21 @@ def test_score_and_sklearn_interop():
     assert sklearn.__version__
 
 
+@pytest.mark.parametrize(
+    "weights,match",
+    [
+        (np.zeros(4), "sums to 0"),
+        (np.ones(3), "shape"),
+        (np.array([1.0, np.nan, 1.0, 1.0]), "NaN or infinite"),
+        (np.array(["a", "b", "c", "d"]), "must hold numbers"),
+    ],
+)
+def test_weighted_accuracy_refuses_bad_sample_weight(weights, match):
+    hits = np.array([True, False, True, True])
+    with pytest.raises(ValueError, match=f"sample_weight.*{match}|{match}"):
+        ClassifierMixin._weighted_accuracy(hits, weights)
+    assert ClassifierMixin._weighted_accuracy(hits, np.array([1.0, 3.0, 0.0, 0.0])) == 0.25
+
 @pytest.mark.cuda
 def test_score_accepts_cuda_sample_weight():
     import torch

@@ -136,6 +136,8 @@ def test_not_fitted():
         lambda: m.save("x"),
         lambda: m.get_fitted_params(),
         lambda: m.trend_paths(np.zeros((1, 2))),
+        lambda: m.score(np.zeros((1, 2)), [0]),
+        lambda: m.export_fixed_yaml("never-written.yaml"),
     ):
         with pytest.raises(NotFittedError):
             call()
@@ -174,8 +176,61 @@ def test_bad_inputs(blobs):
         m.predict(Xt[0])
     with pytest.raises(ValueError, match="NaN"):
         m.predict(np.full((2, X.shape[1]), np.nan))
-    with pytest.raises(ValueError, match="not seen during fit"):
-        m.score(Xt, yt + 10)
+    assert m.score(Xt, yt + 10) == 0.0  # unseen labels are errors, as in scikit-learn
+    with pytest.raises(ValueError, match="must match"):
+        m.score(Xt, yt[:-1])
+    with pytest.raises(ValueError, match="NaN"):
+        m.score(Xt, np.full(len(Xt), np.nan))
+    with pytest.raises(ValueError, match="continuous"):
+        m.score(Xt, yt + 0.5)
+    with pytest.raises(ValueError, match="X has 3 features"):
+        m.score(Xt[:, :3], yt)
+
+
+def test_score_counts_unseen_labels_as_errors_like_sklearn(blobs):
+    metrics = pytest.importorskip("sklearn.metrics", reason="scikit-learn is a test dependency")
+    X, y, Xt, yt = blobs
+    m = fit(X, y)
+    truth = yt.copy()
+    truth[:5] = 7  # a class the model never saw
+    want = metrics.accuracy_score(truth, m.predict(Xt))
+    assert 0.0 < want < 1.0
+    assert m.score(Xt, truth) == pytest.approx(want)
+    assert m.score(Xt, truth.astype(np.float64)) == pytest.approx(want)  # 7.0, 0.0, ...
+    assert m.score(Xt, truth.tolist()) == pytest.approx(want)
+    w = np.linspace(0.5, 2.0, len(Xt))
+    assert m.score(Xt, truth, sample_weight=w) == pytest.approx(
+        metrics.accuracy_score(truth, m.predict(Xt), sample_weight=w)
+    )
+    names = np.array(["ant", "bee", "cat"])
+    s = fit(X, names[y])
+    labels = names[yt].astype(object)
+    labels[:4] = "dog"
+    assert s.score(Xt, labels) == pytest.approx(
+        metrics.accuracy_score(labels.astype(str), s.predict(Xt))
+    )
+    with pytest.raises(ValueError, match="Mix of label input types"):
+        s.score(Xt, yt)  # numbers for a string model, as scikit-learn refuses
+    with pytest.raises(ValueError, match="Mix of label input types"):
+        m.score(Xt, names[yt])
+    for bad, match in [
+        (np.zeros(len(Xt)), "sums to 0"),
+        (np.ones(len(Xt) - 1), "shape"),
+        (np.full(len(Xt), np.nan), "NaN"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            m.score(Xt, yt, sample_weight=bad)
+
+
+def test_score_after_partial_fit_with_a_new_class(make_blobs):
+    X, y = make_blobs((30, 30, 30, 6), seed=2)
+    base = y < 3
+    m = fit(X[base], y[base], preset="fscil")
+    before = m.score(X, y)  # class 3 not learned yet: its rows count as errors
+    assert before <= 1.0 - 6 / len(y) + 1e-12
+    m.partial_fit(X[~base][:3], y[~base][:3])
+    assert 3 in m.classes_.tolist()
+    assert m.score(X, y) > before
 
 
 def test_partial_fit_new_classes(make_blobs):
@@ -266,6 +321,28 @@ def test_integer_labels_never_become_floats(make_blobs):
         )
     assert first.classes_.dtype == np.uint64
     np.testing.assert_array_equal(first.classes_, [0, 1, 2])
+
+
+def test_whole_float_labels_joining_int_labels_stay_numeric(make_blobs):
+    # 7.0 for an int model (and 7 for a float model) made classes_ an object array, which
+    # scikit-learn's metrics refuse as an "unknown" target
+    metrics = pytest.importorskip("sklearn.metrics", reason="scikit-learn is a test dependency")
+    X, y = make_blobs((30, 30, 6), seed=8)
+    old = y < 2
+    m = fit(X[old], y[old])
+    m.partial_fit(X[~old], np.full(int((~old).sum()), 7.0))
+    assert m.classes_.dtype == np.int64 and m.classes_.tolist() == [0, 1, 7]
+    truth = np.where(old, y, 7)
+    assert m.predict(X).dtype == np.int64
+    assert metrics.accuracy_score(truth, m.predict(X)) == pytest.approx(m.score(X, truth))
+    f = fit(X[old], y[old].astype(np.float32))
+    f.partial_fit(X[~old], [7] * int((~old).sum()))
+    assert f.classes_.dtype == np.float32 and f.classes_.tolist() == [0.0, 1.0, 7.0]
+    with pytest.warns(UserWarning, match="fewer than 2"):  # class 7 has no rows yet
+        first = PyEGM(platform="cpu", random_state=0).partial_fit(
+            X[old], y[old], classes=[0.0, 1.0, 7.0]
+        )
+    assert first.classes_.dtype.kind in "iuf" and first.classes_.tolist() == [0, 1, 7]
 
 
 def test_continue_fit(blobs):

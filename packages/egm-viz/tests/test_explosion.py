@@ -363,6 +363,22 @@ def test_bad_samples(model, data):
         egm_viz.visualize_explosion(model, None, y)
 
 
+def _sample_edges(fig):
+    (art,) = [a for a in fig.axes[0].collections if a.get_gid() == "samples"]
+    return art.get_edgecolors()
+
+
+def test_column_vector_y_is_flattened_like_egm_core_fit(model, data):
+    # fit accepts y of shape (n, 1) with a warning; drawing the same y raised ValueError
+    X, y = data
+    flat = _sample_edges(egm_viz.visualize_explosion(model, X, y, show_paths=False))
+    with pytest.warns(UserWarning, match="column-vector y"):
+        fig = egm_viz.visualize_explosion(model, X, y[:, None], show_paths=False)
+    np.testing.assert_array_equal(_sample_edges(fig), flat)
+    with pytest.raises(ValueError, match="y must be"):
+        egm_viz.visualize_explosion(model, X, np.stack([y, y], axis=1))
+
+
 def test_unfitted_model_raises():
     with pytest.raises(NotFittedError):
         egm_viz.visualize_explosion(FakeEGM())

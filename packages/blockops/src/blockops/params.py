@@ -106,9 +106,16 @@ class ClassifierMixin:
             return float(hits.mean())
         if isinstance(sample_weight, torch.Tensor):  # a CUDA tensor has no numpy view
             sample_weight = sample_weight.detach().cpu().numpy()
-        w = np.asarray(sample_weight, dtype=np.float64)
+        try:
+            w = np.asarray(sample_weight, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"sample_weight must hold numbers: {exc}") from exc
         if w.shape != hits.shape:
             raise ValueError(f"sample_weight must have shape {hits.shape}, got {w.shape}")
+        if not np.isfinite(w).all():
+            raise ValueError("sample_weight contains NaN or infinite values")
+        if w.sum() == 0:
+            raise ValueError("sample_weight sums to 0; at least one non-zero weight is required")
         return float((hits * w).sum() / w.sum())
 
     def __sklearn_tags__(self) -> Any:

@@ -901,10 +901,45 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         return self._enc.inverse_transform(logs.argmax(dim=1).cpu())
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Accuracy on ``(X, y)``; labels never seen in training raise ValueError."""
+        """Accuracy of ``predict(X)`` against ``y``, optionally weighted by ``sample_weight``.
+
+        As scikit-learn's ``accuracy_score``: a row whose label was never seen in training
+        counts as an error (it cannot be predicted), not as an exception.
+
+        Raises:
+            ValueError: ``y`` is not 1-D with one label per row of ``X``, holds NaN, continuous
+                (non-integer) or complex values, or mixes strings with the model's numeric
+                labels (or numbers with its string labels); ``sample_weight`` is not 1-D of
+                that length, not finite, or sums to 0; ``X`` is invalid as for ``predict``.
+        """
         self._check_fitted()
-        self._enc.transform(blockops.as_labels(y, name="y"))
-        return super().score(X, y, sample_weight=sample_weight)
+        self._check_blocks()
+        _reject_sparse(X)
+        Q = blockops.as_tensor(X, name="X", device=self.device_)
+        self._check_width(Q)
+        truth = blockops.as_labels(y, name="y", n_samples=Q.shape[0])
+        _reject_continuous(truth)
+        _check_label_kinds(truth, self.classes_)
+        logs, _, _ = self._scores(Q, None, False)
+        hits = logs.argmax(dim=1).cpu().numpy() == self._codes_or_unseen(truth)
+        return self._weighted_accuracy(hits, sample_weight)
+
+    def _codes_or_unseen(self, labels: np.ndarray) -> np.ndarray:
+        """Class codes of ``labels (n,)``, ``-1`` for labels never seen in training."""
+        try:
+            return self._enc.transform(labels).numpy()
+        except ValueError:  # an unseen label: look the distinct labels up one by one
+            pass
+        lut: dict[Any, int] = {}
+        items = [v.item() if isinstance(v, np.generic) else v for v in labels.tolist()]
+        for v in dict.fromkeys(items):
+            one = np.empty(1, dtype=object)
+            one[0] = v
+            try:
+                lut[v] = int(self._enc.transform(one)[0])
+            except ValueError:
+                lut[v] = -1
+        return np.array([lut[v] for v in items], dtype=np.int64)
 
     # ------------------------------------------------------------------ introspection
     def get_fitted_params(self) -> dict[str, Any]:
@@ -1151,6 +1186,34 @@ def _reject_continuous(y: np.ndarray) -> None:
         )
 
 
+def _label_kind(labels: np.ndarray) -> str:
+    """``"str"`` when every label is a string, ``"num"`` when every one is a number, else
+    ``"mixed"``."""
+    if labels.dtype.kind in "US":
+        return "str"
+    if labels.dtype.kind in "biuf":
+        return "num"
+    items = labels.tolist()
+    if all(isinstance(v, (str, bytes, np.str_, np.bytes_)) for v in items):
+        return "str"
+    if all(isinstance(v, (numbers.Number, np.number, np.bool_)) for v in items):
+        return "num"
+    return "mixed"
+
+
+def _check_label_kinds(y: np.ndarray, classes: np.ndarray) -> None:
+    """Refuse string labels for a model with numeric classes and the reverse (what
+    scikit-learn's metrics call a mix of label input types); unseen labels of the right kind
+    are fine."""
+    kind = _label_kind(y)
+    if {kind, _label_kind(classes)} == {"str", "num"}:
+        held = "strings" if kind == "str" else "numbers"
+        raise ValueError(
+            f"Mix of label input types (string and number): y holds {held}, the model's "
+            f"classes_ are {classes.tolist()}"
+        )
+
+
 def _homogeneous(values: np.ndarray) -> np.ndarray:
     """Labels from an object array back to a plain array when they share one type."""
     items = [v.item() if isinstance(v, np.generic) else v for v in values.tolist()]
@@ -1163,8 +1226,23 @@ def _label_dtype(labels: np.ndarray, *dtypes: np.dtype) -> np.ndarray:
     """``labels (C,)`` cast to the dtype the given label dtypes promote to (uint8 labels stay
     uint8 rather than int64), else to the first of ``dtypes`` that holds them exactly: integer
     labels never become floats (uint64 and int64 promote to float64). Labels of mixed types
-    (object) are returned as they are."""
-    if labels.dtype.kind == "O" or any(np.dtype(dt).kind == "O" for dt in dtypes):
+    (object) are returned as they are, except ints mixed with whole floats (an int model
+    given ``7.0``), which take the first dtype holding them all exactly, the model's own first:
+    numeric labels in an object array are "unknown" targets to scikit-learn's metrics."""
+    if any(np.dtype(dt).kind == "O" for dt in dtypes):
+        return labels
+    if labels.dtype.kind == "O":  # ints met (whole) floats: 3 and 3.0, not a mixed-type set
+        items = labels.tolist()
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+            return labels
+        for dtype in dict.fromkeys((np.dtype(dtypes[0]), np.result_type(*dtypes), *dtypes)):
+            try:
+                with np.errstate(all="ignore"):
+                    cast = labels.astype(dtype)
+            except (OverflowError, ValueError):  # e.g. 300 for uint8 labels
+                continue
+            if all(a == b for a, b in zip(cast.tolist(), items)):  # exact, big ints included
+                return cast
         return labels
     for dtype in (np.result_type(*dtypes), *dtypes):
         if np.dtype(dtype).kind == "f" and labels.dtype.kind != "f":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -283,6 +284,14 @@ def visualize_explosion(
         keep = np.arange(Xt.shape[0])
         if y is not None:
             ya = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
+            if ya.ndim == 2 and ya.shape[1] == 1:  # what egm-core's fit accepts, flattened
+                warnings.warn(
+                    "A column-vector y was passed when a 1d array was expected; it is "
+                    "flattened (use y.ravel())",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                ya = ya[:, 0]
             if ya.ndim != 1 or ya.shape[0] != Xt.shape[0]:
                 raise ValueError(
                     f"y must be 1-D with one label per row of X ({Xt.shape[0]}), got shape {ya.shape}"
