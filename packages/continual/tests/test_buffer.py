@@ -103,3 +103,12 @@ def test_reading_after_close_ends_the_stream_instead_of_waiting():
     assert endless.get_next_data() == 0
     endless.close()
     assert endless.get_next_data() is None and list(endless) == []
+
+
+def test_reading_a_buffer_that_was_never_started_raises_at_once():
+    buf = StreamBuffer(range(3), timeout=None, start=False)
+    with pytest.raises(RuntimeError, match="call start"):
+        buf.get_next_data()  # waited forever (timeout=None)
+    with pytest.raises(RuntimeError, match="call start"):
+        buf.read_buffer()
+    assert list(buf.start()) == [0, 1, 2]

@@ -325,3 +325,45 @@ def test_a_corrupted_ewc_state_is_refused_before_loading(key, value, match):
     lone = {k: v for k, v in net.cl_state_dict()[1].items() if k != "ewc.0.anchor.fc2.bias"}
     with pytest.raises(ValueError, match=r"without anchor .*ewc\.0\.\*\.fc2\.bias"):
         other.load_cl_state_dict(config, lone)
+
+
+def test_fisher_of_a_list_pair_equals_the_tuple_and_same_shape_lists_are_batches():
+    torch.manual_seed(0)
+    model = Net()
+    X, y = _data(30)
+    want = model.estimate_fisher((X, y), F.cross_entropy, consolidate=False)
+    # [X, y] used to be read as two batches (X, then the labels as inputs) and failed in the loss
+    got = model.estimate_fisher([X, y], F.cross_entropy, consolidate=False, batch_size=7)
+    assert all(torch.allclose(want[n], got[n], atol=1e-6) for n in want)
+    got = empirical_fisher(model, [X, y, torch.zeros(30)], F.cross_entropy)  # extra field
+    assert all(torch.allclose(want[n], got[n], atol=1e-6) for n in want)
+    # tensors of one shape and dtype stay a list of batches (reconstruction here)
+    ae = SeqNet(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 4))
+    whole = empirical_fisher(ae, X, F.mse_loss)
+    parts = empirical_fisher(ae, list(X.split(7)), F.mse_loss)
+    assert all(torch.allclose(whole[n], parts[n], atol=1e-6) for n in whole)
+
+
+def test_ambiguous_or_inconsistent_lists_are_refused():
+    model = SeqNet(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 4))
+    X, y = _data(30)
+    with pytest.raises(ValueError, match="Pass a tuple"):  # a (x, target) pair or two batches?
+        model.estimate_fisher([X, X + 1], F.mse_loss)
+    with pytest.raises(ValueError, match="share the first dimension"):
+        empirical_fisher(model, (X, y[:5]), F.cross_entropy)
+    with pytest.raises(ValueError, match="neither batches"):
+        empirical_fisher(model, [X, y[:5]], F.cross_entropy)
+    assert model.EWC_task_count == 0
+    # the tuple and an iterator of the two tensors say which is meant
+    pair = model.estimate_fisher((X, X + 1), F.mse_loss, consolidate=False)
+    two = model.estimate_fisher(iter([X, X + 1]), F.mse_loss, consolidate=False)
+    assert not all(torch.allclose(pair[n], two[n]) for n in pair)
+
+
+def test_reference_batch_with_inputs_and_targets_of_different_lengths_is_refused():
+    model = Net()
+    X, y = _data(10)
+    with pytest.raises(ValueError, match="share the first dimension"):
+        model.calculate_ref_gradients([X, y[:4]], F.cross_entropy)  # failed inside the loss
+    model.calculate_ref_gradients([X, y], F.cross_entropy)  # a list is one batch here
+    assert model._ref_grad is not None

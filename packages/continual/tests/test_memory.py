@@ -474,3 +474,55 @@ def test_task_id_must_be_an_integer():
     assert len(mem) == 0 and mem.n_fields == 0  # nothing half-added
     mem.add(*_batch(2), task_id=torch.tensor(3))  # integer scalars of any kind are fine
     assert mem.tasks() == [3]
+
+
+def test_sample_takes_one_task_id_or_several():
+    mem = EpisodicMemory(20, random_state=0)
+    mem.add(*_batch(5), task_id=0)
+    mem.add(*_batch(5, start=100), task_id=1)
+    x, _ = mem.sample(10, tasks=0)  # an int used to fail with "'int' object is not iterable"
+    assert x.shape[0] == 5 and bool((x < 100).all())
+    x, _ = mem.sample(10, exclude_tasks=0)
+    assert x.shape[0] == 5 and bool((x >= 100).all())
+    for tasks in ([1], (1,), {1}, torch.tensor(1), torch.tensor([1])):
+        x, _ = mem.sample(10, tasks=tasks)  # a 1-D tensor used to match no task at all
+        assert x.shape[0] == 5 and bool((x >= 100).all()), tasks
+    with pytest.raises(ValueError, match="no sample matching"):
+        mem.sample(3, tasks=7)
+
+
+@pytest.mark.parametrize("bad", [True, 0.0, 1.5, "0", [0, 1.0], torch.tensor([0.0])])
+def test_task_ids_that_are_not_integers_are_refused_by_name(bad):
+    mem = EpisodicMemory(20, random_state=0)
+    mem.add(*_batch(5), task_id=0)
+    mem.add(*_batch(5, start=100), task_id=1)
+    with pytest.raises(TypeError, match="tasks must"):
+        mem.sample(3, tasks=bad)
+    with pytest.raises(TypeError, match="exclude_tasks must"):
+        mem.sample(3, exclude_tasks=bad)
+    if not isinstance(bad, (list, torch.Tensor)):
+        with pytest.raises(TypeError, match="task_id must be an integer"):
+            mem.task_data(bad)  # True used to return task 1's rows
+        with pytest.raises(TypeError, match="task_id must be an integer"):
+            mem.get_data_for_reference_gradient(bad)
+
+
+def test_add_refuses_a_bool_task_id():
+    mem = EpisodicMemory(5, random_state=0)
+    with pytest.raises(TypeError, match="task_id must be an integer"):
+        mem.add(*_batch(2), task_id=True)  # used to be stored as task 1
+    assert len(mem) == 0
+
+
+def test_an_empty_batch_does_not_register_its_task():
+    mem = EpisodicMemory(10, random_state=0)
+    mem.add(*_batch(20), task_id=0)
+    # an empty batch of a new task took half of the adaptive quota memory (5 rows evicted)
+    assert mem.add(*_batch(0), task_id=1) == 0
+    assert len(mem) == 10 and mem.tasks() == [0]
+    mem.add(*_batch(20, start=100), task_id=2)
+    assert [mem._tasks.count(t) for t in (0, 1, 2)] == [5, 0, 5]
+    fixed = EpisodicMemory(4, total_tasks=1, random_state=0)
+    fixed.add(*_batch(0), task_id=7)  # used to take the only task slot
+    fixed.add(*_batch(4), task_id=0)
+    assert fixed.tasks() == [0]

@@ -744,3 +744,63 @@ def test_a_checkpoint_with_a_misshapen_ewc_term_is_refused_before_loading(tmp_pa
     with pytest.raises(ValueError, match="fits no parameter of the model"):
         t.load_checkpoint(ckpt)
     assert torch.equal(_params(t.model), before) and not t.strategy.terms.terms
+
+
+def test_a_stream_that_is_not_experiences_is_refused_by_name(small_split):
+    t = Trainer(_model(), Naive(), device="cpu")
+    X, y = small_split.train_stream[0].tensors()
+    with pytest.raises(TypeError, match="train_stream must hold Experience"):
+        t.fit_stream([X, y])  # failed with "'Tensor' object has no attribute 'masked'"
+    with pytest.raises(TypeError, match="train_stream must be a Scenario or a sequence"):
+        t.fit_stream(X)
+    with pytest.raises(TypeError, match="test_stream must hold Experience"):
+        t.fit_stream(small_split.train_stream, [X, y, X])
+    assert t.results is None and t.experiences_done == 0
+
+
+def test_task_classes_beyond_the_model_outputs_are_refused_by_name():
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(60, 5, generator=g), torch.arange(60) % 6
+    scenario = task_incremental(X, y, X, y, 3)
+    torch.manual_seed(0)
+    t = Trainer(MLP(5, (8,), 4), Naive(), device="cpu")
+    with pytest.raises(ValueError, match=r"experience 2 has classes \[4, 5\] but the model has 4"):
+        t.fit_stream(scenario)  # was a bare IndexError of the mask table
+    # the refused experience is not remembered: the first two tasks still train
+    R = t.fit_stream(scenario.train_stream[:2], scenario.test_stream[:2])
+    assert np.isfinite(R.R).all()
+
+
+def test_a_non_finite_training_loss_warns_once_per_experience():
+    from continual.scenarios import Experience
+    from torch.utils.data import TensorDataset
+
+    X, y = torch.randn(40, 64), torch.arange(40) % 10
+    X[3, 5] = float("nan")
+    t = Trainer(_model(), Naive(), epochs=3, device="cpu")
+    with pytest.warns(RuntimeWarning, match="training loss of experience 0 is nan") as rec:
+        losses = t.train_experience(Experience(TensorDataset(X, y), 0))
+    assert len([w for w in rec if issubclass(w.category, RuntimeWarning)]) == 1
+    assert all(np.isnan(losses))
+
+
+@pytest.mark.parametrize("strategy", ["si", "lwf"])
+def test_a_corrupted_si_or_lwf_state_is_refused_before_loading(strategy, small_split, tmp_path):
+    # both loaded the weights, then failed (LwF) or broke the next step (SI, a KeyError)
+    import blockops
+
+    make = {"si": SI, "lwf": LwF}[strategy]
+    ckpt = tmp_path / "run"
+    saved = Trainer(_model(), make(), lr=0.05, device="cpu")
+    saved.fit_stream(small_split.train_stream[:1], small_split.test_stream[:1])
+    saved.save_checkpoint(ckpt)
+    config, tensors, meta = blockops.load_checkpoint(ckpt)
+    prefix = "strategy.omega." if strategy == "si" else "strategy.old."
+    key = next(k for k in tensors if k.startswith(prefix))
+    del tensors[key]
+    blockops.save_checkpoint(ckpt, config, tensors, meta)
+    t = Trainer(_model(1), make(), lr=0.05, device="cpu")
+    before = _params(t.model)
+    with pytest.raises(ValueError, match=f"the {strategy.upper() if strategy == 'si' else 'LwF'}"):
+        t.load_checkpoint(ckpt)
+    assert torch.equal(_params(t.model), before)

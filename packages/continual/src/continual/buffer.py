@@ -63,6 +63,13 @@ class StreamBuffer:
             self._thread.start()
         return self
 
+    def _check_started(self) -> None:
+        # reading a never-started buffer waited for ``timeout`` (forever with None)
+        if self._thread.ident is None:
+            raise RuntimeError(
+                "StreamBuffer(start=False) was never started: call start() before reading"
+            )
+
     @property
     def is_alive(self) -> bool:
         """Whether the producer thread is running."""
@@ -92,11 +99,13 @@ class StreamBuffer:
         """The next item, or None when the stream is exhausted.
 
         Raises:
-            RuntimeError: the producer raised (the original exception is the ``__cause__``).
+            RuntimeError: the producer raised (the original exception is the ``__cause__``), or
+                the buffer was built with ``start=False`` and :meth:`start` was not called.
             TimeoutError: no item arrived within ``timeout`` seconds.
         """
         if self._done:
             return None
+        self._check_started()
         try:
             item = self._queue.get(timeout=self.timeout)
         except queue.Empty:
@@ -114,6 +123,8 @@ class StreamBuffer:
 
     def read_buffer(self) -> list[Any]:
         """Every item available right now, without waiting (producer errors are raised)."""
+        if not self._done:
+            self._check_started()
         items = []
         while not self._done:
             try:

@@ -28,6 +28,10 @@ def split_batch(batch: Any, target: str = "auto") -> tuple[torch.Tensor, torch.T
 
     Returns:
         ``(x, t)``.
+
+    Raises:
+        ValueError: unknown ``target``, no labels for ``target="label"``, or inputs and targets
+            with different first dimensions.
     """
     if target not in _TARGETS:
         raise ValueError(f"target={target!r} is not understood; expected one of {_TARGETS}")
@@ -44,7 +48,17 @@ def split_batch(batch: Any, target: str = "auto") -> tuple[torch.Tensor, torch.T
         return x, x
     if len(batch) < 2:
         raise ValueError("target='label' but the batch has no second element")
-    return x, batch[1]
+    t = batch[1]
+    if (
+        isinstance(x, torch.Tensor)
+        and isinstance(t, torch.Tensor)
+        and (x.dim() == 0 or t.dim() == 0 or x.shape[0] != t.shape[0])
+    ):
+        raise ValueError(
+            f"the inputs and targets of a batch must share the first dimension, got shapes "
+            f"{tuple(x.shape)} and {tuple(t.shape)}"
+        )
+    return x, t
 
 
 def _to_target(t: torch.Tensor, device: torch.device | str) -> torch.Tensor:
@@ -65,16 +79,73 @@ def _to_input(x: torch.Tensor, like: torch.Tensor | None) -> torch.Tensor:
     return x.to(like.device)
 
 
+def _is_tensor_list(data: Any) -> bool:
+    return isinstance(data, list) and bool(data) and all(isinstance(t, torch.Tensor) for t in data)
+
+
+def _tensor_list_kind(data: list[torch.Tensor]) -> str:
+    """Whether a list of tensors is the fields of one data set or a list of input batches.
+
+    A list ``[x, y]`` reads naturally as the pair ``(x, y)``, but a list is also the plainest
+    iterable of batches. The rule:
+
+    * ``"fields"``: the tensors share the first dimension and differ in dtype or in their other
+      dimensions (``[x (n, d) float, y (n,) int]``): they cannot be batches of one model's
+      inputs, so the list is read as the tuple ``(x, y, ...)``.
+    * ``"batches"``: the tensors have the same dtype and the same dimensions after the first
+      (``list(x.split(64))``), except for the ambiguous case below.
+
+    Raises:
+        ValueError: exactly two tensors of the same shape and dtype (``[x, y]`` of a regression
+            with as many outputs as inputs, or two equal batches: say which with a tuple
+            ``(x, y)`` or a ``DataLoader`` / an iterator of batches), tensors differing both in
+            their first and in their other dimensions, or a 0-d tensor.
+    """
+    if any(t.dim() == 0 for t in data):
+        raise ValueError("data is a list holding a 0-d tensor: neither a batch nor a data set")
+    first = data[0]
+    homogeneous = all(t.dtype == first.dtype and t.shape[1:] == first.shape[1:] for t in data)
+    same_n = all(t.shape[0] == first.shape[0] for t in data)
+    if homogeneous:
+        if len(data) == 2 and same_n:
+            raise ValueError(
+                "data is a list of two tensors of the same shape and dtype "
+                f"{tuple(first.shape)}: it could be one (inputs, targets) pair or two batches. "
+                "Pass a tuple (x, y) for one data set, or a DataLoader / an iterator "
+                "(iter([...])) for batches"
+            )
+        return "batches"
+    if not same_n:
+        raise ValueError(
+            "data is a list of tensors that are neither batches of one kind (same dtype and "
+            "dimensions after the first) nor the fields of one data set (same first dimension): "
+            f"shapes {[tuple(t.shape) for t in data]}"
+        )
+    return "fields"
+
+
 def iter_batches(data: Any, batch_size: int = 64) -> Iterator[Any]:
     """Iterate over batches of ``data`` without worker processes.
 
     Args:
         data: a ``Dataset`` (batched with a ``DataLoader``, ``num_workers=0``), a tuple of tensors
             sharing the first dimension (chunked), a single tensor (chunked) or any iterable of
-            batches (a ``DataLoader``, a list of batches), passed through.
+            batches (a ``DataLoader``, a list of batches), passed through. A list of tensors is
+            read by one rule: tensors sharing the first dimension but of different dtypes or
+            other dimensions (``[x, y]`` with integer labels ``y``) are the fields of one data
+            set, exactly like the tuple ``(x, y)``; tensors of one dtype and one shape after the
+            first dimension (``list(x.split(64))``) are batches; exactly two tensors of the same
+            shape and dtype are refused as ambiguous (pass a tuple or a ``DataLoader``).
         batch_size: rows per batch for datasets and tensors (>= 1).
+
+    Raises:
+        ValueError: ``batch_size`` is not an integer >= 1, the tensors of a tuple differ in
+            their first dimension, or a list of tensors is ambiguous (two tensors of the same
+            shape and dtype) or fits neither reading.
     """
     check_count("batch_size", batch_size)
+    if _is_tensor_list(data) and _tensor_list_kind(data) == "fields":
+        data = tuple(data)
     if isinstance(data, torch.Tensor):
         yield from data.split(batch_size)
     elif isinstance(data, tuple) and data and all(isinstance(t, torch.Tensor) for t in data):
@@ -120,7 +191,10 @@ def empirical_fisher(
     Args:
         module: any module; every parameter that requires grad gets an entry.
         data_set: a Dataset, a DataLoader / iterable of batches, a tensor or a tuple of
-            tensors (see :func:`iter_batches`).
+            tensors (see :func:`iter_batches`). A list ``[x, y]`` of inputs and integer labels
+            is one data set, like the tuple ``(x, y)``; a list of tensors of one shape and dtype
+            is a list of batches; a list of exactly two same-shape tensors is refused as
+            ambiguous (pass a tuple for one data set, a ``DataLoader`` for batches).
         loss_func: ``loss_func(output, target) -> scalar``.
         output_fn: maps the raw forward output to the tensor the loss takes.
         is_mlp: flatten each input to ``(n, -1)`` before the forward pass (the original's flag
@@ -134,7 +208,8 @@ def empirical_fisher(
         ``{parameter name: Fisher diagonal}``.
 
     Raises:
-        ValueError: unknown method, no samples or a non-finite estimate (NaN/inf data).
+        ValueError: unknown method, no samples, a non-finite estimate (NaN/inf data) or an
+            ambiguous list of tensors (see :func:`iter_batches`).
     """
     if method not in ("vmap", "loop"):
         raise ValueError(f"method={method!r} is not understood; expected 'vmap' or 'loop'")
@@ -403,7 +478,8 @@ class ContinualLearner(nn.Module):
 
         Args:
             data_set: a Dataset, a DataLoader / iterable of batches, a tensor or a tuple of
-                tensors (see :func:`iter_batches`).
+                tensors (see :func:`iter_batches`); a list ``[x, y]`` of inputs and integer
+                labels is one data set, like ``(x, y)`` (see :func:`empirical_fisher`).
             loss_func: ``loss_func(output, target) -> scalar``, for classification
                 (``F.cross_entropy``), regression or reconstruction (``F.mse_loss``).
             is_mlp: flatten each input to ``(n, -1)`` before the forward pass.

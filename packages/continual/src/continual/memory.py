@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import numbers
 import operator
+from collections.abc import Iterable
 from typing import Any
 
 import blockops
@@ -81,6 +82,36 @@ def _state_ints(config: dict[str, Any], key: str) -> list[int]:
     ):
         raise ValueError(f"the memory state's {key} must be a list of integers")
     return [int(v) for v in values]
+
+
+def _task_id(name: str, value: Any) -> int:
+    """``value`` as a task id: an integer (a numpy or 0-d tensor integer too), never a bool or
+    a float (``1.7`` or ``True`` used to be read as task 1)."""
+    if not isinstance(value, bool):
+        try:
+            return operator.index(value)
+        except TypeError:
+            pass
+    raise TypeError(f"{name} must be an integer task id, got {value!r}")
+
+
+def _task_ids(name: str, value: Any) -> set[int] | None:
+    """``value`` as a set of task ids: None (no filter), one integer task id or an iterable
+    (list, tuple, set, 1-D tensor) of them."""
+    if value is None:
+        return None
+    if isinstance(value, torch.Tensor):
+        if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"{name} must hold integer task ids, got a {value.dtype} tensor")
+        value = value.tolist()  # an int for a 0-d tensor, a (nested) list otherwise
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        return {_task_id(name, value)}
+    try:
+        return {_task_id(name, v) for v in value}
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an integer task id or a list of them, got {value!r}"
+        ) from None
 
 
 def _integer_labels(fields: list[torch.Tensor] | None, m: int) -> torch.Tensor | None:
@@ -219,10 +250,7 @@ class EpisodicMemory:
         """
         if not tensors:
             raise ValueError("add needs at least one tensor")
-        try:
-            task_id = operator.index(task_id)  # 1.7 used to be stored as task 1
-        except TypeError:
-            raise TypeError(f"task_id must be an integer, got {task_id!r}") from None
+        task_id = _task_id("task_id", task_id)  # 1.7 and True used to be stored as task 1
         for i, t in enumerate(tensors):
             if not isinstance(t, torch.Tensor) or t.dim() == 0:
                 raise TypeError(
@@ -264,6 +292,10 @@ class EpisodicMemory:
                         f"field {i} is stored as {store.dtype}, got {t.dtype} (values would be "
                         "truncated)"
                     )
+        if n == 0:
+            # nothing offered: the task is not registered (under "quota" it used to take a
+            # share of the memory, evicting stored rows for a task that stores none)
+            return 0
         if task_id not in self._task_order:
             if (
                 self.policy == "quota"
@@ -445,11 +477,13 @@ class EpisodicMemory:
         return out
 
     def _indices(self, tasks: Any = None, exclude: Any = None) -> torch.Tensor:
-        if tasks is None and exclude is None:
+        wanted = _task_ids("tasks", tasks)
+        excluded = _task_ids("exclude_tasks", exclude)
+        if wanted is None and excluded is None:
             return torch.arange(len(self._tasks))
-        allowed = set(self._task_order if tasks is None else tasks)
-        if exclude is not None:
-            allowed -= set(exclude)
+        allowed = set(self._task_order) if wanted is None else wanted
+        if excluded is not None:
+            allowed -= excluded
         return torch.tensor(
             [i for i, t in enumerate(self._tasks) if t in allowed], dtype=torch.long
         )
@@ -466,8 +500,9 @@ class EpisodicMemory:
 
         Args:
             n: requested number of rows.
-            tasks: only rows of these task ids (all if None).
-            exclude_tasks: never rows of these task ids.
+            tasks: only rows of this task id or of these task ids (a list, tuple, set or 1-D
+                tensor of integers; all tasks if None).
+            exclude_tasks: never rows of this task id / these task ids (same forms).
             device: move the result there (stay on the storage device if None).
 
         Returns:
@@ -475,6 +510,7 @@ class EpisodicMemory:
 
         Raises:
             ValueError: ``n`` is not an integer >= 1, or nothing stored matches.
+            TypeError: a task id is not an integer (a bool, a float, a string).
         """
         check_count("n", n)
         idx = self._indices(tasks, exclude_tasks)
@@ -528,6 +564,7 @@ class EpisodicMemory:
         self, task_id: int, device: str | torch.device | None = None
     ) -> tuple[torch.Tensor, ...]:
         """All rows stored for one task (empty tensors when the task has none)."""
+        task_id = _task_id("task_id", task_id)
         if self._fields is None:
             raise ValueError("the episodic memory is empty")
         return self._select(self._indices([task_id]), device)
@@ -544,6 +581,7 @@ class EpisodicMemory:
         Raises:
             ValueError: no sample of an earlier task is stored.
         """
+        task_id = _task_id("task_id", task_id)
         order = self._task_order
         earlier = order[: order.index(task_id)] if task_id in order else list(order)
         earlier = [t for t in earlier if t in set(self._tasks)]

@@ -480,6 +480,7 @@ class SI(Strategy):
         self._start: dict[str, torch.Tensor] = {}
         self._prev: dict[str, torch.Tensor] = {}
         self._grad: dict[str, torch.Tensor] = {}
+        self._shapes: dict[str, torch.Size] | None = None  # set by setup
 
     def _params(self) -> dict[str, Any]:
         return {"si_lambda": self.si_lambda, "eps": self.eps}
@@ -524,14 +525,38 @@ class SI(Strategy):
             self.omega[n] = self.omega.get(n, torch.zeros_like(add)) + add.clamp_min(0)
             self.anchor[n] = p.detach().clone()
 
+    def setup(self, trainer: Trainer) -> None:
+        self._shapes = {n: p.shape for n, p in trainer.named_trainable()}
+
     def state_dict(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         tensors = {f"omega.{n}": t for n, t in self.omega.items()}
         tensors.update({f"anchor.{n}": t for n, t in self.anchor.items()})
         return {}, tensors
 
+    def check_state_dict(self, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        # a corrupted state used to load and fail at the next step (KeyError / shape error)
+        shapes = self._shapes
+        omega = {k[6:]: v for k, v in tensors.items() if k.startswith("omega.")}
+        anchor = {k[7:]: v for k, v in tensors.items() if k.startswith("anchor.")}
+        if not omega and not anchor:
+            return
+        if set(omega) != set(anchor) or (shapes is not None and set(omega) != set(shapes)):
+            raise ValueError(
+                "the SI state must hold omega.<name> and anchor.<name> for every trainable "
+                f"parameter; got omega for {sorted(omega)}, anchor for {sorted(anchor)}"
+            )
+        for n in omega:
+            want = shapes[n] if shapes is not None else omega[n].shape
+            if omega[n].shape != want or anchor[n].shape != want:
+                raise ValueError(
+                    f"the SI state's tensors of {n!r} have shapes {tuple(omega[n].shape)} and "
+                    f"{tuple(anchor[n].shape)}, the parameter {tuple(want)}"
+                )
+
     def load_state_dict(
         self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
     ) -> None:
+        self.check_state_dict(config, tensors)
         self.omega = {
             k[6:]: v.to(trainer.device) for k, v in tensors.items() if k.startswith("omega.")
         }
@@ -562,6 +587,7 @@ class LwF(Strategy):
         self.old_model: torch.nn.Module | None = None
         self.old_classes: list[int] = []
         self.old_heads: list[list[int]] = []  # classes of each previous masked (task) experience
+        self._shapes: dict[str, torch.Size] | None = None  # set by setup
 
     def _params(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "temperature": self.temperature}
@@ -613,9 +639,33 @@ class LwF(Strategy):
             return config, {}
         return config, {f"old.{k}": v for k, v in self.old_model.state_dict().items()}
 
+    def setup(self, trainer: Trainer) -> None:
+        self._shapes = {k: v.shape for k, v in trainer.model.state_dict().items()}
+
+    def check_state_dict(self, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        # a corrupted state used to fail half-loaded, in the old model's load_state_dict
+        missing = [k for k in ("old_classes", "has_old") if k not in config]
+        if missing:
+            raise ValueError(f"the LwF state is missing {missing}")
+        old = {k[4:]: v for k, v in tensors.items() if k.startswith("old.")}
+        if not config["has_old"]:
+            return
+        shapes = self._shapes
+        if shapes is None:
+            return
+        wrong = sorted(set(shapes) ^ set(old)) + [
+            k for k in shapes if k in old and old[k].shape != shapes[k]
+        ]
+        if wrong:
+            raise ValueError(
+                f"the LwF state's previous model does not fit this model (missing, unexpected or "
+                f"reshaped entries: {wrong[:5]})"
+            )
+
     def load_state_dict(
         self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
     ) -> None:
+        self.check_state_dict(config, tensors)
         self.old_classes = [int(c) for c in config["old_classes"]]
         self.old_heads = [[int(c) for c in h] for h in config.get("old_heads", [])]
         if config["has_old"]:

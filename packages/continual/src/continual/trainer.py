@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import blockops
@@ -230,10 +232,11 @@ class Trainer:
         return out.masked_fill(~mask, _NEG)
 
     def _register_masks(self, experiences: Sequence[Experience]) -> None:
+        rows = dict(self._mask_rows)  # kept only once checked against the model's outputs
         for e in experiences:
-            if e.masked and e.task_id not in self._mask_rows:
-                self._mask_rows[e.task_id] = tuple(int(c) for c in e.classes or ())
-        if not self._mask_rows:
+            if e.masked and e.task_id not in rows:
+                rows[e.task_id] = tuple(int(c) for c in e.classes or ())
+        if not rows:
             return
         if self._n_outputs is None:
             x = self.to_input(_first_input(experiences[0]))
@@ -242,11 +245,19 @@ class Trainer:
                 self.model.eval()
                 self._n_outputs = int(self.output(self.model(x[:1])).shape[-1])
                 self.model.train(was)
-        n_tasks = max(max(self._mask_rows), max(e.task_id for e in experiences)) + 1
+        n_tasks = max(max(rows), max(e.task_id for e in experiences)) + 1
         table = torch.ones(n_tasks, self._n_outputs, dtype=torch.bool)
-        for t, classes in self._mask_rows.items():
+        for t, classes in rows.items():
+            outside = [c for c in classes if not 0 <= c < self._n_outputs]
+            if outside:  # used to fail with a bare IndexError of the mask table
+                raise ValueError(
+                    f"experience {t} has classes {outside} but the model has "
+                    f"{self._n_outputs} outputs (classes 0..{self._n_outputs - 1}); build it "
+                    "with one output per class (scenario.n_classes)"
+                )
             table[t] = False
             table[t, list(classes)] = True
+        self._mask_rows = rows
         self._mask_table = table.to(self.device)
 
     def batch_grads(self, batch: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -361,6 +372,9 @@ class Trainer:
     def train_experience(self, experience: Experience) -> list[float]:
         """Train on one experience for ``epochs`` epochs; returns the mean loss of each epoch.
 
+        A ``RuntimeWarning`` is issued when an epoch's mean loss is NaN or infinite (NaN/inf in
+        the data, or a diverging run).
+
         Raises:
             ValueError: the experience has no samples.
         """
@@ -386,6 +400,14 @@ class Trainer:
                 steps += 1
             mean = float(total.item()) / max(steps, 1)
             losses.append(mean)
+            if not math.isfinite(mean) and all(math.isfinite(v) for v in losses[:-1]):
+                warnings.warn(  # once per experience: the weights are no longer usable
+                    f"the training loss of experience {experience.task_id} is {mean} at epoch "
+                    f"{epoch}: the data holds NaN/inf values or training diverged (a smaller lr "
+                    "or penalty strength, or EWC(solver='proximal'), may help)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
             for cb in self.callbacks:
                 cb.on_epoch_end(self, experience, epoch, mean)
             if bar is not None:
@@ -459,8 +481,10 @@ class Trainer:
         if isinstance(train_stream, Scenario):
             test_stream = train_stream.test_stream if test_stream is None else test_stream
             train_stream = train_stream.train_stream
-        train_stream = list(train_stream)
-        test_stream = list(test_stream) if test_stream is not None else train_stream
+        train_stream = _experiences(train_stream, "train_stream")
+        test_stream = (
+            _experiences(test_stream, "test_stream") if test_stream is not None else train_stream
+        )
         T = len(train_stream)
         if T == 0:
             raise ValueError("train_stream is empty: no experience to train on")
@@ -646,6 +670,23 @@ class Trainer:
 def _part(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """The entries of ``tensors`` under ``prefix``, with the prefix removed."""
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _experiences(stream: Any, name: str) -> list[Experience]:
+    """``stream`` as a list of :class:`Experience`; anything else is refused by name (a list of
+    tensors failed with "'Tensor' object has no attribute 'masked'")."""
+    if isinstance(stream, (torch.Tensor, str, bytes)) or not isinstance(stream, Iterable):
+        raise TypeError(
+            f"{name} must be a Scenario or a sequence of Experience, got {type(stream).__name__}"
+        )
+    out = list(stream)
+    wrong = [type(e).__name__ for e in out if not isinstance(e, Experience)]
+    if wrong:
+        raise TypeError(
+            f"{name} must hold Experience objects (see class_incremental, permuted, "
+            f"time_windows or Experience(dataset, task_id)), got {sorted(set(wrong))}"
+        )
+    return out
 
 
 def _first_input(experience: Experience) -> torch.Tensor:
