@@ -57,6 +57,39 @@ def test_gpu_disk_backend_and_float16(tmp_path):
     )
 
 
+@pytest.mark.parametrize("storage", ["memory", "disk"])
+def test_gpu_float16_overflow_switches_to_float32(tmp_path, storage):
+    from flt_tracker import Float16OverflowWarning
+    from flt_tracker.storage import float16_overflows
+
+    big = torch.tensor([1.0, 7e4], device="cuda")
+    assert float16_overflows([big, big.half(), torch.tensor([1.0], device="cuda")]) == [
+        True,
+        False,
+        False,
+    ]
+    torch.manual_seed(0)
+    model = nn.Linear(32, 16).cuda()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    extra = {"storage": "disk", "directory": tmp_path / "run"} if storage == "disk" else {}
+    tracker = FeatureTracker(
+        model, optimizer=opt, dtype=torch.float16, track_gradients=True, chunk_size=2, **extra
+    )
+    with pytest.warns(Float16OverflowWarning, match="'weight'"), tracker:
+        for i in range(5):
+            if i == 2:
+                with torch.no_grad():
+                    model.weight[0, 0] = 1e6
+            opt.zero_grad()
+            model(torch.randn(8, 32, device="cuda")).mean().backward()
+            opt.step()
+    w = tracker.get_feature("weight")
+    assert w.storage.dtype == torch.float32
+    assert w.as_tensor()[3:, 0, 0].tolist() == [1e6] * 3
+    assert torch.equal(w.get_latest(), model.weight.detach().cpu())
+    assert tracker.get_feature("bias").storage.dtype == torch.float16
+
+
 def test_trainer_on_cuda():
     torch.manual_seed(0)
     model = nn.Linear(8, 2)

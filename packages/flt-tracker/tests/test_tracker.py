@@ -317,3 +317,79 @@ def test_probe_follows_the_models_dtype_after_a_cast():
     out = tracker.get_feature("0.output")
     assert len(out) == 2
     assert torch.allclose(out.get_latest(), model[0](probe.double()).detach().float())
+
+
+class TiedAutoencoder(nn.Module):
+    """``dec.weight`` is ``enc.weight``; ``alias`` is the module ``mid`` under a second name."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Linear(4, 4, bias=False)
+        self.mid = nn.Linear(4, 4)
+        self.alias = self.mid
+        self.dec = nn.Linear(4, 4, bias=False)
+        self.dec.weight = self.enc.weight
+
+    def forward(self, x):
+        return self.dec(torch.tanh(self.alias(self.enc(x))))
+
+
+def test_tied_parameters_and_shared_modules_answer_to_every_name():
+    torch.manual_seed(0)
+    model = TiedAutoencoder()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    # each name was refused as unknown: named_parameters()/named_modules() drop aliases
+    tracker = FeatureTracker(
+        model,
+        layers=["dec.weight", "alias"],
+        optimizer=opt,
+        track_activations=["alias"],
+        probe=torch.randn(2, 4),
+    )
+    with tracker:
+        opt.zero_grad()
+        model(torch.randn(8, 4)).pow(2).mean().backward()
+        opt.step()
+    assert sorted(tracker.get_features()) == [
+        "alias.bias",
+        "alias.output",
+        "alias.weight",
+        "dec.weight",
+    ]
+    assert torch.equal(tracker.get_feature("dec.weight").get_latest(), model.enc.weight.detach())
+    assert torch.equal(tracker.get_feature("alias.weight").get_latest(), model.mid.weight.detach())
+    # None still tracks each parameter once, under its first name
+    everything = FeatureTracker(model).start()
+    assert sorted(everything.get_features()) == ["enc.weight", "mid.bias", "mid.weight"]
+
+
+def test_probe_must_be_tensors_and_numpy_integers_are_accepted():
+    import numpy as np
+
+    model = make_model()
+    for probe in (np.zeros((2, 5), np.float32), [[0.0] * 5], (), (torch.zeros(2, 5), "x")):
+        with pytest.raises(TypeError, match="probe must be a tensor"):
+            FeatureTracker(model, layers=["0"], track_activations=True, probe=probe)
+    tracker = FeatureTracker(model, layers=["0"], track_frequency=np.int64(2))
+    assert tracker.track_frequency == 2 and type(tracker.track_frequency) is int
+
+
+def test_fractional_epochs_and_batch_indices_are_errors_not_truncated():
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    tracker = FeatureTracker(model, layers=["0"])
+    with tracker:
+        with pytest.raises(TypeError, match="epoch=2.5"):
+            tracker.on_epoch_start(2.5)  # was epoch 2
+        with pytest.raises(TypeError, match="batch_idx=1.5"):
+            tracker.on_batch_end(1.5)
+        with pytest.raises(TypeError, match="batch_idx=None"):
+            tracker.on_batch_end(None)
+        with pytest.raises(TypeError, match="batch_idx=0.5"):
+            tracker.step(0.5)
+        assert tracker.global_step == 0  # nothing was counted
+        tracker.on_epoch_start(3.0)  # an integral float is fine
+        train_step(model, opt)
+        tracker.on_batch_end(0)
+    w = tracker.get_feature("0.weight")
+    assert w.steps.tolist() == [0, 1] and w.epochs.tolist() == [0, 3]

@@ -20,7 +20,13 @@ from .callbacks import (
 )
 from .feature import Feature, effective_rank
 from .run import TrackingRun, load_run, save_run
-from .storage import DiskStorage, MemoryBudgetError, MemoryStorage, Storage
+from .storage import (
+    DiskStorage,
+    Float16OverflowWarning,
+    MemoryBudgetError,
+    MemoryStorage,
+    Storage,
+)
 from .tracker import FeatureTracker
 from .trainer import Trainer, accuracy
 
@@ -32,6 +38,7 @@ __all__ = [
     "Feature",
     "FeatureTracker",
     "FeatureTrackingCallback",
+    "Float16OverflowWarning",
     "JSONLinesLogger",
     "MemoryBudgetError",
     "MemoryStorage",

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from .storage import MemoryStorage, Storage, check_dtype, storage_dtype
+from .storage import (
+    Float16OverflowWarning,
+    MemoryStorage,
+    Storage,
+    check_dtype,
+    float16_overflows,
+    storage_dtype,
+)
 
 __all__ = ["Feature", "effective_rank"]
 
@@ -28,6 +36,22 @@ def _as_int(value: int, what: str) -> int:
     if out is None or isinstance(value, bool) or out != value:
         raise TypeError(f"{what}={value!r} must be an integer")
     return out
+
+
+def widen_overflowed(feature: Feature, step: int, *, stacklevel: int = 3) -> None:
+    """Switch ``feature``'s float16 storage to float32 and warn, naming the series, its layer
+    and the step (a snapshot that float16 cannot hold is about to be stored)."""
+    feature.storage.promote(torch.float32)
+    layer = "" if feature.layer_name is None else f" (layer {feature.layer_name!r})"
+    warnings.warn(
+        f"float16 overflow: the {feature.kind} series {feature.name!r}{layer} at step {step} "
+        "holds finite values beyond float16's range "
+        "(|x| > 65504, which float16 stores as inf); it is stored in float32 from this snapshot "
+        "on, earlier snapshots converted exactly (twice the memory per snapshot for this series, "
+        "beyond its share of memory_budget)",
+        Float16OverflowWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def effective_rank(matrices: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -110,6 +134,10 @@ class Feature:
             batch_idx: batch index within the epoch.
             step: global step; default one past the last step (0 for the first).
 
+        A float16 series offered a value float16 cannot hold (a finite ``|x| > 65504``, stored
+        as ``inf``) switches to float32 first, with a
+        :class:`~flt_tracker.storage.Float16OverflowWarning` naming the series and the step.
+
         Raises:
             TypeError: ``value`` is not a tensor, or ``step``, ``epoch`` or ``batch_idx`` is not
                 an integer (``2.5`` is refused, not truncated).
@@ -126,9 +154,14 @@ class Feature:
         if step is None:
             idx = self.storage.index()
             step = int(idx[-1, 0]) + 1 if len(idx) else 0
-        return self.storage.append(
-            value, _as_int(step, "step"), _as_int(epoch, "epoch"), _as_int(batch_idx, "batch_idx")
+        step, epoch, batch_idx = (
+            _as_int(step, "step"),
+            _as_int(epoch, "epoch"),
+            _as_int(batch_idx, "batch_idx"),
         )
+        if self.storage.dtype == torch.float16 and float16_overflows([value])[0]:
+            widen_overflowed(self, step)
+        return self.storage.append(value, step, epoch, batch_idx)
 
     # -- metadata --------------------------------------------------------------------------
     def __len__(self) -> int:

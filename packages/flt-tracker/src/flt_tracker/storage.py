@@ -32,9 +32,11 @@ import torch
 __all__ = [
     "CHUNK_BYTES",
     "DiskStorage",
+    "Float16OverflowWarning",
     "MemoryBudgetError",
     "MemoryStorage",
     "Storage",
+    "float16_overflows",
     "parse_bytes",
 ]
 
@@ -60,6 +62,46 @@ def auto_chunk_size(snapshot_nbytes: int, chunk_size: int | None) -> int:
 
 class MemoryBudgetError(MemoryError):
     """Storing one more snapshot would exceed the tracker's ``memory_budget``."""
+
+
+class Float16OverflowWarning(RuntimeWarning):
+    """A snapshot for a float16 series held finite values float16 cannot represent (they would
+    have been stored as ``inf``); the series was switched to float32 to keep them."""
+
+
+FLOAT16_OVERFLOW = 65520.0
+"""Smallest magnitude that rounds to ``inf`` in float16 (its largest finite value is 65504)."""
+
+
+def float16_overflows(values: list[torch.Tensor]) -> list[bool]:
+    """Whether each tensor holds a finite value that float16 would turn into ``inf``.
+
+    The peak magnitudes of all tensors on a device are computed there and brought to the host
+    together (one synchronisation per device, not one per tensor); only a tensor whose peak is
+    itself ``inf`` or NaN (a source that already diverged) gets a second, element-wise look.
+    Float16 tensors and empty ones never overflow.
+    """
+    flags = [False] * len(values)
+    groups: dict[torch.device, list[int]] = {}
+    for i, v in enumerate(values):
+        if v.dtype != torch.float16 and v.is_floating_point() and v.numel():
+            groups.setdefault(v.device, []).append(i)
+    for device, members in groups.items():
+        tensors = [values[i].detach() for i in members]
+        if device.type == "cpu":  # amin / amax are vectorised on the CPU (the inf-norm is not)
+            peaks = []  # reading a CPU scalar is no synchronisation
+            for t in tensors:
+                lo, hi = torch.aminmax(t)
+                lo, hi = float(lo), float(hi)
+                peaks.append(max(-lo, hi) if lo == lo and hi == hi else math.nan)
+        else:  # one fused kernel over the whole list, one transfer to the host
+            peaks = torch.stack(torch._foreach_norm(tensors, float("inf"))).tolist()
+        for i, t, peak in zip(members, tensors, peaks):
+            if math.isfinite(peak):
+                flags[i] = peak >= FLOAT16_OVERFLOW
+            else:  # an inf or NaN in the source: are there finite values out of range too?
+                flags[i] = bool(((t.abs() >= FLOAT16_OVERFLOW) & torch.isfinite(t)).any())
+    return flags
 
 
 def parse_bytes(value: int | float | str | None, *, name: str = "memory_budget") -> int | None:
@@ -269,6 +311,17 @@ class Storage:
         initial snapshot, or ``None``), so a downsampling series keeps the same steps as its
         siblings. A no-op for backends that keep everything."""
 
+    def promote(self, dtype: torch.dtype) -> None:
+        """Store this series in the wider ``dtype`` from now on (float16 -> float32 when a
+        value overflows float16); what is stored reads back in ``dtype``, converted exactly."""
+        raise NotImplementedError
+
+    def _set_dtype(self, dtype: torch.dtype) -> None:
+        self.dtype = dtype
+        self.snapshot_nbytes = (
+            int(np.prod(self.shape, dtype=np.int64)) * torch.empty((), dtype=dtype).element_size()
+        )
+
     @property
     def memory_nbytes(self) -> int:
         """Bytes of snapshot buffers held in RAM."""
@@ -418,6 +471,16 @@ class MemoryStorage(Storage):
             raise MemoryBudgetError(
                 f"could not reserve {self.capacity} snapshots of {self.snapshot_nbytes} B: {err}"
             ) from err
+        self._views, self._base = [], self._rows  # re-selected by the next append
+
+    def promote(self, dtype: torch.dtype) -> None:
+        if dtype == self.dtype:
+            return
+        self.synchronize()
+        self._set_dtype(dtype)
+        self._blocks = [
+            alloc_block(tuple(b.shape), dtype, pin=self.pin).copy_(b) for b in self._blocks
+        ]
         self._views, self._base = [], self._rows  # re-selected by the next append
 
     def _thin(self) -> None:
@@ -643,6 +706,26 @@ class DiskStorage(Storage):
             self._hand_off()
         return True
 
+    def promote(self, dtype: torch.dtype) -> None:
+        """Write what is buffered (chunks keep the old dtype; reads convert them), then buffer
+        and write in ``dtype``."""
+        if dtype == self.dtype:
+            return
+        if self._closed:
+            raise RuntimeError(f"storage at {self.directory} is closed")
+        self.flush()  # the writer is idle: every block is pooled, or the (empty) one being filled
+        while True:
+            try:
+                self._raw.pop(self._pool.get_nowait().data_ptr(), None)
+            except queue.Empty:
+                break
+        self._raw.pop(self._buffer.data_ptr(), None)
+        self._set_dtype(dtype)
+        self._allocated = 0
+        self._pool.put(self._alloc_block())
+        self._buffer = self._alloc_block()
+        self._fill = 0
+
     def flush(self) -> None:
         """Write the partial block too and wait until every chunk is on disk."""
         self._hand_off()
@@ -677,12 +760,13 @@ class DiskStorage(Storage):
                 arr = np.load(
                     self.directory / f"chunk_{number:06d}.npy", mmap_mode="r", allow_pickle=False
                 )
+                # chunks written before a promote() hold the narrower dtype
                 parts.append(torch.from_numpy(np.array(arr[lo - offset : hi - offset])))
             offset += length
         lo, hi = max(start, self._flushed), stop
         if lo < hi:
             parts.append(self._buffer[lo - self._flushed : hi - self._flushed].clone())
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+        return _joined(parts, self.dtype)
 
 
 class ChunkReader(Storage):
@@ -705,6 +789,7 @@ class ChunkReader(Storage):
     ) -> None:
         self.directory = Path(directory)
         self._chunks: list[tuple[Path, int]] = []
+        found_dtypes: list[tuple[Path, torch.dtype]] = []
         rows = []
         numbers = sorted(
             int(m.group(1))
@@ -722,15 +807,25 @@ class ChunkReader(Storage):
                 break
             if shape is None:
                 shape = tuple(values.shape[1:])
-            if dtype is None:
-                dtype = _TORCH_DTYPES.get(values.dtype)
-            if tuple(values.shape[1:]) != tuple(shape) or _TORCH_DTYPES.get(values.dtype) != dtype:
+            found = _TORCH_DTYPES.get(values.dtype)
+            if tuple(values.shape[1:]) != tuple(shape) or found is None:
                 raise ValueError(
                     f"{base.with_suffix('.npy')} holds {values.dtype} {values.shape[1:]}, "
                     f"expected {dtype} {tuple(shape)}"
                 )
+            found_dtypes.append((base.with_suffix(".npy"), found))
             self._chunks.append((base.with_suffix(".npy"), int(idx.shape[0])))
             rows.append(idx.astype(np.int64))
+        if dtype is None and found_dtypes:  # the widest: a promoted series' later chunks
+            dtype = found_dtypes[0][1]
+            for _, found in found_dtypes:
+                dtype = torch.promote_types(dtype, found)
+        for chunk, found in found_dtypes:
+            # a narrower chunk was written before the series was promoted (float16 overflow)
+            if torch.promote_types(found, dtype) != dtype:
+                raise ValueError(
+                    f"{chunk} holds {found}, wider than the series' {dtype}; expected {dtype}"
+                )
         if shape is None or dtype is None:
             raise ValueError(f"{self.directory} holds no readable chunk and no shape was given")
         super().__init__(shape, dtype)
@@ -762,7 +857,16 @@ class ChunkReader(Storage):
                 arr = np.load(path, mmap_mode="r", allow_pickle=False)
                 parts.append(torch.from_numpy(np.array(arr[lo - offset : hi - offset])))
             offset += length
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+        return _joined(parts, self.dtype)
+
+    def promote(self, dtype: torch.dtype) -> None:
+        raise RuntimeError("a loaded run is read-only")
+
+
+def _joined(parts: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    """``parts`` concatenated in ``dtype`` (chunks of a promoted series are converted)."""
+    parts = [p if p.dtype == dtype else p.to(dtype) for p in parts]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def write_chunks(

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .feature import Feature
+from .feature import Feature, _as_int, widen_overflowed
 from .storage import (
     DiskStorage,
     MemoryBudgetError,
@@ -20,6 +20,7 @@ from .storage import (
     Storage,
     auto_chunk_size,
     check_dtype,
+    float16_overflows,
     parse_bytes,
     storage_dtype,
 )
@@ -94,7 +95,15 @@ class FeatureTracker:
         storage: ``"memory"`` (preallocated CPU blocks) or ``"disk"`` (chunk files in
             ``directory``, readable after a crash with :func:`flt_tracker.load_run`).
         directory: folder of the disk backend.
-        dtype: storage dtype (``torch.float16`` halves memory); ``None`` keeps float32.
+        dtype: storage dtype (``torch.float16`` halves memory); ``None`` keeps the tensors'
+            own (float32 for bfloat16). With float16, each recording checks the values first
+            (their peak magnitudes, one host synchronisation per device for all series): a
+            series about to store a finite value beyond float16's range (``|x| > 65504``, which
+            float16 turns into ``inf``) is switched to float32 from that snapshot on, earlier
+            snapshots converted exactly, and a
+            :class:`~flt_tracker.storage.Float16OverflowWarning` names the series, its layer
+            and the step. A diverging run thus keeps its values; such a series takes twice the
+            memory per snapshot, beyond its share of ``memory_budget``.
         memory_budget: most bytes of snapshot memory (int or ``"512MB"``); shared equally in
             snapshot count between the tracked series. With ``storage="disk"`` it bounds the
             backend's RAM buffers instead (checked at :meth:`start`; every snapshot is kept on
@@ -154,10 +163,23 @@ class FeatureTracker:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        if isinstance(track_frequency, bool) or not isinstance(track_frequency, int):
+        if isinstance(track_frequency, bool) or not isinstance(track_frequency, numbers.Integral):
             raise TypeError(f"track_frequency must be a positive int, got {track_frequency!r}")
         if track_frequency < 1:
             raise ValueError(f"track_frequency={track_frequency} must be >= 1")
+        track_frequency = int(track_frequency)  # a numpy integer is accepted
+        if probe is not None and not (
+            isinstance(probe, torch.Tensor)
+            or (
+                isinstance(probe, tuple | list)
+                and probe
+                and all(isinstance(t, torch.Tensor) for t in probe)
+            )
+        ):
+            raise TypeError(
+                "probe must be a tensor or a tuple of tensors (the model's positional inputs), "
+                f"got {type(probe).__name__}; convert arrays with torch.as_tensor"
+            )
         if storage not in ("memory", "disk"):
             raise ValueError(f"storage={storage!r} is not supported; use 'memory' or 'disk'")
         if storage == "disk" and directory is None:
@@ -228,6 +250,8 @@ class FeatureTracker:
         self._closed = False  # a disk run finished by close()
         self._weight_jobs: list[tuple[Storage, nn.Parameter]] = []
         self._grad_jobs: list[tuple[Storage, nn.Parameter]] = []
+        self._half_jobs: list[tuple[Feature, nn.Parameter, bool]] = []
+        self._half = False
         self._optimizer: torch.optim.Optimizer | None = None
         self._hook_handle: Any = None
         self._stepped_this_batch = False
@@ -236,12 +260,17 @@ class FeatureTracker:
 
     # -- name resolution -------------------------------------------------------------------
     def _resolve_params(self, layers: list[str] | None) -> dict[str, tuple[str, nn.Parameter]]:
-        modules = dict(self.module.named_modules())
-        params = dict(self.module.named_parameters())
+        # every name, aliases included: a tied parameter or a shared module answers to each of
+        # its names (``None`` still tracks each parameter once, under its first name)
+        modules = dict(self.module.named_modules(remove_duplicate=False))
+        params = dict(self.module.named_parameters(remove_duplicate=False))
         if not params:
             raise ValueError("model has no parameters to track")
         if layers is None:
-            return {n: (n.rsplit(".", 1)[0] if "." in n else n, p) for n, p in params.items()}
+            return {
+                n: (n.rsplit(".", 1)[0] if "." in n else n, p)
+                for n, p in self.module.named_parameters()
+            }
         if not isinstance(layers, list | tuple) or not all(isinstance(n, str) for n in layers):
             raise TypeError(f"layers must be a list of names, a name or None, got {layers!r}")
         if not layers:
@@ -268,7 +297,7 @@ class FeatureTracker:
         return chosen
 
     def _resolve_activations(self, spec: bool | list[str]) -> dict[str, nn.Module]:
-        modules = dict(self.module.named_modules())
+        modules = dict(self.module.named_modules(remove_duplicate=False))
         if spec is False or spec is None:
             return {}
         if spec is True:
@@ -364,7 +393,7 @@ class FeatureTracker:
 
     def on_epoch_start(self, epoch: int) -> None:
         """Set the epoch of the following snapshots and reset the batch index to 0."""
-        self.epoch = int(epoch)
+        self.epoch = _as_int(epoch, "epoch")  # 2.5 is an error, not epoch 2
         self.batch_idx = 0
         self._stepped_this_batch = False
 
@@ -374,10 +403,11 @@ class FeatureTracker:
         With no optimizer attached and no :meth:`step` call during this batch, this counts as
         the optimizer step (call it after ``optimizer.step()``), as in the classic loop.
         """
+        batch_idx = _as_int(batch_idx, "batch_idx")
         if self.is_tracking and self._optimizer is None and not self._stepped_this_batch:
-            self.batch_idx = int(batch_idx)
+            self.batch_idx = batch_idx
             self._advance()
-        self.batch_idx = int(batch_idx) + 1
+        self.batch_idx = batch_idx + 1
         self._stepped_this_batch = False
 
     def set_phase(self, name: str) -> None:
@@ -405,7 +435,7 @@ class FeatureTracker:
                 "do not also call tracker.step()"
             )
         if batch_idx is not None:
-            self.batch_idx = int(batch_idx)
+            self.batch_idx = _as_int(batch_idx, "batch_idx")
         return self._advance()
 
     def _advance(self) -> bool:
@@ -552,6 +582,17 @@ class FeatureTracker:
             for name, (_, p) in self._params.items()
             if self.track_gradients
         ]
+        # float16 series whose values are checked for overflow before each recording
+        self._half_jobs = [
+            (self._features[name], p, False)
+            for name, (_, p) in self._params.items()
+            if self.track_weights
+        ] + [
+            (self._features[f"{name}.grad"], p, True)
+            for name, (_, p) in self._params.items()
+            if self.track_gradients
+        ]
+        self._half = any(f.storage.dtype == torch.float16 for f in self._features.values())
         self._initialised = True
         self._write_manifest()
 
@@ -587,8 +628,34 @@ class FeatureTracker:
             ],
         }
 
+    def _widen_overflowing(
+        self, step: int, initial: bool, outputs: dict[str, torch.Tensor] | None
+    ) -> None:
+        """Switch to float32 the float16 series whose next value overflows float16 (checked
+        together: one host synchronisation per device), warning for each."""
+        half = torch.float16
+        offered: list[tuple[Feature, torch.Tensor]] = []
+        for feature, p, is_grad in self._half_jobs:
+            value = (None if initial else p.grad) if is_grad else p
+            if feature.storage.dtype == half and value is not None and value.dtype != half:
+                offered.append((feature, value))
+        for name, out in (outputs or {}).items():
+            feature = self._features[f"{name}.output"]
+            if feature.storage.dtype == half and out.dtype != half:
+                offered.append((feature, out))
+        flags = float16_overflows([v for _, v in offered])
+        widened = [f for (f, _), flag in zip(offered, flags) if flag]
+        for feature in widened:
+            widen_overflowed(feature, step, stacklevel=5)
+        if widened:
+            self._half = any(f.storage.dtype == half for f in self._features.values())
+            self._write_manifest()  # a disk run's run.json names the new dtype before any chunk
+
     def _record(self, batch_idx: int, initial: bool = False) -> None:
         step, epoch = self.global_step, self.epoch
+        outputs = self._probe_outputs() if self._act_modules else None
+        if self._half:
+            self._widen_overflowing(step, initial, outputs)
         for store, p in self._weight_jobs:
             store.append(p.detach(), step, epoch, batch_idx)
         for store, p in self._grad_jobs:
@@ -597,9 +664,9 @@ class FeatureTracker:
                 store.skip()
             else:
                 store.append(grad.detach(), step, epoch, batch_idx)
-        if self._act_modules:
-            for name, out in self._probe_outputs().items():
-                self._features[f"{name}.output"].append(out, epoch, batch_idx, step)
+        if outputs:
+            for name, out in outputs.items():
+                self._features[f"{name}.output"].storage.append(out, step, epoch, batch_idx)
 
     # -- access ----------------------------------------------------------------------------
     def get_features(self) -> dict[str, Feature]:
