@@ -135,3 +135,11 @@ def test_pool_accepts_integer_and_array_input():
     torch.testing.assert_close(pool(counts > 7, 2, "max"), pool((counts > 7).float(), 2, "max"))
     out = pool(np.ones((3, 8)), 4)
     assert isinstance(out, torch.Tensor) and out.shape == (3, 4)
+
+
+def test_pool_n_bins_of_the_wrong_type_names_the_argument():
+    x = torch.zeros(2, 1, 8, 8)
+    for bad in (None, "2", [2], float("nan"), float("inf"), True, 2.5):
+        with pytest.raises(ValueError, match="n_bins must be a positive int"):
+            pool(x, bad)
+    assert pool(x, np.int64(2)).shape == (2, 1, 2, 2)

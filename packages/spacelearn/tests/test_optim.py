@@ -217,6 +217,8 @@ def test_bad_arguments_are_named():
     Z = torch.randn(20, 5)
     with pytest.raises(ValueError, match=r"W\['a'\] must be a \(k, D=5\)"):
         fit_decoders({"a": torch.eye(4)[:2]}, Z, {"a": torch.randn(20, 3)})
+    with pytest.raises(KeyError, match="pooled_global has no entry for quantity 'b'"):
+        fit_decoders({"a": torch.eye(5)[:2], "b": torch.eye(5)[2:]}, Z, {"a": torch.randn(20, 3)})
     with pytest.raises(ValueError, match="W_old and W_new must span the same latent space"):
         subspace_change(torch.eye(4)[:2], torch.eye(5)[:2])
     with pytest.raises(ValueError, match="W_a must be a"):

@@ -188,6 +188,11 @@ def _weights(weights) -> dict[str, float]:
     out = dict.fromkeys(LOSS_TERMS, 1.0)
     if weights is None:
         return out
+    if not isinstance(weights, Mapping):
+        raise TypeError(
+            f"weights must be a dict {{term: weight}} over {LOSS_TERMS} or None, got "
+            f"{type(weights).__name__}"
+        )
     unknown = set(weights) - set(LOSS_TERMS)
     if unknown:
         raise ValueError(f"unknown loss terms {sorted(unknown)} in weights; expected {LOSS_TERMS}")
@@ -226,7 +231,8 @@ def combined_loss(
         weights: ``{term: weight}`` over ``"alignment"``, ``"disentanglement"``, ``"isotropy"``,
             ``"stability"``; unnamed terms keep weight 1, a zero weight skips the term. With
             ``method="joint"`` subspaces use :data:`PARTITIONED_WEIGHTS` and ``normalize=True``.
-        normalize: scale-free alignment (each quantity's error over its target variance).
+        normalize: scale-free alignment (each quantity's error over its target variance,
+            floored relative to the target's scale; see :func:`spacelearn.loss.alignment_loss`).
     """
     w = _weights(weights)
     total = (Z * 0).sum()

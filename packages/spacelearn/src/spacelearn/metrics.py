@@ -45,7 +45,10 @@ def decoding_r2(
         over the evaluation set: R^2 is undefined there.
 
     Raises:
-        ValueError: ``Z_eval`` has fewer than 2 rows (no variance to explain).
+        ValueError: ``Z_eval`` has fewer than 2 rows (no variance to explain), ``Z_eval`` or a
+            basis ``W[p]`` does not match ``Z_fit``'s width, or a ``Y_eval[q]`` has another
+            width than ``Y_fit[q]``.
+        KeyError: ``Y_eval`` lacks a quantity of ``Y_fit``.
     """
     mom = moments(Z_fit, Y_fit)
     Ze = as_latent(Z_eval, name="Z_eval", device=mom.device).to(torch.float64)
@@ -54,19 +57,40 @@ def decoding_r2(
             f"Z_eval must have at least 2 rows (R^2 compares against the evaluation variance), "
             f"got {Ze.shape[0]}"
         )
+    D = mom.Szz.shape[0]
+    if Ze.shape[1] != D:
+        raise ValueError(
+            f"Z_eval has {Ze.shape[1]} columns but Z_fit has {D}; they must be the same latents"
+        )
+    bases = {}
+    for p, w in W.items():
+        w64 = torch.as_tensor(w).to(device=Ze.device, dtype=torch.float64)
+        if w64.ndim != 2 or w64.shape[1] != D:
+            raise ValueError(
+                f"W[{p!r}] must be a (k, D={D}) basis matching Z_fit, got shape {tuple(w64.shape)}"
+            )
+        bases[p] = w64
     centred = Ze - mom.mean_z
     out: dict[str, dict[str, float]] = {}
     for q in Y_fit:
+        if q not in Y_eval:
+            raise KeyError(
+                f"Y_eval has no entry for quantity {q!r} of Y_fit; its keys are {list(Y_eval)}"
+            )
         ye = flat_target(
             Y_eval[q], name=q, n_rows=Ze.shape[0], device=Ze.device, dtype=torch.float64
         )
+        if ye.shape[1] != mom.mean_y[q].shape[0]:
+            raise ValueError(
+                f"Y_eval[{q!r}] has {ye.shape[1]} columns (flattened) but Y_fit[{q!r}] has "
+                f"{mom.mean_y[q].shape[0]}"
+            )
         sst = (ye - ye.mean(0)).pow(2).sum()
         constant = bool((ye == ye[:1]).all())  # exactly: the mean's rounding leaves sst > 0
         if constant:
             warn(f"Y_eval[{q!r}] is constant over the evaluation set; its R^2 is undefined (NaN)")
         row = {}
-        for p, w in W.items():
-            w64 = w.to(device=Ze.device, dtype=torch.float64)
+        for p, w64 in bases.items():
             A = decoders_from_moments(_single(mom, q), {q: w64})[q]
             pred = centred @ w64.mT @ A + mom.mean_y[q]
             row[p] = float(1.0 - (pred - ye).pow(2).sum() / sst) if not constant else math.nan

@@ -7,6 +7,16 @@ import torch.nn.functional as F
 from blockops import make_generator
 from torch import Tensor
 
+from ._checks import check_int, check_real
+
+
+def _pair(width) -> tuple:
+    try:
+        lo, hi = width
+    except (TypeError, ValueError):
+        raise ValueError(f"width must be a pair (low, high), got {width!r}") from None
+    return lo, hi
+
 
 def _gaussian_kernel(sigma: float, dtype: torch.dtype) -> Tensor:
     radius = max(int(3 * sigma), 1)
@@ -44,24 +54,38 @@ def smooth_fields(
     """Random smooth fields (sums of Gaussian sources) and four quantities derived from them.
 
     Args:
-        n: number of fields.
-        size: side of the square grid.
+        n: number of fields (``>= 0``).
+        size: side of the square grid (``>= 2``).
         n_sources: Gaussian sources per field (random position, width, signed amplitude).
         width: range of source widths as a fraction of ``size``.
         noise: standard deviation of white noise added to the returned *input* fields (the
             quantities are computed from the clean field).
         random_state: seed (int, None, numpy or torch generator; see ``blockops.make_generator``).
+        dtype: a floating-point dtype.
+
+    Raises:
+        ValueError: naming the argument, for a non-integer ``n`` / ``size`` / ``n_sources``,
+            ``size < 2``, a negative or non-finite ``noise``, or ``width`` not ``0 < low <= high``.
+        TypeError: a non-floating ``dtype``.
 
     Returns:
         ``(fields (n, 1, size, size), {"grad_x", "grad_y", "smooth", "energy"})``, every quantity
         ``(n, 1, size, size)``: the two spatial gradients, the field blurred with ``sigma =
         size / 16``, and the gradient energy ``|grad f|^2`` (nonlinear).
     """
+    n = check_int(n, "n", low=0)
+    size = check_int(size, "size", low=2)  # central differences need two points per side
+    n_sources = check_int(n_sources, "n_sources")
+    noise = check_real(noise, "noise")
+    lo, hi = (check_real(v, "width") for v in _pair(width))
+    if not 0 < lo <= hi:
+        raise ValueError(f"width must be (low, high) with 0 < low <= high, got {width!r}")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
     gen = make_generator(random_state)
     coords = (torch.arange(size, dtype=dtype) + 0.5) / size
     cx = torch.rand(n, n_sources, 1, 1, generator=gen, dtype=dtype)
     cy = torch.rand(n, n_sources, 1, 1, generator=gen, dtype=dtype)
-    lo, hi = width
     sig = lo + (hi - lo) * torch.rand(n, n_sources, 1, 1, generator=gen, dtype=dtype)
     amp = torch.randn(n, n_sources, 1, 1, generator=gen, dtype=dtype)
     dx = coords.view(1, 1, 1, -1) - cx

@@ -52,7 +52,11 @@ def pool(chunks: Tensor, n_bins: int, mode: str = "avg") -> Tensor:
             f"Invalid number of dimensions: {chunks.ndim} (shape {tuple(chunks.shape)}); "
             "expected (B, C, H, W) or (B, S)"
         )
-    if isinstance(n_bins, bool) or int(n_bins) != n_bins or n_bins < 1:
+    try:
+        ok = not isinstance(n_bins, (bool, str, bytes)) and int(n_bins) == n_bins >= 1
+    except (TypeError, ValueError, OverflowError):  # None, a list, NaN, inf
+        ok = False
+    if not ok:
         raise ValueError(f"n_bins must be a positive int, got {n_bins!r}")
     if chunks.ndim == 4:
         return spatial_pool_targets(chunks, int(n_bins), mode)

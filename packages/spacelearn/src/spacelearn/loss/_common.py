@@ -33,8 +33,11 @@ def entry(mapping, q: str, name: str) -> Tensor:
         ) from None
 
 
-def flat(y: Tensor, like: Tensor) -> Tensor:
+def flat(y: Tensor, like: Tensor, name: str = "target") -> Tensor:
+    """``y`` as ``(B, P)`` on ``like``'s device and dtype (1-D: ``(B, 1)``)."""
     y = torch.as_tensor(y)
+    if y.ndim == 0:
+        raise ValueError(f"{name} must have a batch dimension (B, ...), got a scalar")
     y = y.reshape(-1, 1) if y.ndim == 1 else y.flatten(1)
     return y.to(device=like.device, dtype=like.dtype)
 

@@ -65,7 +65,15 @@ def isotropy_loss(Z: Tensor, W: dict[str, Tensor], n_dir: int = 32) -> Tensor:
             f"isotropy_loss: n_dir={n_dir} exceeds the residual dimension min(B-1={B - 1}, "
             f"D-rank(W)={D - used}); using the {n} leading singular values"
         )
-    s = util.singular_values(R, rank=n)[:n]
+    try:
+        s = util.singular_values(R, rank=n)[:n]
+    except torch.linalg.LinAlgError as exc:  # e.g. SVD "failed to converge": say why
+        if not bool(torch.isfinite(R.detach()).all()):
+            raise ValueError(
+                "isotropy_loss: Z (or W) contains NaN or infinite values; the residual's "
+                "singular values are undefined (a diverged encoder?)"
+            ) from exc
+        raise
     s_n = s / (s.mean() + 1e-8)
     return torch.mean((s_n - 1.0) ** 2).to(Z.dtype)
 

@@ -40,14 +40,15 @@ def stability_loss(
         With ``W`` and ``W_prev`` both solved (constants), this term has no gradient; it only
         acts when ``W`` is a trainable parameter.
     """
+    W = {q: torch.as_tensor(w) for q, w in W.items()} if W else {}
     if W_prev is None or not W:
-        first = next(iter(W.values()), None) if W else None
+        first = next(iter(W.values()), None)
         device = first.device if isinstance(first, Tensor) else None
         return torch.zeros((), device=device)
     first = next(iter(W.values()))
     total = torch.zeros((), device=first.device, dtype=first.dtype)
     for q, w in W.items():
-        wp = entry(W_prev, q, "W_prev").to(device=w.device, dtype=w.dtype)
+        wp = torch.as_tensor(entry(W_prev, q, "W_prev")).to(device=w.device, dtype=w.dtype)
         _check_pair(w, wp, q, invariant)
         if invariant:
             total = total + (w.mT @ w - wp.mT @ wp).pow(2).sum()

@@ -31,6 +31,11 @@ def fit_decoders(
     Zc = Zt - Zt.mean(0)
     out = {}
     for q, w in W.items():
+        if q not in pooled_global:
+            raise KeyError(
+                f"pooled_global has no entry for quantity {q!r} of W; its keys are "
+                f"{list(pooled_global)}"
+            )
         y = flat_target(
             pooled_global[q], name=q, n_rows=Zt.shape[0], device=Zt.device, dtype=Zt.dtype
         )
