@@ -219,8 +219,10 @@ def test_disentanglement_gradient_finite_at_duplicate_points(solver_mode):
 def test_non_finite_loss_weights_are_refused():
     Z, Y = _problem()[:2]
     space = sl.solve_subspaces(Z, Y, k=2)
-    for bad in (float("nan"), float("inf"), "heavy", None):
-        with pytest.raises(ValueError, match=r"weights\['alignment'\] must be a finite"):
+    for bad in (float("nan"), float("inf"), "heavy", None, -0.5):
+        with pytest.raises(
+            ValueError, match=r"weights\['alignment'\] must be a finite number >= 0"
+        ):
             sl.combined_loss(Z, space.W, space.A, Y, None, weights={"alignment": bad})
 
 

@@ -201,8 +201,8 @@ def _weights(weights) -> dict[str, float]:
             weight = float(value)
         except (TypeError, ValueError):  # a string, None: reported below, naming the term
             weight = math.nan
-        if not math.isfinite(weight):
-            raise ValueError(f"weights[{term!r}] must be a finite number, got {value!r}")
+        if not math.isfinite(weight) or weight < 0:  # a negative weight maximises its term
+            raise ValueError(f"weights[{term!r}] must be a finite number >= 0, got {value!r}")
         out[term] = weight
     return out
 
@@ -229,7 +229,8 @@ def combined_loss(
         n_dir: number of leading residual singular values of the isotropy term (reduced, with
             a warning, to the residual dimension).
         weights: ``{term: weight}`` over ``"alignment"``, ``"disentanglement"``, ``"isotropy"``,
-            ``"stability"``; unnamed terms keep weight 1, a zero weight skips the term. With
+            ``"stability"`` (finite, >= 0); unnamed terms keep weight 1, a zero weight skips
+            the term. With
             ``method="joint"`` subspaces use :data:`PARTITIONED_WEIGHTS` and ``normalize=True``.
         normalize: scale-free alignment (each quantity's error over its target variance,
             floored relative to the target's scale; see :func:`spacelearn.loss.alignment_loss`).
