@@ -103,3 +103,14 @@ def test_quantize_sizes_and_errors(blobs, tmp_path):
     back = q.dequantize()
     assert back._params["prototypes"].dtype == torch.float32
     back.fit(X, y, resume=True)
+
+
+def test_export_onnx_checks_batch_size(blobs, tmp_path):
+    # batch_size=-1 failed inside torch.zeros, 0 silently exported a dynamic batch
+    pytest.importorskip("onnx", reason="export_onnx needs the onnx extra: pip install lvq[onnx]")
+    X, y = blobs
+    m = lvq.GLVQ(max_iter=2, device="cpu").fit(X, y)
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="batch_size"):
+            m.export_onnx(tmp_path / "m.onnx", batch_size=bad)
+    assert not (tmp_path / "m.onnx").exists()

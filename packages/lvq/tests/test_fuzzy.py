@@ -196,3 +196,15 @@ def test_fitted_views_before_fit_raise_not_fitted():
     ):
         with pytest.raises(blockops.NotFittedError):
             call()
+
+
+def test_bgpc_tol_stops_once_annealed_and_converged(blobs):
+    # beta reached beta_final only at the last of max_iter passes, so tol could never stop
+    # fitting early: it had no effect. The annealing takes the first half of max_iter now.
+    X, _ = blobs
+    loose = Q.BGPC(n_clusters=3, max_iter=40, tol=1e6, random_state=0, device="cpu").fit(X)
+    assert loose.n_iter_ == 20 and loose._beta == pytest.approx(loose.beta_final)
+    tight = Q.BGPC(n_clusters=3, max_iter=40, tol=1e-4, random_state=0, device="cpu").fit(X)
+    assert 20 <= tight.n_iter_ < 40 and tight._beta == pytest.approx(tight.beta_final)
+    one = Q.BGPC(n_clusters=3, max_iter=1, random_state=0, device="cpu").fit(X)
+    assert one._beta == pytest.approx(one.beta_final)

@@ -228,3 +228,34 @@ def test_redefining_a_registered_class_replaces_it_another_class_is_refused():
         assert REGISTRY["GLVQ"].cls is lvq.GLVQ
     finally:
         REGISTRY.pop("RedefinedGLVQ", None)
+
+
+# own numeric hyper-parameters whose default is None (a number or None is what they take)
+_NUMERIC_OR_NONE = {
+    "latent_dim", "kernel_latent_dim", "subspace_dim", "rejection_confidence", "gamma_init",
+    "lambda_init", "bb_lr", "omega_lr", "gamma_decay", "lambda_decay", "n_components",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
+def test_non_numeric_hyper_parameters_are_refused_by_name(spec, blobs, manifold_blobs):
+    # a string for sigma (RSLVQ family), rejection_confidence, LVQ21's window, NPC's tol or the
+    # Riemannian kernel_latent_dim failed inside a comparison / float() / torch.empty without
+    # naming the parameter; both_path_gradients="no" was taken as True
+    X, y = manifold_blobs(spec.test_params["manifold"]) if "manifold" in spec.test_params else blobs
+    base = lvq.base.BASE_PARAMS
+    names = [
+        n
+        for n, v in spec.cls._all_params.items()
+        if n not in base
+        and n not in ("random_seed", "random_state", "max_iter", "n_prototypes")
+        and (
+            (isinstance(v, (int, float)) and not isinstance(v, bool))
+            or (v is None and n in _NUMERIC_OR_NONE)
+            or n == "both_path_gradients"
+        )
+    ]
+    for name in names:
+        m = make(spec, **{name: "zz"})
+        with pytest.raises((ValueError, TypeError), match=name):
+            m.fit(X) if spec.kind == "clusterer" else m.fit(X, y)

@@ -171,3 +171,30 @@ def test_plots_copy_tensors_to_the_host(blobs, monkeypatch):
     assert plot.plot_prototype_trajectory(traj, X2, y2) is not None
     ax = plot.plot_prototype_trajectory(torch.as_tensor(traj.trajectory))  # (frames, P, d)
     assert len(ax.lines) == 2 * m.prototypes_.shape[0]
+
+
+def test_decision_boundary_of_one_class_latent_and_cluster_models():
+    # a one-class model fitted on several outlier labels raised "2 is not in list"; LVQMLN's
+    # latent prototypes were drawn at input coordinates; a clusterer failed on classes_
+    mpl = pytest.importorskip(
+        "matplotlib", reason="plots need the plot extra: pip install lvq[plot]"
+    )
+    mpl.use("Agg")
+    from lvq import plot
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(15, 2)) + c for c in ([0, 0], [4, 0], [0, 4])])
+    y = np.repeat([0, 1, 2], 15)
+    oc = lvq.OCGLVQ(target_label=0, max_iter=3, device="cpu").fit(X, y)
+    ax = plot.plot_decision_boundary_2d(oc, X, y, resolution=10)
+    colours = ax.collections[1].get_array()
+    np.testing.assert_array_equal(colours, oc._encode(y).numpy())  # outliers share a colour
+    mln = lvq.LVQMLN(max_iter=2, device="cpu").fit(X, y)  # latent_dim=2: same width as X
+    ax = plot.plot_decision_boundary_2d(mln, X, y, resolution=10)
+    assert len(ax.collections) == 2  # regions and samples, no prototypes
+    glvq = lvq.GLVQ(max_iter=2, device="cpu").fit(X, y)
+    with pytest.raises(ValueError, match=r"not fitted with: \[7\]"):
+        plot.plot_decision_boundary_2d(glvq, X, np.where(y == 2, 7, y), resolution=10)
+    km = lvq.get_model_class("KMeansPlusPlus")(n_clusters=3, random_seed=0).fit(X)
+    with pytest.raises(TypeError, match="clusterer"):
+        plot.plot_decision_boundary_2d(km, X, y)

@@ -201,3 +201,34 @@ def test_topology_models_take_patience_and_restore_best(cls, kw, blobs):
         np.testing.assert_array_equal(m.prototypes_, seen[best - 1])
     with pytest.raises(ValueError, match="patience"):
         cls(patience=0, **kw).fit(blobs)
+
+
+def test_growing_neural_gas_epsilon_stops_and_batch_size_warns(blobs):
+    # GNG accepted epsilon and batch_size and ignored both (every fit ran max_iter epochs)
+    kw = {"max_nodes": 4, "insert_interval": 1000, "max_iter": 30, "random_seed": 0}
+    settled = O.GrowingNeuralGas(lr_winner=1e-6, lr_neighbor=1e-6, epsilon=1e-3, **kw).fit(blobs)
+    assert settled.n_iter_ < 30 and settled.prototypes_.shape[0] == 4
+    full = O.GrowingNeuralGas(lr_winner=1e-6, lr_neighbor=1e-6, epsilon=0.0, **kw).fit(blobs)
+    assert full.n_iter_ == 30
+    for cls, extra in ((O.GrowingNeuralGas, {"max_nodes": 4}), (O.HeskesSOM, {"grid_height": 2})):
+        with pytest.warns(UserWarning, match="ignores batch_size=8"):
+            cls(batch_size=8, max_iter=2, random_seed=0, **extra).fit(blobs)
+
+
+@pytest.mark.parametrize("cls", [O.KohonenSOM, O.HeskesSOM, O.DKHeskesSOM])
+def test_fitted_map_keeps_its_grid_after_set_params(cls, blobs, tmp_path):
+    # set_params(grid_height=...) on a fitted map changed grid_shape: HeskesSOM.predict raised
+    # a shape error, bmu_coordinates and umatrix used the new shape on the old prototypes
+    m = cls(grid_height=2, grid_width=3, max_iter=5, random_seed=0).fit(blobs)
+    pred, bmu, um = m.predict(blobs), m.bmu_coordinates(blobs), som_utils.umatrix(m)
+    m.set_params(grid_height=4, grid_width=5)
+    assert m.grid_shape == (2, 3)
+    np.testing.assert_array_equal(m.predict(blobs), pred)
+    np.testing.assert_array_equal(m.bmu_coordinates(blobs), bmu)
+    np.testing.assert_array_equal(som_utils.umatrix(m), um)
+    m.save(tmp_path / "m")
+    back = lvq.load(tmp_path / "m", device="cpu")
+    assert back.grid_shape == (2, 3) and back.get_params()["grid_height"] == 4
+    np.testing.assert_array_equal(back.predict(blobs), pred)
+    m.fit(blobs)  # the new shape applies to the next fit
+    assert m.grid_shape == (4, 5) and m.weights_.shape == (4, 5, 2)

@@ -1123,6 +1123,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             import onnx  # noqa: F401
         except ImportError as exc:
             raise ImportError("export_onnx needs onnx: pip install lvq[onnx]") from exc
+        batch_size = check_int("batch_size", batch_size, 1, allow_none=True)
         module = self.inference_module().cpu().eval()
         example = self._onnx_example(batch_size or 2)
         path = Path(path)

@@ -35,12 +35,21 @@ def _axes(ax):
 def plot_decision_boundary_2d(
     model: Any, X: Any, y: Any, ax: Any = None, resolution: int = 200, margin: float = 0.5
 ):
-    """Decision regions of a fitted model on 2-D data, with the samples and the prototypes."""
+    """Decision regions of a fitted classifier on 2-D data, with the samples and the prototypes.
+
+    A one-class model colours every non-target label of ``y`` as its outlier class; the
+    prototypes of models that keep them in a backbone's embedding (LVQMLN, PLVQ) are not drawn.
+    """
     _plt()
     X = np.asarray(_host(X), dtype=np.float64)
     y = np.asarray(_host(y))
     if X.ndim != 2 or X.shape[1] != 2:
         raise ValueError(f"plot_decision_boundary_2d needs 2-D data (n, 2), got shape {X.shape}")
+    if getattr(model, "_estimator_type", None) == "clusterer":
+        raise TypeError(
+            f"plot_decision_boundary_2d draws the classes of a classifier; {type(model).__name__} "
+            "is a clusterer (colour X by its predict(X) instead)"
+        )
     ax = _axes(ax)
     lo, hi = X.min(0) - margin, X.max(0) + margin
     gx, gy = np.meshgrid(
@@ -62,28 +71,51 @@ def plot_decision_boundary_2d(
         vmin=-0.5,
         vmax=9.5,
     )
-    ycodes = np.array([list(model.classes_).index(v) for v in y])
     ax.scatter(
-        X[:, 0], X[:, 1], c=ycodes, cmap="tab10", vmin=-0.5, vmax=9.5, s=12, edgecolors="none"
-    )
-    P = np.asarray(model.prototypes_)
-    pcodes = np.array([list(model.classes_).index(v) for v in model.prototype_labels_])
-    ax.scatter(
-        P[:, 0],
-        P[:, 1],
-        c=pcodes,
+        X[:, 0],
+        X[:, 1],
+        c=_label_codes(model, y),
         cmap="tab10",
         vmin=-0.5,
         vmax=9.5,
-        marker="D",
-        s=80,
-        edgecolors="black",
-        linewidths=1.5,
-        label="prototypes",
+        s=12,
+        edgecolors="none",
     )
+    P = np.asarray(model.prototypes_)
+    # LVQMLN / PLVQ keep their prototypes in the backbone's embedding: no input coordinates
+    if getattr(model, "_siamese", True) and P.ndim == 2 and P.shape[1] == X.shape[1]:
+        pcodes = np.array([list(model.classes_).index(v) for v in model.prototype_labels_])
+        ax.scatter(
+            P[:, 0],
+            P[:, 1],
+            c=pcodes,
+            cmap="tab10",
+            vmin=-0.5,
+            vmax=9.5,
+            marker="D",
+            s=80,
+            edgecolors="black",
+            linewidths=1.5,
+            label="prototypes",
+        )
+        ax.legend(loc="best")
     ax.set_title(f"{type(model).__name__} decision regions")
-    ax.legend(loc="best")
     return ax
+
+
+def _label_codes(model: Any, y: np.ndarray) -> np.ndarray:
+    """Colour codes of the labels ``y`` (positions in ``model.classes_``). A one-class model
+    colours every non-target label as its outlier class; another label not in ``classes_`` is
+    an error naming it."""
+    if hasattr(model, "target_label_"):
+        return model._encode(y).numpy()
+    classes = list(model.classes_)
+    unknown = [v for v in dict.fromkeys(y.tolist()) if v not in classes]
+    if unknown:
+        raise ValueError(
+            f"y holds labels the model was not fitted with: {unknown[:5]}; classes: {classes[:10]}"
+        )
+    return np.array([classes.index(v) for v in y])
 
 
 def plot_relevance_profile(model: Any, feature_names: Any = None, ax: Any = None):

@@ -128,6 +128,9 @@ class BackboneMixin:
         bb_lr = self.bb_lr
         if bb_lr is not None and (not is_number(bb_lr) or not bb_lr > 0):
             raise ValueError(f"bb_lr must be None or a positive number, got {bb_lr!r}")
+        both = self.get_params(deep=False).get("both_path_gradients", True)
+        if not isinstance(both, (bool, np.bool_)):
+            raise TypeError(f"both_path_gradients must be True or False, got {both!r}")
         if self.backbone is not None and not isinstance(self.backbone, torch.nn.Module):
             raise TypeError(
                 f"backbone must be None (built-in network) or a torch.nn.Module, got "

@@ -154,7 +154,7 @@ class LVQ21(_Classic):
 
     def _validate_params(self):
         super()._validate_params()
-        if not 0.0 < float(self.window) < 1.0:
+        if not is_number(self.window) or not 0.0 < float(self.window) < 1.0:
             raise ValueError(f"window must lie in (0, 1), got {self.window!r}")
 
     def _epoch(self, W, X, y, w, gen):

@@ -324,10 +324,11 @@ class BGPC(UnsupervisedModel):
     ``alpha = 1`` gives probabilistic (FCM-like, rows summing to 1) memberships, ``alpha = 0``
     possibilistic ones, values in between a graded model. ``beta`` (an inverse temperature,
     in units of the mean squared distance of the samples to their nearest initial centroid) is
-    annealed geometrically from ``beta_init`` to ``beta_final``; ``alpha`` is ``alpha_init``
-    throughout. Centroids are membership-weighted means; fitting stops once ``beta`` reached
-    ``beta_final`` and no centroid moves more than ``tol``. ``init`` is ``'fcm'`` (start from a
-    fuzzy c-means run) or ``'random'`` (random samples). ``predict_proba`` gives the memberships
+    annealed geometrically from ``beta_init`` to ``beta_final`` over the first half of
+    ``max_iter`` and stays at ``beta_final`` after; ``alpha`` is ``alpha_init`` throughout.
+    Centroids are membership-weighted means; fitting stops once ``beta`` reached
+    ``beta_final`` and no centroid moves more than ``tol`` (or after ``max_iter`` iterations).
+    ``init`` is ``'fcm'`` (start from a fuzzy c-means run) or ``'random'`` (random samples). ``predict_proba`` gives the memberships
     normalised per row; ``U_`` the graded memberships of the training data. Parameter names are
     the published library's (``tol``, ``random_state``).
     """
@@ -384,17 +385,21 @@ class BGPC(UnsupervisedModel):
         # distances are measured in units of the initial within-cluster spread
         self._scale = float(squared_euclidean(X, V).min(1).values.mean().clamp_min(1e-12))
         T = int(self.max_iter)
+        # the annealing spans the first half of max_iter: the rest is left for converging at
+        # beta_final (tol had no effect when the schedule reached beta_final at the last pass)
+        anneal = max(1, T // 2)
         b0, b1 = float(self.beta_init), float(self.beta_final)
         history = []
         for t in range(T):
-            beta = b0 * (b1 / b0) ** (t / max(T - 1, 1))
+            frac = 1.0 if anneal <= 1 else min(t / (anneal - 1), 1.0)
+            beta = b1 if frac >= 1.0 else b0 * (b1 / b0) ** frac
             D = squared_euclidean(X, V)
             U = self._memberships(D, beta)
             history.append(float((U * D).sum()))
             new = _centroids(X, U, V)
             shift = float((new - V).norm(dim=1).max())
             V = new
-            if shift <= float(self.tol) and t > 0 and beta >= b1 * (1 - 1e-9):
+            if shift <= float(self.tol) and t > 0 and frac >= 1.0:
                 break
         self._beta = beta
         self._state = {

@@ -8,6 +8,7 @@ import blockops
 import numpy as np
 import torch
 
+from .._checks import is_number
 from ..base import SupervisedPrototypeModel
 from ..registry import register
 from .classic import _Classic
@@ -113,7 +114,7 @@ class NPC(_Classic):
 
     def _validate_params(self):
         super()._validate_params()
-        if not 0.0 <= float(self.tol) <= 1.0:
+        if not is_number(self.tol) or not 0.0 <= float(self.tol) <= 1.0:
             raise ValueError(f"tol must lie in [0, 1], got {self.tol!r}")
 
     def _epoch(self, W, X, y, w, gen):

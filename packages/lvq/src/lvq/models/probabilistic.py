@@ -6,6 +6,7 @@ mixture posterior ``p(c | x)`` (computed with log-sum-exp), which is what the lo
 
 from __future__ import annotations
 
+from .._checks import check_number, is_number
 from ..base import SupervisedPrototypeModel
 from ..distances import LocalOmega, Omega
 from ..losses import RSLVQLoss, SLVQLoss
@@ -20,8 +21,9 @@ class _Probabilistic(SupervisedPrototypeModel):
 
     def _validate_params(self):
         super()._validate_params()
+        check_number("sigma", self.sigma, 0.0)
         rc = self.rejection_confidence
-        if rc is not None and not 0.0 <= float(rc) <= 1.0:
+        if rc is not None and (not is_number(rc) or not 0.0 <= float(rc) <= 1.0):
             raise ValueError(f"rejection_confidence must be None or in [0, 1], got {rc!r}")
 
     def _make_loss(self, n_classes):

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from .._checks import check_number, is_number
+from .._checks import check_int, check_number, is_number
 from ..base import SupervisedPrototypeModel
 from ..distances import Distance
 from ..losses import GLVQLoss
@@ -299,6 +299,11 @@ class _RiemannianNG(SupervisedPrototypeModel):
         g = self.get_params(deep=False)
         for name in ("lr_ratio", "sigma_min", "omega_hat_scale"):
             check_number(name, g.get(name, 1.0), 0.0)
+        # the distance checks latent_dim / subspace_dim, but not the columns of Omega_hat
+        # (kernel_latent_dim, or DKGMLVQ's latent_dim): -1 failed deep in torch.empty
+        for name in ("latent_dim", "kernel_latent_dim", "subspace_dim"):
+            if name in g:
+                check_int(name, g[name], 1, allow_none=True)
 
     def _make_distance(self):
         g = self.get_params(deep=False)

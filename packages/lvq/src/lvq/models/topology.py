@@ -14,6 +14,7 @@ vectorised over the batch: an epoch costs a few ``(n, P)`` matrix products.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -45,6 +46,14 @@ def _geometric(start: float, end: float, t: int, total: int) -> float:
 def _improved(value: float, best: float) -> bool:
     """Whether an epoch's energy ``value`` is lower than ``best`` (the rule of ``patience``)."""
     return not math.isfinite(best) or value < best - 1e-12 * max(abs(best), 1.0)
+
+
+def _warn_batch_size_ignored(model: Any, why: str) -> None:
+    if model.batch_size is not None:
+        warnings.warn(
+            f"{type(model).__name__} ignores batch_size={model.batch_size!r}: {why}",
+            stacklevel=4,
+        )
 
 
 def kernel_distance(X: torch.Tensor, W: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -241,8 +250,28 @@ class _GridModel(_Topology):
 
     @property
     def grid_shape(self) -> tuple[int, int]:
-        """``(grid_height, grid_width)`` of the map."""
+        """``(rows, cols)`` of the fitted map (before ``fit``: ``(grid_height, grid_width)``).
+
+        A fitted map keeps its shape when ``set_params`` changes ``grid_height`` /
+        ``grid_width``: they apply to the next fit."""
+        fitted = self.__dict__.get("_fitted_grid")
+        if fitted is not None:
+            return fitted
         return (int(self.grid_height), int(self.grid_width))
+
+    def _finish(self, X):
+        self._fitted_grid = (int(self.grid_height), int(self.grid_width))
+
+    def _extra_config(self):
+        return {"grid_shape": list(self.grid_shape)}
+
+    def _load_extra(self, config):
+        shape = config.get("grid_shape")
+        self._fitted_grid = (
+            (int(shape[0]), int(shape[1]))
+            if shape
+            else (int(self.grid_height), int(self.grid_width))
+        )
 
     def _n_units(self, X):
         return int(self.grid_height) * int(self.grid_width)
@@ -270,7 +299,7 @@ class _GridModel(_Topology):
         import numpy as np
 
         idx = self.predict(X)
-        w = int(self.grid_width)
+        w = self.grid_shape[1]
         return np.stack([idx // w, idx % w], 1)
 
 
@@ -322,9 +351,13 @@ class HeskesSOM(_GridModel):
     ``w_k = sum_i h(k, c*_i) x_i / sum_i h(k, c*_i)`` (no learning rate). For a fixed ``sigma``
     both steps minimise the energy ``E = mean_i sum_k h(k, c*_i) |x_i - w_k|^2``, so
     ``loss_history_`` never increases once ``sigma`` stops decaying (``sigma_init ==
-    sigma_final`` makes it monotone from the start). Full batch (``batch_size`` is ignored).
-    ``predict`` uses the Heskes BMU.
+    sigma_final`` makes it monotone from the start). Full batch (setting ``batch_size`` warns
+    that it is ignored). ``predict`` uses the Heskes BMU.
     """
+
+    def _validate(self):
+        super()._validate()
+        _warn_batch_size_ignored(self, "its update is a full-batch weighted mean")
 
     def _epoch(self, X, W, t, T, gen):
         Hg = self._h(self._sigma(t, T))
@@ -342,6 +375,7 @@ class HeskesSOM(_GridModel):
         return self.sigma_init is not None and float(self.sigma_init) == float(self.sigma_final)
 
     def _finish(self, X):
+        super()._finish(X)
         self._state["sigma"] = torch.tensor(float(self.sigma_final), dtype=X.dtype)
 
     def _assign(self, X):
@@ -419,7 +453,9 @@ class GrowingNeuralGas(_Topology):
     ``edges_`` is the fitted adjacency ``(P, P)`` (bool), ``errors_`` the accumulated errors
     ``(P,)``, ``prototypes_`` the ``P`` nodes; ``loss_history_`` the mean squared quantization
     error after every epoch, on which ``patience`` and ``restore_best`` (the whole graph of the
-    best epoch) act.
+    best epoch) act. Fitting stops early once an epoch adds or removes no node and moves none
+    by more than ``epsilon``. ``batch_size`` does not apply (the chunks are
+    ``insert_interval`` samples): setting it warns.
     """
 
     _own_params = {
@@ -433,6 +469,7 @@ class GrowingNeuralGas(_Topology):
 
     def _validate(self):
         super()._validate()
+        _warn_batch_size_ignored(self, "it processes chunks of insert_interval samples")
         check_int("max_nodes", self.max_nodes, 2)
         check_int("max_age", self.max_age)
         check_int("insert_interval", self.insert_interval)
@@ -479,9 +516,14 @@ class GrowingNeuralGas(_Topology):
         history = []
         best, best_graph, bad = math.inf, None, 0
         for t in range(int(self.max_iter)):
+            W_old, active_old = W.clone(), active.clone()
             perm = torch.randperm(X.shape[0], generator=gen, device=X.device)
             for s in range(0, X.shape[0], chunk):
                 self._chunk(X[perm[s : s + chunk]], W, active, linked, age, err, ew, en)
+            # converged: the epoch neither added nor removed a node and moved none by > epsilon
+            settled = bool(torch.equal(active, active_old)) and float(
+                (W - W_old)[active].norm(dim=1).max()
+            ) <= float(self.epsilon)
             Wa = W[active]
             q = float(squared_euclidean(X, Wa).min(1).values.mean())
             history.append(q)
@@ -496,7 +538,7 @@ class GrowingNeuralGas(_Topology):
             for cb in cbs:
                 if cb.on_iteration_end(self, info):
                     stop = True
-            if stop:
+            if stop or settled:
                 break
         if best_graph is not None:
             W, active, age, err = best_graph
