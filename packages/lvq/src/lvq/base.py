@@ -1119,30 +1119,46 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         Needs ``pip install lvq[onnx]``. Map codes to labels with ``classes_``. ``batch_size``
         fixes the batch dimension; ``None`` keeps it dynamic.
         """
-        try:
-            import onnx  # noqa: F401
-        except ImportError as exc:
-            raise ImportError("export_onnx needs onnx: pip install lvq[onnx]") from exc
-        batch_size = check_int("batch_size", batch_size, 1, allow_none=True)
-        module = self.inference_module().cpu().eval()
-        example = self._onnx_example(batch_size or 2)
-        path = Path(path)
-        _register_onnx_symbolics(opset_version)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                module,
-                (example,),
-                str(path),
-                input_names=["X"],
-                output_names=["label", "proba"],
-                opset_version=opset_version,
-                dynamic_axes=None
-                if batch_size
-                else {"X": {0: "n"}, "label": {0: "n"}, "proba": {0: "n"}},
-                dynamo=False,
-            )
-        return path
+        return export_inference_onnx(self, path, ("label", "proba"), batch_size, opset_version)
+
+
+def export_inference_onnx(
+    model: Any,
+    path: str | Path,
+    output_names: tuple[str, ...] | list[str],
+    batch_size: int | None = None,
+    opset_version: int = 17,
+) -> Path:
+    """Trace ``model.inference_module()`` on ``model._onnx_example(n)`` and write it to ``path``.
+
+    The machinery every ``export_onnx`` shares (supervised and unsupervised models): the graph
+    takes one input ``X (n, d)`` float32 and returns the module's outputs under
+    ``output_names``; ``batch_size`` fixes the batch dimension, ``None`` keeps it dynamic (the
+    first axis of the input and of every output). Needs ``pip install lvq[onnx]``.
+    """
+    try:
+        import onnx  # noqa: F401
+    except ImportError as exc:
+        raise ImportError("export_onnx needs onnx: pip install lvq[onnx]") from exc
+    batch_size = check_int("batch_size", batch_size, 1, allow_none=True)
+    module = model.inference_module().cpu().eval()
+    example = model._onnx_example(batch_size or 2)
+    path = Path(path)
+    names = list(output_names)
+    _register_onnx_symbolics(opset_version)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            input_names=["X"],
+            output_names=names,
+            opset_version=opset_version,
+            dynamic_axes=None if batch_size else {k: {0: "n"} for k in ["X", *names]},
+            dynamo=False,
+        )
+    return path
 
 
 def _expm1_as_exp_minus_one(g, x):
@@ -1157,16 +1173,22 @@ def _atanh(g, x):
     return g.op("Atanh", x)
 
 
+def _acosh(g, x):
+    return g.op("Acosh", x)
+
+
 def _register_onnx_symbolics(opset_version: int) -> None:
     """Teach the exporter the ops of the kernel and hyperbolic distances it lacks.
 
-    ``sinh`` and ``atanh`` map to ONNX ``Sinh`` and ``Atanh``. ONNX has no ``expm1``: it is
+    ``sinh``, ``atanh`` and ``acosh`` (the Poincaré distance of RiemannianNeuralGas) map to
+    ONNX ``Sinh``, ``Atanh`` and ``Acosh``. ONNX has no ``expm1``: it is
     written as ``Exp(x) - 1``, whose small-``x`` cancellation stays below float32 resolution of
     the kernel distances (bounded by 2).
     """
     torch.onnx.register_custom_op_symbolic("aten::expm1", _expm1_as_exp_minus_one, opset_version)
     torch.onnx.register_custom_op_symbolic("aten::sinh", _sinh, opset_version)
     torch.onnx.register_custom_op_symbolic("aten::atanh", _atanh, opset_version)
+    torch.onnx.register_custom_op_symbolic("aten::acosh", _acosh, opset_version)
 
 
 class _InferenceModule(torch.nn.Module):

@@ -1,13 +1,28 @@
-"""Plots (matplotlib extra: ``pip install lvq[plot]``): 2-D decision boundary, relevance
-profile, Λ matrix and prototype trajectories. Every function returns the matplotlib ``Axes``.
+"""Plots (matplotlib extra: ``pip install lvq[plot]``, imported only when a plot is drawn):
+2-D decision boundary, relevance profile, Λ matrix, prototype trajectories, neural gas and SOM
+grids in 2-D data space and loss histories. Every function returns the matplotlib ``Axes`` and
+accepts ``ax=`` to draw into an existing one. (U-matrix, hit map and component planes of a SOM
+are in :mod:`lvq.som_utils`.)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import blockops
 import numpy as np
 import torch
+
+__all__ = [
+    "plot_decision_boundary_2d",
+    "plot_lambda_matrix",
+    "plot_loss_history",
+    "plot_neural_gas",
+    "plot_prototype_trajectory",
+    "plot_relevance_profile",
+    "plot_som_grid",
+    "plot_som_loss",
+]
 
 
 def _plt():
@@ -171,3 +186,136 @@ def plot_prototype_trajectory(trajectory: Any, X: Any = None, y: Any = None, ax:
         ax.plot(T[-1, k, 0], T[-1, k, 1], "D", ms=8, mec="black")
     ax.set_title("prototype trajectories")
     return ax
+
+
+def _points_2d(func: str, X: Any) -> np.ndarray:
+    """``X`` as a float64 ``(n, 2)`` array, or a ValueError naming its shape."""
+    X = np.asarray(_host(X), dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"{func} needs 2-D data X of shape (n, 2), got shape {X.shape}")
+    return X
+
+
+def _prototypes_2d(func: str, model: Any, hint: str) -> np.ndarray:
+    """The fitted prototypes ``(P, 2)`` of an unsupervised model (2-D data space)."""
+    if getattr(model, "_estimator_type", None) != "clusterer":
+        raise TypeError(
+            f"{func} draws the prototypes of an unsupervised model; {type(model).__name__} is "
+            "not one (use plot_decision_boundary_2d for a classifier)"
+        )
+    blockops.check_is_fitted(model, "prototypes_")
+    P = np.asarray(_host(model.prototypes_), dtype=np.float64)
+    if P.ndim != 2 or P.shape[1] != 2:
+        raise ValueError(
+            f"{func} draws prototypes in 2-D data space; {type(model).__name__} was fitted with "
+            f"{P.shape[-1]} features (prototypes of shape {P.shape}){hint}"
+        )
+    return P
+
+
+def plot_neural_gas(model: Any, X: Any, ax: Any = None):
+    """2-D data ``X (n, 2)`` coloured by best matching prototype, the prototypes (diamonds)
+    and, for :class:`~lvq.models.topology.GrowingNeuralGas`, the edges of its graph
+    (``edges_``, one line per edge).
+
+    Takes any fitted unsupervised model whose prototypes live in the 2-D data space
+    (NeuralGas, DKNeuralGas, GrowingNeuralGas, the clusterers); data with another number of
+    columns is a ValueError naming its shape.
+    """
+    _plt()
+    from matplotlib.collections import LineCollection
+
+    X = _points_2d("plot_neural_gas", X)
+    P = _prototypes_2d("plot_neural_gas", model, "")
+    ax = _axes(ax)
+    ax.scatter(
+        X[:, 0], X[:, 1], c=model.predict(X), cmap="tab20", s=10, alpha=0.6, edgecolors="none"
+    )
+    edges = getattr(model, "edges_", None)
+    if edges is not None:
+        i, j = np.nonzero(np.triu(np.asarray(_host(edges), dtype=bool), 1))
+        ax.add_collection(
+            LineCollection(np.stack([P[i], P[j]], 1), colors="black", linewidths=1.0, label="edges")
+        )
+    ax.scatter(
+        P[:, 0],
+        P[:, 1],
+        marker="D",
+        s=50,
+        c="tab:red",
+        edgecolors="black",
+        zorder=3,
+        label="prototypes",
+    )
+    ax.legend(loc="best")
+    ax.set_title(f"{type(model).__name__} ({len(P)} prototypes)")
+    return ax
+
+
+def plot_som_grid(som: Any, X: Any = None, ax: Any = None):
+    """A fitted SOM in 2-D data space: every unit at its prototype, joined to its 4-connected
+    grid neighbours (``rows * (cols - 1) + (rows - 1) * cols`` lines), over the data ``X``
+    when given.
+
+    Takes KohonenSOM, HeskesSOM, their DK versions and the simple SOM fitted on 2-D data; for
+    more features draw the map with :func:`lvq.som_utils.plot_umatrix` or
+    :func:`lvq.som_utils.plot_component_planes` instead.
+    """
+    _plt()
+    from matplotlib.collections import LineCollection
+
+    if getattr(som, "_estimator_type", None) == "clusterer" and not hasattr(
+        type(som), "grid_shape"
+    ):
+        raise TypeError(
+            f"plot_som_grid draws a self-organizing map; {type(som).__name__} has no grid "
+            "(use plot_neural_gas)"
+        )
+    hint = "; use lvq.som_utils.plot_umatrix or plot_component_planes"
+    P = _prototypes_2d("plot_som_grid", som, hint)
+    h, w = som.grid_shape
+    W = P.reshape(h, w, 2)
+    if X is not None:
+        X = _points_2d("plot_som_grid", X)
+    ax = _axes(ax)
+    if X is not None:
+        ax.scatter(X[:, 0], X[:, 1], c="0.6", s=8, alpha=0.6, edgecolors="none")
+    rows = np.stack([W[:, :-1], W[:, 1:]], 2).reshape(-1, 2, 2)
+    cols = np.stack([W[:-1], W[1:]], 2).reshape(-1, 2, 2)
+    ax.add_collection(
+        LineCollection(
+            np.concatenate([rows, cols]), colors="tab:blue", linewidths=1.0, label="grid"
+        )
+    )
+    ax.scatter(P[:, 0], P[:, 1], s=25, c="tab:blue", edgecolors="black", zorder=3, label="units")
+    ax.autoscale_view()
+    ax.legend(loc="best")
+    ax.set_title(f"{type(som).__name__} {h}x{w} map")
+    return ax
+
+
+def plot_loss_history(model: Any, ax: Any = None):
+    """The training loss of every epoch (``loss_history_``: the loss of the gradient-trained
+    models, the energy / objective / quantization error of the unsupervised ones) and, when the
+    model was fitted with validation data, ``val_loss_history_``.
+
+    Also available as ``plot_som_loss`` (the published library's name), the same function.
+    """
+    _plt()
+    blockops.check_is_fitted(model, "loss_history_")
+    hist = np.asarray(model.loss_history_, dtype=np.float64)
+    ax = _axes(ax)
+    ax.plot(np.arange(1, len(hist) + 1), hist, "-", label="training")
+    val = getattr(model, "val_loss_history_", None)
+    if val is not None and len(val):
+        val = np.asarray(val, dtype=np.float64)
+        ax.plot(np.arange(1, len(val) + 1), val, "--", label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend(loc="best")
+    ax.set_title(f"{type(model).__name__} loss history")
+    return ax
+
+
+plot_som_loss = plot_loss_history
+"""The published library's name for :func:`plot_loss_history` (the same function)."""

@@ -8,6 +8,7 @@ moves and ``prototypes_`` are written once here.
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import torch
 
 from ..__about__ import __version__
 from .._checks import check_int, check_number, resolve_load_device
-from ..base import PrototypeModel
+from ..base import PrototypeModel, export_inference_onnx
 from ..distances import squared_euclidean
 from ..registry import register
 
@@ -40,7 +41,7 @@ def _refuse_positional_start(y: Any, X: Any, start: str) -> None:
 class UnsupervisedModel(PrototypeModel):
     """Base of the clusterers and topology models: ``fit(X)``, ``predict`` (index of the best
     matching prototype), ``transform`` (distances to every prototype), ``fit_predict``,
-    ``score`` and ``save``/``load`` in the project's safe format.
+    ``score``, ``save``/``load`` in the project's safe format and ``export_onnx``.
 
     Subclasses implement :meth:`_fit` (fill ``self._state``, return the history) and may
     override :meth:`_distances` (the ``(n, P)`` matrix ``predict``/``transform`` use).
@@ -52,6 +53,10 @@ class UnsupervisedModel(PrototypeModel):
     _seed_param = "random_seed"
     #: name of the state tensor holding the prototypes
     _proto_key = "prototypes"
+    #: state tensors describing the training data only (not exported: prediction ignores them)
+    _training_state: tuple[str, ...] = ("U", "T", "labels")
+    #: whether the exported graph has a ``proba`` output (the model's ``predict_proba``)
+    _onnx_proba = False
 
     # ------------------------------------------------------------------ fitting
 
@@ -158,6 +163,66 @@ class UnsupervisedModel(PrototypeModel):
         for k, v in self._state.items():
             setattr(self, f"{k}_", v.detach().cpu().numpy())
 
+    # ------------------------------------------------------------------ export
+
+    def _bind_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Use ``state`` (the inference module's buffers) as the learned tensors."""
+        self._state = state
+
+    def _proba(self, X: torch.Tensor) -> torch.Tensor:
+        """``predict_proba`` as a tensor in ``X``'s dtype (models with ``_onnx_proba``)."""
+        raise NotImplementedError
+
+    def _inference(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The exported outputs for ``X (n, d)``: ``label`` (= ``predict``), ``distances``
+        (= ``transform``) and, where the model has ``predict_proba``, ``proba``."""
+        out = {"label": self._assign(X), "distances": self._distances(X)}
+        if self._onnx_proba:
+            out["proba"] = self._proba(X)
+        return out
+
+    def _onnx_outputs(self) -> tuple[str, ...]:
+        return ("label", "distances", "proba") if self._onnx_proba else ("label", "distances")
+
+    def _onnx_obstacle(self) -> str | None:
+        """Why this model's prediction cannot be written in ONNX (``None``: it can)."""
+        return None
+
+    def inference_module(self) -> torch.nn.Module:
+        """A CPU float32 ``torch.nn.Module`` mapping ``X (n, d)`` to ``(label (n,), distances
+        (n, P))`` -- ``predict`` and ``transform`` -- plus ``proba (n, P)`` (``predict_proba``)
+        for the models that have it; what :meth:`export_onnx` writes."""
+        blockops.check_is_fitted(self, "prototypes_")
+        return _UnsupervisedInference(self)
+
+    def _onnx_example(self, n: int) -> torch.Tensor:
+        """``n`` prototype rows as the trace input (zeros lie off a manifold's points)."""
+        W = torch.as_tensor(self.prototypes_, dtype=torch.float32)
+        return W[torch.arange(n) % W.shape[0]].clone()
+
+    def export_onnx(
+        self, path: str | Path, batch_size: int | None = None, opset_version: int = 17
+    ) -> Path:
+        """Export prediction to ONNX; needs ``pip install lvq[onnx]``.
+
+        The graph takes ``X (n, d)`` float32 and returns ``label`` (int64 ``(n,)``, the index of
+        the best matching prototype / cluster, as ``predict``), ``distances`` (float32
+        ``(n, P)``, as ``transform``: the model's own distance, e.g. kernel distances for the
+        ``DK``/``K`` models) and, for the models with ``predict_proba`` (the fuzzy and
+        possibilistic clusterers, BGPC), ``proba`` (float32 ``(n, n_clusters)``, rows summing
+        to 1). ``batch_size`` fixes the batch dimension; ``None`` keeps it dynamic. A model
+        whose distance ONNX cannot express (a Riemannian model on SPD or Grassmann points)
+        raises ``NotImplementedError`` naming why.
+        """
+        blockops.check_is_fitted(self, "prototypes_")
+        obstacle = self._onnx_obstacle()
+        if obstacle is not None:
+            raise NotImplementedError(
+                f"{type(self).__name__} cannot be exported to ONNX: {obstacle}; predict in "
+                "PyTorch (the model or its inference_module()) instead"
+            )
+        return export_inference_onnx(self, path, self._onnx_outputs(), batch_size, opset_version)
+
     # ------------------------------------------------------------------ persistence
 
     def _extra_config(self) -> dict[str, Any]:
@@ -214,6 +279,28 @@ class UnsupervisedModel(PrototypeModel):
         model._load_extra(config.get("extra") or {})
         model._publish()
         return model
+
+
+class _UnsupervisedInference(torch.nn.Module):
+    """``X (n, d) -> (label, distances[, proba])`` of an unsupervised model, on its own CPU
+    float32 copy of the learned tensors (buffers); the model's own ``_assign`` /
+    ``_distances`` compute the outputs, so they are ``predict`` / ``transform`` by
+    construction."""
+
+    def __init__(self, model: UnsupervisedModel):
+        super().__init__()
+        self.model = copy.copy(model)  # parameters and Python constants; state from buffers
+        self.names = [k for k in model._state if k not in model._training_state]
+        for k in self.names:
+            v = model._state[k].detach().cpu()
+            self.register_buffer(f"s_{k}", (v.float() if v.is_floating_point() else v).clone())
+        self.output_names = model._onnx_outputs()
+
+    def forward(self, X: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        m = self.model
+        m._bind_state({k: getattr(self, f"s_{k}") for k in self.names})
+        out = m._inference(X)
+        return tuple(out[k] for k in self.output_names)
 
 
 def _kmeanspp(X: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
@@ -419,6 +506,12 @@ class BGPC(UnsupervisedModel):
         self._beta = float(self._state["beta"])
         self._scale = float(self._state["scale"])
         self.centroids_ = self.prototypes_
+
+    _onnx_proba = True
+
+    def _proba(self, X):
+        U = self._memberships(self._distances(X), self._beta)
+        return U / U.sum(1, keepdim=True).clamp_min(1e-30)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Memberships ``(n, n_clusters)`` normalised to rows summing to 1."""

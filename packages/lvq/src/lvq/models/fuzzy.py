@@ -320,6 +320,16 @@ class FuzzyClusteringBase(UnsupervisedModel):
         self._consts = {k: v.to(X.device) for k, v in self._consts.items()}
         return self._memberships(self._distances(X), train=False)[self._assign_key].argmax(1)
 
+    _onnx_proba = True
+
+    def _bind_state(self, state):
+        super()._bind_state(state)
+        self._consts = {k: v for k, v in state.items() if k not in ("prototypes", "U", "T")}
+
+    def _proba(self, X):
+        M = self._memberships(self._distances(X), train=False)[self._assign_key]
+        return M / M.sum(1, keepdim=True).clamp_min(1e-30)
+
     def predict_proba(self, X: Any):
         """Memberships ``(n, n_clusters)`` with rows summing to 1 (typicalities normalised per
         row for purely possibilistic models)."""

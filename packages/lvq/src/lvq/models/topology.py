@@ -654,6 +654,10 @@ class RiemannianNeuralGas(_Topology):
     def _prediction_params(self):
         return {"manifold"}
 
+    def _onnx_obstacle(self):
+        mf = self._mf()
+        return None if mf.onnx_obstacle is None else f"{mf.onnx_obstacle} (manifold {mf!r})"
+
     def _mf(self):
         from ..manifolds import get_manifold
 
