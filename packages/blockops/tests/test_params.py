@@ -99,6 +99,7 @@ def test_weighted_accuracy_refuses_bad_sample_weight(weights, match):
         ClassifierMixin._weighted_accuracy(hits, weights)
     assert ClassifierMixin._weighted_accuracy(hits, np.array([1.0, 3.0, 0.0, 0.0])) == 0.25
 
+
 @pytest.mark.cuda
 def test_score_accepts_cuda_sample_weight():
     import torch
