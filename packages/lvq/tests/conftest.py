@@ -56,3 +56,27 @@ def iris():
 
     X, y = load_iris(return_X_y=True)
     return (X - X.mean(0)) / X.std(0), y
+
+
+@pytest.fixture(scope="session")
+def oc_data():
+    """40 target samples around the origin (label 1) and 12 outliers on a shell (label 0)."""
+    rng = np.random.default_rng(0)
+    Xt = rng.normal(size=(40, 3))
+    u = rng.normal(size=(12, 3))
+    Xo = u / np.linalg.norm(u, axis=1, keepdims=True) * rng.uniform(4, 6, size=(12, 1))
+    return np.vstack([Xt, Xo]), np.r_[np.ones(40, dtype=int), np.zeros(12, dtype=int)]
+
+
+@pytest.fixture
+def agg_plt():
+    """matplotlib.pyplot on the headless Agg backend (skips without the plot extra); closes
+    every figure afterwards."""
+    mpl = pytest.importorskip(
+        "matplotlib", reason="plots need the plot extra: pip install lvq[plot]"
+    )
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    yield plt
+    plt.close("all")

@@ -15,16 +15,6 @@ def make(spec, **over):
     return spec.cls(**{**spec.test_params, "device": "cpu", **over})
 
 
-@pytest.fixture(scope="module")
-def oc_data():
-    """40 target samples around the origin (label 1) and 12 outliers on a shell (label 0)."""
-    rng = np.random.default_rng(0)
-    Xt = rng.normal(size=(40, 3))
-    u = rng.normal(size=(12, 3))
-    Xo = u / np.linalg.norm(u, axis=1, keepdims=True) * rng.uniform(4, 6, size=(12, 1))
-    return np.vstack([Xt, Xo]), np.r_[np.ones(40, dtype=int), np.zeros(12, dtype=int)]
-
-
 def fitted(spec, data):
     if spec.name not in _FITTED:
         _FITTED[spec.name] = make(spec).fit(*data)
@@ -114,7 +104,7 @@ def test_reject_option(spec, oc_data):
     with pytest.raises(ValueError, match="is one of the model's labels"):
         m.predict_with_reject(X, upper=0.9, lower=0.1, reject_label=0)
     # one rejection API: the supervised margin-based ones are absent
-    for name in ("predict_with_rejection", "confidence", "partial_fit", "export_onnx"):
+    for name in ("predict_with_rejection", "confidence", "partial_fit"):
         assert not hasattr(m, name)
 
 

@@ -12,15 +12,8 @@ CLUSTERERS = [REGISTRY[n] for n in list_models(kind="clusterer")]
 
 
 @pytest.fixture(autouse=True)
-def plt():
-    mpl = pytest.importorskip(
-        "matplotlib", reason="plots need the plot extra: pip install lvq[plot]"
-    )
-    mpl.use("Agg")
-    import matplotlib.pyplot as plt
-
-    yield plt
-    plt.close("all")
+def plt(agg_plt):
+    return agg_plt
 
 
 def _blobs(n_per=20, d=2, seed=0):

@@ -1,8 +1,9 @@
 """Plots (matplotlib extra: ``pip install lvq[plot]``, imported only when a plot is drawn):
 2-D decision boundary, relevance profile, Λ matrix, prototype trajectories, neural gas and SOM
 grids in 2-D data space and loss histories. Every function returns the matplotlib ``Axes`` and
-accepts ``ax=`` to draw into an existing one. (U-matrix, hit map and component planes of a SOM
-are in :mod:`lvq.som_utils`.)
+accepts ``ax=`` to draw into an existing one, except the summaries :func:`plot_som_summary` and
+:func:`plot_lvq_summary`, which draw a new ``Figure`` of several panels and return it.
+(U-matrix, hit map and component planes of a SOM are in :mod:`lvq.som_utils`.)
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ __all__ = [
     "plot_decision_boundary_2d",
     "plot_lambda_matrix",
     "plot_loss_history",
+    "plot_lvq_summary",
     "plot_neural_gas",
     "plot_prototype_trajectory",
     "plot_relevance_profile",
     "plot_som_grid",
     "plot_som_loss",
+    "plot_som_summary",
 ]
 
 
@@ -319,3 +322,113 @@ def plot_loss_history(model: Any, ax: Any = None):
 
 plot_som_loss = plot_loss_history
 """The published library's name for :func:`plot_loss_history` (the same function)."""
+
+
+def _features(func: str, model: Any, X: Any) -> np.ndarray:
+    """``X`` as a float64 ``(n, n_features_in_)`` array, or a ValueError naming its shape."""
+    X = np.asarray(_host(X), dtype=np.float64)
+    d = int(model.n_features_in_)
+    if X.ndim != 2 or X.shape[1] != d:
+        raise ValueError(
+            f"{func}: {type(model).__name__} was fitted with {d} features, so X must have shape "
+            f"(n, {d}); got shape {X.shape}"
+        )
+    return X
+
+
+def plot_som_summary(som: Any, X: Any = None):
+    """One figure summarising a fitted self-organizing map: the U-matrix
+    (:func:`lvq.som_utils.plot_umatrix`), the hit map of ``X`` when given
+    (:func:`lvq.som_utils.plot_hit_map`) and the loss history (:func:`plot_loss_history`),
+    left to right. Returns the matplotlib ``Figure`` (its ``axes`` hold the panels and the
+    U-matrix's colour bar).
+
+    Takes KohonenSOM, HeskesSOM, their DK versions and the simple SOM, on data of any
+    dimension. A model without a grid is a TypeError, an unfitted one a ``NotFittedError``,
+    ``X`` without the map's ``n_features_in_`` columns a ValueError naming its shape.
+    """
+    plt = _plt()
+    from . import som_utils
+
+    if getattr(som, "_estimator_type", None) != "clusterer" or not hasattr(type(som), "grid_shape"):
+        raise TypeError(
+            f"plot_som_summary summarises a self-organizing map; {type(som).__name__} has no "
+            "grid (use plot_neural_gas or plot_loss_history)"
+        )
+    blockops.check_is_fitted(som, "prototypes_")
+    if X is not None:
+        X = _features("plot_som_summary", som, X)
+    n = 2 if X is None else 3
+    fig, axes = plt.subplots(1, n, figsize=(4.5 * n, 4), squeeze=False)
+    axes = list(axes.flat)
+    som_utils.plot_umatrix(som, ax=axes[0])
+    if X is not None:
+        som_utils.plot_hit_map(som, X, ax=axes[1])
+    plot_loss_history(som, ax=axes[-1])
+    h, w = som.grid_shape
+    fig.suptitle(f"{type(som).__name__} {h}x{w} map")
+    fig.tight_layout()
+    return fig
+
+
+def plot_lvq_summary(model: Any, X: Any, y: Any):
+    """One figure summarising a fitted classifier (supervised or one-class), left to right:
+
+    * the decision regions on ``X`` (:func:`plot_decision_boundary_2d`) when the model was
+      fitted on 2-D data (not for the Riemannian models, whose points are no plane);
+    * the loss history (:func:`plot_loss_history`; a model that trains none, such as KNN, gets
+      a panel saying so);
+    * the relevance profile (:func:`plot_relevance_profile`) of the models that have one (GRLVQ,
+      the matrix models: the diagonal of Λ, ...);
+    * the Λ matrix (:func:`plot_lambda_matrix`, the mean over prototypes for the local models)
+      of the matrix models (not of the relevance models, whose Λ is ``diag(λ)``).
+
+    Returns the matplotlib ``Figure`` (its ``axes`` hold the panels and the Λ colour bar). A
+    clusterer is a TypeError, an unfitted model a ``NotFittedError``; ``X`` without the model's
+    ``n_features_in_`` columns, a ``y`` of another length or with a label the model does not
+    know is a ValueError.
+    """
+    plt = _plt()
+    if getattr(model, "_estimator_type", None) == "clusterer":
+        raise TypeError(
+            f"plot_lvq_summary summarises a classifier; {type(model).__name__} is a clusterer "
+            "(use plot_som_summary, plot_neural_gas or plot_loss_history)"
+        )
+    if not hasattr(model, "predict") or not hasattr(model, "fit"):
+        raise TypeError(
+            f"plot_lvq_summary summarises a fitted lvq classifier, got {type(model).__name__}"
+        )
+    blockops.check_is_fitted(model, ["prototypes_", "classes_"])
+    X = _features("plot_lvq_summary", model, X)
+    y = np.asarray(_host(y))
+    if y.ndim != 1 or len(y) != len(X):
+        raise ValueError(
+            f"plot_lvq_summary needs y of shape ({len(X)},) matching X, got shape {y.shape}"
+        )
+    boundary = X.shape[1] == 2 and getattr(model, "manifold", None) is None
+    if boundary:
+        _label_codes(model, y)  # an unknown label fails here, before a figure is drawn
+    kind = type(model)
+    relevance = hasattr(kind, "relevance_profile")
+    from .models.glvq import RelevanceMixin
+
+    # the relevance models' Λ is diag(λ): the relevance profile says it all
+    lam = hasattr(kind, "lambda_matrix") and not issubclass(kind, RelevanceMixin)
+    n = int(boundary) + 1 + int(relevance) + int(lam)
+    fig, axes = plt.subplots(1, n, figsize=(4.5 * n, 4), squeeze=False)
+    axes = iter(axes.flat)
+    if boundary:
+        plot_decision_boundary_2d(model, X, y, ax=next(axes))
+    ax = next(axes)
+    if len(getattr(model, "loss_history_", ())):
+        plot_loss_history(model, ax=ax)
+    else:
+        ax.text(0.5, 0.5, "no training loss", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        ax.set_title(f"{type(model).__name__} loss history")
+    if relevance:
+        plot_relevance_profile(model, ax=next(axes))
+    if lam:
+        plot_lambda_matrix(model, ax=next(axes))
+    fig.tight_layout()
+    return fig

@@ -90,6 +90,7 @@ class UnsupervisedModel(PrototypeModel):
             blockops.check_is_fitted(self, "prototypes_")
             self._check_features(Xt)
             init = self._state[self._proto_key].to(device).clone()
+            self._check_resume_size(Xt, int(init.shape[0]))
         elif initial_prototypes is not None:
             init = blockops.as_tensor(initial_prototypes, name="initial_prototypes", device=device)
             if init.shape[1] != Xt.shape[1]:
@@ -106,6 +107,24 @@ class UnsupervisedModel(PrototypeModel):
         self.n_iter_ = len(self.loss_history_)
         self._publish()
         return self
+
+    def _asked_prototypes(self, X: torch.Tensor) -> tuple[int, str] | None:
+        """``(P, why)``: how many prototypes the current parameters ask for on ``X`` and the
+        parameters that say so (``None``: the model decides itself, e.g. GrowingNeuralGas)."""
+        return None
+
+    def _check_resume_size(self, X: torch.Tensor, fitted: int) -> None:
+        """``resume=True`` continues the fitted prototypes: refuse where ``set_params`` (or,
+        for SOM without ``grid_size``, another number of samples) now asks for another count."""
+        asked = self._asked_prototypes(X)
+        if asked is None or asked[0] == fitted:
+            return
+        n, why = asked
+        raise ValueError(
+            f"resume=True continues the {fitted} fitted prototypes of {type(self).__name__}, but "
+            f"its parameters now ask for {n} ({why}); refit without resume (fit(X)) to train "
+            f"{n} prototypes from scratch, or set the parameters back to resume"
+        )
 
     def _check_n_samples(self, X: torch.Tensor) -> None:
         need = self._n_prototypes_needed()
@@ -366,6 +385,9 @@ class KMeansPlusPlus(UnsupervisedModel):
     def _n_prototypes_needed(self):
         return int(self.n_clusters)
 
+    def _asked_prototypes(self, X):
+        return int(self.n_clusters), f"n_clusters={int(self.n_clusters)}"
+
     def _fit(self, X, gen, init):
         k = int(self.n_clusters)
         V = _kmeanspp(X, k, gen) if init is None else init
@@ -447,6 +469,9 @@ class BGPC(UnsupervisedModel):
 
     def _n_prototypes_needed(self):
         return int(self.n_clusters)
+
+    def _asked_prototypes(self, X):
+        return int(self.n_clusters), f"n_clusters={int(self.n_clusters)}"
 
     def _memberships(self, D: torch.Tensor, beta: float) -> torch.Tensor:
         logv = -beta * D / self._scale
@@ -563,9 +588,18 @@ class SOM(UnsupervisedModel):
         g = int(self._state["grid"].shape[0])
         return (g, g)
 
+    def _grid_side(self, n: int) -> int:
+        return int(self.grid_size or max(1, int(math.sqrt(5 * math.sqrt(n)))))
+
+    def _asked_prototypes(self, X):
+        g = self._grid_side(X.shape[0])
+        if self.grid_size:
+            return g * g, f"grid_size={g}: a {g}x{g} grid"
+        return g * g, f"grid_size=None: a {g}x{g} grid for {X.shape[0]} samples"
+
     def _fit(self, X, gen, init):
         n = X.shape[0]
-        g = self.grid_size or max(1, int(math.sqrt(5 * math.sqrt(n))))
+        g = self._grid_side(n)
         T = self.max_iter or 500 * g * g
         coords = _grid_coords(g, g, X.device)
         G2 = torch.cdist(coords, coords).pow(2).to(X.dtype)

@@ -133,6 +133,9 @@ class FuzzyClusteringBase(UnsupervisedModel):
     def _n_prototypes_needed(self):
         return int(self.n_clusters)
 
+    def _asked_prototypes(self, X):
+        return int(self.n_clusters), f"n_clusters={int(self.n_clusters)}"
+
     # ------------------------------------------------------------------ distances
 
     def _kernel_matrix(self, X: torch.Tensor, V: torch.Tensor) -> torch.Tensor:

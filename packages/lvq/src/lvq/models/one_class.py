@@ -29,6 +29,8 @@ the target samples in each prototype's Voronoi cell.
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
 from typing import Any
 
 import blockops
@@ -36,7 +38,13 @@ import numpy as np
 import torch
 
 from .._checks import check_number, is_number
-from ..base import BASE_PARAMS, SupervisedPrototypeModel, _reject_sparse_and_1d, _to_python
+from ..base import (
+    BASE_PARAMS,
+    SupervisedPrototypeModel,
+    _reject_sparse_and_1d,
+    _to_python,
+    export_inference_onnx,
+)
 from ..distances import (
     Distance,
     ExponentialKernel,
@@ -157,8 +165,6 @@ class OneClassPrototypeModel(SupervisedPrototypeModel):
     accuracy_coverage_curve = _NotForOneClass(_hint)
     optimal_threshold = _NotForOneClass(_hint)
     partial_fit = _NotForOneClass("refit, or fit(X, y, resume=True) to continue training")
-    inference_module = _NotForOneClass("export is implemented for the supervised classifiers")
-    export_onnx = _NotForOneClass("export is implemented for the supervised classifiers")
 
     # ------------------------------------------------------------------ composition
 
@@ -372,7 +378,11 @@ class OneClassPrototypeModel(SupervisedPrototypeModel):
     def _scores(self, Xt: torch.Tensor) -> torch.Tensor:
         p = self._inference_params()
         dist = self._make_distance().all_distances(Xt, p["prototypes"], p).double()
-        theta = p["radii"].double().pow(2)
+        return self._score_from_distances(dist, p["radii"].double().pow(2))
+
+    def _score_from_distances(self, dist: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """Scores ``(n,)`` from the distances ``(n, P)`` and radii ``θ (P,)`` (unclamped; plain
+        tensor operations, so the ONNX export traces the same computation)."""
         mu = (dist - theta) / (dist + theta + _EPS)
         if self._scoring == "soft":
             neigh = NeuralGas(max(float(getattr(self, "gamma_", 1.0)), 1e-12)) if self._ng else None
@@ -435,6 +445,49 @@ class OneClassPrototypeModel(SupervisedPrototypeModel):
         truth = self._encode(blockops.as_labels(y, n_samples=pred.shape[0])).numpy()
         return self._weighted_accuracy((truth == self._target_code) == pred, sample_weight)
 
+    # ------------------------------------------------------------------ export
+
+    def inference_module(self) -> torch.nn.Module:
+        """A CPU float32 ``torch.nn.Module`` mapping ``X (n, d)`` to ``(label (n,), score (n,),
+        proba (n, 2))`` -- what :meth:`predict` (as codes into ``classes_``),
+        :meth:`decision_function` and :meth:`predict_proba` compute; what :meth:`export_onnx`
+        writes. It holds a copy of the fitted parameters: refitting the model leaves it as is."""
+        blockops.check_is_fitted(self, "prototypes_")
+        return _OneClassInference(self)
+
+    def export_onnx(
+        self, path: str | Path, batch_size: int | None = None, opset_version: int = 17
+    ) -> Path:
+        """Export prediction to ONNX; needs ``pip install lvq[onnx]``.
+
+        The graph takes ``X (n, d)`` float32 and returns
+
+        * ``label``: int64 ``(n,)`` codes into ``classes_`` (as the supervised exports):
+          ``classes_[label]`` is :meth:`predict`; the target's code is
+          ``list(classes_).index(target_label_)`` (``label == code`` means target, anything
+          else outlier -- every non-target label of ``y`` was learned as the one outlier
+          class ``outlier_label_``);
+        * ``score``: float32 ``(n,)``, :meth:`decision_function` (in ``[0, 1]``, target where
+          ``score >= 0.5``, which is how ``label`` is decided);
+        * ``proba``: float32 ``(n, 2)``, :meth:`predict_proba` (columns in ``classes_`` order).
+
+        The graph computes in float32 where the model computes in float64, so a sample whose
+        score lies within float32 rounding of 0.5 may get the other label. ``batch_size`` fixes
+        the batch dimension; ``None`` keeps it dynamic. Every distance of the one-class models
+        has an ONNX form; a model whose distance had none would raise ``NotImplementedError``
+        naming why, as the supervised export does.
+        """
+        blockops.check_is_fitted(self, "prototypes_")
+        obstacle = getattr(self._make_distance(), "onnx_obstacle", None)
+        if obstacle is not None:
+            raise NotImplementedError(
+                f"{type(self).__name__} cannot be exported to ONNX: {obstacle}; predict in "
+                "PyTorch (the model or its inference_module()) instead"
+            )
+        return export_inference_onnx(
+            self, path, ("label", "score", "proba"), batch_size, opset_version
+        )
+
     @property
     def visibility_radii(self) -> np.ndarray:
         """The learned visibility radii ``θ_k`` ``(P,)`` (on the model's distance scale)."""
@@ -468,6 +521,32 @@ class OneClassPrototypeModel(SupervisedPrototypeModel):
         self._set_label_attrs()
         if config.get("gamma") is not None:
             self.gamma_ = float(config["gamma"])
+
+
+class _OneClassInference(torch.nn.Module):
+    """``X -> (label codes, score, proba)`` of a fitted one-class model, in float32."""
+
+    def __init__(self, model: OneClassPrototypeModel):
+        super().__init__()
+        p = model._inference_params()
+        self.distance = model._make_distance()
+        self.names = list(p)
+        for k, v in p.items():
+            self.register_buffer(f"p_{k}", v.detach().float().cpu().clone())
+        self.target_code = int(model._target_code)
+        # a shallow copy: the scoring settings (beta, sigma, gamma_, ...) as fitted
+        self.scorer = copy.copy(model)
+
+    def forward(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        p = {k: getattr(self, f"p_{k}") for k in self.names}
+        eff = dict(p)
+        eff.update(self.distance.effective(p))
+        dist = self.distance._apply(X, p["prototypes"], eff)
+        score = self.scorer._score_from_distances(dist, p["radii"].pow(2)).clamp(0.0, 1.0)
+        hit = (score >= 0.5).to(torch.int64)
+        label = hit if self.target_code == 1 else 1 - hit
+        cols = [1.0 - score, score] if self.target_code == 1 else [score, 1.0 - score]
+        return label, score, torch.stack(cols, dim=1)
 
 
 # =========================================================================== families K and N

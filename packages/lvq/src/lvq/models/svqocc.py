@@ -141,10 +141,8 @@ class SVQOCC(OneClassPrototypeModel):
         a = float(self.alpha)
         return a * rep + (1.0 - a) * cls
 
-    def _scores(self, Xt: torch.Tensor) -> torch.Tensor:
-        p = self._inference_params()
-        dist = self._make_distance().all_distances(Xt, p["prototypes"], p).double()
-        return self._log_responsibility(dist, p["radii"].double().pow(2))[0].exp()
+    def _score_from_distances(self, dist: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        return self._log_responsibility(dist, theta)[0].exp()
 
 
 @register("M", _FAST, kind="one_class")

@@ -96,6 +96,9 @@ class _Topology(UnsupervisedModel):
     def _n_units(self, X: torch.Tensor) -> int:
         raise NotImplementedError
 
+    def _asked_prototypes(self, X):
+        return self._n_units(X), f"n_prototypes={self._n_units(X)}"
+
     def _n_prototypes_needed(self):
         return None
 
@@ -275,6 +278,22 @@ class _GridModel(_Topology):
 
     def _n_units(self, X):
         return int(self.grid_height) * int(self.grid_width)
+
+    def _asked_prototypes(self, X):
+        h, w = int(self.grid_height), int(self.grid_width)
+        return h * w, f"a {h}x{w} grid: grid_height={h}, grid_width={w}"
+
+    def _check_resume_size(self, X, fitted):
+        super()._check_resume_size(X, fitted)
+        h, w = int(self.grid_height), int(self.grid_width)
+        if self.grid_shape != (h, w):  # as many units, arranged otherwise
+            fh, fw = self.grid_shape
+            raise ValueError(
+                f"resume=True continues the fitted {fh}x{fw} map of {type(self).__name__}, but "
+                f"its parameters now ask for a {h}x{w} grid (grid_height={h}, grid_width={w}); "
+                "refit without resume (fit(X)) to train the new grid from scratch, or set the "
+                "parameters back to resume"
+            )
 
     def _begin(self, X, W):
         coords = _grid_coords(int(self.grid_height), int(self.grid_width), X.device)
@@ -480,6 +499,9 @@ class GrowingNeuralGas(_Topology):
 
     def _n_prototypes_needed(self):
         return 2
+
+    def _asked_prototypes(self, X):
+        return None  # the graph grows and shrinks itself; max_nodes only caps it
 
     def fit(self, X: Any, y: Any = None, initial_prototypes: Any = None, resume: bool = False):
         """Grow the graph on ``X (n, d)`` (``y`` is ignored); ``resume=True`` continues from the
