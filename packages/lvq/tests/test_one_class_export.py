@@ -96,8 +96,6 @@ def test_one_class_export_checks_batch_size(oc_data, tmp_path):
 def test_quantized_one_class_model_exports(oc_data):
     X, y = oc_data
     m = lvq.OCGMLVQ(max_iter=5, device="cpu").fit(X, y)
-    if not hasattr(m, "quantize"):
-        pytest.skip("no quantize on one-class models")
     q = m.quantize("float16")
     out = q.inference_module()(torch.as_tensor(X, dtype=torch.float32))
     _check_outputs(q, X, *(o.numpy() for o in out))

@@ -87,12 +87,12 @@ def _state_ints(config: dict[str, Any], key: str) -> list[int]:
 def _task_id(name: str, value: Any) -> int:
     """``value`` as a task id: an integer (a numpy or 0-d tensor integer too), never a bool or
     a float (``1.7`` or ``True`` used to be read as task 1)."""
-    if not isinstance(value, bool):
-        try:
-            return operator.index(value)
-        except TypeError:
-            pass
-    raise TypeError(f"{name} must be an integer task id, got {value!r}")
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer task id, got {value!r}") from None
 
 
 def _task_ids(name: str, value: Any) -> set[int] | None:

@@ -926,20 +926,12 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
 
     def _codes_or_unseen(self, labels: np.ndarray) -> np.ndarray:
         """Class codes of ``labels (n,)``, ``-1`` for labels never seen in training."""
-        try:
-            return self._enc.transform(labels).numpy()
-        except ValueError:  # an unseen label: look the distinct labels up one by one
-            pass
-        lut: dict[Any, int] = {}
-        items = [v.item() if isinstance(v, np.generic) else v for v in labels.tolist()]
-        for v in dict.fromkeys(items):
-            one = np.empty(1, dtype=object)
-            one[0] = v
-            try:
-                lut[v] = int(self._enc.transform(one)[0])
-            except ValueError:
-                lut[v] = -1
-        return np.array([lut[v] for v in items], dtype=np.int64)
+        classes = set(self.classes_.tolist())
+        known = np.fromiter((v in classes for v in labels.tolist()), bool, len(labels))
+        codes = np.full(len(labels), -1, dtype=np.int64)
+        if known.any():
+            codes[known] = self._enc.transform(labels[known]).numpy()
+        return codes
 
     # ------------------------------------------------------------------ introspection
     def get_fitted_params(self) -> dict[str, Any]:

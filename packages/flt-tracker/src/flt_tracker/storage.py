@@ -314,7 +314,7 @@ class Storage:
     def promote(self, dtype: torch.dtype) -> None:
         """Store this series in the wider ``dtype`` from now on (float16 -> float32 when a
         value overflows float16); what is stored reads back in ``dtype``, converted exactly."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} cannot change its dtype")
 
     def _set_dtype(self, dtype: torch.dtype) -> None:
         self.dtype = dtype

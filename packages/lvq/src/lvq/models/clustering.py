@@ -55,8 +55,6 @@ class UnsupervisedModel(PrototypeModel):
     _proto_key = "prototypes"
     #: state tensors describing the training data only (not exported: prediction ignores them)
     _training_state: tuple[str, ...] = ("U", "T", "labels")
-    #: whether the exported graph has a ``proba`` output (the model's ``predict_proba``)
-    _onnx_proba = False
 
     # ------------------------------------------------------------------ fitting
 
@@ -188,20 +186,22 @@ class UnsupervisedModel(PrototypeModel):
         """Use ``state`` (the inference module's buffers) as the learned tensors."""
         self._state = state
 
-    def _proba(self, X: torch.Tensor) -> torch.Tensor:
-        """``predict_proba`` as a tensor in ``X``'s dtype (models with ``_onnx_proba``)."""
-        raise NotImplementedError
+    #: ``predict_proba``'s rows ``(n, n_clusters)`` from the distances ``(n, P)``, for the
+    #: models that have it (then the exported graph has a ``proba`` output)
+    _proba_from_distances: Any = None
 
     def _inference(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
         """The exported outputs for ``X (n, d)``: ``label`` (= ``predict``), ``distances``
         (= ``transform``) and, where the model has ``predict_proba``, ``proba``."""
-        out = {"label": self._assign(X), "distances": self._distances(X)}
-        if self._onnx_proba:
-            out["proba"] = self._proba(X)
+        D = self._distances(X)
+        out = {"label": self._assign(X), "distances": D}
+        if self._proba_from_distances is not None:
+            out["proba"] = self._proba_from_distances(D)
         return out
 
     def _onnx_outputs(self) -> tuple[str, ...]:
-        return ("label", "distances", "proba") if self._onnx_proba else ("label", "distances")
+        has_proba = self._proba_from_distances is not None
+        return ("label", "distances", "proba") if has_proba else ("label", "distances")
 
     def _onnx_obstacle(self) -> str | None:
         """Why this model's prediction cannot be written in ONNX (``None``: it can)."""
@@ -532,17 +532,19 @@ class BGPC(UnsupervisedModel):
         self._scale = float(self._state["scale"])
         self.centroids_ = self.prototypes_
 
-    _onnx_proba = True
-
-    def _proba(self, X):
-        U = self._memberships(self._distances(X), self._beta)
-        return U / U.sum(1, keepdim=True).clamp_min(1e-30)
+    def _proba_from_distances(self, D: torch.Tensor) -> torch.Tensor:
+        return rows_summing_to_one(self._memberships(D, self._beta))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Memberships ``(n, n_clusters)`` normalised to rows summing to 1."""
         with torch.no_grad():
-            U = self._memberships(self._distances(self._check_X(X)).double(), self._beta)
-            return (U / U.sum(1, keepdim=True).clamp_min(1e-300)).cpu().numpy()
+            D = self._distances(self._check_X(X)).double()
+            return self._proba_from_distances(D).cpu().numpy()
+
+
+def rows_summing_to_one(M: torch.Tensor) -> torch.Tensor:
+    """``M (n, k)`` divided by its row sums (an all-zero row stays zero)."""
+    return M / M.sum(1, keepdim=True).clamp_min(1e-300 if M.dtype == torch.float64 else 1e-30)
 
 
 def _grid_coords(h: int, w: int, device) -> torch.Tensor:

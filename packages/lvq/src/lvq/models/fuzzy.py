@@ -24,7 +24,13 @@ import torch
 from .._checks import check_int, check_number
 from ..distances import squared_euclidean
 from ..registry import register
-from .clustering import UnsupervisedModel, _centroids, _random_rows, _refuse_positional_start
+from .clustering import (
+    UnsupervisedModel,
+    _centroids,
+    _random_rows,
+    _refuse_positional_start,
+    rows_summing_to_one,
+)
 
 __all__ = [
     "AFCM",
@@ -323,22 +329,19 @@ class FuzzyClusteringBase(UnsupervisedModel):
         self._consts = {k: v.to(X.device) for k, v in self._consts.items()}
         return self._memberships(self._distances(X), train=False)[self._assign_key].argmax(1)
 
-    _onnx_proba = True
-
     def _bind_state(self, state):
         super()._bind_state(state)
         self._consts = {k: v for k, v in state.items() if k not in ("prototypes", "U", "T")}
 
-    def _proba(self, X):
-        M = self._memberships(self._distances(X), train=False)[self._assign_key]
-        return M / M.sum(1, keepdim=True).clamp_min(1e-30)
+    def _proba_from_distances(self, D):
+        return rows_summing_to_one(self._memberships(D, train=False)[self._assign_key])
 
     def predict_proba(self, X: Any):
         """Memberships ``(n, n_clusters)`` with rows summing to 1 (typicalities normalised per
         row for purely possibilistic models)."""
         with torch.no_grad():
             M = self._predict_memberships(X)[self._assign_key].double()
-            return (M / M.sum(1, keepdim=True).clamp_min(1e-300)).cpu().numpy()
+            return rows_summing_to_one(M).cpu().numpy()
 
     def membership(self, X: Any):
         """Fuzzy memberships ``U (n, n_clusters)`` of models that have them (rows sum to 1)."""
