@@ -337,3 +337,78 @@ def test_numpy_integer_sizes_accepted_and_bad_arguments_named():
         label_min(Q, D, labels, 3.0)
     with pytest.raises(TypeError, match="omega must be a torch.Tensor"):
         pairwise_distances(Q, D, omega=np.eye(3))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_one_non_finite_database_row_leaves_the_other_distances_exact(bad):
+    # an inf row made the Euclidean centre (hence every distance) NaN; a NaN row hid the
+    # finite rows of its super-group from the grouped knn, and made nearest return (inf, 0)
+    g = torch.Generator().manual_seed(5)
+    Q, D = torch.randn(7, 4, generator=g), torch.randn(4096, 4, generator=g)
+    D[100, 1] = bad
+    finite = torch.ones(4096, dtype=torch.bool)
+    finite[100] = False
+    for metric in ("sqeuclidean", "euclidean", "cosine"):
+        ref = _ref_dist(Q, D, metric)
+        ref[:, ~finite] = float("inf")
+        got = pairwise_distances(Q, D, metric, db_block=1000)
+        torch.testing.assert_close(got[:, finite].double(), ref[:, finite], rtol=1e-5, atol=1e-5)
+        ref_v, ref_i = _ref_knn(ref, 3)
+        for db_block in (None, 1024):  # streaming and grouped
+            v, i = knn(Q, D, 3, metric=metric, db_block=db_block)
+            assert torch.equal(i, ref_i), (metric, db_block)
+            torch.testing.assert_close(v.double(), ref_v, rtol=1e-5, atol=1e-5)
+        v, i = nearest(Q, D, metric=metric, db_block=1000)
+        assert torch.equal(i, ref_i[:, 0]), metric
+        mins = label_min(Q, D, (torch.arange(4096) > 100).long(), 2, metric=metric)
+        torch.testing.assert_close(mins[:, 1].double(), ref[:, 101:].amin(1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("metric", blockops.METRICS)
+def test_every_kernel_is_differentiable(metric):
+    # in-place NaN handling in nearest broke the euclidean sqrt's backward
+    g = torch.Generator().manual_seed(2)
+    Q = torch.randn(4, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    D = torch.randn(6, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([0, 1, 0, 1, 2, 2])
+    calls = [
+        lambda q, d: pairwise_distances(q, d, metric, q_block=3, db_block=4),
+        lambda q, d: knn(q, d, 2, metric=metric, db_block=4)[0],
+        lambda q, d: nearest(q, d, metric=metric, db_block=4)[0],
+        lambda q, d: label_min(q, d, labels, 3, metric=metric, db_block=4),
+    ]
+    for call in calls:
+        assert torch.autograd.gradcheck(call, (Q, D))
+
+
+def test_knn_with_gradients_on_a_large_database_matches_autograd_of_brute_force():
+    # the grouped float32 selection raised "functions with out=... arguments don't support
+    # automatic differentiation"; with gradients knn takes the exact streaming path
+    g = torch.Generator().manual_seed(4)
+    D = torch.randn(4096, 4, generator=g)
+    Q = torch.randn(6, 4, generator=g, requires_grad=True)
+    v, i = knn(Q, D, 3, db_block=1024)
+    assert torch.equal(i, knn(Q.detach(), D, 3, db_block=1024)[1])
+    v.sum().backward()
+    Qr = Q.detach().clone().requires_grad_()
+    ((Qr[:, None] - D[i]) ** 2).sum().backward()
+    torch.testing.assert_close(Q.grad, Qr.grad)
+
+
+def test_euclidean_gradient_at_zero_distance_is_finite_like_cdist():
+    # sqrt's gradient at a zero distance (a query equal to a database row) was NaN
+    g = torch.Generator().manual_seed(6)
+    X = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    for call in (
+        lambda q: pairwise_distances(q, X, "euclidean").sum(),
+        lambda q: knn(q, X, 2, metric="euclidean")[0].sum(),
+        lambda q: nearest(q, X, metric="euclidean")[0].sum(),
+        lambda q: label_min(q, X, torch.arange(5) % 2, 2, metric="euclidean").sum(),
+    ):
+        Q = X.clone().requires_grad_()
+        call(Q).backward()
+        assert torch.isfinite(Q.grad).all()
+    Q, Qr = X.clone().requires_grad_(), X.clone().requires_grad_()
+    pairwise_distances(Q, X, "euclidean").sum().backward()
+    torch.cdist(Qr, X).sum().backward()
+    torch.testing.assert_close(Q.grad, Qr.grad)

@@ -250,3 +250,23 @@ def test_class_order_errors_say_what_is_wrong():
     # a class absent from y was reported as "must use each class at most once"
     with pytest.raises(ValueError, match=r"classes \[7\] that y does not hold \(\[0, 1, 2\]\)"):
         class_incremental(X, y, X, y, class_order=[[0, 1], [7]])
+
+
+def test_time_windows_refuses_n_windows_with_edges():
+    X, y = _xy()
+    times = torch.arange(X.shape[0], dtype=torch.float64)
+    edges = [0.0, float(times[-1])]
+    assert len(time_windows(X, y, times, edges=edges).train_stream) == 1
+    with pytest.raises(ValueError, match=r"n_windows or edges, not both \(n_windows=3\)"):
+        time_windows(X, y, times, 3, edges=edges)  # was one window: n_windows ignored
+
+
+def test_an_experience_task_id_must_be_a_non_negative_integer():
+    from continual import Experience
+    from torch.utils.data import TensorDataset
+
+    data = TensorDataset(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long))
+    assert Experience(data, np.int64(2)).task_id == 2
+    for bad in (-1, 1.5, True, "0"):  # -1 indexed the task-mask table from its end
+        with pytest.raises(ValueError, match=f"task_id must be an integer >= 0, got {bad!r}"):
+            Experience(data, bad)

@@ -804,3 +804,128 @@ def test_a_corrupted_si_or_lwf_state_is_refused_before_loading(strategy, small_s
     with pytest.raises(ValueError, match=f"the {strategy.upper() if strategy == 'si' else 'LwF'}"):
         t.load_checkpoint(ckpt)
     assert torch.equal(_params(t.model), before)
+
+
+def test_class_labels_beyond_the_model_outputs_are_refused_before_training():
+    # cross_entropy failed at experience 1 with "Target 12 is out of bounds" (a device assert
+    # on CUDA), after experience 0 had trained
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(130, 5, generator=g), torch.arange(130) % 13
+    scenario = class_incremental(X, y, X, y, 2)
+    t = Trainer(MLP(5, (8,), 10), Naive(), device="cpu")
+    before = _params(t.model)
+    with pytest.raises(ValueError, match=r"y holds the label 12 in experience 1 .* has 10 outputs"):
+        t.fit_stream(scenario)
+    assert torch.equal(_params(t.model), before) and t.results is None
+
+
+@pytest.mark.parametrize("label", [-1, 10])
+@pytest.mark.parametrize("tensor_dataset", [True, False])
+def test_a_label_outside_the_outputs_is_refused_in_training_evaluation_and_fisher(
+    label, tensor_dataset
+):
+    from continual.scenarios import Experience
+    from continual.strategies import fisher_on
+    from torch.utils.data import TensorDataset
+
+    X, y = torch.randn(40, 5), torch.arange(40, dtype=torch.int32) % 10
+    y[7] = label
+    data = TensorDataset(X, y)
+    if not tensor_dataset:  # a generic dataset: checked per (host) batch
+        data = torch.utils.data.Subset(data, range(40))
+    exp = Experience(data, 0)
+    t = Trainer(MLP(5, (8,), 10), Naive(), device="cpu")
+    msg = rf"y holds the label {label} in experience 0 but the model has 10 outputs"
+    with pytest.raises(ValueError, match=msg):
+        t.train_experience(exp)
+    with pytest.raises(ValueError, match=msg):
+        t.evaluate_experience(exp)
+    if tensor_dataset:
+        with pytest.raises(ValueError, match=msg):
+            fisher_on(t, exp)
+
+
+def test_integer_targets_of_a_custom_loss_are_not_taken_for_classes():
+    from continual.scenarios import Experience
+    from torch.utils.data import TensorDataset
+
+    X, counts = torch.randn(30, 5), torch.arange(30) % 7  # integer regression targets
+
+    def loss(out, y):
+        return F.mse_loss(out.squeeze(1), y.float())
+
+    t = Trainer(MLP(5, (8,), 1), Naive(), loss_fn=loss, metric="loss", device="cpu")
+    assert np.isfinite(t.train_experience(Experience(TensorDataset(X, counts), 0))).all()
+    classify = Trainer(MLP(5, (8,), 1), Naive(), loss_fn=torch.nn.CrossEntropyLoss(), metric="loss")
+    with pytest.raises(ValueError, match="y holds the label 6 in experience 0"):
+        classify.train_experience(Experience(TensorDataset(X, counts), 0))
+
+
+def test_a_task_incremental_stream_experience_trains_and_evaluates():
+    # the task mask read the first input with dataset[0]: NotImplementedError on a stream
+    from continual.scenarios import Experience
+
+    exp = Experience(_Stream(), 0, classes=(0, 1), task_label=0)
+    t = Trainer(_model(), Naive(), lr=0.05, batch_size=8, device="cpu")
+    R = t.fit_stream([exp], [exp])
+    assert 0.0 <= R.R[0, 0] <= 1.0 and t._mask_rows == {0: (0, 1)}
+    out = t.mask_output(torch.zeros(2, 10), torch.zeros(2, dtype=torch.long))
+    assert (out[:, 2:] < -1e8).all() and (out[:, :2] == 0).all()
+
+
+def test_a_strategy_used_with_another_model_is_refused():
+    # its EWC terms / memory / old model carried over silently into the new run
+    strategy = EWC(1.0)
+    model = _model()
+    Trainer(model, strategy, device="cpu")
+    Trainer(model, strategy, device="cpu")  # the same model continues its run
+    with pytest.raises(ValueError, match=r"EWC\(.*\) was used with another model"):
+        Trainer(_model(1), strategy, device="cpu")
+    naive = Naive()  # holds nothing
+    Trainer(_model(1), naive, device="cpu")
+    Trainer(_model(2), naive, device="cpu")
+
+
+def test_trainer_parts_of_the_wrong_type_are_refused_by_name():
+    model = _model()
+    for kwargs, msg in (
+        ({"strategy": "ewc"}, "strategy must be a Strategy"),
+        ({"loss_fn": "ce"}, "loss_fn must be callable"),
+        ({"callbacks": [print]}, r"callbacks must be Callback instances, got \['builtin_"),
+    ):  # each failed later with an AttributeError
+        with pytest.raises(TypeError, match=msg):
+            Trainer(model, device="cpu", **kwargs)
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got str"):
+        Trainer("mlp")
+
+
+def test_an_optimizer_of_another_model_is_refused():
+    model, other = _model(), _model(1)
+    with pytest.raises(ValueError, match="optimizer holds none of the model's parameters"):
+        Trainer(model, optimizer=torch.optim.SGD(other.parameters(), lr=0.1), device="cpu")
+    head = torch.optim.SGD(list(model.parameters())[-2:], lr=0.1)  # part of the model: fine
+    assert Trainer(model, optimizer=head, device="cpu").optimizer is head
+
+
+def test_softmax_strategies_are_refused_for_a_regression_trainer():
+    # the softmax Fisher / distillation of one output is exactly zero: they did nothing, silently
+    with pytest.raises(ValueError, match=r"fisher='expected'\) is the Fisher of a softmax"):
+        Trainer(MLP(5, (8,), 1), EWC(fisher="expected"), loss_fn=F.mse_loss, metric="loss")
+    with pytest.raises(ValueError, match="LwF distils softmax outputs"):
+        Trainer(MLP(5, (8,), 1), LwF(), loss_fn=F.mse_loss, metric="loss")
+    t = Trainer(MLP(5, (8,), 3), EWC(fisher="expected"), metric="loss")  # cross-entropy
+    assert t.classifies
+
+
+def test_an_empty_test_experience_is_refused_before_training():
+    from continual import time_windows
+
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(80, 5, generator=g), torch.arange(80) % 4
+    scenario = time_windows(X, y, torch.arange(80.0), 2, test_fraction=0.0)  # train-only windows
+    t = Trainer(MLP(5, (8,), 4), Naive(), device="cpu")
+    before = _params(t.model)
+    with pytest.raises(ValueError, match="experience 0 has no test samples"):
+        t.fit_stream(scenario)  # was refused only after training experience 0
+    assert torch.equal(_params(t.model), before)
+    assert t.fit_stream(scenario.train_stream).R.shape == (2, 2)  # evaluated on the train stream

@@ -293,6 +293,45 @@ def test_partial_fit_on_unfitted_model_and_classes_argument(blobs):
         m.partial_fit(X[:, :2], y)
 
 
+def test_partial_fit_refuses_labels_missing_from_classes(make_blobs):
+    # labels of y outside an explicit classes= were silently added (scikit-learn refuses them)
+    X, y = make_blobs((30, 30, 8), seed=3)
+    with pytest.raises(ValueError, match=r"y contains labels not in classes: \[2\]; classes"):
+        PyEGM(platform="cpu", random_state=0).partial_fit(X, y, classes=[0, 1])
+    m = PyEGM(platform="cpu", random_state=0).partial_fit(X[y < 2], y[y < 2], classes=[0, 1])
+    before = (m.bank_X_.clone(), m.classes_.copy(), m.session_)
+    with pytest.raises(ValueError, match=r"not in classes: \[2\]"):  # later calls too
+        m.partial_fit(X[y == 2], y[y == 2], classes=[0, 1])
+    assert torch.equal(m.bank_X_, before[0]) and m.session_ == before[2]
+    np.testing.assert_array_equal(m.classes_, before[1])
+    m.partial_fit(X[y == 2], y[y == 2])  # without classes= new labels are welcome
+    assert m.classes_.tolist() == [0, 1, 2]
+    with pytest.warns(UserWarning, match="fewer than 2"):  # 5 is registered without rows
+        m.partial_fit(X[y == 2][:4], y[y == 2][:4], classes=[2, 5])
+    assert m.classes_.tolist() == [0, 1, 2, 5] and m.predict_proba(X)[:, 3].max() == 0.0
+    s = PyEGM(platform="cpu", random_state=0).fit(X[y < 2], np.where(y[y < 2] == 0, "a", "b"))
+    with pytest.raises(ValueError, match=r"\['c'\]; classes=\['a', 'b'\]"):
+        s.partial_fit(X[y == 2], ["c"] * 8, classes=["a", "b"])
+    s.partial_fit(X[y == 2], ["c"] * 8, classes=["a", "b", "c"])
+    assert s.classes_.tolist() == ["a", "b", "c"] and s.classes_.dtype.kind == "U"
+
+
+def test_partial_fit_refuses_strings_for_numeric_classes(make_blobs):
+    # "5" joined an int model as a new class: predict then mixed ints and strings, which
+    # scikit-learn's metrics cannot sort
+    X, y = make_blobs((30, 30, 8), seed=3)
+    m = fit(X[y < 2], y[y < 2])
+    n_bank = m.bank_X_.shape[0]
+    with pytest.raises(ValueError, match=r"Mix of label input types .*y holds strings"):
+        m.partial_fit(X[y == 2], ["2"] * 8)
+    assert m.classes_.tolist() == [0, 1] and m.bank_X_.shape[0] == n_bank
+    s = fit(X[y < 2], np.where(y[y < 2] == 0, "a", "b"))
+    with pytest.raises(ValueError, match=r"y holds numbers, the model's classes_ are \['a', 'b'\]"):
+        s.partial_fit(X[y == 2], [2] * 8)
+    m.partial_fit(X[y == 2], [2] * 8)
+    assert m.predict(X).dtype == y.dtype
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.float32])
 def test_new_classes_keep_the_label_dtype(make_blobs, dtype):
     X, y = make_blobs((30, 30, 5), seed=8)
@@ -343,6 +382,20 @@ def test_whole_float_labels_joining_int_labels_stay_numeric(make_blobs):
             X[old], y[old], classes=[0.0, 1.0, 7.0]
         )
     assert first.classes_.dtype.kind in "iuf" and first.classes_.tolist() == [0, 1, 7]
+
+
+def test_history_radius_changes_only_when_a_class_grows(make_blobs):
+    # the recorded radius of a class that did not grow was one radius_growth step ahead
+    # (a level never used), so it jumped at every session boundary
+    X, y = make_blobs((30, 30, 6), seed=4)
+    g = 1.2
+    m = fit(X[y < 2], y[y < 2], num_iters=2, radius_growth=g, adaptive_radius_mode="local")
+    m.partial_fit(X[y == 2], y[y == 2])
+    radius = np.array([h["radius"][:2] for h in m.history_])
+    np.testing.assert_allclose(radius[1:], np.repeat(radius[1:2], 3, axis=0))
+    np.testing.assert_allclose(radius[1], radius[0] * g, rtol=1e-6)
+    used = m.radius_[2].item() * g ** np.arange(2)  # the new class, its two clip radii
+    np.testing.assert_allclose([h["radius"][2] for h in m.history_[2:]], used, rtol=1e-6)
 
 
 def test_continue_fit(blobs):

@@ -170,6 +170,37 @@ def test_tsne_projection_renders(model, tmp_path):
     assert non_background_fraction(load_rgb(path)) > 0.02
 
 
+def test_tsne_takes_any_accepted_seed(model):
+    # random_state=2**40 passed the checks, drew the bank, then failed in scikit-learn's TSNE
+    # (InvalidParameterError: random_state must be below 2**32)
+    pytest.importorskip("sklearn", reason="t-SNE needs the egm-viz[tsne] extra (scikit-learn)")
+    kw = {"projection": "tsne", "n_samples": 40, "show_paths": False, **SMALL}
+    big = egm_viz.visualize_explosion(model, random_state=2**40 + 7, **kw)
+    again = egm_viz.visualize_explosion(model, random_state=2**40 + 7, **kw)
+    np.testing.assert_array_equal(
+        big.axes[0].collections[0].get_offsets(), again.axes[0].collections[0].get_offsets()
+    )
+
+
+def test_random_state_may_be_a_numpy_random_state(model):
+    # egm-core's PyEGM takes scikit-learn's RandomState; visualize_explosion raised TypeError
+    kw = {"n_samples": 30, "n_queries": 1, **SMALL}
+    a = egm_viz.visualize_explosion(model, random_state=np.random.RandomState(4), **kw)
+    b = egm_viz.visualize_explosion(model, random_state=np.random.RandomState(4), **kw)
+    for art_a, art_b in zip(a.axes[0].collections, b.axes[0].collections):
+        np.testing.assert_array_equal(art_a.get_offsets(), art_b.get_offsets())
+
+
+def test_default_title_counts_in_the_singular(data):
+    # PyEGM's default path_steps=1 gave the title "... 4 queries x 1 path steps"
+    X, y = data
+    one = PyEGM(num_iters=1, num_points=5, random_state=0).fit(X, y)
+    title = egm_viz.visualize_explosion(one, n_queries=1, **SMALL).axes[0].get_title()
+    assert title.endswith("1 growth iteration, 1 query x 1 path step")
+    texts = [t.get_text() for t in egm_viz.plot_class_energy(one).texts]  # the suptitle
+    assert any(t.endswith("synthetic points, 1 growth iteration") for t in texts)
+
+
 def test_subsampling_is_deterministic_and_capped(model):
     def offsets(rs, n):
         fig = egm_viz.visualize_explosion(model, n_samples=n, random_state=rs, show_paths=False)
@@ -264,6 +295,20 @@ def test_classes_subset(model):
         assert c == 1 or line.get_gid().endswith(":winner")
 
 
+def test_classes_without_points_are_named(data):
+    # a class registered by partial_fit(classes=...) without rows failed inside the projection
+    # ("PCA needs a non-empty (n, d) tensor")
+    X, y = data
+    with pytest.warns(UserWarning, match="fewer than 2"):
+        model = PyEGM(num_iters=1, num_points=5, random_state=0).partial_fit(
+            X, y, classes=[0, 1, 2, 9]
+        )
+    with pytest.raises(ValueError, match=r"classes=\[9\] have no points .* among \[0, 1, 2\]"):
+        egm_viz.visualize_explosion(model, classes=[9], **SMALL)
+    fig = egm_viz.visualize_explosion(model, classes=[1, 9], n_queries=1, **SMALL)
+    assert [a.get_gid() for a in _gids(fig, "real:")] == ["real:1"]
+
+
 def test_draws_into_given_axes(model):
     fig = Figure(figsize=(5, 4))
     FigureCanvasAgg(fig)
@@ -331,6 +376,7 @@ def test_many_string_classes_get_distinct_colours():
         ({"path_steps": 0}, "path_steps"),
         ({"fps": -1}, "fps"),
         ({"fps": float("inf")}, "fps"),
+        ({"fps": 0.001, "save_path": "x.gif"}, r"fps must be >= 0.00152\d* for a \.gif"),
         ({"dpi": float("nan")}, "dpi"),
         ({"projection": np.array(["pca"])}, "projection"),
         ({"projection": None}, "projection"),

@@ -55,6 +55,22 @@ def test_sessions_and_late_classes():
     assert np.allclose(grow_bars[0].get_facecolor(), colours[2])
 
 
+def test_session_labels_of_many_sessions_do_not_overprint():
+    # thirty one-iteration sessions printed "s0s1s2s3..." over each other above the panels
+    X, y = blobs(n_per_class=6, n_classes=3)
+    m = FakeEGM(num_iters=1, num_points=2).fit(X, y)
+    for _ in range(30):
+        m.partial_fit(X[:3], y[:3])
+    fig = egm_viz.plot_class_energy(m, figsize=(8.0, 6.0))
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes[1:]:
+        labels = [t for t in ax.texts if t.get_text().startswith("s")]
+        assert labels[0].get_text() == "s0" and 2 < len(labels) < 31
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        assert not any(a.overlaps(b) for a, b in zip(boxes, boxes[1:]))
+        assert len([ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]) == 30
+
+
 def test_summary_rejects_animation_suffix(model):
     with pytest.raises(ValueError, match="plot_class_energy saves"):
         egm_viz.plot_class_energy(model, save_path="x.gif")

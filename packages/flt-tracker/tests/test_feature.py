@@ -160,3 +160,33 @@ def test_effective_rank_is_nan_for_a_diverged_snapshot_not_an_error():
     r = f.effective_rank()
     assert r[0].item() == pytest.approx(3.0) and r[3].item() == pytest.approx(1.0)
     assert math.isnan(r[1]) and math.isnan(r[2])
+
+
+@pytest.mark.parametrize("storage", ["memory", "disk"])
+def test_append_refuses_a_step_that_repeats_or_goes_back(storage, tmp_path):
+    from flt_tracker.storage import DiskStorage
+
+    f = (
+        Feature("x")
+        if storage == "memory"
+        else Feature("x", storage=DiskStorage(tmp_path, (3,), torch.float32))
+    )
+    f.append(torch.ones(3), step=5)
+    for bad in (5, 4, -1):  # were stored: get_at_step(5) answered the later one
+        with pytest.raises(
+            ValueError, match=f"step must be greater than the last step 5 .*got {bad}"
+        ):
+            f.append(torch.zeros(3), step=bad)
+    f.append(torch.full((3,), 2.0))  # the default step is one past the last
+    f.append(torch.full((3,), 3.0), step=9)
+    assert f.steps.tolist() == [5, 6, 9] and len(f) == 3
+    assert f.get_at_step(6).tolist() == [2.0, 2.0, 2.0]
+
+
+def test_map_refuses_a_function_that_does_not_return_one_row_per_snapshot():
+    f, values = filled(n=4, shape=(3,))
+    assert torch.allclose(f.map(lambda v: v.norm(dim=1)), values.norm(dim=1))
+    # v.norm() failed in torch.cat; v.mean(0) (3 values for 4 snapshots) was returned as a series
+    for fn, shape in ((lambda v: v.norm(), r"\(\)"), (lambda v: v.mean(0), r"\(3,\)")):
+        with pytest.raises(ValueError, match=rf"one row per snapshot.*got shape {shape}"):
+            f.map(fn)

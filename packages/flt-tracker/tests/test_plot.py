@@ -154,3 +154,10 @@ def test_figure_saves_are_atomic(tracked, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):  # was: n.png left truncated
         plot.visualize_feature_evolution(f, metric="mean", save_path=path)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["n.png"]
+
+
+def test_parameter_comparison_of_nothing_names_the_argument(tracked):
+    f = tracked.get_feature("fc.weight")
+    for kwargs, name in (({"epochs": []}, "epochs"), ({"steps": ()}, "steps")):
+        with pytest.raises(ValueError, match=rf"{name}=\[\] gives nothing to compare"):
+            plot.visualize_parameter_comparison(f, **kwargs)  # was "empty list"

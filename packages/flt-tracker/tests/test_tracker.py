@@ -393,3 +393,8 @@ def test_fractional_epochs_and_batch_indices_are_errors_not_truncated():
         tracker.on_batch_end(0)
     w = tracker.get_feature("0.weight")
     assert w.steps.tolist() == [0, 1] and w.epochs.tolist() == [0, 3]
+
+
+def test_a_directory_without_disk_storage_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"directory=.* is only used with storage='disk'"):
+        FeatureTracker(make_model(), directory=tmp_path / "run")  # was ignored: nothing written

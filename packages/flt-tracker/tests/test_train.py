@@ -156,3 +156,9 @@ def test_data_sizes_that_cannot_train_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="data.n_train=100 .* data.batch_size=256"):
         run(compose_default([*TINY, "data.n_train=100"]), tmp_path)
     assert not (tmp_path / "summary.json").exists()
+
+
+def test_fractional_pgd_steps_are_refused_not_truncated(tmp_path):
+    argv = [*TINY, "adversarial.enabled=true", "adversarial.attack=pgd", "adversarial.steps=2.5"]
+    with pytest.raises(ValueError, match=r"steps=2.5 must be an integer"):  # was 2 steps
+        run(compose_default(argv), tmp_path)

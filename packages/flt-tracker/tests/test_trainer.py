@@ -471,3 +471,66 @@ def test_batches_follow_the_models_dtype_at_each_step():
     opt = torch.optim.SGD(reg.parameters(), lr=0.1)
     out = Trainer(reg, opt, device="cpu", loss_fn=nn.MSELoss()).fit([(X, X[:, :1])], 1)
     assert out[-1]["loss"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_pgd_refuses_fractional_steps_and_bad_step_sizes():
+    model = nn.Sequential(nn.Linear(5, 2))
+    X, y = data(4)
+    loss = nn.CrossEntropyLoss()
+    assert pgd(model, X, y, loss, 0.1, steps=np.int64(2), step_size=0.05).shape == X.shape
+    for kwargs, name in (
+        ({"steps": 2.5}, "steps=2.5"),  # was 2 steps
+        ({"steps": True}, "steps=True"),
+        ({"step_size": float("nan")}, "step_size=nan"),  # was a NaN perturbation
+        ({"step_size": -0.1}, "step_size=-0.1"),  # was gradient descent
+    ):
+        with pytest.raises(ValueError, match=name):
+            pgd(model, X, y, loss, 0.1, **kwargs)
+        with pytest.raises(ValueError, match=name):  # before training, not at its first batch
+            make_attack("pgd", loss, 0.1, **kwargs)
+
+
+def test_periods_seed_and_distributed_are_checked_when_built():
+    with pytest.raises(TypeError, match=r"patience=2.5 must be an integer"):
+        EarlyStopping(patience=2.5)  # was 2
+    with pytest.raises(TypeError, match=r"every_n_epochs=1.5 must be an integer"):
+        ModelCheckpoint("unused", every_n_epochs=1.5)  # was 1
+    with pytest.raises(TypeError, match=r"log_every_n_steps=2.5 must be an integer"):
+        JSONLinesLogger("unused.jsonl", log_every_n_steps=2.5)  # logged every 5th step
+    with pytest.raises(ValueError, match=r"log_every_n_steps=0 must be >= 1"):
+        JSONLinesLogger("unused.jsonl", log_every_n_steps=0)
+    assert EarlyStopping(patience=np.int64(3)).patience == 3
+    model, opt = model_opt()
+    with pytest.raises(TypeError, match=r"seed=1.5 must be an integer"):
+        Trainer(model, opt, seed=1.5)  # failed in fit with a numpy casting error
+    with pytest.raises(ValueError, match=r"distributed=True; use 'auto' or False"):
+        Trainer(model, opt, distributed=True)  # never wrapped the model
+
+
+def test_accuracy_without_targets_says_so():
+    model = nn.Linear(5, 5)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    trainer = Trainer(model, opt, loss_fn=nn.MSELoss(), metrics={"acc": "accuracy"}, device="cpu")
+    X, _ = data(8)
+    with pytest.raises(ValueError, match="accuracy needs targets"):  # was an AttributeError
+        trainer.fit([X], 1)
+
+
+def test_tracking_callback_refuses_a_tracker_of_another_model():
+    model, opt = model_opt()
+    other, _ = model_opt(1)
+    X, y = data(8)
+    # it recorded the other model's unchanged weights at every step
+    trainer = Trainer(model, opt, callbacks=[FeatureTrackingCallback(FeatureTracker(other))])
+    with pytest.raises(ValueError, match="not \\(part\\s+of\\) the trainer's model"):
+        trainer.fit([(X, y)], 1)
+    part = FeatureTracker(model[0])  # a submodule of the trained model is fine
+    Trainer(model, opt, callbacks=[FeatureTrackingCallback(part)]).fit([(X, y)], 1)
+    assert part.get_feature("weight").distance_to_init()[-1] > 0
+
+
+def test_an_optimizer_of_another_model_is_refused():
+    model, _ = model_opt()
+    _, other_opt = model_opt(1)
+    with pytest.raises(ValueError, match="optimizer holds none of the model's parameters"):
+        Trainer(model, other_opt)  # trained nothing: the other model's weights were stepped

@@ -275,3 +275,234 @@ def test_backbone_closed_form_needs_an_inner_input_gradient():
     flat = FlatModule(make_mlp(5, [4], 3))
     assert not BackboneDistance(flat, Tangent(1)).has_closed_form
     assert not BackboneDistance(flat, SquaredEuclidean("manhattan")).has_closed_form
+
+
+# ---------------------------------------------------------------- every option on both paths
+
+from lvq.base import SupervisedPrototypeModel  # noqa: E402
+from lvq.optim import OPTIMIZERS, SCHEDULERS  # noqa: E402
+
+#: models that train with closed-form gradients by default: (class, own parameters)
+FAST_MODELS = {
+    "GLVQ": (lvq.GLVQ, {"transfer_fn": "sigmoid_beta", "beta": 3.0}),
+    "GRLVQ": (lvq.GRLVQ, {}),
+    "GMLVQ": (lvq.GMLVQ, {"latent_dim": 3}),
+    "LGMLVQ": (lvq.LGMLVQ, {"n_prototypes_per_class": 2}),
+    "SRNG": (lvq.SRNG, {"n_prototypes_per_class": 2}),
+    "SMNG": (lvq.SMNG, {"n_prototypes_per_class": 2, "lr_ratio": 0.3}),
+    "WGLVQ": (lvq.WGLVQ, {}),
+    "CBC": (lvq.CBC, {"sigma": 2.0}),
+    "LVQMLN": (lvq.LVQMLN, {"hidden_sizes": [6], "latent_dim": 3, "lr": 0.01}),
+    "SiameseGMLVQ": (
+        lvq.SiameseGMLVQ,
+        {"hidden_sizes": [6], "latent_dim": 3, "omega_dim": 2, "lr": 0.01},
+    ),
+}
+
+
+class _StopAt(lvq.Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_iteration_end(self, model, info):
+        return info["iteration"] >= self.epoch
+
+
+def _option_cases():
+    """``(model, constructor options, fit options, modes, effect, reference options)``: every
+    shared training option on every fast model that has what it needs. ``effect`` is what the
+    option must do to a fit against the fit with the ``reference`` options: ``"changes"`` the
+    parameters, ``"stops"`` at epoch 3, ``"freezes"`` the named group (or nothing to check)."""
+    rng = np.random.default_rng(5)
+    sw = rng.uniform(0.2, 2.0, size=90)
+    both = ("fit", "partial_fit")
+    cases = []
+    for name, (cls, _) in FAST_MODELS.items():
+        distance = cls()._make_distance() if name not in ("LVQMLN", "SiameseGMLVQ") else None
+        groups = ["prototypes", *getattr(distance, "groups", ())]
+        options = {  # name: (options, fit options, modes, effect, reference options)
+            "defaults": ({}, {}, ("fit", "resume", "partial_fit"), None, {}),
+            "batch_size": ({"batch_size": 16}, {}, ("fit", "resume", "partial_fit"), "changes", {}),
+            "schedule": ({"lr_scheduler": "warmup_cosine_decay"}, {}, both, "changes", {}),
+            "epsilon": ({"epsilon": 1e-3}, {}, ("fit",), None, {}),
+            "patience-restore_best-validation": (
+                {"patience": 2, "restore_best": True, "max_iter": 12},
+                {"validation_data": "shifted"}, ("fit",), None, {},
+            ),
+            "restore_best": ({"restore_best": True}, {}, both, "changes", {}),
+            "class_weight": ({"class_weight": {0: 3.0, 2: 0.5}}, {}, both, "changes", {}),
+            "balanced": ({"class_weight": "balanced"}, {}, ("fit",), "changes", {}),
+            "sample_weight": ({}, {"sample_weight": sw}, both, "changes", {}),
+            # 90 rows in batches of 20: five micro-batches, a remainder of one per epoch
+            "accumulation": (
+                {"batch_size": 20, "gradient_accumulation_steps": 2}, {}, both, "changes",
+                {"batch_size": 20},
+            ),
+            "ema": ({"ema_decay": 0.7}, {}, ("fit", "resume", "partial_fit"), "changes", {}),
+            "lookahead": ({"lookahead": {"sync_period": 3}}, {}, both, "changes", {}),
+            "callback-stop": ({"callbacks": [_StopAt(3)]}, {}, ("fit",), "stops", {}),
+        }  # fmt: skip
+        if "transfer_fn" in cls._loss_options:
+            sig = {"transfer_fn": "sigmoid_beta"}
+            options["margin"] = ({**sig, "margin": 0.2}, {}, ("fit",), "changes", sig)
+            options["swish-beta"] = (
+                {"transfer_fn": "swish_beta", "beta": 4.0}, {}, ("fit",), "changes",
+                {"transfer_fn": "swish_beta"},
+            )  # fmt: skip
+        elif "margin" in cls._loss_options:  # CBC's own margin (0.3 by default)
+            options["margin"] = ({"margin": 0.0}, {}, ("fit",), "changes", {})
+        if distance is not None and len(groups) > 1:  # a model with one group cannot freeze it
+            for g in groups:
+                options[f"freeze-{g}"] = ({"freeze_params": [g]}, {}, ("fit",), f"freezes {g}", {})
+        cases += [pytest.param(name, *spec, id=f"{name}-{opt}") for opt, spec in options.items()]
+    return cases
+
+
+def _fit_both_paths(cls, params, fit_args, mode, X, y):
+    """The same training on the closed-form path and on autograd; the closed form is checked to
+    run on the first and not on the second."""
+    out = []
+    for fast in (True, False):
+        calls = []
+        decide = SupervisedPrototypeModel._has_closed_form
+        owner = next(c for c in cls.__mro__ if "_closed_form_loss" in vars(c))
+        counted = vars(owner)["_closed_form_loss"]
+
+        def counting(self, *args, _f=counted, _calls=calls):
+            _calls.append(1)
+            return _f(self, *args)
+
+        try:
+            owner._closed_form_loss = counting
+            if not fast:  # the only switch between the paths: the model's own decision
+                SupervisedPrototypeModel._has_closed_form = lambda self, p, c: False
+            m = cls(**params)
+            if mode == "partial_fit":
+                for _ in range(params["max_iter"]):
+                    m.partial_fit(X, y, sample_weight=fit_args.get("sample_weight"))
+            else:
+                m.fit(X, y, **fit_args)
+                if mode == "resume":
+                    m.fit(X, y, resume=True, **fit_args)
+        finally:
+            SupervisedPrototypeModel._has_closed_form = decide
+            owner._closed_form_loss = counted
+        assert bool(calls) == fast, "the closed form ran where it should not, or did not run"
+        out.append(m)
+    return out
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], [40, 30, 20])  # unequal classes: "balanced" weighs
+    X = rng.normal(size=(90, 5))
+    X[:, :2] += 1.2 * y[:, None]
+    return X, y
+
+
+@pytest.mark.parametrize("model, kw, fit_kw, modes, effect, ref_kw", _option_cases())
+def test_every_option_acts_and_trains_the_same_on_the_closed_form_and_autograd(
+    model, kw, fit_kw, modes, effect, ref_kw
+):
+    """Each shared option on the fast path does what it says (changes the fit, stops it,
+    freezes its group) and gives the parameters (every group) of the autograd path, after fit,
+    fit(resume=True) and partial_fit. Plain SGD: Adam-type steps normalise gradient components
+    that are 0 up to rounding (the translation-invariant last bias of a Siamese backbone),
+    which turns float32 noise into full steps on either path."""
+    X, y = _data()
+    fit_kw = dict(fit_kw)
+    if fit_kw.get("validation_data") == "shifted":
+        fit_kw["validation_data"] = (X[::3] + 0.4, y[::3])
+    cls, own = FAST_MODELS[model]
+    base = {"max_iter": 8, "lr": 0.05, "epsilon": 0.0, "random_seed": 1, "device": "cpu",
+            "optimizer": "sgd", **own}  # fmt: skip
+    params = {**base, **kw}
+    for mode in modes:
+        fast, slow = _fit_both_paths(cls, params, fit_kw, mode, X, y)
+        assert fast.n_iter_ == slow.n_iter_, mode
+        for k, v in slow._params.items():
+            np.testing.assert_allclose(
+                fast._params[k].detach().numpy(), v.detach().numpy(), rtol=1e-4, atol=2e-5,
+                err_msg=f"{mode}: {k}",
+            )  # fmt: skip
+        np.testing.assert_allclose(fast.loss_history_, slow.loss_history_, atol=1e-4)
+        np.testing.assert_allclose(fast.val_loss_history_, slow.val_loss_history_, atol=1e-4)
+        if effect is None or mode != "fit":
+            continue
+        ref = cls(**{**base, **ref_kw}).fit(X, y)
+        if effect == "changes":
+            assert any(not torch.equal(fast._params[k], v) for k, v in ref._params.items())
+        elif effect == "stops":
+            assert fast.n_iter_ == 3 and ref.n_iter_ == 8
+        else:
+            group = effect.split()[1]
+            start = cls(**{**base, "max_iter": 1, "lr": 1e-30}).fit(X, y)._params
+            torch.testing.assert_close(fast._params[group], start[group], rtol=0, atol=1e-6)
+            moved = [k for k in start if not torch.allclose(fast._params[k], start[k])]
+            assert moved and group not in moved
+
+
+@pytest.mark.parametrize("name", sorted(set(OPTIMIZERS) - {"lbfgs"}))
+def test_every_optimizer_steps_the_same_on_both_paths(name):
+    """The optimizer by name sees the closed-form gradients as it sees autograd's."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 4)), np.repeat([0, 1, 2], 20)
+    X[:, 0] += 2.0 * y
+    params = {"max_iter": 5, "lr": 0.02, "epsilon": 0.0, "device": "cpu", "optimizer": name}
+    fast, slow = _fit_both_paths(lvq.GMLVQ, params, {}, "fit", X, y)
+    np.testing.assert_allclose(fast.prototypes_, slow.prototypes_, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(fast.omega_, slow.omega_, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [*sorted(SCHEDULERS), "callable", "factory", "class"],
+)
+def test_every_schedule_and_optimizer_spec_steps_the_same_on_both_paths(spec):
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(60, 4)), np.repeat([0, 1, 2], 20)
+    X[:, 1] += 2.0 * y
+    params = {"max_iter": 12, "lr": 0.05, "epsilon": 0.0, "device": "cpu"}
+    if spec == "callable":
+        params["lr_scheduler"] = lambda t: 0.05 / (1.0 + t)
+    elif spec == "factory":
+        params["optimizer"] = lambda groups, lr: torch.optim.SGD(groups, lr=lr, momentum=0.8)
+    elif spec == "class":
+        params["optimizer"] = torch.optim.Adagrad
+    else:
+        params["lr_scheduler"] = spec
+    fast, slow = _fit_both_paths(lvq.GRLVQ, params, {}, "fit", X, y)
+    np.testing.assert_allclose(fast.prototypes_, slow.prototypes_, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(fast.relevances_, slow.relevances_, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("option", [{"mixed_precision": "bfloat16"}, {"optimizer": "lbfgs"}])
+def test_options_the_closed_form_cannot_honour_take_autograd(option, monkeypatch):
+    """Autocast and L-BFGS's re-evaluating closure need the autograd graph: the closed form
+    stays off (so mixed_precision really lowers the precision on its path)."""
+    X, y = np.random.default_rng(0).normal(size=(30, 3)), np.repeat([0, 1, 2], 10)
+    monkeypatch.setattr(
+        SupervisedPrototypeModel, "_closed_form_loss",
+        lambda *a: pytest.fail("the closed form ran"),
+    )  # fmt: skip
+    lvq.GMLVQ(max_iter=2, device="cpu", **option).fit(X, y)
+
+
+@pytest.mark.parametrize("model", sorted(FAST_MODELS))
+def test_fast_path_batch_size_none_full_and_partial_fit_agree(model):
+    """batch_size=None, batch_size >= n and max_iter partial_fit calls: one computation."""
+    rng = np.random.default_rng(2)
+    X, y = rng.normal(size=(45, 5)), np.repeat([0, 1, 2], 15)
+    X[:, 0] += 2.0 * y
+    cls, own = FAST_MODELS[model]
+    params = {"max_iter": 4, "lr": 0.05, "epsilon": 0.0, "device": "cpu", **own}
+    ref = cls(**params).fit(X, y)
+    big = cls(**{**params, "batch_size": 45}).fit(X, y)
+    huge = cls(**{**params, "batch_size": 1000}).fit(X, y)
+    part = cls(**params)
+    for _ in range(4):
+        part.partial_fit(X, y)
+    for other in (big, huge, part):
+        for k, v in ref._params.items():
+            torch.testing.assert_close(other._params[k], v, rtol=1e-6, atol=1e-6, msg=k)
+        assert other.loss_history_ == pytest.approx(ref.loss_history_, abs=1e-6)

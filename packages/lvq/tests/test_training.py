@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from lvq.optim import OPTIMIZERS, SCHEDULERS
+from lvq.registry import REGISTRY
 
 FIT_ARGS = ("initial_prototypes", "initial_labels", "validation_data", "sample_weight")
 
@@ -516,3 +517,174 @@ def test_load_auto_replaces_a_saved_gpu_this_machine_lacks(cls, blobs, tmp_path)
         warnings.simplefilter("error")
         kept = lvq.load(tmp_path / "cpu")
     assert kept.device == "cpu" and str(kept.prototypes_.device) == "cpu"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"restore_best": True},
+        {"ema_decay": 0.6},
+        {"ema_decay": 0.6, "restore_best": True},
+        {"batch_size": 16},
+        {"batch_size": 16, "ema_decay": 0.6, "gradient_accumulation_steps": 2},
+        {"lr_scheduler": "cosine_decay", "restore_best": True},
+    ],
+    ids=["restore_best", "ema", "ema-restore_best", "minibatch", "minibatch-ema-accumulation",
+         "schedule-restore_best"],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    "cls", [lvq.GLVQ, lvq.GMLVQ, lvq.CELVQ, lvq.SRNG], ids=lambda c: c.__name__
+)
+def test_partial_fit_calls_equal_fit_epochs_with_every_option(cls, options, blobs):
+    """partial_fit with restore_best never trained (each call restored the parameters it
+    started from); with ema_decay the average was never used; mini-batches were shuffled the
+    same way in every call. max_iter calls now give max_iter epochs of fit."""
+    X, y = blobs
+    kw = {"max_iter": 6, "lr": 0.05, "epsilon": 0.0, "device": "cpu", **options}
+    a = cls(**kw).fit(X, y)
+    b = cls(**kw)
+    for _ in range(6):
+        b.partial_fit(X, y)
+    for k, v in a._params.items():
+        torch.testing.assert_close(b._params[k], v, rtol=1e-6, atol=1e-6, msg=k)
+    assert b.loss_history_ == pytest.approx(a.loss_history_, abs=1e-6)
+    assert b.best_loss_ == pytest.approx(min(b.loss_history_)) == pytest.approx(a.best_loss_)
+    plain = cls(max_iter=6, lr=0.05, epsilon=0.0, device="cpu")
+    for _ in range(6):
+        plain.partial_fit(X, y)
+    assert np.abs(plain.prototypes_ - b.prototypes_).max() > 1e-4  # the options act
+    first = cls(**kw).partial_fit(X, y).prototypes_
+    assert np.abs(b.prototypes_ - first).max() > 1e-3  # the calls train
+
+
+def test_partial_fit_publishes_the_average_and_trains_on_from_the_iterate(blobs):
+    X, y = blobs
+    m = lvq.GMLVQ(ema_decay=0.9, lr=0.05, max_iter=10, device="cpu")
+    for _ in range(3):
+        m.partial_fit(X, y)
+    state = m._optimizer_state
+    ema = state["ema"].shadow
+    # the average is what predict, save and resume use; the next call steps the iterate
+    np.testing.assert_array_equal(m.prototypes_, ema["prototypes"].numpy())
+    np.testing.assert_array_equal(m._params["omega"].numpy(), ema["omega"].numpy())
+    iterate = {k: v.detach().clone() for k, v in state["iterate"].items()}
+    assert not torch.equal(iterate["prototypes"], ema["prototypes"])
+    m.set_params(lr=1e-12).partial_fit(X, y)
+    torch.testing.assert_close(state["iterate"]["prototypes"], iterate["prototypes"])
+
+
+@pytest.mark.parametrize("name", ["RiemannianSRNG", "RiemannianSTNG"])
+def test_riemannian_partial_fit_average_stays_on_the_manifold(name, manifold_blobs):
+    from lvq.registry import REGISTRY
+
+    spec = REGISTRY[name]
+    X, y = manifold_blobs(spec.test_params["manifold"])
+    kw = {**spec.test_params, "device": "cpu", "max_iter": 5, "epsilon": 0.0, "ema_decay": 0.6}
+    a = spec.cls(**kw).fit(X, y)
+    b = spec.cls(**kw)
+    for _ in range(5):
+        b.partial_fit(X, y)
+    np.testing.assert_allclose(b.prototypes_, a.prototypes_, atol=1e-6)
+    mf = b.manifold_
+    assert bool(
+        mf.belongs(mf.unflatten(torch.tensor(b.prototypes_, dtype=torch.float64)), atol=1e-4).all()
+    )
+
+
+@pytest.mark.parametrize("cls", [lvq.LVQ1, lvq.LVQ21], ids=lambda c: c.__name__)
+def test_classic_partial_fit_minibatches_continue_the_shuffle(cls, blobs):
+    X, y = blobs
+    kw = {"max_iter": 3, "batch_size": 7, "epsilon": 0.0, "device": "cpu"}
+    a = cls(**kw).fit(X, y)
+    b = cls(**kw)
+    for _ in range(3):
+        b.partial_fit(X, y)
+    np.testing.assert_array_equal(b.prototypes_, a.prototypes_)
+
+
+@pytest.mark.parametrize(
+    "sched", [None, "linear", lambda t: 0.05 / (1 + t)], ids=["none", "linear", "callable"]
+)
+def test_partial_fit_honours_a_new_lr_under_a_schedule(sched, blobs):
+    """set_params(lr=...) between partial_fit calls was cancelled by a schedule (the schedule
+    built with the old lr rescaled the groups back)."""
+    X, y = blobs
+    m = lvq.GLVQ(lr=0.05, max_iter=10, lr_scheduler=sched, device="cpu")
+    m.partial_fit(X, y)
+    before = m.prototypes_.copy()
+    m.set_params(lr=1e-9).partial_fit(X, y)
+    if callable(sched):  # a callable gives the learning rate itself: lr only scales groups
+        assert np.abs(m.prototypes_ - before).max() > 1e-4
+    else:
+        np.testing.assert_allclose(m.prototypes_, before, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "cls, kw",
+    [(lvq.GMLVQ, {}), (lvq.SiameseGLVQ, {"hidden_sizes": [6], "latent_dim": 3}),
+     (lvq.WGLVQ, {}), (lvq.LGMLVQ, {"freeze_params": ["prototypes"]})],
+    ids=["GMLVQ", "SiameseGLVQ", "WGLVQ", "LGMLVQ-frozen-prototypes"],
+)  # fmt: skip
+def test_lbfgs_trains_every_parameter_group(cls, kw, blobs):
+    """torch's L-BFGS takes one parameter group: every model with a metric, a backbone or
+    reasonings failed with "LBFGS doesn't support per-parameter options"."""
+    X, y = blobs
+    start = cls(max_iter=1, lr=1e-30, optimizer="sgd", device="cpu", **kw).fit(X, y)._params
+    m = cls(max_iter=5, lr=0.5, optimizer="lbfgs", epsilon=0.0, device="cpu", **kw).fit(X, y)
+    frozen = {m._group_aliases.get(g, g) for g in kw.get("freeze_params", [])}
+    for k, v in start.items():
+        moved = not torch.allclose(m._params[k], v, atol=1e-6)
+        assert moved != (k in frozen), k
+    assert m.loss_history_[-1] < m.loss_history_[0]
+    m.partial_fit(X, y)
+
+
+def test_lbfgs_refuses_group_learning_rates_it_cannot_keep(blobs):
+    X, y = blobs
+    with pytest.raises(ValueError, match="optimizer 'lbfgs' keeps one learning rate"):
+        lvq.SiameseGLVQ(optimizer="lbfgs", bb_lr=0.1, max_iter=2, device="cpu").fit(X, y)
+
+
+_GRADIENT = sorted(
+    (s for s in REGISTRY.values() if s.gradient and s.kind != "clusterer"), key=lambda s: s.name
+)
+
+
+@pytest.mark.parametrize("spec", _GRADIENT, ids=lambda s: s.name)
+def test_transfer_fn_beta_and_margin_act_or_are_refused(spec, blobs, oc_data, manifold_blobs):
+    """The probabilistic, cross-entropy, CBC and SVQ-OCC losses have no transfer function (and
+    all but CBC no margin): they trained exactly as without them. Now they refuse them; every
+    other model's fit changes with each."""
+    if "manifold" in spec.test_params:
+        X, y = manifold_blobs(spec.test_params["manifold"])
+    else:
+        X, y = oc_data if spec.kind == "one_class" else blobs
+    base = {**spec.test_params, "device": "cpu", "max_iter": 3, "epsilon": 0.0}
+    if spec.name.startswith("SVQOCC"):
+        base["cost_function"] = "brier"
+
+    def fit(**kw):
+        return spec.cls(**{**base, **kw}).fit(X, y)._params
+
+    def differ(a, b):
+        return any(not torch.equal(a[k], b[k]) for k in a)
+
+    uses = spec.cls._loss_options
+    sig = {"transfer_fn": "sigmoid_beta"}
+    tanh = {"transfer_fn": lambda x, beta: torch.tanh(beta * x)}
+    if "transfer_fn" in uses:
+        ref = fit(**sig)
+        assert differ(fit(**tanh), ref)
+        if "beta" in spec.cls._all_params:
+            assert differ(fit(**sig, beta=2.0), ref)
+    else:
+        for value in ("sigmoid_beta", tanh["transfer_fn"]):
+            with pytest.raises(ValueError, match="has no transfer function: transfer_fn="):
+                fit(transfer_fn=value)
+    if "margin" in uses:
+        with_transfer = sig if "transfer_fn" in uses else {}
+        assert differ(fit(**with_transfer, margin=0.25), fit(**with_transfer, margin=0.0))
+    else:
+        with pytest.raises(ValueError, match="has no margin: margin=0.25"):
+            fit(margin=0.25)
+        fit(margin=0)  # the default, as an int, is accepted

@@ -201,6 +201,7 @@ def test_losses_name_a_basis_of_the_wrong_latent_dim():
         isotropy_loss(Z, W, 4)
 
 
+@pytest.mark.filterwarnings("ignore:isotropy_loss. the latent residual")  # zero residual: 0
 def test_disentanglement_gradient_finite_at_duplicate_points(solver_mode):
     Z, Y = _problem()
     Zd = Z[:1].repeat(16, 1).requires_grad_()  # every coordinate has zero variance
@@ -452,3 +453,37 @@ def test_isotropy_non_finite_input_is_a_clear_error(solver_mode, bad):
         W["a"][0, 0] = float("inf")
     with pytest.raises(ValueError, match="contains NaN or infinite values"):
         isotropy_loss(Z, W, 4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+@pytest.mark.parametrize("latents", ["zero", "repeated", "inside_span"])
+def test_isotropy_of_a_numerically_zero_residual_is_zero_with_zero_gradient(
+    solver_mode, dtype, latents
+):
+    # a collapsed encoder gave gradients of 5e7 (NaN in float16) from the 1e-8 of s / mean(s)
+    g = torch.Generator().manual_seed(0)
+    W = {"a": torch.linalg.qr(torch.randn(12, 3, generator=g)).Q.mT}
+    Z = {
+        "zero": torch.zeros(40, 12),
+        "repeated": torch.randn(1, 12, generator=g).repeat(40, 1),
+        "inside_span": torch.randn(40, 3, generator=g) @ W["a"],
+    }[latents]
+    Zg = Z.to(dtype).requires_grad_()
+    with pytest.warns(UserWarning, match="residual outside the subspaces is numerically zero"):
+        value = isotropy_loss(Zg, W, 4)
+    value.backward()
+    assert float(value.detach()) == 0.0 and value.dtype == dtype
+    assert torch.equal(Zg.grad, torch.zeros_like(Zg))
+
+
+def test_isotropy_of_a_small_but_real_residual_is_unchanged():
+    g = torch.Generator().manual_seed(1)
+    W = {"a": torch.eye(12, dtype=torch.float64)[:3]}
+    Z = torch.randn(40, 12, generator=g, dtype=torch.float64)
+    Z[:, 3:] *= 1e-3  # free directions small next to the subspace, far above rounding
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value = isotropy_loss(Z, W, 4)
+    s = torch.linalg.svdvals(Z[:, 3:] - Z[:, 3:].mean(0))[:4]
+    expected = torch.mean((s / s.mean() - 1) ** 2)
+    torch.testing.assert_close(value, expected, rtol=1e-2, atol=0)  # projector ridge: 1e-6

@@ -246,3 +246,22 @@ def test_non_numeric_scalars_are_errors_naming_the_argument():
         fit_decoders({"a": torch.eye(4)[:2]}, torch.randn(20, 4), Y, ridge="small")
     with pytest.raises(ValueError, match="ridge"):
         sl.solve_subspaces(torch.randn(20, 4), Y, k=2, ridge=float("inf"))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fit_decoders_with_ridge_on_constant_latents_is_zero_not_nan(dtype):
+    # the ridge was relative to the coordinate variance, floored at finfo.tiny: NaN decoders
+    g = torch.Generator().manual_seed(0)
+    W = {"a": torch.linalg.qr(torch.randn(10, 3, generator=g)).Q.mT}
+    Y = {"a": torch.randn(30, 4, generator=g, dtype=dtype)}
+    for Z in (torch.zeros(30, 10, dtype=dtype), torch.ones(30, 10, dtype=dtype)):
+        A = fit_decoders(W, Z, Y, ridge=0.1)
+        assert A["a"].dtype == dtype and torch.equal(A["a"], torch.zeros(3, 4, dtype=dtype))
+    Z = torch.randn(30, 10, generator=g, dtype=dtype)
+    S = (Z - Z.mean(0)) @ W["a"].to(dtype).mT
+    gram = S.mT @ S
+    expected = torch.linalg.solve(
+        gram + 0.1 * torch.trace(gram) / 3 * torch.eye(3, dtype=dtype),
+        S.mT @ (Y["a"] - Y["a"].mean(0)),
+    )
+    torch.testing.assert_close(fit_decoders(W, Z, Y, ridge=0.1)["a"], expected)

@@ -50,6 +50,15 @@ def _check_pair(Q: torch.Tensor, D: torch.Tensor, omega: torch.Tensor | None) ->
             )
 
 
+def _centre(D: torch.Tensor) -> torch.Tensor:
+    """The row of ``D`` nearest its mean, shape ``(1, d)``: a finite row whenever there is one,
+    so that a NaN or inf row cannot make the centre, hence every distance, NaN. For finite
+    ``D`` this is exactly the plain mean's nearest row."""
+    mean = torch.nan_to_num(D.mean(dim=0), nan=0.0, posinf=0.0, neginf=0.0)
+    key = ((D - mean) ** 2).sum(1).nan_to_num_(nan=float("inf"))
+    return D[key.argmin()][None]
+
+
 def _prepare(
     Q: torch.Tensor, D: torch.Tensor, metric: str, omega: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
@@ -64,7 +73,7 @@ def _prepare(
         # Translation invariance: centring on the database row nearest D's mean keeps the
         # |q|^2+|x|^2-2q.x form accurate far from the origin; a data row (not the mean itself)
         # keeps exactly representable inputs exact, so ties stay ties.
-        centre = D[((D - D.mean(dim=0)) ** 2).sum(1).argmin()][None] if D.shape[0] else 0.0
+        centre = _centre(D) if D.shape[0] else 0.0
         Q, D = Q - centre, D - centre
         return Q, D, (Q * Q).sum(1), (D * D).sum(1)
     if metric == "cosine":
@@ -90,7 +99,14 @@ def _block(Qb: torch.Tensor, Db: torch.Tensor, metric: str) -> torch.Tensor:
     dist = Qb @ Db.T
     if metric in ("sqeuclidean", "euclidean"):
         dist.clamp_min_(0.0)
-        return dist.sqrt_() if metric == "euclidean" else dist
+        if metric == "sqeuclidean":
+            return dist
+        if not dist.requires_grad:
+            return dist.sqrt_()
+        # sqrt's gradient at 0 is inf (NaN after the chain rule): a zero distance gets the
+        # zero subgradient, as in torch.cdist
+        pos = dist > 0
+        return torch.where(pos, torch.where(pos, dist, 1.0).sqrt(), 0.0)
     if metric == "cosine":
         return dist.neg_().add_(1.0).clamp_min_(0.0)
     return dist.neg_()
@@ -208,7 +224,16 @@ def knn(
     qb, dbb = block_sizes(nq, nd, Q.device, Q.dtype, q_block, db_block)
     if nq and Q.dtype == torch.float32 and (db_block is not None or _grouping_pays(nd, k)):
         shape = knn_group_shape(nd, k + int(exclude_self), dbb if db_block else None, Q.device)
-        if shape is not None and -(-nd // shape.db_block) * shape.db_block < 2**31:  # int32 ids
+        # int32 ids; a NaN row would hide its whole group from the group minima (streaming
+        # ranks NaN distances last, as a brute-force topk does), found through the (nd,) row
+        # norms or sums rather than an (nd, d) mask; the grouped selection has no autograd,
+        # so gradients take the streaming path
+        if (
+            shape is not None
+            and -(-nd // shape.db_block) * shape.db_block < 2**31
+            and not (torch.is_grad_enabled() and (Qp.requires_grad or Dp.requires_grad))
+            and bool(torch.isfinite(dsq if dsq is not None else Dp.sum(1)).all())
+        ):
             if q_block is None:
                 qb = knn_query_block(nq, nd, Qp.shape[1], shape, Q.device, k + 1)
             return _knn_grouped(Qp, Dp, qsq, dsq, k, metric, exclude_self, qb, shape)
@@ -241,7 +266,7 @@ def _knn_streaming(
                     r = torch.arange(lo, hi, device=Qp.device)
                     dist[r - q0, r - d0] = float("inf")
             v, i = _smallest(dist, min(k, d1 - d0))
-            i += d0
+            i = i + d0  # not in place: topk's backward keeps its indices
             if best_v is None:
                 best_v, best_i = v, i
             else:
@@ -453,10 +478,14 @@ def nearest(
     best_v = torch.full((nq,), float("inf"), dtype=Q.dtype, device=Q.device)
     best_i = torch.zeros(nq, dtype=torch.long, device=Q.device)
     Qa, Da = _augment(Qp, Dp, qsq, dsq)
+    inf = float("inf")
     for q0, q1 in _ranges(nq, qb):
         for d0, d1 in _ranges(nd, dbb):
             dist = _block(Qa[q0:q1], Da[d0:d1], metric)
-            v, i = dist.min(dim=1)
+            # NaN is never nearest (knn and torch.topk rank it last); in place unless the
+            # euclidean sqrt's backward needs the block
+            fix = torch.nan_to_num if dist.requires_grad else torch.nan_to_num_
+            v, i = fix(dist, nan=inf, posinf=inf, neginf=-inf).min(dim=1)
             better = v < best_v[q0:q1]
             best_v[q0:q1] = torch.where(better, v, best_v[q0:q1])
             best_i[q0:q1] = torch.where(better, i + d0, best_i[q0:q1])
@@ -503,8 +532,11 @@ def label_min(
     qb, dbb = block_sizes(nq, nd, Q.device, Q.dtype, q_block, db_block)
     Qa, Da = _augment(Qp, Dp, qsq, dsq)
     for q0, q1 in _ranges(nq, qb):
+        rows = torch.full_like(out[q0:q1], float("inf"))
         for d0, d1 in _ranges(nd, dbb):
             dist = _block(Qa[q0:q1], Da[d0:d1], metric)
             index = labels[d0:d1].expand(q1 - q0, -1)
-            out[q0:q1].scatter_reduce_(1, index, dist, reduce="amin", include_self=True)
+            # not in place: the amin's backward keeps its result (only (q_block, n_labels))
+            rows = rows.scatter_reduce(1, index, dist, reduce="amin", include_self=True)
+        out[q0:q1] = rows
     return out

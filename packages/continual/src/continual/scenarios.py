@@ -44,6 +44,11 @@ class Experience:
     classes: tuple[int, ...] | None = None
     task_label: int | None = None
 
+    def __post_init__(self) -> None:
+        t = self.task_id  # it indexes the task-mask table: -1 took the last task's row
+        if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
+            raise ValueError(f"task_id must be an integer >= 0, got {t!r}")
+
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
@@ -274,7 +279,8 @@ def time_windows(
         y: labels ``(n,)`` (classification) or targets ``(n,)`` / ``(n, k)`` (regression).
         times: time stamp of each sample ``(n,)``.
         n_windows: number of equal-width windows between the first and last time.
-        edges: explicit window edges (``len(edges) - 1`` windows, right edge inclusive at the end).
+        edges: explicit window edges (``len(edges) - 1`` windows, right edge inclusive at the end;
+            instead of ``n_windows``).
         test_fraction: fraction of each window held out for testing.
         random_state: seed of the train/test split.
         classification: labels are integer classes (else float regression targets).
@@ -296,6 +302,8 @@ def time_windows(
             raise ValueError("y contains NaN or infinite targets")
     if not bool(torch.isfinite(t).all()):
         raise ValueError("times must be finite (no NaN or infinite time stamps)")
+    if edges is not None and n_windows is not None:  # n_windows was ignored
+        raise ValueError(f"give n_windows or edges, not both (n_windows={n_windows!r})")
     if edges is None:
         if n_windows is None:
             raise ValueError("give n_windows >= 1 or edges, got n_windows=None")

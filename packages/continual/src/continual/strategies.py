@@ -389,6 +389,11 @@ class EWC(Strategy):
         self._model_params: dict[str, torch.nn.Parameter] | None = None  # set by setup
 
     def setup(self, trainer: Trainer) -> None:
+        if self.fisher == "expected" and not trainer.classifies:  # zero for one output
+            raise ValueError(
+                "EWC(fisher='expected') is the Fisher of a softmax classifier, but this trainer "
+                "does not classify (a custom loss_fn with metric='loss'); use fisher='empirical'"
+            )
         self._model_params = dict(trainer.model.named_parameters())
 
     def _params(self) -> dict[str, Any]:
@@ -640,6 +645,11 @@ class LwF(Strategy):
         return config, {f"old.{k}": v for k, v in self.old_model.state_dict().items()}
 
     def setup(self, trainer: Trainer) -> None:
+        if not trainer.classifies:  # the softmax of one output is constant: no distillation
+            raise ValueError(
+                "LwF distils softmax outputs, but this trainer does not classify (a custom "
+                "loss_fn with metric='loss'); for regression use Replay, DERPP, EWC or SI"
+            )
         self._shapes = {k: v.shape for k, v in trainer.model.state_dict().items()}
 
     def check_state_dict(self, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
@@ -850,6 +860,7 @@ def fisher_on(
     ``max_samples`` rows evenly spaced over the experience are used (all if None).
     """
     x, y = _experience_tensors(experience)
+    trainer.check_labels(x, y, experience.task_id)
     if max_samples is not None and max_samples < x.shape[0]:
         # evenly spaced rows: the whole experience is covered even when it is sorted by class
         keep = torch.linspace(0, x.shape[0] - 1, max_samples).round().long()

@@ -145,6 +145,7 @@ class Trainer:
         check_count("batch_size", batch_size)
         check_count("eval_batch_size", eval_batch_size)
         check_number("lr", lr, positive=True)
+        _check_parts(model, strategy, loss_fn, callbacks)
         self.device = blockops.resolve_device(device)
         self.model = model.to(self.device)
         self.strategy = strategy if strategy is not None else Naive()
@@ -175,10 +176,17 @@ class Trainer:
         self._dtype = floats[0] if floats else torch.get_default_dtype()
         self._raw_output: torch.Tensor | None = None
         self.strategy.setup(self)
+        self.strategy._model = model  # its state is this model's from now on (_check_parts)
 
     # ------------------------------------------------------------------ building blocks
     def _make_optimizer(self, spec: OptimizerSpec) -> torch.optim.Optimizer:
         if isinstance(spec, torch.optim.Optimizer):
+            given = {id(p) for g in spec.param_groups for p in g["params"]}
+            if given.isdisjoint(id(p) for p in self.model.parameters()):
+                raise ValueError(  # it stepped another model's weights: this one never trained
+                    "optimizer holds none of the model's parameters; build it on "
+                    "model.parameters() (or pass 'sgd', 'adam' or a callable)"
+                )
             return spec
         params = [p for p in self.model.parameters() if p.requires_grad]
         if spec == "sgd":
@@ -231,6 +239,45 @@ class Trainer:
             mask = mask.expand(out.shape[0], -1)
         return out.masked_fill(~mask, _NEG)
 
+    def _output_count(self, x: torch.Tensor) -> int:
+        """The number of model outputs (logits), from one forward of a row of ``x`` the first
+        time (no gradient, eval mode), cached after."""
+        if self._n_outputs is None:
+            with torch.no_grad():
+                was = self.model.training
+                self.model.eval()
+                self._n_outputs = int(self.output(self.model(self.to_input(x[:1]))).shape[-1])
+                self.model.train(was)
+        return self._n_outputs
+
+    @property
+    def classifies(self) -> bool:
+        """Whether the targets are class labels: the accuracy metric, or a cross-entropy / NLL
+        loss (a custom loss with ``metric="loss"`` may take any target)."""
+        if self.metric == "accuracy" or self.loss_fn in (F.cross_entropy, F.nll_loss):
+            return True
+        return isinstance(self.loss_fn, nn.CrossEntropyLoss | nn.NLLLoss)
+
+    def check_labels(self, x: torch.Tensor, y: torch.Tensor, task_id: int) -> None:
+        """Refuse class labels ``y`` (1-D, integer) outside ``0..n_outputs - 1`` (with the
+        accuracy metric or a cross-entropy / NLL loss: the labels are classes).
+
+        Called where the labels enter the trainer (once per experience pass for a
+        ``TensorDataset``, per host batch otherwise), not per training step: a CUDA label
+        tensor costs one synchronisation per pass. ``cross_entropy`` failed with "Target 12
+        is out of bounds" (a device-side assert on CUDA).
+        """
+        if not self.classifies or y.dim() != 1 or y.numel() == 0 or y.is_floating_point():
+            return  # a custom loss (metric="loss") may take integer targets that are not classes
+        lo, hi = (int(v) for v in torch.aminmax(y.long()))
+        n = self._output_count(x)
+        if lo < 0 or hi >= n:
+            raise ValueError(
+                f"y holds the label {lo if lo < 0 else hi} in experience {task_id} but the model "
+                f"has {n} outputs: labels must be in 0..{n - 1}; build the model with one output "
+                "per class (scenario.n_classes)"
+            )
+
     def _register_masks(self, experiences: Sequence[Experience]) -> None:
         rows = dict(self._mask_rows)  # kept only once checked against the model's outputs
         for e in experiences:
@@ -238,13 +285,7 @@ class Trainer:
                 rows[e.task_id] = tuple(int(c) for c in e.classes or ())
         if not rows:
             return
-        if self._n_outputs is None:
-            x = self.to_input(_first_input(experiences[0]))
-            with torch.no_grad():
-                was = self.model.training
-                self.model.eval()
-                self._n_outputs = int(self.output(self.model(x[:1])).shape[-1])
-                self.model.train(was)
+        self._output_count(_first_input(experiences[0]))
         n_tasks = max(max(rows), max(e.task_id for e in experiences)) + 1
         table = torch.ones(n_tasks, self._n_outputs, dtype=torch.bool)
         for t, classes in rows.items():
@@ -310,6 +351,7 @@ class Trainer:
         self, dataset: Dataset, task_id: int, shuffle: bool, batch_size: int
     ) -> Iterator[tuple[torch.Tensor, ...]]:
         if isinstance(dataset, TensorDataset):
+            self.check_labels(dataset.tensors[0], dataset.tensors[1], task_id)
             tensors = [self.to_input(dataset.tensors[0]), self.to_target(dataset.tensors[1])]
             task_ids = getattr(dataset, "task_ids", None)
             n = tensors[0].shape[0]
@@ -336,6 +378,8 @@ class Trainer:
             loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
         tagged = getattr(dataset, "yields_task_ids", False)  # Joint: rows of several tasks
         for batch in loader:
+            if batch[1].device.type == "cpu":  # a CUDA batch is not checked: a sync per step
+                self.check_labels(batch[0], batch[1], task_id)
             x, y = self.to_input(batch[0]), self.to_target(batch[1])
             if tagged:
                 yield x, y, batch[2].to(self.device)
@@ -492,6 +536,12 @@ class Trainer:
             raise ValueError(
                 f"test_stream has {len(test_stream)} experiences, train_stream has {T}"
             )
+        for part, stream in (("training", train_stream), ("test", test_stream)):
+            for e in stream:  # before any training, not at experience k
+                if hasattr(e.dataset, "__len__") and len(e) == 0:  # time_windows(test_fraction=0)
+                    raise ValueError(f"experience {e.task_id} has no {part} samples")
+                if isinstance(e.dataset, TensorDataset) and not e.masked:  # masked: by classes
+                    self.check_labels(e.dataset.tensors[0], e.dataset.tensors[1], e.task_id)
         if (
             resume
             and checkpoint_dir is not None
@@ -689,11 +739,39 @@ def _experiences(stream: Any, name: str) -> list[Experience]:
     return out
 
 
+def _check_parts(model: Any, strategy: Any, loss_fn: Any, callbacks: Sequence[Any]) -> None:
+    """Refuse by name what used to fail later with an AttributeError, and a strategy already
+    used with another model (its memory, penalty terms or old model carried over into the new
+    run; the same model continues its run)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if strategy is not None and not isinstance(strategy, Strategy):
+        raise TypeError(
+            f"strategy must be a Strategy (Naive(), EWC(), Replay(), ...), got {strategy!r}"
+        )
+    if getattr(strategy, "_model", model) is not model and type(strategy) is not Naive:
+        raise ValueError(
+            f"strategy {strategy!r} was used with another model: its state (memory, penalty "
+            "terms, old model) would carry over into this run; build a new one per model"
+        )
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable(output, target), got {loss_fn!r}")
+    wrong = [type(cb).__name__ for cb in callbacks if not isinstance(cb, Callback)]
+    if wrong:
+        raise TypeError(f"callbacks must be Callback instances, got {wrong}")
+
+
 def _first_input(experience: Experience) -> torch.Tensor:
+    """The first input of an experience, ``(1, ...)``; a stream (``IterableDataset``, which
+    cannot be indexed) is read up to its first item."""
     ts = experience.tensors()
     if ts is not None:
         return ts[0][:1]
-    return torch.as_tensor(experience.dataset[0][0]).unsqueeze(0)
+    data = experience.dataset
+    first = next(iter(data), None) if isinstance(data, IterableDataset) else data[0]
+    if first is None:
+        raise ValueError(f"experience {experience.task_id} has no samples")
+    return torch.as_tensor(first[0]).unsqueeze(0)
 
 
 def _is_main_process() -> bool:

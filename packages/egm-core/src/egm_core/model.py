@@ -155,8 +155,10 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         dataset_stats_: label-count statistics of the first training set (what ``auto`` read).
         history_: one dict per growth iteration with keys ``"session"`` (0 for ``fit``, then
             one more per ``partial_fit``/``continue_fit``), ``"iteration"`` (global, from 1),
-            ``"class_counts"`` (synthetic points kept per class), ``"radius"`` and ``"energy"``
-            (per class; energy 0 for classes that did not grow), ``"rejected"`` (governor).
+            ``"class_counts"`` (synthetic points kept per class), ``"radius"`` (per class, the
+            clip radius of its latest growth iteration, so it changes only when the class grows
+            or is re-measured), ``"energy"`` (per class; 0 for classes that did not grow),
+            ``"rejected"`` (governor).
     """
 
     def __init__(
@@ -299,7 +301,7 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         _reject_continuous(y_arr)
         enc = blockops.LabelEncoder()
         if classes is not None:
-            extra = blockops.as_labels(classes, name="classes")
+            extra = _labels_within(y_arr, classes)
             enc.fit(np.concatenate([np.asarray(y_arr, dtype=object), extra.astype(object)]))
             enc = blockops.LabelEncoder().fit(_homogeneous(enc.classes_))
             enc.classes_ = _label_dtype(enc.classes_, y_arr.dtype, extra.dtype)
@@ -365,8 +367,10 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         Args:
             X: ``(n, d)`` rows of this session.
             y: ``(n,)`` their labels.
-            classes: optional labels to register even without rows (only used on the first
-                call, when the model is not fitted yet).
+            classes: optional labels this call may hold; labels of ``y`` not among them are
+                a ``ValueError`` (as in scikit-learn), and those the model does not know yet
+                are registered even without rows. Left out, every label of ``y`` is accepted
+                and new ones are added (class-incremental sessions).
 
         Returns:
             self.
@@ -381,11 +385,14 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         self._check_width(Xt)
         _check_spread(self.bank_X_[: int(self.bank_is_real_.sum())], Xt)  # real rows first
         _reject_continuous(y_arr)
+        # classes, checked before any state changes, hold every new label of y
+        labels = y_arr if classes is None else _labels_within(y_arr, classes)
+        _check_label_kinds(labels, self.classes_)
         old_c = len(self._enc.classes_)
         old_dtype = self._enc.classes_.dtype
-        self._enc.partial_fit(y_arr)
+        self._enc.partial_fit(labels)
         if len(self._enc.classes_) > old_c:  # merged labels keep their dtype (uint8 stays)
-            self._enc.classes_ = _label_dtype(self._enc.classes_, old_dtype, y_arr.dtype)
+            self._enc.classes_ = _label_dtype(self._enc.classes_, old_dtype, labels.dtype)
         self.classes_ = self._enc.classes_
         codes = self._enc.transform(y_arr).to(self.device_)
         n_classes = len(self.classes_)
@@ -591,9 +598,10 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
             self.iteration_ += 1
             entry_counts = [0] * n_classes
             entry_energy = [0.0] * n_classes
-            entry_radius = [float(r) for r in self.radius_.tolist()]
             if not classes:
-                self.history_.append(self._entry(entry_counts, entry_radius, entry_energy, 0))
+                self.history_.append(
+                    self._entry(entry_counts, self._grown_radius(), entry_energy, 0)
+                )
                 continue
             real_mask = self.bank_is_real_
             unit_all = (
@@ -683,21 +691,17 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
             for c in classes:
                 entry_counts[c] = int((keep & (cls == c)).sum())
             self._append_synthetic(new[keep], cls[keep], energy[keep], seed_rows[keep])
-            self.history_.append(
-                self._entry(
-                    entry_counts,
-                    [
-                        float(r)
-                        for r in (
-                            self.radius_ * p["radius_growth"] ** self.class_iters_.float()
-                        ).tolist()
-                    ],
-                    entry_energy,
-                    rejected,
-                )
-            )
             for c in classes:
                 self.class_iters_[c] += 1
+            self.history_.append(
+                self._entry(entry_counts, self._grown_radius(), entry_energy, rejected)
+            )
+
+    def _grown_radius(self) -> list[float]:
+        """Each class's clip radius at its last growth level (``radius_growth`` applied once
+        per iteration it has grown, the current one included; level 0 before any growth)."""
+        level = (self.class_iters_ - 1).clamp_min(0).float()
+        return [float(r) for r in (self.radius_ * self._params["radius_growth"] ** level).tolist()]
 
     def _entry(
         self, counts: list[int], radius: list[float], energy: list[float], rejected: int
@@ -1195,8 +1199,8 @@ def _label_kind(labels: np.ndarray) -> str:
 
 def _check_label_kinds(y: np.ndarray, classes: np.ndarray) -> None:
     """Refuse string labels for a model with numeric classes and the reverse (what
-    scikit-learn's metrics call a mix of label input types); unseen labels of the right kind
-    are fine."""
+    scikit-learn's metrics call a mix of label input types, in ``score`` and ``partial_fit``);
+    unseen labels of the right kind are fine."""
     kind = _label_kind(y)
     if {kind, _label_kind(classes)} == {"str", "num"}:
         held = "strings" if kind == "str" else "numbers"
@@ -1204,6 +1208,19 @@ def _check_label_kinds(y: np.ndarray, classes: np.ndarray) -> None:
             f"Mix of label input types (string and number): y holds {held}, the model's "
             f"classes_ are {classes.tolist()}"
         )
+
+
+def _labels_within(y: np.ndarray, classes: Any) -> np.ndarray:
+    """``classes`` as a label array, refusing labels of ``y`` that are not among them."""
+    extra = blockops.as_labels(classes, name="classes")
+    allowed = {v.item() if isinstance(v, np.generic) else v for v in extra.tolist()}
+    missing = [v for v in dict.fromkeys(y.tolist()) if v not in allowed]
+    if missing:
+        raise ValueError(
+            f"y contains labels not in classes: {missing}; classes={extra.tolist()} must "
+            "hold every label of y (leave classes out to add new labels)"
+        )
+    return extra
 
 
 def _homogeneous(values: np.ndarray) -> np.ndarray:

@@ -59,6 +59,11 @@ def check_positive(name: str, value: Any, *, integer: bool = True, allow_zero: b
     return int(value) if integer else float(value)
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``"1 path step"``, ``"4 path steps"`` (``many`` for an irregular plural)."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
 def new_figure(figsize: tuple[float, float], show: bool) -> Any:
     """A figure: through pyplot when it is to be shown, else a bare Agg figure.
 

@@ -22,12 +22,14 @@ from ._output import (
     lighten,
     new_figure,
     output_suffix,
+    plural,
     save_animation,
     save_static,
 )
 from .projection import PCA2D, check_projection, project
 
 _UNKNOWN_COLOR = np.array([0.55, 0.55, 0.55, 1.0])
+_GIF_MAX_MS = 655350.0  # the longest GIF frame, in milliseconds
 
 
 def stratified_subsample(groups: np.ndarray, n: int, generator: torch.Generator) -> np.ndarray:
@@ -210,7 +212,9 @@ def visualize_explosion(
         figsize: figure size in inches when no ``ax`` is given.
         title: title of the static picture (default: a summary of what is drawn).
         point_size: marker area of real samples (synthetic points are smaller).
-        random_state: seed of the subsampling, of the query choice and of t-SNE/UMAP.
+        random_state: seed of the subsampling, of the query choice and of t-SNE/UMAP: an
+            int, ``None``, or a numpy ``Generator``/``RandomState`` or ``torch.Generator`` to
+            draw one from (as egm-core's ``PyEGM`` accepts).
 
     Returns:
         The matplotlib ``Figure``, or a ``matplotlib.animation.FuncAnimation`` when animating.
@@ -232,6 +236,11 @@ def visualize_explosion(
     figsize = check_figsize(figsize)
     suffix = output_suffix(save_path)
     check_writer(suffix)
+    if suffix == ".gif" and 1000.0 / fps > _GIF_MAX_MS:  # Pillow stores 16-bit centiseconds
+        raise ValueError(
+            f"fps must be >= {1000.0 / _GIF_MAX_MS:.6g} for a .gif (a frame lasts at most "
+            f"{_GIF_MAX_MS / 1000} s), got {fps!r}"
+        )
     animated = suffix in ANIMATED_SUFFIXES if animate is None else bool(animate)
     if animate is False and suffix in ANIMATED_SUFFIXES:
         raise ValueError(f"animate=False cannot write an animation to {str(save_path)!r}")
@@ -251,6 +260,8 @@ def visualize_explosion(
                 f"iterations), got {iteration}"
             )
     chosen = _resolve_classes(view, classes)
+    if isinstance(random_state, np.random.RandomState):  # scikit-learn's, like egm-core
+        random_state = int(random_state.randint(0, 2**62, dtype=np.int64))
     gen = make_generator(random_state)
     colors = class_colors(view.n_classes)
     lookup = view.code_of()
@@ -258,6 +269,12 @@ def visualize_explosion(
     # bank points: per class and growth iteration, deterministic
     in_chosen = np.isin(view.y, chosen)
     candidates = np.flatnonzero(in_chosen)
+    if not candidates.size:  # classes registered by partial_fit(classes=...) without rows
+        held = view.classes[np.unique(view.y)].tolist()
+        raise ValueError(
+            f"classes={view.classes[chosen].tolist()} have no points in the bank; pick "
+            f"classes among {held}"
+        )
     groups = view.y[candidates] * (view.n_iterations + 1) + view.generation[candidates]
     sel = candidates[stratified_subsample(groups, n_samples, gen)]
     real_sel = sel[view.is_real[sel]]
@@ -520,8 +537,12 @@ def visualize_explosion(
     scene.static_title = title or (
         f"EGM bank ({_projection_name(projection)}): {real_sel.size} real + "
         f"{synth_sel.size if show_synthetic else 0} synthetic points, "
-        f"{view.n_iterations} growth iterations"
-        + (f", {queries.shape[0]} queries x {n_steps} path steps" if queries.shape[0] else "")
+        f"{plural(view.n_iterations, 'growth iteration')}"
+        + (
+            f", {plural(queries.shape[0], 'query', 'queries')} x {plural(n_steps, 'path step')}"
+            if queries.shape[0]
+            else ""
+        )
     )
 
     if animated:
@@ -588,8 +609,10 @@ def _numpy64(value: Any) -> np.ndarray:
 
 
 def _int_seed(random_state: Any) -> int:
+    """The seed of t-SNE/UMAP, in the ``[0, 2**32)`` they accept (``random_state`` may be any
+    seed below 2**64)."""
     if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        return int(random_state)
+        return int(random_state) % 2**32
     return int(torch.randint(0, 2**31 - 1, (1,), generator=make_generator(random_state)).item())
 
 

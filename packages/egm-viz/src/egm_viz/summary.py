@@ -17,6 +17,7 @@ from ._output import (
     lighten,
     new_figure,
     output_suffix,
+    plural,
     save_static,
 )
 from .explosion import _resolve_classes
@@ -57,6 +58,20 @@ def _session_bounds(view: BankView) -> list[tuple[int, int]]:
             out.append((t, s))
             last = s
     return out
+
+
+def _spaced_labels(bounds: list[tuple[int, int]], pt_per_iter: float) -> list[tuple[int, int]]:
+    """The session labels ``s<n>`` (7 pt text) that fit without overprinting the previous one
+    (many short sessions would otherwise run into each other)."""
+    kept: list[tuple[int, int]] = []
+    for first, session in bounds:
+        if kept:
+            prev_first, prev_session = kept[-1]
+            width = 4.5 * (len(f"s{prev_session}") + 1)  # ~0.64 em per character at 7 pt
+            if (first - prev_first) * pt_per_iter < width:
+                continue
+        kept.append((first, session))
+    return kept
 
 
 def plot_class_energy(
@@ -167,13 +182,16 @@ def plot_class_energy(
         ax.ticklabel_format(axis="y", useOffset=False)
         ax.set_title(f"{label} per class and iteration", fontsize=10, pad=_PAD)
 
+    bounds = _session_bounds(view)
     for ax in (ax_grow, ax_rad, ax_en):
         ax.tick_params(labelsize=8)
         if view.n_iterations:
             ax.set_xlim(0.4, view.n_iterations + 0.6)
-        for first, session in _session_bounds(view):
+        for first, _ in bounds:
             if first > 1:
                 ax.axvline(first - 0.5, color="0.3", ls="--", lw=0.9)
+        width_pt = ax.get_position().width * fig.get_figwidth() * 72.0
+        for first, session in _spaced_labels(bounds, width_pt / (view.n_iterations + 0.2)):
             ax.annotate(
                 f"s{session}",
                 (first - 0.4, 1.0),
@@ -195,7 +213,7 @@ def plot_class_energy(
     )
     fig.suptitle(
         f"EGM growth summary: {int(view.is_real.sum())} real + {int((~view.is_real).sum())} "
-        f"synthetic points, {view.n_iterations} growth iterations",
+        f"synthetic points, {plural(view.n_iterations, 'growth iteration')}",
         fontsize=11,
     )
     if suffix is not None:

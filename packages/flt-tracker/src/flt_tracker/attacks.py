@@ -8,6 +8,7 @@ model's parameter gradients are untouched, and they never call an optimizer: a
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,16 @@ def _check(eps: float, norm: str) -> None:
         raise ValueError(f"eps={eps!r} must be finite and >= 0")
     if norm not in _NORMS:
         raise ValueError(f"norm={norm!r} is not supported; use one of {list(_NORMS)}")
+
+
+def _check_steps(steps: Any, step_size: Any) -> None:
+    """``steps`` an integer >= 1 (2.5 was truncated to 2), ``step_size`` None or finite >= 0."""
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+        raise ValueError(f"steps={steps!r} must be an integer >= 1")
+    if step_size is not None and not (
+        isinstance(step_size, numbers.Real) and math.isfinite(step_size) and step_size >= 0
+    ):
+        raise ValueError(f"step_size={step_size!r} must be a finite number >= 0 or None")
 
 
 def _per_sample_norm(g: torch.Tensor) -> torch.Tensor:
@@ -108,8 +119,7 @@ def pgd(
         Perturbed inputs (detached), ``x.shape``.
     """
     _check(eps, norm)
-    if int(steps) < 1:
-        raise ValueError(f"steps={steps!r} must be >= 1")
+    _check_steps(steps, step_size)
     alpha = 2.5 * eps / steps if step_size is None else float(step_size)
     x = x.detach()
     delta = torch.zeros_like(x)
@@ -145,6 +155,8 @@ def make_attack(
         raise ValueError(f"kind={kind!r} is not supported; use 'fgm' or 'pgd'")
     attack = fgm if kind == "fgm" else pgd
     _check(eps, kwargs.get("norm", "l2"))
+    if kind == "pgd":  # checked here, not at the first training batch
+        _check_steps(kwargs.get("steps", 10), kwargs.get("step_size"))
 
     def inner_max(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         modes = {m: m.training for m in model.modules()}

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from .feature import _as_int
 from .storage import atomic_path
-from .tracker import FeatureTracker
+from .tracker import FeatureTracker, unwrap_model
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -88,6 +89,13 @@ class FeatureTrackingCallback(Callback):
         self.phase = phase
 
     def on_train_start(self, trainer: Trainer, model: nn.Module) -> None:
+        tracked = {id(p) for p in self.tracker.module.parameters()}
+        if tracked and tracked.isdisjoint(id(p) for p in model.parameters()):
+            raise ValueError(  # it recorded the other model's untouched weights at every step
+                f"the tracker follows a {type(self.tracker.module).__name__} that is not (part "
+                f"of) the trainer's model {type(unwrap_model(model)).__name__}; build the "
+                "FeatureTracker on the model the Trainer trains"
+            )
         attached = self.tracker._optimizer
         if attached is not None and attached is not trainer.optimizer:
             # a hook on another optimizer would never fire: follow the one the trainer steps
@@ -137,11 +145,9 @@ class EarlyStopping(Callback):
     ) -> None:
         if mode not in ("min", "max"):
             raise ValueError(f"mode={mode!r}; use 'min' or 'max'")
-        if int(patience) < 1:
-            raise ValueError(f"patience={patience!r} must be >= 1")
         self.monitor, self.patience, self.mode, self.min_delta = (
             monitor,
-            int(patience),
+            _period("patience", patience),
             mode,
             float(min_delta),
         )
@@ -172,6 +178,16 @@ class EarlyStopping(Callback):
         if self.wait >= self.patience:
             trainer.stop_training = True
             self.stopped_epoch = epoch
+
+
+def _period(name: str, value: Any, none_ok: bool = False) -> int | None:
+    """``value`` as an int >= 1 (None when ``none_ok``); 2.5 was truncated or never matched."""
+    if value is None and none_ok:
+        return None
+    out = _as_int(value, name)
+    if out < 1:
+        raise ValueError(f"{name}={value!r} must be >= 1")
+    return out
 
 
 def _to_cpu(obj: Any) -> Any:
@@ -226,11 +242,9 @@ class ModelCheckpoint(Callback):
     ) -> None:
         if mode not in ("min", "max"):
             raise ValueError(f"mode={mode!r}; use 'min' or 'max'")
-        if int(every_n_epochs) < 1:
-            raise ValueError(f"every_n_epochs={every_n_epochs!r} must be >= 1")
         self.directory = Path(directory)
         self.monitor, self.mode = monitor, mode
-        self.every_n_epochs = int(every_n_epochs)
+        self.every_n_epochs = _period("every_n_epochs", every_n_epochs)
         self.save_optimizer = bool(save_optimizer)
         self.best = math.inf if mode == "min" else -math.inf
         self.best_epoch: int | None = None
@@ -284,7 +298,7 @@ class JSONLinesLogger(Callback):
 
     def __init__(self, path: str | os.PathLike[str], log_every_n_steps: int | None = None) -> None:
         self.path = Path(path)
-        self.log_every_n_steps = log_every_n_steps
+        self.log_every_n_steps = _period("log_every_n_steps", log_every_n_steps, none_ok=True)
 
     def _write(self, record: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -346,7 +360,7 @@ class WandbCallback(Callback):
         config: hyper-parameters recorded with the run.
         tracker: tracker whose series are logged (optional).
         mode: ``"online"``, ``"offline"`` or ``"disabled"``; ``None`` follows ``WANDB_MODE``.
-        log_every_n_steps: step-loss logging period.
+        log_every_n_steps: step-loss logging period; ``None`` for epoch records only.
         log_figures: log evolution figures at train end.
         init_kwargs: more ``wandb.init`` keyword arguments (``name``, ``dir``, ``tags``...).
 
@@ -362,12 +376,12 @@ class WandbCallback(Callback):
         config: dict[str, Any] | None = None,
         tracker: FeatureTracker | None = None,
         mode: str | None = None,
-        log_every_n_steps: int = 50,
+        log_every_n_steps: int | None = 50,
         log_figures: bool = True,
         **init_kwargs: Any,
     ) -> None:
         self.project, self.config, self.tracker, self.mode = project, config, tracker, mode
-        self.log_every_n_steps = int(log_every_n_steps)
+        self.log_every_n_steps = _period("log_every_n_steps", log_every_n_steps, none_ok=True)
         self.log_figures = bool(log_figures)
         self.init_kwargs = init_kwargs
         self.run: Any = None

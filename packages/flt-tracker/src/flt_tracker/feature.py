@@ -141,6 +141,7 @@ class Feature:
         Raises:
             TypeError: ``value`` is not a tensor, or ``step``, ``epoch`` or ``batch_idx`` is not
                 an integer (``2.5`` is refused, not truncated).
+            ValueError: ``step`` is not greater than the last stored step.
 
         Returns:
             Whether the snapshot was stored (a downsampling storage may skip it).
@@ -151,14 +152,19 @@ class Feature:
             self.storage = MemoryStorage(
                 tuple(value.shape), storage_dtype(value.dtype, self._dtype)
             )
+        last = self.storage.last_step()
         if step is None:
-            idx = self.storage.index()
-            step = int(idx[-1, 0]) + 1 if len(idx) else 0
+            step = 0 if last is None else last + 1
         step, epoch, batch_idx = (
             _as_int(step, "step"),
             _as_int(epoch, "epoch"),
             _as_int(batch_idx, "batch_idx"),
         )
+        if last is not None and step <= last:  # get_at_step / plots read the steps as sorted
+            raise ValueError(
+                f"step must be greater than the last step {last} of {self.name!r} "
+                f"(a series is ordered by step), got {step}"
+            )
         if self.storage.dtype == torch.float16 and float16_overflows([value])[0]:
             widen_overflowed(self, step)
         return self.storage.append(value, step, epoch, batch_idx)
@@ -260,13 +266,23 @@ class Feature:
         Args:
             fn: batched function of a ``(k, *shape)`` block returning ``(k, ...)``.
             block: snapshots per block.
+
+        Raises:
+            ValueError: ``fn`` returned something else than one row per snapshot (e.g.
+                ``v.norm()`` instead of ``v.norm(dim=1)``).
         """
         storage = self._require()
         outs = []
         for _, values in storage.iter_blocks(block):
             if values.dtype == torch.float16:
                 values = values.float()
-            outs.append(torch.as_tensor(fn(values)))
+            out = torch.as_tensor(fn(values))
+            if out.dim() == 0 or out.shape[0] != values.shape[0]:
+                raise ValueError(
+                    f"fn must return one row per snapshot, shape ({values.shape[0]}, ...) for a "
+                    f"block of shape {tuple(values.shape)}; got shape {tuple(out.shape)}"
+                )
+            outs.append(out)
         return torch.cat(outs)
 
     # -- derived series --------------------------------------------------------------------

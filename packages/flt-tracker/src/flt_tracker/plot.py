@@ -257,7 +257,8 @@ def visualize_parameter_comparison(
         raise ValueError("give exactly one of epochs=[...] or steps=[...]")
     keys = list(epochs if epochs is not None else steps)
     if not keys:
-        raise ValueError("nothing to compare: empty list")
+        name = "epochs" if epochs is not None else "steps"
+        raise ValueError(f"{name}=[] gives nothing to compare: name at least one {name[:-1]}")
     snaps = [
         _snapshot_at(feature, e, None) if epochs is not None else _snapshot_at(feature, None, e)
         for e in keys

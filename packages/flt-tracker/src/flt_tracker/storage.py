@@ -298,6 +298,11 @@ class Storage:
         """``(n, 3)`` int64 array of ``(step, epoch, batch_idx)``, one row per snapshot."""
         raise NotImplementedError
 
+    def last_step(self) -> int | None:
+        """The step of the last stored snapshot (None when empty)."""
+        idx = self.index()
+        return int(idx[-1, 0]) if len(idx) else None
+
     def read(self, start: int, stop: int) -> torch.Tensor:
         """Snapshots ``start:stop`` stacked, ``(stop - start, *shape)``, on the CPU."""
         raise NotImplementedError
@@ -537,6 +542,9 @@ class MemoryStorage(Storage):
     def index(self) -> np.ndarray:
         return self._index_array()[:, :3].copy()
 
+    def last_step(self) -> int | None:
+        return self._idx[-4] if self._idx else None
+
     def read(self, start: int, stop: int) -> torch.Tensor:
         self.synchronize()
         n = len(self)
@@ -742,6 +750,9 @@ class DiskStorage(Storage):
 
     def index(self) -> np.ndarray:
         return np.frombuffer(self._idx, dtype=np.int64).reshape(-1, 3).copy()
+
+    def last_step(self) -> int | None:
+        return self._idx[-3] if self._idx else None
 
     def read(self, start: int, stop: int) -> torch.Tensor:
         n = len(self)

@@ -184,6 +184,11 @@ class FeatureTracker:
             raise ValueError(f"storage={storage!r} is not supported; use 'memory' or 'disk'")
         if storage == "disk" and directory is None:
             raise ValueError("storage='disk' needs a directory")
+        if storage == "memory" and directory is not None:  # was ignored: nothing written there
+            raise ValueError(
+                f"directory={os.fspath(directory)!r} is only used with storage='disk'; "
+                "with storage='memory' save the run with tracker.save(directory)"
+            )
         if budget_policy not in ("error", "downsample"):
             raise ValueError(f"budget_policy={budget_policy!r}; use 'error' or 'downsample'")
         if budget_policy == "downsample" and storage == "disk":

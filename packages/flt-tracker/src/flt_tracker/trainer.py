@@ -21,9 +21,15 @@ __all__ = ["Trainer", "accuracy"]
 Metric = Callable[[torch.Tensor, torch.Tensor], float | torch.Tensor]
 
 
-def accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def accuracy(output: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
     """Fraction of correct predictions: argmax of ``(n, classes)`` logits, or the sign of
-    ``(n,)`` scores against ``+-1`` (or ``0/1``) targets."""
+    ``(n,)`` scores against ``+-1`` (or ``0/1``) targets.
+
+    Raises:
+        ValueError: ``target`` is None (batches of inputs only).
+    """
+    if target is None:  # was "'bool' object has no attribute 'float'"
+        raise ValueError("accuracy needs targets: the batches hold inputs only (target=None)")
     if output.ndim >= 2 and output.shape[-1] > 1:
         return (output.argmax(dim=-1) == target).float().mean()
     scores = output.reshape(-1)
@@ -160,12 +166,21 @@ class Trainer:
             raise TypeError(
                 f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
             )
+        given = {id(p) for g in optimizer.param_groups for p in g["params"]}
+        if given.isdisjoint(id(p) for p in model.parameters()):  # another model's optimizer
+            raise ValueError(
+                "optimizer holds none of the model's parameters: it would not train it"
+            )
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"scheduler_interval={scheduler_interval!r}; use 'epoch' or 'step'")
         if _is_plateau(scheduler) and scheduler_interval != "epoch":
             raise ValueError(
                 "a ReduceLROnPlateau scheduler watches an epoch metric: use scheduler_interval='epoch'"
             )
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise TypeError(f"seed={seed!r} must be an integer or None")  # failed in fit
+        if distributed not in ("auto", False):  # True (or "yes") never wrapped the model
+            raise ValueError(f"distributed={distributed!r}; use 'auto' or False")
         if grad_clip is not None and not float(grad_clip) > 0:
             raise ValueError(f"grad_clip={grad_clip!r} must be positive or None")
         self.callbacks = list(callbacks or [])

@@ -226,6 +226,10 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
     _default_initializer: Any = None
     #: other names ``freeze_params`` accepts for a parameter group (``{"components": ...}``)
     _group_aliases: dict[str, str] = {}
+    #: the shared loss-shaping options (``transfer_fn``, ``margin``) this model's loss applies;
+    #: a model whose loss has no transfer function or no margin refuses the option when it is
+    #: set, instead of training exactly as without it
+    _loss_options: frozenset[str] = frozenset({"transfer_fn", "margin"})
 
     # ------------------------------------------------------------------ composition hooks
 
@@ -270,6 +274,21 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             isinstance(fz, (list, tuple)) and all(isinstance(g, str) for g in fz)
         ):
             raise TypeError(f"freeze_params must be a list of group names, got {fz!r}")
+        self._check_loss_options()
+
+    def _check_loss_options(self) -> None:
+        """Refuse ``transfer_fn`` / ``margin`` where the loss has no use for them."""
+        what = {"transfer_fn": "transfer function", "margin": "margin"}
+        for name, unset in (("transfer_fn", None), ("margin", 0.0)):
+            if name in self._loss_options or name not in self._all_params:
+                continue
+            value = getattr(self, name)
+            if value is None if unset is None else (is_number(value) and float(value) == 0.0):
+                continue
+            raise ValueError(
+                f"{type(self).__name__}'s loss has no {what[name]}: {name}={value!r} would be "
+                f"ignored; leave {name}={unset!r} (the GLVQ-type models apply it)"
+            )
 
     def _counts(self, n_classes: int) -> list[int]:
         spec = getattr(self, "n_prototypes_per_class", 1)
@@ -400,7 +419,11 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
 
         ``classes`` (scikit-learn's convention) lists every label on the first call; without it
         the first batch must contain every class. A learning-rate schedule (and a neural-gas
-        ``gamma`` schedule) spans ``max_iter`` calls, then stays at its final value.
+        ``gamma`` schedule) spans ``max_iter`` calls, then stays at its final value; the
+        mini-batch shuffle goes on from call to call as from epoch to epoch in ``fit``.
+        ``ema_decay`` and ``restore_best`` act over the calls as over the epochs of ``fit``:
+        the fitted parameters are the moving average, or the parameters of the call with the
+        lowest loss so far, while training goes on from the last iterate.
         """
         if not hasattr(self, "prototypes_"):
             self._validate_params()
@@ -426,8 +449,10 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             Xt, y_arr = self._check_X_y(X, y, device)
             self._check_features(Xt)
             codes = self._encode(y_arr).to(device)
-            params = self._params
-            fresh = self._optimizer_state is None
+            state = self._optimizer_state
+            fresh = state is None
+            # with ema_decay / restore_best the fitted parameters are not the training iterate
+            params = self._params if fresh else state.get("iterate", self._params)
         weights = self._sample_weights(codes, sample_weight, self.n_classes_)
         self._train(
             params, Xt, codes, weights, None, 1, fresh=fresh, keep_history=not fresh, partial=True
@@ -575,7 +600,6 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         steps_per_epoch = math.ceil(n / bs)
         accum = int(self.gradient_accumulation_steps or 1)
         cbs = list(self.callbacks or [])
-        gen = blockops.make_generator(self.random_seed, device=X.device)
 
         state = self._optimizer_state
         if fresh or state is None:
@@ -617,6 +641,15 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             state["base_lrs"] = [self._group_lr(g["name"]) for g in state["opt"].param_groups]
             for g, base in zip(state["opt"].param_groups, state["base_lrs"]):
                 g["lr"] = base
+            # the schedule scales the groups by schedule(step) / lr: built with the current lr
+            # (and lr_scheduler), else set_params(lr=...) would cancel out under a schedule
+            state["schedule"] = make_schedule(
+                self.lr_scheduler, float(self.lr), state["total"], self.lr_scheduler_kwargs
+            )
+        if "gen" not in state or not partial:
+            # shuffles of later partial_fit calls continue the stream, as later epochs do
+            state["gen"] = blockops.make_generator(self.random_seed, device=X.device)
+        gen = state["gen"]
         opt = state["opt"]
         is_lbfgs = isinstance(opt, torch.optim.LBFGS)
         trainable = {k: v for k, v in params.items() if k not in frozen}
@@ -701,8 +734,8 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
 
         history = list(self.loss_history_) if keep_history else []
         val_history = list(self.val_loss_history_) if keep_history else []
-        best = math.inf
-        best_params = None
+        # partial_fit: restore_best keeps the best parameters over the calls
+        best, best_params = state.get("best", (math.inf, None)) if partial else (math.inf, None)
         best_patience = math.inf
         bad = 0
         skipped_before = False
@@ -806,19 +839,35 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             apply_update()  # the remainder of an unfinished accumulation window
             state["micro"] = 0
         with torch.no_grad():
-            if state["ema"] is not None and final:
-                for k, v in params.items():
+            if final:  # the averaged / best parameters end the run
+                fitted = params
+                state.pop("iterate", None)
+            else:  # partial_fit publishes them and trains on from the iterate next call
+                if self.restore_best:
+                    state["best"] = (best, best_params)
+                if state["ema"] is None and best_params is None:
+                    fitted = params
+                    state.pop("iterate", None)
+                else:
+                    fitted = {k: v.detach().clone() for k, v in params.items()}
+                    state["iterate"] = params
+            if state["ema"] is not None:
+                for k, v in fitted.items():
                     v.copy_(state["ema"].shadow[k])
             if best_params is not None:
-                for k, v in params.items():
+                for k, v in fitted.items():
                     v.copy_(best_params[k])
-            distance.constrain(params)
-            self._constrain_extra(params)
-        self._params = params
+            if fitted is params:
+                distance.constrain(params)
+            else:  # a copy beside the iterate: invariants only, no state of the run
+                distance.constrain_copy(fitted)
+            self._constrain_extra(fitted)
+        self._params = fitted
         self.loss_history_ = history
         self.val_loss_history_ = val_history
         self.loss_ = history[-1]
-        self.best_loss_ = float(best)
+        previous_best = getattr(self, "best_loss_", math.inf) if keep_history else math.inf
+        self.best_loss_ = float(min(best, previous_best))
         self.n_iter_ = n_run if not keep_history else getattr(self, "n_iter_", 0) + n_run
         self._publish()
         for cb in cbs:

@@ -235,6 +235,13 @@ class Distance:
     def constrain(self, params: Params) -> None:
         """Restore invariants in place after an optimizer step (no-op by default)."""
 
+    @torch.no_grad()
+    def constrain_copy(self, params: Params) -> None:
+        """Restore invariants in place on parameters that are not the training iterate (a
+        moving average, a kept best): as :meth:`constrain`, leaving alone any state the
+        distance keeps about the run (a step limit measured from the last iterate)."""
+        self.constrain(params)
+
     def check(self, d: int, n_prototypes: int) -> None:
         """Validate settings against the data dimension."""
 

@@ -29,12 +29,32 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "momentum": lambda groups, lr: torch.optim.SGD(groups, lr=lr, momentum=0.9),
     "nesterov": lambda groups, lr: torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True),
     "asgd": lambda groups, lr: torch.optim.ASGD(groups, lr=lr),
-    "lbfgs": lambda groups, lr: torch.optim.LBFGS(
-        groups, lr=lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe"
-    ),
+    "lbfgs": lambda groups, lr: _lbfgs(groups, lr),
     "adafactor": lambda groups, lr: torch.optim.Adafactor(groups, lr=lr),
     **LEAN_OPTIMIZERS,
 }
+
+
+def _lbfgs(groups: list[dict[str, Any]], lr: float) -> torch.optim.LBFGS:
+    """torch's L-BFGS over every group at once: it takes a single parameter group (its
+    curvature pairs span all parameters), so the groups merge, which needs one learning rate."""
+    rates = {g.get("name", str(i)): float(g.get("lr", lr)) for i, g in enumerate(groups)}
+    if len(set(rates.values())) > 1:
+        raise ValueError(
+            "optimizer 'lbfgs' keeps one learning rate for all parameters (torch's L-BFGS has a "
+            f"single parameter group), but the groups ask for {rates}; give them one learning "
+            "rate (e.g. bb_lr=None, omega_lr=None, lr_ratio=1.0) or use another optimizer"
+        )
+    merged = {
+        "params": [p for g in groups for p in g["params"]],
+        "lr": next(iter(rates.values()), lr),
+    }
+    if groups and "name" in groups[0]:
+        merged["name"] = groups[0]["name"]  # its learning rate is every group's
+    return torch.optim.LBFGS(
+        [merged], lr=lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe"
+    )
+
 
 #: optax names that cannot work here, with the reason
 _REFUSED = {

@@ -150,6 +150,7 @@ class CBC(SupervisedPrototypeModel):
     """
 
     _group_aliases = {"components": "prototypes"}
+    _loss_options = frozenset({"margin"})  # the margin loss on evidences has no transfer
     _own_params = {
         "n_components": None,
         "sigma": 1.0,

@@ -72,7 +72,11 @@ class _Classic(SupervisedPrototypeModel):
         W = params["prototypes"].detach()
         if w is None:
             w = torch.ones(X.shape[0], dtype=X.dtype, device=X.device)
-        gen = blockops.make_generator(self.random_seed, device=X.device)
+        state = self._optimizer_state if partial and not fresh else None
+        if isinstance(state, dict) and "gen" in state:
+            gen = state["gen"]  # later partial_fit calls continue the shuffle, as epochs do
+        else:
+            gen = blockops.make_generator(self.random_seed, device=X.device)
         cbs = list(self.callbacks or [])
         history = list(self.loss_history_) if keep_history else []
         val_history = list(self.val_loss_history_) if keep_history else []
@@ -108,7 +112,7 @@ class _Classic(SupervisedPrototypeModel):
         self.loss_ = history[-1]
         self.best_loss_ = float(min(history))
         self.n_iter_ = n_run if not keep_history else getattr(self, "n_iter_", 0) + n_run
-        self._optimizer_state = {"classic": True}
+        self._optimizer_state = {"classic": True, "gen": gen}
         self._publish()
         for cb in cbs:
             cb.on_fit_end(self)

@@ -192,5 +192,7 @@ class GTLVQ(SupervisedPrototypeModel):
 class CELVQ(SupervisedPrototypeModel):
     """Cross-Entropy LVQ: cross-entropy of ``softmax(-class-wise nearest distance)``."""
 
+    _loss_options = frozenset()  # no transfer function, no margin
+
     def _make_loss(self, n_classes):
         return CrossEntropyLoss(n_classes)

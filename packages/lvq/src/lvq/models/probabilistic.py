@@ -18,6 +18,7 @@ _FAST = {"max_iter": 30, "lr": 0.05}
 
 class _Probabilistic(SupervisedPrototypeModel):
     _own_params = {"sigma": 1.0, "rejection_confidence": None}
+    _loss_options = frozenset()  # a likelihood: no transfer function, no margin
 
     def _validate_params(self):
         super()._validate_params()

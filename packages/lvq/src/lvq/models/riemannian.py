@@ -240,6 +240,18 @@ class RiemannianDistance(Distance):
     # ------------------------------------------------------------------ invariants
 
     @torch.no_grad()
+    def constrain_copy(self, params):
+        """Project a copy (an average, a kept best) onto the manifold: no step limit, and the
+        iterate's last position (what the next step is limited from) is kept."""
+        had, last = "last" in self._state, self._state.pop("last", None)
+        try:
+            self.constrain(params)
+        finally:
+            self._state.pop("last", None)
+            if had:
+                self._state["last"] = last
+
+    @torch.no_grad()
     def constrain(self, params):
         mf = self.mf
         W = params["prototypes"]

@@ -362,6 +362,8 @@ class SCMNG(_GLVQNG):
 
 
 class _CENG(_NGMixin, SupervisedPrototypeModel):
+    _loss_options = frozenset()  # cross-entropy: no transfer function, no margin
+
     def _make_loss(self, n_classes):
         return CrossEntropyLoss(n_classes)
 

@@ -63,6 +63,7 @@ class SVQOCC(OneClassPrototypeModel):
         "lambda_decay": None,
     }
     _scoring = "svq"
+    _loss_options = frozenset()  # E = alpha R + (1 - alpha) C: no transfer function, no margin
 
     def _validate_params(self) -> None:
         super()._validate_params()

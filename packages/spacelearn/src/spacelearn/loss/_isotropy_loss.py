@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 from .. import util
 from .._checks import check_int, warn
 from ._common import basis, centred, warn_small_batch, zero_like_graph
+
+ZERO_RESIDUAL_REL = 1e-5
+"""A residual with ``||R|| <= ZERO_RESIDUAL_REL * ||Z_c||`` counts as zero: latents inside the
+span of the subspaces leave about ``1e-6 * ||Z_c||`` there (the projector's ridge)."""
 
 
 def _span_projector(W_all: Tensor) -> Tensor:
@@ -18,6 +24,16 @@ def _span_projector(W_all: Tensor) -> Tensor:
     eps = 1e-6 * (torch.trace(G).detach() / K + torch.finfo(G.dtype).tiny)
     G = G + eps * torch.eye(K, dtype=G.dtype, device=G.device)
     return W_all.mT @ torch.linalg.solve(G, W_all)
+
+
+def _numerically_zero(R: Tensor, Z: Tensor, Zc: Tensor) -> bool:
+    """Whether the residual ``R`` is rounding noise: below the centring error of ``Z``
+    (``eps * sqrt(B * D) * max|Z|``, in ``Z``'s precision) or the projector's regularisation
+    error (``ZERO_RESIDUAL_REL * ||Z_c||``). Its singular values' ratios are then noise, and the
+    scale-free loss would have gradients of order 1 / ||R|| (5e7 at collapsed latents)."""
+    B, D = Z.shape
+    noise = torch.finfo(Z.dtype).eps * math.sqrt(B * D) * Z.abs().amax().to(R.dtype)
+    return bool(R.norm() <= torch.maximum(noise, ZERO_RESIDUAL_REL * Zc.norm().to(R.dtype)))
 
 
 def isotropy_loss(Z: Tensor, W: dict[str, Tensor], n_dir: int = 32) -> Tensor:
@@ -34,12 +50,15 @@ def isotropy_loss(Z: Tensor, W: dict[str, Tensor], n_dir: int = 32) -> Tensor:
         n_dir: number of leading singular values (a positive int, numpy ints accepted).
 
     Returns:
-        0-dim tensor on ``Z``'s device and of its dtype; 0 with a warning for ``B < 2``.
+        0-dim tensor on ``Z``'s device and of its dtype; 0 with a warning for ``B < 2`` or a
+        numerically zero residual (collapsed latents, or latents inside the span of ``W``),
+        where the ratios of singular values are rounding noise.
         float16 / bfloat16 latents (mixed precision) are computed in float32, since the
         decompositions have no half-precision kernels.
 
     Warns:
-        UserWarning: when ``n_dir`` is reduced to the residual dimension, or ``B < 2``.
+        UserWarning: when ``n_dir`` is reduced to the residual dimension, ``B < 2``, or the
+            residual is numerically zero.
     """
     n_dir = check_int(n_dir, "n_dir")
     if warn_small_batch(Z, "isotropy_loss"):
@@ -58,6 +77,13 @@ def isotropy_loss(Z: Tensor, W: dict[str, Tensor], n_dir: int = 32) -> Tensor:
         R = Zc
     available = min(B - 1, D - used)
     if available < 1:
+        return zero_like_graph(Z)
+    if _numerically_zero(R.detach(), Z.detach(), Zc.detach()):
+        warn(
+            "isotropy_loss: the latent residual outside the subspaces is numerically zero "
+            "(collapsed or repeated latents, or latents inside span(W)); its isotropy is "
+            "undefined, returning 0"
+        )
         return zero_like_graph(Z)
     n = min(n_dir, available)
     if n < n_dir:

@@ -22,7 +22,8 @@ def fit_decoders(
         W: bases ``{q: (k_q, D)}``.
         Z: latents ``(B, D)``.
         pooled_global: targets ``{q: (B, P) or (B, ...)}``.
-        ridge: Tikhonov term relative to the mean coordinate variance (0: minimum-norm least
+        ridge: Tikhonov term relative to the mean coordinate variance (to 1 when the
+            coordinates are constant, e.g. a batch of one; 0: minimum-norm least
             squares through the pseudo-inverse, which is rank-safe on every device, unlike
             ``torch.linalg.lstsq`` on CUDA).
     """
@@ -50,7 +51,8 @@ def fit_decoders(
         if ridge > 0:
             gram = S.mT @ S
             k = gram.shape[0]
-            lam = ridge * (torch.trace(gram) / k).clamp_min(torch.finfo(gram.dtype).tiny)
+            scale = float(torch.trace(gram)) / k  # 1 for constant latents: a ridge, not 1e-39
+            lam = ridge * (scale if scale > 0 else 1.0)
             eye = torch.eye(k, dtype=gram.dtype, device=gram.device)
             out[q] = torch.linalg.solve(gram + lam * eye, S.mT @ Yc).detach()
         else:
