@@ -365,6 +365,39 @@ def test_one_non_finite_database_row_leaves_the_other_distances_exact(bad):
 
 
 @pytest.mark.parametrize("metric", blockops.METRICS)
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_label_min_never_returns_nan(metric, requires_grad):
+    # amin propagated a NaN row's distance into its label's minimum (nearest skips it)
+    g = torch.Generator().manual_seed(3)
+    Q, D = torch.randn(9, 4, generator=g), torch.randn(40, 4, generator=g)
+    labels = torch.arange(40) % 3  # label 3 has no row
+    D[[0, 7]] = float("nan")  # label 0 and 1: one NaN row each
+    labels[[5, 8, 11]] = 4  # label 4: NaN rows only
+    D[[5, 8, 11], 2] = float("nan")
+    Q[4, 0] = float("nan")  # every distance of query 4 is NaN
+    ref = _ref_dist(Q, D, metric).nan_to_num(nan=float("inf"))
+    expected = torch.full((9, 5), float("inf"), dtype=torch.float64)
+    for c in labels.unique():
+        expected[:, c] = ref[:, labels == c].amin(1)
+    got = label_min(
+        Q.requires_grad_(requires_grad), D, labels, 5, metric=metric, q_block=4, db_block=6
+    )
+    assert not got.isnan().any()
+    assert got[:, 3:].isinf().all() and got[4].isinf().all()
+    torch.testing.assert_close(got.detach().double(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_euclidean_with_gradients_keeps_a_nan_distance_nan():
+    # the zero-subgradient guard mapped NaN to 0, so nearest picked the NaN row
+    Q = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    D = torch.randn(5, 4, dtype=torch.float64)
+    D[2] = float("nan")
+    assert pairwise_distances(Q, D, "euclidean")[:, 2].isnan().all()
+    v, i = nearest(Q, D, metric="euclidean")
+    assert (i != 2).all() and v.isfinite().all()
+
+
+@pytest.mark.parametrize("metric", blockops.METRICS)
 def test_every_kernel_is_differentiable(metric):
     # in-place NaN handling in nearest broke the euclidean sqrt's backward
     g = torch.Generator().manual_seed(2)

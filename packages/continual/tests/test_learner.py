@@ -367,3 +367,25 @@ def test_reference_batch_with_inputs_and_targets_of_different_lengths_is_refused
         model.calculate_ref_gradients([X, y[:4]], F.cross_entropy)  # failed inside the loss
     model.calculate_ref_gradients([X, y], F.cross_entropy)  # a list is one batch here
     assert model._ref_grad is not None
+
+
+@pytest.mark.parametrize("loss", [F.cross_entropy, nn.NLLLoss()])
+@pytest.mark.parametrize("bad", [3, -1])
+def test_estimate_fisher_refuses_labels_outside_the_outputs(loss, bad):
+    # was: "Target 3 is out of bounds" from inside the loss (a device-side assert on CUDA)
+    model = Net()
+    X, y = _data()
+    y[7] = bad
+    with pytest.raises(ValueError, match=rf"y holds the label {bad} in data_set but the model "
+                       r"has 3 outputs: labels must be in 0\.\.2"):  # fmt: skip
+        model.estimate_fisher((X, y), loss, batch_size=5)
+    assert model.EWC_task_count == 0
+
+
+def test_estimate_fisher_leaves_integer_targets_of_a_custom_loss_alone():
+    def weighted(out, t):  # integer targets that are not classes of the output
+        return (out.sum(1) * t.float()).mean()
+
+    X, y = _data()
+    fisher = Net().estimate_fisher((X, y * 10), weighted, batch_size=5)
+    assert all(bool(torch.isfinite(f).all()) for f in fisher.values())

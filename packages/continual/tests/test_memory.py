@@ -526,3 +526,21 @@ def test_an_empty_batch_does_not_register_its_task():
     fixed.add(*_batch(0), task_id=7)  # used to take the only task slot
     fixed.add(*_batch(4), task_id=0)
     assert fixed.tasks() == [0]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_add_refuses_non_finite_rows(bad):
+    # a stored NaN row used to spoil every later replay step
+    mem = EpisodicMemory(8, policy="reservoir", random_state=0)
+    x, y = _batch(4)
+    logits = torch.zeros(4, 3)
+    logits[2, 1] = bad
+    with pytest.raises(ValueError, match=r"field 3 of the tensors given to add .* 1 of its 4 "
+                       r"rows \(first: row 2\)"):  # fmt: skip
+        mem.add(x, y, y, logits, task_id=0)
+    assert len(mem) == 0 and mem.n_fields == 0  # nothing stored, no storage allocated
+    x[0, 0] = bad
+    with pytest.raises(ValueError, match="field 0"):
+        mem.add(x, y, task_id=0)
+    x[0, 0] = 1.0
+    assert mem.add(x, y, task_id=0) == 4

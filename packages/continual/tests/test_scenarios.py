@@ -270,3 +270,12 @@ def test_an_experience_task_id_must_be_a_non_negative_integer():
     for bad in (-1, 1.5, True, "0"):  # -1 indexed the task-mask table from its end
         with pytest.raises(ValueError, match=f"task_id must be an integer >= 0, got {bad!r}"):
             Experience(data, bad)
+
+
+@pytest.mark.parametrize("build", [class_incremental, task_incremental])
+def test_test_rows_of_classes_never_trained_are_not_dropped_silently(build):
+    X, y = torch.randn(8, 2), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    Xs, ys = torch.randn(7, 2), torch.tensor([0, 1, 2, 3, 4, 4, 5])
+    with pytest.warns(UserWarning, match=r"classes \[4, 5\] that y never trains: their 3 test"):
+        s = build(X, y, Xs, ys, n_experiences=2)
+    assert sum(len(e.dataset) for e in s.test_stream) == 4

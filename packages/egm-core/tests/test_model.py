@@ -1,3 +1,4 @@
+import re
 import sys
 import types
 import warnings
@@ -447,6 +448,19 @@ def test_max_samples_eviction(make_blobs):
     with pytest.warns(UserWarning, match="max_samples"):
         small = fit(X, y, max_samples=40)
     assert small.bank_X_.shape[0] == 40 and bool(small.bank_is_real_.all())
+
+
+def test_max_samples_below_the_class_count_names_the_lost_classes(make_blobs):
+    X, y = make_blobs((10, 10, 10), seed=4)
+    labels = np.array(["a", "b", "c"])[y]
+    with pytest.warns(UserWarning) as caught:
+        m = fit(X, labels, max_samples=2)
+    lost = [str(w.message) for w in caught if "lose every row" in str(w.message)]
+    assert len(lost) == 1 and re.search(r"classes \['[abc]'\] lose every row", lost[0])
+    assert len(set(m.predict(X))) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        fit(X, labels, max_samples=40)  # enough rows for every class: no warning
 
 
 def test_governor_rejects_or_shrinks_intruders(make_blobs):

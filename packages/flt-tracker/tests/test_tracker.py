@@ -398,3 +398,25 @@ def test_fractional_epochs_and_batch_indices_are_errors_not_truncated():
 def test_a_directory_without_disk_storage_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"directory=.* is only used with storage='disk'"):
         FeatureTracker(make_model(), directory=tmp_path / "run")  # was ignored: nothing written
+
+
+@pytest.mark.parametrize("storage", ["memory", "disk"])
+def test_tracker_refuses_to_repeat_a_step_appended_to_its_series(storage, tmp_path):
+    # was: the tracker wrote its next step straight to storage, after a user's Feature.append
+    # at that step: the series held step 2 twice
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    directory = tmp_path / "run" if storage == "disk" else None
+    tracker = FeatureTracker(model, layers=["0"], optimizer=opt, storage=storage,
+                             directory=directory)  # fmt: skip
+    with tracker:
+        train_step(model, opt)
+        w = tracker.get_feature("0.weight")
+        w.append(model[0].weight.detach() * 2, step=tracker.global_step + 1)
+        with pytest.raises(ValueError, match=r"cannot record global step 2: the series "
+                           r"\{'0.weight': 2\}"):  # fmt: skip
+            train_step(model, opt)
+        bias = tracker.get_feature("0.bias")
+        assert w.steps.tolist() == [0, 1, 2] and bias.steps.tolist() == [0, 1]  # nothing written
+        train_step(model, opt)  # step 3 follows the appended step 2
+        assert w.steps.tolist() == [0, 1, 2, 3]

@@ -162,3 +162,24 @@ def test_fractional_pgd_steps_are_refused_not_truncated(tmp_path):
     argv = [*TINY, "adversarial.enabled=true", "adversarial.attack=pgd", "adversarial.steps=2.5"]
     with pytest.raises(ValueError, match=r"steps=2.5 must be an integer"):  # was 2 steps
         run(compose_default(argv), tmp_path)
+
+
+def test_cli_without_hydra_gives_each_run_its_own_folder(tmp_path, monkeypatch, capsys):
+    # was: every run wrote outputs/flt-train; a second memory run replaced the first, a second
+    # disk run stopped with FileExistsError
+    monkeypatch.chdir(tmp_path)
+    argv = ["--no-hydra", *TINY, "model=mlp", "data=gaussian", "tracking.storage=disk"]
+    main(argv)
+    main(argv)
+    runs = sorted((tmp_path / "outputs" / "flt-train").iterdir())
+    assert len(runs) == 2
+    for p in runs:
+        summary = json.loads((p / "summary.json").read_text())
+        steps = load_run(p / "run").get_feature("0.weight").steps.tolist()
+        assert tmp_path / summary["run"] == p / "run"
+        assert steps == list(range(summary["global_step"] + 1))
+    with pytest.raises(ValueError, match="known option"):  # a bad override: no empty folder
+        main(["--no-hydra", "model=resnet"])
+    assert len(list((tmp_path / "outputs" / "flt-train").iterdir())) == 2
+    main(["--no-hydra", "--help"])
+    assert "outputs/flt-train/<date>_<time>" in capsys.readouterr().out

@@ -160,6 +160,19 @@ def test_stability_invariant_and_legacy():
     assert float(stability_loss(W, grown)) == pytest.approx(1.0)
 
 
+def test_stability_without_previous_bases_is_a_zero_of_w_in_its_graph():
+    # it returned a float32 zero on the default device, outside the graph
+    W = {
+        "a": torch.eye(5, dtype=torch.float64)[:2].requires_grad_(),
+        "b": torch.ones(1, 5).double(),
+    }
+    zero = stability_loss(W, None)
+    assert zero.dtype == torch.float64 and zero.shape == () and float(zero.detach()) == 0.0
+    zero.backward()
+    assert torch.equal(W["a"].grad, torch.zeros(2, 5, dtype=torch.float64))
+    assert stability_loss({}, None).shape == ()
+
+
 def test_combined_default_is_unweighted_sum_and_weights_work():
     Z, Y = _problem()
     space = sl.solve_subspaces(Z, Y, k=2)

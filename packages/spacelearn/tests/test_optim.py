@@ -109,6 +109,19 @@ def test_principal_cosines():
     assert principal_cosines(e[:3], e[:1]).shape == (1,)
 
 
+def test_principal_cosines_of_an_all_zero_basis_raise():
+    # QR of a zero basis gave arbitrary directions, hence arbitrary cosines
+    e = torch.eye(5)
+    with pytest.raises(ValueError, match=r"W_b has no direction: all 2 rows of its \(2, 5\)"):
+        principal_cosines(e[:2], torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="W_old has no direction"):
+        subspace_change(torch.zeros(1, 5), e[:1])
+    with pytest.raises(ValueError, match=r"W\['b'\] has no direction"):
+        sl.max_principal_cosine({"a": e[:2], "b": torch.zeros(3, 5, dtype=torch.float64)})
+    assert principal_cosines(e[:0], e[:2]).shape == (0,)  # no rows: nothing to compare
+    assert float(principal_cosines(torch.stack([e[0], 0 * e[1]]), e[:1])[0]) == pytest.approx(1.0)
+
+
 def test_fit_decoders_detached_ridge_and_rank_deficient():
     g = torch.Generator().manual_seed(0)
     Z = torch.randn(60, 6, generator=g).requires_grad_()

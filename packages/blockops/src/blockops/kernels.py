@@ -104,9 +104,9 @@ def _block(Qb: torch.Tensor, Db: torch.Tensor, metric: str) -> torch.Tensor:
         if not dist.requires_grad:
             return dist.sqrt_()
         # sqrt's gradient at 0 is inf (NaN after the chain rule): a zero distance gets the
-        # zero subgradient, as in torch.cdist
-        pos = dist > 0
-        return torch.where(pos, torch.where(pos, dist, 1.0).sqrt(), 0.0)
+        # zero subgradient, as in torch.cdist (NaN stays NaN)
+        zero = dist == 0
+        return torch.where(zero, 0.0, torch.where(zero, 1.0, dist).sqrt())
     if metric == "cosine":
         return dist.neg_().add_(1.0).clamp_min_(0.0)
     return dist.neg_()
@@ -509,7 +509,9 @@ def label_min(
         labels: (nd,) integer codes in ``[0, n_labels)``.
 
     Returns:
-        (nq, n_labels); ``inf`` where a label has no database row.
+        (nq, n_labels); ``inf`` where a label has no database row. A NaN distance (a NaN
+        query or database row) is never a minimum, as in ``nearest``: a label whose
+        distances are all NaN gets ``inf`` too.
     """
     labels = torch.as_tensor(labels, device=D.device)
     if labels.ndim != 1 or labels.shape[0] != D.shape[0]:
@@ -531,10 +533,14 @@ def label_min(
         return out
     qb, dbb = block_sizes(nq, nd, Q.device, Q.dtype, q_block, db_block)
     Qa, Da = _augment(Qp, Dp, qsq, dsq)
+    inf = float("inf")
     for q0, q1 in _ranges(nq, qb):
-        rows = torch.full_like(out[q0:q1], float("inf"))
+        rows = torch.full_like(out[q0:q1], inf)
         for d0, d1 in _ranges(nd, dbb):
             dist = _block(Qa[q0:q1], Da[d0:d1], metric)
+            # NaN is never a minimum (amin propagates it); in place unless autograd needs the block
+            fix = torch.nan_to_num if dist.requires_grad else torch.nan_to_num_
+            dist = fix(dist, nan=inf, posinf=inf, neginf=-inf)
             index = labels[d0:d1].expand(q1 - q0, -1)
             # not in place: the amin's backward keeps its result (only (q_block, n_labels))
             rows = rows.scatter_reduce(1, index, dist, reduce="amin", include_self=True)

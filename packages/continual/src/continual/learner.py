@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -77,6 +78,30 @@ def _to_input(x: torch.Tensor, like: torch.Tensor | None) -> torch.Tensor:
     if x.is_floating_point() and like.is_floating_point():
         return x.to(like.device, like.dtype)
     return x.to(like.device)
+
+
+def _takes_classes(loss_fn: Any) -> bool:
+    """Whether ``loss_fn`` is a cross-entropy / NLL loss (its integer targets are classes)."""
+    if loss_fn in (F.cross_entropy, F.nll_loss):
+        return True
+    return isinstance(loss_fn, nn.CrossEntropyLoss | nn.NLLLoss)
+
+
+def _is_labels(y: torch.Tensor) -> bool:
+    """Whether ``y`` reads as class labels: 1-D, integer, not empty."""
+    return y.dim() == 1 and y.numel() > 0 and not (y.is_floating_point() or y.is_complex())
+
+
+def _check_label_range(y: torch.Tensor, n_outputs: int, where: str) -> None:
+    """Refuse labels ``y`` outside ``0..n_outputs - 1`` (one host synchronisation on the GPU):
+    ``cross_entropy`` failed with "Target 12 is out of bounds" (a device-side assert on CUDA)."""
+    lo, hi = (int(v) for v in torch.aminmax(y.long()))
+    if lo < 0 or hi >= n_outputs:
+        raise ValueError(
+            f"y holds the label {lo if lo < 0 else hi} in {where} but the model has {n_outputs} "
+            f"outputs: labels must be in 0..{n_outputs - 1}; build the model with one output "
+            "per class (scenario.n_classes)"
+        )
 
 
 def _is_tensor_list(data: Any) -> bool:
@@ -208,8 +233,9 @@ def empirical_fisher(
         ``{parameter name: Fisher diagonal}``.
 
     Raises:
-        ValueError: unknown method, no samples, a non-finite estimate (NaN/inf data) or an
-            ambiguous list of tensors (see :func:`iter_batches`).
+        ValueError: unknown method, no samples, a non-finite estimate (NaN/inf data), an
+            ambiguous list of tensors (see :func:`iter_batches`) or, with a cross-entropy / NLL
+            ``loss_func``, labels outside ``0..outputs - 1`` (checked per batch).
     """
     if method not in ("vmap", "loop"):
         raise ValueError(f"method={method!r} is not understood; expected 'vmap' or 'loop'")
@@ -219,6 +245,8 @@ def empirical_fisher(
     names = [n for n, _ in params]
     sums = {n: torch.zeros_like(p) for n, p in params}
     count = 0
+    classes = _takes_classes(loss_func)  # a custom loss may take integer targets of any range
+    n_outputs: int | None = None
     was_training = module.training
     module.eval()
     try:
@@ -234,6 +262,12 @@ def empirical_fisher(
                 x, t = x[:keep], t[:keep]
             if x.shape[0] == 0:
                 break
+            if classes and not recon and _is_labels(t):
+                if n_outputs is None:  # one row's forward, once: the logits' width
+                    with torch.no_grad():
+                        o = module(x[:1])
+                        n_outputs = int((output_fn(o) if output_fn else o).shape[-1])
+                _check_label_range(t, n_outputs, "data_set")
             if method == "vmap":
                 part = per_sample_squared_grads(
                     module, x, t, loss_func, output_fn=output_fn, names=names

@@ -124,6 +124,25 @@ def _integer_labels(fields: list[torch.Tensor] | None, m: int) -> torch.Tensor |
     return y
 
 
+def _check_finite(tensors: tuple[torch.Tensor, ...]) -> None:
+    """Refuse NaN / inf in the floating fields of a batch offered to :meth:`EpisodicMemory.add`
+    (one host synchronisation for fields on the GPU): a stored NaN row spoils every replay."""
+    floats = [t for t in tensors if t.is_floating_point() or t.is_complex()]
+    if not floats:
+        return
+    ok = [torch.isfinite(t).all().to(floats[0].device) for t in floats]
+    if bool(torch.stack(ok).all()):
+        return
+    for i, t in enumerate(tensors):
+        if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all()):
+            rows = (~torch.isfinite(t)).reshape(t.shape[0], -1).any(1).nonzero().flatten()
+            raise ValueError(
+                f"field {i} of the tensors given to add holds NaN / inf values in "
+                f"{rows.numel()} of its {t.shape[0]} rows (first: row {int(rows[0])}); the "
+                "memory stores finite values only"
+            )
+
+
 class EpisodicMemory:
     """Fixed-size memory of past samples for replay, A-GEM and GEM.
 
@@ -262,6 +281,7 @@ class EpisodicMemory:
             raise ValueError(
                 f"all fields must have the same first dimension, got {[t.shape[0] for t in tensors]}"
             )
+        _check_finite(tensors)
         labels: list[int] | None = None
         if self.policy == "class_balanced":
             y = tensors[1] if len(tensors) > 1 else None

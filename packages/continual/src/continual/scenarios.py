@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,6 +155,15 @@ def _split(
     Xs, ys = _tensors(X_test, y_test, ("X_test", "y_test"))
     _same_width(Xt, Xs)
     groups = _class_groups(yt.numpy(), n_experiences, class_order)
+    unseen = sorted(set(ys.unique().tolist()) - set(yt.unique().tolist()))
+    if unseen:  # no experience holds them: their test rows used to vanish without a word
+        n = int(torch.isin(ys, torch.tensor(unseen)).sum())
+        warnings.warn(
+            f"y_test holds classes {unseen} that y never trains: their {n} test rows are left "
+            "out of every experience",
+            UserWarning,
+            stacklevel=3,
+        )
     train, test = [], []
     for i, g in enumerate(groups):
         gt = torch.tensor(g, dtype=torch.long)

@@ -16,7 +16,13 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from .__about__ import __version__
 from ._checks import check_count, check_number
-from .learner import _check_ewc_tensors, _to_target
+from .learner import (
+    _check_ewc_tensors,
+    _check_label_range,
+    _is_labels,
+    _takes_classes,
+    _to_target,
+)
 from .metrics import ResultMatrix
 from .scenarios import Experience, Scenario
 from .serialize import flatten_state, unflatten_state
@@ -254,9 +260,7 @@ class Trainer:
     def classifies(self) -> bool:
         """Whether the targets are class labels: the accuracy metric, or a cross-entropy / NLL
         loss (a custom loss with ``metric="loss"`` may take any target)."""
-        if self.metric == "accuracy" or self.loss_fn in (F.cross_entropy, F.nll_loss):
-            return True
-        return isinstance(self.loss_fn, nn.CrossEntropyLoss | nn.NLLLoss)
+        return self.metric == "accuracy" or _takes_classes(self.loss_fn)
 
     def check_labels(self, x: torch.Tensor, y: torch.Tensor, task_id: int) -> None:
         """Refuse class labels ``y`` (1-D, integer) outside ``0..n_outputs - 1`` (with the
@@ -267,16 +271,8 @@ class Trainer:
         tensor costs one synchronisation per pass. ``cross_entropy`` failed with "Target 12
         is out of bounds" (a device-side assert on CUDA).
         """
-        if not self.classifies or y.dim() != 1 or y.numel() == 0 or y.is_floating_point():
-            return  # a custom loss (metric="loss") may take integer targets that are not classes
-        lo, hi = (int(v) for v in torch.aminmax(y.long()))
-        n = self._output_count(x)
-        if lo < 0 or hi >= n:
-            raise ValueError(
-                f"y holds the label {lo if lo < 0 else hi} in experience {task_id} but the model "
-                f"has {n} outputs: labels must be in 0..{n - 1}; build the model with one output "
-                "per class (scenario.n_classes)"
-            )
+        if self.classifies and _is_labels(y):  # a custom loss may take integer non-classes
+            _check_label_range(y, self._output_count(x), f"experience {task_id}")
 
     def _register_masks(self, experiences: Sequence[Experience]) -> None:
         rows = dict(self._mask_rows)  # kept only once checked against the model's outputs

@@ -780,6 +780,7 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
             )
             keep &= self.bank_is_real_
             _water_fill(keep, self.bank_is_real_.clone(), self.bank_y_, n_classes, cap)
+            self._warn_lost_classes(keep, cap)
         if bool(keep.all()):
             return
         new_index = torch.cumsum(keep.long(), 0) - 1
@@ -788,6 +789,19 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         for name in _BANK:
             setattr(self, name, getattr(self, name)[keep])
         self.bank_seed_ = seeds
+
+    def _warn_lost_classes(self, keep: torch.Tensor, cap: int) -> None:
+        """Warn when eviction (``keep``, ``(bank,)`` bool) leaves a class without any row."""
+        held = torch.bincount(self.bank_y_, minlength=len(self.classes_))
+        kept = torch.bincount(self.bank_y_[keep], minlength=len(self.classes_))
+        lost = ((held > 0) & (kept == 0)).nonzero().flatten().tolist()
+        if lost:
+            warnings.warn(
+                f"max_samples={cap} holds fewer rows than there are classes: classes "
+                f"{self.classes_[lost].tolist()} lose every row of the bank and can no longer "
+                "be predicted; raise max_samples to at least the number of classes",
+                stacklevel=4,
+            )
 
     def _refresh(self) -> None:
         """Recompute the per-point log vote weights (class-balanced)."""

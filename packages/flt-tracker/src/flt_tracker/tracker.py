@@ -656,8 +656,26 @@ class FeatureTracker:
             self._half = any(f.storage.dtype == half for f in self._features.values())
             self._write_manifest()  # a disk run's run.json names the new dtype before any chunk
 
+    def _check_order(self, step: int) -> None:
+        """Refuse to record ``step`` into a series whose last step is not below it (a snapshot
+        appended with ``Feature.append``, or ``global_step`` set back), as ``Feature.append``
+        refuses it: ``get_at_step`` and the plots read a series' steps as sorted."""
+        taken = {
+            name: last
+            for name, f in self._features.items()
+            if (last := f.storage.last_step()) is not None and last >= step
+        }
+        if taken:
+            raise ValueError(
+                f"the tracker cannot record global step {step}: the series {taken} (name: last "
+                "step) already reach it, and a series is ordered by step. Keep the tracker's "
+                "series to the tracker (append your own snapshots to a Feature of your own) "
+                "and do not set global_step back"
+            )
+
     def _record(self, batch_idx: int, initial: bool = False) -> None:
         step, epoch = self.global_step, self.epoch
+        self._check_order(step)
         outputs = self._probe_outputs() if self._act_modules else None
         if self._half:
             self._widen_overflowing(step, initial, outputs)

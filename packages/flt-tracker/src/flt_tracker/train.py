@@ -5,12 +5,16 @@ packaged YAML groups ``data``, ``model``, ``optimizer``, ``tracking`` and ``logg
 (``flt_tracker/conf``) and every Hydra feature works: overrides (``optimizer.lr=1``), group
 choices (``model=mlp data=gaussian``), multirun sweeps (``-m optimizer.lr=0.5,1,2``).
 ``--no-hydra`` (or no Hydra installed) composes the same defaults with PyYAML and accepts
-``key=value`` overrides only.
+``key=value`` overrides only (``-h`` / ``--help`` prints this text).
 
 wandb is on by default when installed (``logging.wandb=auto``); ``logging.wandb=false`` turns it
 off, ``logging.wandb_mode=offline`` logs without an account. Each run writes into its output
 directory: ``run/`` (the tracking run, :func:`flt_tracker.load_run`), ``metrics.csv`` and
-``summary.json`` (strict JSON: a diverged metric is ``null``).
+``summary.json`` (strict JSON: a diverged metric is ``null``). Hydra picks a new output
+directory per run (``outputs/<date>/<time>``); without Hydra each run gets a new folder
+``outputs/flt-train/<date>_<time>`` (``-1``, ``-2``, ... appended for runs started in the same
+second), or writes into ``output_dir=PATH``. Under ``torchrun`` give ``output_dir=`` (or
+``hydra.run.dir=``): the ranks must name the same folder, and each reads its own clock.
 
 Under ``torchrun`` each rank trains on its own shard of the training set and validates on its
 own part of the test set (see :func:`build`); rank 0 tracks, writes the files and
@@ -26,6 +30,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -374,6 +379,24 @@ def run(cfg: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
     return summary
 
 
+def _new_output_dir(root: Path) -> Path:
+    """A new folder ``root/<date>_<time>`` for a run without Hydra (``-1``, ``-2``, ... appended
+    when a run of the same second has it; created exclusively, so concurrent runs never share
+    one). Under torchrun the plain stamp, not created: every rank must name the same folder."""
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return root / stamp
+    root.mkdir(parents=True, exist_ok=True)
+    n = 0
+    while True:
+        path = root / (stamp if n == 0 else f"{stamp}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point (``flt-train``)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -387,14 +410,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         except ImportError:
             use_hydra = False
     if not use_hydra:
-        out = Path("outputs") / "flt-train"
+        if "-h" in args or "--help" in args:
+            print(__doc__)
+            return
+        out = None  # a new folder per run: a fixed one was replaced, or refused by disk runs
         rest = []
         for a in args:
             if a.startswith("hydra.run.dir=") or a.startswith("output_dir="):
                 out = Path(a.split("=", 1)[1])
             else:
                 rest.append(a)
-        _print_final(run(compose_default(rest), out))
+        cfg = compose_default(rest)  # a bad override leaves no empty run folder behind
+        _print_final(run(cfg, out or _new_output_dir(Path("outputs") / "flt-train")))
         return
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)

@@ -11,15 +11,18 @@ from torch import Tensor
 from ._checks import warn
 from ._find_subspaces import decoders_from_moments
 from ._stats import as_latent, flat_target, moments
-from .optim._subspace_change import principal_cosines
+from .optim._subspace_change import check_direction, principal_cosines
 
 
 def max_principal_cosine(W: Mapping[str, Tensor]) -> float:
     """Largest principal-angle cosine between the subspaces of two *different* quantities.
 
     1.0: two quantities share a latent direction; 0.0: all subspaces are mutually orthogonal.
+    An all-zero basis (no direction) is a ``ValueError`` naming its quantity.
     """
     names = list(W)
+    for q in names:
+        check_direction(torch.as_tensor(W[q]), f"W[{q!r}]")
     best = 0.0
     for i, a in enumerate(names):
         for b in names[i + 1 :]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from functools import reduce
+
 import torch
 from torch import Tensor
 
-from ._common import entry
+from ._common import entry, zero_like_graph
 
 
 def _check_pair(w: Tensor, wp: Tensor, q: str, invariant: bool) -> None:
@@ -30,7 +32,8 @@ def stability_loss(
 
     Args:
         W: current bases ``{q: (k_q, D)}``.
-        W_prev: previous bases, or ``None`` (the loss is 0).
+        W_prev: previous bases, or ``None``: the loss is a 0 of ``W``'s dtype and device that
+            stays in ``W``'s autograd graph.
         invariant: ``True`` (default): projector distance ``||W^T W - W'^T W'||_F^2 = 2 sum
             sin^2(principal angles)`` for orthonormal rows: blind to sign flips and rotations
             inside the subspace, and defined when ``k`` changed. ``False``: the 0.1.0 raw
@@ -41,10 +44,10 @@ def stability_loss(
         acts when ``W`` is a trainable parameter.
     """
     W = {q: torch.as_tensor(w) for q, w in W.items()} if W else {}
-    if W_prev is None or not W:
-        first = next(iter(W.values()), None)
-        device = first.device if isinstance(first, Tensor) else None
-        return torch.zeros((), device=device)
+    if not W:
+        return torch.zeros(())
+    if W_prev is None:  # 0 of W's dtype and device, in the graph of every W[q]
+        return reduce(torch.add, (zero_like_graph(w) for w in W.values()))
     first = next(iter(W.values()))
     total = torch.zeros((), device=first.device, dtype=first.dtype)
     for q, w in W.items():

@@ -6,11 +6,21 @@ import torch
 from torch import Tensor
 
 
+def check_direction(w: Tensor, name: str) -> None:
+    """A ``(k >= 1, D)`` basis must have a non-zero row: an all-zero basis spans no direction."""
+    if w.ndim == 2 and w.shape[0] and not bool(w.detach().any()):
+        raise ValueError(
+            f"{name} has no direction: all {w.shape[0]} rows of its {tuple(w.shape)} basis are "
+            f"zero; principal angles need a basis with at least one non-zero row"
+        )
+
+
 def _check_bases(W_a: Tensor, W_b: Tensor, names: tuple[str, str]) -> None:
     for name, w in zip(names, (W_a, W_b), strict=True):
         if not isinstance(w, Tensor) or w.ndim != 2:
             shape = tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__
             raise ValueError(f"{name} must be a (k, D) tensor, got {shape}")
+        check_direction(w, name)
     if W_a.shape[1] != W_b.shape[1]:
         raise ValueError(
             f"{names[0]} and {names[1]} must span the same latent space, got D={W_a.shape[1]} "
@@ -23,7 +33,7 @@ def principal_cosines(W_a: Tensor, W_b: Tensor) -> Tensor:
 
     ``W_a (k_a, D)``, ``W_b (k_b, D)``; rows need not be orthonormal (they are orthonormalised
     first). Returns ``(min(k_a, k_b),)`` values in ``[0, 1]``: 1 = a shared direction, 0 =
-    orthogonal.
+    orthogonal. An all-zero basis (no direction) is a ``ValueError``.
     """
     _check_bases(W_a, W_b, ("W_a", "W_b"))
     Qa = torch.linalg.qr(W_a.detach().mT.to(torch.float64)).Q
