@@ -58,14 +58,29 @@ def iris():
     return (X - X.mean(0)) / X.std(0), y
 
 
+def shell_data(
+    seed: int, n_target: int, n_outlier: int, d: int, radii: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """One-class data: ``n_target`` standard normal samples (label 1) and ``n_outlier``
+    outliers (label 0) on a shell with radius drawn from ``radii``; ``X (n, d)``, ``y (n,)``."""
+    rng = np.random.default_rng(seed)
+    Xt = rng.normal(size=(n_target, d))
+    u = rng.normal(size=(n_outlier, d))
+    Xo = u / np.linalg.norm(u, axis=1, keepdims=True) * rng.uniform(*radii, size=(n_outlier, 1))
+    y = np.r_[np.ones(n_target, dtype=int), np.zeros(n_outlier, dtype=int)]
+    return np.vstack([Xt, Xo]), y
+
+
 @pytest.fixture(scope="session")
 def oc_data():
     """40 target samples around the origin (label 1) and 12 outliers on a shell (label 0)."""
-    rng = np.random.default_rng(0)
-    Xt = rng.normal(size=(40, 3))
-    u = rng.normal(size=(12, 3))
-    Xo = u / np.linalg.norm(u, axis=1, keepdims=True) * rng.uniform(4, 6, size=(12, 1))
-    return np.vstack([Xt, Xo]), np.r_[np.ones(40, dtype=int), np.zeros(12, dtype=int)]
+    return shell_data(0, 40, 12, 3, (4, 6))
+
+
+@pytest.fixture(scope="session")
+def make_shell_data():
+    """:func:`shell_data` for tests that need other sizes."""
+    return shell_data
 
 
 @pytest.fixture

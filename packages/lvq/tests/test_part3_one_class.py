@@ -16,12 +16,8 @@ def softmax(z, axis):
 
 
 @pytest.fixture(scope="module")
-def data():
-    rng = np.random.default_rng(1)
-    Xt = rng.normal(size=(60, 2))
-    u = rng.normal(size=(20, 2))
-    Xo = u / np.linalg.norm(u, axis=1, keepdims=True) * rng.uniform(3.5, 5, size=(20, 1))
-    return np.vstack([Xt, Xo]), np.r_[np.ones(60, dtype=int), np.zeros(20, dtype=int)]
+def data(make_shell_data):
+    return make_shell_data(1, 60, 20, 2, (3.5, 5))
 
 
 def test_ocglvq_boundary_is_where_the_distance_meets_the_radius(data):
