@@ -17,6 +17,11 @@ copy bandwidth into written memory, fresh memory and files is printed first. A l
 runs one pass per mode for the snapshot memory and RSS growth.
 
     python packages/flt-tracker/benchmarks/overhead.py --steps 500 --repeats 3 --threads 2
+
+With ``--device cuda`` the model and batches live on the GPU, every step ends with a
+``torch.cuda.synchronize()`` (in the plain twin too) so a step's time includes the snapshot's
+device-to-host copy (``async_copy`` cannot hide it behind the next step here), and the floor
+row copies into pinned host memory.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from flt_tracker import FeatureTracker
 from torch import nn
 
 LAYERS = ["0.weight", "2.weight"]
+DEVICE = torch.device("cpu")  # set from --device in main()
 
 
 def snapshot_bytes() -> int:
@@ -57,7 +63,7 @@ def make(seed: int = 0):
     torch.manual_seed(seed)
     model = nn.Sequential(
         nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10)
-    )
+    ).to(DEVICE)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     return model, opt
 
@@ -123,7 +129,8 @@ class WrittenCopyMode(Mode):
     def setup(self, model, opt, tmp):
         super().setup(model, opt, tmp)
         state = model.state_dict()
-        self.rows = {k: torch.zeros(2, *state[k].shape) for k in LAYERS}
+        pin = DEVICE.type == "cuda"
+        self.rows = {k: torch.zeros(2, *state[k].shape, pin_memory=pin) for k in LAYERS}
         self.i = 0
 
     def after_step(self):
@@ -147,7 +154,8 @@ class HistogramMode(Mode):
 
 def make_batches(batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
-    return torch.randn(16, batch, 784, generator=g), torch.randint(0, 10, (16, batch), generator=g)
+    X, Y = torch.randn(16, batch, 784, generator=g), torch.randint(0, 10, (16, batch), generator=g)
+    return X.to(DEVICE), Y.to(DEVICE)
 
 
 class Runner:
@@ -168,6 +176,8 @@ class Runner:
         self.loss_fn(self.model(self.X[k]), self.Y[k]).backward()
         self.opt.step()
         self.mode.after_step()
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize()
         self.i += 1
         return time.perf_counter() - t0
 
@@ -253,6 +263,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="passes per mode (median reported)")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda: where the model trains")
     ap.add_argument("--budget", default="256MiB", help="memory_budget of the budgeted mode")
     ap.add_argument("--smoke", action="store_true", help="tiny run (checks the script)")
     ap.add_argument(
@@ -265,6 +276,10 @@ def main() -> None:
     if args.smoke:
         args.steps, args.repeats, args.memory_steps = 20, 1, 20
     torch.set_num_threads(args.threads)
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is available")
     nbytes = snapshot_bytes()
     modes = [
         TrackerMode("tracker, every step, memory"),
@@ -313,6 +328,7 @@ def main() -> None:
         f"MLP 784-512-512-10, batch {args.batch}, {args.steps} steps per mode in lockstep with a "
         f"plain twin, {args.repeats} pass(es), {args.threads} torch threads, torch {torch.__version__}, "
         f"{platform.processor() or platform.machine()}"
+        + (f", {torch.cuda.get_device_name(DEVICE)}" if DEVICE.type == "cuda" else "")
     )
     print()
     print(

@@ -257,7 +257,8 @@ def test_torch_compile_wrapper_is_looked_through():
         compiled = torch.compile(model, backend="eager")  # no C++ toolchain needed
     except Exception as exc:  # pragma: no cover - depends on the torch build
         pytest.skip(f"torch.compile cannot run on this build: {exc}")
-    assert unwrap_model(nn.DataParallel(compiled)) is model
+    other = make_model()  # DataParallel moves its module to cuda:0 where a GPU exists
+    assert unwrap_model(nn.DataParallel(torch.compile(other, backend="eager"))) is other
     opt = torch.optim.SGD(compiled.parameters(), lr=0.1)
     tracker = FeatureTracker(compiled, layers=["0"], optimizer=opt)  # was '_orig_mod.0'
     with tracker:

@@ -186,7 +186,7 @@ def test_topology_models_take_patience_and_restore_best(cls, kw, blobs):
 
     class Record(lvq.Callback):
         def on_iteration_end(self, model, info):
-            seen.append(info["params"]["prototypes"].clone().numpy())
+            seen.append(info["params"]["prototypes"].detach().cpu().numpy().copy())
 
     m = cls(max_iter=30, epsilon=0.0, random_seed=0, patience=2, restore_best=True,
             callbacks=[Record()], **kw)  # fmt: skip
