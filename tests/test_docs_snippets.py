@@ -55,8 +55,8 @@ def blocks(text: str) -> list[tuple[str, bool]]:
     """``(source, run)`` of each python block; ``run`` is False after a skip marker."""
     out = []
     for match in FENCE.finditer(text):
-        before = text[: match.start()].rstrip().splitlines()
-        out.append((match.group(1), not (before and before[-1].startswith(SKIP))))
+        line_before = text[: match.start()].rstrip().rpartition("\n")[2]
+        out.append((match.group(1), not line_before.startswith(SKIP)))
     return out
 
 

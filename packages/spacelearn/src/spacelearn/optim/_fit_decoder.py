@@ -51,8 +51,8 @@ def fit_decoders(
         if ridge > 0:
             gram = S.mT @ S
             k = gram.shape[0]
-            scale = float(torch.trace(gram)) / k  # 1 for constant latents: a ridge, not 1e-39
-            lam = ridge * (scale if scale > 0 else 1.0)
+            scale = torch.trace(gram) / k  # 1 for constant latents: a ridge, not 1e-39
+            lam = ridge * torch.where(scale > 0, scale, torch.ones_like(scale))  # no host sync
             eye = torch.eye(k, dtype=gram.dtype, device=gram.device)
             out[q] = torch.linalg.solve(gram + lam * eye, S.mT @ Yc).detach()
         else:
