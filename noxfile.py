@@ -113,49 +113,28 @@ def integration(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["ci"])
 def wheels(session: nox.Session) -> None:
-    """Build every wheel and sdist (hatchling), install each wheel alone in a clean venv, import it.
+    """Build every sdist and, from it, the wheel (hatchling); check both with tools/check_dists.py.
 
-    `nox -s wheels -- egm-core` limits it to the named packages and their siblings.
+    The wheel built from the sdist must hold the same files as one built from the source tree
+    (the sdist is complete), and its metadata must match pyproject.toml. Installing each package
+    alone from a wheel and running its tests there is the `isolation` session's job.
+    `nox -s wheels -- egm-core` limits it to the named packages.
     """
     chosen = _chosen(session)
-    _pip(session, "build", "hatchling", "virtualenv")
-    dist_dir = Path(session.create_tmp()) / "dist"
-    session.run("rm", "-rf", str(dist_dir), external=True)
-    for dist in sorted({d for c in chosen for d in (*sibling_closure(PACKAGES, c), c)}):
+    _pip(session, "build", "hatchling")
+    tmp = Path(session.create_tmp())
+    for dist in chosen:
+        from_sdist, from_tree = tmp / dist / "from-sdist", tmp / dist / "from-tree"
+        session.run("rm", "-rf", str(tmp / dist), external=True)
+        build = ("python", "-m", "build", "--no-isolation", "--outdir")
+        session.run(*build, str(from_sdist), str(PACKAGES[dist].path))
+        session.run(*build, str(from_tree), "--wheel", str(PACKAGES[dist].path))
         session.run(
             "python",
-            "-m",
-            "build",
-            "--no-isolation",
-            "--sdist",
-            "--wheel",
-            "--outdir",
-            str(dist_dir),
+            str(ROOT / "tools" / "check_dists.py"),
             str(PACKAGES[dist].path),
-        )
-    for dist in chosen:
-        pkg = PACKAGES[dist]
-        wheel = next(dist_dir.glob(f"{pkg.import_name}-*.whl"))
-        venv = Path(session.create_tmp()) / f"venv-{dist}"
-        session.run("python", "-m", "virtualenv", "-q", "--clear", str(venv))
-        py = str(venv / "bin" / "python")
-        session.run(
-            py,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            *CONSTRAINTS,
-            "--find-links",
-            str(dist_dir),
-            str(wheel),
-            external=True,
-        )
-        session.run(
-            py,
-            "-c",
-            f"import {pkg.import_name} as m; print(m.__name__, m.__version__)",
-            external=True,
+            str(from_sdist),
+            str(from_tree),
         )
 
 

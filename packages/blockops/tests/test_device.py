@@ -46,3 +46,10 @@ def test_cuda_without_index_pins_the_current_device(monkeypatch):
     for name in ("cuda", "auto", torch.device("cuda"), None):
         assert resolve_device(name) == torch.device("cuda", 1)
     assert resolve_device("cuda:0") == torch.device("cuda", 0)
+
+
+def test_errors_name_the_callers_argument():
+    with pytest.raises(ValueError, match="^device='tpu' is not understood"):
+        resolve_device("tpu", name="device")
+    with pytest.raises(TypeError, match="^map_location must be a str"):
+        resolve_device(3, name="map_location")

@@ -445,3 +445,30 @@ def test_euclidean_gradient_at_zero_distance_is_finite_like_cdist():
     pairwise_distances(Q, X, "euclidean").sum().backward()
     torch.cdist(Qr, X).sum().backward()
     torch.testing.assert_close(Q.grad, Qr.grad)
+
+
+@pytest.mark.parametrize("kernel", ["nearest", "label_min"])
+def test_non_tensor_inputs_are_a_type_error(kernel):
+    # was AttributeError ('list' object has no attribute 'ndim' / 'device'), as knn already did
+    args = ([0],) if kernel == "label_min" else ()
+    kwargs = {"n_labels": 1} if kernel == "label_min" else {}
+    with pytest.raises(TypeError, match="Q must be a torch.Tensor, got list"):
+        getattr(blockops, kernel)([[0.0]], torch.ones(1, 1), *args, **kwargs)
+    with pytest.raises(TypeError, match="D must be a torch.Tensor, got ndarray"):
+        getattr(blockops, kernel)(torch.ones(1, 1), np.ones((1, 1)), *args, **kwargs)
+
+
+@pytest.mark.parametrize("labels", [["a", "b", "a"], np.array(["a", "b", "a"]), [0, 1, None]])
+def test_label_min_non_numeric_labels_name_the_argument(labels):
+    # were torch's "too many dimensions 'str'" / "Could not infer dtype of NoneType"
+    with pytest.raises(TypeError, match="labels must be integer codes"):
+        label_min(torch.ones(2, 3), torch.ones(3, 3), labels, 2)
+
+
+@pytest.mark.parametrize("bad", [None, "1e9", [1]])
+def test_set_cpu_budget_names_its_argument(bad):
+    # was int()'s "invalid literal for int() with base 10: '1e9'"
+    with pytest.raises(TypeError, match="n_bytes must be a number of bytes"):
+        blockops.set_cpu_budget(bad)
+    with pytest.raises(ValueError, match="n_bytes must be at least 65536"):
+        blockops.set_cpu_budget(100)

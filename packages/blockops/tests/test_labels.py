@@ -89,3 +89,11 @@ def test_partial_fit_keeps_the_labels_dtype_and_values(first, more, dtype):
 def test_partial_fit_with_no_common_integer_dtype_is_exact():
     enc = LabelEncoder().fit(np.array([-1])).partial_fit(np.array([2**63 + 5], np.uint64))
     assert enc.classes_.tolist() == [-1, 2**63 + 5]
+
+
+def test_inverse_transform_refuses_fractional_codes():
+    enc = LabelEncoder().fit(["a", "b", "c"])
+    for bad in ([0.7], torch.tensor([1.5]), [np.nan], ["1"]):
+        with pytest.raises(ValueError, match="codes must be integer codes"):
+            enc.inverse_transform(bad)
+    assert enc.inverse_transform([2.0, 0.0]).tolist() == ["c", "a"]  # whole floats, as sklearn

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 from blockops import load_checkpoint, save_checkpoint
@@ -147,3 +148,35 @@ def test_bad_containers_refused_on_save_and_load(tmp_path):
     (tmp_path / "c" / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="sha256"):
         load_checkpoint(tmp_path / "c")
+
+
+def test_map_location_accepts_auto_and_names_itself(tmp_path):
+    # "auto" was torch's "don't know how to restore data location ... (tagged with auto)"
+    save_checkpoint(tmp_path / "ck", {}, {"w": torch.arange(3.0)})
+    _, tensors, _ = load_checkpoint(tmp_path / "ck", map_location="auto")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert tensors["w"].device.type == expected and tensors["w"].tolist() == [0.0, 1.0, 2.0]
+    with pytest.raises(ValueError, match="map_location='tpu' is not understood"):
+        load_checkpoint(tmp_path / "ck", map_location="tpu")
+
+
+def test_config_that_safe_yaml_cannot_write_names_the_entry(tmp_path):
+    # was yaml's RepresenterError ('cannot represent an object', np.float64(0.1))
+    with pytest.raises(TypeError, match=r"config\['grid'\]\[1\] is a float64"):
+        save_checkpoint(tmp_path / "ck", {"grid": [0.5, np.float64(0.1)]}, {})
+    with pytest.raises(TypeError, match=r"config\['w'\] is a Tensor"):
+        save_checkpoint(tmp_path / "ck", {"w": torch.tensor(1.0)}, {})
+    with pytest.raises(TypeError, match=r"tensors\['s'\] must be a dense tensor"):
+        save_checkpoint(tmp_path / "ck", {}, {"s": torch.eye(2).to_sparse()})
+    assert not (tmp_path / "ck").exists()
+    cfg = {"t": (1, "x"), "n": None, "b": True, "nested": {"s": {2}}}
+    save_checkpoint(tmp_path / "ck", cfg, {})
+    assert load_checkpoint(tmp_path / "ck")[0] == {**cfg, "t": [1, "x"]}
+
+
+def test_a_view_saves_only_its_own_elements(tmp_path):
+    # torch.save of a view writes its whole storage: one row of a 1000x1000 buffer was 4 MB
+    buffer = torch.arange(1_000_000.0).reshape(1000, 1000)
+    save_checkpoint(tmp_path / "ck", {}, {"row": buffer[3]})
+    assert (tmp_path / "ck" / "tensors.pt").stat().st_size < 100_000
+    assert torch.equal(load_checkpoint(tmp_path / "ck")[1]["row"], buffer[3])

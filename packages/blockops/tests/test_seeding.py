@@ -96,3 +96,15 @@ def test_generator_on_another_cuda_index_is_reseeded():
     src = torch.Generator(device="cuda:1").manual_seed(3)
     g = make_generator(src, "cuda:0")
     assert g is not src and g.device == torch.device("cuda", 0)
+
+
+def test_device_strings_follow_resolve_device():
+    # "auto" was a bare torch RuntimeError ("Expected one of cpu, cuda, ...")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert make_generator(0, "auto").device.type == expected
+    assert torch.equal(
+        torch.rand(3, generator=make_generator(7, "cpu")),
+        torch.rand(3, generator=make_generator(7, torch.device("cpu"))),
+    )
+    with pytest.raises(ValueError, match="device='gpu' is not understood"):
+        make_generator(0, "gpu")

@@ -127,3 +127,25 @@ def test_read_only_array_is_copied_without_a_warning():
         t = as_tensor(a)
     t += 1  # its own memory: the read-only input is untouched
     assert a[0, 0] == 0 and t[0, 0] == 1
+
+
+def test_sparse_input_is_named_as_sparse():
+    # scipy matrices were "an array of dtype object (strings, objects or ragged rows ...)" and
+    # sparse tensors a NotImplementedError from torch's dispatcher
+    sparse = pytest.importorskip("scipy.sparse")
+    for x in (sparse.csr_matrix(np.eye(3)), torch.eye(3).to_sparse()):
+        with pytest.raises(TypeError, match="Q is sparse .*dense data is required"):
+            as_tensor(x, name="Q")
+
+
+def test_ragged_labels_name_the_argument():
+    with pytest.raises(ValueError, match="^labels could not be converted to an array"):
+        as_labels([[1, 2], [3]], name="labels")
+
+
+def test_scalar_keeps_its_zero_dimensions():
+    # np.ascontiguousarray made a scalar shape (1,): "got shape (1,). Reshape ... single sample"
+    with pytest.raises(ValueError, match=r"X must be 2-D, got an array of shape \(\)$"):
+        as_tensor(5)
+    assert as_tensor(np.float64(2.0), ndim=None).shape == ()
+    assert as_tensor(np.asfortranarray(np.ones((2, 3)))).is_contiguous()

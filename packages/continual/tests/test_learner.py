@@ -389,3 +389,40 @@ def test_estimate_fisher_leaves_integer_targets_of_a_custom_loss_alone():
     X, y = _data()
     fisher = Net().estimate_fisher((X, y * 10), weighted, batch_size=5)
     assert all(bool(torch.isfinite(f).all()) for f in fisher.values())
+
+
+@pytest.mark.parametrize("bad", [3, -1])
+def test_reference_gradients_refuse_labels_outside_the_outputs(bad):
+    # was: "Target 3 is out of bounds" from inside the loss (a device-side assert on CUDA),
+    # while estimate_fisher refused the same labels by name
+    model = Net()
+    X, y = _data()
+    y[4] = bad
+    mem = EpisodicMemory(20, random_state=0)
+    mem.add(X, y)
+    for compute in (model.calculate_ref_gradients, model.calculate_ref_gradients_layerwise):
+        with pytest.raises(ValueError, match=rf"label {bad} in reference_data .* 3 outputs"):
+            compute((X, y), F.cross_entropy)
+        with pytest.raises(ValueError, match=rf"label {bad} in reference_data"):
+            compute(mem, F.cross_entropy)
+    assert model._ref_grad is None and not model._ref_grads_layerwise
+    model.calculate_ref_gradients((X, y * 10), lambda o, t: (o.sum(1) * t.float()).mean())
+    assert model._ref_grad is not None  # integer targets of a custom loss are left alone
+
+
+def test_numpy_data_sets_and_reference_batches_are_read_as_tensors():
+    # a tuple of arrays was iterated as two batches (X, then y: "got ndarray") and a reference
+    # batch of arrays failed with "'numpy.ndarray' object has no attribute 'is_floating_point'"
+    X, y = _data()
+    Xn, yn = X.double().numpy(), y.numpy()
+    model = Net()
+    expected = model.estimate_fisher((X, y), F.cross_entropy, batch_size=7, consolidate=False)
+    for data in ((Xn, yn), [Xn, yn], (Xn[::-1], yn[::-1])):  # reversed: negative strides
+        got = model.estimate_fisher(data, F.cross_entropy, batch_size=7, consolidate=False)
+        for n in expected:
+            torch.testing.assert_close(got[n], expected[n])
+    ref = Net()
+    ref.load_state_dict(model.state_dict())
+    model.calculate_ref_gradients((Xn[:8], yn[:8]), F.cross_entropy)
+    ref.calculate_ref_gradients((X[:8], y[:8]), F.cross_entropy)
+    torch.testing.assert_close(model._ref_grad, ref._ref_grad)

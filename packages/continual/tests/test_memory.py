@@ -544,3 +544,19 @@ def test_add_refuses_non_finite_rows(bad):
         mem.add(x, y, task_id=0)
     x[0, 0] = 1.0
     assert mem.add(x, y, task_id=0) == 4
+
+
+def test_reading_the_memory_takes_device_auto_like_its_constructor():
+    # sample / cycle / task_data(device="auto") failed inside torch ("Expected one of cpu, ...")
+    mem = EpisodicMemory(5, device="auto", random_state=0)
+    mem.add(torch.randn(3, 2), torch.arange(3), task_id=0)
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    for read in (
+        lambda: mem.sample(2, device="auto"),
+        lambda: mem.cycle(2, device="auto"),
+        lambda: mem.task_data(0, device="auto"),
+        lambda: mem.get_data_for_reference_gradient(1, device="auto"),
+    ):
+        assert all(t.device.type == want for t in read())
+    with pytest.raises(ValueError, match="device='gpu' is not understood"):
+        mem.sample(2, device="gpu")

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -36,3 +37,45 @@ def test_autoencoder_fisher_and_checkpoint_roundtrip(tmp_path):
     assert back.ewc_loss().item() > 0
     with pytest.raises(FileNotFoundError):
         load_model(tmp_path / "nothing")
+
+
+def test_numpy_hyper_parameters_are_saved_as_plain_values(tmp_path):
+    # MLP(64, ..., y.max() + 1) trained, then save_checkpoint failed: np.int64 is not safe YAML
+    y = np.array([0, 2, 1])
+    model = MLP(np.int64(4), np.array([6, 5]), y.max() + 1, gamma=np.float64(0.5))
+    model.save_checkpoint(tmp_path / "m")
+    back = load_model(tmp_path / "m", platform="cpu")
+    assert back.hparams == {
+        "in_features": 4,
+        "hidden": [6, 5],
+        "out_features": 3,
+        "activation": "relu",
+        "onlineEWC": False,
+        "ewc_lambda": 0.0,
+        "gamma": 0.5,
+    }
+    x = torch.randn(2, 4)
+    torch.testing.assert_close(back(x), model(x))
+    ConvAutoencoder2D(np.int64(1), np.array([8, 8]), [np.int64(4)], 3).save_checkpoint(
+        tmp_path / "c"
+    )
+    assert load_model(tmp_path / "c").hparams["input_size"] == [8, 8]
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: MLP(4, (0,), 3), "every entry of hidden must be an integer >= 1, got 0"),
+        (lambda: MLP(4, 8, 3), "hidden must be a sequence of integers >= 1, got 8"),
+        (lambda: MLP(0, (8,), 3), "in_features must be an integer >= 1, got 0"),
+        (lambda: MLP(4, (8,), 2.5), "out_features must be an integer >= 1, got 2.5"),
+        (lambda: MLPAutoencoder(4, (8,), 0), "latent_size must be an integer >= 1, got 0"),
+        (lambda: ConvAutoencoder2D(1, (8, 8), (0,)), "every entry of filters"),
+        (lambda: ConvAutoencoder2D(1, 8), "input_size must be a sequence"),
+        (lambda: ConvAutoencoder3D(0), "in_channels must be an integer >= 1, got 0"),
+    ],
+)
+def test_layer_sizes_are_checked_by_name(make, match):
+    # a width of 0 built a layer passing nothing on (a constant model), without a word
+    with pytest.raises(ValueError, match=match):
+        make()

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -279,3 +281,63 @@ def test_test_rows_of_classes_never_trained_are_not_dropped_silently(build):
     with pytest.warns(UserWarning, match=r"classes \[4, 5\] that y never trains: their 3 test"):
         s = build(X, y, Xs, ys, n_experiences=2)
     assert sum(len(e.dataset) for e in s.test_stream) == 4
+
+
+def test_time_windows_warns_about_samples_outside_the_edges():
+    # edges=[0, 10, 30] over times 0..63 dropped 33 of 64 samples without a word
+    X, y = _xy(64)
+    times = np.arange(64.0)
+    with pytest.warns(UserWarning, match=r"33 of the 64 samples have times outside the edges"):
+        sc = time_windows(X, y, times, edges=[0, 10, 30], random_state=0)
+    assert sum(len(e) for e in sc.train_stream + sc.test_stream) == 31
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # edges covering every sample: no warning
+        time_windows(X, y, times, edges=[0, 10, 63], random_state=0)
+        time_windows(X, y, times, 3, random_state=0)
+
+
+@pytest.mark.parametrize("scale", [float("nan"), -0.1, "0.04"])
+def test_toy_cluster_scale_is_checked_by_name(scale):
+    # NaN gave NaN inputs (a NaN training loss later), a negative spread mirrored the noise
+    with pytest.raises(ValueError, match="scale must be a finite number >= 0"):
+        generate_toy8(npoints=16, scale=scale)
+    with pytest.raises(ValueError, match="scale must be a finite number >= 0"):
+        drifting_clusters(2, 16, scale=scale)
+    X, _ = generate_toy8(npoints=16, scale=0.0, random_state=0)
+    assert torch.equal(X[0], X[1])  # no spread: each cluster is its vertex
+
+
+def test_experience_classes_from_numpy_or_a_tensor_are_a_tuple_of_ints():
+    # classes=np.unique(y) failed in the Trainer's task mask: "truth value ... is ambiguous"
+    from continual import MLP, Experience, LwF, Trainer
+
+    X, y = _xy(40, k=3)
+    data = TensorDataset(torch.as_tensor(X), torch.as_tensor(y))
+    for given in (np.unique(y), torch.tensor([0, 1, 2]), range(3), [0, 1, 2]):
+        exp = Experience(data, 0, given, task_label=0)
+        assert exp.classes == (0, 1, 2) and all(type(c) is int for c in exp.classes)
+    torch.manual_seed(0)
+    R = Trainer(MLP(5, (8,), 3), LwF(), device="cpu").fit_stream([exp, exp]).R
+    assert np.isfinite(R).all()
+    for bad in (np.array([0.0, 1.0]), 3, "ab", [True, False]):
+        with pytest.raises(ValueError, match="classes must be a sequence of integer class labels"):
+            Experience(data, 0, bad)
+
+
+def test_to_device_takes_auto_like_device_data_loader():
+    # to_device(x, "auto") failed inside torch ("Expected one of cpu, cuda, ...")
+    out = to_device({"x": [torch.zeros(2)], "n": 3}, "auto")
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    assert out["x"][0].device.type == want and out["n"] == 3
+    with pytest.raises(ValueError, match="device='gpu' is not understood"):
+        to_device(torch.zeros(1), "gpu")
+
+
+@pytest.mark.parametrize("bad", ["0.2", None, float("nan"), 1.0])
+def test_test_fraction_is_checked_by_name(bad):
+    # "0.2" / None failed with "'<=' not supported between instances of 'float' and 'str'"
+    X, y = _xy(40)
+    with pytest.raises(ValueError, match="test_fraction must be"):
+        time_windows(X, y, np.arange(40.0), 2, test_fraction=bad)
+    with pytest.raises(ValueError, match="test_fraction must be"):
+        drifting_clusters(2, 16, test_fraction=bad)

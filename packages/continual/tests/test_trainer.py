@@ -929,3 +929,100 @@ def test_an_empty_test_experience_is_refused_before_training():
         t.fit_stream(scenario)  # was refused only after training experience 0
     assert torch.equal(_params(t.model), before)
     assert t.fit_stream(scenario.train_stream).R.shape == (2, 2)  # evaluated on the train stream
+
+
+def test_accuracy_metric_with_regression_targets_is_refused_before_training():
+    # used to train experience 0, then fail in its evaluation with a broadcasting RuntimeError
+    sc = drifting_clusters(2, 32, task="regression", random_state=0)
+    t = Trainer(MLP(2, (8,), 8), Naive(), loss_fn=F.mse_loss, device="cpu")
+    before = _params(t.model).clone()
+    with pytest.raises(ValueError, match=r"metric='accuracy'.*experience 0.*\(8, 8\).*'loss'"):
+        t.fit_stream(sc)
+    assert torch.equal(_params(t.model), before)  # nothing was trained
+    with pytest.raises(ValueError, match="metric='accuracy'"):
+        t.evaluate_experience(sc.test_stream[1])
+    t = Trainer(MLP(2, (8,), 8), Naive(), loss_fn=F.mse_loss, metric="loss", device="cpu")
+    assert np.isfinite(t.fit_stream(sc).R).all()
+
+
+def test_optimizer_callable_must_build_an_optimizer():
+    # a callable returning None (a forgotten return) failed at the first step: AttributeError
+    with pytest.raises(TypeError, match="optimizer must return a torch.optim.Optimizer.*NoneType"):
+        Trainer(_model(), optimizer=lambda params: None, device="cpu")
+    with pytest.raises(TypeError, match="got list"):
+        Trainer(_model(), optimizer=lambda params: list(params), device="cpu")
+    built = Trainer(_model(), optimizer=lambda p: torch.optim.SGD(p, lr=0.2), device="cpu")
+    assert built.optimizer.param_groups[0]["lr"] == 0.2
+
+
+def test_device_errors_name_the_device_argument():
+    # the message named "platform", an argument none of these take
+    from continual import DeviceDataLoader, EpisodicMemory
+
+    for build in (
+        lambda: Trainer(_model(), device="gpu"),
+        lambda: DeviceDataLoader([], device="gpu"),
+        lambda: EpisodicMemory(5, device="gpu"),
+    ):
+        with pytest.raises(ValueError, match=r"^device='gpu' is not understood"):
+            build()
+
+
+@pytest.mark.parametrize("bad", [0, 2.5, -1, True])
+def test_trainer_fisher_max_samples_is_checked_by_name(small_split, bad):
+    # 0 was reported as "experience 0 has no samples"; 2.5, True, -1 failed inside linspace
+    t = Trainer(_model(), device="cpu")
+    with pytest.raises(
+        ValueError, match=rf"max_samples must be an integer >= 1 or None, got {bad}"
+    ):
+        t.fisher(small_split.train_stream[0], max_samples=bad)
+    fisher = t.fisher(small_split.train_stream[0], max_samples=5)
+    assert all(bool(torch.isfinite(f).all()) for f in fisher.values())
+
+
+def test_experiences_without_targets_are_refused_by_name():
+    # TensorDataset(X) failed with "IndexError: tuple index out of range"; a dataset yielding
+    # bare inputs had its batch read row by row as (x, y)
+    from continual import Experience, MLPAutoencoder
+    from torch.utils.data import Dataset, TensorDataset
+
+    X = torch.randn(16, 6)
+
+    class InputsOnly(Dataset):
+        def __len__(self):
+            return len(X)
+
+        def __getitem__(self, i):
+            return X[i]
+
+    def trainer():
+        torch.manual_seed(0)
+        model = MLPAutoencoder(6, (8,), 3)
+        return Trainer(model, Naive(), loss_fn=F.mse_loss, metric="loss", device="cpu")
+
+    for data in (TensorDataset(X), InputsOnly()):
+        t = trainer()
+        before = _params(t.model).clone()
+        with pytest.raises(ValueError, match=r"experience 0 yields inputs without targets.*X, X"):
+            t.fit_stream([Experience(data, 0)])
+        assert torch.equal(_params(t.model), before)
+        with pytest.raises(ValueError, match="without targets"):
+            t.evaluate_experience(Experience(data, 0))
+    R = trainer().fit_stream([Experience(TensorDataset(X, X), 0)])  # reconstruction
+    assert np.isfinite(R.R).all()
+
+
+def test_soft_training_targets_with_integer_test_labels_still_train():
+    # the accuracy check reads the test stream: one-hot / soft training targets are valid
+    # cross-entropy targets and must not be refused
+    from continual import Experience
+    from torch.utils.data import TensorDataset
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(40, 5, generator=g)
+    y = (X[:, 0] > 0).long()
+    train = [Experience(TensorDataset(X, F.one_hot(y, 2).float()), 0)]
+    test = [Experience(TensorDataset(X, y), 0)]
+    torch.manual_seed(0)
+    t = Trainer(MLP(5, (8,), 2), Naive(), lr=0.1, epochs=5, device="cpu")
+    assert t.fit_stream(train, test).R[0, 0] > 0.5

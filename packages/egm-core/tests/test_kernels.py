@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 from egm_core.kernels import (
     class_logsumexp,
@@ -75,6 +76,16 @@ def test_path_fractions_and_step_weights():
     torch.testing.assert_close(early, torch.tensor([1.0, 0.5, 0.25], dtype=torch.float64))
     torch.testing.assert_close(late, torch.tensor([0.25, 0.5, 1.0], dtype=torch.float64))
     torch.testing.assert_close(none, torch.ones(3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    "mode, gamma, match",
+    [("Early", 0.5, "mode must be one of"), ("early", 0.0, "gamma must be"), ("late", -1, "gamma")],
+)
+def test_step_weights_refuse_an_unknown_mode_or_gamma(mode, gamma, match):
+    # an unknown mode silently meant "none"; gamma=0 gave a NaN weight at step 0
+    with pytest.raises(ValueError, match=match):
+        step_log_weights(2, mode, gamma, torch.device("cpu"), torch.float64)
 
 
 def test_class_logsumexp():

@@ -129,6 +129,27 @@ def test_failed_export_leaves_no_temporary_file(fitted, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.yaml"]
 
 
+def test_export_to_a_directory_names_it(fitted, tmp_path):
+    # it was an IsADirectoryError naming a temporary file ".taken.tmp-<pid>"
+    m, *_ = fitted
+    with pytest.raises(IsADirectoryError, match=r"is a directory; export_fixed_yaml writes"):
+        m.export_fixed_yaml(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_paths_that_are_not_paths_are_named(fitted):
+    # None gave "expected str, bytes or os.PathLike object, not NoneType", naming no argument
+    m, *_ = fitted
+    for call, name in (
+        (lambda: m.save(None), "directory"),
+        (lambda: PyEGM.load(None), "directory"),
+        (lambda: m.export_fixed_yaml(None), "path"),
+        (lambda: m.save(3), "directory"),
+    ):
+        with pytest.raises(TypeError, match=f"^{name} must be a str or os.PathLike path, got"):
+            call()
+
+
 @pytest.mark.parametrize("dtype", [np.int32, np.uint8, np.float32])
 def test_label_dtype_survives_a_round_trip(blobs, tmp_path, dtype):
     X, y, Xt, _ = blobs

@@ -201,6 +201,14 @@ def test_default_title_counts_in_the_singular(data):
     assert any(t.endswith("synthetic points, 1 growth iteration") for t in texts)
 
 
+def test_an_empty_title_is_kept(model):
+    # title="" was replaced by the default summary (``title or ...``)
+    assert egm_viz.visualize_explosion(model, title="", **SMALL).axes[0].get_title() == ""
+    fig = egm_viz.visualize_explosion(model, title="", iteration=1, **SMALL)
+    assert fig.axes[0].get_title() == ""
+    assert egm_viz.visualize_explosion(model, **SMALL).axes[0].get_title().startswith("EGM bank")
+
+
 def test_subsampling_is_deterministic_and_capped(model):
     def offsets(rs, n):
         fig = egm_viz.visualize_explosion(model, n_samples=n, random_state=rs, show_paths=False)
@@ -258,6 +266,17 @@ def test_stratified_subsample_keeps_every_group():
             egm_viz.stratified_subsample(groups, bad, gen)
 
 
+def test_stratified_subsample_refuses_2d_groups_and_a_non_generator():
+    gen = torch.Generator().manual_seed(0)
+    # (4, 2) groups returned 4 indices for n=2, two of them past the 4 items
+    with pytest.raises(ValueError, match=r"groups must be 1-D .* shape \(4, 2\)"):
+        egm_viz.stratified_subsample(np.zeros((4, 2)), 2, gen)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator, got NoneType"):
+        egm_viz.stratified_subsample(np.array([0, 0, 1, 1]), 2, None)
+    idx = egm_viz.stratified_subsample([0, 0, 0, 1, 1, 1], 2, gen)  # a list is fine
+    assert sorted(np.array([0, 0, 0, 1, 1, 1])[idx].tolist()) == [0, 1]
+
+
 def test_model_unchanged_after_every_mode(model, tmp_path, data):
     X, y = data
     before = snapshot(model)
@@ -293,6 +312,15 @@ def test_classes_subset(model):
     for line in _gids(fig, "path:"):
         c = int(line.get_gid().split(":")[2])
         assert c == 1 or line.get_gid().endswith(":winner")
+
+
+def test_classes_as_a_set_or_a_tensor(model):
+    # a set raised "unhashable type: 'set'"; a tensor was "not known" (got [tensor(1)])
+    assert model.classes_.tolist() == [0, 1, 2]
+    for classes in ({1, 2}, frozenset({1, 2}), torch.tensor([1, 2])):
+        fig = egm_viz.visualize_explosion(model, classes=classes, show_paths=False, **SMALL)
+        assert [a.get_gid() for a in _gids(fig, "real:")] == ["real:1", "real:2"]
+    assert len(egm_viz.plot_class_energy(model, classes={1, 2}).axes) == 4
 
 
 def test_classes_without_points_are_named(data):

@@ -83,6 +83,28 @@ def test_pca_transform_names_a_feature_mismatch():
             plane.transform(bad)
 
 
+def test_lists_are_read_in_float64():
+    # a list went through torch's float32 default: the plane moved by ~1e-7
+    Z = _data()
+    assert torch.equal(PCA2D.fit(Z.tolist()).components, PCA2D.fit(Z).components)
+    plane = PCA2D.fit(Z)
+    np.testing.assert_array_equal(plane.transform(Z.tolist()), plane.transform(Z))
+
+
+def test_project_takes_arrays_and_names_a_feature_mismatch():
+    Z = _data()
+    # numpy points failed with "'numpy.ndarray' object has no attribute 'detach'"
+    got = project("pca", Z.numpy(), Z[:3].numpy())
+    want = project("pca", Z, Z[:3])
+    np.testing.assert_array_equal(got.others, want.others)
+    assert project("pca", Z, Z.reshape(2, 30, 6)).others.shape == (60, 2)  # any leading shape
+    # a wrong width was a RuntimeError from a reshape
+    with pytest.raises(ValueError, match="other_points must have the 6 features"):
+        project("pca", Z, Z[:3, :2])
+    with pytest.raises(ValueError, match=r"fit_points must be \(n, d\)"):
+        project("pca", Z[0], Z)
+
+
 def test_tsne_embeds_everything_jointly():
     pytest.importorskip("sklearn", reason="t-SNE needs the egm-viz[tsne] extra (scikit-learn)")
     Z = _data(n=40)

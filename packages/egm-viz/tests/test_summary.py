@@ -55,6 +55,16 @@ def test_sessions_and_late_classes():
     assert np.allclose(grow_bars[0].get_facecolor(), colours[2])
 
 
+def test_history_matrix_refuses_a_per_iteration_entry():
+    # a per-iteration entry ("session", PyEGM's "rejected") filled class 0's column, NaN elsewhere
+    X, y = blobs(n_per_class=10, n_classes=3)
+    view = egm_viz.read_model(FakeEGM(num_iters=2, num_points=3).fit(X, y))
+    for key in ("iteration", "session"):
+        with pytest.raises(ValueError, match=f"history entry '{key}' is not a per-class list"):
+            egm_viz.history_matrix(view, key)
+    assert egm_viz.history_matrix(view, "class_counts").shape == (2, 3)
+
+
 def test_session_labels_of_many_sessions_do_not_overprint():
     # thirty one-iteration sessions printed "s0s1s2s3..." over each other above the panels
     X, y = blobs(n_per_class=6, n_classes=3)

@@ -190,3 +190,35 @@ def test_map_refuses_a_function_that_does_not_return_one_row_per_snapshot():
     for fn, shape in ((lambda v: v.norm(), r"\(\)"), (lambda v: v.mean(0), r"\(3,\)")):
         with pytest.raises(ValueError, match=rf"one row per snapshot.*got shape {shape}"):
             f.map(fn)
+
+
+def test_map_checks_the_block_size():
+    f, values = filled()
+    with pytest.raises(ValueError, match="block=0 must be >= 1"):  # was a range() error
+        f.map(lambda v: v.sum(dim=(1, 2)), block=0)
+    with pytest.raises(TypeError, match="block=2.5 must be an integer"):
+        f.map(lambda v: v.sum(dim=(1, 2)), block=2.5)
+    torch.testing.assert_close(f.map(lambda v: v.sum(dim=(1, 2)), block=2), values.sum(dim=(1, 2)))
+
+
+def test_append_refuses_non_floating_values_after_the_first_too():
+    f, values = filled()
+    # the first snapshot refused an integer tensor, later ones were cast silently
+    with pytest.raises(
+        TypeError, match="only floating tensors can be tracked, got dtype torch.int64"
+    ):
+        f.append(torch.ones(4, 3, dtype=torch.int64))
+    with pytest.raises(TypeError, match="torch.bool"):
+        Feature("mask", dtype=torch.float16).append(torch.ones(3, dtype=torch.bool))
+    assert len(f) == 5
+    torch.testing.assert_close(f.as_tensor(), values)
+
+
+def test_docstring_examples_run_as_written():
+    import doctest
+
+    from flt_tracker import feature, tracker
+
+    for module in (feature, tracker):  # Feature's example left out append's return value
+        result = doctest.testmod(module, extraglobs={"torch": torch, "nn": torch.nn})
+        assert result.attempted > 0 and result.failed == 0, module.__name__

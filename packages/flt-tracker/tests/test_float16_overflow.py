@@ -213,3 +213,34 @@ def test_feature_append_and_storages_switch_too(tmp_path):
         assert store.read(0, 4)[:, 0].tolist() == [0.0, 1.0, 2.0, 1e6]
         assert store.index()[:, 0].tolist() == [0, 1, 2, 3]
     disk.close()
+
+
+def test_overflow_warning_points_at_the_users_line():
+    # a fixed stacklevel named flt_tracker/tracker.py (or torch's optimizer wrapper)
+    def files(record):
+        return [w.filename for w in record if w.category is Float16OverflowWarning]
+
+    model, opt = model_and_opt()
+    with torch.no_grad():
+        model[0].weight[0, 0] = 1e6
+    tracker = half_tracker(model, opt)
+    with pytest.warns(Float16OverflowWarning) as record:
+        tracker.start()  # the initial snapshot overflows
+    tracker.stop()
+    assert files(record) == [__file__]
+
+    model, opt = model_and_opt()
+    with half_tracker(model, opt):
+        with torch.no_grad():
+            model[0].weight[0, 0] = 1e6
+        with pytest.warns(Float16OverflowWarning) as record:
+            opt.step()  # recorded by the optimizer step post-hook
+    assert files(record) == [__file__]
+
+    model, opt = model_and_opt()
+    with FeatureTracker(model, layers=["0"], dtype=torch.float16) as tracker:  # stepped by hand
+        with torch.no_grad():
+            model[0].weight[0, 0] = 1e6
+        with pytest.warns(Float16OverflowWarning) as record:
+            tracker.step()
+    assert files(record) == [__file__]

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from flt_tracker import FeatureTracker, load_run
@@ -161,3 +162,40 @@ def test_parameter_comparison_of_nothing_names_the_argument(tracked):
     for kwargs, name in (({"epochs": []}, "epochs"), ({"steps": ()}, "steps")):
         with pytest.raises(ValueError, match=rf"{name}=\[\] gives nothing to compare"):
             plot.visualize_parameter_comparison(f, **kwargs)  # was "empty list"
+
+
+def test_save_path_without_extension_writes_a_png(tracked, tmp_path):
+    # the temporary name's ".tmp-<pid>-..." was read as the format: ValueError
+    f = tracked.get_feature("fc.weight")
+    plot.visualize_feature_evolution(f, save_path=tmp_path / "curve")
+    assert (tmp_path / "curve").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["curve"]  # no stray temporary file
+
+
+def test_heatmap_and_comparison_take_one_name_and_numpy_basis(tracked):
+    basis = torch.linalg.qr(torch.randn(6, 6))[0]
+    # a single name was split into characters ("unknown series ['f', 'c', ...]")
+    fig = plot.visualize_features_heatmap(tracked, names="fc.weight", basis=basis.numpy())
+    img = fig.axes[0].images[0].get_array()
+    ref = plot.visualize_features_heatmap(tracked, names=["fc.weight"], basis=basis)
+    assert img.shape == (5, 6)
+    np.testing.assert_allclose(np.asarray(img), np.asarray(ref.axes[0].images[0].get_array()))
+    f = tracked.get_feature("fc.weight")
+    fig = plot.visualize_parameter_comparison(f, epochs=2)  # was "'int' object is not iterable"
+    [panel] = [ax for ax in fig.axes if ax.images]
+    np.testing.assert_array_equal(
+        np.asarray(panel.images[0].get_array()), f.get_at_epoch(2, last=True).numpy()
+    )
+    fig = plot.visualize_parameter_comparison(f, steps=0, basis=basis.numpy())
+    assert len([ax for ax in fig.axes if ax.images]) == 1
+
+
+def test_animation_frames_always_include_the_last_snapshot(tracked, tmp_path, monkeypatch):
+    f = tracked.get_feature("fc.weight")
+    read = []
+    get = f.storage.get
+    monkeypatch.setattr(f.storage, "get", lambda i: read.append(i) or get(i))
+    for max_frames, expected in ((1, [6]), (2, [0, 6]), (3, [0, 3, 6])):
+        read.clear()
+        plot.animate_feature_evolution(f, tmp_path / "a.gif", max_frames=max_frames)
+        assert read == expected  # max_frames=1 animated the initial weights only

@@ -12,6 +12,7 @@ import pytest
 import torch
 from flt_tracker import (
     DiskStorage,
+    Feature,
     FeatureTracker,
     MemoryBudgetError,
     MemoryStorage,
@@ -477,3 +478,28 @@ def test_gpu_copy_is_awaited_on_the_stream_of_the_values_device(monkeypatch):
     assert recorded == [("stream", torch.device("cuda", 1))]
     store.synchronize()
     assert store._events == []
+
+
+def test_unfinished_run_warning_points_at_the_callers_line(tmp_path):
+    model = nn.Linear(3, 2)
+    tracker = FeatureTracker(model, storage="disk", directory=tmp_path / "run")
+    tracker.start()  # never closed: run.json says the run is unfinished
+    tracker.flush()
+    with pytest.warns(UserWarning, match="unfinished") as record:
+        run = load_run(tmp_path / "run")
+    # stacklevel pointed into flt_tracker/run.py (load_run's own line), not the caller's
+    assert [Path(w.filename).name for w in record] == [Path(__file__).name]
+    assert len(run.get_feature("weight")) == 1
+    tracker.close()
+
+
+def test_save_run_of_own_features_with_a_settings_only_manifest(tmp_path):
+    f = Feature("probe.norm")
+    for i in range(3):
+        f.append(torch.full((2,), float(i)), epoch=i)
+    # {} was a KeyError; without "format" the run was written, then refused by load_run
+    for i, manifest in enumerate(({}, {"phases": [[0, "clean"]]})):
+        run = load_run(save_run(tmp_path / f"run{i}", manifest, {"probe.norm": f}))
+        assert run.complete and run.phases == [(0, "clean")][:i]
+        g = run.get_feature("probe.norm")
+        assert torch.equal(g.as_tensor(), f.as_tensor()) and g.epochs.tolist() == [0, 1, 2]

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from flt_tracker import FeatureTracker
+from flt_tracker import FeatureTracker, load_run
 from flt_tracker.attacks import pgd
 from torch import nn
 
@@ -421,3 +421,38 @@ def test_tracker_refuses_to_repeat_a_step_appended_to_its_series(storage, tmp_pa
         assert w.steps.tolist() == [0, 1, 2] and bias.steps.tolist() == [0, 1]  # nothing written
         train_step(model, opt)  # step 3 follows the appended step 2
         assert w.steps.tolist() == [0, 1, 2, 3]
+
+
+def test_save_before_tracking_started_is_an_error(tmp_path):
+    model = make_model()
+    tracker = FeatureTracker(model, layers=["0"])
+    # was an empty run.json: load_run read back a run without a single series
+    with pytest.raises(RuntimeError, match="nothing to save: tracking has not started"):
+        tracker.save(tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    tracker.start().stop()
+    assert sorted(load_run(tracker.save(tmp_path / "run")).get_features()) == ["0.bias", "0.weight"]
+
+
+def test_probe_without_track_activations_is_an_error():
+    model = make_model()
+    # the probe was ignored: no "<module>.output" series, and nothing said why
+    with pytest.raises(ValueError, match="probe is only used with track_activations"):
+        FeatureTracker(model, layers=["0"], probe=torch.randn(2, 5))
+    tracker = FeatureTracker(model, layers=["0"], probe=torch.randn(2, 5), track_activations=True)
+    with tracker:
+        pass
+    assert tracker.get_feature("0.output").shape == (2, 4)
+
+
+def test_fsync_without_disk_storage_is_an_error(tmp_path):
+    model = make_model()
+    # fsync=True was ignored with storage="memory": nothing is written while tracking
+    with pytest.raises(ValueError, match="fsync=True is only used with storage='disk'"):
+        FeatureTracker(model, layers=["0"], fsync=True)
+    tracker = FeatureTracker(
+        model, layers=["0"], fsync=True, storage="disk", directory=tmp_path / "run"
+    )
+    tracker.start()
+    tracker.close()
+    assert len(load_run(tmp_path / "run").get_feature("0.weight")) == 1

@@ -534,3 +534,92 @@ def test_an_optimizer_of_another_model_is_refused():
     _, other_opt = model_opt(1)
     with pytest.raises(ValueError, match="optimizer holds none of the model's parameters"):
         Trainer(model, other_opt)  # trained nothing: the other model's weights were stepped
+
+
+def test_make_attack_refuses_arguments_its_attack_does_not_take():
+    # fgm has no steps: the TypeError came at the first training batch, inside fgm()
+    with pytest.raises(TypeError, match=r"make_attack\('fgm'\).*\['steps'\].*fgm takes \['norm'\]"):
+        make_attack("fgm", nn.functional.cross_entropy, 0.1, steps=5)
+    with pytest.raises(TypeError, match=r"unknown argument\(s\) \['step'\]"):  # a typo
+        make_attack("pgd", nn.functional.cross_entropy, 0.1, step=5)
+    with pytest.raises(TypeError, match="eps='a' must be a number"):
+        make_attack("pgd", nn.functional.cross_entropy, "a")
+    model, _ = model_opt()
+    X, y = data(8)
+    attack = make_attack("pgd", nn.functional.cross_entropy, 0.1, steps=2, norm="linf")
+    assert (attack(model, X, y) - X).abs().max() <= 0.1 + 1e-6
+
+
+def test_trainer_names_a_bare_callback_and_a_non_numeric_grad_clip():
+    model, opt = model_opt()
+    with pytest.raises(TypeError, match=r"callbacks must be a list.*EarlyStopping.*\[\.\.\.\]"):
+        Trainer(model, opt, callbacks=EarlyStopping())
+    with pytest.raises(TypeError, match="grad_clip='abc' must be a positive number"):
+        Trainer(model, opt, grad_clip="abc")
+    with pytest.raises(ValueError, match="grad_clip=0"):
+        Trainer(model, opt, grad_clip=0)
+    assert Trainer(model, opt, grad_clip=np.float64(0.5)).grad_clip == 0.5
+
+
+def test_epoch_means_weight_batches_of_nested_inputs_by_their_sample_count():
+    class TwoInputs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(5, 2), nn.Linear(5, 2)
+
+        def forward(self, xs):
+            return self.a(xs[0]) + self.b(xs[1])
+
+    torch.manual_seed(0)
+    model = TwoInputs()
+    X, y = data(10)
+    X2 = X.flip(0)
+    whole = [{"input": (X, X2), "target": y}]
+    split = [
+        {"input": (X[:8], X2[:8]), "target": y[:8]},
+        {"input": (X[8:], X2[8:]), "target": y[8:]},
+    ]
+    # each batch counted len((x1, x2)) = 2 samples: the 2-sample batch weighed as much as the 8
+    trainer = Trainer(
+        model, torch.optim.SGD(model.parameters(), lr=0.0), metrics={"acc": "accuracy"}
+    )
+    expected = trainer.evaluate(whole)
+    assert trainer.evaluate(split) == pytest.approx(expected)
+    assert trainer.fit(split, 1)[-1]["loss"] == pytest.approx(expected["loss"])  # lr 0: no change
+
+
+def test_a_scheduler_of_another_optimizer_is_refused():
+    model, opt = model_opt()
+    old = torch.optim.SGD(model.parameters(), lr=0.2)  # e.g. the optimizer of an earlier phase
+    for sched in (
+        torch.optim.lr_scheduler.StepLR(old, step_size=1, gamma=0.5),
+        torch.optim.lr_scheduler.ReduceLROnPlateau(old),
+    ):
+        # it halved the other optimizer's lr every epoch; the trained one stayed at 0.2
+        with pytest.raises(ValueError, match="scheduler is bound to another optimizer"):
+            Trainer(model, opt, scheduler=sched)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    Trainer(model, opt, scheduler=sched).fit([data(16)], 2)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05)
+
+
+def test_accuracy_takes_one_hot_and_probability_targets():
+    output = torch.tensor([[2.0, 0.0, 1.0], [0.0, 3.0, 1.0], [0.0, 1.0, 0.5]])
+    labels = torch.tensor([0, 1, 0])  # the last one is wrong
+    one_hot = nn.functional.one_hot(labels, 3).float()
+    soft = one_hot * 0.8 + 0.2 / 3  # class probabilities, as CrossEntropyLoss accepts them
+    # n == classes: element-wise comparison broadcast to a wrong fraction (2/9, not 2/3)
+    for target in (labels, one_hot, soft):
+        assert float(accuracy(output, target)) == pytest.approx(2 / 3)
+    assert float(accuracy(output[:2].repeat(4, 1), one_hot[:2].repeat(4, 1))) == 1.0
+
+
+def test_metric_names_of_the_epoch_logs_are_refused():
+    model, opt = model_opt()
+    one = lambda output, target: torch.tensor(1.0)  # noqa: E731
+    # "loss" was summed into the training loss (+1 here), "epoch" replaced the epoch number
+    for name in ("loss", "epoch"):
+        with pytest.raises(ValueError, match=rf"metrics\['{name}'\].*name the metric otherwise"):
+            Trainer(model, opt, metrics={name: one})
+    history = Trainer(model, opt, metrics={"one": one}).fit([data(16)], 1)
+    assert history[-1]["epoch"] == 0 and history[-1]["one"] == 1.0

@@ -208,3 +208,30 @@ def test_bgpc_tol_stops_once_annealed_and_converged(blobs):
     assert 20 <= tight.n_iter_ < 40 and tight._beta == pytest.approx(tight.beta_final)
     one = Q.BGPC(n_clusters=3, max_iter=1, random_state=0, device="cpu").fit(X)
     assert one._beta == pytest.approx(one.beta_final)
+
+
+def test_exponential_typicalities_of_far_samples_still_pick_the_nearest_cluster(blobs):
+    # exp(-D / gamma) underflowed to 0 for samples far from every centroid: predict_proba gave
+    # all-zero rows and predict cluster 0 whatever the nearest centroid
+    X, _ = blobs
+    m = lvq.IPCM2(n_clusters=3, random_seed=0).fit(X)
+    far = np.array([[30.0, 30.0], [-25.0, 10.0], [10.0, -40.0]])
+    proba = m.predict_proba(far)
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-9)
+    nearest = (m.transform(far) / m.gamma_).argmin(1)  # the largest typicality exp(-D / gamma)
+    assert len(set(nearest)) > 1
+    np.testing.assert_array_equal(m.predict(far), nearest)
+    np.testing.assert_array_equal(proba.argmax(1), nearest)
+    np.testing.assert_array_equal(m.predict(X), m.predict_proba(X).argmax(1))
+
+
+def test_errors_about_the_starting_centroids_name_initial_centroids(blobs):
+    # the c-means models take initial_centroids, but the errors said "initial_prototypes"
+    X, _ = blobs
+    with pytest.raises(ValueError, match="^initial_centroids has 1 features but X has 2"):
+        lvq.FCM(n_clusters=2).fit(X, initial_centroids=X[:2, :1])
+    with pytest.raises(ValueError, match="^initial_centroids contains 4 NaN"):
+        lvq.PCM(n_clusters=2).fit(X, initial_centroids=np.full((2, 1), np.nan) + X[:2])
+    fitted = lvq.FCM(n_clusters=2, max_iter=3).fit(X)
+    with pytest.raises(ValueError, match="combined with initial_centroids"):
+        fitted.fit(X, initial_centroids=X[:2], resume=True)

@@ -122,3 +122,22 @@ def test_so3_distance_and_tangent_coords_near_the_half_turn(dtype):
         assert float(coords.norm()) == pytest.approx(expected, rel=1e-5)
         back = torch.linalg.matrix_exp(so.log(torch.eye(3, dtype=torch.float64), R))
         assert torch.allclose(back, R, atol=1e-9)
+
+
+@pytest.mark.parametrize("spec", ["spd:2:3", "poincare:3:1", "so:3:2", "grassmann:4", "spd"])
+def test_manifold_specs_with_the_wrong_number_of_sizes_are_refused(spec):
+    # "spd:2:3" used to give SPD(2) with min_eig=3 (every eigenvalue lifted to 3), saved as
+    # "spd:2"; "poincare:3:1" a ball whose points must stay within 1 - 1 of the origin
+    with pytest.raises(ValueError, match="expected .* integer size"):
+        M.get_manifold(spec)
+
+
+def test_so_n_distance_of_a_half_turn_is_not_zero():
+    # SO(n >= 4) took |logm|_F from an eigendecomposition whose log of an eigenvalue pair at -1
+    # is imaginary: d(I, diag(-1, -1, 1, 1)) was 0 (and d(I, -I) in SO(4) too)
+    so = M.SO(4)
+    eye = torch.eye(4, dtype=torch.float64)[None]
+    half = torch.diag(torch.tensor([-1.0, -1.0, 1.0, 1.0], dtype=torch.float64))[None]
+    assert so.distance(eye, half).item() == pytest.approx(math.sqrt(2) * math.pi, rel=1e-9)
+    assert so.distance(eye, -eye).item() == pytest.approx(2 * math.pi, rel=1e-9)
+    assert so.pairwise_distance(eye, half)[0, 0].item() == pytest.approx(math.sqrt(2) * math.pi)

@@ -92,6 +92,14 @@ def test_svqocc_score_costs_and_responses(data):
             lvq.SVQOCC(**bad).fit(X, y)
 
 
+def test_svqocc_refuses_a_rising_lambda_schedule(data):
+    # lambda_init < lambda_final was accepted and ignored: lambda sat at lambda_final throughout
+    X, y = data
+    with pytest.raises(ValueError, match="lambda_init=0.01 is smaller than lambda_final=5.0"):
+        lvq.SVQOCC_R(lambda_init=0.01, lambda_final=5.0).fit(X, y)
+    lvq.SVQOCC(lambda_init=5.0, lambda_final=5.0, max_iter=2).fit(X, y)
+
+
 def test_kernel_one_class_radii_live_on_the_kernel_scale(data):
     X, y = data
     m = lvq.OCDKGLVQ(max_iter=30, lr=0.05).fit(X, y)

@@ -83,6 +83,19 @@ def test_bad_inputs(spec, spd_data):
                 make(spec, **{name: value}).fit(X, y)
 
 
+def test_prediction_refuses_rows_that_are_not_manifold_points(spd_data):
+    # fit refused them, but predict / predict_proba / prototype_distances answered silently
+    # (eigenvalues clamped to 1e-30: a confident label for a matrix that is not SPD)
+    X, y = spd_data
+    m = make(REGISTRY["RiemannianSRNG"], max_iter=3).fit(X, y)
+    bad = X[:4].copy()
+    bad[2] = -bad[2]
+    for method in (m.predict, m.predict_proba, m.prototype_distances):
+        with pytest.raises(ValueError, match="1 rows of X are not points of SPD.*row 2"):
+            method(bad)
+    assert m.predict(X[:4]).shape == (4,)
+
+
 @pytest.mark.parametrize("mp", ["bfloat16", "float16"])
 @pytest.mark.parametrize("spec", SPECS, ids=ids)
 def test_mixed_precision_keeps_log_maps_in_float32(spec, mp, spd_data):

@@ -44,3 +44,21 @@ def test_cross_val_pipeline_gridsearch(iris):
     grid = GridSearchCV(lvq.GLVQ(max_iter=20, device="cpu"), {"lr": [0.001, 0.1]}, cv=3).fit(X, y)
     assert grid.best_params_ == {"lr": 0.1}
     assert np.isfinite(grid.cv_results_["mean_test_score"]).all()
+
+
+@pytest.mark.parametrize("name", ["FCM", "KMeansPlusPlus", "NeuralGas", "KohonenSOM", "BGPC"])
+def test_clusterers_carry_sklearn_tags_for_pipelines_and_search(name):
+    # without __sklearn_tags__ Pipeline.score and check_is_fitted raised AttributeError and
+    # GridSearchCV scored every candidate NaN
+    from sklearn.base import is_clusterer
+    from sklearn.utils.validation import check_is_fitted
+
+    X = np.random.default_rng(0).normal(size=(60, 2)) + np.repeat([[0, 0], [5, 5]], 30, 0)
+    cls = getattr(lvq, name)
+    assert is_clusterer(cls())
+    with pytest.raises(sklearn.exceptions.NotFittedError):
+        check_is_fitted(cls())
+    pipe = make_pipeline(StandardScaler(), cls()).fit(X)
+    check_is_fitted(pipe)
+    assert np.isfinite(pipe.score(X))
+    assert np.isfinite(cross_val_score(cls(), X, cv=2)).all()

@@ -688,3 +688,45 @@ def test_transfer_fn_beta_and_margin_act_or_are_refused(spec, blobs, oc_data, ma
         with pytest.raises(ValueError, match="has no margin: margin=0.25"):
             fit(margin=0.25)
         fit(margin=0)  # the default, as an int, is accepted
+
+
+def test_partial_fit_with_classes_names_the_classes_missing_from_the_first_batch():
+    # the error was "class code 1 has no training samples", naming neither the label nor the
+    # cause, and the docstring promised that `classes` lifted the need for every class
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    y = np.repeat(["a", "b"], 10)
+    m = lvq.GLVQ(max_iter=3, device="cpu")
+    with pytest.raises(ValueError, match=r"every class .* \['b', 'z'\] have none in y"):
+        m.partial_fit(X[:10], y[:10], classes=["a", "b", "z"])
+    assert not hasattr(m, "prototypes_") and not hasattr(m, "n_features_in_")
+    m.partial_fit(X, y, classes=["a", "b"])
+    assert list(m.classes_) == ["a", "b"]
+
+
+def test_rejection_threshold_must_be_a_finite_number():
+    # a NaN threshold compared False with every margin: nothing was rejected, silently
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(size=(20, 2)), rng.normal(size=(20, 2)) + 3]
+    m = lvq.GLVQ(max_iter=2, device="cpu").fit(X, np.repeat([0, 1], 20))
+    for bad, what in ((float("nan"), "finite"), ("0.2", "a number")):
+        with pytest.raises(ValueError, match=f"threshold must be {what}"):
+            m.predict_with_rejection(X, threshold=bad)
+        with pytest.raises(ValueError, match=f"threshold must be {what}"):
+            m.rejection_rate(X, bad)
+    assert (m.predict_with_rejection(X, threshold=1.0) == -1).all()
+
+
+@pytest.mark.parametrize("name", ["GLVQ", "OCGLVQ"])
+def test_bad_validation_data_is_named_in_the_error(name):
+    # the errors said "X contains 1 NaN ..." / "X has 1 features": the clean training X was
+    # blamed for a fault of the validation pair
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(size=(20, 2)), rng.normal(size=(20, 2)) + 3]
+    y = np.repeat(["a", "b"], 20)
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    model = getattr(lvq, name)(max_iter=2, device="cpu")
+    with pytest.raises(ValueError, match="^validation_data: X contains 1 NaN"):
+        model.fit(X, y, validation_data=(Xn, y))
+    with pytest.raises(ValueError, match="^validation_data: X_val has 1 features .* has 2"):
+        model.fit(X, y, validation_data=(X[:, :1], y))

@@ -1,5 +1,6 @@
 """Family O: neural gas, growing neural gas, SOMs (with grid utilities), Riemannian NG."""
 
+import blockops
 import lvq
 import lvq.models.topology as O
 import numpy as np
@@ -89,6 +90,17 @@ def test_som_grid_utilities_as_data():
         som_utils.umatrix(np.zeros((3, 3)))
 
 
+def test_som_grid_utilities_refuse_unfitted_and_gridless_models_by_name():
+    # an unfitted map or a NeuralGas failed with "float() argument must be a string or a real
+    # number, not 'KohonenSOM'" (the model was read as an array of weights)
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    for fn in (som_utils.umatrix, som_utils.component_planes, lambda m: som_utils.hit_map(m, X)):
+        with pytest.raises(blockops.NotFittedError, match="KohonenSOM instance is not fitted"):
+            fn(O.KohonenSOM())
+        with pytest.raises(TypeError, match="NeuralGas has no grid"):
+            fn(O.NeuralGas(n_prototypes=3, max_iter=2, device="cpu").fit(X))
+
+
 def test_som_grid_utilities_copy_tensor_weights_to_the_host(monkeypatch):
     """numpy cannot read a CUDA tensor (np.asarray raises): a weight tensor goes through the
     host. The refusal is simulated on a CPU tensor."""
@@ -137,6 +149,19 @@ def test_riemannian_neural_gas_keeps_prototypes_on_the_manifold(spec, tmp_path):
     assert len(set(pred[:15])) == 1 and len(set(pred[15:])) == 1 and pred[0] != pred[-1]
 
 
+def test_riemannian_neural_gas_scores_the_geodesic_quantization_error():
+    # score measured the Euclidean distance between flattened matrices, not the geodesic one
+    # that predict and transform use
+    mf = manifolds.SPD(2)
+    P = mf.random_point(30, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    X = mf.flatten(P).numpy()
+    m = O.RiemannianNeuralGas(manifold="spd:2", n_prototypes=3, max_iter=5, device="cpu").fit(X)
+    W = mf.unflatten(torch.as_tensor(m.prototypes_, dtype=torch.float64))
+    expected = -(mf.pairwise_distance(P, W) ** 2).min(1).values.mean().item()
+    assert m.score(X) == pytest.approx(expected, rel=1e-4)
+    assert m.score(X) == pytest.approx(-m.transform(X).min(1).mean(), rel=1e-6)
+
+
 def test_riemannian_neural_gas_input_checks(tmp_path):
     with pytest.raises(ValueError, match="needs a manifold"):
         O.RiemannianNeuralGas().fit(np.eye(2).reshape(1, 4))
@@ -147,6 +172,12 @@ def test_riemannian_neural_gas_input_checks(tmp_path):
     for li in (0, -1.0, float("nan")):  # was a ZeroDivisionError, an overflow, NaN prototypes
         with pytest.raises(ValueError, match="lambda_init"):
             O.RiemannianNeuralGas(manifold="spd:2", lambda_init=li).fit(np.eye(2).reshape(1, 4))
+    # predict / transform / score took any row, as fit did not
+    ng = O.RiemannianNeuralGas(manifold="spd:2", n_prototypes=1, max_iter=2)
+    ng.fit(np.tile(np.eye(2).reshape(1, 4), (3, 1)))
+    for method in (ng.predict, ng.transform, ng.score):
+        with pytest.raises(ValueError, match="not points"):
+            method(-np.ones((3, 4)))
     obj = O.RiemannianNeuralGas(manifold=manifolds.SPD(2), n_prototypes=1, max_iter=2)
     obj.fit(np.tile(np.eye(2).reshape(1, 4), (3, 1)))
     with pytest.raises(ValueError, match="not serialisable"):

@@ -143,3 +143,17 @@ def test_pool_n_bins_of_the_wrong_type_names_the_argument():
         with pytest.raises(ValueError, match="n_bins must be a positive int"):
             pool(x, bad)
     assert pool(x, np.int64(2)).shape == (2, 1, 2, 2)
+
+
+def test_read_only_numpy_targets_are_copied_not_aliased():
+    # torch.as_tensor on a read-only array (np.load(mmap_mode="r"), np.broadcast_to) warned
+    # "The given NumPy array is not writable" from inside spacelearn and aliased the memory
+    from spacelearn._checks import numeric_tensor
+    from spacelearn.optim import k_per_q
+
+    y = np.arange(12.0).reshape(6, 2)
+    y.setflags(write=False)
+    t = numeric_tensor(y, "Y['a']")
+    assert t.dtype == torch.float64 and not np.shares_memory(t.numpy(), y)
+    torch.testing.assert_close(t, torch.arange(12.0, dtype=torch.float64).reshape(6, 2))
+    assert k_per_q({"a": y}, 1.0) == {"a": 1}

@@ -500,3 +500,26 @@ def test_isotropy_of_a_small_but_real_residual_is_unchanged():
     s = torch.linalg.svdvals(Z[:, 3:] - Z[:, 3:].mean(0))[:4]
     expected = torch.mean((s / s.mean() - 1) ** 2)
     torch.testing.assert_close(value, expected, rtol=1e-2, atol=0)  # projector ridge: 1e-6
+
+
+def test_a_tensor_for_a_dict_argument_is_a_type_error_naming_it():
+    # passing space.W["a"] (or a list) for W / Y / W_prev failed inside torch indexing
+    g = torch.Generator().manual_seed(0)
+    Z = torch.randn(16, 4, generator=g)
+    W, A, Y = {"a": torch.eye(4)[:2]}, {"a": torch.zeros(2, 3)}, {"a": torch.randn(16, 3)}
+    for call, name in [
+        (lambda: sl.combined_loss(Z, W["a"], A, Y, None), "W"),
+        (lambda: sl.combined_loss(Z, W, A, Y["a"], None), "Y"),
+        (lambda: sl.combined_loss(Z, W, A["a"], Y, None), "A"),
+        (lambda: sl.combined_loss(Z, W, A, Y, [W["a"]], n_dir=2), "W_prev"),
+        (lambda: disentanglement_loss(Z, W["a"]), "W"),
+        (lambda: isotropy_loss(Z, W["a"], 2), "W"),
+        (lambda: stability_loss(W["a"], None), "W"),
+    ]:
+        with pytest.raises(TypeError, match=rf"^{name} must be a dict \{{quantity: tensor\}}"):
+            call()
+    # trainable bases in an nn.ParameterDict (not a collections.abc.Mapping) are dict-like
+    params = torch.nn.ParameterDict({"a": torch.nn.Parameter(torch.eye(4)[:2])})
+    loss = sl.combined_loss(Z, params, A, Y, {"a": torch.eye(4)[1:3]}, n_dir=2)
+    loss.backward()
+    assert params["a"].grad is not None and bool(torch.isfinite(params["a"].grad).all())

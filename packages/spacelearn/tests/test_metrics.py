@@ -89,3 +89,63 @@ def test_synthetic_fields_arguments_are_checked():
     assert fields.shape == (0, 1, 8, 8) and q["energy"].shape == (0, 1, 8, 8)
     fields, q = sl.synthetic.smooth_fields(3, 2)
     assert fields.shape == (3, 1, 2, 2) and all(torch.isfinite(v).all() for v in q.values())
+
+
+def test_max_principal_cosine_accepts_arrays_and_names_bad_bases():
+    e = torch.eye(4, dtype=torch.float64)
+    assert max_principal_cosine({"a": e[:2].numpy(), "b": e[1:3].tolist()}) == pytest.approx(1.0)
+    assert max_principal_cosine({"a": e[:2].numpy(), "b": e[2:].numpy()}) == 0.0
+    with pytest.raises(ValueError, match=r"W\['b'\] must be a \(k, D\) basis, got shape \(4,\)"):
+        max_principal_cosine({"b": e[0], "a": e[:2]})
+    with pytest.raises(
+        ValueError, match=r"W\['b'\] must be a \(k, D=4, like the other bases\) basis, got"
+    ):
+        max_principal_cosine({"a": e[:2], "b": torch.eye(3)[:1]})
+
+
+def test_decoding_r2_names_the_evaluation_arguments_and_needs_two_fit_rows():
+    g = torch.Generator().manual_seed(0)
+    Z = torch.randn(30, 4, generator=g)
+    Y = {"a": torch.randn(30, 2, generator=g)}
+    W = {"a": torch.eye(4)[:2]}
+    with pytest.raises(ValueError, match=r"Y_eval\['a'\] has 30 rows but Z_eval has 10"):
+        decoding_r2(W, Z, Y, Z[:10], Y)
+    with pytest.raises(ValueError, match=r"Y_eval\['a'\] contains 60 NaN"):
+        decoding_r2(W, Z, Y, Z, {"a": Y["a"] * math.nan})
+    with pytest.raises(TypeError, match="Y_eval must be a dict"):
+        decoding_r2(W, Z, Y, Z, Y["a"])
+    with pytest.raises(ValueError, match=r"Y_fit\['a'\] has 10 rows but Z_fit has 30"):
+        decoding_r2(W, Z, {"a": Y["a"][:10]}, Z, Y)
+    with pytest.raises(ValueError, match=r"Z_fit contains 120 NaN"):
+        decoding_r2(W, Z * math.nan, Y, Z, Y)
+    with pytest.raises(TypeError, match="Y_fit must be a dict"):
+        decoding_r2(W, Z, Y["a"], Z, Y)
+    # one fitting row: zero decoders, a meaningless score (was returned silently)
+    with pytest.raises(ValueError, match="Z_fit must have at least 2 rows"):
+        decoding_r2(W, Z[:1], {"a": Y["a"][:1]}, Z, Y)
+    with pytest.raises(ValueError, match=r"pooled_global\['a'\] has 10 rows but Z has 30"):
+        sl.optim.fit_decoders(W, Z, {"a": Y["a"][:10]})
+
+
+def test_non_finite_bases_are_named_in_principal_angle_functions():
+    # a diverged trainable basis gave torch's "linalg.svd: The algorithm failed to converge"
+    e = torch.eye(4)
+    bad = e[1:3].clone()
+    bad[0, 0] = math.nan
+    with pytest.raises(ValueError, match=r"W\['b'\] contains NaN or infinite values"):
+        max_principal_cosine({"a": e[:2], "b": bad})
+    with pytest.raises(ValueError, match=r"W_b contains NaN or infinite values"):
+        sl.optim.principal_cosines(e[:2], bad * math.inf)
+    with pytest.raises(ValueError, match=r"W_old contains NaN or infinite values"):
+        sl.optim.subspace_change(bad, e[:2])
+
+
+def test_integer_bases_give_float_principal_cosines():
+    # integer bases (hand-written lists, np.eye(..., dtype=int)) truncated every cosine to 0
+    a, b = [[1, 0, 0, 0]], [[1, 1, 0, 0]]
+    assert max_principal_cosine({"a": a, "b": b}) == pytest.approx(math.sqrt(0.5))
+    cos = sl.optim.principal_cosines(torch.tensor(a), torch.tensor(b))
+    assert cos.dtype == torch.float32
+    torch.testing.assert_close(cos, torch.tensor([math.sqrt(0.5)]))
+    change = sl.optim.subspace_change(torch.tensor(a), torch.tensor(b))
+    assert change["max_principal_angle_deg"].item() == pytest.approx(45.0, abs=1e-3)

@@ -304,3 +304,44 @@ def test_constant_latents_give_orthonormal_bases_in_every_method(B):
             torch.testing.assert_close(w @ w.mT, torch.eye(2))
         if method == "joint":  # mutually orthogonal as well
             torch.testing.assert_close(space.W["a"] @ space.W["b"].mT, torch.zeros(2, 2))
+
+
+def test_numpy_float64_latents_are_solved_in_float64():
+    # "float64 stays float64" held for tensors only: a float64 numpy array was cast to float32
+    g = torch.Generator().manual_seed(0)
+    Z = torch.randn(40, 6, generator=g, dtype=torch.float64)
+    Y = {"a": torch.randn(40, 3, generator=g, dtype=torch.float64)}
+    space = solve_subspaces(Z.numpy(), {"a": Y["a"].numpy()}, k=2, method="whitened")
+    assert space.W["a"].dtype == torch.float64 and space.A["a"].dtype == torch.float64
+    assert space == solve_subspaces(Z, Y, k=2, method="whitened")
+    assert subspaces(Z.numpy(), Y, 2)["a"].dtype == torch.float64
+    assert principal_directions(Z.numpy(), Y)["a"][0].dtype == torch.float64
+    assert sl.optim.fit_decoders(space.W, Z.numpy(), Y)["a"].dtype == torch.float64
+    assert solve_subspaces(Z.numpy().astype(np.float32), Y, k=2).W["a"].dtype == torch.float32
+
+
+def test_non_numeric_targets_name_the_argument():
+    Z = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    words = np.array([["x", "y"]] * 4)
+    with pytest.raises(ValueError, match=r"Y\['a'\] must be numeric"):
+        solve_subspaces(Z, {"a": words}, k=1)
+    with pytest.raises(ValueError, match=r"target 'a' must be numeric"):
+        sl.optim.k_per_q({"a": words})
+    with pytest.raises(ValueError, match=r"chunks must be numeric"):
+        sl.data.pool(words, 1)
+    W, A = {"a": torch.eye(3)[:1]}, {"a": torch.zeros(1, 2)}
+    with pytest.raises(ValueError, match=r"Y\['a'\] must be numeric"):
+        sl.loss.alignment_loss(Z, W, A, {"a": words})
+
+
+def test_solver_errors_name_the_callers_arguments():
+    Z = torch.randn(8, 3, generator=torch.Generator().manual_seed(0))
+    short = {"a": torch.zeros(5, 2)}
+    with pytest.raises(ValueError, match=r"pooled_global\['a'\] has 5 rows but Z has 8"):
+        subspaces(Z, short, 1)
+    with pytest.raises(ValueError, match=r"pooled_targets\['a'\] has 5 rows but z has 8"):
+        principal_directions(Z, short)
+    with pytest.raises(TypeError, match="^Y must be a dict"):
+        solve_subspaces(Z, torch.zeros(8, 2))
+    with pytest.raises(TypeError, match="^pooled_global must be a dict"):
+        subspaces(Z, torch.zeros(8, 2), 1)

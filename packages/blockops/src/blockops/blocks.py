@@ -14,9 +14,13 @@ _GPU_FRACTION = 0.25
 def set_cpu_budget(n_bytes: int) -> None:
     """Set the memory one distance block (plus selection temporaries) may use on the CPU."""
     global _CPU_BUDGET_BYTES
-    if int(n_bytes) < 2**16:
+    try:
+        size = int(n_bytes)
+    except (TypeError, ValueError) as exc:  # None, "1e9", a list
+        raise TypeError(f"n_bytes must be a number of bytes, got {n_bytes!r}") from exc
+    if size < 2**16:
         raise ValueError(f"n_bytes must be at least 65536, got {n_bytes}")
-    _CPU_BUDGET_BYTES = int(n_bytes)
+    _CPU_BUDGET_BYTES = size
 
 
 def get_cpu_budget() -> int:

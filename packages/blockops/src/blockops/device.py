@@ -5,13 +5,16 @@ from __future__ import annotations
 import torch
 
 
-def resolve_device(platform: str | torch.device | None = "auto") -> torch.device:
+def resolve_device(
+    platform: str | torch.device | None = "auto", *, name: str = "platform"
+) -> torch.device:
     """Turn a platform request into a ``torch.device``.
 
     Args:
         platform: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
             ``"cuda:N"`` or a ``torch.device``. ``None`` means ``"auto"``. ``"cuda"`` and
             ``"auto"`` on a GPU resolve to the current CUDA device with its index.
+        name: argument name used in error messages.
 
     Raises:
         ValueError: unknown platform, or CUDA asked for where none (or not that index) exists.
@@ -19,30 +22,30 @@ def resolve_device(platform: str | torch.device | None = "auto") -> torch.device
     if platform is None:
         platform = "auto"
     if isinstance(platform, str):
-        name = platform.strip().lower()
-        if name == "auto":
-            name = "cuda" if torch.cuda.is_available() else "cpu"
+        request = platform.strip().lower()
+        if request == "auto":
+            request = "cuda" if torch.cuda.is_available() else "cpu"
         try:
-            device = torch.device(name)
+            device = torch.device(request)
         except RuntimeError as exc:
             raise ValueError(
-                f"platform={platform!r} is not understood; expected 'auto', 'cpu', 'cuda', "
+                f"{name}={platform!r} is not understood; expected 'auto', 'cpu', 'cuda', "
                 "'cuda:N' or a torch.device"
             ) from exc
     elif isinstance(platform, torch.device):
         device = platform
     else:
-        raise TypeError(f"platform must be a str or torch.device, got {type(platform).__name__}")
+        raise TypeError(f"{name} must be a str or torch.device, got {type(platform).__name__}")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(
-                f"platform={platform!r} asks for CUDA but no CUDA device is available; "
-                "use platform='cpu' or 'auto'"
+                f"{name}={platform!r} asks for CUDA but no CUDA device is available; "
+                f"use {name}='cpu' or 'auto'"
             )
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
             raise ValueError(
-                f"platform={platform!r} asks for CUDA device {device.index} but only "
+                f"{name}={platform!r} asks for CUDA device {device.index} but only "
                 f"{count} device(s) exist"
             )
         if device.index is None:
@@ -50,6 +53,6 @@ def resolve_device(platform: str | torch.device | None = "auto") -> torch.device
             device = torch.device("cuda", torch.cuda.current_device())
     elif device.type != "cpu":
         raise ValueError(
-            f"platform={platform!r} is not supported; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
+            f"{name}={platform!r} is not supported; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
         )
     return device

@@ -470,9 +470,9 @@ def nearest(
     db_block: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest database row of every query: ``(distance (nq,), index (nq,))``, lower index on ties."""
-    if D.ndim == 2 and D.shape[0] == 0:
-        raise ValueError("D is empty; nearest needs at least one database row")
     Qp, Dp, qsq, dsq = _prepare(Q, D, metric, omega)
+    if D.shape[0] == 0:
+        raise ValueError("D is empty; nearest needs at least one database row")
     nq, nd = Q.shape[0], D.shape[0]
     qb, dbb = block_sizes(nq, nd, Q.device, Q.dtype, q_block, db_block)
     best_v = torch.full((nq,), float("inf"), dtype=Q.dtype, device=Q.device)
@@ -513,7 +513,14 @@ def label_min(
         query or database row) is never a minimum, as in ``nearest``: a label whose
         distances are all NaN gets ``inf`` too.
     """
-    labels = torch.as_tensor(labels, device=D.device)
+    _check_pair(Q, D, omega)
+    try:
+        labels = torch.as_tensor(labels, device=D.device)
+    except (TypeError, ValueError, RuntimeError) as exc:  # strings, None, objects
+        raise TypeError(
+            f"labels must be integer codes in [0, n_labels) (encode them with "
+            f"blockops.LabelEncoder), got {type(labels).__name__}: {exc}"
+        ) from exc
     if labels.ndim != 1 or labels.shape[0] != D.shape[0]:
         raise ValueError(
             f"labels must have shape ({D.shape[0]},) to match D, got {tuple(labels.shape)}"

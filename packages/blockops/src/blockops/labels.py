@@ -93,7 +93,13 @@ class LabelEncoder:
         check_is_fitted(self, "classes_")
         if isinstance(codes, torch.Tensor):
             codes = codes.detach().cpu().numpy()
-        codes = np.asarray(codes, dtype=np.int64)
+        raw = np.asarray(codes)
+        whole = raw.dtype.kind in "iub" or (
+            raw.dtype.kind == "f" and bool(np.all(np.isfinite(raw) & (raw == np.round(raw))))
+        )
+        if not whole:  # a float code such as 0.7 must not be truncated to a class
+            raise ValueError(f"codes must be integer codes, got {raw.tolist()!r:.200}")
+        codes = raw.astype(np.int64)
         if codes.size and (codes.min() < 0 or codes.max() >= len(self.classes_)):
             raise ValueError(
                 f"codes must lie in [0, {len(self.classes_)}), got {codes.min()}..{codes.max()}"

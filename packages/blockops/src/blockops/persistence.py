@@ -14,6 +14,8 @@ from typing import Any
 import torch
 import yaml
 
+from .device import resolve_device
+
 FORMAT_VERSION = 1
 _FILES = ("config.yaml", "tensors.pt")
 
@@ -49,14 +51,15 @@ def save_checkpoint(
     for name, t in tensors.items():
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"tensors[{name!r}] must be a torch.Tensor, got {type(t).__name__}")
+        if t.layout != torch.strided:
+            raise TypeError(f"tensors[{name!r}] must be a dense tensor, got layout {t.layout}")
+    _check_yaml_safe(dict(config), "config")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         with open(tmp / "config.yaml", "w", encoding="utf-8") as fh:
             yaml.safe_dump(dict(config), fh, sort_keys=False)
-        torch.save(
-            {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp / "tensors.pt"
-        )
+        torch.save({k: _compact(v) for k, v in tensors.items()}, tmp / "tensors.pt")
         full_meta = dict(meta or {})
         full_meta["format_version"] = FORMAT_VERSION
         full_meta["sha256"] = {name: _digest(tmp / name) for name in _FILES}
@@ -76,6 +79,34 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _compact(t: torch.Tensor) -> torch.Tensor:
+    """``t`` on the CPU, contiguous and owning exactly its own data: ``torch.save`` writes a
+    view's whole storage (a row of a large buffer would save the buffer)."""
+    t = t.detach().cpu().contiguous()
+    if t.untyped_storage().nbytes() != t.numel() * t.element_size():
+        t = t.clone()
+    return t
+
+
+def _check_yaml_safe(value: Any, where: str) -> None:
+    """TypeError naming the first entry of ``value`` that safe YAML cannot write (a numpy
+    scalar, a tensor, an object), instead of yaml's ``cannot represent an object``."""
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            _check_yaml_safe(key, f"a key of {where}")
+            _check_yaml_safe(item, f"{where}[{key!r}]")
+    elif kind in (list, tuple, set):
+        for i, item in enumerate(value):
+            _check_yaml_safe(item, f"{where}[{i}]")
+    elif kind not in yaml.SafeDumper.yaml_representers:
+        raise TypeError(
+            f"{where} is a {kind.__name__} ({value!r:.80}); safe YAML holds str, int, float, "
+            "bool, None, bytes, dates and lists, tuples, sets and dicts of them (use .item() "
+            "or .tolist() for numpy and torch values)"
+        )
 
 
 def _check_replaceable(target: Path) -> None:
@@ -99,10 +130,15 @@ def load_checkpoint(
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any]]:
     """Read a checkpoint written by :func:`save_checkpoint`: ``(config, tensors, meta)``.
 
+    ``map_location`` is where the tensors are loaded; a string goes through
+    :func:`resolve_device` (``"auto"``: CUDA when available, else CPU).
+
     Raises:
         FileNotFoundError: the directory or one of its files is missing.
         ValueError: a file was truncated or edited (checksum mismatch) or cannot be parsed.
     """
+    if isinstance(map_location, str):
+        map_location = resolve_device(map_location, name="map_location")
     src = Path(directory)
     if not src.is_dir():
         raise FileNotFoundError(f"no checkpoint directory at {str(src)!r}")

@@ -7,6 +7,8 @@ import numbers
 import numpy as np
 import torch
 
+from .device import resolve_device
+
 RandomState = int | None | np.random.Generator | torch.Generator
 
 
@@ -26,9 +28,17 @@ def make_generator(
         random_state: ``None`` (fresh entropy), a non-negative int, a numpy ``Generator``
             (a seed is drawn from it) or a ``torch.Generator`` (returned as is when it lives
             on ``device``, index included, else re-seeded from it).
-        device: device of the generator.
+        device: device of the generator (``"auto"``: CUDA when available, else CPU).
     """
-    device = torch.device(device)
+    if isinstance(device, str) and device.strip().lower() == "auto":
+        device = resolve_device(device, name="device")
+    try:
+        device = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"device={device!r} is not understood; expected 'auto', 'cpu', 'cuda', 'cuda:N' "
+            "or a torch.device"
+        ) from exc
     if isinstance(random_state, torch.Generator):
         same_type = random_state.device.type == device.type
         if same_type and _indexed(random_state.device) == _indexed(device):

@@ -38,14 +38,21 @@ def as_tensor(
         Tensor with ``ndim`` dimensions, finite values, of ``dtype`` on ``device``.
 
     Raises:
-        TypeError: ``x`` is None, ``dtype`` is not a floating dtype, or an object array holds
-            something that is not a number (object arrays of numbers are accepted).
+        TypeError: ``x`` is None or sparse, ``dtype`` is not a floating dtype, or an object
+            array holds something that is not a number (object arrays of numbers are accepted).
         ValueError: non-numeric input (strings, ragged rows, complex), wrong number
             of dimensions, no rows or no features, NaN or inf.
     """
     if dtype is not None and dtype not in _FLOAT_DTYPES:
         raise TypeError(f"dtype must be a floating torch dtype, got {dtype}")
     target = dtype or torch.float32
+    if (isinstance(x, torch.Tensor) and x.layout != torch.strided) or (
+        hasattr(x, "toarray") or type(x).__module__.startswith("scipy.sparse")
+    ):
+        raise TypeError(
+            f"{name} is sparse ({type(x).__name__}); dense data is required "
+            f"(use {name}.toarray() or {name}.to_dense())"
+        )
     if isinstance(x, torch.Tensor):
         t = x.detach()
     else:
@@ -71,7 +78,8 @@ def as_tensor(
             raise ValueError(f"{name}: Complex data not supported (dtype {arr.dtype})")
         if not arr.flags.writeable:  # torch cannot hold read-only memory (an mmap, a view)
             arr = arr.copy()
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+        # ascontiguousarray would turn a 0-d scalar into shape (1,)
+        t = torch.from_numpy(arr if arr.flags.c_contiguous else np.ascontiguousarray(arr))
     if t.is_complex():
         raise ValueError(f"{name}: Complex data not supported (dtype {t.dtype})")
     if ndim is not None and t.ndim != ndim:
@@ -90,7 +98,7 @@ def as_tensor(
         raise ValueError(
             f"{name} is empty (shape {tuple(t.shape)}); at least one sample is required"
         )
-    dev = t.device if device is None else resolve_device(device)
+    dev = t.device if device is None else resolve_device(device, name="device")
     source = t
     t = t.to(device=dev, dtype=target)
     if t.numel() and not _all_finite(t):
@@ -133,7 +141,10 @@ def as_labels(y: Any, *, name: str = "y", n_samples: int | None = None) -> np.nd
     """Validate a 1-D label vector of any hashable values; returns a numpy array."""
     if isinstance(y, torch.Tensor):
         y = y.detach().cpu().numpy()
-    arr = np.asarray(y)
+    try:
+        arr = np.asarray(y)
+    except ValueError as exc:  # ragged nested lists
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
     if arr.ndim == 2 and arr.shape[1] == 1:
         warnings.warn(
             f"A column-vector {name} was passed when a 1d array was expected; "

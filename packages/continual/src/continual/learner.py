@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,11 +20,24 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 _TARGETS = ("auto", "label", "input")
 
 
+def _from_numpy(data: Any) -> Any:
+    """numpy arrays, alone or as the items of a tuple / list, as tensors; anything else as is
+    (a tuple of arrays was read as two batches, and a reference batch failed with an
+    ``AttributeError``)."""
+    if isinstance(data, np.ndarray):
+        return torch.as_tensor(np.ascontiguousarray(data))  # negative strides: torch refuses
+    if isinstance(data, (tuple, list)) and any(isinstance(d, np.ndarray) for d in data):
+        kind = list if isinstance(data, list) else tuple
+        return kind(_from_numpy(d) if isinstance(d, np.ndarray) else d for d in data)
+    return data
+
+
 def split_batch(batch: Any, target: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """Split a batch into ``(inputs, targets)``.
 
     Args:
-        batch: a tensor (inputs only) or a tuple/list ``(inputs, labels, ...)``.
+        batch: a tensor (inputs only) or a tuple/list ``(inputs, labels, ...)``; numpy arrays
+            are read as tensors.
         target: ``"label"`` (second element), ``"input"`` (reconstruction: the inputs
             themselves) or ``"auto"`` (the labels when the batch has them, else the inputs).
 
@@ -36,6 +50,7 @@ def split_batch(batch: Any, target: str = "auto") -> tuple[torch.Tensor, torch.T
     """
     if target not in _TARGETS:
         raise ValueError(f"target={target!r} is not understood; expected one of {_TARGETS}")
+    batch = _from_numpy(batch)
     if isinstance(batch, torch.Tensor):
         if target == "label":
             raise ValueError("target='label' but the batch is a single tensor without labels")
@@ -154,7 +169,8 @@ def iter_batches(data: Any, batch_size: int = 64) -> Iterator[Any]:
 
     Args:
         data: a ``Dataset`` (batched with a ``DataLoader``, ``num_workers=0``), a tuple of tensors
-            sharing the first dimension (chunked), a single tensor (chunked) or any iterable of
+            sharing the first dimension (chunked; numpy arrays are read as tensors, here and in
+            a list), a single tensor or array (chunked) or any iterable of
             batches (a ``DataLoader``, a list of batches), passed through. A list of tensors is
             read by one rule: tensors sharing the first dimension but of different dtypes or
             other dimensions (``[x, y]`` with integer labels ``y``) are the fields of one data
@@ -169,6 +185,7 @@ def iter_batches(data: Any, batch_size: int = 64) -> Iterator[Any]:
             shape and dtype) or fits neither reading.
     """
     check_count("batch_size", batch_size)
+    data = _from_numpy(data)
     if _is_tensor_list(data) and _tensor_list_kind(data) == "fields":
         data = tuple(data)
     if isinstance(data, torch.Tensor):
@@ -428,14 +445,17 @@ class ContinualLearner(nn.Module):
 
     The continual-learning state (EWC anchors and Fisher diagonals, reference gradients) lives
     outside ``state_dict()``, so checkpoints of the weights stay clean; use
-    :meth:`cl_state_dict` / :meth:`load_cl_state_dict` to save and restore it. Every tensor is
-    created on the device of the parameters; nothing assumes CUDA.
+    :meth:`cl_state_dict` / :meth:`load_cl_state_dict` to save and restore the EWC state (the
+    reference gradients are transient: recompute them before the next projection). Every
+    tensor is created on the device of the parameters; nothing assumes CUDA.
 
     Args:
         *args: passed to the next base class (for mixin use).
         onlineEWC: online EWC (one running Fisher, decayed by ``gamma``) instead of separate
             EWC (one penalty term per task).
-        ewc_lambda: EWC strength, read by the strategies (``ewc_loss()`` itself is unweighted).
+        ewc_lambda: EWC strength for your own loop, ``loss + model.ewc_lambda *
+            model.ewc_loss()`` (``ewc_loss()`` itself is unweighted). The Trainer's ``EWC``
+            strategy does not read it: it has its own ``ewc_lambda`` and penalty terms.
         gamma: decay of the previous Fisher in online EWC, ``F = gamma * F_old + F_new``, in
             ``[0, 1]`` (a decay: larger values would weigh old tasks above the newest).
         **kwargs: passed to the next base class.
@@ -590,7 +610,11 @@ class ContinualLearner(nn.Module):
         recon = t is x
         x = _to_input(x, like)
         t = x if recon else _to_target(t, device)
-        return loss_func(self.model_output(self(x)), t)
+        out = self.model_output(self(x))
+        # labels outside the outputs failed inside the loss: "Target 6 is out of bounds"
+        if _takes_classes(loss_func) and not recon and _is_labels(t):
+            _check_label_range(t, int(out.shape[-1]), "reference_data")
+        return loss_func(out, t)
 
     def _reference_grads(
         self,
@@ -643,7 +667,8 @@ class ContinualLearner(nn.Module):
             The reference loss (detached), for logging.
 
         Raises:
-            ValueError: the reference batch or memory is empty.
+            ValueError: the reference batch or memory is empty, or, with a cross-entropy / NLL
+                ``loss_func``, it holds labels outside ``0..outputs - 1``.
         """
         loss, grads = self._reference_grads(
             reference_data, loss_func, b_size, target, store_encoded

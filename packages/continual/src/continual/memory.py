@@ -205,7 +205,9 @@ class EpisodicMemory:
         self.total_tasks = None if total_tasks is None else int(total_tasks)
         self.gradient_ref_data_size = int(gradient_ref_data_size)
         self.policy = policy
-        self.device = blockops.resolve_device(device) if isinstance(device, str) else device
+        self.device = (
+            blockops.resolve_device(device, name="device") if isinstance(device, str) else device
+        )
         self.generator = blockops.make_generator(random_state, "cpu")
         self._fields: list[torch.Tensor] | None = None
         self._tasks: list[int] = []  # task id of each stored row
@@ -492,6 +494,8 @@ class EpisodicMemory:
         assert self._fields is not None
         index = index.to(self.device)
         out = tuple(store[index] for store in self._fields)
+        if isinstance(device, str):  # "auto" failed inside torch, as it does not in __init__
+            device = blockops.resolve_device(device, name="device")
         if device is not None:
             out = tuple(t.to(device) for t in out)
         return out

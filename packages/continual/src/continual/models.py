@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import blockops
@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .__about__ import __version__
+from ._checks import check_count
 from .learner import ContinualLearner
 
 __all__ = [
@@ -39,6 +40,23 @@ def _act(name: str) -> nn.Module:
     return _ACTIVATIONS[name]()
 
 
+def _sizes(name: str, value: Any) -> tuple[int, ...]:
+    """``value`` as a tuple of plain ints, each >= 1 (a width of 0 built a layer passing nothing
+    on; numpy integers could not be saved as YAML)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ValueError(f"{name} must be a sequence of integers >= 1, got {value!r}")
+    value = tuple(value)
+    for v in value:
+        check_count(f"every entry of {name}", v)
+    return tuple(int(v) for v in value)
+
+
+def _count(name: str, value: Any) -> int:
+    """``value`` as a plain int >= 1, refused by name otherwise."""
+    check_count(name, value)
+    return int(value)
+
+
 def _xavier(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
@@ -51,6 +69,9 @@ class _Saveable(ContinualLearner):
     """Models that save their hyperparameters (safe YAML) next to their weights."""
 
     def _store_hparams(self, **hparams: Any) -> None:
+        hparams.update(  # plain Python values: np.float64(0.5) could not be saved as YAML
+            onlineEWC=self.onlineEWC, ewc_lambda=self.ewc_lambda, gamma=self.gamma
+        )
         self.hparams = {k: list(v) if isinstance(v, tuple) else v for k, v in hparams.items()}
 
     def save_checkpoint(
@@ -121,9 +142,12 @@ class MLP(_Saveable):
         gamma: float = 1.0,
     ) -> None:
         super().__init__(onlineEWC=onlineEWC, ewc_lambda=ewc_lambda, gamma=gamma)
+        in_features = _count("in_features", in_features)
+        hidden = _sizes("hidden", hidden)
+        out_features = _count("out_features", out_features)
         self._store_hparams(
             in_features=in_features,
-            hidden=tuple(hidden),
+            hidden=hidden,
             out_features=out_features,
             activation=activation,
             onlineEWC=onlineEWC,
@@ -172,9 +196,12 @@ class MLPAutoencoder(_Saveable):
         gamma: float = 1.0,
     ) -> None:
         super().__init__(onlineEWC=onlineEWC, ewc_lambda=ewc_lambda, gamma=gamma)
+        in_features = _count("in_features", in_features)
+        hidden = _sizes("hidden", hidden)
+        latent_size = _count("latent_size", latent_size)
         self._store_hparams(
             in_features=in_features,
-            hidden=tuple(hidden),
+            hidden=hidden,
             latent_size=latent_size,
             activation=activation,
             onlineEWC=onlineEWC,
@@ -189,7 +216,7 @@ class MLPAutoencoder(_Saveable):
         enc.append(nn.Linear(size, latent_size))
         dec: list[nn.Module] = []
         size = latent_size
-        for h in reversed(tuple(hidden)):
+        for h in reversed(hidden):
             dec += [nn.Linear(size, h), _act(activation)]
             size = h
         dec.append(nn.Linear(size, in_features))
@@ -228,6 +255,10 @@ class _ConvAutoencoder(_Saveable):
     ) -> None:
         super().__init__(onlineEWC=onlineEWC, ewc_lambda=ewc_lambda, gamma=gamma)
         d = self._dims
+        in_channels = _count("in_channels", in_channels)
+        input_size = _sizes("input_size", input_size)
+        filters = _sizes("filters", filters)
+        latent_size = _count("latent_size", latent_size)
         if len(input_size) != d:
             raise ValueError(f"input_size must have {d} entries, got {tuple(input_size)}")
         scale = 2 ** len(filters)
@@ -237,8 +268,8 @@ class _ConvAutoencoder(_Saveable):
             )
         self._store_hparams(
             in_channels=in_channels,
-            input_size=tuple(input_size),
-            filters=tuple(filters),
+            input_size=input_size,
+            filters=filters,
             latent_size=latent_size,
             activation=activation,
             onlineEWC=onlineEWC,
@@ -263,7 +294,7 @@ class _ConvAutoencoder(_Saveable):
             _act(activation),
             nn.Unflatten(1, self._inner),
         ]
-        chans = list(reversed(tuple(filters)))
+        chans = list(reversed(filters))
         for i, f in enumerate(chans):
             nxt = chans[i + 1] if i + 1 < len(chans) else in_channels
             dec.append(ConvT(f, nxt, 2, stride=2))

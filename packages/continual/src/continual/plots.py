@@ -19,6 +19,19 @@ def _plt() -> Any:
     return plt
 
 
+def _matrix(matrix: ResultMatrix | Any) -> np.ndarray:
+    """The square array of ``matrix`` (a 1-D or ragged one failed with an ``IndexError``)."""
+    if isinstance(matrix, ResultMatrix):
+        return matrix.R
+    R = np.asarray(matrix, dtype=float)
+    if R.ndim != 2 or R.shape[0] != R.shape[1] or R.shape[0] == 0:
+        raise ValueError(
+            f"matrix must be a ResultMatrix or a non-empty square array R[i, j], got shape "
+            f"{R.shape}"
+        )
+    return R
+
+
 def plot_accuracy_matrix(
     matrix: ResultMatrix | Any, ax: Any = None, title: str | None = None
 ) -> Any:
@@ -33,7 +46,7 @@ def plot_accuracy_matrix(
         The axes.
     """
     plt = _plt()
-    R = matrix.R if isinstance(matrix, ResultMatrix) else np.asarray(matrix, dtype=float)
+    R = _matrix(matrix)
     if ax is None:
         _, ax = plt.subplots(figsize=(1 + 0.6 * R.shape[1], 1 + 0.5 * R.shape[0]))
     lo, hi = float(np.nanmin(R)), float(np.nanmax(R))
@@ -66,7 +79,7 @@ def plot_task_curves(matrix: ResultMatrix | Any, ax: Any = None, title: str | No
         The axes.
     """
     plt = _plt()
-    R = matrix.R if isinstance(matrix, ResultMatrix) else np.asarray(matrix, dtype=float)
+    R = _matrix(matrix)
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
     steps = np.arange(R.shape[0])

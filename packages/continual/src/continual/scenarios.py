@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import operator
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from ._checks import check_count
+from ._checks import check_count, check_number
 
 __all__ = [
     "DeviceDataLoader",
@@ -35,7 +36,8 @@ class Experience:
     Attributes:
         dataset: the samples (``(x, y)`` items; a ``TensorDataset`` gets a fast batching path).
         task_id: position of the experience in the stream.
-        classes: the labels present (None for regression or unknown).
+        classes: the labels present (None for regression or unknown); any sequence of integers
+            (a list, ``np.unique(y)``, a tensor), kept as a tuple of ints.
         task_label: the task identity given to the learner in task-incremental scenarios; when
             set with ``classes``, logits outside ``classes`` are masked in training and testing.
     """
@@ -49,6 +51,17 @@ class Experience:
         t = self.task_id  # it indexes the task-mask table: -1 took the last task's row
         if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
             raise ValueError(f"task_id must be an integer >= 0, got {t!r}")
+        if self.classes is not None:  # np.unique(y) failed later: "truth value ... ambiguous"
+            given = self.classes
+            values = given.tolist() if isinstance(given, (np.ndarray, torch.Tensor)) else given
+            try:
+                if isinstance(values, (str, bytes)) or any(isinstance(c, bool) for c in values):
+                    raise TypeError
+                self.classes = tuple(operator.index(c) for c in values)
+            except TypeError:
+                raise ValueError(
+                    f"classes must be a sequence of integer class labels, got {given!r}"
+                ) from None
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
@@ -290,7 +303,8 @@ def time_windows(
         times: time stamp of each sample ``(n,)``.
         n_windows: number of equal-width windows between the first and last time.
         edges: explicit window edges (``len(edges) - 1`` windows, right edge inclusive at the end;
-            instead of ``n_windows``).
+            instead of ``n_windows``). Samples outside ``[edges[0], edges[-1]]`` are left out,
+            with a ``UserWarning``.
         test_fraction: fraction of each window held out for testing.
         random_state: seed of the train/test split.
         classification: labels are integer classes (else float regression targets).
@@ -324,6 +338,15 @@ def time_windows(
     edges = [float(e) for e in edges]
     if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
         raise ValueError(f"edges must be at least two strictly increasing values, got {edges}")
+    outside = int(((t < edges[0]) | (t > edges[-1])).sum())
+    if outside:  # these samples used to vanish without a word
+        warnings.warn(
+            f"{outside} of the {t.shape[0]} samples have times outside the edges "
+            f"[{edges[0]}, {edges[-1]}]: they are left out of every window",
+            UserWarning,
+            stacklevel=2,
+        )
+    check_number("test_fraction", test_fraction, upper=1.0)  # "0.2" failed in a comparison
     if not 0.0 <= test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
     gen = blockops.make_generator(random_state)
@@ -391,7 +414,13 @@ class SubDataset(Dataset):
 
 
 def to_device(data: Any, device: str | torch.device, non_blocking: bool = False) -> Any:
-    """Move a tensor, or every tensor of a (nested) list/tuple/dict, to ``device``."""
+    """Move a tensor, or every tensor of a (nested) list/tuple/dict, to ``device``.
+
+    ``device`` is ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a ``torch.device``, as for
+    :class:`DeviceDataLoader`.
+    """
+    if isinstance(device, str):  # "auto" failed inside torch ("Expected one of cpu, cuda...")
+        device = blockops.resolve_device(device, name="device")
     if isinstance(data, torch.Tensor):
         out = data.to(device, non_blocking=non_blocking)
         if non_blocking and data.is_cuda and out.device.type == "cpu":
@@ -417,7 +446,7 @@ class DeviceDataLoader:
 
     def __init__(self, dl: Any, device: str | torch.device = "auto", non_blocking: bool = False):
         self.dl = dl
-        self.device = blockops.resolve_device(device)
+        self.device = blockops.resolve_device(device, name="device")
         self.non_blocking = non_blocking
 
     def __iter__(self) -> Iterator[Any]:

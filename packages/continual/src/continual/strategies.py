@@ -859,6 +859,7 @@ def fisher_on(
     Fisher of the softmax outputs (see :func:`~continual.kernels.per_sample_expected_fisher`).
     ``max_samples`` rows evenly spaced over the experience are used (all if None).
     """
+    check_count("max_samples", max_samples, none_ok=True)  # 0 read as "no samples"
     x, y = _experience_tensors(experience)
     trainer.check_labels(x, y, experience.task_id)
     if max_samples is not None and max_samples < x.shape[0]:

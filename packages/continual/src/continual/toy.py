@@ -10,7 +10,7 @@ import blockops
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from ._checks import check_count
+from ._checks import check_count, check_number
 from .scenarios import Experience, Scenario
 
 __all__ = [
@@ -59,6 +59,7 @@ def generate_toy8(
             f"label_kind={label_kind!r} is not understood; expected {list(_LABEL_MAPS)}"
         )
     check_count("npoints", npoints)
+    check_number("scale", scale)  # NaN or a negative spread gave NaN / mirrored noise silently
     if npoints % 8:
         raise ValueError(f"npoints must be a positive multiple of 8, got {npoints}")
     gen = blockops.make_generator(random_state)
@@ -201,6 +202,7 @@ def drifting_clusters(
         )
     check_count("n_steps", n_steps)
     check_count("npoints", npoints)
+    check_number("test_fraction", test_fraction, upper=1.0)  # "0.2" failed in a comparison
     if not 0.0 <= test_fraction < 1.0 or int(round(test_fraction * npoints)) >= npoints:
         raise ValueError(
             f"test_fraction must be in [0, 1) and leave training points, got {test_fraction}"

@@ -152,7 +152,7 @@ class Trainer:
         check_count("eval_batch_size", eval_batch_size)
         check_number("lr", lr, positive=True)
         _check_parts(model, strategy, loss_fn, callbacks)
-        self.device = blockops.resolve_device(device)
+        self.device = blockops.resolve_device(device, name="device")
         self.model = model.to(self.device)
         self.strategy = strategy if strategy is not None else Naive()
         self.lr = lr
@@ -200,7 +200,13 @@ class Trainer:
         if spec == "adam":
             return torch.optim.Adam(params, lr=self.lr)
         if callable(spec):
-            return spec(params)
+            built = spec(params)
+            if not isinstance(built, torch.optim.Optimizer):  # failed at the first zero_grad
+                raise TypeError(
+                    "optimizer must return a torch.optim.Optimizer when called with the "
+                    f"parameters, got {type(built).__name__}"
+                )
+            return built
         raise ValueError(
             f"optimizer={spec!r} is not understood; expected 'sgd', 'adam', a callable or an Optimizer"
         )
@@ -273,6 +279,18 @@ class Trainer:
         """
         if self.classifies and _is_labels(y):  # a custom loss may take integer non-classes
             _check_label_range(y, self._output_count(x), f"experience {task_id}")
+
+    def check_accuracy_targets(self, y: torch.Tensor, task_id: int) -> None:
+        """Refuse targets that ``metric="accuracy"`` cannot compare with the argmax: anything but
+        1-D integer class labels (regression targets failed with a broadcasting error in the
+        first evaluation, after an experience had been trained)."""
+        if self.metric == "accuracy" and not _is_labels(y):
+            raise ValueError(
+                f"metric='accuracy' compares the argmax with integer class labels, but "
+                f"experience {task_id} has {y.dtype} targets of shape {tuple(y.shape)}; cast "
+                "class labels to an integer dtype, or use metric='loss' (with a loss_fn such as "
+                "F.mse_loss) for regression"
+            )
 
     def _register_masks(self, experiences: Sequence[Experience]) -> None:
         rows = dict(self._mask_rows)  # kept only once checked against the model's outputs
@@ -347,6 +365,7 @@ class Trainer:
         self, dataset: Dataset, task_id: int, shuffle: bool, batch_size: int
     ) -> Iterator[tuple[torch.Tensor, ...]]:
         if isinstance(dataset, TensorDataset):
+            _check_has_targets(dataset.tensors, task_id)
             self.check_labels(dataset.tensors[0], dataset.tensors[1], task_id)
             tensors = [self.to_input(dataset.tensors[0]), self.to_target(dataset.tensors[1])]
             task_ids = getattr(dataset, "task_ids", None)
@@ -374,6 +393,7 @@ class Trainer:
             loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
         tagged = getattr(dataset, "yields_task_ids", False)  # Joint: rows of several tasks
         for batch in loader:
+            _check_has_targets(batch, task_id)
             if batch[1].device.type == "cpu":  # a CUDA batch is not checked: a sync per step
                 self.check_labels(batch[0], batch[1], task_id)
             x, y = self.to_input(batch[0]), self.to_target(batch[1])
@@ -481,6 +501,7 @@ class Trainer:
         ):
             out = self.mask_output(self.output(self.model(x)), t)
             if self.metric == "accuracy":
+                self.check_accuracy_targets(y, experience.task_id)
                 total += float((out.argmax(1) == y).sum().item())
             else:
                 total += float(self.loss_fn(out, y).item()) * x.shape[0]
@@ -536,6 +557,10 @@ class Trainer:
             for e in stream:  # before any training, not at experience k
                 if hasattr(e.dataset, "__len__") and len(e) == 0:  # time_windows(test_fraction=0)
                     raise ValueError(f"experience {e.task_id} has no {part} samples")
+                if isinstance(e.dataset, TensorDataset):
+                    _check_has_targets(e.dataset.tensors, e.task_id)
+                    if part == "test":  # soft training targets are fine for cross-entropy
+                        self.check_accuracy_targets(e.dataset.tensors[1], e.task_id)
                 if isinstance(e.dataset, TensorDataset) and not e.masked:  # masked: by classes
                     self.check_labels(e.dataset.tensors[0], e.dataset.tensors[1], e.task_id)
         if (
@@ -755,6 +780,17 @@ def _check_parts(model: Any, strategy: Any, loss_fn: Any, callbacks: Sequence[An
     wrong = [type(cb).__name__ for cb in callbacks if not isinstance(cb, Callback)]
     if wrong:
         raise TypeError(f"callbacks must be Callback instances, got {wrong}")
+
+
+def _check_has_targets(batch: Any, task_id: int) -> None:
+    """Refuse data without targets: a ``TensorDataset(X)`` failed with "tuple index out of
+    range", and a dataset yielding bare inputs was read row by row as ``(x, y)``."""
+    if isinstance(batch, torch.Tensor) or not isinstance(batch, (tuple, list)) or len(batch) < 2:
+        raise ValueError(
+            f"experience {task_id} yields inputs without targets; the Trainer needs (inputs, "
+            "targets, ...) rows: for reconstruction (an autoencoder) give the inputs as the "
+            "targets too, TensorDataset(X, X)"
+        )
 
 
 def _first_input(experience: Experience) -> torch.Tensor:

@@ -130,7 +130,16 @@ def path_fractions(
 def step_log_weights(
     steps: int, mode: str, gamma: float, device: torch.device, dtype: torch.dtype
 ) -> torch.Tensor:
-    """Log weight of each path step ``s = 0..steps``: early ``gamma**s``, late ``gamma**(T-s)``, none 1."""
+    """Log weight of each path step ``s = 0..steps``: early ``gamma**s``, late ``gamma**(T-s)``, none 1.
+
+    Raises:
+        ValueError: ``mode`` is not ``"early"``, ``"late"`` or ``"none"``, or ``gamma`` is not
+            a finite number ``> 0`` (``gamma=0`` gave a NaN weight at step 0).
+    """
+    if mode not in ("early", "late", "none"):
+        raise ValueError(f"mode must be one of ['early', 'late', 'none'], got {mode!r}")
+    if not 0 < gamma < float("inf"):
+        raise ValueError(f"gamma must be a finite number > 0, got {gamma!r}")
     s = torch.arange(steps + 1, device=device, dtype=dtype)
     if mode == "early":
         return s * torch.log(torch.tensor(gamma, dtype=dtype, device=device))

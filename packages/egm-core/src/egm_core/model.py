@@ -53,8 +53,9 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
     away from the nearest rival class centre (``deflect_rival``), and flown for
     ``explosion_time`` at speed ``sqrt(2 e / mass)`` where ``e`` is the fragment's share of
     the class energy (Dirichlet split). Lengths are in units of ``r_c``, noise is relative, so
-    predictions do not change when ``X`` is multiplied by a constant. The governor shrinks or
-    rejects fragments that land nearer a rival class's real rows than their own.
+    predictions do not change when ``X`` is multiplied by a positive constant (a negative one
+    mirrors the random directions, so a few may). The governor shrinks or rejects fragments
+    that land nearer a rival class's real rows than their own.
 
     **Voting.** A query's ``path_k`` nearest bank points (real and synthetic) are the
     candidates. For each candidate class the query walks ``path_steps`` steps toward that
@@ -114,8 +115,8 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         points_schedule: ``"inv_size"`` (class ``c`` gets ``num_points * n_min / n_c``
             points), ``"sqrt_inv_size"`` (``* sqrt(n_min / n_c)``) or ``"uniform"``.
         energy_schedule: ``"inv_size"`` (class energy ``* n_max / n_c``, capped at 4),
-            ``"sqrt_inv_size"`` (``* sqrt(n_max / n_c)``) or ``"uniform"``: rare classes
-            explode farther.
+            ``"sqrt_inv_size"`` (``* sqrt(n_max / n_c)``, also capped at 4) or ``"uniform"``:
+            rare classes explode farther (up to the ``use_radius_clip`` bound).
         num_iters: growth iterations in ``fit`` and in each ``partial_fit``.
         energy_decay: energy factor per growth iteration of a class.
         radius_growth: radius factor per growth iteration of a class.
@@ -977,8 +978,17 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
 
         Returns:
             the path written.
+
+        Raises:
+            IsADirectoryError: ``path`` is an existing directory (name the file inside it).
         """
         self._check_fitted()
+        _check_path("path", path)
+        if Path(path).is_dir():
+            raise IsADirectoryError(
+                f"path {os.fspath(path)!r} is a directory; export_fixed_yaml writes one YAML "
+                f"file, e.g. {os.fspath(Path(path) / 'pyegm_fixed.yaml')!r}"
+            )
         data: dict[str, Any] = dict(self._params)
         if include_meta:
             data["_meta"] = {
@@ -1008,6 +1018,7 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         Labels must be ints, floats, strings or bools to be saved. No pickle is used.
         """
         self._check_fitted()
+        _check_path("directory", directory)
         labels = [c.item() if isinstance(c, np.generic) else c for c in self.classes_.tolist()]
         for c in labels:
             if not isinstance(c, (int, float, str, bool)):
@@ -1059,7 +1070,9 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         Raises:
             FileNotFoundError: no checkpoint there.
             ValueError: truncated, edited or inconsistent checkpoint, or not an egm-core one.
+            TypeError: ``directory`` is not a path.
         """
+        _check_path("directory", directory)
         try:
             device = blockops.resolve_device(platform)
         except ValueError:
@@ -1164,6 +1177,12 @@ def _plain_value(value: Any) -> Any:
     if isinstance(value, numbers.Real):
         return float(value)
     return value
+
+
+def _check_path(name: str, value: Any) -> None:
+    """Refuse a ``value`` that is not a ``str`` or ``os.PathLike`` (``None``, say)."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike path, got {type(value).__name__}")
 
 
 def _reject_sparse(X: Any) -> None:

@@ -40,9 +40,18 @@ def stratified_subsample(groups: np.ndarray, n: int, generator: torch.Generator)
     seeded generator).
 
     Raises:
-        ValueError: ``n`` is not an integer ``>= 0``.
+        ValueError: ``n`` is not an integer ``>= 0``, or ``groups`` is not 1-D.
+        TypeError: ``generator`` is not a ``torch.Generator``.
     """
     n = check_positive("n", n, allow_zero=True)
+    groups = np.asarray(groups)
+    if groups.ndim != 1:
+        raise ValueError(f"groups must be 1-D (one group per item), got shape {groups.shape}")
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator, got {type(generator).__name__} "
+            "(blockops.make_generator(seed) makes one)"
+        )
     total = len(groups)
     if total <= n:
         return np.arange(total)
@@ -68,6 +77,10 @@ def stratified_subsample(groups: np.ndarray, n: int, generator: torch.Generator)
 def _resolve_classes(view: BankView, classes: Any) -> np.ndarray:
     if classes is None:
         return np.arange(view.n_classes)
+    if isinstance(classes, torch.Tensor):  # tensor(3) is not the label 3 as a dict key
+        classes = classes.detach().cpu().tolist()
+    if isinstance(classes, (set, frozenset)):  # np.ndim of a set is 0: not one label
+        classes = list(classes)
     if isinstance(classes, (str, bytes)) or np.ndim(classes) == 0:
         classes = [classes]
     lookup = view.code_of()
@@ -210,7 +223,8 @@ def visualize_explosion(
         fps: frames per second of animations.
         dpi: resolution of saved files.
         figsize: figure size in inches when no ``ax`` is given.
-        title: title of the static picture (default: a summary of what is drawn).
+        title: title of the static picture (default: a summary of what is drawn; ``""``: no
+            title).
         point_size: marker area of real samples (synthetic points are smaller).
         random_state: seed of the subsampling, of the query choice and of t-SNE/UMAP: an
             int, ``None``, or a numpy ``Generator``/``RandomState`` or ``torch.Generator`` to
@@ -534,8 +548,10 @@ def visualize_explosion(
         )
     else:
         ax.legend(handles=legend, loc="best", fontsize=7, ncol=ncol)
-    scene.static_title = title or (
-        f"EGM bank ({_projection_name(projection)}): {real_sel.size} real + "
+    scene.static_title = (
+        title
+        if title is not None
+        else f"EGM bank ({_projection_name(projection)}): {real_sel.size} real + "
         f"{synth_sel.size if show_synthetic else 0} synthetic points, "
         f"{plural(view.n_iterations, 'growth iteration')}"
         + (
@@ -566,7 +582,7 @@ def visualize_explosion(
             scene.final()
         else:
             text = scene.growth(iteration)
-            ax.set_title(title or f"bank after {text}", fontsize=10)
+            ax.set_title(title if title is not None else f"bank after {text}", fontsize=10)
         if suffix is not None:
             with closing_on_error(fig, show and own_figure):
                 save_static(fig, save_path, dpi=dpi)

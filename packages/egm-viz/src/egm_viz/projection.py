@@ -39,7 +39,7 @@ class PCA2D:
     @classmethod
     def fit(cls, Z: torch.Tensor) -> PCA2D:
         """Fit on ``Z`` of shape ``(n, d)`` (a tensor or array-like of finite numbers)."""
-        Z = torch.as_tensor(Z).detach().to("cpu", torch.float64)
+        Z = _float64(Z)
         if Z.ndim != 2 or Z.shape[0] == 0:
             raise ValueError(f"PCA needs a non-empty (n, d) tensor, got shape {tuple(Z.shape)}")
         _check_finite("PCA", Z)
@@ -72,7 +72,7 @@ class PCA2D:
         Raises:
             ValueError: the last dimension of ``Z`` is not the ``d`` the plane was fitted on.
         """
-        Z = torch.as_tensor(Z).detach().to("cpu", torch.float64)
+        Z = _float64(Z)
         d = self.mean.shape[0]
         if Z.ndim == 0 or Z.shape[-1] != d:
             raise ValueError(
@@ -95,6 +95,14 @@ def check_projection(kind: Any) -> None:
     """Raise unless ``kind`` is one of :data:`PROJECTIONS` or a fitted :class:`PCA2D`."""
     if not isinstance(kind, PCA2D) and not (isinstance(kind, str) and kind in PROJECTIONS):
         raise ValueError(f"projection must be one of {PROJECTIONS} or a fitted PCA2D, got {kind!r}")
+
+
+def _float64(Z: Any) -> torch.Tensor:
+    """A detached CPU float64 tensor of ``Z`` (a tensor or array-like); lists and arrays are
+    read as float64 directly, never through torch's float32 default."""
+    if isinstance(Z, torch.Tensor):
+        return Z.detach().to("cpu", torch.float64)
+    return torch.as_tensor(np.asarray(Z, dtype=np.float64))
 
 
 def _check_finite(what: str, Z: torch.Tensor) -> None:
@@ -122,13 +130,26 @@ def project(
     * ``"tsne"``: t-SNE has no out-of-sample transform, so both sets are embedded together
       in one run (the ``fit_points`` still make up most of it).
 
+    Both point sets may be tensors or array-likes; ``other_points`` may have any leading shape
+    ``(..., d)`` (trend paths, say).
+
     Raises:
-        ValueError: unknown ``kind``, or NaN or infinite values among the points.
+        ValueError: unknown ``kind``, ``fit_points`` not ``(n, d)``, ``other_points`` with
+            another number of features, or NaN or infinite values among the points.
         ImportError: the extra needed by ``kind`` is not installed (the message names it).
     """
     check_projection(kind)
-    fit_points = fit_points.detach().to("cpu", torch.float64)
-    other_points = other_points.detach().to("cpu", torch.float64).reshape(-1, fit_points.shape[1])
+    fit_points = _float64(fit_points)
+    other_points = _float64(other_points)
+    if fit_points.ndim != 2:
+        raise ValueError(f"fit_points must be (n, d), got shape {tuple(fit_points.shape)}")
+    d = fit_points.shape[1]
+    if other_points.ndim == 0 or (other_points.shape[-1] != d and other_points.numel()):
+        raise ValueError(
+            f"other_points must have the {d} features of fit_points, got shape "
+            f"{tuple(other_points.shape)}"
+        )
+    other_points = other_points.reshape(-1, d)
     _check_finite("the projected", fit_points)
     _check_finite("the projected", other_points)
     n = fit_points.shape[0]

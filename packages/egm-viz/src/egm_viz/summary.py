@@ -29,13 +29,22 @@ def history_matrix(view: BankView, key: str) -> np.ndarray:
     """``(n_history, n_classes)`` float matrix of a per-class history entry (NaN where absent).
 
     Classes added by a later ``partial_fit`` have no value in earlier iterations.
+
+    Raises:
+        ValueError: ``key`` holds one number per iteration (``"rejected"``, ``"session"``),
+            not one per class.
     """
     out = np.full((len(view.history), view.n_classes), np.nan)
     for t, entry in enumerate(view.history):
         values = entry.get(key)
         if values is None:
             continue
-        values = np.atleast_1d(np.asarray(values, dtype=np.float64))[: view.n_classes]
+        if np.ndim(values) != 1:
+            raise ValueError(
+                f"history entry {key!r} is not a per-class list (iteration {t + 1} holds "
+                f"{values!r}); per-class entries are e.g. 'class_counts', 'radius', 'energy'"
+            )
+        values = np.asarray(values, dtype=np.float64)[: view.n_classes]
         out[t, : values.size] = values
     return out
 

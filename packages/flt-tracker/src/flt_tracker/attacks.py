@@ -7,6 +7,7 @@ model's parameter gradients are untouched, and they never call an optimizer: a
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from collections.abc import Callable
@@ -22,7 +23,11 @@ _NORMS = ("l2", "linf")
 
 
 def _check(eps: float, norm: str) -> None:
-    if not (float(eps) >= 0 and math.isfinite(float(eps))):
+    try:
+        value = float(eps)
+    except (TypeError, ValueError):  # was "could not convert string to float"
+        raise TypeError(f"eps={eps!r} must be a number") from None
+    if not (value >= 0 and math.isfinite(value)):
         raise ValueError(f"eps={eps!r} must be finite and >= 0")
     if norm not in _NORMS:
         raise ValueError(f"norm={norm!r} is not supported; use one of {list(_NORMS)}")
@@ -150,10 +155,22 @@ def make_attack(
         eval_mode: run the attack with the model in eval mode (dropout off, batch-norm
             statistics frozen); each module's training flag is restored.
         kwargs: more arguments of :func:`fgm` / :func:`pgd` (``norm``, ``steps``...).
+
+    Raises:
+        TypeError: an argument ``kind``'s attack does not take (``steps`` for ``"fgm"``), or a
+            non-numeric ``eps``.
+        ValueError: unknown ``kind`` or ``norm``, or an invalid ``eps``, ``steps`` or
+            ``step_size``.
     """
     if kind not in ("fgm", "pgd"):
         raise ValueError(f"kind={kind!r} is not supported; use 'fgm' or 'pgd'")
     attack = fgm if kind == "fgm" else pgd
+    known = list(inspect.signature(attack).parameters)[5:]  # after model, x, y, loss_fn, eps
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:  # was a TypeError at the first training batch
+        raise TypeError(
+            f"make_attack({kind!r}): unknown argument(s) {unknown}; {kind} takes {known}"
+        )
     _check(eps, kwargs.get("norm", "l2"))
     if kind == "pgd":  # checked here, not at the first training batch
         _check_steps(kwargs.get("steps", 10), kwargs.get("step_size"))

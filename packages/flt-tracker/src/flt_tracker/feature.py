@@ -98,7 +98,8 @@ class Feature:
 
     Example:
         >>> f = Feature("fc.weight", layer_name="fc")
-        >>> f.append(torch.ones(2, 3), epoch=0, batch_idx=0)
+        >>> f.append(torch.ones(2, 3), epoch=0, batch_idx=0)  # stored (a downsampling storage may skip)
+        True
         >>> f.get_latest().shape
         torch.Size([2, 3])
     """
@@ -139,8 +140,8 @@ class Feature:
         :class:`~flt_tracker.storage.Float16OverflowWarning` naming the series and the step.
 
         Raises:
-            TypeError: ``value`` is not a tensor, or ``step``, ``epoch`` or ``batch_idx`` is not
-                an integer (``2.5`` is refused, not truncated).
+            TypeError: ``value`` is not a floating tensor, or ``step``, ``epoch`` or
+                ``batch_idx`` is not an integer (``2.5`` is refused, not truncated).
             ValueError: ``step`` is not greater than the last stored step.
 
         Returns:
@@ -148,6 +149,8 @@ class Feature:
         """
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"value must be a torch.Tensor, got {type(value).__name__}")
+        if not value.is_floating_point():  # was cast silently after the first snapshot
+            raise TypeError(f"only floating tensors can be tracked, got dtype {value.dtype}")
         if self.storage is None:
             self.storage = MemoryStorage(
                 tuple(value.shape), storage_dtype(value.dtype, self._dtype)
@@ -269,8 +272,12 @@ class Feature:
 
         Raises:
             ValueError: ``fn`` returned something else than one row per snapshot (e.g.
-                ``v.norm()`` instead of ``v.norm(dim=1)``).
+                ``v.norm()`` instead of ``v.norm(dim=1)``), or ``block`` is below 1.
+            TypeError: ``block`` is not an integer.
         """
+        block = _as_int(block, "block")
+        if block < 1:  # 0 was "range() arg 3 must not be zero", negatives an empty result
+            raise ValueError(f"block={block} must be >= 1 (snapshots per block)")
         storage = self._require()
         outs = []
         for _, values in storage.iter_blocks(block):

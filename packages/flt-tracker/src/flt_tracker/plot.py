@@ -42,8 +42,11 @@ def _save(fig: Any, save_path: str | os.PathLike[str] | None) -> None:
         return
     path = Path(save_path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # the format is named: the temporary name's suffix is not an extension when ``path`` has
+    # none (matplotlib then read "tmp-<pid>-..." as the format); no extension writes a PNG
+    fmt = path.suffix[1:].lower() or "png"
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
+        fig.savefig(tmp, dpi=110, format=fmt)
 
 
 def _row_length(shape: tuple[int, ...]) -> int:
@@ -52,8 +55,11 @@ def _row_length(shape: tuple[int, ...]) -> int:
     return int(np.prod(shape[1:])) if len(shape) > 1 else (int(shape[0]) if shape else 1)
 
 
-def _matrix(values: torch.Tensor, basis: torch.Tensor | None, sort_rows: bool) -> np.ndarray:
-    """A 2-D picture of one snapshot: the weight matrix, or |correlation| with ``basis``."""
+def _matrix(
+    values: torch.Tensor, basis: torch.Tensor | np.ndarray | None, sort_rows: bool
+) -> np.ndarray:
+    """A 2-D picture of one snapshot: the weight matrix, or |correlation| with ``basis``
+    (a tensor or an array)."""
     v = values.detach().float()
     if v.ndim == 0:
         v = v.reshape(1, 1)
@@ -64,6 +70,7 @@ def _matrix(values: torch.Tensor, basis: torch.Tensor | None, sort_rows: bool) -
     if basis is not None:
         from .analysis import dictionary_correlations
 
+        basis = torch.as_tensor(basis)  # a numpy dictionary has no .float()
         v = dictionary_correlations(v, basis.float().to(v.device))  # snapshots are on the CPU
         if sort_rows:
             best = v.argmax(dim=1)
@@ -151,8 +158,8 @@ def visualize_features_heatmap(
     save_path: str | os.PathLike[str] | None = None,
     *,
     step: int | None = None,
-    basis: torch.Tensor | None = None,
-    names: Sequence[str] | None = None,
+    basis: torch.Tensor | np.ndarray | None = None,
+    names: Sequence[str] | str | None = None,
     sort_rows: bool = True,
     figsize: tuple[float, float] | None = None,
 ) -> Any:
@@ -168,7 +175,7 @@ def visualize_features_heatmap(
             raw weights (neurons x atoms), rows sorted by their best atom when ``sort_rows``.
             ``d`` is the length of a snapshot's rows (``in * kh * kw`` for a conv kernel).
             By default series with other rows (biases) are left out; ``names`` must all fit.
-        names: series to show (default: every weight series).
+        names: series to show, a name or a list (default: every weight series).
         sort_rows: sort rows by best atom (with ``basis``).
         figsize: figure size (default grows with the number of panels).
 
@@ -183,6 +190,8 @@ def visualize_features_heatmap(
     if epoch is not None and step is not None:
         raise ValueError(f"give at most one of epoch={epoch!r} or step={step!r}")
     features = tracker.get_features()
+    if isinstance(names, str):  # one name, as in FeatureTracker(layers="0"); was split in chars
+        names = [names]
     chosen = names is not None
     if names is None:
         names = [n for n, f in features.items() if f.kind == "weight" and len(f)]
@@ -228,11 +237,11 @@ def visualize_features_heatmap(
 
 def visualize_parameter_comparison(
     feature: Feature,
-    epochs: Sequence[int] | None = None,
+    epochs: Sequence[int] | int | None = None,
     save_path: str | os.PathLike[str] | None = None,
     *,
-    steps: Sequence[int] | None = None,
-    basis: torch.Tensor | None = None,
+    steps: Sequence[int] | int | None = None,
+    basis: torch.Tensor | np.ndarray | None = None,
     sort_rows: bool = True,
     figsize: tuple[float, float] | None = None,
 ) -> Any:
@@ -243,9 +252,9 @@ def visualize_parameter_comparison(
 
     Args:
         feature: the series.
-        epochs: epochs to compare.
+        epochs: epochs to compare (a list, or one epoch).
         save_path: write the figure there.
-        steps: global steps to compare instead of epochs.
+        steps: global steps to compare instead of epochs (a list, or one step).
         basis: a dictionary ``(d, atoms)``.
         sort_rows: sort rows by best atom (with ``basis``).
         figsize: figure size.
@@ -255,7 +264,9 @@ def visualize_parameter_comparison(
     """
     if (epochs is None) == (steps is None):
         raise ValueError("give exactly one of epochs=[...] or steps=[...]")
-    keys = list(epochs if epochs is not None else steps)
+    keys = epochs if epochs is not None else steps
+    # one epoch / step given bare: ``epochs=2`` was "'int' object is not iterable"
+    keys = [keys] if isinstance(keys, numbers.Integral) else list(keys)
     if not keys:
         name = "epochs" if epochs is not None else "steps"
         raise ValueError(f"{name}=[] gives nothing to compare: name at least one {name[:-1]}")
@@ -287,7 +298,7 @@ def animate_feature_evolution(
     feature: Feature,
     save_path: str | os.PathLike[str],
     *,
-    basis: torch.Tensor | None = None,
+    basis: torch.Tensor | np.ndarray | None = None,
     sort_rows: bool = True,
     fps: int = 8,
     max_frames: int = 60,
@@ -337,7 +348,8 @@ def animate_feature_evolution(
             f"writing {path.suffix!r} needs ffmpeg (not found): pip install "
             '"flt-tracker[mp4]" (imageio-ffmpeg), put ffmpeg on the PATH, or save a .gif (pillow)'
         )
-    picks = np.unique(np.linspace(0, n - 1, min(n, int(max_frames))).round().astype(int))
+    # from the last snapshot back: one frame is the last snapshot (it was the first)
+    picks = np.unique(np.linspace(n - 1, 0, min(n, int(max_frames))).round().astype(int))
     steps = feature.steps
     storage = feature.storage
     frames = [_matrix(storage.get(int(i)), basis, sort_rows) for i in picks]

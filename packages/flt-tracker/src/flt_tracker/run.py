@@ -89,7 +89,9 @@ def save_run(
     Args:
         directory: target: new, an empty folder or an earlier run, which is replaced (only
             after the new copy is complete).
-        manifest: the tracker's manifest (``FeatureTracker._manifest``); checksums are added.
+        manifest: the tracker's manifest (``FeatureTracker._manifest``), or any JSON dict of
+            settings (``{}``, ``{"phases": [[0, "clean"]]}``); the format keys, an entry per
+            series and checksums are filled in.
         features: series to write, by name.
 
     Returns:
@@ -107,7 +109,10 @@ def save_run(
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         manifest = json.loads(json.dumps(manifest))
-        entries = {e["name"]: e for e in manifest["features"]}
+        # the layout written here is format 1: a manifest without these keys ({}, or settings
+        # only) was a KeyError, or a run that load_run refused as "not a flt-tracker run"
+        manifest.update(format="flt-tracker-run", format_version=1)
+        entries = {e["name"]: e for e in manifest.setdefault("features", [])}
         for i, (name, feature) in enumerate(features.items()):
             entry = entries.setdefault(
                 name,
@@ -257,6 +262,6 @@ def _load(root: Path, path: Path, manifest: dict[str, Any]) -> TrackingRun:
     if not run.complete:
         warnings.warn(
             f"{root} is an unfinished run (not saved or closed); reading what was flushed",
-            stacklevel=2,
+            stacklevel=3,  # the caller of load_run, not load_run itself
         )
     return run

@@ -59,6 +59,19 @@ def _as_input(x: torch.Tensor, device: torch.device, dtype: torch.dtype | None) 
     return x.to(device, dtype if dtype is not None and x.is_floating_point() else None)
 
 
+# folders (with the separator: "torch" is a prefix of "torchvision" too)
+_INTERNAL = tuple(str(Path(f).parent) + os.sep for f in (__file__, torch.__file__))
+
+
+def _outside_depth() -> int:
+    """Frames between the caller and the first frame outside flt_tracker and torch (whose
+    optimizer wrapper runs the step hooks): 1 for the caller's caller."""
+    frame, depth = sys._getframe(2), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL):
+        frame, depth = frame.f_back, depth + 1
+    return depth
+
+
 def _listing(names: list[str], limit: int = 60) -> str:
     shown = names[:limit]
     more = f" ... (+{len(names) - limit} more)" if len(names) > limit else ""
@@ -90,7 +103,7 @@ class FeatureTracker:
             eval mode under ``torch.no_grad`` and restores each module's training flag.
         probe: fixed input batch (tensor, or tuple of tensors) for ``track_activations``; moved
             to the model's device and its floating tensors cast to the model's floating dtype
-            at each recording.
+            at each recording. Given without ``track_activations`` it is a ``ValueError``.
         optimizer: attach step post-hooks to this optimizer (see :meth:`attach_optimizer`).
         storage: ``"memory"`` (preallocated CPU blocks) or ``"disk"`` (chunk files in
             ``directory``, readable after a crash with :func:`flt_tracker.load_run`).
@@ -121,7 +134,8 @@ class FeatureTracker:
         chunk_size: snapshots per preallocated block / per chunk file; ``None`` picks about
             16 MiB per block for each series.
         record_initial: record the weights (and probe activations) at :meth:`start` as step 0.
-        fsync: disk backend only: ``fsync`` every chunk before it is renamed into place.
+        fsync: disk backend only (with ``storage="memory"`` a ``ValueError``): ``fsync`` every
+            chunk before it is renamed into place.
         async_copy: CPU parameters only: copy weight and activation snapshots on a helper
             thread, overlapping the next forward and backward; the tracker waits for the copies
             in an optimizer step *pre*-hook, before the parameters change. Needs ``optimizer``
@@ -189,6 +203,11 @@ class FeatureTracker:
                 f"directory={os.fspath(directory)!r} is only used with storage='disk'; "
                 "with storage='memory' save the run with tracker.save(directory)"
             )
+        if storage == "memory" and fsync:  # was ignored: nothing is written to sync
+            raise ValueError(
+                "fsync=True is only used with storage='disk' (it syncs each chunk file); "
+                "tracker.save(directory) of a memory run writes its files atomically"
+            )
         if budget_policy not in ("error", "downsample"):
             raise ValueError(f"budget_policy={budget_policy!r}; use 'error' or 'downsample'")
         if budget_policy == "downsample" and storage == "disk":
@@ -238,6 +257,11 @@ class FeatureTracker:
         self._act_modules = self._resolve_activations(track_activations)
         if self._act_modules and probe is None:
             raise ValueError("track_activations needs a fixed probe batch: pass probe=...")
+        if probe is not None and not self._act_modules:  # was ignored: no activation recorded
+            raise ValueError(
+                "probe is only used with track_activations: pass track_activations=True (the "
+                "modules named in layers) or a list of module names, or leave probe out"
+            )
         self.probe = probe
         if not (self.track_weights or self.track_gradients or self._act_modules):
             raise ValueError(
@@ -650,8 +674,11 @@ class FeatureTracker:
                 offered.append((feature, out))
         flags = float16_overflows([v for _, v in offered])
         widened = [f for (f, _), flag in zip(offered, flags) if flag]
+        # warn at the user's line: a fixed stacklevel named tracker.py (the optimizer hook,
+        # step(), start() and on_batch_end sit at different depths, under torch's step wrapper)
+        level = _outside_depth() + 2  # + widen_overflowed and this method
         for feature in widened:
-            widen_overflowed(feature, step, stacklevel=5)
+            widen_overflowed(feature, step, stacklevel=level)
         if widened:
             self._half = any(f.storage.dtype == half for f in self._features.values())
             self._write_manifest()  # a disk run's run.json names the new dtype before any chunk
@@ -749,8 +776,17 @@ class FeatureTracker:
         """Save every series, the phases and the settings to ``directory`` (atomic, no pickle).
 
         Read it back with :func:`flt_tracker.load_run`.
+
+        Raises:
+            RuntimeError: tracking never started (there is no series to save).
         """
         from .run import save_run
+
+        if not self._initialised:  # was an empty run.json, read back as a run of no series
+            raise RuntimeError(
+                "nothing to save: tracking has not started (call start(), or train with the "
+                "tracker, first)"
+            )
 
         if self.is_tracking:
             warnings.warn(

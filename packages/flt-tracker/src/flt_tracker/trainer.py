@@ -22,8 +22,9 @@ Metric = Callable[[torch.Tensor, torch.Tensor], float | torch.Tensor]
 
 
 def accuracy(output: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-    """Fraction of correct predictions: argmax of ``(n, classes)`` logits, or the sign of
-    ``(n,)`` scores against ``+-1`` (or ``0/1``) targets.
+    """Fraction of correct predictions: argmax of ``(n, classes)`` logits against class indices
+    (or one-hot / class-probability targets of the logits' shape, as ``CrossEntropyLoss``
+    takes them), or the sign of ``(n,)`` scores against ``+-1`` (or ``0/1``) targets.
 
     Raises:
         ValueError: ``target`` is None (batches of inputs only).
@@ -31,6 +32,10 @@ def accuracy(output: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
     if target is None:  # was "'bool' object has no attribute 'float'"
         raise ValueError("accuracy needs targets: the batches hold inputs only (target=None)")
     if output.ndim >= 2 and output.shape[-1] > 1:
+        if target.shape == output.shape and target.is_floating_point():
+            # one-hot / probabilities: compared element-wise they broadcast to a wrong
+            # fraction (n == classes) or a shape error
+            target = target.argmax(dim=-1)
         return (output.argmax(dim=-1) == target).float().mean()
     scores = output.reshape(-1)
     t = target.reshape(-1).float()
@@ -67,6 +72,14 @@ def _to(x: Any, device: torch.device, dtype: torch.dtype | None = None) -> Any:
     if isinstance(x, list | tuple):
         return type(x)(_to(v, device, dtype) for v in x)
     return x
+
+
+def _batch_size(inputs: Any) -> int:
+    """Samples in a batch's inputs: the length of the tensor, or of the first tensor of nested
+    lists / tuples (a tuple of two input tensors counted 2 whatever the batch size)."""
+    if isinstance(inputs, list | tuple) and inputs:
+        return _batch_size(inputs[0])
+    return len(inputs) if hasattr(inputs, "__len__") else 1
 
 
 def _init_distributed(device: str | torch.device | None = "auto") -> torch.device:
@@ -126,8 +139,9 @@ class Trainer:
             (``blockops.resolve_device``); under torchrun, ``cuda:LOCAL_RANK`` when CUDA is used.
         loss_fn: ``loss_fn(output, target) -> scalar``; default ``nn.CrossEntropyLoss()``.
             When a batch has no target it is called as ``loss_fn(output, inputs)``.
-        scheduler: learning-rate scheduler stepped every epoch or every step. A
-            ``ReduceLROnPlateau`` is stepped every epoch with the metric ``scheduler_monitor``.
+        scheduler: learning-rate scheduler of ``optimizer`` (one of another optimizer is a
+            ``ValueError``), stepped every epoch or every step. A ``ReduceLROnPlateau`` is
+            stepped every epoch with the metric ``scheduler_monitor``.
         scheduler_interval: ``"epoch"`` or ``"step"``.
         scheduler_monitor: the epoch metric a ``ReduceLROnPlateau`` watches (e.g.
             ``"val_accuracy"``); ``None`` picks ``"val_loss"`` when ``fit`` gets a
@@ -138,7 +152,8 @@ class Trainer:
         seed: seed Python, numpy and torch at the start of the first ``fit`` (a later call
             continues the random streams, so ``fit(n); fit(m)`` replays ``fit(n + m)``).
         metrics: extra metrics ``{name: fn(output, target)}`` averaged per epoch (train and
-            val); the string ``"accuracy"`` may be given instead of a function.
+            val); the string ``"accuracy"`` may be given instead of a function. ``"loss"`` and
+            ``"epoch"`` are taken (a ``ValueError``).
         progress: show tqdm progress bars.
         distributed: ``"auto"`` (DDP under torchrun), or ``False`` to never wrap.
     """
@@ -173,6 +188,12 @@ class Trainer:
             )
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"scheduler_interval={scheduler_interval!r}; use 'epoch' or 'step'")
+        stepped = getattr(scheduler, "optimizer", optimizer)
+        if stepped is not optimizer:  # it changed another optimizer's lr: never this one's
+            raise ValueError(
+                "scheduler is bound to another optimizer than the Trainer's: it would never "
+                "change the trained learning rate; build it on the optimizer given here"
+            )
         if _is_plateau(scheduler) and scheduler_interval != "epoch":
             raise ValueError(
                 "a ReduceLROnPlateau scheduler watches an epoch metric: use scheduler_interval='epoch'"
@@ -181,8 +202,20 @@ class Trainer:
             raise TypeError(f"seed={seed!r} must be an integer or None")  # failed in fit
         if distributed not in ("auto", False):  # True (or "yes") never wrapped the model
             raise ValueError(f"distributed={distributed!r}; use 'auto' or False")
-        if grad_clip is not None and not float(grad_clip) > 0:
-            raise ValueError(f"grad_clip={grad_clip!r} must be positive or None")
+        if grad_clip is not None:
+            try:
+                clip = float(grad_clip)
+            except (TypeError, ValueError):  # "abc" was a bare float() error
+                raise TypeError(
+                    f"grad_clip={grad_clip!r} must be a positive number or None"
+                ) from None
+            if not clip > 0:
+                raise ValueError(f"grad_clip={grad_clip!r} must be positive or None")
+        if isinstance(callbacks, Callback):  # was "'EarlyStopping' object is not iterable"
+            raise TypeError(
+                f"callbacks must be a list of Callback instances, got one "
+                f"{type(callbacks).__name__}: pass callbacks=[...]"
+            )
         self.callbacks = list(callbacks or [])
         for cb in self.callbacks:
             if not isinstance(cb, Callback):
@@ -197,6 +230,11 @@ class Trainer:
         self.seed = seed
         self.metrics: dict[str, Metric] = {}
         for name, fn in (metrics or {}).items():
+            if name in ("loss", "epoch"):  # summed into the loss / replaced the epoch number
+                raise ValueError(
+                    f"metrics[{name!r}]: {name!r} is a key of the epoch logs already; "
+                    "name the metric otherwise"
+                )
             if fn == "accuracy":
                 fn = accuracy
             if not callable(fn):
@@ -360,7 +398,7 @@ class Trainer:
             self._emit("on_step_end", self.global_step)
             if self.scheduler is not None and self.scheduler_interval == "step":
                 self.scheduler.step()
-            n = len(inputs) if hasattr(inputs, "__len__") else 1
+            n = _batch_size(inputs)
             value = float(loss.detach())
             sums["loss"] += value * n
             with torch.no_grad():
@@ -384,7 +422,7 @@ class Trainer:
                 for batch in loader:
                     inputs, target = self._prepare(batch)
                     output = self.model(inputs)
-                    n = len(inputs)
+                    n = _batch_size(inputs)
                     sums["loss"] += (
                         float(self.loss_fn(output, target if target is not None else inputs)) * n
                     )

@@ -417,8 +417,9 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
     ) -> SupervisedPrototypeModel:
         """One epoch on ``(X, y)`` keeping the optimizer state (initialises on the first call).
 
-        ``classes`` (scikit-learn's convention) lists every label on the first call; without it
-        the first batch must contain every class. A learning-rate schedule (and a neural-gas
+        ``classes`` (scikit-learn's convention) lists every label on the first call; the
+        first batch must contain every class all the same (the prototypes are placed from its
+        samples; a missing class is an error naming it). A learning-rate schedule (and a neural-gas
         ``gamma`` schedule) spans ``max_iter`` calls, then stays at its final value; the
         mini-batch shuffle goes on from call to call as from epoch to epoch in ``fit``.
         ``ema_decay`` and ``restore_best`` act over the calls as over the epochs of ``fit``:
@@ -434,8 +435,15 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             self.n_classes_ = len(self.classes_)
             if self.n_classes_ < 2:
                 raise ValueError("the first partial_fit call must see at least 2 classes")
-            self.n_features_in_ = Xt.shape[1]
             codes = self._encode(y_arr).to(device)
+            missing = sorted(set(range(self.n_classes_)) - set(codes.unique().tolist()))
+            if missing:
+                names = _to_python(np.asarray(self.classes_)[missing])
+                raise ValueError(
+                    "the first partial_fit call must hold samples of every class (the "
+                    f"prototypes are placed from them); classes {names} have none in y"
+                )
+            self.n_features_in_ = Xt.shape[1]
             params = self._init_params(Xt, codes, None, None)
             self._device = device
             self._quantized = None
@@ -501,8 +509,15 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             return None
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("validation_data must be a tuple (X_val, y_val)")
-        Xv, yv = blockops.check_X_y(validation_data[0], validation_data[1], device=device)
-        self._check_features(Xv)
+        try:  # the checks name X and y: say that they are the validation pair
+            Xv, yv = blockops.check_X_y(validation_data[0], validation_data[1], device=device)
+        except ValueError as exc:
+            raise ValueError(f"validation_data: {exc}") from None
+        if Xv.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"validation_data: X_val has {Xv.shape[1]} features but the training X has "
+                f"{self.n_features_in_}"
+            )
         cv = self._encode(yv, name="validation y").to(device)
         return Xv, cv
 
@@ -962,6 +977,8 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         ``reject_label`` must not be one of the classes (a rejection would read as that class).
         """
         blockops.check_is_fitted(self, "prototypes_")
+        if threshold is not None:  # NaN compared False everywhere: nothing was rejected
+            threshold = check_number("threshold", threshold)
         if any(_same_label(reject_label, c) for c in self.classes_):
             raise ValueError(
                 f"reject_label={reject_label!r} is one of the classes {list(self.classes_)}; "
@@ -984,6 +1001,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
 
     def rejection_rate(self, X: Any, threshold: float = 0.0) -> float:
         """Fraction of samples whose relative margin is below ``threshold``."""
+        threshold = check_number("threshold", threshold)
         return float((self.confidence(X) < threshold).mean())
 
     def accuracy_coverage_curve(

@@ -130,7 +130,8 @@ class SO(Manifold):
     ``d(R, S) = |logm(R^T S)|_F``, ``Log_R(S) = R logm(R^T S)``, ``Exp_R(V) = R expm(R^T V)``.
     Tangent vectors are ``R Omega`` with ``Omega`` skew-symmetric. The matrix logarithm of a
     rotation uses Rodrigues' formula for ``n = 3``, the rotation angle for ``n = 2`` and an
-    eigendecomposition otherwise.
+    eigendecomposition otherwise; for ``n >= 4`` the distance is the norm of the rotation
+    angles (the eigenvalue phases), exact at half-turns too.
     """
 
     injectivity_radius = math.pi
@@ -158,6 +159,11 @@ class SO(Manifold):
         return 0.5 * (L - L.transpose(-1, -2))
 
     def distance(self, A, B):
+        if self.n >= 4:
+            # |logm|_F from the rotation angles (the eigenvalue phases): the eigenvector form of
+            # logm loses a half-turn (an eigenvalue pair at -1) and gave it distance 0
+            w = torch.linalg.eigvals(A.transpose(-1, -2) @ B)
+            return torch.angle(w).norm(dim=-1).to(A.dtype)
         L = self._logm(A.transpose(-1, -2) @ B)
         return L.flatten(-2).norm(dim=-1)
 
@@ -395,10 +401,27 @@ def get_manifold(spec: str | Manifold) -> Manifold:
     head, *args = spec.lower().split(":")
     if head not in _NAMES:
         raise ValueError(f"unknown manifold {spec!r}; use so:n, spd:n, grassmann:n:k or poincare:d")
+    n_args = 2 if _NAMES[head] is Grassmannian else 1
+    if len(args) != n_args:
+        # an extra number would reach SPD's min_eig or the ball's eps and be lost on save
+        raise ValueError(
+            f"bad manifold spec {spec!r}: expected {n_args} integer size(s) after {head!r} "
+            "(so:n, spd:n, grassmann:n:k or poincare:d)"
+        )
     try:
         return _NAMES[head](*[int(a) for a in args])
     except (TypeError, ValueError) as exc:
         raise ValueError(f"bad manifold spec {spec!r}: {exc}") from None
+
+
+def check_points(mf: Manifold, X: torch.Tensor) -> None:
+    """Refuse rows of ``X (n, flat_dim)`` that are not flattened points of ``mf`` (to 1e-3)."""
+    bad = ~mf.belongs(mf.unflatten(X.double()), atol=1e-3)
+    if bool(bad.any()):
+        raise ValueError(
+            f"{int(bad.sum())} rows of X are not points of {mf!r} "
+            f"(first: row {int(bad.nonzero()[0])})"
+        )
 
 
 # --------------------------------------------------------------------------- stable tangent coordinates

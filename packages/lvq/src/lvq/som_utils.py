@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import blockops
 import numpy as np
 
 from .plot import _host
@@ -23,9 +24,21 @@ __all__ = [
 ]
 
 
+def _grid(som: Any) -> tuple[int, int]:
+    """``(rows, cols)`` of a fitted map; an unfitted or grid-less model is a clear error."""
+    blockops.check_is_fitted(som, "prototypes_")
+    if not hasattr(som, "grid_shape"):
+        raise TypeError(
+            f"{type(som).__name__} has no grid: the SOM utilities take a fitted KohonenSOM, "
+            "HeskesSOM, their DK versions or SOM, or weights of shape (rows, cols, d)"
+        )
+    h, w = som.grid_shape
+    return int(h), int(w)
+
+
 def _weights(som: Any) -> np.ndarray:
-    if hasattr(som, "prototypes_") and hasattr(som, "grid_shape"):
-        h, w = som.grid_shape
+    if hasattr(som, "get_params") or hasattr(som, "prototypes_"):  # a map, not weights
+        h, w = _grid(som)
         return np.asarray(som.prototypes_, dtype=np.float64).reshape(h, w, -1)
     arr = np.asarray(_host(som), dtype=np.float64)
     if arr.ndim != 3:
@@ -57,7 +70,7 @@ def umatrix(som: Any) -> np.ndarray:
 
 def hit_map(som: Any, X: Any) -> np.ndarray:
     """Number of samples of ``X`` whose best matching unit is each unit ``(rows, cols)``."""
-    h, w = som.grid_shape
+    h, w = _grid(som)
     idx = np.asarray(som.predict(X))
     return np.bincount(idx, minlength=h * w).reshape(h, w)
 

@@ -7,6 +7,9 @@ import operator
 import sys
 import warnings
 
+import torch
+from torch import Tensor
+
 
 def check_int(value: object, name: str, *, low: int = 1, or_none: bool = False) -> int:
     """``value`` as an int (numpy and 0-d integer tensors accepted) if it is ``>= low``.
@@ -40,6 +43,29 @@ def check_real(value: object, name: str, *, low: float = 0.0, high: float = math
         upper = "" if high == math.inf else f" and < {high}"
         raise ValueError(f"{name} must be a finite number >= {low}{upper}, got {value!r}")
     return out
+
+
+def numeric_tensor(value: object, name: str) -> Tensor:
+    """``value`` as a tensor (``torch.as_tensor``: a tensor is returned as is, numpy dtypes kept,
+    read-only numpy arrays copied).
+
+    Raises:
+        ValueError: naming ``name``, for anything torch cannot read as numbers (strings,
+            objects, ``None``, ragged nested lists), instead of torch's message that names
+            nothing (``blockops.as_tensor`` raises the same for latents).
+    """
+    if isinstance(value, Tensor):
+        return value
+    flags = getattr(value, "flags", None)
+    if flags is not None and not getattr(flags, "writeable", True):
+        value = value.copy()  # torch warns on (and would alias) read-only numpy memory, e.g. mmaps
+    try:
+        return torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(
+            f"{name} must be numeric (a tensor, a numpy array or nested lists of numbers), got "
+            f"{type(value).__name__}: {exc}"
+        ) from None
 
 
 def warn(message: str, category: type[Warning] = UserWarning) -> None:

@@ -178,7 +178,7 @@ def solve_subspaces(
     Returns:
         :class:`Space` with ``W``, ``A`` and ``V`` (target-space direction, as in 0.1.0).
     """
-    check_targets(Y)
+    check_targets(Y, "Y")
     acc = SubspaceAccumulator(device=device, block_size=block_size)
     acc.update(Z, Y)
     return acc.solve(k, method=method, ridge=ridge)
@@ -270,7 +270,7 @@ def solve_dims(
     Returns:
         ``{q: (n_q, k_q)}``; a shared ``n`` or ``k`` is repeated for every quantity.
     """
-    check_targets(Y)
+    check_targets(Y, "Y")
     n = optimal_bins(
         Y,
         max_bins,

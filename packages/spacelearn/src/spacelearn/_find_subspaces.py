@@ -245,7 +245,7 @@ def principal_directions(
         ``{name: (w, v)}``: latent direction ``w (D,)`` and target direction ``v (P,)``, unit
         length, detached, with the sign fixed so that ``w``'s largest entry is positive.
     """
-    mom = moments(z, pooled_targets)
+    mom = moments(z, pooled_targets, names=("z", "pooled_targets"))
     out = {}
     for q in mom.names:
         U, _, Vh = util.full(mom.Szy[q].to(mom.dtype), rank=1)
@@ -280,7 +280,9 @@ def subspaces(
         UserWarning: whenever a ``k`` is reduced (``k > min(D, P)``, or ``sum(k) > D`` with
             ``"joint"``) or exceeds what ``B - 1`` samples determine.
     """
-    return bases_from_moments(moments(Z, pooled_global), k, method, ridge)
+    return bases_from_moments(
+        moments(Z, pooled_global, names=("Z", "pooled_global")), k, method, ridge
+    )
 
 
 __all__ = ["principal_directions", "subspaces"]

@@ -8,14 +8,17 @@ import torch
 from blockops import as_tensor, resolve_device
 from torch import Tensor
 
-from ._checks import check_int
+from ._checks import check_int, numeric_tensor
 
 DEFAULT_BLOCK = 4096
 
 
 def working_dtype(Z) -> torch.dtype:
-    """float64 for float64 latents, float32 otherwise (the package's dtype policy)."""
-    return torch.float64 if getattr(Z, "dtype", None) == torch.float64 else torch.float32
+    """float64 for float64 latents (tensors or numpy arrays), float32 otherwise (the package's
+    dtype policy)."""
+    dtype = getattr(Z, "dtype", None)
+    # a numpy dtype compares equal to its name; a torch dtype to neither
+    return torch.float64 if dtype == torch.float64 or dtype == "float64" else torch.float32
 
 
 def as_latent(Z, *, name: str = "Z", device=None, dtype=None) -> Tensor:
@@ -24,26 +27,32 @@ def as_latent(Z, *, name: str = "Z", device=None, dtype=None) -> Tensor:
     return as_tensor(Z, name=name, device=device, dtype=dtype, ndim=2)
 
 
-def flat_target(y, *, name: str, n_rows: int, device, dtype) -> Tensor:
-    """A target as ``(B, P)``: 1-D becomes ``(B, 1)``, more dims are flattened."""
-    if not isinstance(y, Tensor):
-        y = torch.as_tensor(y)
+def flat_target(
+    y, *, name: str, n_rows: int, device, dtype, arg: str = "Y", rows_of: str = "Z"
+) -> Tensor:
+    """A target as ``(B, P)``: 1-D becomes ``(B, 1)``, more dims are flattened.
+
+    Errors name the target as ``arg[name]`` and the latents it must match as ``rows_of``.
+    """
+    label = f"{arg}[{name!r}]"
+    y = numeric_tensor(y, label)
     if y.ndim == 0:
-        raise ValueError(f"target {name!r} must have a batch dimension, got a scalar")
+        raise ValueError(f"{label} must have a batch dimension, got a scalar")
     y = y.reshape(y.shape[0], -1) if y.ndim != 1 else y.reshape(-1, 1)
-    y = as_tensor(y, name=f"Y[{name!r}]", device=device, dtype=dtype, ndim=2)
+    y = as_tensor(y, name=label, device=device, dtype=dtype, ndim=2)
     if y.shape[0] != n_rows:
         raise ValueError(
-            f"target {name!r} has {y.shape[0]} rows but Z has {n_rows}; they must match"
+            f"{label} has {y.shape[0]} rows but {rows_of} has {n_rows}; they must match"
         )
     return y
 
 
-def check_targets(Y) -> Mapping:
+def check_targets(Y, name: str = "targets") -> Mapping:
+    """``Y`` itself if it is a non-empty dict; errors name the argument ``name``."""
     if not isinstance(Y, Mapping):
-        raise TypeError(f"targets must be a dict {{name: tensor}}, got {type(Y).__name__}")
+        raise TypeError(f"{name} must be a dict {{name: tensor}}, got {type(Y).__name__}")
     if len(Y) == 0:
-        raise ValueError("targets is an empty dict; give at least one quantity")
+        raise ValueError(f"{name} is an empty dict; give at least one quantity")
     return Y
 
 
@@ -71,9 +80,10 @@ class Moments:
     def names(self) -> list[str]:
         return list(self.Szy)
 
-    def update(self, Z, Y) -> Moments:
-        Y = check_targets(Y)
-        Z = as_latent(Z, device=self.device)
+    def update(self, Z, Y, *, names: tuple[str, str] = ("Z", "Y")) -> Moments:
+        """Merge a batch; ``names`` are the caller's argument names used in error messages."""
+        Y = check_targets(Y, names[1])
+        Z = as_latent(Z, name=names[0], device=self.device)
         if self.Szz is not None and Z.shape[1] != self.Szz.shape[0]:
             raise ValueError(
                 f"Z has {Z.shape[1]} columns but earlier batches had {self.Szz.shape[0]}"
@@ -83,7 +93,15 @@ class Moments:
                 f"targets {sorted(map(str, Y))} differ from earlier batches' {sorted(map(str, self.Szy))}"
             )
         ys = {
-            q: flat_target(y, name=q, n_rows=Z.shape[0], device=Z.device, dtype=Z.dtype)
+            q: flat_target(
+                y,
+                name=q,
+                n_rows=Z.shape[0],
+                device=Z.device,
+                dtype=Z.dtype,
+                arg=names[1],
+                rows_of=names[0],
+            )
             for q, y in Y.items()
         }
         for q, y in ys.items():  # validate everything before any state changes
@@ -137,6 +155,8 @@ class Moments:
         self.n = total
 
 
-def moments(Z, Y, *, device=None, block_size: int | None = None) -> Moments:
+def moments(
+    Z, Y, *, device=None, block_size: int | None = None, names: tuple[str, str] = ("Z", "Y")
+) -> Moments:
     """One-shot :class:`Moments` of a latent batch and its targets."""
-    return Moments(device=device, block_size=block_size).update(Z, Y)
+    return Moments(device=device, block_size=block_size).update(Z, Y, names=names)

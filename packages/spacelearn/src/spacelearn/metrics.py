@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from ._checks import warn
+from ._checks import numeric_tensor, warn
 from ._find_subspaces import decoders_from_moments
 from ._stats import as_latent, flat_target, moments
 from .optim._subspace_change import check_direction, principal_cosines
@@ -18,15 +18,23 @@ def max_principal_cosine(W: Mapping[str, Tensor]) -> float:
     """Largest principal-angle cosine between the subspaces of two *different* quantities.
 
     1.0: two quantities share a latent direction; 0.0: all subspaces are mutually orthogonal.
-    An all-zero basis (no direction) is a ``ValueError`` naming its quantity.
+    Bases may be tensors, numpy arrays or nested lists. A basis that is not ``(k, D)`` with
+    the same ``D`` as the others, is all zero (no direction) or holds NaN / inf, is a
+    ``ValueError`` naming its quantity.
     """
-    names = list(W)
-    for q in names:
-        check_direction(torch.as_tensor(W[q]), f"W[{q!r}]")
+    bases = {q: numeric_tensor(w, f"W[{q!r}]") for q, w in W.items()}
+    width = None
+    for q, w in bases.items():
+        if w.ndim != 2 or (width is not None and w.shape[1] != width):
+            like = "" if width is None else f"={width}, like the other bases"
+            raise ValueError(f"W[{q!r}] must be a (k, D{like}) basis, got shape {tuple(w.shape)}")
+        width = w.shape[1]
+        check_direction(w, f"W[{q!r}]")
+    names = list(bases)
     best = 0.0
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
-            best = max(best, float(principal_cosines(W[a], W[b]).max()))
+            best = max(best, float(principal_cosines(bases[a], bases[b]).max()))
     return best
 
 
@@ -48,12 +56,21 @@ def decoding_r2(
         over the evaluation set: R^2 is undefined there.
 
     Raises:
-        ValueError: ``Z_eval`` has fewer than 2 rows (no variance to explain), ``Z_eval`` or a
+        ValueError: ``Z_fit`` has fewer than 2 rows (nothing to fit a decoder on), ``Z_eval``
+            has fewer than 2 rows (no variance to explain), ``Z_eval`` or a
             basis ``W[p]`` does not match ``Z_fit``'s width, or a ``Y_eval[q]`` has another
             width than ``Y_fit[q]``.
         KeyError: ``Y_eval`` lacks a quantity of ``Y_fit``.
+        TypeError: ``Y_fit`` or ``Y_eval`` is not a dict.
     """
-    mom = moments(Z_fit, Y_fit)
+    mom = moments(Z_fit, Y_fit, names=("Z_fit", "Y_fit"))
+    if mom.n < 2:  # centred on one row, every latent is 0: the decoders would be all zero
+        raise ValueError(
+            f"Z_fit must have at least 2 rows (the decoders are fitted on centred latents), "
+            f"got {mom.n}"
+        )
+    if not isinstance(Y_eval, Mapping):
+        raise TypeError(f"Y_eval must be a dict {{name: tensor}}, got {type(Y_eval).__name__}")
     Ze = as_latent(Z_eval, name="Z_eval", device=mom.device).to(torch.float64)
     if Ze.shape[0] < 2:
         raise ValueError(
@@ -81,7 +98,13 @@ def decoding_r2(
                 f"Y_eval has no entry for quantity {q!r} of Y_fit; its keys are {list(Y_eval)}"
             )
         ye = flat_target(
-            Y_eval[q], name=q, n_rows=Ze.shape[0], device=Ze.device, dtype=torch.float64
+            Y_eval[q],
+            name=q,
+            n_rows=Ze.shape[0],
+            device=Ze.device,
+            dtype=torch.float64,
+            arg="Y_eval",
+            rows_of="Z_eval",
         )
         if ye.shape[1] != mom.mean_y[q].shape[0]:
             raise ValueError(

@@ -53,8 +53,21 @@ class UnsupervisedModel(PrototypeModel):
     _seed_param = "random_seed"
     #: name of the state tensor holding the prototypes
     _proto_key = "prototypes"
+    #: name of ``fit``'s starting-point argument, for the errors about it
+    _start_param = "initial_prototypes"
     #: state tensors describing the training data only (not exported: prediction ignores them)
     _training_state: tuple[str, ...] = ("U", "T", "labels")
+
+    def __sklearn_tags__(self) -> Any:
+        """The tags scikit-learn reads (``check_is_fitted``, ``Pipeline.score``): a clusterer
+        that needs no ``y``."""
+        from sklearn.utils import InputTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type="clusterer",
+            target_tags=TargetTags(required=False),
+            input_tags=InputTags(),
+        )
 
     # ------------------------------------------------------------------ fitting
 
@@ -82,19 +95,18 @@ class UnsupervisedModel(PrototypeModel):
         device = self._resolve_device()
         Xt = blockops.as_tensor(X, name="X", device=device)
         init = None
+        start = self._start_param
         if resume and initial_prototypes is not None:
-            raise ValueError("resume=True cannot be combined with initial_prototypes")
+            raise ValueError(f"resume=True cannot be combined with {start}")
         if resume:
             blockops.check_is_fitted(self, "prototypes_")
             self._check_features(Xt)
             init = self._state[self._proto_key].to(device).clone()
             self._check_resume_size(Xt, int(init.shape[0]))
         elif initial_prototypes is not None:
-            init = blockops.as_tensor(initial_prototypes, name="initial_prototypes", device=device)
+            init = blockops.as_tensor(initial_prototypes, name=start, device=device)
             if init.shape[1] != Xt.shape[1]:
-                raise ValueError(
-                    f"initial_prototypes has {init.shape[1]} features but X has {Xt.shape[1]}"
-                )
+                raise ValueError(f"{start} has {init.shape[1]} features but X has {Xt.shape[1]}")
         self._check_n_samples(Xt)
         self._device = device
         self.n_features_in_ = int(Xt.shape[1])

@@ -109,7 +109,8 @@ class FuzzyClusteringBase(UnsupervisedModel):
     }
     _kernel = False
     _init_methods = ("random", "fcm", "kfcm")
-    #: membership matrix ``predict``/``predict_proba`` use: "U" or "T"
+    _start_param = "initial_centroids"
+    #: membership matrix ``predict``/``predict_proba`` use: "U", "T" (or "Tn", normalised T)
     _assign_key = "U"
 
     # ------------------------------------------------------------------ parameters
@@ -560,11 +561,13 @@ class IPCM2(_PCMBase):
     ``J = sum u^m_f (t D + gamma (t log t - t + 1))``. Phase 0 takes ``gamma`` from the fuzzy
     memberships (``k = 1``), phase 1 recomputes it with weights ``u^m_f t^tipifier``.
     ``predict`` / ``predict_proba`` use the typicalities (normalised per row): the fuzzy
-    memberships of this model are nearly flat wherever every typicality is small.
+    memberships of this model are nearly flat wherever every typicality is small. The
+    normalised typicalities are ``softmax(-D / gamma)`` (key ``"Tn"``), so a sample whose raw
+    typicalities all underflow to 0 still gets the nearest cluster and a row summing to 1.
     """
 
     _own_params = {"tipifier": 2.0, "init_method": "fcm"}
-    _assign_key = "T"
+    _assign_key = "Tn"
 
     def _phases(self):
         return 2
@@ -573,7 +576,8 @@ class IPCM2(_PCMBase):
         g = self._consts["gamma"]
         T = torch.exp(-D / g)
         A = (g * (1 - T)).clamp_min(_TINY)
-        return {"U": fcm_memberships(A, float(self.fuzzifier)), "T": T}
+        Tn = torch.softmax(-D / g, dim=1)
+        return {"U": fcm_memberships(A, float(self.fuzzifier)), "T": T, "Tn": Tn}
 
     def _weights(self, mem):
         return mem["U"] ** float(self.fuzzifier) * mem["T"]

@@ -33,7 +33,7 @@ from .._checks import check_int, check_number, is_number
 from ..base import SupervisedPrototypeModel
 from ..distances import Distance
 from ..losses import GLVQLoss
-from ..manifolds import get_manifold, tangent_coords
+from ..manifolds import check_points, get_manifold, tangent_coords
 from ..neighbourhood import NeuralGas
 from ..registry import register
 
@@ -136,12 +136,7 @@ class RiemannianDistance(Distance):
 
     def init_params(self, X, y, W, labels, gen):
         mf = self.mf
-        bad = ~mf.belongs(mf.unflatten(X.double()), atol=1e-3)
-        if bool(bad.any()):
-            raise ValueError(
-                f"{int(bad.sum())} rows of X are not points of {mf!r} "
-                f"(first: row {int(bad.nonzero()[0])})"
-            )
+        check_points(mf, X)
         dt, dev = X.dtype, X.device
         W = mf.flatten(mf.project(mf.unflatten(W.double()))).to(dt)
         p, D = W.shape[0], self.tangent_dim
@@ -339,6 +334,12 @@ class _RiemannianNG(SupervisedPrototypeModel):
 
     def _make_loss(self, n_classes):
         return GLVQLoss(self.transfer_fn, self.beta, self.margin)
+
+    def _check_X(self, X: Any) -> torch.Tensor:
+        """As the base check, and every row a point of the manifold (as in ``fit``)."""
+        Xt = super()._check_X(X)
+        check_points(get_manifold(self.manifold), Xt)
+        return Xt
 
     def export_onnx(self, path, batch_size: int | None = None, opset_version: int = 17):
         """As :meth:`SupervisedPrototypeModel.export_onnx`; SPD and Grassmann models cannot."""

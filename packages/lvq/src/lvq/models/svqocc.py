@@ -81,6 +81,12 @@ class SVQOCC(OneClassPrototypeModel):
         li = self.lambda_init
         if li is not None and (not is_number(li) or not li > 0):
             raise ValueError(f"lambda_init must be None or a number > 0, got {li!r}")
+        if li is not None and li < self.lambda_final:
+            # the schedule never rises: lambda_init was ignored, lambda held at lambda_final
+            raise ValueError(
+                f"lambda_init={li!r} is smaller than lambda_final={self.lambda_final!r}; lambda "
+                "only decays (set lambda_init >= lambda_final)"
+            )
         if self.lambda_decay is not None:
             check_number("lambda_decay", self.lambda_decay, 0.0, high=1.0)
 

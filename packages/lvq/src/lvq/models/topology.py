@@ -21,6 +21,7 @@ import torch
 
 from .._checks import check_int, check_number
 from ..distances import squared_euclidean
+from ..manifolds import check_points, get_manifold
 from ..registry import register
 from .clustering import UnsupervisedModel, _grid_coords, _random_rows, _refuse_positional_start
 
@@ -681,8 +682,6 @@ class RiemannianNeuralGas(_Topology):
         return None if mf.onnx_obstacle is None else f"{mf.onnx_obstacle} (manifold {mf!r})"
 
     def _mf(self):
-        from ..manifolds import get_manifold
-
         if self.manifold is None:
             raise ValueError("RiemannianNeuralGas needs a manifold (e.g. manifold='spd:3')")
         return get_manifold(self.manifold)
@@ -690,17 +689,25 @@ class RiemannianNeuralGas(_Topology):
     def _n_units(self, X):
         return int(self.n_prototypes)
 
+    def _check_X(self, X: Any) -> torch.Tensor:
+        """As the base check, and every row a point of the manifold (as in ``fit``)."""
+        Xt = super()._check_X(X)
+        check_points(self._mf(), Xt)
+        return Xt
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Negative mean squared *geodesic* quantization error (the base class measures the
+        Euclidean distance between the flattened matrices, which ``predict`` does not use)."""
+        with torch.no_grad():
+            return -float(self._distances(self._check_X(X)).min(1).values.double().mean())
+
     def _begin(self, X, W):
         mf = self._mf()
         if X.shape[1] != mf.flat_dim:
             raise ValueError(
                 f"X has {X.shape[1]} columns but {mf!r} points flatten to {mf.flat_dim}"
             )
-        bad = ~mf.belongs(mf.unflatten(X.double()), atol=1e-3)
-        if bool(bad.any()):
-            raise ValueError(
-                f"{int(bad.sum())} rows of X are not points of {mf!r} (first: row {int(bad.nonzero()[0])})"
-            )
+        check_points(mf, X)
 
     def _rank_distance(self, X, W):
         mf = self._mf()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .._checks import numeric_tensor
 
 MODES = ("avg", "mean", "max")
 
@@ -42,9 +43,10 @@ def pool(chunks: Tensor, n_bins: int, mode: str = "avg") -> Tensor:
         mode: ``"avg"`` (alias ``"mean"``) or ``"max"``.
 
     Raises:
-        ValueError: another rank (checked first), a bad mode or ``n_bins < 1``.
+        ValueError: non-numeric ``chunks`` (strings, say), another rank (checked first), a bad
+            mode or ``n_bins < 1``.
     """
-    chunks = torch.as_tensor(chunks)
+    chunks = numeric_tensor(chunks, "chunks")
     if not chunks.is_floating_point():  # integer / bool maps: adaptive pooling needs floats
         chunks = chunks.float()
     if chunks.ndim not in (2, 4):

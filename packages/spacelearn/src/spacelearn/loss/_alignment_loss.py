@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._checks import warn
-from ._common import basis, centred, entry, flat, warn_small_batch, zero_like_graph
+from ._common import basis, centred, check_mapping, entry, flat, warn_small_batch, zero_like_graph
 
 NORMALIZE_REL_FLOOR = float(torch.finfo(torch.float32).eps)
 """``alignment_loss(..., normalize=True)`` divides by ``var(Y_q) + NORMALIZE_REL_FLOOR *
@@ -53,6 +53,7 @@ def alignment_loss(
         UserWarning: ``B < 2`` (returns 0); with ``normalize`` and CPU tensors, a target whose
             batch variance is at or below the floor (constant or nearly constant over the batch).
     """
+    check_mapping(W, "W")
     if warn_small_batch(Z, "alignment_loss"):
         return zero_like_graph(Z)
     Zc = centred(Z)

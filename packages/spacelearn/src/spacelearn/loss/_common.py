@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import Tensor
 
-from .._checks import warn
+from .._checks import numeric_tensor, warn
 
 
 def check_latent(Z: Tensor) -> Tensor:
@@ -23,8 +25,21 @@ def centred(Z: Tensor) -> Tensor:
     return check_latent(Z) - Z.mean(0, keepdim=True)
 
 
+def check_mapping(mapping, name: str) -> Mapping:
+    """``mapping`` itself if it is dict-like ``{quantity: tensor}`` (a ``Mapping``, or anything
+    with ``keys`` and ``__getitem__`` such as ``nn.ParameterDict`` of trainable bases); else a
+    ``TypeError`` naming ``name`` (a tensor passed for a dict failed deep inside torch indexing)."""
+    if not (
+        isinstance(mapping, Mapping)
+        or (hasattr(mapping, "keys") and hasattr(mapping, "__getitem__"))
+    ):
+        raise TypeError(f"{name} must be a dict {{quantity: tensor}}, got {type(mapping).__name__}")
+    return mapping
+
+
 def entry(mapping, q: str, name: str) -> Tensor:
     """``mapping[q]``; a missing quantity is a ``KeyError`` naming ``name`` and its keys."""
+    check_mapping(mapping, name)
     try:
         return mapping[q]
     except KeyError:
@@ -35,7 +50,7 @@ def entry(mapping, q: str, name: str) -> Tensor:
 
 def flat(y: Tensor, like: Tensor, name: str = "target") -> Tensor:
     """``y`` as ``(B, P)`` on ``like``'s device and dtype (1-D: ``(B, 1)``)."""
-    y = torch.as_tensor(y)
+    y = numeric_tensor(y, name)
     if y.ndim == 0:
         raise ValueError(f"{name} must have a batch dimension (B, ...), got a scalar")
     y = y.reshape(-1, 1) if y.ndim == 1 else y.flatten(1)

@@ -7,7 +7,7 @@ import warnings
 import torch
 from torch import Tensor
 
-from ._common import basis, centred, warn_small_batch, zero_like_graph
+from ._common import basis, centred, check_mapping, warn_small_batch, zero_like_graph
 
 
 def _standardised(S: Tensor) -> Tensor:
@@ -25,7 +25,7 @@ def disentanglement_loss(Z: Tensor, W: dict[str, Tensor]) -> Tensor:
     coordinates give exactly 1 and independent ones give about 0). Returns 0 with fewer than two
     quantities, and 0 with a warning for ``B < 2`` (0.1.0 returned NaN).
     """
-    names = list(W)
+    names = list(check_mapping(W, "W"))
     if len(names) < 2:
         return zero_like_graph(Z)
     if warn_small_batch(Z, "disentanglement_loss"):

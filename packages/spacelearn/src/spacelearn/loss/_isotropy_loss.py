@@ -9,7 +9,7 @@ from torch import Tensor
 
 from .. import util
 from .._checks import check_int, warn
-from ._common import basis, centred, warn_small_batch, zero_like_graph
+from ._common import basis, centred, check_mapping, warn_small_batch, zero_like_graph
 
 ZERO_RESIDUAL_REL = 1e-5
 """A residual with ``||R|| <= ZERO_RESIDUAL_REL * ||Z_c||`` counts as zero: latents inside the
@@ -61,6 +61,7 @@ def isotropy_loss(Z: Tensor, W: dict[str, Tensor], n_dir: int = 32) -> Tensor:
             residual is numerically zero.
     """
     n_dir = check_int(n_dir, "n_dir")
+    check_mapping(W, "W")
     if warn_small_batch(Z, "isotropy_loss"):
         return zero_like_graph(Z)
     Zc = centred(Z)

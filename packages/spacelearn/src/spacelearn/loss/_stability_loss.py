@@ -7,7 +7,7 @@ from functools import reduce
 import torch
 from torch import Tensor
 
-from ._common import entry, zero_like_graph
+from ._common import check_mapping, entry, zero_like_graph
 
 
 def _check_pair(w: Tensor, wp: Tensor, q: str, invariant: bool) -> None:
@@ -43,7 +43,7 @@ def stability_loss(
         With ``W`` and ``W_prev`` both solved (constants), this term has no gradient; it only
         acts when ``W`` is a trainable parameter.
     """
-    W = {q: torch.as_tensor(w) for q, w in W.items()} if W else {}
+    W = {q: torch.as_tensor(w) for q, w in check_mapping(W, "W").items()}
     if not W:
         return torch.zeros(())
     if W_prev is None:  # 0 of W's dtype and device, in the graph of every W[q]

@@ -38,7 +38,12 @@ def fit_decoders(
                 f"{list(pooled_global)}"
             )
         y = flat_target(
-            pooled_global[q], name=q, n_rows=Zt.shape[0], device=Zt.device, dtype=Zt.dtype
+            pooled_global[q],
+            name=q,
+            n_rows=Zt.shape[0],
+            device=Zt.device,
+            dtype=Zt.dtype,
+            arg="pooled_global",
         )
         Yc = y - y.mean(0)
         w = torch.as_tensor(w).detach().to(device=Zt.device, dtype=Zt.dtype)

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from .. import util
+from .._checks import numeric_tensor
 
 
 def resolve_threshold(name, thresholds, default_threshold, fallback: float) -> float:
@@ -41,7 +42,7 @@ def check_targets(targets, name: str) -> None:
 def as_matrix(y: Tensor, name: str = "target") -> Tensor:
     """``(B, P)`` view of a target (float64 kept, anything else float32); it must have samples,
     features and finite values."""
-    y = torch.as_tensor(y)
+    y = numeric_tensor(y, f"target {name!r}")
     if y.dtype != torch.float64:  # integers, bool and half precision: the spectrum in float32
         y = y.float()
     if y.ndim == 0:

@@ -7,7 +7,10 @@ from torch import Tensor
 
 
 def check_direction(w: Tensor, name: str) -> None:
-    """A ``(k >= 1, D)`` basis must have a non-zero row: an all-zero basis spans no direction."""
+    """A ``(k >= 1, D)`` basis must be finite and have a non-zero row: an all-zero basis spans no
+    direction, and NaN / inf (a diverged trainable basis) make the decompositions fail."""
+    if not bool(torch.isfinite(w.detach()).all()):
+        raise ValueError(f"{name} contains NaN or infinite values; principal angles are undefined")
     if w.ndim == 2 and w.shape[0] and not bool(w.detach().any()):
         raise ValueError(
             f"{name} has no direction: all {w.shape[0]} rows of its {tuple(w.shape)} basis are "
@@ -33,12 +36,14 @@ def principal_cosines(W_a: Tensor, W_b: Tensor) -> Tensor:
 
     ``W_a (k_a, D)``, ``W_b (k_b, D)``; rows need not be orthonormal (they are orthonormalised
     first). Returns ``(min(k_a, k_b),)`` values in ``[0, 1]``: 1 = a shared direction, 0 =
-    orthogonal. An all-zero basis (no direction) is a ``ValueError``.
+    orthogonal. An all-zero basis (no direction) or a NaN / inf entry is a ``ValueError``.
+    The cosines have ``W_a``'s dtype, float32 for an integer ``W_a``.
     """
     _check_bases(W_a, W_b, ("W_a", "W_b"))
     Qa = torch.linalg.qr(W_a.detach().mT.to(torch.float64)).Q
     Qb = torch.linalg.qr(W_b.detach().to(Qa).mT).Q
-    return torch.linalg.svdvals(Qa.mT @ Qb).clamp(0.0, 1.0).to(W_a.dtype)
+    dtype = W_a.dtype if W_a.is_floating_point() else torch.float32  # int cosines truncate to 0
+    return torch.linalg.svdvals(Qa.mT @ Qb).clamp(0.0, 1.0).to(dtype)
 
 
 def subspace_change(W_old: Tensor, W_new: Tensor) -> dict:
@@ -52,6 +57,8 @@ def subspace_change(W_old: Tensor, W_new: Tensor) -> dict:
         the rotation-invariant subspace distance (new in this release).
     """
     _check_bases(W_old, W_new, ("W_old", "W_new"))
+    if not W_old.is_floating_point():  # integer bases: float cosines and angles
+        W_old = W_old.float()
     G = (W_old @ W_new.to(device=W_old.device, dtype=W_old.dtype).mT).abs().clamp(-1.0, 1.0)
     per_dir = G.max(dim=1).values
     angles = torch.rad2deg(torch.acos(per_dir))
