@@ -176,6 +176,17 @@ def test_block_sizes_follow_budget():
         blockops.block_sizes(5, 7, torch.device("cpu"), q_block=0)
 
 
+def test_block_sizes_takes_a_device_string():
+    # was AttributeError: 'str' object has no attribute 'type'
+    blockops.set_cpu_budget(3 * 4 * 1000 * 100)
+    expected = blockops.block_sizes(10**6, 10**6, torch.device("cpu"))
+    assert blockops.block_sizes(10**6, 10**6, "cpu") == expected
+    if not torch.cuda.is_available():
+        assert blockops.block_sizes(10**6, 10**6, "auto") == expected
+        with pytest.raises(ValueError, match="device='cuda' asks for CUDA"):
+            blockops.block_sizes(5, 7, "cuda")
+
+
 def test_blocked_result_independent_of_block_sizes():
     g = torch.Generator().manual_seed(11)
     Q, D = torch.randn(50, 6, generator=g), torch.randn(300, 6, generator=g)

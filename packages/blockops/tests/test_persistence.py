@@ -4,6 +4,7 @@ import pathlib
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import pytest
@@ -180,3 +181,84 @@ def test_a_view_saves_only_its_own_elements(tmp_path):
     save_checkpoint(tmp_path / "ck", {}, {"row": buffer[3]})
     assert (tmp_path / "ck" / "tensors.pt").stat().st_size < 100_000
     assert torch.equal(load_checkpoint(tmp_path / "ck")[1]["row"], buffer[3])
+
+
+def test_leftover_backup_with_the_old_pid_name_does_not_break_a_save(tmp_path):
+    # the backup was ".ck.old-<pid>": a crashed save's leftover (a recycled pid, or this
+    # process) made os.replace fail with "Directory not empty"
+    save_checkpoint(tmp_path / "ck", {"v": 1}, {"w": torch.zeros(2)})
+    leftover = tmp_path / f".ck.old-{os.getpid()}"
+    leftover.mkdir()
+    (leftover / "meta.json").write_text("{}")
+    save_checkpoint(tmp_path / "ck", {"v": 2}, {"w": torch.ones(2)})
+    cfg, tens, _ = load_checkpoint(tmp_path / "ck")
+    assert cfg == {"v": 2} and torch.equal(tens["w"], torch.ones(2))
+    assert (leftover / "meta.json").read_text() == "{}"  # not ours: left alone
+    assert sorted(p.name for p in tmp_path.iterdir()) == [leftover.name, "ck"]
+
+
+def test_threads_saving_to_one_path_do_not_collide(tmp_path):
+    # threads of one process shared the backup name ".ck.old-<pid>"
+    target = tmp_path / "ck"
+    save_checkpoint(target, {"i": -1}, {"w": torch.zeros(1)})
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            for _ in range(5):
+                save_checkpoint(target, {"i": i}, {"w": torch.full((1,), float(i))})
+        except BaseException as exc:  # collected and reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    cfg, tens, _ = load_checkpoint(target)
+    assert cfg["i"] in range(6) and tens["w"].item() == cfg["i"]
+    assert [p.name for p in tmp_path.iterdir()] == ["ck"]  # no temporary or backup left
+
+
+@pytest.mark.parametrize(
+    "meta, error, match",
+    [
+        # was json's "Object of type float32 is not JSON serializable", naming no argument
+        ({"acc": np.float32(0.5)}, TypeError, "meta must hold JSON values.*float32"),
+        ([("a", 1)], TypeError, "meta must be a dict or None, got list"),
+        # was "'<' not supported between 'str' and 'int'" (sort_keys), or "1" on load
+        ({1: "a"}, TypeError, "meta has the key 1; meta.json keys must be str"),
+        ({"a": [{2: 0}]}, TypeError, r"meta\['a'\]\[0\] has the key 2"),
+    ],
+)
+def test_meta_that_json_cannot_hold_names_meta(tmp_path, meta, error, match):
+    save_checkpoint(tmp_path / "ck", {"v": "old"}, {"w": torch.zeros(1)})
+    with pytest.raises(error, match=match):
+        save_checkpoint(tmp_path / "ck", {"v": "new"}, {"w": torch.ones(1)}, meta)
+    assert load_checkpoint(tmp_path / "ck")[0] == {"v": "old"}
+    assert [p.name for p in tmp_path.iterdir()] == ["ck"]
+    nested = {"a": {"b": [1, 2.5, None, "x"]}, "ok": True}
+    save_checkpoint(tmp_path / "ck", {}, {"w": torch.ones(1)}, nested)
+    meta_back = load_checkpoint(tmp_path / "ck")[2]
+    assert meta_back["a"] == nested["a"] and meta_back["ok"] is True
+
+
+@pytest.mark.parametrize("config", [{(1, 2): "a"}, {"grid": {(0.1, 1): 0.9}}])
+def test_a_tuple_key_in_config_is_refused_before_saving(tmp_path, config):
+    # was saved, then every load failed with yaml's "found unhashable key"
+    with pytest.raises(TypeError, match=r"a key of config(\['grid'\])? is a tuple"):
+        save_checkpoint(tmp_path / "ck", config, {"w": torch.zeros(1)})
+    assert not (tmp_path / "ck").exists()
+
+
+def test_a_loaded_checkpoint_saves_back_with_its_meta(tmp_path):
+    save_checkpoint(tmp_path / "ck", {"v": 1}, {"w": torch.zeros(2)}, {"package": "x"})
+    config, tensors, meta = load_checkpoint(tmp_path / "ck")
+    config["v"] = 2
+    tensors["w"] += 1
+    save_checkpoint(tmp_path / "ck", config, tensors, meta)  # meta holds the written keys
+    config, tensors, meta_back = load_checkpoint(tmp_path / "ck")
+    assert config == {"v": 2} and torch.equal(tensors["w"], torch.ones(2))
+    assert meta_back["package"] == "x" and meta_back["format_version"] == 1
+    assert meta_back["sha256"] != meta["sha256"]  # recomputed for the new files

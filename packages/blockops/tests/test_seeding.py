@@ -19,6 +19,16 @@ def test_numpy_generator_and_passthrough():
     assert make_generator(g) is g
 
 
+def test_numpy_random_state_seeds_like_scikit_learn():
+    # scikit-learn's RandomState (check_random_state) was a TypeError
+    a = make_generator(np.random.RandomState(3))
+    b = make_generator(np.random.RandomState(3))
+    assert torch.equal(torch.rand(5, generator=a), torch.rand(5, generator=b))
+    rs = np.random.RandomState(3)
+    first, second = make_generator(rs).initial_seed(), make_generator(rs).initial_seed()
+    assert first != second  # the RandomState's stream moves on, as scikit-learn's does
+
+
 def test_none_gives_fresh_streams():
     assert not torch.equal(
         torch.rand(8, generator=make_generator()), torch.rand(8, generator=make_generator())

@@ -3,7 +3,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from blockops import as_labels, as_tensor, check_X_y
+from blockops import LabelEncoder, as_labels, as_tensor, check_X_y
 
 
 def test_numpy_list_tensor_in():
@@ -149,3 +149,31 @@ def test_scalar_keeps_its_zero_dimensions():
         as_tensor(5)
     assert as_tensor(np.float64(2.0), ndim=None).shape == ()
     assert as_tensor(np.asfortranarray(np.ones((2, 3)))).is_contiguous()
+
+
+@pytest.mark.parametrize("classes", [{0, 1, 2}, frozenset({"a", "b"})])
+def test_a_set_of_labels_is_refused_by_name(classes):
+    # was "classes must be 1-D, got shape ()": np.asarray makes a 0-d object array of a set
+    with pytest.raises(
+        TypeError, match=r"classes must be an ordered .* got a (frozen)?set.*sorted"
+    ):
+        as_labels(classes, name="classes")
+
+
+@pytest.mark.parametrize(
+    "y", [[0, None, 1], [None, None], np.array(["a", None], dtype=object), ["a", 1.0, None]]
+)
+def test_none_labels_are_refused(y):
+    # None was accepted as a class (NaN is refused), and egm-core's save() refused it later
+    with pytest.raises(ValueError, match="y contains None at position"):
+        as_labels(y)
+    with pytest.raises(ValueError, match="y contains None"):
+        LabelEncoder().fit(y)
+
+
+def test_nan_among_mixed_object_labels_is_refused():
+    with pytest.raises(ValueError, match=r"y contains NaN or infinite labels \(at position 2\)"):
+        as_labels(np.array([1, "a", np.nan], dtype=object))
+    with pytest.raises(ValueError, match=r"y contains NaN or infinite labels \(at position 1\)"):
+        as_labels(np.array(["a", np.float32("inf")], dtype=object))
+    assert as_labels(np.array([1, "a"], dtype=object)).tolist() == [1, "a"]

@@ -58,3 +58,16 @@ def test_result_matrix_refuses_bool_sizes_and_rows():
     with pytest.raises(ValueError, match=r"i must be an integer in \[0, 2\], got True"):
         rm.set_row(True, [0.5, 0.1, 0.2])  # numpy's R[True] = row wrote every row
     assert np.isnan(rm.R).all() and rm.rows_done == 0
+
+
+def test_result_matrix_refuses_rows_out_of_order():
+    rm = ResultMatrix(3)
+    rm.set_row(0, [0.9, 0.1, 0.1])
+    with pytest.raises(ValueError, match=r"i must be at most 1 \(rows are filled in order"):
+        rm.set_row(2, [0.5, 0.5, 0.5])  # made every summary NaN silently
+    assert rm.rows_done == 1 and np.isnan(rm.R[2]).all()
+    rm.set_row(1, [0.7, 0.8, 0.1])
+    rm.set_row(1, [0.6, 0.8, 0.1])  # an earlier row may be written again
+    rm.set_row(2, [0.5, 0.6, 0.9])
+    assert np.isfinite(list(rm.summary().values())).all()
+    assert rm.forgetting() == pytest.approx(((0.9 - 0.5) + (0.8 - 0.6)) / 2)

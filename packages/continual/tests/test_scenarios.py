@@ -31,7 +31,8 @@ def test_class_and_task_incremental_partition():
     assert sum(len(e) for e in sc.train_stream) == 60
     assert not any(e.masked for e in sc.train_stream)
     assert sc.n_classes == 6
-    tk = task_incremental(X, y, X, y, class_order=[[5, 0], [1, 2, 3]])
+    with pytest.warns(UserWarning, match=r"leaves out classes \[4\]"):
+        tk = task_incremental(X, y, X, y, class_order=[[5, 0], [1, 2, 3]])
     assert [e.task_label for e in tk.test_stream] == [0, 1]
     assert all(e.masked for e in tk.train_stream)
     labels = tk.train_stream[0].dataset.tensors[1]
@@ -143,7 +144,10 @@ def test_bad_labels_widths_and_empty_experiences_raise():
         class_incremental(X, y, X[:, :3], y, 3)
     with pytest.raises(ValueError, match="X_test must have 10 features like X, got 5"):
         permuted(np.hstack([X, X]), y, X, y, 2)  # used to drop features silently
-    with pytest.raises(ValueError, match=r"experience 1 \(classes \[\]\) has no training"):
+    with (
+        pytest.raises(ValueError, match=r"experience 1 \(classes \[\]\) has no training"),
+        pytest.warns(UserWarning, match="leaves out"),
+    ):
         class_incremental(X, y, X, y, class_order=[[0, 1], []])
     with pytest.raises(ValueError, match=r"experience 2 \(classes \[4, 5\]\) has no test"):
         class_incremental(X, y, X[y < 4], y[y < 4], 3)
@@ -341,3 +345,40 @@ def test_test_fraction_is_checked_by_name(bad):
         time_windows(X, y, np.arange(40.0), 2, test_fraction=bad)
     with pytest.raises(ValueError, match="test_fraction must be"):
         drifting_clusters(2, 16, test_fraction=bad)
+
+
+def test_class_order_warns_about_the_classes_it_leaves_out():
+    X, y = torch.randn(12, 2), torch.arange(12) % 4
+    with pytest.warns(UserWarning, match=r"class_order leaves out classes \[2, 3\]"):
+        sc = class_incremental(X, y, X, y, class_order=[[0], [1]])
+    assert sum(len(e) for e in sc.train_stream) == 6 and sc.n_classes == 4
+    with pytest.warns(UserWarning, match=r"leaves out classes \[3\]"):
+        task_incremental(X, y, X, y, class_order=[[0, 2], [1]])
+    with pytest.raises(ValueError, match="class_order must hold at least one group"):
+        class_incremental(X, y, X, y, class_order=[])  # was a stream of no experience
+
+
+@pytest.mark.parametrize(("kind", "n"), [("all", 8), ("some", 4), ("none", 1)])
+def test_drifting_clusters_n_classes_matches_the_labels(kind, n):
+    sc = drifting_clusters(2, 16, label_kind=kind, random_state=0)
+    labels = torch.cat([e.dataset.tensors[1] for e in sc.train_stream + sc.test_stream])
+    assert sc.n_classes == n == int(labels.max()) + 1  # "some" reported 8 for labels 0..3
+
+
+@pytest.mark.parametrize("order", [[[0.5, 1], [2]], "01", [0, 1], [[True], [1]]])
+def test_class_order_refuses_what_is_not_groups_of_integers(order):
+    X, y = torch.randn(12, 2), torch.arange(12) % 3
+    # 0.5 was truncated to class 0, "01" read as groups ["0"], ["1"], [0, 1] a TypeError
+    with pytest.raises(ValueError, match="class_order must be a list of groups of integer"):
+        class_incremental(X, y, X, y, class_order=order)
+    sc = class_incremental(X, y, X, y, class_order=torch.tensor([[2, 0, 1]]).T)
+    assert [e.classes for e in sc.train_stream] == [(2,), (0,), (1,)]
+
+
+@pytest.mark.parametrize("labels", [1, [1.5], "12", [True]])
+def test_sub_dataset_refuses_labels_that_are_not_integers(labels):
+    ds = TensorDataset(torch.randn(9, 2), torch.arange(9) % 3)
+    # [1.5] kept class 1, "12" classes 1 and 2, 1 failed with "'int' object is not iterable"
+    with pytest.raises(ValueError, match="sub_labels must be a sequence of integer labels"):
+        SubDataset(ds, labels)
+    assert len(SubDataset(ds, np.array([1, 2]))) == len(SubDataset(ds, torch.tensor([1, 2]))) == 6

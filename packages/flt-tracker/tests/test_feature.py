@@ -222,3 +222,19 @@ def test_docstring_examples_run_as_written():
     for module in (feature, tracker):  # Feature's example left out append's return value
         result = doctest.testmod(module, extraglobs={"torch": torch, "nn": torch.nn})
         assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_feature_kind_is_validated():
+    # a typo ("weights") hid the series from the default heatmap, which shows kind "weight"
+    with pytest.raises(ValueError, match=r"kind='weights' is not a known kind.*'activation'"):
+        Feature("fc.weight", kind="weights")
+    assert Feature("fc.weight.grad", kind="grad").kind == "grad"
+
+
+def test_effective_rank_needs_matrices():
+    # a 1-D tensor was "IndexError: Dimension out of range", a list "'list' has no attribute"
+    with pytest.raises(ValueError, match=r"matrices must be \(\.\.\., r, c\), got shape \(3,\)"):
+        effective_rank(torch.ones(3))
+    with pytest.raises(TypeError, match="matrices must be a torch.Tensor, got list"):
+        effective_rank([[1.0, 0.0], [0.0, 1.0]])
+    assert effective_rank(torch.eye(3)).item() == pytest.approx(3.0)

@@ -199,3 +199,11 @@ def test_animation_frames_always_include_the_last_snapshot(tracked, tmp_path, mo
         read.clear()
         plot.animate_feature_evolution(f, tmp_path / "a.gif", max_frames=max_frames)
         assert read == expected  # max_frames=1 animated the initial weights only
+
+
+def test_heatmap_of_a_dict_of_series_names_the_argument(tracked):
+    # tracker.get_features() passed as the tracker was "'dict' object has no attribute"
+    with pytest.raises(TypeError, match="tracker must be a FeatureTracker or a TrackingRun.*dict"):
+        plot.visualize_features_heatmap(tracked.get_features())
+    fig = plot.visualize_features_heatmap(tracked, names="fc.weight")
+    assert [ax.images[0].get_array().shape for ax in fig.axes if ax.images] == [(5, 6)]

@@ -79,3 +79,41 @@ def test_feature_purification_picture():
         lambda v: dense_mixture_weight(v, r["data"].M, r["data"].w_star).median(dim=1).values
     )
     assert dense[W.steps.tolist().index(300)] >= 0.35 and dense[-1] <= 0.2
+
+
+def test_dense_mixture_weight_checks_w_star_by_name():
+    M, W = torch.eye(4), torch.randn(3, 4)
+    # a (4, 1) w* broadcast the (3,) result into a (3, 3) matrix without a word
+    for bad in (torch.ones(4, 1), torch.ones(3)):
+        with pytest.raises(ValueError, match=r"w_star must be \(atoms,\) with atoms=4"):
+            dense_mixture_weight(W, M, bad)
+    with pytest.raises(TypeError, match="w_star must be a torch.Tensor"):
+        dense_mixture_weight(W, M, [1.0] * 4)
+    assert dense_mixture_weight(W, M, torch.ones(4)).shape == (3,)
+
+
+def test_make_sparse_coding_checks_its_arguments():
+    # margin > d looped forever (no sample reaches it); n_train=0 was a torch.cat() error
+    with pytest.raises(ValueError, match=r"margin=11 must be <= d=10"):
+        make_sparse_coding(n_train=4, n_test=4, d=10, k=2, margin=11)
+    with pytest.raises(ValueError, match="n_train and n_test must be >= 1"):
+        make_sparse_coding(n_train=0, n_test=4, d=10, k=2)
+    with pytest.raises(TypeError, match=r"n_test=2.5 must be an int"):
+        make_sparse_coding(n_train=4, n_test=2.5, d=10, k=2)
+    with pytest.raises(ValueError, match="noise=-0.1 must be finite and >= 0"):
+        make_sparse_coding(n_train=4, n_test=4, d=10, k=2, noise=-0.1)
+    assert make_sparse_coding(n_train=4, n_test=3, d=10, k=2).X_test.shape == (3, 10)
+
+
+def test_run_purification_checks_the_attack_before_training(monkeypatch):
+    # a misspelt attack or a bad eps failed only after the whole clean phase had trained
+    from flt_tracker import purification
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data was drawn before the attack was checked")
+
+    monkeypatch.setattr(purification, "make_sparse_coding", no_data)
+    with pytest.raises(ValueError, match="kind='fgsm' is not supported"):
+        run_purification(attack="fgsm")
+    with pytest.raises(ValueError, match="eps=-0.1 must be finite"):
+        run_purification(eps=-0.1)

@@ -51,6 +51,17 @@ def test_parse_bytes():
             parse_bytes(bad)
 
 
+def test_parse_bytes_accepts_single_letter_units():
+    # "512M" was refused; a single letter is the decimal unit, an "i" marks a binary one
+    assert parse_bytes("512M") == parse_bytes("512mb") == 512 * 10**6
+    assert parse_bytes("2k") == 2000 and parse_bytes("1.5G") == 1_500_000_000
+    assert parse_bytes("1T") == 10**12 and parse_bytes("3 g") == 3 * 10**9
+    assert parse_bytes("2Ki") == parse_bytes("2KiB") == 2048 and parse_bytes("1mi") == 2**20
+    for bad in ("512i", "512iB", "512MBB", "512X", "B"):
+        with pytest.raises(ValueError, match="is not understood"):
+            parse_bytes(bad)
+
+
 def test_memory_storage_grows_in_blocks_without_moving_data():
     s = MemoryStorage((2, 2), torch.float32, chunk_size=3)
     for i in range(7):

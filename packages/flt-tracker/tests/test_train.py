@@ -183,3 +183,13 @@ def test_cli_without_hydra_gives_each_run_its_own_folder(tmp_path, monkeypatch, 
     assert len(list((tmp_path / "outputs" / "flt-train").iterdir())) == 2
     main(["--no-hydra", "--help"])
     assert "outputs/flt-train/<date>_<time>" in capsys.readouterr().out
+
+
+def test_bad_adversarial_settings_are_named(tmp_path):
+    # was "could not convert string to float: 'abc'", naming no option
+    cfg = compose_default([*TINY, "adversarial.enabled=true", "adversarial.eps=abc"])
+    with pytest.raises(TypeError, match=r"adversarial.eps='abc' must be a number"):
+        run(cfg, tmp_path)
+    cfg = compose_default([*TINY, "adversarial.enabled=true", "adversarial.attack=fgsm"])
+    with pytest.raises(ValueError, match=r"adversarial.attack='fgsm'; use 'fgm' or 'pgd'"):
+        run(cfg, tmp_path)  # was "kind='fgsm' is not supported", an argument the CLI never names

@@ -1,5 +1,6 @@
 import csv
 import json
+import math
 
 import numpy as np
 import pytest
@@ -623,3 +624,41 @@ def test_metric_names_of_the_epoch_logs_are_refused():
             Trainer(model, opt, metrics={name: one})
     history = Trainer(model, opt, metrics={"one": one}).fit([data(16)], 1)
     assert history[-1]["epoch"] == 0 and history[-1]["one"] == 1.0
+
+
+def test_a_0d_batch_is_refused_before_any_step():
+    class Scale(nn.Module):  # accepts a 0-d input: the failure was len() after the step
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(()))
+
+        def forward(self, x):
+            return self.w * x
+
+    model = Scale()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    trainer = Trainer(model, opt, loss_fn=nn.MSELoss(), device="cpu")
+    for batch in ((torch.tensor(1.0), torch.tensor(2.0)), {"input": (torch.tensor(1.0),)}):
+        with pytest.raises(ValueError, match="inputs need a batch dimension, got a 0-d tensor"):
+            trainer.fit([batch], 1)
+    assert trainer.global_step == 0 and model.w.item() == 1.0  # nothing was trained
+    with pytest.raises(ValueError, match="batch dimension"):
+        trainer.evaluate([(torch.tensor(1.0), torch.tensor(2.0))])
+
+
+def test_make_attack_refuses_a_numeric_string_eps():
+    # "0.3" passed the float() check, then failed at the first batch inside the attack
+    for eps in ("0.3", True):
+        with pytest.raises(TypeError, match="eps=.* must be a number"):
+            make_attack("fgm", nn.functional.cross_entropy, eps)
+
+
+def test_an_empty_batch_is_refused():
+    # its NaN mean loss, weighted by 0 samples, made the epoch loss NaN beside a good batch
+    model = nn.Linear(4, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    trainer = Trainer(model, opt, loss_fn=nn.CrossEntropyLoss(), device="cpu")
+    X, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+    with pytest.raises(ValueError, match=r"inputs hold no samples, got shape \(0, 4\)"):
+        trainer.fit([(X, y), (X[:0], y[:0])], 1)
+    assert math.isfinite(trainer.fit([(X, y)], 1)[-1]["loss"])

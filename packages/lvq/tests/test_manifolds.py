@@ -141,3 +141,16 @@ def test_so_n_distance_of_a_half_turn_is_not_zero():
     assert so.distance(eye, half).item() == pytest.approx(math.sqrt(2) * math.pi, rel=1e-9)
     assert so.distance(eye, -eye).item() == pytest.approx(2 * math.pi, rel=1e-9)
     assert so.pairwise_distance(eye, half)[0, 0].item() == pytest.approx(math.sqrt(2) * math.pi)
+
+
+@pytest.mark.parametrize("mf", ALL, ids=repr)
+def test_mixed_float32_float64_points_are_promoted(mf):
+    # float32 with float64 raised torch's "expected scalar type Float but found Double"
+    X, Y = pair(mf, n=3)
+    d64 = mf.pairwise_distance(X, Y)
+    for A, B in ((X.float(), Y), (X, Y.float())):
+        d = mf.pairwise_distance(A, B)
+        assert d.dtype == torch.float64 and d.shape == (3, 3)
+        torch.testing.assert_close(d, d64, atol=1e-4, rtol=1e-4)
+        assert mf.distance(A, B).dtype == torch.float64
+        assert mf.log(A, B).dtype == torch.float64

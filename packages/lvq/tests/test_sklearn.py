@@ -62,3 +62,45 @@ def test_clusterers_carry_sklearn_tags_for_pipelines_and_search(name):
     check_is_fitted(pipe)
     assert np.isfinite(pipe.score(X))
     assert np.isfinite(cross_val_score(cls(), X, cv=2)).all()
+
+
+def test_an_unknown_device_is_named_device_in_the_error():
+    # the error read "platform='tpu' is not understood", an argument no lvq model has
+    from lvq.registry import REGISTRY
+
+    X = np.random.default_rng(0).random((20, 4))
+    y = np.arange(20) % 2
+    checked = 0
+    for spec in REGISTRY.values():
+        if "manifold" in spec.test_params or "device" not in spec.cls().get_params():
+            continue
+        with pytest.raises(ValueError, match=r"^device='tpu' is not understood"):
+            spec.cls(**{**spec.test_params, "device": "tpu"}).fit(X, y)
+        checked += 1
+    assert checked > 20
+    with pytest.raises(ValueError, match=r"^device='tpu'"):
+        lvq.SOM(device="tpu").fit(X)
+
+
+def test_bad_callbacks_and_random_seed_name_the_argument():
+    # callbacks=[1] failed with "'int' object has no attribute 'on_fit_start'" and
+    # random_seed="a" with an error about random_state, an argument the models do not have
+    from lvq.registry import REGISTRY
+
+    X = np.random.default_rng(0).random((20, 4))
+    y = np.arange(20) % 2
+    checked = set()
+    for spec in REGISTRY.values():
+        if "manifold" in spec.test_params:
+            continue
+        params = spec.cls().get_params()
+        for name, value, match in (
+            ("callbacks", [lvq.EarlyStopping(), 1], r"^callbacks\[1\] must be a Callback"),
+            ("random_seed", "a", r"^random_seed must be None, an int"),
+        ):
+            if name in params:
+                with pytest.raises(TypeError, match=match):
+                    spec.cls(**{**spec.test_params, name: value}).fit(X, y)
+                checked.add((spec.name, name))
+    assert {("GLVQ", "callbacks"), ("LVQ1", "callbacks"), ("FCM", "callbacks")} <= checked
+    assert {("CBC", "random_seed"), ("NeuralGas", "random_seed")} <= checked

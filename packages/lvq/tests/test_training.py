@@ -7,7 +7,7 @@ import lvq
 import numpy as np
 import pytest
 import torch
-from lvq.optim import OPTIMIZERS, SCHEDULERS
+from lvq.optim import OPTIMIZERS, SCHEDULERS, make_schedule
 from lvq.registry import REGISTRY
 
 FIT_ARGS = ("initial_prototypes", "initial_labels", "validation_data", "sample_weight")
@@ -97,6 +97,41 @@ def test_scheduler_values_and_callable(blobs):
     np.testing.assert_allclose(lrs, [0.1, 0.1, 0.05, 0.05])
     with pytest.raises(ValueError, match="lr_scheduler_kwargs"):
         fit(X=X, y=y, lr_scheduler="cosine_decay", lr_scheduler_kwargs={"bogus": 1})
+
+
+@pytest.mark.parametrize("max_iter", [2, 3, 5, 7])
+def test_sgdr_with_few_steps_still_anneals(max_iter, blobs):
+    # the default first cycle was max(1, T // 4) = 1 step below 8 steps: lr stayed constant
+    X, y = blobs
+    lrs = []
+
+    class Rec(lvq.Callback):
+        def on_iteration_end(self, model, info):
+            lrs.append(info["lr"])
+
+    fit(X=X, y=y, lr=0.1, lr_scheduler="sgdr", max_iter=max_iter, callbacks=[Rec()])
+    assert len(lrs) == max_iter
+    np.testing.assert_allclose(lrs[:2], [0.1, 0.05])
+    assert make_schedule("sgdr", 0.1, 1)(0) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    "spec, kwargs, match",
+    [
+        (None, {"alpha": 0.1}, "would be ignored"),
+        (lambda t: 0.01, {"alpha": 0.1}, "would be ignored"),
+        ("sgdr", [3], "must be None or a dict"),
+        ("sgdr", {"cycle_steps": -3}, "cycle_steps"),
+        ("cosine_decay", {"decay_steps": 0}, "decay_steps"),
+        ("exponential_decay", {"decay_rate": -1.0}, "decay_rate"),
+    ],
+)
+def test_scheduler_kwargs_that_would_be_ignored_or_invalid_are_refused(spec, kwargs, match, blobs):
+    # they were ignored (no schedule, a constant lr for cycle_steps < 1, the default length
+    # for 0) or gave a complex learning rate (decay_rate < 0)
+    X, y = blobs
+    with pytest.raises((ValueError, TypeError), match=match):
+        fit(X=X, y=y, max_iter=2, lr_scheduler=spec, lr_scheduler_kwargs=kwargs)
 
 
 def test_batch_size_minibatches(blobs):
@@ -730,3 +765,22 @@ def test_bad_validation_data_is_named_in_the_error(name):
         model.fit(X, y, validation_data=(Xn, y))
     with pytest.raises(ValueError, match="^validation_data: X_val has 1 features .* has 2"):
         model.fit(X, y, validation_data=(X[:, :1], y))
+
+
+@pytest.mark.parametrize("bad", [{"cost_reject": -1.0}, {"cost_error": float("nan")}])
+def test_optimal_threshold_refuses_negative_or_nan_costs(bad, blobs):
+    # a negative cost of rejecting returned a threshold that rejects almost everything
+    X, y = blobs
+    m = fit(X=X, y=y, max_iter=3)
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        m.optimal_threshold(X, y, **bad)
+
+
+@pytest.mark.parametrize("cls", [lvq.GLVQ, lvq.LVQ1])
+def test_partial_fit_refuses_classes_that_differ_from_the_first_call(cls, blobs):
+    # a later call's classes were ignored without a word (scikit-learn refuses them)
+    X, y = blobs
+    m = cls(max_iter=3, device="cpu").partial_fit(X, y, classes=np.unique(y))
+    m.partial_fit(X, y, classes=np.unique(y)[::-1])  # the same set is fine
+    with pytest.raises(ValueError, match=r"classes=.* differs from the fitted classes_"):
+        m.partial_fit(X, y, classes=np.append(np.unique(y), 99))

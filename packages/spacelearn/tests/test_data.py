@@ -157,3 +157,29 @@ def test_read_only_numpy_targets_are_copied_not_aliased():
     assert t.dtype == torch.float64 and not np.shares_memory(t.numpy(), y)
     torch.testing.assert_close(t, torch.arange(12.0, dtype=torch.float64).reshape(6, 2))
     assert k_per_q({"a": y}, 1.0) == {"a": 1}
+
+
+def test_targets_as_a_single_string_is_one_argument_name():
+    @ensure_dim(dims=3, targets="ab")
+    def shapes(ab, a, b):
+        return ab.shape, a.shape, b.shape
+
+    assert shapes(torch.ones(2), torch.ones(2), torch.ones(2)) == ((1, 1, 2), (2,), (2,))
+
+    @to_device(device="cpu", targets="ab")
+    def moved(ab, a):
+        return ab.device.type, a.device.type
+
+    assert moved(torch.ones(1), torch.ones(1)) == ("cpu", "cpu")
+    seen = []
+    to_device(lambda ab, a: seen.append((ab, a)), targets="ab")(1, 2)  # non-tensors kept
+    assert seen == [(1, 2)]
+    with pytest.raises(TypeError, match="targets must be an argument name"):
+        ensure_dim(lambda a: a, dims=2, targets=3)
+
+
+def test_ensure_dim_accepts_numpy_int_dims_and_refuses_bools():
+    assert ensure_dim(lambda a: a.shape, dims=np.int64(3))(torch.ones(2)) == (1, 1, 2)
+    for bad in (True, -1, 2.0):
+        with pytest.raises(ValueError, match=r"dims must be an int >= 0"):
+            ensure_dim(lambda a: a, dims=bad)

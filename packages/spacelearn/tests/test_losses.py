@@ -523,3 +523,38 @@ def test_a_tensor_for_a_dict_argument_is_a_type_error_naming_it():
     loss = sl.combined_loss(Z, params, A, Y, {"a": torch.eye(4)[1:3]}, n_dir=2)
     loss.backward()
     assert params["a"].grad is not None and bool(torch.isfinite(params["a"].grad).all())
+
+
+def test_stability_integer_bases_are_not_truncated():
+    W = {"a": torch.tensor([[1, 0, 0]])}  # integer basis: a hand-written list
+    W_prev = {"a": torch.tensor([[0.6, 0.8, 0.0]])}
+    inv = stability_loss(W, W_prev)  # 2 sin^2 with cos = 0.6
+    raw = stability_loss(W, W_prev, invariant=False)
+    assert inv.is_floating_point() and inv.item() == pytest.approx(1.28, abs=1e-6)
+    assert raw.item() == pytest.approx(0.8, abs=1e-6)
+    assert stability_loss({"a": [[1, 0]]}, {"a": [[1, 0]]}).item() == 0.0
+
+
+def test_bool_loss_weights_are_refused():
+    Z, Y = _problem()[:2]
+    space = sl.solve_subspaces(Z, Y, k=2)
+    for bad in (True, False):
+        with pytest.raises(ValueError, match=rf"weights\['isotropy'\] .* got {bad}"):
+            sl.combined_loss(Z, space.W, space.A, Y, None, weights={"isotropy": bad})
+
+
+def test_non_numeric_or_1d_bases_are_named():
+    Z, Y = _problem()[:2]
+    space = sl.solve_subspaces(Z, Y, k=2)
+    with pytest.raises(ValueError, match=r"W\['a'\] must be numeric"):
+        stability_loss({"a": "x"}, {"a": "x"})
+    with pytest.raises(ValueError, match=r"W_prev\['a'\] must be numeric"):
+        stability_loss({"a": torch.eye(3)[:1]}, {"a": None})
+    with pytest.raises(ValueError, match=r"W\['a'\] must be a \(k, D\) basis, got shape \(3,\)"):
+        stability_loss({"a": torch.ones(3)}, {"a": torch.ones(1, 3)})
+    with pytest.raises(ValueError, match=r"W\['a'\] must be numeric"):
+        alignment_loss(Z, {**space.W, "a": "x"}, space.A, Y)
+    with pytest.raises(ValueError, match=r"A\['a'\] must be numeric"):
+        alignment_loss(Z, space.W, {**space.A, "a": None}, Y)
+    with pytest.raises(ValueError, match=r"W\['b'\] must be numeric"):
+        isotropy_loss(Z, {**space.W, "b": "x"}, 4)

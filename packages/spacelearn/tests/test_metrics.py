@@ -149,3 +149,49 @@ def test_integer_bases_give_float_principal_cosines():
     torch.testing.assert_close(cos, torch.tensor([math.sqrt(0.5)]))
     change = sl.optim.subspace_change(torch.tensor(a), torch.tensor(b))
     assert change["max_principal_angle_deg"].item() == pytest.approx(45.0, abs=1e-3)
+
+
+def test_mean_own_r2_names_w_y_fit_and_the_missing_quantity():
+    g = torch.Generator().manual_seed(0)
+    Z = torch.randn(40, 4, generator=g, dtype=torch.float64)
+    Y = {"a": Z[:, :2], "b": Z[:, 2:]}
+    r2 = decoding_r2({"a": torch.eye(4, dtype=torch.float64)[:2]}, Z, Y, Z, Y)
+    with pytest.raises(KeyError, match=r"W given to decoding_r2 lack quantity 'b' of Y_fit"):
+        mean_own_r2(r2)
+
+
+def test_a_single_basis_for_the_dict_w_is_a_type_error_naming_w():
+    g = torch.Generator().manual_seed(0)
+    Z = torch.randn(30, 4, generator=g)
+    Y = {"a": Z[:, :2]}
+    w = torch.eye(4)[:2]  # space.W["a"] where space.W is expected
+    with pytest.raises(TypeError, match=r"W must be a dict \{quantity: tensor\}, got Tensor"):
+        max_principal_cosine(w)
+    with pytest.raises(TypeError, match=r"W must be a dict \{quantity: tensor\}, got Tensor"):
+        decoding_r2(w, Z, Y, Z, Y)
+    with pytest.raises(TypeError, match=r"W must be a dict \{quantity: tensor\}, got Tensor"):
+        sl.optim.fit_decoders(w, Z, Y)
+
+
+def test_decoding_r2_names_a_non_numeric_or_non_finite_basis():
+    g = torch.Generator().manual_seed(0)
+    Z = torch.randn(30, 4, generator=g)
+    Y = {"a": Z[:, :2]}
+    w = torch.eye(4)[:2]
+    with pytest.raises(ValueError, match=r"W\['a'\] must be numeric"):
+        decoding_r2({"a": "x"}, Z, Y, Z, Y)
+    with pytest.raises(ValueError, match=r"W\['a'\] contains NaN or infinite"):
+        decoding_r2({"a": w * float("nan")}, Z, Y, Z, Y)
+    assert decoding_r2({"a": w.tolist()}, Z, Y, Z, Y)["a"]["a"] == pytest.approx(1.0)
+
+
+def test_blur_refuses_a_zero_width_and_names_bad_fields():
+    fields = torch.ones(2, 1, 8, 8)
+    torch.testing.assert_close(sl.synthetic.blur(fields, 1.0), fields)  # blur keeps constants
+    for bad in (0, -1.0, float("nan"), "1"):
+        with pytest.raises(ValueError, match=r"sigma must be a finite number > 0"):
+            sl.synthetic.blur(fields, bad)
+    with pytest.raises(ValueError, match=r"kernel radius 15 .* field size \(8, 8\)"):
+        sl.synthetic.blur(fields, 5.0)
+    with pytest.raises(ValueError, match=r"fields must be a \(B, 1, H, W\) tensor, got \(8, 8\)"):
+        sl.synthetic.blur(torch.ones(8, 8), 1.0)

@@ -278,3 +278,18 @@ def test_fit_decoders_with_ridge_on_constant_latents_is_zero_not_nan(dtype):
         S.mT @ (Y["a"] - Y["a"].mean(0)),
     )
     torch.testing.assert_close(fit_decoders(W, Z, Y, ridge=0.1)["a"], expected)
+
+
+@pytest.mark.parametrize("kwargs", [{"first_gap": True}, {"growth": True}])
+def test_resolve_epochs_refuses_bools(kwargs):
+    name = next(iter(kwargs))
+    with pytest.raises(ValueError, match=name):
+        resolve_epochs(10, **kwargs)
+
+
+def test_bool_variance_threshold_is_refused():
+    Y = {"a": torch.randn(20, 6, generator=torch.Generator().manual_seed(0))}
+    with pytest.raises(ValueError, match="variance threshold for 'a'.*True"):
+        k_per_q(Y, True)
+    with pytest.raises(ValueError, match="variance threshold for 'a'.*True"):
+        optimal_bins(Y, 4, {"a": True})

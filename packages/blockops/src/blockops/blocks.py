@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .device import resolve_device
+
 _CPU_BUDGET_BYTES = 256 * 2**20
 _GPU_FRACTION = 0.25
 
@@ -54,7 +56,7 @@ def positive_int(value: object, name: str, *, or_none: bool = False) -> int | No
 def block_sizes(
     n_queries: int,
     n_database: int,
-    device: torch.device,
+    device: str | torch.device,
     dtype: torch.dtype = torch.float32,
     q_block: int | None = None,
     db_block: int | None = None,
@@ -63,8 +65,11 @@ def block_sizes(
     """Choose ``(q_block, db_block)`` so one block of distances fits the memory budget.
 
     Explicit sizes are validated and kept. A block costs about three times its
-    ``q_block * db_block`` elements (distances plus selection temporaries).
+    ``q_block * db_block`` elements (distances plus selection temporaries). A string
+    ``device`` goes through :func:`resolve_device` (``"auto"``: CUDA when available).
     """
+    if isinstance(device, str):
+        device = resolve_device(device, name="device")
     q_block = positive_int(q_block, "q_block", or_none=True)
     db_block = positive_int(db_block, "db_block", or_none=True)
     budget = memory_budget(device) if budget is None else int(budget)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ from .device import resolve_device
 
 FORMAT_VERSION = 1
 _FILES = ("config.yaml", "tensors.pt")
+_RESERVED = ("format_version", "sha256")
 
 
 def _digest(path: Path) -> str:
@@ -54,13 +56,13 @@ def save_checkpoint(
         if t.layout != torch.strided:
             raise TypeError(f"tensors[{name!r}] must be a dense tensor, got layout {t.layout}")
     _check_yaml_safe(dict(config), "config")
+    full_meta = _check_meta(meta)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         with open(tmp / "config.yaml", "w", encoding="utf-8") as fh:
             yaml.safe_dump(dict(config), fh, sort_keys=False)
         torch.save({k: _compact(v) for k, v in tensors.items()}, tmp / "tensors.pt")
-        full_meta = dict(meta or {})
         full_meta["format_version"] = FORMAT_VERSION
         full_meta["sha256"] = {name: _digest(tmp / name) for name in _FILES}
         with open(tmp / "meta.json", "w", encoding="utf-8") as fh:
@@ -68,17 +70,35 @@ def save_checkpoint(
         for name in (*_FILES, "meta.json"):
             with open(tmp / name, "rb") as fh:
                 os.fsync(fh.fileno())
-        backup = None
-        if target.exists():
-            backup = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, backup)
-        os.replace(tmp, target)
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
+        _swap_in(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _swap_in(tmp: Path, target: Path) -> None:
+    """Rename ``tmp`` to ``target``, first moving an existing ``target`` to a backup directory
+    with a unique name (concurrent saves, or a crashed save's leftover, never share one); the
+    backups are removed once ``tmp`` is in place. Another save that puts its checkpoint at
+    ``target`` in between is moved aside too: the last save to finish wins."""
+    backups: list[Path] = []
+    while True:
+        if target.exists():
+            backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            backups.append(backup)
+            try:
+                os.replace(target, backup)  # a directory renames over an empty one
+            except FileNotFoundError:
+                pass  # another save moved it first
+        try:
+            os.replace(tmp, target)
+            break
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+    for backup in backups:
+        shutil.rmtree(backup, ignore_errors=True)
 
 
 def _compact(t: torch.Tensor) -> torch.Tensor:
@@ -96,6 +116,11 @@ def _check_yaml_safe(value: Any, where: str) -> None:
     kind = type(value)
     if kind is dict:
         for key, item in value.items():
+            if type(key) in (list, tuple, set, dict):  # safe_load rebuilds it unhashable
+                raise TypeError(
+                    f"a key of {where} is a {type(key).__name__} ({key!r:.80}); the checkpoint "
+                    "could not be loaded (safe YAML reads it back as a list): use a str key"
+                )
             _check_yaml_safe(key, f"a key of {where}")
             _check_yaml_safe(item, f"{where}[{key!r}]")
     elif kind in (list, tuple, set):
@@ -109,12 +134,49 @@ def _check_yaml_safe(value: Any, where: str) -> None:
         )
 
 
+def _check_meta(meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``meta`` as a dict, or a TypeError/ValueError (before anything is written) for what
+    ``meta.json`` cannot hold: non-JSON values, non-str keys. The keys ``save_checkpoint``
+    writes itself (``format_version``, ``sha256``) are dropped, so the ``meta`` returned by
+    :func:`load_checkpoint` can be saved back unchanged."""
+    if meta is None:
+        return {}
+    if not isinstance(meta, Mapping):
+        raise TypeError(f"meta must be a dict or None, got {type(meta).__name__}")
+    out = dict(meta)
+    _check_str_keys(out, "meta")
+    for key in _RESERVED:  # written by save_checkpoint: a loaded meta saves back as is
+        out.pop(key, None)
+    try:
+        json.dumps(out, sort_keys=True)
+    except (TypeError, ValueError) as exc:  # a numpy scalar or tensor, a circular reference
+        raise TypeError(
+            f"meta must hold JSON values (str, int, float, bool, None, lists and dicts with "
+            f"str keys; use .item() or .tolist() for numpy and torch values): {exc}"
+        ) from exc
+    return out
+
+
+def _check_str_keys(value: Any, where: str) -> None:
+    """TypeError for a dict key in ``value`` that is not a str (JSON would turn ``1`` into
+    ``"1"``, so the loaded meta would differ from the saved one)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where} has the key {key!r}; meta.json keys must be str")
+            _check_str_keys(item, f"{where}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_str_keys(item, f"{where}[{i}]")
+
+
 def _check_replaceable(target: Path) -> None:
-    if not target.exists():
+    try:
+        names = {p.name for p in target.iterdir()}
+    except FileNotFoundError:  # absent, or just moved aside by a concurrent save
         return
-    if not target.is_dir():
-        raise FileExistsError(f"{str(target)!r} is a file, not a checkpoint directory")
-    names = {p.name for p in target.iterdir()}
+    except NotADirectoryError:
+        raise FileExistsError(f"{str(target)!r} is a file, not a checkpoint directory") from None
     if not names or ("meta.json" in names and names <= {*_FILES, "meta.json"}):
         return
     raise FileExistsError(

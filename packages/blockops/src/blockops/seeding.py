@@ -9,7 +9,7 @@ import torch
 
 from .device import resolve_device
 
-RandomState = int | None | np.random.Generator | torch.Generator
+RandomState = int | None | np.random.Generator | np.random.RandomState | torch.Generator
 
 
 def _indexed(device: torch.device) -> torch.device:
@@ -25,9 +25,9 @@ def make_generator(
     """Return a ``torch.Generator`` on ``device`` seeded from ``random_state``.
 
     Args:
-        random_state: ``None`` (fresh entropy), a non-negative int, a numpy ``Generator``
-            (a seed is drawn from it) or a ``torch.Generator`` (returned as is when it lives
-            on ``device``, index included, else re-seeded from it).
+        random_state: ``None`` (fresh entropy), a non-negative int, a numpy ``Generator`` or
+            ``RandomState`` (scikit-learn's; a seed is drawn from it) or a ``torch.Generator``
+            (returned as is when it lives on ``device``, index included, else re-seeded from it).
         device: device of the generator (``"auto"``: CUDA when available, else CPU).
     """
     if isinstance(device, str) and device.strip().lower() == "auto":
@@ -51,14 +51,16 @@ def make_generator(
         seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 2)
     elif isinstance(random_state, np.random.Generator):
         seed = int(random_state.integers(0, 2**62))
+    elif isinstance(random_state, np.random.RandomState):
+        seed = int(random_state.randint(0, 2**62, dtype=np.int64))
     elif isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
         if not 0 <= random_state < 2**64:
             raise ValueError(f"random_state must be an int in [0, 2**64), got {random_state}")
         seed = int(random_state)
     else:
         raise TypeError(
-            "random_state must be None, an int, a numpy Generator or a torch.Generator, "
-            f"got {type(random_state).__name__}"
+            "random_state must be None, an int, a numpy Generator or RandomState, or a "
+            f"torch.Generator, got {type(random_state).__name__}"
         )
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)

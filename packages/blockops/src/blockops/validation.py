@@ -138,7 +138,15 @@ def _data_conversion_warning() -> type[Warning]:
 
 
 def as_labels(y: Any, *, name: str = "y", n_samples: int | None = None) -> np.ndarray:
-    """Validate a 1-D label vector of any hashable values; returns a numpy array."""
+    """Validate a 1-D label vector of any hashable values; returns a numpy array.
+
+    ``None`` and NaN are refused (as in scikit-learn), and so is an unordered set.
+    """
+    if isinstance(y, (set, frozenset)):  # np.asarray makes a 0-d object array of it
+        raise TypeError(
+            f"{name} must be an ordered 1-D sequence of labels, got a {type(y).__name__} "
+            f"(which has no order); pass a list, e.g. {name}=sorted(...)"
+        )
     if isinstance(y, torch.Tensor):
         y = y.detach().cpu().numpy()
     try:
@@ -161,7 +169,21 @@ def as_labels(y: Any, *, name: str = "y", n_samples: int | None = None) -> np.nd
         )
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinite labels")
+    if arr.dtype == object:
+        _check_object_labels(arr, name)
     return arr
+
+
+def _check_object_labels(arr: np.ndarray, name: str) -> None:
+    """ValueError for ``None`` or a float NaN/inf among object labels (a mixed-type ``y``)."""
+    for i, v in enumerate(arr.tolist()):
+        if v is None:
+            raise ValueError(
+                f"{name} contains None at position {i}; None is not a valid label "
+                "(remove or impute the missing labels first)"
+            )
+        if isinstance(v, (float, np.floating)) and not np.isfinite(v):
+            raise ValueError(f"{name} contains NaN or infinite labels (at position {i})")
 
 
 def check_X_y(

@@ -92,13 +92,22 @@ class ResultMatrix:
         self.rows_done = 0
 
     def set_row(self, i: int, values: Any) -> None:
-        """Store the metric on every test experience after training experience ``i``."""
+        """Store the metric on every test experience after training experience ``i``.
+
+        Rows are filled in order: ``i`` is a row already filled (overwritten) or the next one;
+        a gap would leave NaN rows inside the summaries.
+        """
         T = self.n_experiences
         row = np.asarray(values, dtype=np.float64)
         if not isinstance(i, numbers.Integral) or isinstance(i, bool) or not 0 <= i < T:
             raise ValueError(f"i must be an integer in [0, {T - 1}], got {i!r}")
         if row.shape != (T,):
             raise ValueError(f"values must hold {T} numbers (one per experience), got {row.shape}")
+        if i > self.rows_done:  # row 2 before row 1 made every summary NaN without a word
+            raise ValueError(
+                f"i must be at most {self.rows_done} (rows are filled in order, rows "
+                f"0..{self.rows_done - 1} are done), got {i}"
+            )
         self.R[i] = row
         self.rows_done = max(self.rows_done, i + 1)
 

@@ -135,18 +135,46 @@ def _same_width(Xt: torch.Tensor, Xs: torch.Tensor) -> None:
         raise ValueError(f"X_test must have {Xt.shape[1]} features like X, got {Xs.shape[1]}")
 
 
+def _order_groups(class_order: Any) -> list[list[int]]:
+    """``class_order`` as lists of ints; int() truncated 0.5 to 0 and read "01" as two groups."""
+
+    def is_int(c: Any) -> bool:
+        if isinstance(c, torch.Tensor):
+            return c.ndim == 0 and not c.is_floating_point() and c.dtype != torch.bool
+        return isinstance(c, (numbers.Integral, np.integer)) and not isinstance(c, bool)
+
+    seq = (list, tuple, np.ndarray, range, torch.Tensor)
+    if not isinstance(class_order, seq) or not all(
+        isinstance(g, seq) and all(is_int(c) for c in g) for g in class_order
+    ):
+        raise ValueError(
+            "class_order must be a list of groups of integer classes, e.g. [[0, 1], [2, 3]], "
+            f"got {class_order!r}"
+        )
+    return [[int(c) for c in g] for g in class_order]
+
+
 def _class_groups(
     labels: np.ndarray, n_experiences: int | None, class_order: Sequence[Sequence[int]] | None
 ) -> list[list[int]]:
     classes = sorted(int(c) for c in np.unique(labels))
     if class_order is not None:
-        groups = [[int(c) for c in g] for g in class_order]
+        groups = _order_groups(class_order)
         flat = [c for g in groups for c in g]
+        if not groups:  # [] gave a stream of no experience
+            raise ValueError("class_order must hold at least one group of classes, got []")
         if len(set(flat)) != len(flat):
             raise ValueError(f"class_order must use each class at most once, got {class_order}")
         absent = sorted(set(flat) - set(classes))
         if absent:
             raise ValueError(f"class_order names classes {absent} that y does not hold ({classes})")
+        dropped = sorted(set(classes) - set(flat))
+        if dropped:  # their samples used to vanish from the stream without a word
+            warnings.warn(
+                f"class_order leaves out classes {dropped}: their samples are in no experience",
+                UserWarning,
+                stacklevel=4,
+            )
         return groups
     k = len(classes)
     integral = isinstance(n_experiences, numbers.Integral) and not isinstance(n_experiences, bool)
@@ -211,7 +239,8 @@ def class_incremental(
         y_test: integer test labels ``(m,)``.
         n_experiences: split the sorted classes into this many contiguous groups.
         class_order: explicit groups of classes, one per experience (overrides
-            ``n_experiences``).
+            ``n_experiences``). Classes of ``y`` left out of every group are dropped from the
+            stream (a ``UserWarning`` names them); ``n_classes`` still counts them.
     """
     return _split(X, y, X_test, y_test, n_experiences, class_order, task_labels=False)
 
@@ -236,7 +265,8 @@ def task_incremental(
         X_test: test inputs ``(m, d)``.
         y_test: integer test labels ``(m,)``.
         n_experiences: split the sorted classes into this many contiguous groups.
-        class_order: explicit groups of classes, one per experience.
+        class_order: explicit groups of classes, one per experience; classes left out are
+            dropped with a ``UserWarning``, as in :func:`class_incremental`.
     """
     return _split(X, y, X_test, y_test, n_experiences, class_order, task_labels=True)
 
@@ -392,9 +422,21 @@ class SubDataset(Dataset):
         target_transform: Callable[[Any], Any] | None = None,
     ) -> None:
         self.dataset = original_dataset
-        self.sub_labels = list(sub_labels)
+        given = (
+            sub_labels.tolist()
+            if isinstance(sub_labels, (np.ndarray, torch.Tensor))
+            else sub_labels
+        )
+        try:  # 1.5 was truncated to class 1, "12" read as classes 1 and 2, 1 a bare TypeError
+            if isinstance(given, (str, bytes)) or any(isinstance(v, bool) for v in given):
+                raise TypeError
+            self.sub_labels = [operator.index(v) for v in given]
+        except TypeError:
+            raise ValueError(
+                f"sub_labels must be a sequence of integer labels, got {sub_labels!r}"
+            ) from None
         self.target_transform = target_transform
-        wanted = {int(v) for v in self.sub_labels}
+        wanted = set(self.sub_labels)
         targets = getattr(original_dataset, "targets", None)
         if targets is not None:
             parent_tt = getattr(original_dataset, "target_transform", None)

@@ -256,6 +256,8 @@ class AGEM(_MemoryStrategy):
         random_state: Any = 0,
     ) -> None:
         check_count("sample_size", sample_size)
+        if not isinstance(layerwise, bool):  # layerwise="false" was truthy: layer-wise silently
+            raise ValueError(f"layerwise must be True or False, got {layerwise!r}")
         super().__init__(mem_size, policy, random_state)
         self.sample_size = sample_size
         self.layerwise = layerwise

@@ -220,5 +220,6 @@ def drifting_clusters(
         classes = tuple(sorted(set(_LABEL_MAPS[label_kind]))) if task == "classification" else None
         train.append(Experience(TensorDataset(Xt[tr], target[tr]), k, classes))
         test.append(Experience(TensorDataset(Xt[te], target[te]), k, classes))
-    n_classes = 8 if task == "classification" else None
+    # the labels are 0..max of the map ("some": 0..3), not always the 8 clusters
+    n_classes = max(_LABEL_MAPS[label_kind]) + 1 if task == "classification" else None
     return Scenario(train, test, n_classes, f"drifting clusters ({task}), {n_steps} steps")

@@ -581,6 +581,9 @@ class Trainer:
         if not resume or self.results is None or self.results.n_experiences != T:
             self.results = ResultMatrix(T, self.metric, self.metric == "accuracy")
             self.experiences_done = 0
+            # a new stream's task ids name its own classes: the previous stream's masks were
+            # kept (first registration won) and masked the new tasks' logits wrongly
+            self._mask_rows, self._mask_table = {}, None
         self._register_masks(train_stream + test_stream)
         for cb in self.callbacks:
             cb.on_fit_start(self)

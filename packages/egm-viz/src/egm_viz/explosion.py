@@ -274,8 +274,6 @@ def visualize_explosion(
                 f"iterations), got {iteration}"
             )
     chosen = _resolve_classes(view, classes)
-    if isinstance(random_state, np.random.RandomState):  # scikit-learn's, like egm-core
-        random_state = int(random_state.randint(0, 2**62, dtype=np.int64))
     gen = make_generator(random_state)
     colors = class_colors(view.n_classes)
     lookup = view.code_of()

@@ -44,8 +44,20 @@ def purity(W: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
 
 def dense_mixture_weight(W: torch.Tensor, M: torch.Tensor, w_star: torch.Tensor) -> torch.Tensor:
     """``|<w_i, M w*>| / (||w_i|| ||M w*||)``: each neuron's weight on the dense label
-    direction ``M w*``, ``(..., m)``; ``1/sqrt(d)`` for a pure atom when ``w*`` is ``+-1``."""
+    direction ``M w*``, ``(..., m)``; ``1/sqrt(d)`` for a pure atom when ``w*`` is ``+-1``.
+
+    Raises:
+        TypeError: ``w_star`` is not a tensor.
+        ValueError: ``W`` or ``M`` has the wrong shape, or ``w_star`` is not ``(atoms,)``.
+    """
     _check(W, M)
+    if not isinstance(w_star, torch.Tensor):
+        raise TypeError(f"w_star must be a torch.Tensor, got {type(w_star).__name__}")
+    if w_star.shape != (M.shape[1],):  # a (atoms, 1) w* broadcast into a wrong result
+        raise ValueError(
+            f"w_star must be (atoms,) with atoms={M.shape[1]} (the columns of M), "
+            f"got shape {tuple(w_star.shape)}"
+        )
     direction = M @ w_star.to(M.dtype)
     direction = direction / direction.norm().clamp_min(1e-12)
     W = W.to(M.dtype)

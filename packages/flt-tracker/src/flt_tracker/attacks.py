@@ -23,6 +23,8 @@ _NORMS = ("l2", "linf")
 
 
 def _check(eps: float, norm: str) -> None:
+    if isinstance(eps, str | bytes | bool):  # "0.3" passed here, then failed in the attack
+        raise TypeError(f"eps={eps!r} must be a number")
     try:
         value = float(eps)
     except (TypeError, ValueError):  # was "could not convert string to float"

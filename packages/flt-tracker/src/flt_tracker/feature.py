@@ -20,6 +20,7 @@ from .storage import (
 __all__ = ["Feature", "effective_rank"]
 
 _METRICS = ("norm", "mean", "std", "cosine_to_init", "distance_to_init", "effective_rank")
+_KINDS = ("weight", "grad", "activation")
 
 
 def _rows(v: torch.Tensor) -> torch.Tensor:
@@ -67,7 +68,15 @@ def effective_rank(matrices: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
         ``(...)`` tensor in the input's floating dtype (float32 for other dtypes), between 1
         (rank one) and ``min(r, c)`` (flat spectrum); 0 for a zero matrix, NaN for a matrix
         with a NaN or infinite entry (a diverged run). Computed in float64.
+
+    Raises:
+        TypeError: ``matrices`` is not a tensor.
+        ValueError: ``matrices`` has fewer than two dimensions.
     """
+    if not isinstance(matrices, torch.Tensor):
+        raise TypeError(f"matrices must be a torch.Tensor, got {type(matrices).__name__}")
+    if matrices.ndim < 2:  # was "IndexError: Dimension out of range"
+        raise ValueError(f"matrices must be (..., r, c), got shape {tuple(matrices.shape)}")
     m = matrices.to(torch.float64)
     finite = torch.isfinite(m).flatten(-2).all(dim=-1)
     s = torch.linalg.svdvals(torch.where(finite[..., None, None], m, torch.zeros_like(m)))
@@ -91,7 +100,7 @@ class Feature:
     Args:
         name: series name, e.g. ``"0.weight"`` or ``"0.weight.grad"``.
         layer_name: module (or parameter) name it belongs to.
-        kind: ``"weight"``, ``"grad"`` or ``"activation"``.
+        kind: ``"weight"``, ``"grad"`` or ``"activation"``; anything else is a ``ValueError``.
         storage: backend; by default a :class:`~flt_tracker.storage.MemoryStorage` created on the
             first ``append`` with the snapshot's shape.
         dtype: dtype of the default storage (``None``: the tensor's float dtype).
@@ -113,6 +122,8 @@ class Feature:
         storage: Storage | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
+        if kind not in _KINDS:  # a typo hid the series from the default heatmap
+            raise ValueError(f"kind={kind!r} is not a known kind; use one of {list(_KINDS)}")
         self.name = str(name)
         self.layer_name = layer_name
         self.kind = kind

@@ -183,12 +183,18 @@ def visualize_features_heatmap(
         The figure.
 
     Raises:
+        TypeError: ``tracker`` has no ``get_features`` (a dict of series, a single Feature).
         ValueError: both ``epoch`` and ``step``; nothing to draw; with ``basis``, a series
             named in ``names`` whose rows are not ``d`` long.
         KeyError: an unknown name in ``names``.
     """
     if epoch is not None and step is not None:
         raise ValueError(f"give at most one of epoch={epoch!r} or step={step!r}")
+    if not callable(getattr(tracker, "get_features", None)):  # was "'dict' has no attribute"
+        raise TypeError(
+            f"tracker must be a FeatureTracker or a TrackingRun (load_run), got "
+            f"{type(tracker).__name__}; pick series of either with names="
+        )
     features = tracker.get_features()
     if isinstance(names, str):  # one name, as in FeatureTracker(layers="0"); was split in chars
         names = [names]

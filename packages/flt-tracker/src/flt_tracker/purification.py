@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -85,9 +86,24 @@ def make_sparse_coding(
         noise: total standard deviation of the dense noise (``N(0, noise^2 I / d)``).
         margin: reject samples with ``|<w*, z>| < margin``.
         seed: random seed.
+
+    Raises:
+        TypeError: ``n_train``, ``n_test`` or ``d`` is not an integer.
+        ValueError: ``n_train`` or ``n_test`` < 1, ``d`` < 2, ``k`` not in ``(0, d]``, a
+            negative or non-finite ``noise``, or a ``margin`` above ``d`` (no sample reaches
+            it: the draw looped forever).
     """
+    for name, value in (("n_train", n_train), ("n_test", n_test), ("d", d)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name}={value!r} must be an int")
+    if n_train < 1 or n_test < 1:  # was "torch.cat(): expected a non-empty list of Tensors"
+        raise ValueError(f"n_train and n_test must be >= 1, got {n_train} and {n_test}")
     if d < 2 or not 0 < k <= d:
         raise ValueError(f"need d >= 2 and 0 < k <= d, got d={d}, k={k}")
+    if not (math.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise={noise!r} must be finite and >= 0")
+    if not margin <= d:  # |<w*, z>| <= d: the rejection loop never ended
+        raise ValueError(f"margin={margin!r} must be <= d={d} (|<w*, z>| is at most d)")
     gen = blockops.make_generator(seed)
     M, _ = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))
     w_star = torch.randint(0, 2, (d,), generator=gen).double() * 2 - 1
@@ -310,6 +326,8 @@ def run_purification(
         ``seconds``.
     """
     t0 = time.perf_counter()
+    # checked first: a bad attack or eps failed only after the whole clean phase
+    inner = make_attack(attack, logistic_loss, eps, **({"steps": 5} if attack == "pgd" else {}))
     dev = blockops.resolve_device(device)
     data = make_sparse_coding(n_train, n_test, d, k, noise, margin, seed)
     gen = blockops.make_generator(seed + 1)
@@ -371,8 +389,6 @@ def run_purification(
             cosine_rows(W_clean, twin.W.detach().cpu()).median()
         )
 
-    kwargs = {"steps": 5} if attack == "pgd" else {}
-    inner = make_attack(attack, logistic_loss, eps, **kwargs)
     phase(model, adv_steps, inner, "adversarial", tracker, seed + 3, curves, clean_steps)
     table["adversarial"] = measure(model, data, eps, n_eval, pgd_steps, W0)
     cos = cosine_rows(W_clean, model.W.detach().cpu())

@@ -105,10 +105,12 @@ def float16_overflows(values: list[torch.Tensor]) -> list[bool]:
 
 
 def parse_bytes(value: int | float | str | None, *, name: str = "memory_budget") -> int | None:
-    """Turn ``1_000_000``, ``"512MB"``, ``"1.5GiB"`` or ``None`` into a number of bytes.
+    """Turn ``1_000_000``, ``"512MB"``, ``"512M"``, ``"1.5GiB"`` or ``None`` into bytes.
 
     Args:
-        value: bytes as a number, or a string with a unit (B, KB, MB, GB, KiB, MiB, GiB).
+        value: bytes as a number, or a string with a unit, case-insensitive: B; K, M, G, T
+            (decimal, with or without B: ``"512M"`` is ``"512MB"``, 512 * 10**6); KiB, MiB,
+            GiB, TiB (binary, with or without B: ``"512Mi"`` is 512 * 2**20).
         name: argument name used in error messages.
 
     Raises:
@@ -123,12 +125,14 @@ def parse_bytes(value: int | float | str | None, *, name: str = "memory_budget")
     if isinstance(value, int | float):
         n = int(value)
     elif isinstance(value, str):
-        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?i?B)?\s*", value, flags=re.I)
+        unit = r"(B|[KMGT]i?B?)"  # "512M" was refused; the "i" marks a binary unit
+        match = re.fullmatch(rf"\s*([0-9]*\.?[0-9]+)\s*{unit}?\s*", value, flags=re.I)
         if match is None:
             raise ValueError(f"{name}={value!r} is not understood; use bytes or e.g. '512MB'")
-        units = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
-        units.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40})
-        n = int(float(match.group(1)) * units[(match.group(2) or "").lower()])
+        prefix = (match.group(2) or "b").lower().rstrip("b") or "b"
+        units = {"b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+        units.update({"ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40})
+        n = int(float(match.group(1)) * units[prefix])
     else:
         raise TypeError(f"{name} must be a number of bytes or a string, got {type(value).__name__}")
     if n <= 0:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import numbers
 import os
 import re
 import sys
@@ -300,6 +301,13 @@ def run(cfg: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: the group first, so build shards
         _init_distributed(cfg["device"])
+    acfg = cfg["adversarial"]
+    if acfg["enabled"]:  # checked before the data is built, by the names the CLI uses
+        eps = acfg["eps"]
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real):  # was a bare float() error
+            raise TypeError(f"adversarial.eps={eps!r} must be a number (the attack radius)")
+        if acfg["attack"] not in ("fgm", "pgd"):  # was "kind='xyz' is not supported"
+            raise ValueError(f"adversarial.attack={acfg['attack']!r}; use 'fgm' or 'pgd'")
     torch.manual_seed(int(cfg["seed"]))
     parts = build(cfg)
     model, opt = parts["model"], parts["optimizer"]
@@ -344,7 +352,6 @@ def run(cfg: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
             )
         )
     inner = None
-    acfg = cfg["adversarial"]
     if acfg["enabled"]:
         kwargs = {"steps": acfg["steps"]} if acfg["attack"] == "pgd" else {}  # 2.5 refused
         inner = make_attack(acfg["attack"], parts["loss_fn"], float(acfg["eps"]), **kwargs)

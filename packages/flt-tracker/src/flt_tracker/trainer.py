@@ -47,18 +47,35 @@ def _split_batch(batch: Any) -> tuple[Any, Any]:
     if isinstance(batch, Mapping):
         if "input" not in batch:
             raise ValueError(f"a dict batch needs an 'input' key, got keys {sorted(batch)}")
-        return batch["input"], batch.get("target")
-    if isinstance(batch, list | tuple):
-        if len(batch) == 2:
-            return batch[0], batch[1]
-        if len(batch) == 1:
-            return batch[0], None
+        inputs, target = batch["input"], batch.get("target")
+    elif isinstance(batch, list | tuple):
+        if len(batch) not in (1, 2):
+            raise ValueError(
+                f"a tuple batch must be (inputs, targets) or (inputs,), got {len(batch)} items"
+            )
+        inputs, target = batch[0], batch[1] if len(batch) == 2 else None
+    elif isinstance(batch, torch.Tensor):
+        inputs, target = batch, None
+    else:
+        raise TypeError(f"cannot read a batch of type {type(batch).__name__}")
+    _check_batch_dim(inputs)
+    return inputs, target
+
+
+def _check_batch_dim(inputs: Any) -> None:
+    """Refuse a 0-d tensor as a batch's inputs (or as the first of nested inputs): the loss and
+    metrics are weighted by the batch size, its first dimension (was "len() of a 0-d tensor"
+    after the optimizer step). An empty batch is refused too (its NaN mean loss, weighted by
+    0, made the epoch's loss NaN)."""
+    while isinstance(inputs, list | tuple) and inputs:
+        inputs = inputs[0]
+    if isinstance(inputs, torch.Tensor) and inputs.ndim == 0:
         raise ValueError(
-            f"a tuple batch must be (inputs, targets) or (inputs,), got {len(batch)} items"
+            "a batch's inputs need a batch dimension, got a 0-d tensor; "
+            "use x.unsqueeze(0) (or x.reshape(1, -1)) for a single sample"
         )
-    if isinstance(batch, torch.Tensor):
-        return batch, None
-    raise TypeError(f"cannot read a batch of type {type(batch).__name__}")
+    if isinstance(inputs, torch.Tensor) and inputs.shape[0] == 0:
+        raise ValueError(f"a batch's inputs hold no samples, got shape {tuple(inputs.shape)}")
 
 
 def _to(x: Any, device: torch.device, dtype: torch.dtype | None = None) -> Any:

@@ -39,6 +39,35 @@ def check_number(
     return v
 
 
+def check_callbacks(callbacks: Any) -> None:
+    """Raise unless ``callbacks`` is None or a list of objects with the three hooks."""
+    if callbacks is None:
+        return
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(
+            f"callbacks must be a list of Callback objects, got {type(callbacks).__name__}"
+        )
+    for i, cb in enumerate(callbacks):
+        missing = [
+            h
+            for h in ("on_fit_start", "on_iteration_end", "on_fit_end")
+            if not callable(getattr(cb, h, None))
+        ]
+        if missing:
+            raise TypeError(
+                f"callbacks[{i}] must be a Callback (an object with on_fit_start, "
+                f"on_iteration_end and on_fit_end), got {type(cb).__name__} without {missing}"
+            )
+
+
+def seeded_generator(name: str, seed: Any, device: str | torch.device = "cpu") -> torch.Generator:
+    """``blockops.make_generator(seed, device)`` whose errors name the model's ``name``."""
+    try:
+        return blockops.make_generator(seed, device=device)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(str(exc).replace("random_state", name, 1)) from exc
+
+
 def check_int(name: str, value: Any, low: int = 1, allow_none: bool = False) -> int | None:
     """``value`` as an int ``>= low`` (or None when ``allow_none``); raise otherwise."""
     if value is None and allow_none:
@@ -70,7 +99,7 @@ def resolve_load_device(saved: Any, requested: Any) -> tuple[torch.device, Any]:
             )
             return dev, "auto"
     try:
-        dev = blockops.resolve_device(requested)
+        dev = blockops.resolve_device(requested, name="device")
     except ValueError:
         warnings.warn(f"device {requested!r} is not available; loading on the CPU", stacklevel=3)
         dev = torch.device("cpu")

@@ -32,7 +32,14 @@ import numpy as np
 import torch
 
 from .__about__ import __version__
-from ._checks import check_int, check_number, is_number, resolve_load_device
+from ._checks import (
+    check_callbacks,
+    check_int,
+    check_number,
+    is_number,
+    resolve_load_device,
+    seeded_generator,
+)
 from .distances import Distance, SquaredEuclidean
 from .initializers import resolve_initializer
 from .losses import Loss
@@ -265,10 +272,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             raise ValueError(
                 f"mixed_precision must be None, 'float16' or 'bfloat16', got {self.mixed_precision!r}"
             )
-        if self.callbacks is not None and not isinstance(self.callbacks, (list, tuple)):
-            raise TypeError(
-                f"callbacks must be a list of Callback objects, got {type(self.callbacks).__name__}"
-            )
+        check_callbacks(self.callbacks)
         fz = getattr(self, "freeze_params", None)
         if fz is not None and not (
             isinstance(fz, (list, tuple)) and all(isinstance(g, str) for g in fz)
@@ -377,7 +381,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             resume: continue from the fitted parameters (raw, unnormalised) with a fresh optimizer.
         """
         self._validate_params()
-        device = blockops.resolve_device(self.device)
+        device = blockops.resolve_device(self.device, name="device")
         Xt, y_arr = self._check_X_y(X, y, device)
         if resume:
             blockops.check_is_fitted(self, "prototypes_")
@@ -428,7 +432,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         """
         if not hasattr(self, "prototypes_"):
             self._validate_params()
-            device = blockops.resolve_device(self.device)
+            device = blockops.resolve_device(self.device, name="device")
             Xt, y_arr = self._check_X_y(X, y, device)
             self._encoder = blockops.LabelEncoder().fit(y_arr if classes is None else classes)
             self.classes_ = self._encoder.classes_
@@ -453,6 +457,14 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             if self._quantized is not None:
                 raise ValueError("this model is quantized; call dequantize() before training")
             self._validate_params()
+            if classes is not None and not np.array_equal(
+                np.unique(np.asarray(classes)), np.asarray(self.classes_)
+            ):
+                raise ValueError(
+                    f"classes={_to_python(np.unique(np.asarray(classes)))} differs from the "
+                    f"fitted classes_ {_to_python(np.asarray(self.classes_))}; pass the same "
+                    "classes or none after the first call"
+                )
             device = self._device
             Xt, y_arr = self._check_X_y(X, y, device)
             self._check_features(Xt)
@@ -522,7 +534,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         return Xv, cv
 
     def _init_params(self, X, codes, initial_prototypes, initial_labels) -> dict[str, torch.Tensor]:
-        gen = blockops.make_generator(self.random_seed)
+        gen = seeded_generator("random_seed", self.random_seed)
         counts = self._counts(self.n_classes_)
         if initial_prototypes is not None:
             W = blockops.as_tensor(initial_prototypes, name="initial_prototypes", device=X.device)
@@ -663,7 +675,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             )
         if "gen" not in state or not partial:
             # shuffles of later partial_fit calls continue the stream, as later epochs do
-            state["gen"] = blockops.make_generator(self.random_seed, device=X.device)
+            state["gen"] = seeded_generator("random_seed", self.random_seed, device=X.device)
         gen = state["gen"]
         opt = state["opt"]
         is_lbfgs = isinstance(opt, torch.optim.LBFGS)
@@ -1027,6 +1039,8 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         self, X: Any, y: Any, cost_reject: float = 0.5, cost_error: float = 1.0
     ) -> float:
         """Margin threshold minimising ``cost_error * errors + cost_reject * rejections``."""
+        cost_reject = check_number("cost_reject", cost_reject, 0.0, strict=False)
+        cost_error = check_number("cost_error", cost_error, 0.0, strict=False)
         curve = self.accuracy_coverage_curve(X, y)
         cov, acc = curve["coverage"], curve["accuracy"]
         cost = cost_error * cov * (1.0 - acc) + cost_reject * (1.0 - cov)

@@ -36,6 +36,14 @@ def _sym(A: torch.Tensor) -> torch.Tensor:
     return 0.5 * (A + A.transpose(-1, -2))
 
 
+def _promote(A: torch.Tensor, B: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``A`` and ``B`` in their common floating dtype (float32 with float64: float64)."""
+    dtype = torch.promote_types(A.dtype, B.dtype)
+    if not dtype.is_floating_point:
+        dtype = torch.get_default_dtype()
+    return A.to(dtype), B.to(dtype)
+
+
 def sym_apply(A: torch.Tensor, fn) -> torch.Tensor:
     """``V diag(fn(w)) V^T`` for symmetric ``A = V diag(w) V^T`` (batched ``(..., n, n)``)."""
     w, V = torch.linalg.eigh(_sym(A))
@@ -84,6 +92,7 @@ class Manifold:
 
     def pairwise_distance(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
         """Geodesic distances ``(n, p)`` between points ``A (n, ...)`` and ``B (p, ...)``."""
+        A, B = _promote(A, B)
         a = A.reshape(A.shape[0], 1, *A.shape[1:])
         b = B.reshape(1, *B.shape)
         a, b = torch.broadcast_tensors(a, b)
@@ -159,6 +168,7 @@ class SO(Manifold):
         return 0.5 * (L - L.transpose(-1, -2))
 
     def distance(self, A, B):
+        A, B = _promote(A, B)
         if self.n >= 4:
             # |logm|_F from the rotation angles (the eigenvalue phases): the eigenvector form of
             # logm loses a half-turn (an eigenvalue pair at -1) and gave it distance 0
@@ -168,9 +178,11 @@ class SO(Manifold):
         return L.flatten(-2).norm(dim=-1)
 
     def log(self, base, X):
+        base, X = _promote(base, X)
         return base @ self._logm(base.transpose(-1, -2) @ X)
 
     def exp(self, base, V):
+        base, V = _promote(base, V)
         Om = base.transpose(-1, -2) @ V
         return base @ torch.linalg.matrix_exp(0.5 * (Om - Om.transpose(-1, -2)))
 
@@ -226,15 +238,18 @@ class SPD(Manifold):
         return s, si
 
     def distance(self, A, B):
+        A, B = _promote(A, B)
         _, Ai = self._roots(A)
         w = torch.linalg.eigvalsh(_sym(Ai @ B @ Ai)).clamp_min(1e-30)
         return torch.log(w).pow(2).sum(-1).sqrt()
 
     def log(self, base, X):
+        base, X = _promote(base, X)
         s, si = self._roots(base)
         return s @ sym_apply(si @ X @ si, lambda w: torch.log(w.clamp_min(1e-30))) @ s
 
     def exp(self, base, V):
+        base, V = _promote(base, V)
         s, si = self._roots(base)
         return _sym(s @ sym_apply(si @ V @ si, torch.exp) @ s)
 
@@ -283,16 +298,19 @@ class Grassmannian(Manifold):
         return f"grassmann:{self.n}:{self.k}"
 
     def distance(self, A, B):
+        A, B = _promote(A, B)
         s = torch.linalg.svdvals(A.transpose(-1, -2) @ B).clamp(-1.0, 1.0)
         return torch.arccos(s).pow(2).sum(-1).clamp_min(0).sqrt()
 
     def log(self, base, X):
+        base, X = _promote(base, X)
         M = base.transpose(-1, -2) @ X
         H = torch.linalg.solve(M.transpose(-1, -2), (X - base @ M).transpose(-1, -2))
         U, S, Vh = torch.linalg.svd(H.transpose(-1, -2), full_matrices=False)
         return (U * torch.atan(S).unsqueeze(-2)) @ Vh
 
     def exp(self, base, V):
+        base, V = _promote(base, V)
         U, S, Vh = torch.linalg.svd(V, full_matrices=False)
         Y = (base @ Vh.transpose(-1, -2) * torch.cos(S).unsqueeze(-2)) @ Vh + (
             U * torch.sin(S).unsqueeze(-2)
@@ -348,10 +366,12 @@ class PoincareBall(Manifold):
         return 2.0 / (1.0 - (x * x).sum(-1, keepdim=True)).clamp_min(1e-15)
 
     def distance(self, A, B):
+        A, B = _promote(A, B)
         u = self.mobius_add(-A, B).norm(dim=-1)
         return 2.0 * torch.atanh(u.clamp(max=1 - 1e-15))
 
     def pairwise_distance(self, A, B):
+        A, B = _promote(A, B)
         a2 = (A * A).sum(-1)[:, None]
         b2 = (B * B).sum(-1)[None, :]
         diff = (a2 + b2 - 2 * A @ B.T).clamp_min(0)
@@ -359,11 +379,13 @@ class PoincareBall(Manifold):
         return torch.arccosh(arg.clamp_min(1.0))
 
     def log(self, base, X):
+        base, X = _promote(base, X)
         u = self.mobius_add(-base, X)
         un = u.norm(dim=-1, keepdim=True).clamp_min(1e-15)
         return (2.0 / self._lambda(base)) * torch.atanh(un.clamp(max=1 - 1e-15)) * u / un
 
     def exp(self, base, V):
+        base, V = _promote(base, V)
         vn = V.norm(dim=-1, keepdim=True).clamp_min(1e-15)
         step = torch.tanh(self._lambda(base) * vn / 2.0) * V / vn
         return self.project(self.mobius_add(base, step))

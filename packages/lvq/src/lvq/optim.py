@@ -7,6 +7,7 @@ learning rate to ``group_base_lr * schedule(step) / lr`` before each update.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -198,7 +199,8 @@ def _piecewise_constant(lr, T, boundaries_and_scales=None):
 
 
 def _sgdr(lr, T, cycle_steps=None, t_mult=1.0, alpha=0.0):
-    first = cycle_steps or max(1, T // 4)
+    # a first cycle of at least 2 steps (when the run has 2): a 1-step cycle restarts every step
+    first = cycle_steps or max(min(2, T), T // 4)
 
     def f(t):
         length, start = first, 0
@@ -224,6 +226,27 @@ SCHEDULERS: dict[str, Callable[..., Callable[[int], float]]] = {
 }
 
 
+def _check_schedule_kwargs(kwargs: dict[str, Any]) -> None:
+    """Refuse step counts below 1 and non-positive rates (a constant or complex lr otherwise)."""
+    for key, low in (
+        ("transition_steps", 1),
+        ("decay_steps", 1),
+        ("cycle_steps", 1),
+        ("warmup_steps", 0),
+    ):
+        v = kwargs.get(key)
+        if v is not None and (
+            isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low
+        ):
+            raise ValueError(f"lr_scheduler_kwargs[{key!r}] must be an int >= {low}, got {v!r}")
+    for key in ("decay_rate", "t_mult"):
+        v = kwargs.get(key)
+        if v is not None and not (
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+        ):
+            raise ValueError(f"lr_scheduler_kwargs[{key!r}] must be a positive number, got {v!r}")
+
+
 def make_schedule(
     spec: Any, lr: float, total_steps: int, kwargs: dict[str, Any] | None = None
 ) -> Callable[[int], float] | None:
@@ -232,8 +255,17 @@ def make_schedule(
     Names take ``lr_scheduler_kwargs`` (optax's names: ``decay_rate``, ``transition_steps``,
     ``warmup_steps``, ``decay_steps``, ``end_value``, ``alpha``, ``power``,
     ``boundaries_and_scales``, ``cycle_steps``, ``t_mult``); unset lengths default to the
-    run's total number of optimizer steps. A callable ``f(step) -> lr`` is used as is.
+    run's total number of optimizer steps ``T`` (a warm-up to ``T // 10``, at least 1; SGDR's
+    first cycle to ``T // 4``, at least 2 if ``T >= 2``). A callable ``f(step) -> lr`` is
+    used as is.
     """
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise TypeError(f"lr_scheduler_kwargs must be None or a dict, got {type(kwargs).__name__}")
+    if kwargs and not isinstance(spec, str):
+        raise ValueError(
+            f"lr_scheduler_kwargs={kwargs!r} would be ignored: only a named lr_scheduler takes "
+            f"them (lr_scheduler={spec!r})"
+        )
     if spec is None:
         return None
     if isinstance(spec, str):
@@ -242,6 +274,7 @@ def make_schedule(
                 f"lr_scheduler={spec!r} is not known; use one of {sorted(SCHEDULERS)} or a "
                 "callable step -> learning rate"
             )
+        _check_schedule_kwargs(kwargs or {})
         try:
             return SCHEDULERS[spec](lr, max(int(total_steps), 1), **(kwargs or {}))
         except TypeError as exc:

@@ -198,7 +198,7 @@ def _weights(weights) -> dict[str, float]:
         raise ValueError(f"unknown loss terms {sorted(unknown)} in weights; expected {LOSS_TERMS}")
     for term, value in weights.items():
         try:
-            weight = float(value)
+            weight = math.nan if isinstance(value, bool) else float(value)
         except (TypeError, ValueError):  # a string, None: reported below, naming the term
             weight = math.nan
         if not math.isfinite(weight) or weight < 0:  # a negative weight maximises its term

@@ -11,6 +11,7 @@ from torch import Tensor
 from ._checks import numeric_tensor, warn
 from ._find_subspaces import decoders_from_moments
 from ._stats import as_latent, flat_target, moments
+from .loss._common import check_mapping
 from .optim._subspace_change import check_direction, principal_cosines
 
 
@@ -22,7 +23,7 @@ def max_principal_cosine(W: Mapping[str, Tensor]) -> float:
     the same ``D`` as the others, is all zero (no direction) or holds NaN / inf, is a
     ``ValueError`` naming its quantity.
     """
-    bases = {q: numeric_tensor(w, f"W[{q!r}]") for q, w in W.items()}
+    bases = {q: numeric_tensor(W[q], f"W[{q!r}]") for q in check_mapping(W, "W").keys()}
     width = None
     for q, w in bases.items():
         if w.ndim != 2 or (width is not None and w.shape[1] != width):
@@ -58,10 +59,10 @@ def decoding_r2(
     Raises:
         ValueError: ``Z_fit`` has fewer than 2 rows (nothing to fit a decoder on), ``Z_eval``
             has fewer than 2 rows (no variance to explain), ``Z_eval`` or a
-            basis ``W[p]`` does not match ``Z_fit``'s width, or a ``Y_eval[q]`` has another
-            width than ``Y_fit[q]``.
+            basis ``W[p]`` does not match ``Z_fit``'s width, a basis is not numeric or holds
+            NaN / inf, or a ``Y_eval[q]`` has another width than ``Y_fit[q]``.
         KeyError: ``Y_eval`` lacks a quantity of ``Y_fit``.
-        TypeError: ``Y_fit`` or ``Y_eval`` is not a dict.
+        TypeError: ``W``, ``Y_fit`` or ``Y_eval`` is not a dict.
     """
     mom = moments(Z_fit, Y_fit, names=("Z_fit", "Y_fit"))
     if mom.n < 2:  # centred on one row, every latent is 0: the decoders would be all zero
@@ -83,12 +84,14 @@ def decoding_r2(
             f"Z_eval has {Ze.shape[1]} columns but Z_fit has {D}; they must be the same latents"
         )
     bases = {}
-    for p, w in W.items():
-        w64 = torch.as_tensor(w).to(device=Ze.device, dtype=torch.float64)
+    for p in check_mapping(W, "W").keys():
+        w64 = numeric_tensor(W[p], f"W[{p!r}]").to(device=Ze.device, dtype=torch.float64)
         if w64.ndim != 2 or w64.shape[1] != D:
             raise ValueError(
                 f"W[{p!r}] must be a (k, D={D}) basis matching Z_fit, got shape {tuple(w64.shape)}"
             )
+        if not bool(torch.isfinite(w64).all()):  # a diverged trainable basis: R^2 would be NaN
+            raise ValueError(f"W[{p!r}] contains NaN or infinite values")
         bases[p] = w64
     centred = Ze - mom.mean_z
     out: dict[str, dict[str, float]] = {}
@@ -133,7 +136,18 @@ class _single:
 
 
 def mean_own_r2(r2: Mapping[str, Mapping[str, float]]) -> float:
-    """Mean over quantities of the own-subspace score of :func:`decoding_r2`."""
+    """Mean over quantities of the own-subspace score of :func:`decoding_r2`.
+
+    Raises:
+        KeyError: a quantity ``q`` of ``r2`` has no own score ``r2[q][q]``, i.e. the bases ``W``
+            given to :func:`decoding_r2` lack a quantity of its targets ``Y_fit``.
+    """
+    for q in r2:
+        if q not in r2[q]:
+            raise KeyError(
+                f"r2[{q!r}] has no own-subspace score r2[{q!r}][{q!r}]: the bases W given to "
+                f"decoding_r2 lack quantity {q!r} of Y_fit (W has {list(r2[q])})"
+            )
     return sum(r2[q][q] for q in r2) / max(len(r2), 1)
 
 

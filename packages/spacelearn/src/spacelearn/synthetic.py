@@ -26,9 +26,29 @@ def _gaussian_kernel(sigma: float, dtype: torch.dtype) -> Tensor:
 
 
 def blur(fields: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur of ``(B, 1, H, W)`` fields (reflect padding)."""
+    """Separable Gaussian blur of ``(B, 1, H, W)`` fields (reflect padding).
+
+    Raises:
+        ValueError: ``fields`` is not ``(B, 1, H, W)``, ``sigma`` is not a finite number
+            ``> 0``, or the kernel radius ``max(int(3 * sigma), 1)`` is not below ``H`` and
+            ``W`` (reflect padding needs it).
+    """
+    if not isinstance(fields, Tensor) or fields.ndim != 4 or fields.shape[1] != 1:
+        shape = tuple(fields.shape) if isinstance(fields, Tensor) else type(fields).__name__
+        raise ValueError(f"fields must be a (B, 1, H, W) tensor, got {shape}")
+    try:
+        positive = check_real(sigma, "sigma") > 0  # a zero width divides by zero: NaN fields
+    except ValueError:
+        positive = False
+    if not positive:
+        raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
     g = _gaussian_kernel(sigma, fields.dtype).to(fields.device)
     r = g.numel() // 2
+    if r >= min(fields.shape[-2:]):
+        raise ValueError(
+            f"sigma={sigma!r} gives a kernel radius {r} that is not below the field size "
+            f"{tuple(fields.shape[-2:])}; use a smaller sigma"
+        )
     x = F.pad(fields, (r, r, 0, 0), mode="reflect")
     x = F.conv2d(x, g.view(1, 1, 1, -1))
     x = F.pad(x, (0, 0, r, r), mode="reflect")

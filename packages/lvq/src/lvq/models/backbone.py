@@ -30,7 +30,7 @@ import blockops
 import numpy as np
 import torch
 
-from .._checks import check_int, is_number
+from .._checks import check_int, is_number, seeded_generator
 from ..backbones import BackboneDistance, FlatModule, make_cnn, make_mlp
 from ..base import SupervisedPrototypeModel
 from ..distances import Omega, SquaredEuclidean, Tangent
@@ -93,7 +93,7 @@ class BackboneMixin:
         key = self._builtin_key()
         cached = self.__dict__.get("_flat_cache")
         if cached is None or cached[0] != key:
-            gen = blockops.make_generator(self.random_seed)
+            gen = seeded_generator("random_seed", self.random_seed)
             check_int("latent_dim", self.latent_dim)
             if self._image:
                 net = make_cnn(

@@ -25,7 +25,7 @@ import blockops
 import numpy as np
 import torch
 
-from .._checks import is_number
+from .._checks import is_number, seeded_generator
 from ..base import SupervisedPrototypeModel, _InferenceModule
 from ..losses import Loss
 from ..registry import register
@@ -210,7 +210,7 @@ class CBC(SupervisedPrototypeModel):
         params = super()._init_params(X, codes, initial_prototypes, initial_labels)
         init = self.components_initializer
         if init is not None and initial_prototypes is None:
-            gen = blockops.make_generator(self.random_seed)
+            gen = seeded_generator("random_seed", self.random_seed)
             K = params["prototypes"].shape[0]
             W = blockops.as_tensor(init(X, K, gen), name="components", device=X.device)
             if W.shape != params["prototypes"].shape:

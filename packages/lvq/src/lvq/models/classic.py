@@ -11,10 +11,9 @@ import math
 import numbers
 from typing import Any
 
-import blockops
 import torch
 
-from .._checks import is_number
+from .._checks import check_callbacks, is_number, seeded_generator
 from ..base import SupervisedPrototypeModel
 from ..losses import GLVQLoss, glvq_mu
 from ..registry import register
@@ -50,8 +49,7 @@ class _Classic(SupervisedPrototypeModel):
         lr = getattr(self, "lr", 1.0)
         if not is_number(lr) or not lr > 0:
             raise ValueError(f"lr must be a positive number, got {lr!r}")
-        if self.callbacks is not None and not isinstance(self.callbacks, (list, tuple)):
-            raise TypeError("callbacks must be a list of Callback objects")
+        check_callbacks(self.callbacks)
 
     def _make_loss(self, n_classes):
         return GLVQLoss(None, 10.0, 0.0)
@@ -76,7 +74,7 @@ class _Classic(SupervisedPrototypeModel):
         if isinstance(state, dict) and "gen" in state:
             gen = state["gen"]  # later partial_fit calls continue the shuffle, as epochs do
         else:
-            gen = blockops.make_generator(self.random_seed, device=X.device)
+            gen = seeded_generator("random_seed", self.random_seed, device=X.device)
         cbs = list(self.callbacks or [])
         history = list(self.loss_history_) if keep_history else []
         val_history = list(self.val_loss_history_) if keep_history else []

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..__about__ import __version__
-from .._checks import check_int, check_number, resolve_load_device
+from .._checks import check_int, check_number, resolve_load_device, seeded_generator
 from ..base import PrototypeModel, export_inference_onnx
 from ..distances import squared_euclidean
 from ..registry import register
@@ -72,7 +72,7 @@ class UnsupervisedModel(PrototypeModel):
     # ------------------------------------------------------------------ fitting
 
     def _resolve_device(self) -> torch.device:
-        return blockops.resolve_device(getattr(self, "device", "auto"))
+        return blockops.resolve_device(getattr(self, "device", "auto"), name="device")
 
     def _validate(self) -> None:
         """Check parameters (called at the start of ``fit``)."""
@@ -110,7 +110,7 @@ class UnsupervisedModel(PrototypeModel):
         self._check_n_samples(Xt)
         self._device = device
         self.n_features_in_ = int(Xt.shape[1])
-        gen = blockops.make_generator(getattr(self, self._seed_param), device=device)
+        gen = seeded_generator(self._seed_param, getattr(self, self._seed_param), device=device)
         with torch.no_grad():
             history = self._fit(Xt, gen, init)
         self.loss_history_ = [float(v) for v in history]

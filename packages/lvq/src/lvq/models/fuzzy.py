@@ -21,7 +21,7 @@ from typing import Any
 import blockops
 import torch
 
-from .._checks import check_int, check_number
+from .._checks import check_callbacks, check_int, check_number
 from ..distances import squared_euclidean
 from ..registry import register
 from .clustering import (
@@ -132,10 +132,7 @@ class FuzzyClusteringBase(UnsupervisedModel):
             raise ValueError(
                 f"init_method must be one of {list(self._init_methods)}, got {self.init_method!r}"
             )
-        if self.callbacks is not None and not isinstance(self.callbacks, (list, tuple)):
-            raise TypeError(
-                f"callbacks must be a list of Callback objects, got {type(self.callbacks).__name__}"
-            )
+        check_callbacks(self.callbacks)
 
     def _n_prototypes_needed(self):
         return int(self.n_clusters)

@@ -31,7 +31,7 @@ class KNN(SupervisedPrototypeModel):
         k = self.n_neighbors
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"n_neighbors must be a positive int, got {k!r}")
-        device = blockops.resolve_device(self.device)
+        device = blockops.resolve_device(self.device, name="device")
         Xt, y_arr = self._check_X_y(X, y, device)
         if k > Xt.shape[0]:
             raise ValueError(f"n_neighbors={k} is larger than n_samples={Xt.shape[0]}")

@@ -37,7 +37,7 @@ import blockops
 import numpy as np
 import torch
 
-from .._checks import check_number, is_number
+from .._checks import check_number, is_number, seeded_generator
 from ..base import (
     BASE_PARAMS,
     SupervisedPrototypeModel,
@@ -264,7 +264,7 @@ class OneClassPrototypeModel(SupervisedPrototypeModel):
                 "(OCGLVQ, OCRSLVQ, SVQOCC, OCDKGLVQ, ...; see lvq.list_models(kind='one_class'))"
             )
         self._validate_params()
-        device = blockops.resolve_device(self.device)
+        device = blockops.resolve_device(self.device, name="device")
         if y is None:
             _reject_sparse_and_1d(X)
             Xt = blockops.as_tensor(X, name="X", device=device)
@@ -302,7 +302,7 @@ class OneClassPrototypeModel(SupervisedPrototypeModel):
         """Hook: refuse options a model cannot honour (none here)."""
 
     def _init_params(self, X, codes, initial_prototypes, initial_labels) -> dict[str, torch.Tensor]:
-        gen = blockops.make_generator(self.random_seed)
+        gen = seeded_generator("random_seed", self.random_seed)
         Xt = X[codes == self._target_code]
         if Xt.shape[0] == 0:
             raise ValueError(f"y has no sample of the target label {self.target_label_!r}")

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .._checks import check_int, check_number
+from .._checks import check_callbacks, check_int, check_number
 from ..distances import squared_euclidean
 from ..manifolds import check_points, get_manifold
 from ..registry import register
@@ -89,10 +89,7 @@ class _Topology(UnsupervisedModel):
         check_number("epsilon", self.epsilon, 0.0, strict=False)
         if self._dk:
             check_number("kernel_sigma", self.kernel_sigma, 0.0)
-        if self.callbacks is not None and not isinstance(self.callbacks, (list, tuple)):
-            raise TypeError(
-                f"callbacks must be a list of Callback objects, got {type(self.callbacks).__name__}"
-            )
+        check_callbacks(self.callbacks)
 
     def _n_units(self, X: torch.Tensor) -> int:
         raise NotImplementedError

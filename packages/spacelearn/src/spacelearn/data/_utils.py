@@ -10,11 +10,19 @@ from typing import Any
 import torch
 from blockops import resolve_device
 
+from .._checks import check_int
+
 
 def _selected(names: Iterable[str] | None, empty_means_all: bool) -> Callable[[str | None], bool]:
     if names is None:
         return lambda name: True
-    chosen = set(names)
+    # a single string is one argument name, not the set of its characters
+    try:
+        chosen = {names} if isinstance(names, str) else set(names)
+    except TypeError:
+        raise TypeError(
+            f"targets must be an argument name, a list of names or None, got {names!r}"
+        ) from None
     if not chosen:
         return (lambda name: True) if empty_means_all else (lambda name: False)
     return lambda name: name in chosen
@@ -53,15 +61,15 @@ def _apply(func: Callable, transform: Callable[[Any], Any], wanted: Callable) ->
     return wrapper
 
 
-def ensure_dim(func: Callable | None = None, *, dims: int, targets: list[str] | None = None):
+def ensure_dim(func: Callable | None = None, *, dims: int, targets: str | list[str] | None = None):
     """Decorator: prepend size-1 dims until each tensor argument has ``dims`` dims.
 
-    ``targets`` names the arguments (positional or keyword) to expand; ``None`` or an empty
-    list means all tensor arguments. Non-tensors and tensors with enough dims are untouched.
+    ``targets`` names the arguments (positional or keyword) to expand (a string is one name);
+    ``None`` or an empty list means all tensor arguments. Non-tensors and tensors with enough
+    dims are untouched.
     Use as ``@ensure_dim(dims=3)`` or ``ensure_dim(f, dims=3)``.
     """
-    if isinstance(dims, bool) or not isinstance(dims, int) or dims < 0:
-        raise ValueError(f"dims must be a non-negative int, got {dims!r}")
+    dims = check_int(dims, "dims", low=0)  # numpy ints too, as everywhere in the package
 
     def expand(x):
         if isinstance(x, torch.Tensor) and x.ndim < dims:
@@ -78,13 +86,14 @@ def to_device(
     func: Callable | None = None,
     *,
     device: str | torch.device = "cpu",
-    targets: list[str] | None = None,
+    targets: str | list[str] | None = None,
 ):
     """Decorator: move tensor arguments to ``device`` (resolved by ``blockops.resolve_device``,
     so ``"auto"`` works and asking for a missing CUDA device is a clear ``ValueError``).
 
-    ``targets`` names the arguments (positional or keyword) to move; ``None`` means all, an
-    empty list means none (as in 0.1.0). Works bare (``@to_device``) or configured.
+    ``targets`` names the arguments (positional or keyword) to move (a string is one name);
+    ``None`` means all, an empty list means none (as in 0.1.0). Works bare (``@to_device``) or
+    configured.
     """
     dev = resolve_device(device)
 

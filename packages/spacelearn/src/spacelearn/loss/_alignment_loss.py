@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import warn
+from .._checks import numeric_tensor, warn
 from ._common import basis, centred, check_mapping, entry, flat, warn_small_batch, zero_like_graph
 
 NORMALIZE_REL_FLOOR = float(torch.finfo(torch.float32).eps)
@@ -61,7 +61,7 @@ def alignment_loss(
     flags: dict[str, Tensor] = {}
     for q in W:
         w = basis(W[q], Zc, f"W[{q!r}]")
-        a = basis(entry(A, q, "A"), Zc)
+        a = basis(numeric_tensor(entry(A, q, "A"), f"A[{q!r}]"), Zc)
         target = entry(Y, q, "Y")
         y = flat(target, Zc, f"Y[{q!r}]")
         if y.shape[0] != Zc.shape[0]:

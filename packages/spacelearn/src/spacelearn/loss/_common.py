@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import torch
 from torch import Tensor
 
 from .._checks import numeric_tensor, warn
@@ -58,8 +57,9 @@ def flat(y: Tensor, like: Tensor, name: str = "target") -> Tensor:
 
 
 def basis(w: Tensor, like: Tensor, name: str | None = None) -> Tensor:
-    """``w`` on ``like``'s device and dtype; with a ``name``, checked to be ``(k, D)``."""
-    w = torch.as_tensor(w).to(device=like.device, dtype=like.dtype)
+    """``w`` on ``like``'s device and dtype; with a ``name``, checked to be ``(k, D)`` (a
+    non-numeric ``w`` is a ``ValueError`` naming it)."""
+    w = numeric_tensor(w, name or "basis").to(device=like.device, dtype=like.dtype)
     if name is not None and (w.ndim != 2 or w.shape[1] != like.shape[1]):
         raise ValueError(
             f"{name} must be a (k, D={like.shape[1]}) basis matching Z, got shape {tuple(w.shape)}"

@@ -7,13 +7,16 @@ from functools import reduce
 import torch
 from torch import Tensor
 
+from .._checks import numeric_tensor
 from ._common import check_mapping, entry, zero_like_graph
 
 
 def _check_pair(w: Tensor, wp: Tensor, q: str, invariant: bool) -> None:
     """``W_prev[q]`` must span the same latent space as ``W[q]`` (and match its shape for the
     elementwise 0.1.0 distance)."""
-    if wp.ndim != 2 or w.ndim != 2 or wp.shape[1] != w.shape[1]:
+    if w.ndim != 2:
+        raise ValueError(f"W[{q!r}] must be a (k, D) basis, got shape {tuple(w.shape)}")
+    if wp.ndim != 2 or wp.shape[1] != w.shape[1]:
         raise ValueError(
             f"W_prev[{q!r}] must be a (k, D={w.shape[-1]}) basis like W[{q!r}], got shape "
             f"{tuple(wp.shape)}"
@@ -23,6 +26,11 @@ def _check_pair(w: Tensor, wp: Tensor, q: str, invariant: bool) -> None:
             f"invariant=False compares W[{q!r}] and W_prev[{q!r}] elementwise and needs equal "
             f"shapes, got {tuple(w.shape)} and {tuple(wp.shape)}; use invariant=True when k changed"
         )
+
+
+def _floating(dtype: torch.dtype) -> torch.dtype:
+    """``dtype`` if it is floating, else the default float dtype."""
+    return dtype if dtype.is_floating_point else torch.get_default_dtype()
 
 
 def stability_loss(
@@ -43,15 +51,18 @@ def stability_loss(
         With ``W`` and ``W_prev`` both solved (constants), this term has no gradient; it only
         acts when ``W`` is a trainable parameter.
     """
-    W = {q: torch.as_tensor(w) for q, w in check_mapping(W, "W").items()}
+    W = {q: numeric_tensor(w, f"W[{q!r}]") for q, w in check_mapping(W, "W").items()}
     if not W:
         return torch.zeros(())
     if W_prev is None:  # 0 of W's dtype and device, in the graph of every W[q]
         return reduce(torch.add, (zero_like_graph(w) for w in W.values()))
     first = next(iter(W.values()))
-    total = torch.zeros((), device=first.device, dtype=first.dtype)
+    total = torch.zeros((), device=first.device, dtype=_floating(first.dtype))
     for q, w in W.items():
-        wp = torch.as_tensor(entry(W_prev, q, "W_prev")).to(device=w.device, dtype=w.dtype)
+        wp = numeric_tensor(entry(W_prev, q, "W_prev"), f"W_prev[{q!r}]")
+        # integer bases (hand-written lists) are compared in floating point, not truncated
+        dtype = w.dtype if w.is_floating_point() else _floating(wp.dtype)
+        w, wp = w.to(dtype), wp.to(device=w.device, dtype=dtype)
         _check_pair(w, wp, q, invariant)
         if invariant:
             total = total + (w.mT @ w - wp.mT @ wp).pow(2).sum()

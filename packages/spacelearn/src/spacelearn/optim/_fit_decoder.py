@@ -7,6 +7,7 @@ from torch import Tensor
 
 from .._checks import check_real
 from .._stats import as_latent, flat_target
+from ..loss._common import check_mapping
 
 
 def fit_decoders(
@@ -31,7 +32,8 @@ def fit_decoders(
     Zt = as_latent(Z)
     Zc = Zt - Zt.mean(0)
     out = {}
-    for q, w in W.items():
+    for q in check_mapping(W, "W").keys():
+        w = W[q]
         if q not in pooled_global:
             raise KeyError(
                 f"pooled_global has no entry for quantity {q!r} of W; its keys are "

@@ -14,9 +14,17 @@ def resolve_epochs(n_epochs: int, *, first_gap: int = 1, growth: float = 2.0) ->
     """
     if isinstance(n_epochs, bool) or not isinstance(n_epochs, numbers.Integral) or n_epochs < 1:
         raise ValueError(f"n_epochs must be an int >= 1, got {n_epochs!r}")
-    if not isinstance(first_gap, numbers.Real) or not 1 <= first_gap < math.inf:
+    if (
+        isinstance(first_gap, bool)
+        or not isinstance(first_gap, numbers.Real)
+        or not 1 <= first_gap < math.inf
+    ):
         raise ValueError(f"first_gap must be a finite number >= 1, got {first_gap!r}")
-    if not isinstance(growth, numbers.Real) or not 1.0 <= growth < math.inf:
+    if (
+        isinstance(growth, bool)
+        or not isinstance(growth, numbers.Real)
+        or not 1.0 <= growth < math.inf
+    ):
         raise ValueError(f"growth must be a finite number >= 1, got {growth!r}")
     epochs, epoch, gap = [], 0, float(first_gap)
     while epoch < n_epochs:

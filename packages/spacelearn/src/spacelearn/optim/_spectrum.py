@@ -23,7 +23,7 @@ def resolve_threshold(name, thresholds, default_threshold, fallback: float) -> f
     else:
         value = fallback
     try:
-        number = float("nan") if isinstance(value, (str, bytes)) else float(value)
+        number = float("nan") if isinstance(value, (bool, str, bytes)) else float(value)
     except (TypeError, ValueError):
         number = float("nan")
     if not 0.0 < number <= 1.0:
