@@ -53,8 +53,7 @@ def _wheel(folder: Path, files: list[str], meta: str = GOOD_META) -> None:
 def _dists(tmp_path: Path, sdist_files=FILES, meta=GOOD_META) -> tuple[Path, Path]:
     from_sdist, from_tree = tmp_path / "from-sdist", tmp_path / "from-tree"
     _wheel(from_sdist, sdist_files, meta)
-    with tarfile.open(from_sdist / "toy_pkg-0.2.0.tar.gz", "w:gz"):
-        pass
+    tarfile.open(from_sdist / "toy_pkg-0.2.0.tar.gz", "w:gz").close()  # an empty sdist
     _wheel(from_tree, FILES)
     return from_sdist, from_tree
 

@@ -440,8 +440,7 @@ def test_probe_without_track_activations_is_an_error():
     with pytest.raises(ValueError, match="probe is only used with track_activations"):
         FeatureTracker(model, layers=["0"], probe=torch.randn(2, 5))
     tracker = FeatureTracker(model, layers=["0"], probe=torch.randn(2, 5), track_activations=True)
-    with tracker:
-        pass
+    tracker.start().stop()
     assert tracker.get_feature("0.output").shape == (2, 4)
 
 
