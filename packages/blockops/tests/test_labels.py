@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from blockops import LabelEncoder
+from blockops import LabelEncoder, as_labels
 
 
 def test_strings_roundtrip():
@@ -97,3 +97,16 @@ def test_inverse_transform_refuses_fractional_codes():
         with pytest.raises(ValueError, match="codes must be integer codes"):
             enc.inverse_transform(bad)
     assert enc.inverse_transform([2.0, 0.0]).tolist() == ["c", "a"]  # whole floats, as sklearn
+
+
+def test_mixed_type_labels_keep_their_types():
+    # numpy made [1, "a"] the strings ["1", "a"]: the label 1 decoded as "1", and
+    # transform([1]) said 1 was not seen during fit
+    enc = LabelEncoder().fit([1, "a", 1])
+    assert enc.classes_.tolist() == [1, "a"]
+    assert enc.transform([1, "a"]).tolist() == [0, 1]
+    assert enc.inverse_transform([0, 1]).tolist() == [1, "a"]
+    assert as_labels((b"x", 2.5)).tolist() == [b"x", 2.5]
+    assert as_labels(["b", "a"]).dtype.kind == "U"  # all strings stay a string array
+    with pytest.raises(ValueError, match="NaN"):  # was the class "nan"
+        as_labels(["a", float("nan")])

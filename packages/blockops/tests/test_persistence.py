@@ -262,3 +262,18 @@ def test_a_loaded_checkpoint_saves_back_with_its_meta(tmp_path):
     assert config == {"v": 2} and torch.equal(tensors["w"], torch.ones(2))
     assert meta_back["package"] == "x" and meta_back["format_version"] == 1
     assert meta_back["sha256"] != meta["sha256"]  # recomputed for the new files
+
+
+def test_saving_into_the_working_directory_is_a_clear_error(tmp_path, monkeypatch):
+    # save_checkpoint(".") failed with "Device or resource busy: '.' -> '..old-...'" and left
+    # that backup directory inside the working directory
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for directory in (".", str(work), "sub/..", ".."):
+        with pytest.raises(ValueError, match="current working directory"):
+            save_checkpoint(directory, {"v": 1}, {"w": torch.ones(2)})
+    assert list(work.iterdir()) == []
+    (work / "sub").mkdir()
+    save_checkpoint("sub/../ck", {"v": 2}, {"w": torch.ones(2)})
+    assert load_checkpoint(work / "ck")[0] == {"v": 2}

@@ -118,3 +118,11 @@ def test_device_strings_follow_resolve_device():
     )
     with pytest.raises(ValueError, match="device='gpu' is not understood"):
         make_generator(0, "gpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_device_without_cuda_is_a_clear_error():
+    # was torch's RuntimeError "Cannot get CUDA generator without ATen_cuda library"
+    for device in ("cuda", "cuda:0", torch.device("cuda")):
+        with pytest.raises(ValueError, match="asks for CUDA but no CUDA device is available"):
+            make_generator(0, device)

@@ -426,3 +426,49 @@ def test_numpy_data_sets_and_reference_batches_are_read_as_tensors():
     model.calculate_ref_gradients((Xn[:8], yn[:8]), F.cross_entropy)
     ref.calculate_ref_gradients((X[:8], y[:8]), F.cross_entropy)
     torch.testing.assert_close(model._ref_grad, ref._ref_grad)
+
+
+def test_reference_gradients_of_a_sample_list_or_dataset_equal_the_batch():
+    # the original's memory is a list of per-sample (x, y) tuples; it failed with
+    # "'tuple' object has no attribute 'shape'", and a Dataset with a TypeError
+    torch.manual_seed(0)
+    model = Net()
+    X, y = _data(12)
+    model.calculate_ref_gradients((X, y), F.cross_entropy)
+    expected = model._ref_grad.clone()
+    pairs = [(X[i], int(y[i])) for i in range(12)]
+    for data in (pairs, torch.utils.data.TensorDataset(X, y)):
+        model.calculate_ref_gradients(data, F.cross_entropy)
+        torch.testing.assert_close(model._ref_grad, expected)
+        model.calculate_ref_gradients_layerwise(data, F.cross_entropy)
+        torch.testing.assert_close(model._ref_grads_layerwise["fc1.weight"], expected[:24])
+    with pytest.raises(ValueError, match="empty"):
+        model.calculate_ref_gradients(torch.utils.data.TensorDataset(X[:0], y[:0]), F.cross_entropy)
+
+
+def test_non_tensor_batch_fields_are_refused_with_a_clear_error():
+    # a list of per-sample (x, int) pairs, (X, y.tolist()) or (X.tolist(), y) failed with
+    # "'int' object has no attribute 'is_floating_point'" or read X as a batch of its own
+    model = Net()
+    X, y = _data(10)
+    with pytest.raises(TypeError, match="targets of a batch must be a tensor.*one sample"):
+        model.estimate_fisher([(X[i], int(y[i])) for i in range(10)], F.cross_entropy)
+    with pytest.raises(ValueError, match="first dimension.*one sample"):
+        model.estimate_fisher([(X[i], y[i]) for i in range(10)], F.cross_entropy)
+    for data in ((X, y.tolist()), (X.tolist(), y)):
+        with pytest.raises(TypeError, match="tuple data set must all be tensors"):
+            model.estimate_fisher(data, F.cross_entropy)
+    with pytest.raises(TypeError, match="inputs of a batch must be a tensor"):
+        model.calculate_ref_gradients((X.tolist(), y), F.cross_entropy)
+    assert model.EWC_task_count == 0
+
+
+@pytest.mark.parametrize("bad", [True, float("inf"), float("nan"), 0.0])
+def test_layerwise_loss_lambda_refuses_bools_and_non_finite_values(bad):
+    # the original's 4th positional argument was store_encoded: (mem, loss, 64, True) was read
+    # as loss_lambda=True (1.0) and store_encoded silently ignored; inf gave NaN projections
+    model = Net()
+    X, y = _data(10)
+    with pytest.raises(ValueError, match="loss_lambda must be a finite number > 0"):
+        model.calculate_ref_gradients_layerwise((X, y), F.cross_entropy, 8, bad)
+    assert model._ref_grads_layerwise == {}

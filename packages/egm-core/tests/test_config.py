@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import yaml
@@ -136,3 +138,23 @@ def test_a_name_no_file_can_have_is_an_unknown_preset(blobs, name):
     X, y, _, _ = blobs
     with pytest.raises(ValueError, match="preset must be one of"):
         PyEGM(preset=name, platform="cpu").fit(X, y)
+
+
+def test_fixed_radius_without_fixed_mode_warns_it_is_ignored(blobs):
+    X, y, _, _ = blobs
+    with pytest.warns(UserWarning, match=r"fixed_radius=2.0 is ignored: .* 'local'"):
+        m = PyEGM(fixed_radius=2.0, random_state=0, platform="cpu").fit(X, y)
+    assert (m.radius_ != 2.0).all()  # the measured radii are used, as the warning says
+    fixed = PyEGM(fixed_radius=2.0, adaptive_radius_mode="fixed", random_state=0, platform="cpu")
+    assert (fixed.fit(X, y).radius_ == 2.0).all()
+
+
+def test_docstring_lists_the_package_defaults_and_what_presets_set():
+    text = " ".join(PyEGM.__doc__.split("**Defaults.**")[1].split("\n\n")[0].split())
+    head, _, listing = text.partition("):")
+    documented = dict(re.findall(r"``(\w+)=([^`]+)``", listing))
+    assert documented == {k: repr(s.default) for k, s in _config.SPECS.items()}
+    set_by_presets = set()
+    for name in PRESET_NAMES[1:]:
+        set_by_presets |= set(_config._package_preset(name))
+    assert set(re.findall(r"``(\w+)``", head)) == set_by_presets

@@ -128,6 +128,31 @@ def test_warp_directions_prefers_high_variance_axes():
     assert sharp[0, 0].abs() > 0.9  # stretched along the local principal axis
 
 
+def test_warp_directions_large_anisotropy_stays_finite():
+    torch.manual_seed(0)
+    nb = torch.randn(4, 5, 8) * torch.tensor([3.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    basis, var = local_basis(nb)
+    z = torch.randn(4, 8)
+    for a in (2.0, 400.0):  # 400: the float32 powers overflowed (inf / inf = NaN directions)
+        u = warp_directions(z, basis, var, a)
+        assert torch.isfinite(u).all(), a
+        torch.testing.assert_close(u.norm(dim=1), torch.ones(4))
+    # the limit: all of the direction on each neighbourhood's first principal axis
+    top = basis[torch.arange(4), var.argmax(dim=1)]
+    torch.testing.assert_close((u * top).sum(dim=1).abs(), torch.ones(4))
+    # moderate values: the plain formula, ``(var_i + eps) / (mean + eps)`` to the a/2
+    mean = var.sum(dim=1) / (var > 0).sum(dim=1)
+    w_in = ((var + 0.05 * mean[:, None]) / (1.05 * mean[:, None])) ** 1.0
+    w_out = (0.05 / 1.05) ** 1.0
+    coef = (basis @ z[:, :, None])[..., 0]
+    plain = (w_in * coef)[:, :, None].mul(basis).sum(1) + w_out * (
+        z - coef[:, :, None].mul(basis).sum(1)
+    )
+    torch.testing.assert_close(
+        warp_directions(z, basis, var, 2.0), plain / plain.norm(dim=1, keepdim=True)
+    )
+
+
 def test_deflect_removes_the_rival_component():
     u = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     origins = torch.zeros(2, 2)

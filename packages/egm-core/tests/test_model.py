@@ -487,6 +487,23 @@ def test_single_row_class_warns_and_works(make_blobs):
     assert m.get_fitted_params()["preset_resolved"] == "extreme_lowshot"
 
 
+def test_fixed_radius_mode_does_not_warn_about_an_unused_fallback(make_blobs):
+    X, y = make_blobs((20, 20, 1), seed=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the "fewer than 2 rows" fallback is not used here
+        m = fit(X, y, adaptive_radius_mode="fixed", fixed_radius=0.7)
+    assert m.radius_.tolist() == pytest.approx([0.7, 0.7, 0.7])
+    assert torch.isnan(m.local_radius_[2])  # still measured: one row, no radius of its own
+
+
+def test_large_anisotropy_grows_finite_points_that_save_and_load(blobs, tmp_path):
+    X, y, Xt, _ = blobs
+    m = fit(X, y, anisotropy=400.0)  # the direction weights overflowed float32: NaN points
+    assert torch.isfinite(m.bank_X_).all()
+    m.save(tmp_path / "m")
+    np.testing.assert_array_equal(PyEGM.load(tmp_path / "m").predict(Xt), m.predict(Xt))
+
+
 def test_visualize_explosion_without_egm_viz(blobs, monkeypatch):
     X, y, _, _ = blobs
     m = fit(X, y)

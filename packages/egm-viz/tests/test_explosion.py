@@ -109,6 +109,22 @@ def test_layers_can_be_switched_off(model):
     assert len(_gids(fig, "real:")) == _n_classes(model)
 
 
+def test_axis_limits_follow_the_drawn_layers(model):
+    """Hidden synthetic points do not widen the axes; the real points stay inside them."""
+    off = dict(show_paths=False, **SMALL)
+    fig = egm_viz.visualize_explosion(model, show_synthetic=False, **off)
+    ax = fig.axes[0]
+    real = np.concatenate([a.get_offsets() for a in _gids(fig, "real:")])
+    lo, hi = real.min(axis=0), real.max(axis=0)
+    pad = 0.05 * (hi - lo)
+    np.testing.assert_allclose(ax.get_xlim(), (lo[0] - pad[0], hi[0] + pad[0]))
+    np.testing.assert_allclose(ax.get_ylim(), (lo[1] - pad[1], hi[1] + pad[1]))
+    wide = egm_viz.visualize_explosion(model, **off).axes[0]  # the synthetic points drawn
+    synth = np.concatenate([a.get_offsets() for a in _gids(wide.figure, "synthetic:")])
+    assert synth[:, 0].min() < lo[0] or synth[:, 0].max() > hi[0]  # they reach further out
+    assert wide.get_xlim()[1] - wide.get_xlim()[0] > ax.get_xlim()[1] - ax.get_xlim()[0]
+
+
 @pytest.mark.parametrize("suffix, magic", [(".svg", b"<svg"), (".pdf", b"%PDF")])
 def test_vector_formats(model, tmp_path, suffix, magic):
     path = tmp_path / f"picture{suffix}"

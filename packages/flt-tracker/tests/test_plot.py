@@ -207,3 +207,34 @@ def test_heatmap_of_a_dict_of_series_names_the_argument(tracked):
         plot.visualize_features_heatmap(tracked.get_features())
     fig = plot.visualize_features_heatmap(tracked, names="fc.weight")
     assert [ax.images[0].get_array().shape for ax in fig.axes if ax.images] == [(5, 6)]
+
+
+def test_heatmap_of_a_gradient_only_tracker_says_how_to_draw_its_series():
+    # the default draws weight series; a gradient-only tracker got "nothing to draw" with no
+    # word on names= or on what was tracked
+    model = nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    tracker = FeatureTracker(model, optimizer=opt, track_weights=False, track_gradients=True)
+    with tracker:
+        model(torch.randn(4, 3)).sum().backward()
+        opt.step()
+    with pytest.raises(ValueError, match=r"names= \(tracked: \['weight.grad', 'bias.grad'\]\)"):
+        plot.visualize_features_heatmap(tracker)
+    fig = plot.visualize_features_heatmap(tracker, names="weight.grad")
+    assert [ax.images[0].get_array().shape for ax in fig.axes if ax.images] == [(2, 3)]
+
+
+def test_series_plots_name_the_feature_argument(tracked, tmp_path):
+    # a tracker (as the heatmap takes) or a series name given where a Feature is expected was
+    # "'FeatureTracker' object has no attribute 'series'" (or "... has no len()")
+    calls = [
+        lambda x: plot.visualize_feature_evolution(x),
+        lambda x: plot.visualize_parameter_comparison(x, epochs=[0]),
+        lambda x: plot.animate_feature_evolution(x, tmp_path / "w.gif"),
+    ]
+    for call in calls:
+        for wrong in (tracked, "fc.weight"):
+            with pytest.raises(TypeError, match="feature must be a Feature, e.g. tracker.get_f"):
+                call(wrong)
+    assert not (tmp_path / "w.gif").exists()
+    assert plot.visualize_parameter_comparison(tracked.get_feature("fc.weight"), epochs=[0])

@@ -92,6 +92,26 @@ def test_dense_mixture_weight_checks_w_star_by_name():
     assert dense_mixture_weight(W, M, torch.ones(4)).shape == (3,)
 
 
+def test_dictionary_metrics_take_numpy_and_name_a_feature_passed_as_w():
+    # a numpy dictionary was a torch "to() received an invalid combination of arguments"
+    # error, and a Feature passed as W "'Feature' object has no attribute 'ndim'"
+    from flt_tracker import Feature
+
+    gen = torch.Generator().manual_seed(0)
+    M, _ = torch.linalg.qr(torch.randn(6, 6, generator=gen, dtype=torch.float64))
+    W, w_star = torch.randn(4, 6, generator=gen), torch.ones(6)
+    expected = purity(W, M)
+    assert torch.allclose(purity(W.numpy(), M.numpy()), expected)
+    assert torch.allclose(purity(W, M.numpy()), expected)
+    dense = dense_mixture_weight(W, M, w_star)
+    assert torch.allclose(dense_mixture_weight(W, M.numpy(), w_star.numpy()), dense)
+    series = Feature("W")
+    series.append(W)
+    with pytest.raises(TypeError, match=r"W must be a tensor .*feature.map"):
+        purity(series, M)
+    assert torch.allclose(series.map(lambda v: purity(v, M.numpy()))[0], expected)
+
+
 def test_make_sparse_coding_checks_its_arguments():
     # margin > d looped forever (no sample reaches it); n_train=0 was a torch.cat() error
     with pytest.raises(ValueError, match=r"margin=11 must be <= d=10"):

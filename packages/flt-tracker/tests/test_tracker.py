@@ -444,6 +444,25 @@ def test_probe_without_track_activations_is_an_error():
     assert tracker.get_feature("0.output").shape == (2, 4)
 
 
+def test_track_activations_records_a_parameterless_module_named_in_layers():
+    # layers=["0", "1"] with track_activations=True (the ReLU's outputs: "the tracked
+    # modules") raised "module '1' has no parameters to track"
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    probe = torch.randn(3, 5)
+    tracker = FeatureTracker(
+        model, layers=["0", "1"], track_activations=True, probe=probe, optimizer=opt
+    )
+    with tracker:
+        train_step(model, opt)
+    assert sorted(tracker.get_features()) == ["0.bias", "0.output", "0.weight", "1.output"]
+    relu = tracker.get_feature("1.output")
+    assert relu.steps.tolist() == [0, 1]
+    assert torch.allclose(relu.get_latest(), torch.relu(model[0](probe)).detach())
+    with pytest.raises(ValueError, match="no parameters to track; to record its outputs"):
+        FeatureTracker(model, layers=["0", "1"])  # weights only: still an error
+
+
 def test_fsync_without_disk_storage_is_an_error(tmp_path):
     model = make_model()
     # fsync=True was ignored with storage="memory": nothing is written while tracking

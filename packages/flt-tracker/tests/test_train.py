@@ -72,6 +72,17 @@ def test_hydra_multirun_sweep(tmp_path):
     assert lrs == [2, 2]
 
 
+def test_hydra_takes_output_dir_as_documented(tmp_path):
+    # the docs name the folder with output_dir=PATH; under Hydra (the default) that was
+    # "Key 'output_dir' is not in struct"
+    pytest.importorskip("hydra", reason="the [hydra] extra is not installed")
+    argv = [*TINY, "model=mlp", "data=gaussian", "tracking=off", "logging.csv=false"]
+    main([*argv, f"output_dir={tmp_path / 'one'}"])
+    assert json.loads((tmp_path / "one" / "summary.json").read_text())["global_step"] == 8
+    main(["-m", *argv, "optimizer.lr=0.5,1.0", f"output_dir={tmp_path / 'sweep'}"])
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
+
+
 def test_unknown_tracking_dtype_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="tracking.dtype='float64'"):
         run(compose_default(TINY + ["tracking.dtype=float64"]), tmp_path)

@@ -194,6 +194,24 @@ def test_dict_batches_and_autoencoder_target():
     assert hist[-1]["loss"] < hist[0]["loss"]
 
 
+def test_batches_without_targets_need_an_explicit_loss_fn():
+    # the default CrossEntropyLoss scored an autoencoder's output against its inputs as class
+    # probabilities: a negative "loss" that training drove down without a word
+    torch.manual_seed(0)
+    model = nn.Linear(5, 5)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    X, _ = data()
+    before = model.weight.detach().clone()
+    trainer = Trainer(model, opt, device="cpu")
+    with pytest.raises(ValueError, match="without targets .* pass loss_fn"):
+        trainer.fit([{"input": X[:16]}], 1)
+    with pytest.raises(ValueError, match="without targets"):
+        trainer.evaluate([(X[:16],)])
+    assert torch.equal(model.weight, before) and trainer.global_step == 0
+    trainer.loss_fn = nn.MSELoss()  # a loss set on the trainer later is explicit too
+    assert trainer.fit([{"input": X[:16]}], 1)[-1]["loss"] > 0
+
+
 def test_early_stopping_checkpoint_and_loggers(tmp_path):
     model, opt = model_opt()
     train, val = loaders()

@@ -103,3 +103,50 @@ def test_a_reused_callback_starts_a_new_step_list_with_each_new_run(tmp_path, mo
         Trainer(model, opt, callbacks=[cb], device="cpu").fit(loader, 1)  # raised "backwards"
         assert cb.logged_steps == [1, 2, 2] and wandb.run is None
     wandb.teardown()
+
+
+def test_feature_norms_are_logged_from_the_trainers_tracking_callback(tmp_path, monkeypatch):
+    # the spec's callbacks=[FeatureTrackingCallback(tracker), WandbCallback(project=...)]
+    # logged no feature information (only a tracker= given to WandbCallback was logged)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    model = nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    tracker = FeatureTracker(model, optimizer=opt)
+    cb = WandbCallback(project="flt-test", mode="offline", dir=str(tmp_path), log_figures=False)
+    logged = []
+    log = cb._log
+    monkeypatch.setattr(cb, "_log", lambda data, step: (logged.append(data), log(data, step)))
+    loader = [(torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))] * 2
+    Trainer(model, opt, callbacks=[FeatureTrackingCallback(tracker), cb], device="cpu").fit(
+        loader, 1
+    )
+    (epoch_record,) = [d for d in logged if "epoch/loss" in d]
+    latest = tracker.get_feature("weight").get_latest()
+    assert epoch_record["features/weight/norm"] == pytest.approx(float(latest.norm()))
+    assert "features/bias/distance_to_init" in epoch_record
+    wandb.teardown()
+
+
+def test_the_trainers_hyper_parameters_are_recorded_without_a_config(tmp_path, monkeypatch):
+    # the spec's WandbCallback(project=...) records hyper-parameters automatically; without
+    # config= the run's config was empty
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    configs = []
+    finish = wandb.sdk.wandb_run.Run.finish
+
+    def spy(self, *args, **kwargs):
+        configs.append(dict(self.config))
+        return finish(self, *args, **kwargs)
+
+    monkeypatch.setattr(wandb.sdk.wandb_run.Run, "finish", spy)
+    model = nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    cb = WandbCallback(project="flt-test", mode="offline", dir=str(tmp_path), log_figures=False)
+    loader = [(torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))]
+    Trainer(model, opt, callbacks=[cb], device="cpu", grad_clip=1.0, seed=7).fit(loader, 1)
+    (config,) = configs
+    trainer = config["trainer"]
+    assert trainer["optimizer"] == "SGD" and trainer["lr"] == 0.05 and trainer["momentum"] == 0.9
+    assert trainer["loss_fn"] == "CrossEntropyLoss" and trainer["grad_clip"] == 1.0
+    assert trainer["seed"] == 7 and trainer["inner_max"] is False
+    wandb.teardown()

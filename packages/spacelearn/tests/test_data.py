@@ -183,3 +183,19 @@ def test_ensure_dim_accepts_numpy_int_dims_and_refuses_bools():
     for bad in (True, -1, 2.0):
         with pytest.raises(ValueError, match=r"dims must be an int >= 0"):
             ensure_dim(lambda a: a, dims=bad)
+
+
+def test_input_to_quantity_names_the_function_whose_output_cannot_be_pooled():
+    # a helper written per sample returns (B, H, W) for a batch: pool's bare "Invalid number of
+    # dimensions: 3" did not say which of the quantity functions was at fault
+    def field(samples):
+        return samples
+
+    def grad_x(samples):
+        return torch.gradient(samples[:, 0], dim=-1)[0]  # drops the channel dim
+
+    helper = input_to_quantity(2, "avg", field, gx=grad_x)
+    with pytest.raises(ValueError, match=r"quantity 'gx' returned shape \(3, 8, 8\)"):
+        helper(samples=torch.ones(3, 1, 8, 8))
+    ok = input_to_quantity(2, "max", field)(samples=torch.ones(3, 1, 8, 8))
+    assert ok["field"].shape == (3, 1, 2, 2)

@@ -1,3 +1,4 @@
+import logging
 import warnings
 
 import numpy as np
@@ -128,6 +129,15 @@ def test_disentanglement_original_kept_and_quiet(capsys):
         val = disentanglement_loss_original(Z, {"a": torch.eye(6)[:2], "b": torch.eye(6)[:2]})
     assert torch.isfinite(val)
     assert capsys.readouterr().out == ""
+
+
+def test_disentanglement_original_logs_the_line_0_1_0_printed(caplog):
+    # the guide: "messages that 0.1.0 printed are logged on the spacelearn logger (INFO)"
+    Z = torch.randn(50, 6, generator=torch.Generator().manual_seed(0))
+    W = {"a": torch.eye(6)[:2], "b": torch.eye(6)[2:4], "c": torch.eye(6)[4:]}
+    with caplog.at_level(logging.INFO, logger="spacelearn"), pytest.warns(DeprecationWarning):
+        disentanglement_loss_original(Z, W)
+    assert [r.getMessage() for r in caplog.records] == ["[disentanglement] n_pairs=3"]
 
 
 def test_isotropy_has_no_floor_on_isotropic_residual():
@@ -558,3 +568,13 @@ def test_non_numeric_or_1d_bases_are_named():
         alignment_loss(Z, space.W, {**space.A, "a": None}, Y)
     with pytest.raises(ValueError, match=r"W\['b'\] must be numeric"):
         isotropy_loss(Z, {**space.W, "b": "x"}, 4)
+
+
+def test_disentanglement_of_identical_subspaces_with_correlated_coordinates_is_up_to_k():
+    # the guide's claim: exactly 1 needs uncorrelated coordinates; correlated ones reach k_j
+    g = torch.Generator().manual_seed(0)
+    common = torch.randn(64, 1, generator=g, dtype=torch.float64)
+    Z = common.repeat(1, 8) + 0.1 * torch.randn(64, 8, generator=g, dtype=torch.float64)
+    W = torch.eye(8, dtype=torch.float64)[:4]
+    val = float(disentanglement_loss(Z, {"a": W, "b": W}))
+    assert 3.5 < val <= 4.0 + 1e-9

@@ -293,3 +293,43 @@ def test_bool_variance_threshold_is_refused():
         k_per_q(Y, True)
     with pytest.raises(ValueError, match="variance threshold for 'a'.*True"):
         optimal_bins(Y, 4, {"a": True})
+
+
+def test_sizing_accepts_any_mapping_of_thresholds_and_k():
+    # a read-only or config mapping (MappingProxyType, OmegaConf's DictConfig) is a dict of
+    # thresholds / sizes, not a scalar threshold refused as "must be in (0, 1]"
+    from types import MappingProxyType
+
+    Y = {"a": _spectrum_target(modes=5), "b": _spectrum_target(modes=2, seed=1)}
+    thresholds = {"a": 0.999999, "b": 0.5}
+    assert k_per_q(Y, MappingProxyType(thresholds)) == k_per_q(Y, thresholds)
+    assert optimal_bins(Y, 16, MappingProxyType(thresholds), per_quantity=True) == optimal_bins(
+        Y, 16, thresholds, per_quantity=True
+    )
+    assert minimal_latent_dim(MappingProxyType({"a": 5, "b": 2}), free_frac=0.3) == 10
+
+
+def test_solve_dims_names_a_target_that_cannot_be_pooled():
+    # a (B, H, W) field without its channel dim: the error used to be pool's "Invalid number of
+    # dimensions: 3", naming neither Y nor the quantity (and only after the spectrum was computed)
+    g = torch.Generator().manual_seed(0)
+    Y = {"ok": torch.randn(20, 1, 8, 8, generator=g), "field": torch.randn(20, 8, 8, generator=g)}
+    with pytest.raises(
+        ValueError, match=r"Y\['field'\] must be \(B, C, H, W\) or \(B, S\).*\(20, 8, 8\)"
+    ):
+        sl.solve_dims(Y, 4, 0.9, 0.9)
+    with pytest.raises(ValueError, match=r"Y\['s'\] must be .*\(20,\)"):
+        sl.solve_dims({"s": torch.randn(20, generator=g)}, 4, 0.9, 0.9)
+
+
+def test_misspelt_threshold_key_warns_instead_of_silently_using_the_fallback():
+    Y = {"A": _spectrum_target(modes=5), "B": _spectrum_target(modes=2, seed=1)}
+    typo = {"A": 0.999999, "b": 0.5}  # "b" for "B": B used the 0.90 fallback without a word
+    with pytest.warns(UserWarning, match=r"no entry for quantities \['B'\].*\['b'\]"):
+        assert k_per_q(Y, typo) == k_per_q(Y, {"A": 0.999999, "B": 0.90})
+    with pytest.warns(UserWarning, match=r"variance_threshold .*\['B'\].*0\.95.*\['b'\]"):
+        optimal_bins(Y, 16, typo)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        k_per_q(Y, {"A": 0.9})  # a partial dict without unknown keys: the documented fallback
+        k_per_q(Y, {"A": 0.9, "C": 0.5}, default_threshold=0.8)  # explicit default: no guess

@@ -42,9 +42,13 @@ def save_checkpoint(
     a crash mid-save leaves the previous checkpoint intact. ``meta.json`` records a SHA-256
     of the other files, checked on load. An existing ``directory`` must be empty or a
     checkpoint (``meta.json`` and the checkpoint files, nothing else): a file, or a folder
-    holding anything else, is never replaced.
+    holding anything else, is never replaced, and neither is the working directory (a
+    ``ValueError``). ``config`` goes through safe YAML: a tuple loads back as a list.
     """
+    _check_not_cwd(directory)
     target = Path(directory)
+    if target.name in ("", ".."):  # "a/..": no name of its own to rename into place
+        target = Path(os.path.realpath(directory))
     _check_replaceable(target)
     if not isinstance(config, Mapping):
         raise TypeError(f"config must be a dict, got {type(config).__name__}")
@@ -74,7 +78,19 @@ def save_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return target
+    return Path(directory)
+
+
+def _check_not_cwd(directory: str | os.PathLike[str]) -> None:
+    """ValueError when ``directory`` is the working directory or holds it: a save replaces
+    its directory, which the process cannot rename (``Device or resource busy``)."""
+    target, cwd = Path(os.path.realpath(directory)), Path(os.path.realpath(Path.cwd()))
+    if target == cwd or target in cwd.parents:
+        raise ValueError(
+            f"directory={str(directory)!r} is the current working directory or one holding it; "
+            "a checkpoint replaces its whole directory: save into a sub-directory such as "
+            "'model'"
+        )
 
 
 def _swap_in(tmp: Path, target: Path) -> None:

@@ -30,6 +30,7 @@ def make_generator(
             (returned as is when it lives on ``device``, index included, else re-seeded from it).
         device: device of the generator (``"auto"``: CUDA when available, else CPU).
     """
+    requested = device
     if isinstance(device, str) and device.strip().lower() == "auto":
         device = resolve_device(device, name="device")
     try:
@@ -62,6 +63,8 @@ def make_generator(
             "random_state must be None, an int, a numpy Generator or RandomState, or a "
             f"torch.Generator, got {type(random_state).__name__}"
         )
+    if device.type == "cuda":  # a clear ValueError where there is no CUDA (or not that index)
+        device = resolve_device(requested, name="device")
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     return gen

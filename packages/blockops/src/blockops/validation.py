@@ -140,7 +140,9 @@ def _data_conversion_warning() -> type[Warning]:
 def as_labels(y: Any, *, name: str = "y", n_samples: int | None = None) -> np.ndarray:
     """Validate a 1-D label vector of any hashable values; returns a numpy array.
 
-    ``None`` and NaN are refused (as in scikit-learn), and so is an unordered set.
+    ``None`` and NaN are refused (as in scikit-learn), and so is an unordered set. A sequence
+    of mixed types (``[1, "a"]``) keeps its values (an object array, not numpy's strings); a
+    sequence of tuples is read as rows, hence refused as 2-D.
     """
     if isinstance(y, (set, frozenset)):  # np.asarray makes a 0-d object array of it
         raise TypeError(
@@ -153,6 +155,8 @@ def as_labels(y: Any, *, name: str = "y", n_samples: int | None = None) -> np.nd
         arr = np.asarray(y)
     except ValueError as exc:  # ragged nested lists
         raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
+    if arr.dtype.kind in "US" and not isinstance(y, np.ndarray):
+        arr = _keep_mixed_types(y, arr)
     if arr.ndim == 2 and arr.shape[1] == 1:
         warnings.warn(
             f"A column-vector {name} was passed when a 1d array was expected; "
@@ -172,6 +176,17 @@ def as_labels(y: Any, *, name: str = "y", n_samples: int | None = None) -> np.nd
     if arr.dtype == object:
         _check_object_labels(arr, name)
     return arr
+
+
+def _keep_mixed_types(y: Any, arr: np.ndarray) -> np.ndarray:
+    """``arr`` (numpy's string array of the sequence ``y``), or an object array of ``y``'s own
+    values when they are not all strings: numpy turns ``[1, "a"]`` into ``["1", "a"]``, which
+    would decode the label ``1`` as ``"1"``."""
+    text = str if arr.dtype.kind == "U" else bytes
+    values = np.asarray(y, dtype=object)
+    if all(isinstance(v, text) for v in values.ravel().tolist()):
+        return arr
+    return values
 
 
 def _check_object_labels(arr: np.ndarray, name: str) -> None:

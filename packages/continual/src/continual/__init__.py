@@ -38,6 +38,8 @@ from .toy import (
     generate_toy8,
     td_arrays,
     td_gen,
+    tdds_arrays,
+    tdds_gen,
 )
 from .trainer import Callback, History, Trainer, fit_stream
 
@@ -94,6 +96,8 @@ __all__ = [
     "task_incremental",
     "td_arrays",
     "td_gen",
+    "tdds_arrays",
+    "tdds_gen",
     "time_windows",
     "to_device",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -47,6 +48,7 @@ def split_batch(batch: Any, target: str = "auto") -> tuple[torch.Tensor, torch.T
     Raises:
         ValueError: unknown ``target``, no labels for ``target="label"``, or inputs and targets
             with different first dimensions.
+        TypeError: the inputs or targets are not tensors (a list, a Python number).
     """
     if target not in _TARGETS:
         raise ValueError(f"target={target!r} is not understood; expected one of {_TARGETS}")
@@ -60,21 +62,36 @@ def split_batch(batch: Any, target: str = "auto") -> tuple[torch.Tensor, torch.T
             f"a batch must be a tensor or a non-empty tuple/list of tensors, got {type(batch).__name__}"
         )
     x = batch[0]
+    _check_field("inputs", x, None)
     if target == "input" or (target == "auto" and len(batch) < 2):
         return x, x
     if len(batch) < 2:
         raise ValueError("target='label' but the batch has no second element")
     t = batch[1]
-    if (
-        isinstance(x, torch.Tensor)
-        and isinstance(t, torch.Tensor)
-        and (x.dim() == 0 or t.dim() == 0 or x.shape[0] != t.shape[0])
-    ):
+    _check_field("targets", t, x)
+    if x.dim() == 0 or t.dim() == 0 or x.shape[0] != t.shape[0]:
         raise ValueError(
             f"the inputs and targets of a batch must share the first dimension, got shapes "
-            f"{tuple(x.shape)} and {tuple(t.shape)}"
+            f"{tuple(x.shape)} and {tuple(t.shape)}{_ONE_SAMPLE if t.dim() == 0 else ''}"
         )
     return x, t
+
+
+_ONE_SAMPLE = (
+    ": a single label makes (x, y) one sample, not a batch (a list of per-sample pairs is "
+    "read as a list of batches); pass a Dataset, a DataLoader or stacked tensors (X, y)"
+)
+
+
+def _check_field(name: str, value: Any, x: torch.Tensor | None) -> None:
+    """Refuse a batch field that is not a tensor (a list or a Python number failed later with
+    "'list' object has no attribute 'is_floating_point'")."""
+    if isinstance(value, torch.Tensor):
+        return
+    hint = _ONE_SAMPLE if x is not None and isinstance(value, numbers.Number) else ""
+    raise TypeError(
+        f"the {name} of a batch must be a tensor or a numpy array, got {type(value).__name__}{hint}"
+    )
 
 
 def _to_target(t: torch.Tensor, device: torch.device | str) -> torch.Tensor:
@@ -117,6 +134,19 @@ def _check_label_range(y: torch.Tensor, n_outputs: int, where: str) -> None:
             f"outputs: labels must be in 0..{n_outputs - 1}; build the model with one output "
             "per class (scenario.n_classes)"
         )
+
+
+def _collate_samples(data: Any) -> Any:
+    """A map-style ``Dataset`` or a list of per-sample ``(x, y, ...)`` tuples (the original's
+    memory format) as one batch ``[X, Y, ...]``; anything else as is (a list of pairs failed
+    with "'tuple' object has no attribute 'shape'")."""
+    if isinstance(data, Dataset) and not isinstance(data, torch.utils.data.IterableDataset):
+        data = [data[i] for i in range(len(data))]  # type: ignore[arg-type]
+    elif not (isinstance(data, list) and data and all(isinstance(s, (tuple, list)) for s in data)):
+        return data
+    if not data:
+        raise ValueError("the reference batch is empty: no reference gradient to compute")
+    return torch.utils.data.default_collate(data)
 
 
 def _is_tensor_list(data: Any) -> bool:
@@ -183,6 +213,7 @@ def iter_batches(data: Any, batch_size: int = 64) -> Iterator[Any]:
         ValueError: ``batch_size`` is not an integer >= 1, the tensors of a tuple differ in
             their first dimension, or a list of tensors is ambiguous (two tensors of the same
             shape and dtype) or fits neither reading.
+        TypeError: a tuple mixes tensors with other values (``(X, y.tolist())``).
     """
     check_count("batch_size", batch_size)
     data = _from_numpy(data)
@@ -190,7 +221,12 @@ def iter_batches(data: Any, batch_size: int = 64) -> Iterator[Any]:
         data = tuple(data)
     if isinstance(data, torch.Tensor):
         yield from data.split(batch_size)
-    elif isinstance(data, tuple) and data and all(isinstance(t, torch.Tensor) for t in data):
+    elif isinstance(data, tuple) and any(isinstance(t, torch.Tensor) for t in data):
+        if not all(isinstance(t, torch.Tensor) for t in data):  # (X, y.tolist()): X was a batch
+            raise TypeError(
+                "the items of a tuple data set must all be tensors or numpy arrays, got "
+                f"{[type(t).__name__ for t in data]}"
+            )
         n = data[0].shape[0]
         if any(t.shape[0] != n for t in data):
             raise ValueError(
@@ -594,6 +630,8 @@ class ContinualLearner(nn.Module):
             reference_data = reference_data.sample(
                 len(reference_data) if b_size is None else b_size
             )
+        else:
+            reference_data = _collate_samples(reference_data)
         x, t = split_batch(reference_data, target)
         if x.shape[0] == 0:
             raise ValueError("the reference batch is empty: no reference gradient to compute")
@@ -652,10 +690,16 @@ class ContinualLearner(nn.Module):
         """Compute and keep the A-GEM reference gradient on a memory batch.
 
         Uses ``torch.autograd.grad``, so the ``.grad`` of the parameters is left untouched;
-        parameters that the reference loss does not reach get a zero reference gradient.
+        parameters that the reference loss does not reach get a zero reference gradient. The
+        forward pass runs in the module's current mode, as the Trainer's ``AGEM`` does (in a
+        training loop batch-norm statistics see the reference batch and dropout is active); the
+        original switched to eval mode: wrap the call in ``model.eval()`` / ``model.train()``
+        for that.
 
         Args:
-            reference_data: a batch (tensor or ``(x, y, ...)`` tuple) or an
+            reference_data: a batch (tensor or ``(x, y, ...)`` tuple), a map-style
+                ``Dataset`` or a list of per-sample ``(x, y)`` tuples (the original's memory
+                format; either is used whole, as one batch), or an
                 :class:`~continual.EpisodicMemory` to sample ``b_size`` rows from.
             loss_func: ``loss_func(output, target) -> scalar``.
             b_size: reference batch size when sampling from a memory (all of it if None).
@@ -718,7 +762,8 @@ class ContinualLearner(nn.Module):
         """Like :meth:`calculate_ref_gradients` but keeps one reference gradient per parameter.
 
         Args:
-            reference_data: a batch or an :class:`~continual.EpisodicMemory`.
+            reference_data: a batch, a ``Dataset``, a list of per-sample tuples or an
+                :class:`~continual.EpisodicMemory` (see :meth:`calculate_ref_gradients`).
             loss_func: ``loss_func(output, target) -> scalar``.
             b_size: reference batch size when sampling from a memory.
             loss_lambda: scale of the memory loss, > 0 (changes the reported loss, not the
@@ -729,8 +774,12 @@ class ContinualLearner(nn.Module):
         Returns:
             The scaled reference loss (detached).
         """
-        if not loss_lambda > 0:
-            raise ValueError(f"loss_lambda must be > 0, got {loss_lambda}")
+        if isinstance(loss_lambda, bool):  # the original's 4th argument was store_encoded
+            raise ValueError(
+                f"loss_lambda must be a finite number > 0, got {loss_lambda!r} (store_encoded "
+                "is keyword-only: store_encoded=True)"
+            )
+        check_number("loss_lambda", loss_lambda, positive=True)  # inf made the projection NaN
         loss, grads = self._reference_grads(
             reference_data, loss_func, b_size, target, store_encoded
         )

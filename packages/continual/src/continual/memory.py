@@ -176,7 +176,9 @@ class EpisodicMemory:
     Args:
         total_mem_size: capacity in samples (> 0).
         total_tasks: number of tasks for the fixed quotas of the ``"quota"`` policy (None:
-            quotas adapt to the tasks seen so far).
+            quotas adapt to the tasks seen so far). Every one of them gets a quota: the original
+            split the memory over ``total_tasks - 1`` tasks, as it never stored the last one,
+            so pass ``total_tasks - 1`` for its quotas.
         gradient_ref_data_size: reference batch size of :meth:`get_data_for_reference_gradient`
             (0: the whole memory block of one random earlier task).
         policy: one of ``"quota"``, ``"reservoir"``, ``"class_balanced"``, ``"fifo"``.

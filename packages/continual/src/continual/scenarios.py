@@ -456,7 +456,7 @@ class SubDataset(Dataset):
 
 
 def to_device(data: Any, device: str | torch.device, non_blocking: bool = False) -> Any:
-    """Move a tensor, or every tensor of a (nested) list/tuple/dict, to ``device``.
+    """Move a tensor, or every tensor of a (nested) list/tuple/namedtuple/dict, to ``device``.
 
     ``device`` is ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a ``torch.device``, as for
     :class:`DeviceDataLoader`.
@@ -470,6 +470,8 @@ def to_device(data: Any, device: str | torch.device, non_blocking: bool = False)
             # reads it (host-to-device copies are ordered on the stream and need no wait)
             torch.cuda.current_stream(data.device).synchronize()
         return out
+    if isinstance(data, tuple) and hasattr(data, "_fields"):  # a namedtuple takes fields
+        return type(data)(*(to_device(d, device, non_blocking) for d in data))
     if isinstance(data, (list, tuple)):
         return type(data)(to_device(d, device, non_blocking) for d in data)
     if isinstance(data, dict):

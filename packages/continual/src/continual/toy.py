@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import blockops
+import numpy as np
 import torch
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ._checks import check_count, check_number
 from .scenarios import Experience, Scenario
@@ -21,6 +23,8 @@ __all__ = [
     "shift_y",
     "td_arrays",
     "td_gen",
+    "tdds_arrays",
+    "tdds_gen",
 ]
 
 _LABEL_MAPS = {
@@ -29,6 +33,38 @@ _LABEL_MAPS = {
     "none": (0, 0, 0, 0, 0, 0, 0, 0),
 }
 DriftFn = Callable[[torch.Tensor, float], torch.Tensor]
+
+
+def _as_tensor(name: str, value: Any) -> torch.Tensor:
+    """``value`` (a tensor, numpy array or nested list) as a tensor of at least one dimension
+    (numpy arrays failed inside the default drift with a ``torch.where`` TypeError)."""
+    if not isinstance(value, torch.Tensor):
+        try:
+            value = torch.as_tensor(np.ascontiguousarray(value))
+        except (TypeError, ValueError, RuntimeError):
+            kind = getattr(value, "dtype", type(value).__name__)
+            raise TypeError(f"{name} must be a numeric tensor or numpy array, got {kind}") from None
+    if value.dim() == 0:
+        raise ValueError(f"{name} must have at least one dimension (one row per point), got 0-d")
+    return value
+
+
+def _time_axis(time: Any) -> torch.Tensor:
+    """``time`` as a non-empty 1-D float tensor of finite values (default ``linspace(0, 10, 10)``)."""
+    if time is None:
+        return torch.linspace(0, 10, 10)
+    if isinstance(time, torch.Tensor):
+        time = time.detach().cpu()
+    try:
+        times = torch.as_tensor(np.asarray(time, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"time must be a 1-D sequence of numbers, got {time!r}") from None
+    if times.dim() != 1 or times.numel() == 0 or not bool(torch.isfinite(times).all()):
+        raise ValueError(
+            f"time must be a non-empty 1-D sequence of finite numbers, got shape "
+            f"{tuple(times.shape)}"
+        )
+    return times
 
 
 def _octagon() -> torch.Tensor:
@@ -48,7 +84,9 @@ def generate_toy8(
         label_kind: ``"all"`` (one label per cluster), ``"some"`` (labels 0,0,0,0,1,1,2,3) or
             ``"none"`` (every point has label 0).
         npoints: number of points, a multiple of 8 (``npoints / 8`` per cluster, in order).
-        scale: standard deviation of each cluster.
+        scale: standard deviation of each cluster. The original's ``scale`` was the variance:
+            its default 0.04 drew clusters of standard deviation 0.2 (``scale=0.2`` here), five
+            times wider than this default.
         random_state: seed of the noise (the global RNG is never touched).
 
     Returns:
@@ -90,7 +128,7 @@ def td_gen(
     time_func_mode: str = "abs",
     time: Any = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield ``(X_t, Y_t)`` for every time value.
+    """An iterator of ``(X_t, Y_t)``, one pair per time value.
 
     Args:
         X: inputs at time 0.
@@ -98,20 +136,40 @@ def td_gen(
         time_x_func: ``f(X, t)`` drift of the inputs.
         time_y_func: ``g(Y, t)`` drift of the targets.
         time_func_mode: ``"abs"`` applies ``f(X0, t)``; ``"rel"`` applies the drift
-            step by step, ``X_k = f(X_{k-1}, t_k - t_{k-1})`` (differs from ``abs`` for
-            non-linear drifts).
-        time: the time values (default ``linspace(0, 10, 10)``).
+            step by step, ``X_k = f(X_{k-1}, t_k - t_{k-1})``, starting from ``X0`` at time 0
+            (so ``X_0 = f(X0, t_0)``: the modes agree on any time axis for drifts that add up in
+            time, like the default shifts, and differ for others).
+        time: the time values, a non-empty 1-D sequence of finite numbers (default
+            ``linspace(0, 10, 10)``).
+
+    ``X`` and ``Y`` may be tensors or numpy arrays (read as tensors).
+
+    Raises:
+        ValueError: unknown ``time_func_mode`` or a ``time`` that is not a non-empty 1-D
+            sequence of finite numbers.
+        TypeError: ``X`` or ``Y`` is neither a tensor nor an array.
     """
     if time_func_mode not in ("abs", "rel"):
         raise ValueError(
             f"time_func_mode={time_func_mode!r} is not understood; expected 'abs' or 'rel'"
         )
-    times = (
-        torch.linspace(0, 10, 10) if time is None else torch.as_tensor(time, dtype=torch.float32)
-    )
+    times = _time_axis(time)  # checked here, not at the first next()
+    X, Y = _as_tensor("X", X), _as_tensor("Y", Y)
+    return _drift_steps(X, Y, time_x_func, time_y_func, time_func_mode == "rel", times.tolist())
+
+
+def _drift_steps(
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    time_x_func: DriftFn,
+    time_y_func: DriftFn,
+    rel: bool,
+    times: list[float],
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The generator behind :func:`td_gen` (arguments already checked)."""
     Xc, Yc, prev = X, Y, 0.0
-    for t in times.tolist():
-        if time_func_mode == "abs":
+    for t in times:
+        if not rel:
             yield time_x_func(X, t), time_y_func(Y, t)
         else:
             Xc, Yc = time_x_func(Xc, t - prev), time_y_func(Yc, t - prev)
@@ -140,7 +198,9 @@ class TimeDependentTensorDataset(Dataset):
         Y: targets at time 0.
         time_x_func: drift of the inputs ``f(X, t)``.
         time_y_func: drift of the targets ``g(Y, t)``.
-        dt: clock increment of :meth:`step`.
+        dt: clock increment of :meth:`step` (a finite number).
+
+    ``X`` and ``Y`` may be tensors or numpy arrays (read as tensors).
     """
 
     def __init__(
@@ -151,8 +211,11 @@ class TimeDependentTensorDataset(Dataset):
         time_y_func: DriftFn = shift_y,
         dt: float = 1.0,
     ) -> None:
+        X, Y = _as_tensor("X", X), _as_tensor("Y", Y)
         if X.shape[0] != Y.shape[0]:
             raise ValueError("X and Y must have the same number of rows")
+        if not isinstance(dt, numbers.Real) or isinstance(dt, bool) or not math.isfinite(dt):
+            raise ValueError(f"dt must be a finite number, got {dt!r}")  # NaN made time NaN
         self.X, self.Y = X, Y
         self.time_x_func, self.time_y_func = time_x_func, time_y_func
         self.dt = float(dt)
@@ -170,6 +233,47 @@ class TimeDependentTensorDataset(Dataset):
         """Advance the clock by ``dt``; returns the new time."""
         self.time += self.dt
         return self.time
+
+
+def tdds_gen(
+    ds: TimeDependentTensorDataset, nsteps: int, batch_size: int | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Read a :class:`TimeDependentTensorDataset` over ``nsteps`` time steps, one task each.
+
+    Yields every batch of the dataset in order at its current time, then calls ``ds.step()``;
+    the first step is read at ``ds.time`` (0 for a new dataset) and the clock ends ``nsteps``
+    steps later.
+
+    Args:
+        ds: the drifting dataset.
+        nsteps: number of time steps (>= 1).
+        batch_size: rows per batch (the whole dataset, one batch per step, if None).
+
+    Raises:
+        ValueError: ``nsteps`` or ``batch_size`` is not an integer >= 1.
+        TypeError: ``ds`` is not a :class:`TimeDependentTensorDataset`.
+    """
+    if not isinstance(ds, TimeDependentTensorDataset):
+        raise TypeError(f"ds must be a TimeDependentTensorDataset, got {type(ds).__name__}")
+    check_count("nsteps", nsteps)
+    check_count("batch_size", batch_size, none_ok=True)
+    return _dataset_steps(ds, int(nsteps), len(ds) if batch_size is None else int(batch_size))
+
+
+def _dataset_steps(
+    ds: TimeDependentTensorDataset, nsteps: int, batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The generator behind :func:`tdds_gen` (arguments already checked)."""
+    for _ in range(nsteps):
+        yield from DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
+        ds.step()
+
+
+def tdds_arrays(ds: TimeDependentTensorDataset, nsteps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`tdds_gen` with whole-dataset batches stacked into ``(nsteps, npoints, d)`` tensors
+    (advances ``ds`` by ``nsteps`` steps)."""
+    pairs = list(tdds_gen(ds, nsteps))
+    return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
 
 def drifting_clusters(

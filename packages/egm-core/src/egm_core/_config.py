@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -238,4 +239,10 @@ def resolve(preset: Any, user: dict[str, Any], counts: np.ndarray) -> tuple[dict
             params[name] = spec.default
     if params["adaptive_radius_mode"] == "fixed" and params["fixed_radius"] is None:
         raise ValueError("adaptive_radius_mode='fixed' needs fixed_radius (a positive number)")
+    if params["adaptive_radius_mode"] != "fixed" and params["fixed_radius"] is not None:
+        warnings.warn(
+            f"fixed_radius={params['fixed_radius']!r} is ignored: adaptive_radius_mode is "
+            f"{params['adaptive_radius_mode']!r}; pass adaptive_radius_mode='fixed' to use it",
+            stacklevel=4,
+        )
     return params, resolved

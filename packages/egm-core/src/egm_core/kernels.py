@@ -68,8 +68,13 @@ def warp_directions(
     degenerate = mean_var <= 0
     eps = floor * mean_var
     denom = (mean_var + eps).clamp_min(1e-30)
-    w_in = ((variances + eps[:, None]) / denom[:, None]).pow(anisotropy / 2.0)
-    w_out = (eps / denom).pow(anisotropy / 2.0)
+    # in logs, less the row's largest: only the direction matters (u is normalised below), and
+    # a large anisotropy would overflow the powers (inf / inf = NaN points)
+    log_in = (anisotropy / 2.0) * torch.log((variances + eps[:, None]) / denom[:, None])
+    log_out = (anisotropy / 2.0) * torch.log(eps / denom)
+    top = torch.maximum(log_in.amax(dim=1), log_out)
+    w_in = torch.exp(log_in - top[:, None])
+    w_out = torch.exp(log_out - top)
     w_in = torch.where(degenerate[:, None], torch.ones_like(w_in), w_in)
     w_out = torch.where(degenerate, torch.ones_like(w_out), w_out)
     in_span = (coef[:, :, None] * basis).sum(dim=1)

@@ -45,6 +45,21 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
     ``predict`` keep the fitted values (``get_fitted_params()``); only ``torch_q_block`` and
     ``torch_db_block`` are read at every call.
 
+    **Defaults.** A parameter set by neither the constructor nor the preset takes the package
+    default (the shipped presets set only ``num_points``, ``num_iters``, ``points_schedule``,
+    ``energy_schedule``, ``local_k``, ``anisotropy``, ``deflect_strength``, ``path_k``,
+    ``path_steps`` and ``path_gamma``):
+    ``num_points=48``, ``total_energy=0.5``, ``mass=1.0``, ``explosion_time=1.0``,
+    ``noise_scale=0.05``, ``noise_decay=1.0``, ``dirichlet_alpha=1.0``, ``dynamic_energy=True``,
+    ``adaptive_radius_mode='local'``, ``fixed_radius=None``, ``use_radius_clip=True``,
+    ``shell_ratio=0.3``, ``shell_jitter=0.1``, ``local_k=5``, ``anisotropy=2.0``,
+    ``deflect_rival=True``, ``deflect_strength=0.25``, ``momentum_conserve=True``,
+    ``seed_mode='per_sample'``, ``path_steps=1``, ``path_step_size=0.3``, ``path_k=15``,
+    ``path_gamma=0.4``, ``step_weight_mode='early'``, ``step_gamma=0.5``, ``real_weight=1.0``,
+    ``points_schedule='inv_size'``, ``energy_schedule='uniform'``, ``num_iters=2``,
+    ``energy_decay=0.8``, ``radius_growth=1.1``, ``governor=True``, ``max_samples=None``,
+    ``random_state=None``. ``get_fitted_params()`` shows every value a fit used.
+
     **Growth.** Each class gets a radius ``r_c`` (median distance of its rows to their
     ``local_k``-th same-class neighbour, exact via blockops; over its distinct rows when
     duplicates make that median 0). In every growth iteration each class emits synthetic
@@ -88,7 +103,8 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
             radius over classes (False).
         adaptive_radius_mode: ``"local"`` (per-class radius), ``"global"`` (the median of the
             per-class radii for every class) or ``"fixed"`` (``fixed_radius``, absolute units).
-        fixed_radius: radius used by ``adaptive_radius_mode="fixed"``.
+        fixed_radius: radius used by ``adaptive_radius_mode="fixed"``; the other modes ignore
+            it, with a warning.
         use_radius_clip: cap every flight length at the iteration's radius
             ``r_c * radius_growth ** t``.
         shell_ratio: lengths are multiplied by a shell factor drawn in
@@ -515,6 +531,9 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
             if r == 0.0:  # duplicated rows: measure the class on its distinct rows
                 r = self._kth_distance_median(torch.unique(rows, dim=0), rng)
             self.local_radius_[c] = r if r > 0 else float("nan")
+        if mode == "fixed":  # no fallback (and no warning about one) for unmeasured classes
+            self.radius_ = torch.full_like(self.local_radius_, float(p["fixed_radius"]))
+            return
         radius = self.local_radius_
         finite = torch.isfinite(radius)
         if bool(finite.any()):
@@ -532,8 +551,6 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         radius = torch.where(finite, radius, torch.full_like(radius, fallback))
         if mode == "global":
             radius = torch.full_like(radius, float(radius.median()))
-        elif mode == "fixed":
-            radius = torch.full_like(radius, float(p["fixed_radius"]))
         self.radius_ = radius
 
     def _kth_distance_median(self, rows: torch.Tensor, rng: np.random.Generator) -> float:

@@ -530,7 +530,10 @@ def visualize_explosion(
             Line2D([], [], color="0.2", lw=1.1, ls=(0, (3, 2)), label="candidate path"),
         ]
 
-    _set_limits(ax, [emb.fitted, emb.others])
+    # limits from the layers drawn: synthetic points hidden by show_synthetic=False do not
+    # widen them (an arrow's head still does); frames of an animation share them
+    drawn = view.is_real[sel] | bool(show_synthetic) | np.isin(sel, vec_sel)
+    _set_limits(ax, [emb.fitted[drawn] if drawn.any() else emb.fitted, emb.others])
     ax.set_xlabel(emb.axis_labels[0])
     ax.set_ylabel(emb.axis_labels[1])
     ax.tick_params(labelsize=8)

@@ -4,11 +4,12 @@ With ``W`` of shape ``(..., m, d)`` (``m`` neurons) and a dictionary ``M`` of sh
 ``(d, a)`` whose columns are atoms, ``c_i = M^T w_i / ||w_i||`` is neuron ``i``'s normalised
 correlation with every atom. For an orthonormal square ``M``, ``sum_j c_ij^2 = 1``.
 All functions accept a stacked series ``(steps, m, d)`` (e.g. ``feature.as_tensor()``) and
-are meant for :meth:`flt_tracker.Feature.map`.
+are meant for :meth:`flt_tracker.Feature.map`; ``W``, ``M`` (and ``w*``) may be numpy arrays.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -22,16 +23,29 @@ __all__ = [
 ]
 
 
-def _check(W: torch.Tensor, M: torch.Tensor) -> None:
+def _check(W: torch.Tensor, M: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``W`` and ``M`` as tensors (numpy arrays converted), shapes checked."""
+    if isinstance(W, np.ndarray):
+        W = torch.from_numpy(W)
+    if isinstance(M, np.ndarray):  # a numpy dictionary was a torch ``to()`` signature error
+        M = torch.from_numpy(M)
+    if not isinstance(W, torch.Tensor):  # a Feature was "'Feature' object has no attribute"
+        raise TypeError(
+            f"W must be a tensor (..., m, d), got {type(W).__name__}; for a tracked series use "
+            "feature.as_tensor() or feature.map(lambda v: purity(v, M))"
+        )
+    if not isinstance(M, torch.Tensor):
+        raise TypeError(f"M must be a tensor or array (d, atoms), got {type(M).__name__}")
     if W.ndim < 2:
         raise ValueError(f"W must be (..., m, d), got shape {tuple(W.shape)}")
     if M.ndim != 2 or M.shape[0] != W.shape[-1]:
         raise ValueError(f"M must be (d, atoms) with d={W.shape[-1]}, got shape {tuple(M.shape)}")
+    return W, M
 
 
 def dictionary_correlations(W: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
     """``|c_ij| = |<w_i, M_j>| / ||w_i||``, shape ``(..., m, atoms)``."""
-    _check(W, M)
+    W, M = _check(W, M)
     W = W.to(M.dtype) if W.dtype != M.dtype else W
     return (W @ M).abs() / W.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
@@ -47,10 +61,12 @@ def dense_mixture_weight(W: torch.Tensor, M: torch.Tensor, w_star: torch.Tensor)
     direction ``M w*``, ``(..., m)``; ``1/sqrt(d)`` for a pure atom when ``w*`` is ``+-1``.
 
     Raises:
-        TypeError: ``w_star`` is not a tensor.
+        TypeError: ``W``, ``M`` or ``w_star`` is not a tensor or array.
         ValueError: ``W`` or ``M`` has the wrong shape, or ``w_star`` is not ``(atoms,)``.
     """
-    _check(W, M)
+    W, M = _check(W, M)
+    if isinstance(w_star, np.ndarray):
+        w_star = torch.from_numpy(w_star)
     if not isinstance(w_star, torch.Tensor):
         raise TypeError(f"w_star must be a torch.Tensor, got {type(w_star).__name__}")
     if w_star.shape != (M.shape[1],):  # a (atoms, 1) w* broadcast into a wrong result

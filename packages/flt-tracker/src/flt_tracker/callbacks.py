@@ -349,6 +349,8 @@ class CSVLogger(Callback):
 class WandbCallback(Callback):
     """Log to Weights & Biases with monotonic steps (the trainer's global step).
 
+    Records the trainer's hyper-parameters in the run's config under ``"trainer"`` (optimizer
+    and its settings, loss, clipping, seed, tracking frequency) besides ``config``.
     Logs the training loss every ``log_every_n_steps`` steps, the epoch metrics, and for each
     tracked weight series of ``tracker`` its latest norm and distance to init; at train end one
     evolution figure per tracked weight (if matplotlib is installed) and ``finish()`` of the
@@ -358,7 +360,8 @@ class WandbCallback(Callback):
     Args:
         project: wandb project.
         config: hyper-parameters recorded with the run.
-        tracker: tracker whose series are logged (optional).
+        tracker: tracker whose series are logged; ``None`` logs the tracker of a
+            :class:`FeatureTrackingCallback` of the same trainer, if there is one.
         mode: ``"online"``, ``"offline"`` or ``"disabled"``; ``None`` follows ``WANDB_MODE``.
         log_every_n_steps: step-loss logging period; ``None`` for epoch records only.
         log_figures: log evolution figures at train end.
@@ -386,6 +389,7 @@ class WandbCallback(Callback):
         self.init_kwargs = init_kwargs
         self.run: Any = None
         self._owns_run = False
+        self._tracker: FeatureTracker | None = tracker  # the one logged in this fit
         self.logged_steps: list[int] = []
         """Steps logged to the current (or last) run; a new run starts a new list."""
         self._steps_run: Any = None  # the run ``logged_steps`` belongs to
@@ -408,6 +412,12 @@ class WandbCallback(Callback):
 
     def on_train_start(self, trainer: Trainer, model: nn.Module) -> None:
         wandb = self._wandb()
+        # the spec's ``[FeatureTrackingCallback(tracker), WandbCallback(project=...)]`` logged
+        # no feature information: follow the trainer's tracking callback when none is given
+        self._tracker = self.tracker
+        if self._tracker is None:
+            tracking = [c for c in trainer.callbacks if isinstance(c, FeatureTrackingCallback)]
+            self._tracker = tracking[0].tracker if tracking else None
         if wandb.run is None:
             kwargs = dict(self.init_kwargs)
             if self.mode is not None:
@@ -420,6 +430,24 @@ class WandbCallback(Callback):
                 self.run.config.update(self.config, allow_val_change=True)
         if self.run is not self._steps_run:  # steps are monotonic per run, not across runs
             self.logged_steps, self._steps_run = [], self.run
+        # recorded automatically (spec): without config= no hyper-parameter was
+        self.run.config.update({"trainer": self._trainer_config(trainer)}, allow_val_change=True)
+
+    def _trainer_config(self, trainer: Trainer) -> dict[str, Any]:
+        """The trainer's hyper-parameters: optimizer and its first parameter group's plain
+        settings (``lr``, ``momentum``...), loss, clipping, seed, and the tracking frequency."""
+        group = trainer.optimizer.param_groups[0]
+        out: dict[str, Any] = {"optimizer": type(trainer.optimizer).__name__}
+        out.update(
+            (k, v) for k, v in group.items() if isinstance(v, bool | int | float | str | None)
+        )
+        loss = trainer.loss_fn
+        out["loss_fn"] = getattr(loss, "__name__", type(loss).__name__)
+        out["grad_clip"], out["seed"] = trainer.grad_clip, trainer.seed
+        out["inner_max"] = trainer.inner_max is not None
+        if self._tracker is not None:
+            out["track_frequency"] = self._tracker.track_frequency
+        return out
 
     def on_batch_end(
         self, trainer: Trainer, model: nn.Module, batch: Any, batch_idx: int, loss: float
@@ -429,9 +457,9 @@ class WandbCallback(Callback):
 
     def _series_summary(self) -> dict[str, float]:
         out: dict[str, float] = {}
-        if self.tracker is None:
+        if self._tracker is None:
             return out
-        for name, feature in self.tracker.get_features().items():
+        for name, feature in self._tracker.get_features().items():
             if feature.kind != "weight" or len(feature) == 0:
                 continue
             latest = feature.get_latest().float()
@@ -451,7 +479,7 @@ class WandbCallback(Callback):
         if self.run is None:
             return
         try:
-            if self.log_figures and self.tracker is not None:
+            if self.log_figures and self._tracker is not None:
                 figures = self._figures()
                 if figures:
                     self._log(figures, trainer.global_step)
@@ -472,10 +500,10 @@ class WandbCallback(Callback):
             from .plot import visualize_feature_evolution
 
             out = {}
-            for name, feature in self.tracker.get_features().items():
+            for name, feature in self._tracker.get_features().items():
                 if feature.kind == "weight" and len(feature) > 1:
                     fig = visualize_feature_evolution(
-                        feature, metric="norm", phases=self.tracker.phases
+                        feature, metric="norm", phases=self._tracker.phases
                     )
                     buf = io.BytesIO()
                     fig.savefig(buf, format="png", dpi=90)

@@ -79,6 +79,16 @@ def _matrix(
     return v.cpu().numpy()
 
 
+def _check_feature(feature: Any) -> None:
+    """Refuse what is not a :class:`Feature` (a tracker, a run, a series name), naming the
+    argument: it was "'FeatureTracker' object has no attribute 'series'"."""
+    if not isinstance(feature, Feature):
+        raise TypeError(
+            f"feature must be a Feature, e.g. tracker.get_feature('0.weight'), got "
+            f"{type(feature).__name__}"
+        )
+
+
 def _phase_lines(ax: Any, phases: Sequence[tuple[int, str]] | None) -> None:
     for step, name in phases or []:
         ax.axvline(step, color="0.3", linestyle="--", linewidth=1)
@@ -121,7 +131,11 @@ def visualize_feature_evolution(
 
     Returns:
         The figure.
+
+    Raises:
+        TypeError: ``feature`` is not a :class:`~flt_tracker.Feature` (a tracker, a name).
     """
+    _check_feature(feature)
     values = feature.series(metric).float().cpu()  # a callable metric may compute on a GPU
     steps = feature.steps
     name = metric if isinstance(metric, str) else getattr(metric, "__name__", "metric")
@@ -201,8 +215,11 @@ def visualize_features_heatmap(
     chosen = names is not None
     if names is None:
         names = [n for n, f in features.items() if f.kind == "weight" and len(f)]
-    if not names:
-        raise ValueError("nothing to draw: no tracked weight series with snapshots")
+    if not names:  # a gradient- or activation-only tracker: say how to draw those
+        raise ValueError(
+            "nothing to draw: no tracked weight series with snapshots; name other series "
+            f"with names= (tracked: {list(features)})"
+        )
     unknown = [n for n in names if n not in features]
     if unknown:
         raise KeyError(f"unknown series {unknown}; tracked: {list(features)}")
@@ -267,7 +284,11 @@ def visualize_parameter_comparison(
 
     Returns:
         The figure.
+
+    Raises:
+        TypeError: ``feature`` is not a :class:`~flt_tracker.Feature` (a tracker, a name).
     """
+    _check_feature(feature)
     if (epochs is None) == (steps is None):
         raise ValueError("give exactly one of epochs=[...] or steps=[...]")
     keys = epochs if epochs is not None else steps
@@ -326,6 +347,7 @@ def animate_feature_evolution(
         The written path.
 
     Raises:
+        TypeError: ``feature`` is not a :class:`~flt_tracker.Feature`.
         ValueError: no snapshots, ``save_path`` ends in neither .gif nor .mp4, ``max_frames``
             is not a positive integer or ``fps`` not a positive number.
         RuntimeError: a video was asked for but no ffmpeg was found.
@@ -333,6 +355,7 @@ def animate_feature_evolution(
     import matplotlib
     from matplotlib.animation import FFMpegWriter, FuncAnimation, PillowWriter
 
+    _check_feature(feature)
     if (
         isinstance(max_frames, bool)
         or not isinstance(max_frames, numbers.Integral)

@@ -98,7 +98,8 @@ class FeatureTracker:
         track_weights: record parameter values, features ``"<param>"``.
         track_gradients: record the gradients the step used, features ``"<param>.grad"``.
         track_frequency: record every N-th optimizer step (steps N, 2N, ...).
-        track_activations: ``True`` records the outputs of the tracked modules on ``probe``;
+        track_activations: ``True`` records the outputs of the modules named in ``layers``
+            on ``probe`` (there a module without parameters, such as a ReLU, may be named);
             a list names the modules; features ``"<module>.output"``. The probe forward runs in
             eval mode under ``torch.no_grad`` and restores each module's training flag.
         probe: fixed input batch (tensor, or tuple of tensors) for ``track_activations``; moved
@@ -253,7 +254,7 @@ class FeatureTracker:
         self._pre_handle: Any = None
 
         self.layers = [layers] if isinstance(layers, str) else layers
-        self._params = self._resolve_params(self.layers)
+        self._params = self._resolve_params(self.layers, outputs_only=track_activations is True)
         self._act_modules = self._resolve_activations(track_activations)
         if self._act_modules and probe is None:
             raise ValueError("track_activations needs a fixed probe batch: pass probe=...")
@@ -288,7 +289,11 @@ class FeatureTracker:
             self.attach_optimizer(optimizer)
 
     # -- name resolution -------------------------------------------------------------------
-    def _resolve_params(self, layers: list[str] | None) -> dict[str, tuple[str, nn.Parameter]]:
+    def _resolve_params(
+        self, layers: list[str] | None, outputs_only: bool = False
+    ) -> dict[str, tuple[str, nn.Parameter]]:
+        """The tracked parameters by name; with ``outputs_only`` a module without parameters
+        (a ReLU) may be named: ``track_activations=True`` records its outputs."""
         # every name, aliases included: a tied parameter or a shared module answers to each of
         # its names (``None`` still tracks each parameter once, under its first name)
         modules = dict(self.module.named_modules(remove_duplicate=False))
@@ -319,8 +324,11 @@ class FeatureTracker:
                 chosen[name] = (name.rsplit(".", 1)[0] if "." in name else name, params[name])
                 continue
             found = list(modules[name].named_parameters())
-            if not found:
-                raise ValueError(f"module {name!r} has no parameters to track")
+            if not found and not outputs_only:
+                raise ValueError(
+                    f"module {name!r} has no parameters to track; to record its outputs on a "
+                    "probe batch pass track_activations=True and probe=..."
+                )
             for pname, p in found:
                 chosen[f"{name}.{pname}"] = (name, p)
         return chosen

@@ -13,7 +13,8 @@ directory: ``run/`` (the tracking run, :func:`flt_tracker.load_run`), ``metrics.
 ``summary.json`` (strict JSON: a diverged metric is ``null``). Hydra picks a new output
 directory per run (``outputs/<date>/<time>``); without Hydra each run gets a new folder
 ``outputs/flt-train/<date>_<time>`` (``-1``, ``-2``, ... appended for runs started in the same
-second), or writes into ``output_dir=PATH``. Under ``torchrun`` give ``output_dir=`` (or
+second). ``output_dir=PATH`` names the folder (under Hydra it stands for ``hydra.run.dir``, or
+``hydra.sweep.dir`` with ``-m``). Under ``torchrun`` give ``output_dir=`` (or
 ``hydra.run.dir=``): the ranks must name the same folder, and each reads its own clock.
 
 Under ``torchrun`` each rank trains on its own shard of the training set and validates on its
@@ -404,6 +405,14 @@ def _new_output_dir(root: Path) -> Path:
             n += 1
 
 
+def _hydra_output_dir(args: list[str]) -> list[str]:
+    """``args`` with ``output_dir=PATH`` as Hydra's ``hydra.run.dir=PATH`` (``hydra.sweep.dir``
+    with ``-m``): under Hydra it was "Key 'output_dir' is not in struct"."""
+    multirun = "-m" in args or "--multirun" in args
+    key = "hydra.sweep.dir=" if multirun else "hydra.run.dir="
+    return [key + a.split("=", 1)[1] if a.startswith("output_dir=") else a for a in args]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point (``flt-train``)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -440,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return float(summary["final"].get("val_accuracy", float("nan")))
 
     saved = sys.argv
-    sys.argv = [saved[0], *args]
+    sys.argv = [saved[0], *_hydra_output_dir(args)]
     try:
         _entry()
     finally:

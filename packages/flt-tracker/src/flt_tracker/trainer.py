@@ -155,7 +155,8 @@ class Trainer:
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a torch.device
             (``blockops.resolve_device``); under torchrun, ``cuda:LOCAL_RANK`` when CUDA is used.
         loss_fn: ``loss_fn(output, target) -> scalar``; default ``nn.CrossEntropyLoss()``.
-            When a batch has no target it is called as ``loss_fn(output, inputs)``.
+            When a batch has no target it is called as ``loss_fn(output, inputs)``; such
+            batches need an explicit ``loss_fn`` (a ``ValueError`` with the default).
         scheduler: learning-rate scheduler of ``optimizer`` (one of another optimizer is a
             ``ValueError``), stepped every epoch or every step. A ``ReduceLROnPlateau`` is
             stepped every epoch with the metric ``scheduler_monitor``.
@@ -239,6 +240,8 @@ class Trainer:
                 raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}")
         self.optimizer = optimizer
         self.loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
+        # the CrossEntropyLoss built here, if any (a loss_fn set on the trainer later counts)
+        self._default_loss: nn.Module | None = self.loss_fn if loss_fn is None else None
         self.scheduler = scheduler
         self.scheduler_interval = scheduler_interval
         self.scheduler_monitor = scheduler_monitor
@@ -391,6 +394,14 @@ class Trainer:
         floating dtype of this moment (it follows ``model.double()`` called after construction;
         a model with several floating dtypes gets its batches unchanged)."""
         inputs, target = _split_batch(batch)
+        if target is None and self.loss_fn is self._default_loss:
+            # cross-entropy against the inputs: a negative "loss" for an autoencoder, trained
+            # without a word
+            raise ValueError(
+                "a batch without targets is scored as loss_fn(output, inputs), and loss_fn "
+                "defaults to CrossEntropyLoss (for class targets); pass loss_fn, e.g. "
+                "loss_fn=nn.MSELoss() for an autoencoder"
+            )
         dtype = float_dtype(self.model)
         return _to(inputs, self.device, dtype), _to(target, self.device, dtype)
 

@@ -146,7 +146,8 @@ class PrototypeModel(blockops.ParamsMixin):
             elif name in self._prediction_params():
                 raise ValueError(
                     f"cannot save {type(self).__name__}: parameter {name}={value!r} is not "
-                    "serialisable and is needed for prediction; use a named option instead"
+                    "serialisable and is needed for prediction; use a named option instead (a "
+                    "string such as manifold='spd:3', distance_fn='squared_euclidean')"
                 )
             else:
                 warnings.warn(
@@ -381,6 +382,11 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             resume: continue from the fitted parameters (raw, unnormalised) with a fresh optimizer.
         """
         self._validate_params()
+        if initial_labels is not None and initial_prototypes is None:
+            raise ValueError(
+                "initial_labels labels initial_prototypes, which were not given; pass both "
+                "(or neither)"
+            )
         device = blockops.resolve_device(self.device, name="device")
         Xt, y_arr = self._check_X_y(X, y, device)
         if resume:
@@ -656,7 +662,11 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                     self.lr_scheduler, float(self.lr), total, self.lr_scheduler_kwargs
                 ),
                 "ema": EMA(params, self.ema_decay) if self.ema_decay is not None else None,
-                "lookahead": Lookahead(params, self.lookahead) if self.lookahead else None,
+                "lookahead": (
+                    None
+                    if self.lookahead is None or self.lookahead is False
+                    else Lookahead(params, self.lookahead)
+                ),
                 "updates": 0,
                 "micro": 0,
                 "total": total,
@@ -765,7 +775,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         best, best_params = state.get("best", (math.inf, None)) if partial else (math.inf, None)
         best_patience = math.inf
         bad = 0
-        skipped_before = False
+        skipped_before = idle_before = False
         monitor_val = val is not None
         epoch_iter: Any = range(epochs)
         if self.verbose:
@@ -786,6 +796,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             total_w = 0.0
             # an overflowing float16 step changes nothing: the losses around it are not compared
             skipped = False
+            updates_before = state["updates"]
             for b in range(steps_per_epoch):
                 if perm is None:
                     Xb, yb, wb = X, y, w
@@ -835,16 +846,19 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                 best = monitored
                 if self.restore_best:
                     best_params = snapshot or {k: v.detach().clone() for k, v in params.items()}
+            # after an epoch without an update (a gradient accumulation window still open)
+            # this epoch's loss is the last one's: no progress to judge
+            unchanged = skipped or skipped_before or idle_before
             if monitored < best_patience - float(self.epsilon):
                 best_patience = monitored
                 bad = 0
-            elif not (skipped or skipped_before):
+            elif not unchanged:
                 bad += 1
             stop = False
             if self.patience is not None:
                 stop = bad >= self.patience
             elif (
-                not (skipped or skipped_before)
+                not unchanged
                 and len(history) > 1
                 and abs(history[-1] - history[-2]) < float(self.epsilon)
             ):
@@ -862,6 +876,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             if stop:
                 break
             skipped_before = skipped
+            idle_before = state["updates"] == updates_before
         if not is_lbfgs and state["micro"] % accum and final:
             apply_update()  # the remainder of an unfinished accumulation window
             state["micro"] = 0
@@ -989,19 +1004,13 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         ``reject_label`` must not be one of the classes (a rejection would read as that class).
         """
         blockops.check_is_fitted(self, "prototypes_")
-        if threshold is not None:  # NaN compared False everywhere: nothing was rejected
-            threshold = check_number("threshold", threshold)
         if any(_same_label(reject_label, c) for c in self.classes_):
             raise ValueError(
                 f"reject_label={reject_label!r} is one of the classes {list(self.classes_)}; "
                 "pass a reject_label outside them (e.g. None or 'rejected')"
             )
+        reject = self._rejected(X, threshold)
         pred = self.predict(X)
-        conf_param = getattr(self, "rejection_confidence", None)
-        if threshold is None and conf_param is not None:
-            reject = self.predict_proba(X).max(1) < float(conf_param)
-        else:
-            reject = self.confidence(X) < (0.0 if threshold is None else float(threshold))
         out = pred.astype(object) if pred.dtype.kind in "OUS" else pred.copy()
         if reject.any():
             if out.dtype.kind in "iuf" and isinstance(reject_label, (int, float)):
@@ -1011,10 +1020,20 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             out[reject] = reject_label
         return out
 
-    def rejection_rate(self, X: Any, threshold: float = 0.0) -> float:
-        """Fraction of samples whose relative margin is below ``threshold``."""
-        threshold = check_number("threshold", threshold)
-        return float((self.confidence(X) < threshold).mean())
+    def _rejected(self, X: Any, threshold: float | None) -> np.ndarray:
+        """The rows :meth:`predict_with_rejection` rejects at ``threshold``."""
+        if threshold is not None:  # NaN compared False everywhere: nothing was rejected
+            threshold = check_number("threshold", threshold)
+        conf_param = getattr(self, "rejection_confidence", None)
+        if threshold is None and conf_param is not None:
+            return self.predict_proba(X).max(1) < float(conf_param)
+        return self.confidence(X) < (0.0 if threshold is None else float(threshold))
+
+    def rejection_rate(self, X: Any, threshold: float | None = None) -> float:
+        """Fraction of samples :meth:`predict_with_rejection` rejects at ``threshold``: whose
+        relative margin is below it (default 0.0), or, with no ``threshold`` and
+        ``rejection_confidence`` set, whose top class probability is below that."""
+        return float(self._rejected(X, threshold).mean())
 
     def accuracy_coverage_curve(
         self, X: Any, y: Any, thresholds: Any = None

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import check_int, check_number
 from .base import Callback
 
 
@@ -16,9 +17,7 @@ class PrototypeTrajectory(Callback):
     """
 
     def __init__(self, every: int = 1):
-        if every < 1:
-            raise ValueError(f"every must be >= 1, got {every!r}")
-        self.every = every
+        self.every = check_int("every", every)
         self.frames: list[np.ndarray] = []
 
     def on_fit_start(self, model: Any) -> None:
@@ -45,7 +44,9 @@ class EarlyStopping(Callback):
     def __init__(self, monitor: str = "loss", patience: int = 5, min_delta: float = 0.0):
         if monitor not in ("loss", "val_loss"):
             raise ValueError(f"monitor must be 'loss' or 'val_loss', got {monitor!r}")
-        self.monitor, self.patience, self.min_delta = monitor, int(patience), float(min_delta)
+        self.monitor = monitor
+        self.patience = check_int("patience", patience, low=0)
+        self.min_delta = check_number("min_delta", min_delta, 0.0, strict=False)
         self.best = np.inf
         self.wait = 0
         self.stopped_at: int | None = None

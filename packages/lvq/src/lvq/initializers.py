@@ -8,6 +8,7 @@ A callable with the same signature may be passed as ``prototypes_initializer``; 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -148,8 +149,25 @@ def resolve_initializer(spec: Any) -> tuple[Init, dict[str, Any]]:
         return INITIALIZERS[spec], {}
     if isinstance(spec, dict):
         kwargs = dict(spec)
-        name = kwargs.pop("name", None)
+        if "name" not in kwargs:
+            raise ValueError(
+                f"prototypes_initializer dict {spec!r} has no 'name'; pass e.g. "
+                "{'name': 'fill_value', 'value': 0.5}"
+            )
+        name = kwargs.pop("name")
         fn, _ = resolve_initializer(name)
+        if fn in INITIALIZERS.values():  # a typo would otherwise vanish into **kw
+            known = [
+                p.name
+                for p in list(inspect.signature(fn).parameters.values())[4:]
+                if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+            ]
+            unknown = sorted(set(kwargs) - set(known))
+            if unknown:
+                raise ValueError(
+                    f"prototypes_initializer {name!r} takes no keyword(s) {unknown}; "
+                    f"it accepts {known}"
+                )
         return fn, kwargs
     if callable(spec):
         return spec, {}

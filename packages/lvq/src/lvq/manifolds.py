@@ -84,6 +84,9 @@ class Manifold:
 
     def unflatten(self, X: torch.Tensor) -> torch.Tensor:
         """Rows ``(..., flat_dim)`` to points ``(..., *shape)``."""
+        if X.ndim == 0 or X.shape[-1] != self.flat_dim:
+            got = "a 0-d tensor" if X.ndim == 0 else f"{X.shape[-1]} columns"
+            raise ValueError(f"points of {self!r} flatten to {self.flat_dim} columns, got {got}")
         return X.reshape(*X.shape[:-1], *self.shape)
 
     def distance(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
@@ -154,6 +157,14 @@ class SO(Manifold):
     @property
     def spec(self):
         return f"so:{self.n}"
+
+    @property
+    def onnx_obstacle(self) -> str | None:  # type: ignore[override]
+        """SO(2) and SO(3) have closed forms; ``n >= 4`` needs ``linalg.eigvals`` (the export
+        failed inside torch.onnx with an unsupported-operator error)."""
+        if self.n <= 3:
+            return None
+        return "its distance for n >= 4 needs a general eigendecomposition, which ONNX lacks"
 
     def _logm(self, Q: torch.Tensor) -> torch.Tensor:
         if self.n == 2:
@@ -436,12 +447,13 @@ def get_manifold(spec: str | Manifold) -> Manifold:
         raise ValueError(f"bad manifold spec {spec!r}: {exc}") from None
 
 
-def check_points(mf: Manifold, X: torch.Tensor) -> None:
-    """Refuse rows of ``X (n, flat_dim)`` that are not flattened points of ``mf`` (to 1e-3)."""
+def check_points(mf: Manifold, X: torch.Tensor, name: str = "X") -> None:
+    """Refuse rows of ``X (n, flat_dim)`` that are not flattened points of ``mf`` (to 1e-3);
+    ``name`` is the argument the error names."""
     bad = ~mf.belongs(mf.unflatten(X.double()), atol=1e-3)
     if bool(bad.any()):
         raise ValueError(
-            f"{int(bad.sum())} rows of X are not points of {mf!r} "
+            f"{int(bad.sum())} rows of {name} are not points of {mf!r} "
             f"(first: row {int(bad.nonzero()[0])})"
         )
 

@@ -6,6 +6,7 @@ learning rate to ``group_base_lr * schedule(step) / lr`` before each update.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from collections.abc import Callable
@@ -274,11 +275,15 @@ def make_schedule(
                 f"lr_scheduler={spec!r} is not known; use one of {sorted(SCHEDULERS)} or a "
                 "callable step -> learning rate"
             )
+        takes = list(inspect.signature(SCHEDULERS[spec]).parameters)[2:]
+        unknown = sorted(set(kwargs or {}) - set(takes))
+        if unknown:  # optax's init_value / peak_value of the decays is lr here
+            raise ValueError(
+                f"lr_scheduler_kwargs {unknown} do not fit {spec!r}: it takes {takes} (its "
+                "peak / initial learning rate is lr)"
+            )
         _check_schedule_kwargs(kwargs or {})
-        try:
-            return SCHEDULERS[spec](lr, max(int(total_steps), 1), **(kwargs or {}))
-        except TypeError as exc:
-            raise ValueError(f"lr_scheduler_kwargs do not fit {spec!r}: {exc}") from exc
+        return SCHEDULERS[spec](lr, max(int(total_steps), 1), **(kwargs or {}))
     if callable(spec):
         return spec
     raise TypeError(f"lr_scheduler must be None, a name or a callable, got {type(spec).__name__}")
@@ -291,7 +296,9 @@ class EMA:
     """Exponential moving average of parameters: ``ema = decay ema + (1 - decay) p``."""
 
     def __init__(self, params: dict[str, torch.Tensor], decay: float):
-        if not 0.0 < float(decay) < 1.0:
+        if not (isinstance(decay, numbers.Real) and not isinstance(decay, bool)) or not (
+            0.0 < float(decay) < 1.0
+        ):
             raise ValueError(f"ema_decay must lie in (0, 1), got {decay!r}")
         self.decay = float(decay)
         self.shadow = {k: v.detach().clone() for k, v in params.items()}
@@ -306,14 +313,29 @@ class Lookahead:
     """Lookahead (Zhang et al. 2019): every ``sync_period`` steps ``slow += a (fast - slow)``."""
 
     def __init__(self, params: dict[str, torch.Tensor], spec: dict[str, Any] | bool):
+        if spec is not True and not isinstance(spec, dict):
+            raise TypeError(
+                "lookahead must be None, True or a dict {'sync_period': int, "
+                f"'slow_step_size': float}}, got {spec!r}"
+            )
         spec = {} if spec is True else dict(spec)
         unknown = set(spec) - {"sync_period", "slow_step_size"}
         if unknown:
             raise ValueError(
                 f"lookahead accepts sync_period and slow_step_size, got {sorted(unknown)}"
             )
-        self.k = int(spec.get("sync_period", 6))
-        self.alpha = float(spec.get("slow_step_size", 0.5))
+        k, alpha = spec.get("sync_period", 6), spec.get("slow_step_size", 0.5)
+        if (
+            isinstance(k, bool)
+            or not isinstance(k, numbers.Integral)
+            or not isinstance(alpha, numbers.Real)
+            or isinstance(alpha, bool)
+        ):
+            raise ValueError(
+                f"lookahead needs an int sync_period and a number slow_step_size, got {spec}"
+            )
+        self.k = int(k)
+        self.alpha = float(alpha)
         if self.k < 1 or not 0.0 < self.alpha <= 1.0:
             raise ValueError(
                 f"lookahead needs sync_period >= 1 and 0 < slow_step_size <= 1, got {spec}"

@@ -68,6 +68,7 @@ def plot_decision_boundary_2d(
             f"plot_decision_boundary_2d draws the classes of a classifier; {type(model).__name__} "
             "is a clusterer (colour X by its predict(X) instead)"
         )
+    blockops.check_is_fitted(model, "classes_")
     ax = _axes(ax)
     lo, hi = X.min(0) - margin, X.max(0) + margin
     gx, gy = np.meshgrid(

@@ -117,6 +117,10 @@ def plot_component_planes(
     plt = _plt()
     planes = component_planes(som)
     d = planes.shape[0]
+    if feature_names is not None and len(feature_names) != d:
+        raise ValueError(
+            f"feature_names has {len(feature_names)} names but the map has {d} features"
+        )
     cols = min(d, 4)
     rows = -(-d // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from . import util
+from ._checks import numeric_tensor
 from ._find_subspaces import bases_from_moments, decoders_from_moments
 from ._stats import Moments, check_targets
 from .data import pool
@@ -172,7 +173,8 @@ def solve_subspaces(
             ``"joint"`` (recommended): the whitened subspaces made mutually orthogonal together
             (needs ``sum(k) <= D``), so each quantity owns its own latent directions.
         ridge: relative ridge of the whitening metric.
-        device: where to compute (``"auto"``, ``"cpu"``, ``"cuda"``, ...; ``None``: ``Z``'s device).
+        device: where to compute, and where the returned tensors live (``"auto"``, ``"cpu"``,
+            ``"cuda"``, ...; ``None``: ``Z``'s device).
         block_size: rows per block of the moment accumulation.
 
     Returns:
@@ -269,8 +271,18 @@ def solve_dims(
 
     Returns:
         ``{q: (n_q, k_q)}``; a shared ``n`` or ``k`` is repeated for every quantity.
+
+    Raises:
+        ValueError: a ``Y[q]`` that is not ``(B, C, H, W)`` or ``(B, S)`` (it cannot be pooled),
+            naming the quantity, before any spectrum is computed.
     """
     check_targets(Y, "Y")
+    for q, y in Y.items():
+        shape = tuple(numeric_tensor(y, f"Y[{q!r}]").shape)
+        if len(shape) not in (2, 4):
+            raise ValueError(
+                f"Y[{q!r}] must be (B, C, H, W) or (B, S) to be pooled, got shape {shape}"
+            )
     n = optimal_bins(
         Y,
         max_bins,

@@ -49,6 +49,8 @@ class _Classic(SupervisedPrototypeModel):
         lr = getattr(self, "lr", 1.0)
         if not is_number(lr) or not lr > 0:
             raise ValueError(f"lr must be a positive number, got {lr!r}")
+        if not is_number(self.epsilon) or not self.epsilon >= 0:
+            raise ValueError(f"epsilon must be a non-negative number, got {self.epsilon!r}")
         check_callbacks(self.callbacks)
 
     def _make_loss(self, n_classes):

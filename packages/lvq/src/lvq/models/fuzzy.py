@@ -86,8 +86,9 @@ class FuzzyClusteringBase(UnsupervisedModel):
     ``'random'`` (``n_clusters`` distinct samples), ``'fcm'`` (start from a fuzzy c-means run)
     or ``'kfcm'`` (from a kernel fuzzy c-means run). ``patience`` stops after that many
     iterations without a lower objective; ``restore_best`` keeps the lowest-objective
-    centroids; ``callbacks`` get ``on_fit_start``, ``on_iteration_end(model, info)`` (returning
-    ``True`` stops) and ``on_fit_end``.
+    centroids (the two-phase IPCM models apply both per phase: phase 1 recomputes ``gamma``,
+    so its objective is not comparable with phase 0's); ``callbacks`` get ``on_fit_start``,
+    ``on_iteration_end(model, info)`` (returning ``True`` stops) and ``on_fit_end``.
 
     Fitted: ``centroids_`` (= ``prototypes_``), ``U_`` / ``T_`` (training memberships /
     typicalities, where the model has them), ``gamma_`` (possibilistic scales), ``n_iter_``.
@@ -256,6 +257,8 @@ class FuzzyClusteringBase(UnsupervisedModel):
             if phase > 0:
                 self._next_phase(D, mem)
                 mem = self._memberships(D, train=True)
+                # the objective changes with gamma: patience / restore_best start afresh
+                best, best_V, bad = math.inf, V, 0
             for _ in range(int(self.max_iter)):
                 W = self._weights(mem)
                 if K is not None:
@@ -275,9 +278,9 @@ class FuzzyClusteringBase(UnsupervisedModel):
                 for cb in cbs:
                     if cb.on_iteration_end(self, info):
                         stop = True
-                if self.patience is not None and bad >= int(self.patience):
-                    stop = True
-                if stop or shift <= eps:
+                # patience ends the phase (as convergence does); only a callback skips the rest
+                patient = self.patience is not None and bad >= int(self.patience)
+                if stop or patient or shift <= eps:
                     break
             if stop:
                 break

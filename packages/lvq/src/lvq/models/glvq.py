@@ -58,12 +58,13 @@ class LocalMatrixMixin:
 
     @property
     def omega_matrix(self) -> np.ndarray:
-        """The local projections Ω_k ``(P, d, l)``, each with ``trace(Λ_k) = 1``."""
+        """The local projections Ω_k ``(P, d, l)``, jointly scaled so that the traces of the
+        Λ_k average 1 (their relative scale, which decides between prototypes, is learned)."""
         return _fitted(self, "omegas_")
 
     @property
     def lambda_matrix(self) -> np.ndarray:
-        """Λ_k = Ω_kΩ_kᵀ ``(P, d, d)``, each of trace 1."""
+        """Λ_k = Ω_kΩ_kᵀ ``(P, d, d)``, with traces averaging 1."""
         om = _fitted(self, "omegas_").astype(np.float64)
         return om @ om.transpose(0, 2, 1)
 

@@ -292,11 +292,43 @@ class OneClassPrototypeModel(SupervisedPrototypeModel):
             params = self._init_params(Xt, codes, initial_prototypes, None)
         self._device = device
         self._quantized = None
-        weights = self._sample_weights(codes, sample_weight, 2)
+        weights = self._one_class_weights(codes, y_arr, sample_weight)
         val = self._prepare_validation(validation_data, device)
         self._optimizer_state = None
         self._train(params, Xt, codes, weights, val, int(self.max_iter), fresh=True)
         return self
+
+    def _one_class_weights(
+        self, codes: torch.Tensor, y_arr: np.ndarray | None, sample_weight: Any
+    ) -> torch.Tensor | None:
+        """Per-sample loss weights. A ``class_weight`` dict weighs each label of ``y`` on its
+        own (outlier labels may weigh differently, unnamed labels weigh 1): the codes know only
+        target and outlier, so a key naming a second outlier label was refused as unseen."""
+        cw = self.class_weight
+        if not isinstance(cw, dict) or y_arr is None:
+            return self._sample_weights(codes, sample_weight, 2)
+        table = np.ones(len(y_arr))
+        for label, weight in cw.items():
+            hit = _equal_mask(y_arr, label)
+            if not hit.any():
+                raise ValueError(
+                    f"class_weight key {label!r} is not a label of y; labels present: "
+                    f"{_to_python(np.unique(y_arr))}"
+                )
+            table[hit] = check_number(f"class_weight[{label!r}]", weight, 0.0, False)
+        self.class_weight = None  # the base class then checks sample_weight alone
+        try:
+            w = self._sample_weights(codes, sample_weight, 2)
+        finally:
+            self.class_weight = cw
+        w = torch.ones(len(y_arr), device=codes.device) if w is None else w
+        w = w * torch.as_tensor(table, dtype=w.dtype, device=w.device)
+        if not float(w.sum()) > 0:
+            raise ValueError(
+                f"class_weight={cw!r} (times sample_weight) leaves every training sample with "
+                "weight 0; at least one sample needs a weight > 0"
+            )
+        return w
 
     def _check_training_options(self, codes: torch.Tensor, sample_weight: Any) -> None:
         """Hook: refuse options a model cannot honour (none here)."""

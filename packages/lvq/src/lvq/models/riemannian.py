@@ -27,6 +27,7 @@ import math
 import numbers
 from typing import Any
 
+import blockops
 import torch
 
 from .._checks import check_int, check_number, is_number
@@ -301,6 +302,13 @@ class _RiemannianNG(SupervisedPrototypeModel):
                 f"got {self.distance_fn!r}"
             )
         check_number("tau", self.tau, 0.0, high=1.0)
+        gi, gf = self.gamma_init, self.gamma_final
+        if gi is not None and is_number(gi) and is_number(gf) and gi < gf:
+            # the schedule only decays: gamma was held at gamma_final, gamma_init ignored
+            raise ValueError(
+                f"gamma_init={gi!r} is smaller than gamma_final={gf!r}; gamma only decays "
+                "(set gamma_init >= gamma_final)"
+            )
         # sigma_min / omega_hat_scale: the Euclidean kernels check them in Distance.check, the
         # manifold distance does not
         g = self.get_params(deep=False)
@@ -311,6 +319,26 @@ class _RiemannianNG(SupervisedPrototypeModel):
         for name in ("latent_dim", "kernel_latent_dim", "subspace_dim"):
             if name in g:
                 check_int(name, g[name], 1, allow_none=True)
+
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        initial_prototypes: Any = None,
+        initial_labels: Any = None,
+        validation_data: tuple[Any, Any] | None = None,
+        sample_weight: Any = None,
+        resume: bool = False,
+    ):
+        """As :meth:`lvq.base.SupervisedPrototypeModel.fit`; ``initial_prototypes`` must be
+        points of the manifold (they were projected silently, a non-point onto a degenerate
+        one)."""
+        if initial_prototypes is not None and self.manifold is not None:
+            W = blockops.as_tensor(initial_prototypes, name="initial_prototypes")
+            check_points(get_manifold(self.manifold), W, name="initial_prototypes")
+        return super().fit(
+            X, y, initial_prototypes, initial_labels, validation_data, sample_weight, resume
+        )
 
     def _make_distance(self):
         g = self.get_params(deep=False)

@@ -109,6 +109,13 @@ class _Topology(UnsupervisedModel):
     def _distances(self, X):
         return self._rank_distance(X, self._state["prototypes"].to(X.device))
 
+    def _assign(self, X):
+        if self._dk:
+            # the kernel distance orders units as the Euclidean one does, but saturates at 2
+            # in floating point: every sample far from the map tied at unit 0
+            return squared_euclidean(X, self._state["prototypes"].to(X.device)).argmin(1)
+        return super()._assign(X)
+
     def _batches(self, X: torch.Tensor, gen: torch.Generator):
         n = X.shape[0]
         bs = int(self.batch_size or n)
@@ -218,7 +225,8 @@ class NeuralGas(_Topology):
         total, count = 0.0, 0
         for Xb in self._batches(X, gen):
             D = self._rank_distance(Xb, W)
-            ranks = D.argsort(1).argsort(1).to(X.dtype)
+            key = squared_euclidean(Xb, W) if self._dk else D  # same order, no saturated ties
+            ranks = key.argsort(1).argsort(1).to(X.dtype)
             H = torch.exp(-ranks / lam)
             total += float((H * D).sum())
             count += Xb.shape[0]
@@ -345,9 +353,10 @@ class KohonenSOM(_GridModel):
         lr = _geometric(float(self.lr_init), float(self.lr_final), t, T)
         total, count = 0.0, 0
         for Xb in self._batches(X, gen):
-            bmu = self._rank_distance(Xb, W).argmin(1)
+            E = squared_euclidean(Xb, W)
+            bmu = E.argmin(1)  # the kernel distance's BMU too (increasing in E, never tied)
             H = Hg[bmu]  # (b, P)
-            total += float((H * squared_euclidean(Xb, W)).sum())
+            total += float((H * E).sum())
             count += Xb.shape[0]
             mass = H.sum(0)
             target = (H.T @ Xb) / mass.clamp_min(1e-30)[:, None]
@@ -379,14 +388,27 @@ class HeskesSOM(_GridModel):
     def _epoch(self, X, W, t, T, gen):
         Hg = self._h(self._sigma(t, T))
         Hg = Hg / Hg.sum(0, keepdim=True)  # column c: h(., c) sums to 1
-        D = self._rank_distance(X, W)
-        cost = D @ Hg  # (n, P): sum_k h(k, c) d(x, w_k)
-        bmu = cost.argmin(1)
+        cost, bmu = self._heskes_bmu(X, W, Hg)
         energy = float(cost.gather(1, bmu[:, None]).sum()) / X.shape[0]
         H = Hg.T[bmu]  # (n, P): h(k, c*_i)
         mass = H.sum(0)
         W.copy_(torch.where((mass > 1e-30)[:, None], (H.T @ X) / mass.clamp_min(1e-30)[:, None], W))
         return energy
+
+    def _heskes_bmu(
+        self, X: torch.Tensor, W: torch.Tensor, Hn: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(cost (n, P), bmu (n,))``: ``cost[:, c] = sum_k h(k, c) d(x, w_k)`` (columns of
+        ``Hn`` sum to 1) and its argmin. With the kernel distance ``2 (1 - K)`` the argmin is the
+        argmax of ``sum_k h(k, c) K_k``, taken with ``K`` scaled by its row maximum: the cost
+        saturates at 2 for samples far from every unit (all tied at unit 0)."""
+        cost = self._rank_distance(X, W) @ Hn
+        if not self._dk:
+            return cost, cost.argmin(1)
+        s = float(self.kernel_sigma)
+        logk = -squared_euclidean(X, W) / (2.0 * s * s)
+        scaled = torch.exp(logk - logk.max(1, keepdim=True).values)
+        return cost, (scaled @ Hn).argmax(1)
 
     def _converged_ok(self, t, T):
         return self.sigma_init is not None and float(self.sigma_init) == float(self.sigma_final)
@@ -401,7 +423,8 @@ class HeskesSOM(_GridModel):
         G2 = torch.cdist(coords, coords).pow(2).to(X.dtype)
         s = float(self._state["sigma"])
         H = torch.exp(-G2 / (2 * s * s))
-        return (self._distances(X) @ (H / H.sum(0, keepdim=True))).argmin(1)
+        W = self._state["prototypes"].to(X.device)
+        return self._heskes_bmu(X, W, H / H.sum(0, keepdim=True))[1]
 
 
 def _dk(base: type, doc: str) -> type:
@@ -430,13 +453,17 @@ DKNeuralGas = _dk(
     """Neural Gas ranked by the Gaussian-kernel distance (bandwidth ``kernel_sigma``, fixed).
 
     The rank weighting and update are NeuralGas's, in data space; ``transform`` returns kernel
-    distances (in ``[0, 2]``).
+    distances (in ``[0, 2]``). The kernel distance orders the prototypes as the Euclidean one
+    does, so ranks (and ``predict``) are taken from the Euclidean distance, which does not
+    saturate far from the prototypes: the map is NeuralGas's.
     """,
 )
 DKKohonenSOM = _dk(
     KohonenSOM,
     """Kohonen SOM whose best matching unit is chosen by the Gaussian-kernel distance
     (bandwidth ``kernel_sigma``, fixed); neighbourhood and update as KohonenSOM, in data space.
+    That BMU is the Euclidean one (the kernel distance is increasing in it, but saturates far
+    from the map), so the map is KohonenSOM's; ``transform`` returns kernel distances.
     """,
 )
 DKHeskesSOM = _dk(
@@ -501,6 +528,15 @@ class GrowingNeuralGas(_Topology):
     def _asked_prototypes(self, X):
         return None  # the graph grows and shrinks itself; max_nodes only caps it
 
+    def _check_resume_size(self, X: torch.Tensor, fitted: int) -> None:
+        """``resume=True`` keeps every fitted node: ``max_nodes`` must still hold them."""
+        if fitted > int(self.max_nodes):
+            raise ValueError(
+                f"resume=True continues the {fitted} fitted nodes of GrowingNeuralGas, but "
+                f"max_nodes={int(self.max_nodes)} is smaller; set max_nodes >= {fitted} or refit "
+                "without resume (fit(X))"
+            )
+
     def fit(self, X: Any, y: Any = None, initial_prototypes: Any = None, resume: bool = False):
         """Grow the graph on ``X (n, d)`` (``y`` is ignored); ``resume=True`` continues from the
         fitted nodes, edges and errors, ``initial_prototypes (P >= 2, d)`` starts from those
@@ -516,7 +552,10 @@ class GrowingNeuralGas(_Topology):
         start = _random_rows(X, 2, gen) if init is None else init
         P = start.shape[0]
         if not 2 <= P <= N:
-            raise ValueError(f"GrowingNeuralGas starts from 2 to max_nodes={N} nodes, got {P}")
+            raise ValueError(
+                f"GrowingNeuralGas starts from 2 to max_nodes={N} nodes, got {P} (the rows of "
+                "initial_prototypes)"
+            )
         W[:P] = start
         active[:P] = True
         age = torch.full((N, N), -1, dtype=torch.long, device=X.device)  # -1: no edge
@@ -685,6 +724,11 @@ class RiemannianNeuralGas(_Topology):
 
     def _n_units(self, X):
         return int(self.n_prototypes)
+
+    def _init_units(self, X, gen, init):
+        if init is not None:  # given starts were projected silently, a non-point degenerately
+            check_points(self._mf(), init, name="initial_prototypes")
+        return super()._init_units(X, gen, init)
 
     def _check_X(self, X: Any) -> torch.Tensor:
         """As the base check, and every row a point of the manifold (as in ``fit``)."""

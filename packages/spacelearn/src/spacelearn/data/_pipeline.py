@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from torch import Tensor
 
+from .._checks import numeric_tensor
 from ._compute_Q import compute_Q
 from ._pool import pool
 
@@ -17,12 +18,22 @@ def input_to_quantity(
 
     Example: ``input_to_quantity(8, "avg", A=helper_a, B=helper_b)(samples=batch)``.
     ``mode`` is ``"avg"`` (alias ``"mean"``) or ``"max"``; a bad mode raises ``ValueError``
-    when the helper is called (as in 0.1.0).
+    when the helper is called (as in 0.1.0). A function whose output is not ``(B, C, H, W)`` or
+    ``(B, S)`` is a ``ValueError`` naming its quantity.
     """
     compute = compute_Q(*arg_functions, **kwarg_functions)
 
     def wrapped(**kwargs) -> dict[str, Tensor]:
-        return {name: pool(value, n_bins, mode) for name, value in compute(**kwargs).items()}
+        out = {}
+        for name, value in compute(**kwargs).items():
+            shape = tuple(numeric_tensor(value, f"quantity {name!r}").shape)
+            if len(shape) not in (2, 4):  # pool's message would not say which function
+                raise ValueError(
+                    f"Invalid number of dimensions: quantity {name!r} returned shape {shape}; "
+                    "pooling needs (B, C, H, W) or (B, S)"
+                )
+            out[name] = pool(value, n_bins, mode)
+        return out
 
     return wrapped
 

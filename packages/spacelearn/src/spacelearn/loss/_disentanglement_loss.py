@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import torch
 from torch import Tensor
 
 from ._common import basis, centred, check_mapping, warn_small_batch, zero_like_graph
+
+logger = logging.getLogger("spacelearn")
 
 
 def _standardised(S: Tensor) -> Tensor:
@@ -47,7 +50,8 @@ def disentanglement_loss_original(Z: Tensor, W: dict[str, Tensor]) -> Tensor:
     """The first 0.1.0 variant, kept for comparison: ``mean(Corr^2)`` per pair.
 
     Deprecated: it divides by the standard deviation without centring first. Unlike 0.1.0 it
-    does not print; it warns once that :func:`disentanglement_loss` should be used instead.
+    does not print (0.1.0's ``[disentanglement] n_pairs=...`` line is logged at INFO level on the
+    ``spacelearn`` logger); it warns that :func:`disentanglement_loss` should be used instead.
     """
     warnings.warn(
         "disentanglement_loss_original is kept for comparison only; use disentanglement_loss",
@@ -68,6 +72,7 @@ def disentanglement_loss_original(Z: Tensor, W: dict[str, Tensor]) -> Tensor:
             corr = Si.mT @ Sj / Z.shape[0]
             total = total + torch.mean(corr**2)
             pairs += 1
+    logger.info("[disentanglement] n_pairs=%d", pairs)
     return total / pairs
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 
 from .._checks import check_int, check_real
 
@@ -40,7 +41,7 @@ def minimal_latent_dim(
     purpose so results match bit for bit (``k=21, free_frac=0.3`` gives 31: 21/0.7 rounds up).
     Logged at INFO level on the ``spacelearn`` logger, never printed.
     """
-    if isinstance(k, dict):
+    if isinstance(k, Mapping):
         if not k:
             raise ValueError("k is an empty dict; give {name: k_q} for at least one quantity")
         physics = sum(check_int(v, f"k[{name!r}]") for name, v in k.items())

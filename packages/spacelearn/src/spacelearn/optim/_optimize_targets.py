@@ -8,7 +8,7 @@ import math
 from torch import Tensor
 
 from .._checks import check_int
-from ._spectrum import check_targets, n_modes, resolve_threshold
+from ._spectrum import check_targets, n_modes, resolve_threshold, warn_unmatched_thresholds
 
 logger = logging.getLogger("spacelearn")
 
@@ -26,7 +26,8 @@ def optimal_bins(
     ``m`` is the number of sample-space PCA modes that keep ``variance_threshold`` of the
     target's variance (so it depends on the number of samples, at most ``B - 1``), and ``n * n``
     bins are enough to hold that many modes. The spectrum is always exact (0.1.0's automatic
-    low-rank path capped n at 3). 1-D targets are accepted. Each result is logged at INFO level
+    low-rank path capped n at 3). 1-D targets are accepted. A threshold dict that misses
+    quantities (they fall back to 0.95) and names unknown ones (a misspelt key) warns. Each result is logged at INFO level
     on the ``spacelearn`` logger, never printed.
 
     Returns:
@@ -34,6 +35,13 @@ def optimal_bins(
     """
     max_bins = check_int(max_bins, "max_bins", low=2)
     check_targets(pooled_targets_coarse, "pooled_targets_coarse")
+    warn_unmatched_thresholds(
+        variance_threshold,
+        default_threshold,
+        list(pooled_targets_coarse),
+        "variance_threshold",
+        0.95,
+    )
     out = {}
     for name, y in pooled_targets_coarse.items():
         eta = resolve_threshold(name, variance_threshold, default_threshold, 0.95)

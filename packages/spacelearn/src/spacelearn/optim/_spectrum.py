@@ -8,17 +8,17 @@ import torch
 from torch import Tensor
 
 from .. import util
-from .._checks import numeric_tensor
+from .._checks import numeric_tensor, warn
 
 
 def resolve_threshold(name, thresholds, default_threshold, fallback: float) -> float:
     """Threshold of quantity ``name``: its dict entry, else ``default_threshold``, else a scalar
     ``thresholds``, else ``fallback`` (the 0.1.0 resolution order)."""
-    if isinstance(thresholds, dict) and name in thresholds:
+    if isinstance(thresholds, Mapping) and name in thresholds:
         value = thresholds[name]
     elif default_threshold is not None:
         value = default_threshold
-    elif thresholds is not None and not isinstance(thresholds, dict):
+    elif thresholds is not None and not isinstance(thresholds, Mapping):
         value = thresholds
     else:
         value = fallback
@@ -29,6 +29,20 @@ def resolve_threshold(name, thresholds, default_threshold, fallback: float) -> f
     if not 0.0 < number <= 1.0:
         raise ValueError(f"variance threshold for {name!r} must be in (0, 1], got {value!r}")
     return number
+
+
+def warn_unmatched_thresholds(thresholds, default_threshold, names, arg: str, fallback: float):
+    """Warn when a threshold dict misses quantities *and* names unknown ones (a misspelt key
+    would otherwise fall back to ``fallback`` silently)."""
+    if not isinstance(thresholds, Mapping) or default_threshold is not None:
+        return
+    missing = [q for q in names if q not in thresholds]
+    unknown = [q for q in thresholds if q not in names]
+    if missing and unknown:
+        warn(
+            f"{arg} has no entry for quantities {missing} (they use the fallback {fallback}) "
+            f"but has entries {unknown} that match no quantity; check the names"
+        )
 
 
 def check_targets(targets, name: str) -> None:
