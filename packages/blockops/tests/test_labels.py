@@ -110,3 +110,12 @@ def test_mixed_type_labels_keep_their_types():
     assert as_labels(["b", "a"]).dtype.kind == "U"  # all strings stay a string array
     with pytest.raises(ValueError, match="NaN"):  # was the class "nan"
         as_labels(["a", float("nan")])
+
+
+def test_partially_ordered_labels_give_distinct_classes():
+    a, b = frozenset({1}), frozenset({2})  # frozensets compare by inclusion: no total order
+    le = LabelEncoder().fit([a, b, a, b, a])
+    assert len(le.classes_) == 2 and set(le.classes_.tolist()) == {a, b}
+    codes = le.transform([a, b, a]).tolist()
+    assert codes[0] == codes[2] != codes[1]
+    assert le.inverse_transform(codes).tolist() == [a, b, a]

@@ -116,3 +116,14 @@ def test_plot_class_energy_checks_figsize(model):
     with pytest.raises(ValueError, match=r"figsize must be \(width, height\)"):
         egm_viz.plot_class_energy(model, figsize=(0.0, 3.0))
     assert egm_viz.plot_class_energy(model, figsize=np.array([4.0, 3.0]), dpi=40) is not None
+
+
+def test_class_energy_title_counts_the_chosen_classes(fake):
+    view_all = egm_viz.plot_class_energy(fake).get_suptitle()
+    classes = list(fake.classes_)
+    chosen = egm_viz.plot_class_energy(fake, classes=classes[:1]).get_suptitle()
+    in_class = np.asarray(fake.bank_y_) == 0
+    real = int((np.asarray(fake.bank_is_real_) & in_class).sum())
+    synth = int((~np.asarray(fake.bank_is_real_) & in_class).sum())
+    assert f"{real} real + {synth} synthetic points (1 of {len(classes)} classes)" in chosen
+    assert "classes)" not in view_all  # every class shown: no qualifier

@@ -21,12 +21,16 @@ class LabelEncoder:
         arr = as_labels(y)
         if arr.shape[0] == 0:
             raise ValueError("y is empty; at least one label is required")
-        try:
+        if arr.dtype != object:
             classes = np.unique(arr)
-        except TypeError:  # mixed types that do not compare
-            seen: dict[Any, None] = dict.fromkeys(arr.tolist())
-            classes = np.empty(len(seen), dtype=object)
-            classes[:] = list(seen)
+        else:  # distinct by hash first: np.unique's sort dedups only neighbours, and a partial
+            # order (frozensets compare by inclusion) left duplicated classes
+            seen = list(dict.fromkeys(arr.tolist()))
+            try:
+                seen = sorted(seen)
+            except TypeError:  # mixed types that do not compare: first-seen order
+                pass
+            classes = _object_array(seen)
         self.classes_ = classes
         self._index = {self._key(c): i for i, c in enumerate(classes.tolist())}
         return self

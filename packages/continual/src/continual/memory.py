@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import numbers
 import operator
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -244,6 +245,12 @@ class EpisodicMemory:
         """Task ids present in memory, in order of first appearance."""
         present = set(self._tasks)
         return [t for t in self._task_order if t in present]
+
+    def status(self) -> dict[int, int]:
+        """Number of stored rows per task id (time step), in order of first appearance; the
+        original ``ExperienceReplay.status()`` histogram."""
+        counts = Counter(self._tasks)
+        return {t: counts[t] for t in self._task_order if t in counts}
 
     def _randint(self, high: int) -> int:
         return int(torch.randint(0, high, (1,), generator=self.generator).item())

@@ -10,15 +10,19 @@ from typing import Any
 import blockops
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset, get_worker_info
 
 from ._checks import check_count, check_number
 from .scenarios import Experience, Scenario
 
 __all__ = [
+    "TimeDependentIterDataset",
     "TimeDependentTensorDataset",
     "drifting_clusters",
+    "generate_fake_toy",
     "generate_toy8",
+    "label2color_toyN",
+    "points_on_circle",
     "shift_x",
     "shift_y",
     "td_arrays",
@@ -33,6 +37,19 @@ _LABEL_MAPS = {
     "none": (0, 0, 0, 0, 0, 0, 0, 0),
 }
 DriftFn = Callable[[torch.Tensor, float], torch.Tensor]
+# matplotlib's "tab10" qualitative colormap (RGB), so that no matplotlib is needed for colours
+_TAB10 = (
+    (0.122, 0.467, 0.706),
+    (1.000, 0.498, 0.055),
+    (0.173, 0.627, 0.173),
+    (0.839, 0.153, 0.157),
+    (0.580, 0.404, 0.741),
+    (0.549, 0.337, 0.294),
+    (0.890, 0.467, 0.761),
+    (0.498, 0.498, 0.498),
+    (0.737, 0.741, 0.133),
+    (0.090, 0.745, 0.812),
+)
 
 
 def _as_tensor(name: str, value: Any) -> torch.Tensor:
@@ -108,6 +125,54 @@ def generate_toy8(
     labels = torch.tensor(_LABEL_MAPS[label_kind])[cluster]
     Y = torch.nn.functional.one_hot(labels, 8).float()
     return X, Y
+
+
+def generate_fake_toy(npoints: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deterministic data for tests: ``X (npoints, 1)`` holds the row index (0., 1., ...) and
+    ``Y = 10 * X``."""
+    check_count("npoints", npoints)
+    X = torch.arange(int(npoints), dtype=torch.float32).unsqueeze(1)
+    return X, 10.0 * X
+
+
+def points_on_circle(radius: float, npoints: int) -> torch.Tensor:
+    """``npoints`` equidistant points ``(npoints, 2)`` on the circle of ``radius`` around the
+    origin, the first at angle 0, counter-clockwise."""
+    check_number("radius", radius)
+    check_count("npoints", npoints)
+    angle = torch.arange(int(npoints), dtype=torch.float64) * (2 * math.pi / int(npoints))
+    return (float(radius) * torch.stack([angle.cos(), angle.sin()], dim=1)).float()
+
+
+def label2color_toyN(Y: Any) -> np.ndarray:
+    """RGBA colours ``(n, 4)`` of drifting labels ``Y (n, C)`` (``C <= 10``), for matplotlib.
+
+    The colour of a row is the ``"tab10"`` colour of its argmax (label ``k`` gets ``tab10(k)``);
+    its alpha is the row's maximum (the label intensity, ``1 + t`` under :func:`shift_y`) over
+    the maximum of ``Y``, clipped to ``[0, 1]`` (all 1 when ``Y``'s maximum is not positive), so
+    later, stronger steps of a stacked stream are drawn more opaque. Needs no matplotlib.
+
+    Raises:
+        ValueError: ``Y`` is not 2-D with 1 to 10 columns and finite values.
+        TypeError: ``Y`` is neither a tensor nor an array.
+    """
+    Y = _as_tensor("Y", Y).detach().cpu().double()
+    if Y.dim() != 2 or not 1 <= Y.shape[1] <= len(_TAB10):
+        raise ValueError(
+            f"Y must be 2-D (n, C) with 1 <= C <= {len(_TAB10)} label columns, got shape "
+            f"{tuple(Y.shape)}"
+        )
+    if not bool(torch.isfinite(Y).all()):
+        raise ValueError("Y must hold finite values")
+    rgba = np.ones((Y.shape[0], 4))
+    if Y.shape[0] == 0:
+        return rgba
+    intensity = Y.max(dim=1).values.numpy()
+    rgba[:, :3] = np.asarray(_TAB10)[Y.argmax(dim=1).numpy()]
+    top = float(intensity.max())
+    if top > 0:
+        rgba[:, 3] = np.clip(intensity / top, 0.0, 1.0)
+    return rgba
 
 
 def shift_x(X: torch.Tensor, t: float) -> torch.Tensor:
@@ -233,6 +298,63 @@ class TimeDependentTensorDataset(Dataset):
         """Advance the clock by ``dt``; returns the new time."""
         self.time += self.dt
         return self.time
+
+
+class TimeDependentIterDataset(IterableDataset):
+    """Iterable version of :class:`TimeDependentTensorDataset`: one pass over the rows per time
+    step, at times ``0, dt, ..., (nsteps - 1) * dt``, yielding ``(x, y)`` one row at a time.
+
+    Every iteration starts again at time 0 (the object holds no clock), so a ``DataLoader``
+    epoch reads the same finite stream of ``nsteps * len(X)`` items, steps in order, rows in
+    order within a step. With several ``DataLoader`` workers each reads every
+    ``num_workers``-th row of each step. The original cycled over the rows forever without
+    advancing time.
+
+    Args:
+        X: inputs at time 0, ``(n, ...)``.
+        Y: targets at time 0, ``(n, ...)``.
+        time_x_func: drift of the inputs ``f(X, t)``, applied to a block of rows.
+        time_y_func: drift of the targets ``g(Y, t)``, applied to a block of rows.
+        dt: time between steps (a finite number).
+        nsteps: number of time steps (>= 1).
+
+    Raises:
+        ValueError: ``X`` and ``Y`` differ in rows, ``dt`` is not finite or ``nsteps`` is not
+            an integer >= 1.
+    """
+
+    def __init__(
+        self,
+        X: torch.Tensor,
+        Y: torch.Tensor,
+        time_x_func: DriftFn = shift_x,
+        time_y_func: DriftFn = shift_y,
+        dt: float = 1.0,
+        nsteps: int = 1,
+    ) -> None:
+        check_count("nsteps", nsteps)
+        self._data = TimeDependentTensorDataset(X, Y, time_x_func, time_y_func, dt)
+        self.nsteps = int(nsteps)
+
+    @property
+    def times(self) -> list[float]:
+        """The time of each step."""
+        return [k * self._data.dt for k in range(self.nsteps)]
+
+    def __len__(self) -> int:
+        return self.nsteps * len(self._data)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        data = self._data
+        rows = slice(None)
+        worker = get_worker_info()
+        if worker is not None:
+            rows = slice(worker.id, None, worker.num_workers)
+        steps = _drift_steps(
+            data.X[rows], data.Y[rows], data.time_x_func, data.time_y_func, False, self.times
+        )
+        for Xt, Yt in steps:
+            yield from zip(Xt, Yt)
 
 
 def tdds_gen(

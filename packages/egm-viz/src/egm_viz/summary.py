@@ -220,9 +220,10 @@ def plot_class_energy(
     fig.legend(
         handles=handles, loc="upper left", bbox_to_anchor=(0.845, 0.92), fontsize=8, frameon=False
     )
+    shown = f" ({len(chosen)} of {view.n_classes} classes)" if len(chosen) < view.n_classes else ""
     fig.suptitle(
-        f"EGM growth summary: {int(view.is_real.sum())} real + {int((~view.is_real).sum())} "
-        f"synthetic points, {plural(view.n_iterations, 'growth iteration')}",
+        f"EGM growth summary: {int(real.sum())} real + {int(synth.sum())} synthetic points"
+        f"{shown}, {plural(view.n_iterations, 'growth iteration')}",
         fontsize=11,
     )
     if suffix is not None:

@@ -10,7 +10,10 @@ choices (``model=mlp data=gaussian``), multirun sweeps (``-m optimizer.lr=0.5,1,
 wandb is on by default when installed (``logging.wandb=auto``); ``logging.wandb=false`` turns it
 off, ``logging.wandb_mode=offline`` logs without an account. Each run writes into its output
 directory: ``run/`` (the tracking run, :func:`flt_tracker.load_run`), ``metrics.csv`` and
-``summary.json`` (strict JSON: a diverged metric is ``null``). Hydra picks a new output
+``summary.json`` (strict JSON: a diverged metric is ``null``) and, with matplotlib installed,
+the ``plots`` figures under ``figures/`` (``plots.enabled=false`` writes none;
+``plots.formats=[png,pdf]`` picks the formats; ``plots.evolution`` / ``plots.heatmap`` pick
+the figures). Hydra picks a new output
 directory per run (``outputs/<date>/<time>``); without Hydra each run gets a new folder
 ``outputs/flt-train/<date>_<time>`` (``-1``, ``-2``, ... appended for runs started in the same
 second). ``output_dir=PATH`` names the folder (under Hydra it stands for ``hydra.run.dir``, or
@@ -31,6 +34,7 @@ import numbers
 import os
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -46,6 +50,7 @@ __all__ = ["build", "compose_default", "main", "run"]
 CONF_DIR = Path(__file__).parent / "conf"
 GROUPS = ("data", "model", "optimizer", "tracking", "logging")
 _EXP_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+_UNSAFE = re.compile(r"[^\w.-]")  # characters kept out of figure file names
 
 
 def compose_default(overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -279,6 +284,61 @@ def _wandb_wanted(setting: Any) -> bool:
     return True
 
 
+def _wandb_login_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is wandb's "No API key configured" (installed, online, not logged in)."""
+    return type(exc).__module__.startswith("wandb") and "API key" in str(exc)
+
+
+def _plot_formats(pcfg: dict[str, Any]) -> list[str]:
+    """The figure formats ``plots`` asks for: none when disabled, or, with a warning, without
+    matplotlib. Formats matplotlib cannot write are refused before training."""
+    if not pcfg.get("enabled", True):
+        return []
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        warnings.warn(
+            "plots.enabled=true needs matplotlib (pip install 'flt-tracker[plot]'): no figures "
+            "are written; plots.enabled=false silences this",
+            stacklevel=3,
+        )
+        return []
+    formats = pcfg.get("formats") or []
+    formats = [formats] if isinstance(formats, str) else formats
+    known = FigureCanvasBase.get_supported_filetypes()
+    unknown = [f for f in formats if str(f).lower() not in known]
+    if unknown:
+        raise ValueError(f"plots.formats: {unknown} cannot be written; use some of {sorted(known)}")
+    return [str(f).lower() for f in formats]
+
+
+def _write_figures(
+    run_dir: str | Path, out: Path, pcfg: dict[str, Any], formats: list[str]
+) -> list[str]:
+    """Write the ``plots`` figures of the tracking run in ``run_dir`` into ``out/figures`` (each
+    file renamed into place once complete); returns their paths."""
+    from .plot import _save, visualize_feature_evolution, visualize_features_heatmap
+    from .run import load_run
+
+    tracked = load_run(run_dir)
+    weights = {n: f for n, f in tracked.get_features().items() if f.kind == "weight" and len(f)}
+    figures = {}
+    if pcfg.get("evolution", True):
+        for name, feature in weights.items():
+            figures[f"evolution_{_UNSAFE.sub('_', name)}"] = visualize_feature_evolution(
+                feature, phases=tracked.phases
+            )
+    if pcfg.get("heatmap", True) and weights:
+        figures["heatmap"] = visualize_features_heatmap(tracked)
+    paths = []
+    for stem, fig in figures.items():
+        for fmt in formats:
+            path = out / "figures" / f"{stem}.{fmt}"
+            _save(fig, path)
+            paths.append(str(path))
+    return paths
+
+
 def _strict(value: Any) -> Any:
     """``value`` with NaN / infinite floats (a diverged loss) as ``None``, for strict JSON."""
     if isinstance(value, dict):
@@ -289,8 +349,13 @@ def _strict(value: Any) -> Any:
 
 
 def run(cfg: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
-    """Train once as configured; writes ``run/``, ``metrics.csv`` and ``summary.json`` into
-    ``output_dir`` and returns the summary."""
+    """Train once as configured; writes ``run/``, ``metrics.csv``, ``summary.json`` and the
+    ``plots`` figures (``figures/``) into ``output_dir`` and returns the summary.
+
+    Raises:
+        RuntimeError: wandb is on (``logging.wandb``) but not logged in; the message names
+            ``logging.wandb=false`` and ``logging.wandb_mode=offline``.
+    """
     from .attacks import make_attack
     from .callbacks import CSVLogger, FeatureTrackingCallback, WandbCallback
     from .storage import atomic_path
@@ -309,6 +374,7 @@ def run(cfg: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
             raise TypeError(f"adversarial.eps={eps!r} must be a number (the attack radius)")
         if acfg["attack"] not in ("fgm", "pgd"):  # was "kind='xyz' is not supported"
             raise ValueError(f"adversarial.attack={acfg['attack']!r}; use 'fgm' or 'pgd'")
+    formats = _plot_formats(cfg.get("plots", {}))
     torch.manual_seed(int(cfg["seed"]))
     parts = build(cfg)
     model, opt = parts["model"], parts["optimizer"]
@@ -342,7 +408,8 @@ def run(cfg: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
     lcfg = cfg["logging"]
     if lcfg.get("csv", True):
         callbacks.append(CSVLogger(out / "metrics.csv"))
-    if _wandb_wanted(lcfg.get("wandb", "auto")):
+    wandb_on = _wandb_wanted(lcfg.get("wandb", "auto"))
+    if wandb_on:
         callbacks.append(
             WandbCallback(
                 project=lcfg.get("wandb_project"),
@@ -368,7 +435,16 @@ def run(cfg: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
         metrics={"accuracy": parts["metric"]},
         progress=bool(lcfg.get("progress", False)),
     )
-    history = trainer.fit(parts["train"], cfg["epochs"], val_loader=parts["test"])
+    try:
+        history = trainer.fit(parts["train"], cfg["epochs"], val_loader=parts["test"])
+    except Exception as exc:
+        if wandb_on and _wandb_login_error(exc):  # wandb.init's error named no CLI option
+            raise RuntimeError(
+                f"wandb is installed but not logged in ({exc}): run `wandb login`, turn wandb "
+                "off with logging.wandb=false, or log without an account with "
+                "logging.wandb_mode=offline"
+            ) from exc
+        raise
     summary: dict[str, Any] = {
         "final": history[-1] if history else {},
         "global_step": trainer.global_step,
@@ -380,6 +456,8 @@ def run(cfg: dict[str, Any], output_dir: str | Path) -> dict[str, Any]:
         else:
             summary["run"] = str(tracker.save(out / "run"))
         summary["tracked"] = list(tracker.get_features())
+        if formats:
+            summary["figures"] = _write_figures(summary["run"], out, cfg["plots"], formats)
     if trainer.is_main_process:  # under torchrun every rank would write (without "run")
         text = json.dumps(_strict(summary), indent=1, allow_nan=False)  # a NaN loss is null
         with atomic_path(out / "summary.json") as tmp:

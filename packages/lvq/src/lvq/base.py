@@ -25,7 +25,7 @@ import math
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import blockops
 import numpy as np
@@ -118,6 +118,9 @@ class Callback:
         """Called once after training (parameters final)."""
 
 
+_Model = TypeVar("_Model", bound="PrototypeModel")
+
+
 class PrototypeModel(blockops.ParamsMixin):
     """Base of every model: generated constructor, device, persistence, registry hooks."""
 
@@ -160,6 +163,79 @@ class PrototypeModel(blockops.ParamsMixin):
 
     def _prediction_params(self) -> set[str]:
         return {"distance_fn"}
+
+    # ------------------------------------------------------------------ quantization
+
+    _quantized: str | None = None
+    _qscales: dict[str, torch.Tensor] = {}
+
+    def _quantizable(self) -> dict[str, torch.Tensor]:
+        """The tensors :meth:`quantize` stores at low precision (as stored now)."""
+        raise NotImplementedError
+
+    def _store_quantized(
+        self, tensors: dict[str, torch.Tensor], scales: dict[str, torch.Tensor], dtype: str | None
+    ) -> None:
+        """Keep ``tensors`` (``dtype``, with the int8 ``scales``; ``None``: float32) as the
+        model's learned tensors."""
+        raise NotImplementedError
+
+    def _dequantized(self) -> dict[str, torch.Tensor]:
+        """float32 values of the quantized tensors (what prediction uses)."""
+        return dequantize_tensors(self._quantizable(), self._qscales)
+
+    def quantize(self: _Model, dtype: str = "int8") -> _Model:
+        """A copy for inference with parameters stored as ``float16``, ``bfloat16`` or ``int8``.
+
+        ``int8`` uses one symmetric scale per tensor. Predictions use the float32 values of the
+        stored ones (the classifiers dequantize on the fly, the unsupervised models once);
+        training a quantized model raises (call :meth:`dequantize`).
+        """
+        blockops.check_is_fitted(self, "prototypes_")
+        if dtype not in QUANTIZE_DTYPES:
+            raise ValueError(f"dtype must be 'float16', 'bfloat16' or 'int8', got {dtype!r}")
+        if self._quantized is not None:
+            raise ValueError(f"this model is already quantized ({self._quantized})")
+        model = copy.copy(self)
+        model._store_quantized(*quantize_tensors(self._quantizable(), dtype), dtype)
+        model._publish()
+        return model
+
+    def dequantize(self: _Model) -> _Model:
+        """A float32 copy of a quantized model (values as quantized)."""
+        if self._quantized is None:
+            return self
+        model = copy.copy(self)
+        model._store_quantized({k: v.clone() for k, v in self._dequantized().items()}, {}, None)
+        model._publish()
+        return model
+
+
+#: the storage types :meth:`PrototypeModel.quantize` offers
+QUANTIZE_DTYPES = ("float16", "bfloat16", "int8")
+
+
+def quantize_tensors(
+    tensors: dict[str, torch.Tensor], dtype: str
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``tensors`` stored as ``dtype`` and the int8 scales (one symmetric scale per tensor)."""
+    out, scales = {}, {}
+    for k, v in tensors.items():
+        v = v.detach()
+        if dtype == "int8":
+            s = v.abs().max().clamp_min(1e-30) / 127.0
+            out[k] = torch.round(v / s).clamp(-127, 127).to(torch.int8)
+            scales[k] = s.float()
+        else:
+            out[k] = v.to(getattr(torch, dtype))
+    return out, scales
+
+
+def dequantize_tensors(
+    tensors: dict[str, torch.Tensor], scales: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """float32 values of :func:`quantize_tensors`' output (``scales`` empty for float16 / bf16)."""
+    return {k: v.float() * scales[k] if k in scales else v.float() for k, v in tensors.items()}
 
 
 def _data_conversion_warning() -> type[Warning]:
@@ -923,13 +999,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
     def _inference_params(self) -> dict[str, torch.Tensor]:
         if self._quantized is None:
             return {k: v.detach() for k, v in self._params.items()}
-        out = {}
-        for k, v in self._params.items():
-            if k in self._qscales:
-                out[k] = v.float() * self._qscales[k]
-            else:
-                out[k] = v.float()
-        return out
+        return self._dequantized()
 
     def _publish(self) -> None:
         p = self._inference_params()
@@ -1161,44 +1231,14 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
 
     # ------------------------------------------------------------------ quantization
 
-    _quantized: str | None = None
-    _qscales: dict[str, torch.Tensor] = {}
+    def _quantizable(self) -> dict[str, torch.Tensor]:
+        return self._params
 
-    def quantize(self, dtype: str = "int8") -> SupervisedPrototypeModel:
-        """A copy for inference with parameters stored as ``float16``, ``bfloat16`` or ``int8``.
-
-        ``int8`` uses one symmetric scale per tensor. Predictions dequantize on the fly to
-        float32; training a quantized model raises (call :meth:`dequantize`).
-        """
-        blockops.check_is_fitted(self, "prototypes_")
-        if dtype not in ("float16", "bfloat16", "int8"):
-            raise ValueError(f"dtype must be 'float16', 'bfloat16' or 'int8', got {dtype!r}")
-        if self._quantized is not None:
-            raise ValueError(f"this model is already quantized ({self._quantized})")
-        model = copy.copy(self)
-        model._optimizer_state = None
-        params, scales = {}, {}
-        for k, v in self._params.items():
-            v = v.detach()
-            if dtype == "int8":
-                s = v.abs().max().clamp_min(1e-30) / 127.0
-                params[k] = torch.round(v / s).clamp(-127, 127).to(torch.int8)
-                scales[k] = s.float()
-            else:
-                params[k] = v.to(getattr(torch, dtype))
-        model._params, model._qscales, model._quantized = params, scales, dtype
-        model._publish()
-        return model
-
-    def dequantize(self) -> SupervisedPrototypeModel:
-        """A float32 copy of a quantized model (values as quantized)."""
-        if self._quantized is None:
-            return self
-        model = copy.copy(self)
-        model._params = {k: v.clone() for k, v in self._inference_params().items()}
-        model._qscales, model._quantized = {}, None
-        model._publish()
-        return model
+    def _store_quantized(
+        self, tensors: dict[str, torch.Tensor], scales: dict[str, torch.Tensor], dtype: str | None
+    ) -> None:
+        self._params, self._qscales, self._quantized = tensors, scales, dtype
+        self._optimizer_state = None
 
     # ------------------------------------------------------------------ export
 

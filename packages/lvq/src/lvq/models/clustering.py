@@ -91,6 +91,8 @@ class UnsupervisedModel(PrototypeModel):
             resume: start from the currently fitted prototypes.
         """
         _refuse_positional_start(y, X, "initial_prototypes")
+        if self._quantized is not None:
+            raise ValueError("this model is quantized; call dequantize() before training")
         self._validate()
         device = self._resolve_device()
         Xt = blockops.as_tensor(X, name="X", device=device)
@@ -192,6 +194,30 @@ class UnsupervisedModel(PrototypeModel):
         for k, v in self._state.items():
             setattr(self, f"{k}_", v.detach().cpu().numpy())
 
+    # ------------------------------------------------------------------ quantization
+
+    #: the low-precision tensors of a quantized model (``_state`` holds their float32 values)
+    _qstate: dict[str, torch.Tensor] = {}
+
+    def _quantizable(self) -> dict[str, torch.Tensor]:
+        """The floating-point tensors prediction uses (not the training data's ``U``, ``T``)."""
+        if self._quantized is not None:
+            return self._qstate
+        return {
+            k: v
+            for k, v in self._state.items()
+            if k not in self._training_state and v.is_floating_point()
+        }
+
+    def _store_quantized(
+        self, tensors: dict[str, torch.Tensor], scales: dict[str, torch.Tensor], dtype: str | None
+    ) -> None:
+        """A quantized model keeps ``tensors`` and predicts with their float32 values, computed
+        once here (subclasses read ``_state``)."""
+        self._qscales, self._quantized = scales, dtype
+        self._qstate = {} if dtype is None else tensors
+        self._state = {**self._state, **(tensors if dtype is None else self._dequantized())}
+
     # ------------------------------------------------------------------ export
 
     def _bind_state(self, state: dict[str, torch.Tensor]) -> None:
@@ -272,8 +298,11 @@ class UnsupervisedModel(PrototypeModel):
             "n_iter": int(self.n_iter_),
             "loss_history": [float(v) for v in self.loss_history_],
             "extra": self._extra_config(),
+            "quantized": self._quantized,
+            "quantized_state": sorted(self._qstate),
         }
-        tensors = {f"state.{k}": v.detach() for k, v in self._state.items()}
+        tensors = {f"state.{k}": v.detach() for k, v in {**self._state, **self._qstate}.items()}
+        tensors.update({f"scale.{k}": v.detach() for k, v in self._qscales.items()})
         meta = {"package": "lvq", "version": __version__, "model": type(self).__name__}
         return blockops.save_checkpoint(path, config, tensors, meta)
 
@@ -307,6 +336,12 @@ class UnsupervisedModel(PrototypeModel):
         model._state = {
             k[len("state.") :]: v.to(dev) for k, v in tensors.items() if k.startswith("state.")
         }
+        if config.get("quantized") is not None:
+            scales = {
+                k[len("scale.") :]: v.to(dev) for k, v in tensors.items() if k.startswith("scale.")
+            }
+            quantized = {k: model._state[k] for k in config["quantized_state"]}
+            model._store_quantized(quantized, scales, config["quantized"])
         model._load_extra(config.get("extra") or {})
         model._publish()
         return model

@@ -730,6 +730,15 @@ class RiemannianNeuralGas(_Topology):
             check_points(self._mf(), init, name="initial_prototypes")
         return super()._init_units(X, gen, init)
 
+    def _dequantized(self):
+        """The float32 prototypes of a quantized model projected back onto the manifold: a
+        rounded point (int8 above all) lies off it (a rotation or basis no longer orthonormal,
+        an SPD matrix possibly not positive definite), and geodesic distances need points."""
+        out = super()._dequantized()
+        mf = self._mf()
+        out["prototypes"] = mf.flatten(mf.project(mf.unflatten(out["prototypes"])))
+        return out
+
     def _check_X(self, X: Any) -> torch.Tensor:
         """As the base check, and every row a point of the manifold (as in ``fit``)."""
         Xt = super()._check_X(X)
