@@ -116,17 +116,11 @@ def test_component_planes_plot_checks_feature_names():
     plt.close("all")
 
 
-class _GammaLog:
+class _GammaLog(lvq.base.Callback):
     """Records the possibilistic scales after every iteration."""
 
     def __init__(self):
         self.gammas: list[np.ndarray] = []
-
-    def on_fit_start(self, model):
-        pass
-
-    def on_fit_end(self, model):
-        pass
 
     def on_iteration_end(self, model, info):
         self.gammas.append(model._consts["gamma"].cpu().numpy().copy())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -26,10 +27,8 @@ class LabelEncoder:
         else:  # distinct by hash first: np.unique's sort dedups only neighbours, and a partial
             # order (frozensets compare by inclusion) left duplicated classes
             seen = list(dict.fromkeys(arr.tolist()))
-            try:
+            with contextlib.suppress(TypeError):  # mixed types that do not compare: first seen
                 seen = sorted(seen)
-            except TypeError:  # mixed types that do not compare: first-seen order
-                pass
             classes = _object_array(seen)
         self.classes_ = classes
         self._index = {self._key(c): i for i, c in enumerate(classes.tolist())}

@@ -27,8 +27,8 @@ def optimal_bins(
     target's variance (so it depends on the number of samples, at most ``B - 1``), and ``n * n``
     bins are enough to hold that many modes. The spectrum is always exact (0.1.0's automatic
     low-rank path capped n at 3). 1-D targets are accepted. A threshold dict that misses
-    quantities (they fall back to 0.95) and names unknown ones (a misspelt key) warns. Each result is logged at INFO level
-    on the ``spacelearn`` logger, never printed.
+    quantities (they fall back to 0.95) and names unknown ones (a misspelt key) warns. Each
+    result is logged at INFO level on the ``spacelearn`` logger, never printed.
 
     Returns:
         the maximum over quantities, or ``{name: n}`` with ``per_quantity=True``.

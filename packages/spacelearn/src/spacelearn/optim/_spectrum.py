@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -31,7 +32,9 @@ def resolve_threshold(name, thresholds, default_threshold, fallback: float) -> f
     return number
 
 
-def warn_unmatched_thresholds(thresholds, default_threshold, names, arg: str, fallback: float):
+def warn_unmatched_thresholds(
+    thresholds: Any, default_threshold: float | None, names: list[str], arg: str, fallback: float
+) -> None:
     """Warn when a threshold dict misses quantities *and* names unknown ones (a misspelt key
     would otherwise fall back to ``fallback`` silently)."""
     if not isinstance(thresholds, Mapping) or default_threshold is not None:
