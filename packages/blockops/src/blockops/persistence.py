@@ -187,14 +187,23 @@ def _check_str_keys(value: Any, where: str) -> None:
 
 
 def _check_replaceable(target: Path) -> None:
-    try:
-        names = {p.name for p in target.iterdir()}
-    except FileNotFoundError:  # absent, or just moved aside by a concurrent save
-        return
-    except NotADirectoryError:
-        raise FileExistsError(f"{str(target)!r} is a file, not a checkpoint directory") from None
-    if not names or ("meta.json" in names and names <= {*_FILES, "meta.json"}):
-        return
+    for _ in range(5):
+        try:
+            inode = os.stat(target).st_ino
+            names = {p.name for p in target.iterdir()}
+            # a concurrent save may move the listed directory aside and delete it while it is
+            # read (a partial listing): list again when ``target`` is another directory now
+            moved = os.stat(target).st_ino != inode
+        except FileNotFoundError:  # absent, or just moved aside by a concurrent save
+            return
+        except NotADirectoryError:
+            raise FileExistsError(
+                f"{str(target)!r} is a file, not a checkpoint directory"
+            ) from None
+        if not names or ("meta.json" in names and names <= {*_FILES, "meta.json"}):
+            return
+        if not moved:
+            break
     raise FileExistsError(
         f"{str(target)!r} is a non-empty directory that is not a checkpoint (it holds "
         f"{sorted(names - {*_FILES, 'meta.json'}) or sorted(names)}, and a checkpoint holds only "
