@@ -483,3 +483,56 @@ def test_set_cpu_budget_names_its_argument(bad):
         blockops.set_cpu_budget(bad)
     with pytest.raises(ValueError, match="n_bytes must be at least 65536"):
         blockops.set_cpu_budget(100)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("metric", ["sqeuclidean", "euclidean"])
+def test_half_precision_inputs_match_float64_and_keep_their_dtype(dtype, metric):
+    # were computed in half precision: |q|^2 + |x|^2 - 2 q.x overflowed float16 to inf - inf
+    # (every distance of a query near the far cluster was inf), and bfloat16 gave 448 for a
+    # zero distance
+    g = torch.Generator().manual_seed(0)
+    D = torch.cat([torch.full((5, 2), 150.0), torch.full((6, 2), -150.0)])
+    D = (D + 0.1 * torch.randn(11, 2, generator=g)).to(dtype)
+    Q = torch.cat([D[:2] + 0.05, D[7:8]])
+    labels = torch.tensor([0] * 5 + [1] * 6)
+    ref = _ref_dist(Q, D, metric)
+    got = pairwise_distances(Q, D, metric)
+    assert got.dtype == dtype
+    torch.testing.assert_close(got.double(), ref.to(dtype).double(), rtol=1e-2, atol=1e-3)
+    v, i = knn(Q, D, 3, metric=metric, db_block=4)
+    assert v.dtype == dtype
+    rv, ri = _ref_knn(ref, 3)
+    torch.testing.assert_close(v.double(), rv.to(dtype).double(), rtol=1e-2, atol=1e-3)
+    assert (i < 5).tolist() == [[True] * 3, [True] * 3, [False] * 3]
+    assert v[2, 0] == 0  # Q[2] is a database row
+    nv, ni = nearest(Q, D, metric=metric)
+    assert nv.dtype == dtype and ni.tolist() == ri[:, 0].tolist()
+    mins = label_min(Q, D, labels, 2, metric=metric)
+    assert mins.dtype == dtype
+    nearest_label = mins.min(dim=1).values.double()
+    torch.testing.assert_close(nearest_label, rv[:, 0].to(dtype).double(), rtol=1e-2, atol=1e-3)
+
+
+def test_half_precision_inputs_are_ranked_before_rounding():
+    # float32 distances 25.0039 (row 0) and 25 (row 1) both round to float16 25.0: the rows
+    # keep the float64 order (row 1 is nearer), in knn and nearest alike
+    D = torch.tensor([[5.0, 0.0625], [4.0, 3.0], [0.0, 0.0]], dtype=torch.float16)
+    Q = torch.tensor([[0.0, 0.0], [0.0, 0.0625]], dtype=torch.float16)
+    v, i = knn(Q, D, 3)
+    assert v[0].tolist() == [0.0, 25.0, 25.0]
+    assert i.tolist() == _ref_knn(_ref_dist(Q, D, "sqeuclidean"), 3)[1].tolist()
+    assert i[0].tolist() == [2, 1, 0]
+    assert nearest(Q, D[:2])[1].tolist() == [1, 1]
+
+
+@pytest.mark.parametrize("scale", [1e30, 1e-30])
+def test_cosine_of_very_large_or_small_rows_matches_float64(scale):
+    # the squared norm overflowed (underflowed) float32: equal rows were at distance 1 (1e30)
+    # and rows at 45 degrees at distance 0 (1e-30)
+    rows = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [0.0, 0.0]])
+    ref = _ref_dist(rows[:3], rows[:3], "cosine")
+    got = pairwise_distances(rows * scale, rows * scale, "cosine")
+    torch.testing.assert_close(got[:3, :3].double(), ref, atol=1e-6, rtol=1e-6)
+    assert got[3].tolist() == [1.0] * 4  # a zero row is at distance 1 from everything
+    assert knn(rows[:3] * scale, rows * scale, 2, metric="cosine")[1][:, 0].tolist() == [0, 1, 2]

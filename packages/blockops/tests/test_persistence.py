@@ -1,8 +1,10 @@
+import errno
 import json
 import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 
@@ -277,3 +279,43 @@ def test_saving_into_the_working_directory_is_a_clear_error(tmp_path, monkeypatc
     (work / "sub").mkdir()
     save_checkpoint("sub/../ck", {"v": 2}, {"w": torch.ones(2)})
     assert load_checkpoint(work / "ck")[0] == {"v": 2}
+
+
+def test_a_name_near_the_length_limit_saves_and_replaces(tmp_path):
+    # the temporary sibling ".<name>.<random>" exceeded 255 bytes: "File name too long"
+    target = tmp_path / ("é" * 125)  # 250 bytes in UTF-8: a valid directory name
+    save_checkpoint(target, {"v": 1}, {"w": torch.ones(2)})
+    save_checkpoint(target, {"v": 2}, {"w": torch.zeros(2)})  # the backup sibling too
+    config, tensors, _ = load_checkpoint(target)
+    assert config == {"v": 2} and torch.equal(tensors["w"], torch.zeros(2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+def test_a_binary_meta_json_is_a_value_error(tmp_path):
+    # was a bare UnicodeDecodeError ("'utf-8' codec can't decode byte 0xff")
+    save_checkpoint(tmp_path / "ck", {}, {"w": torch.ones(1)})
+    (tmp_path / "ck" / "meta.json").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ValueError, match="meta.json is not valid JSON"):
+        load_checkpoint(tmp_path / "ck")
+
+
+def test_saving_through_a_symlink_replaces_the_checkpoint_it_points_to(tmp_path):
+    # was IsADirectoryError: the link was renamed over the backup directory
+    save_checkpoint(tmp_path / "real", {"v": 1}, {"w": torch.ones(1)})
+    (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
+    assert save_checkpoint(tmp_path / "link", {"v": 2}, {"w": torch.ones(1)}) == tmp_path / "link"
+    assert (tmp_path / "link").is_symlink()
+    assert load_checkpoint(tmp_path / "real")[0] == {"v": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+
+def test_an_unwritable_folder_is_an_error_naming_the_checkpoint(tmp_path, monkeypatch):
+    # was "[Errno 13] Permission denied: '<dir>/.ck.x1y2z3'", naming a hidden temporary folder
+    # (simulated: chmod does not stop root, who runs some CI containers)
+    def refuse(prefix, dir):
+        raise PermissionError(errno.EACCES, "Permission denied", os.path.join(dir, prefix))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    with pytest.raises(PermissionError, match=r"cannot save a checkpoint at '.*ck'.*Permission"):
+        save_checkpoint(tmp_path / "ck", {}, {"w": torch.ones(1)})
+    assert list(tmp_path.iterdir()) == []

@@ -177,3 +177,21 @@ def test_nan_among_mixed_object_labels_is_refused():
     with pytest.raises(ValueError, match=r"y contains NaN or infinite labels \(at position 1\)"):
         as_labels(np.array(["a", np.float32("inf")], dtype=object))
     assert as_labels(np.array([1, "a"], dtype=object)).tolist() == [1, "a"]
+
+
+@pytest.mark.parametrize("dtype", [">f4", ">f8", ">i4", ">f2", np.longdouble])
+def test_big_endian_and_long_double_arrays_are_converted(dtype):
+    # were torch's "byte order different from the native byte order" ValueError and
+    # "can't convert np.ndarray of type numpy.longdouble" TypeError
+    x = np.arange(6).reshape(3, 2).astype(dtype)
+    expected = torch.arange(6, dtype=torch.float64).reshape(3, 2)
+    torch.testing.assert_close(as_tensor(x[:, ::-1]), expected.flip(1).float())
+    torch.testing.assert_close(as_tensor(x, dtype=torch.float64), expected)
+
+
+def test_bfloat16_tensor_labels_are_read_as_floats():
+    # was numpy's "Got unsupported ScalarType BFloat16"
+    y = torch.tensor([2.0, 1.0, 2.0], dtype=torch.bfloat16)
+    assert as_labels(y).tolist() == [2.0, 1.0, 2.0]
+    enc = LabelEncoder().fit(y)
+    assert enc.classes_.tolist() == [1.0, 2.0] and enc.transform(y).tolist() == [1, 0, 1]

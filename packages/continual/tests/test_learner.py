@@ -52,6 +52,28 @@ def test_fisher_equals_naive_per_sample_loop(method):
     assert not torch.allclose(fisher["fc1.weight"], model.fc1.weight.grad**2)
 
 
+def test_fisher_vmap_chunks_bound_the_per_sample_gradients_held_at_once(monkeypatch):
+    import continual.learner as learner
+
+    torch.manual_seed(0)
+    model = Net()
+    X, y = _data(23)
+    ref = _naive_fisher(model, X, y, F.cross_entropy)
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    monkeypatch.setattr(learner, "_FISHER_CHUNK_ELEMENTS", 4 * n_params)  # 4 rows a chunk
+    rows = []
+    inner = learner.per_sample_squared_grads
+    monkeypatch.setattr(
+        learner,
+        "per_sample_squared_grads",
+        lambda m, x, *a, **k: rows.append(len(x)) or inner(m, x, *a, **k),
+    )
+    fisher = empirical_fisher(model, (X, y), F.cross_entropy, batch_size=10)
+    assert rows == [4, 4, 2, 4, 4, 2, 3]  # batches of 10, 10, 3 cut into chunks of 4
+    for n in fisher:
+        torch.testing.assert_close(fisher[n], ref[n], rtol=1e-5, atol=1e-8)
+
+
 def test_ewc_loss_nonzero_after_task_with_default_gamma():
     torch.manual_seed(0)
     model = Net()  # separate EWC, defaults
@@ -93,6 +115,67 @@ def test_separate_and_online_ewc():
     for n in merged:
         torch.testing.assert_close(merged[n], f2[n] + 0.5 * f1[n])
     assert sep.EWC_task_count == onl.EWC_task_count == 2
+
+
+class _Lin(ContinualLearner, nn.Linear):
+    pass
+
+
+_FISHERS = [torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, 1.0]]), torch.tensor([[0.5, 4.0]])]
+
+
+def _consolidate_three(model, switch_at=None):
+    for t, f in enumerate(_FISHERS):
+        if t == switch_at:
+            model.onlineEWC = not model.onlineEWC
+        with torch.no_grad():
+            model.weight.fill_(float(t))
+        model.consolidate({"weight": f})
+
+
+def test_online_ewc_recursion_over_three_tasks_matches_hand_computation():
+    # Schwarz et al. 2018: F <- gamma F_old + F_new, one anchor at the newest parameters
+    model = _Lin(2, 1, bias=False, onlineEWC=True, gamma=0.5)
+    _consolidate_three(model)
+    expected = 0.5 * (0.5 * _FISHERS[0] + _FISHERS[1]) + _FISHERS[2]  # [[2.25, 5.0]]
+    (term,) = model._ewc.terms
+    torch.testing.assert_close(term["fisher"]["weight"], expected)
+    torch.testing.assert_close(term["anchor"]["weight"], torch.full((1, 2), 2.0))
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    assert model.ewc_loss().item() == pytest.approx(0.5 * expected.sum().item())
+
+
+def test_switch_separate_to_online_folds_every_separate_term():
+    # two separate terms, then online: both are folded (the second was dropped before)
+    switched = _Lin(2, 1, bias=False, gamma=0.5)
+    _consolidate_three(switched, switch_at=2)
+    (term,) = switched._ewc.terms
+    expected = 0.5 * (0.5 * _FISHERS[0] + _FISHERS[1]) + _FISHERS[2]
+    torch.testing.assert_close(term["fisher"]["weight"], expected)
+    torch.testing.assert_close(term["anchor"]["weight"], torch.full((1, 2), 2.0))
+    # online, then separate: the online term is kept and a new term is appended
+    back = _Lin(2, 1, bias=False, onlineEWC=True, gamma=0.5)
+    _consolidate_three(back, switch_at=2)
+    first, second = back._ewc.terms
+    torch.testing.assert_close(first["fisher"]["weight"], 0.5 * _FISHERS[0] + _FISHERS[1])
+    torch.testing.assert_close(first["anchor"]["weight"], torch.full((1, 2), 1.0))
+    torch.testing.assert_close(second["fisher"]["weight"], _FISHERS[2])
+    assert back.EWC_task_count == switched.EWC_task_count == 3
+
+
+def test_consolidating_a_fisher_of_unknown_parameters_is_refused_by_name():
+    model = _Lin(2, 1, bias=False)
+    with pytest.raises(ValueError, match=r"fisher names \['fc.weight'\] .* among \['weight'\]"):
+        model.consolidate({"fc.weight": torch.ones(1, 2)})  # was a KeyError in ewc_loss()
+    assert model.EWC_task_count == 0 and model.ewc_loss().item() == 0.0
+
+
+def test_ewc_loss_of_a_float64_model_is_float64_before_and_after_a_task():
+    model = _Lin(2, 1, bias=False).double()
+    assert model.ewc_loss().dtype == torch.float64  # the zero was float32
+    model.consolidate({"weight": torch.ones(1, 2, dtype=torch.float64)})
+    assert model.ewc_loss().dtype == torch.float64
 
 
 def test_agem_methods_any_module_and_frozen_params():

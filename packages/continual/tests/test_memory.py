@@ -1,4 +1,5 @@
 import blockops
+import numpy as np
 import pytest
 import torch
 from continual import EpisodicMemory
@@ -560,3 +561,14 @@ def test_reading_the_memory_takes_device_auto_like_its_constructor():
         assert all(t.device.type == want for t in read())
     with pytest.raises(ValueError, match="device='gpu' is not understood"):
         mem.sample(2, device="gpu")
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_add_reads_numpy_arrays_as_tensors(dtype):
+    X, y = np.arange(12.0).reshape(6, 2), np.arange(6).astype(dtype)
+    mem = EpisodicMemory(10, random_state=0)
+    assert mem.add(X, y, task_id=0) == 6  # was a TypeError: "field 0 must be a tensor"
+    mx, my = mem.sample(6)
+    order = my.argsort()
+    torch.testing.assert_close(mx[order], torch.as_tensor(X))
+    assert my.dtype == torch.as_tensor(y).dtype and my[order].tolist() == list(range(6))

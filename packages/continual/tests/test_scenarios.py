@@ -270,6 +270,15 @@ def test_time_windows_refuses_n_windows_with_edges():
         time_windows(X, y, times, 3, edges=edges)  # was one window: n_windows ignored
 
 
+def test_time_windows_with_one_time_stamp_names_n_windows_not_edges():
+    X, y = _xy()
+    times = torch.full((X.shape[0],), 5.0, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"^n_windows=3 equal-width .* every time stamp is 5.0"):
+        time_windows(X, y, times, 3)  # was "edges must be ... strictly increasing", unasked
+    (exp,) = time_windows(X, y, times, edges=[4.0, 6.0], test_fraction=0.0).train_stream
+    assert len(exp) == X.shape[0]
+
+
 def test_an_experience_task_id_must_be_a_non_negative_integer():
     from continual import Experience
     from torch.utils.data import TensorDataset

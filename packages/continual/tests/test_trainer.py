@@ -526,6 +526,34 @@ def test_ewc_fisher_samples_are_spread_over_a_class_sorted_experience():
         torch.testing.assert_close(sub[n], ref[n])
 
 
+@pytest.mark.parametrize("kind", ["empirical", "expected"])
+def test_fisher_chunks_bound_the_per_sample_gradients_held_at_once(kind, monkeypatch):
+    # a fixed 256 rows per chunk held 256 gradient copies: GBs for a model of a few M params
+    import continual.learner as learner
+    import continual.strategies as strategies
+    from continual.scenarios import Experience
+    from torch.utils.data import TensorDataset
+
+    torch.manual_seed(0)
+    x, y = torch.randn(40, 64), torch.randint(0, 10, (40,))
+    exp = Experience(TensorDataset(x, y), 0)
+    t = Trainer(_model(), EWC(1.0, fisher=kind), device="cpu")
+    ref = strategies.fisher_on(t, exp, kind=kind)
+    n_params = sum(p.numel() for p in t.model.parameters())
+    per_row = n_params * (1 if kind == "empirical" else 10)
+    monkeypatch.setattr(learner, "_FISHER_CHUNK_ELEMENTS", 3 * per_row)  # 3 rows a chunk
+    rows = []
+    name = "per_sample_squared_grads" if kind == "empirical" else "per_sample_expected_fisher"
+    inner = getattr(strategies, name)
+    monkeypatch.setattr(
+        strategies, name, lambda m, xb, *a, **k: rows.append(len(xb)) or inner(m, xb, *a, **k)
+    )
+    chunked = strategies.fisher_on(t, exp, kind=kind)
+    assert max(rows) == 3 and sum(rows) == 40
+    for n in ref:
+        torch.testing.assert_close(chunked[n], ref[n])
+
+
 def _snapshot(t):
     config, tensors = t.state()
     return config, {k: v.clone() for k, v in tensors.items() if k != "rng.torch"}

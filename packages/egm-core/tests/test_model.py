@@ -627,3 +627,65 @@ def test_random_state_may_be_a_numpy_random_state(blobs):
     b = fit(X, y, random_state=np.random.RandomState(3))
     assert torch.equal(a.bank_X_, b.bank_X_)
     assert isinstance(a.get_fitted_params()["random_state"], int)
+
+
+def test_energies_beyond_float32_are_refused_and_leave_no_fitted_model(blobs):
+    X, y, _, _ = blobs
+    m = PyEGM(random_state=0, total_energy=1e38)
+    with pytest.raises(ValueError, match=r"total_energy=1e\+38 .*float32 range"):
+        m.fit(X, y)  # was a model with inf energies (NaN vote weights) that load refused
+    with pytest.raises(NotFittedError):
+        m.predict(X)
+    with pytest.raises(ValueError, match="energy_decay=1e\\+30"):
+        fit(X, y, energy_decay=1e30, num_iters=3)  # 1e60 in growth iteration 3
+
+
+def test_overflowing_growth_keeps_the_model_finite_and_loadable(blobs, tmp_path):
+    X, y, Xt, _ = blobs
+    m = fit(X, y, energy_decay=1e5, num_iters=1)
+    with pytest.raises(ValueError, match="energy_decay"):
+        m.continue_fit(20)  # 1e5 ** 8 * 0.5 overflows float32 at the class's 9th iteration
+    assert torch.isfinite(m.bank_energy_).all() and torch.isfinite(m.bank_X_).all()
+    assert m.iteration_ == len(m.history_) == int(m.bank_generation_.max())
+    m.save(tmp_path / "m")
+    np.testing.assert_array_equal(PyEGM.load(tmp_path / "m").predict(Xt), m.predict(Xt))
+    with pytest.raises(ValueError, match="synthetic points overflow float32.*noise_decay"):
+        fit(X, y, noise_decay=1e30, num_iters=3)  # noise of 1e60 radii: was inf points
+    quiet = fit(X, y, noise_scale=0.0, noise_decay=1e30, num_iters=3)  # 0 * inf: no noise
+    assert torch.isfinite(quiet.bank_X_).all()
+
+
+def test_a_new_label_sorting_first_is_appended_consistently(blobs, tmp_path):
+    X, y, Xt, yt = blobs
+    labels = np.array([5, 7, 9])
+    m = fit(X[y > 0], labels[y[y > 0]])
+    m.partial_fit(X[y == 0], np.full(int((y == 0).sum()), 1))  # 1 sorts before 7 and 9
+    assert m.classes_.tolist() == [7, 9, 1]
+    truth = np.array([1, 7, 9])[yt]
+    proba = m.predict_proba(Xt)
+    np.testing.assert_array_equal(m.classes_[proba.argmax(1)], m.predict(Xt))
+    np.testing.assert_array_equal(m.classes_[m.trend_paths(Xt)["winner"].numpy()], m.predict(Xt))
+    assert proba[truth == 1, 2].min() > 0.5  # the column of label 1 is the third
+    assert m.score(Xt, truth) == pytest.approx(np.mean(m.predict(Xt) == truth))
+    assert m.score(Xt, truth) > 0.9
+    m.save(tmp_path / "m")
+    back = PyEGM.load(tmp_path / "m")
+    assert back.classes_.tolist() == [7, 9, 1]
+    np.testing.assert_array_equal(back.predict_proba(Xt), proba)
+
+
+def test_data_whose_squared_distances_underflow_float32_is_refused(blobs):
+    X, y, _, _ = blobs
+    with pytest.raises(ValueError, match="X spans too small a range.*rescale X"):
+        fit(X * 1e-25, y)  # was a warning, radius 1.0 and chance-level predictions
+    small = np.float32(2.0**-60)  # small but with normal squared distances: scale-equivariant
+    m = fit(X * small, y)
+    np.testing.assert_array_equal(m.predict(X * small), fit(X, y).predict(X))
+    with pytest.raises(ValueError, match="X spans too small a range"):
+        fit(np.repeat(X[:2] * 1e-25, 5, axis=0), np.repeat(y[:2], 5))
+    same = np.zeros((6, 3), dtype=np.float32)  # rows that all coincide are no range problem
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = fit(same, np.repeat([0, 1], 3))
+    assert any("coincide" in str(w.message) for w in caught)
+    assert torch.isfinite(m.bank_X_).all()

@@ -1,3 +1,5 @@
+import warnings
+
 import egm_viz
 import numpy as np
 import pytest
@@ -548,3 +550,35 @@ def test_a_bank_without_growth(data, tmp_path):
     summary = egm_viz.plot_class_energy(m)
     texts = [t.get_text() for ax in summary.axes for t in ax.texts]
     assert "no radius recorded in history_" in texts
+
+
+@pytest.mark.parametrize("own_axes", [True, False])
+def test_legend_of_many_classes_stays_on_the_figure(own_axes):
+    X, y = blobs(n_per_class=2, n_classes=80, d=3)
+    m = FakeEGM(num_iters=1, num_points=1).fit(X, y)
+    ax = None
+    if not own_axes:
+        ax = Figure(figsize=(8.0, 6.0)).add_subplot(1, 1, 1)
+        FigureCanvasAgg(ax.figure)
+    fig = egm_viz.visualize_explosion(m, show_paths=False, ax=ax, figsize=(9.0, 6.5))
+    legend = fig.axes[0].get_legend()
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels[:80] == [str(c) for c in m.classes_]
+    box = legend.get_window_extent()
+    assert box.y0 >= 0 and box.y1 <= fig.bbox.height
+
+
+def test_infinite_energy_draws_an_opaque_vector_without_warnings(fake):
+    energy = fake.bank_energy_.double()
+    synth = torch.nonzero(~fake.bank_is_real_).flatten()
+    energy[synth[0]] = float("inf")
+    fake.bank_energy_ = energy
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = egm_viz.visualize_explosion(
+            fake, show_energy_vectors=True, show_paths=False, n_samples=10_000
+        )
+    alphas = np.concatenate([a.get_facecolor()[:, 3] for a in _gids(fig, "energy:")])
+    assert len(alphas) == len(synth)
+    assert np.isfinite(alphas).all() and alphas.min() >= 0.15
+    assert np.isclose(alphas.max(), 0.95) and (alphas < 0.95 - 1e-9).any()

@@ -89,3 +89,33 @@ def test_summary_rejects_animation_suffix(model):
 def test_summary_classes_subset(model):
     fig = egm_viz.plot_class_energy(model, classes=[model.classes_[0]])
     assert len(_bars(fig.axes[0], "bank:real")) == 1
+
+
+def test_legend_of_many_classes_stays_on_the_figure():
+    X, y = blobs(n_per_class=2, n_classes=60, d=3, labels=[f"c{i}" for i in range(60)])
+    m = FakeEGM(num_iters=1, num_points=1).fit(X, y)
+    fig = egm_viz.plot_class_energy(m, figsize=(11.0, 7.5))
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [str(c) for c in m.classes_]
+    box = legend.get_window_extent()
+    assert box.y0 >= 0 and box.y1 <= fig.bbox.height and box.x1 <= fig.bbox.width
+
+
+def test_new_session_in_the_legend_only_with_a_session_line():
+    X, y = blobs(n_per_class=5, n_classes=2)
+    m = FakeEGM(num_iters=2, num_points=2).fit(X, y)
+    labels = [t.get_text() for t in egm_viz.plot_class_energy(m).legends[0].get_texts()]
+    assert labels == ["0", "1"]
+    m.continue_fit(1)
+    fig = egm_viz.plot_class_energy(m)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["0", "1", "new session"]
+    assert any(line.get_linestyle() == "--" for line in fig.axes[1].get_lines())
+
+
+def test_growth_panel_says_why_it_is_empty():
+    X, y = blobs(n_per_class=5, n_classes=2)
+    fig = egm_viz.plot_class_energy(FakeEGM(num_iters=0).fit(X, y))
+    note = "no synthetic points in the bank"
+    assert note in [t.get_text() for t in fig.axes[1].texts]
+    grown = egm_viz.plot_class_energy(FakeEGM(num_iters=1).fit(X, y))
+    assert note not in [t.get_text() for t in grown.axes[1].texts]

@@ -203,6 +203,28 @@ def test_save_replaces_existing_run_atomically(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
 
 
+def test_save_failing_at_the_final_rename_keeps_the_earlier_run(tmp_path, monkeypatch):
+    model, opt = small()
+    tracker = FeatureTracker(model, layers=["0"], optimizer=opt)
+    run_steps(tracker, model, opt, 2)
+    tracker.save(tmp_path / "run")
+    run_steps(tracker, model, opt, 3)
+    real_replace = os.replace
+
+    def crash_on_the_new_copy(src, dst):
+        if Path(dst) == tmp_path / "run" and ".old-" not in Path(src).name:
+            raise OSError("disk full")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crash_on_the_new_copy)
+    with pytest.raises(OSError, match="disk full"):
+        tracker.save(tmp_path / "run")
+    monkeypatch.undo()
+    # was: the earlier run left under a hidden ".run.old-PID" name and "run" gone
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+    assert len(load_run(tmp_path / "run").get_feature("0.weight")) == 3
+
+
 def test_save_refuses_to_replace_a_file_or_a_folder_that_is_not_a_run(tmp_path):
     # was: the folder and everything in it was replaced by the run (and then deleted)
     model, opt = small()

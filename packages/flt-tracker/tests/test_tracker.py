@@ -314,10 +314,12 @@ def test_probe_follows_the_models_dtype_after_a_cast():
         model.double()
         opt.zero_grad()
         model(torch.randn(8, 4, dtype=torch.float64)).sum().backward()
-        opt.step()
+        with pytest.warns(RuntimeWarning, match=r"'0.output' \(torch.float32 -> torch.float64\)"):
+            opt.step()
     out = tracker.get_feature("0.output")
     assert len(out) == 2
-    assert torch.allclose(out.get_latest(), model[0](probe.double()).detach().float())
+    # stored in float64 since the cast (was float32), as the model's own output
+    assert torch.equal(out.get_latest(), model[0](probe.double()).detach())
 
 
 class TiedAutoencoder(nn.Module):
@@ -474,3 +476,22 @@ def test_fsync_without_disk_storage_is_an_error(tmp_path):
     tracker.start()
     tracker.close()
     assert len(load_run(tmp_path / "run").get_feature("0.weight")) == 1
+
+
+def test_model_cast_to_a_wider_dtype_after_start_widens_the_series():
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    tracker = FeatureTracker(model, layers=["0"], optimizer=opt, track_gradients=True)
+    tracker.start()
+    train_step(model, opt)
+    at_1 = model[0].weight.detach().clone()
+    model.double()  # the parameters stay the same objects: the tracker follows them
+    with pytest.warns(RuntimeWarning, match=r"'0.weight' \(torch.float32 -> torch.float64\)"):
+        train_step(model, opt, x=torch.randn(8, 5, dtype=torch.float64))
+    tracker.stop()
+    w = tracker.get_feature("0.weight")
+    assert w.storage.dtype == torch.float64
+    # was: rounded to float32 without a word, no longer equal to the parameter
+    assert torch.equal(w.get_latest(), model[0].weight.detach())
+    assert torch.equal(w.get_at_step(1), at_1.double())  # earlier snapshots converted exactly
+    assert tracker.get_feature("0.weight.grad").get_latest().dtype == torch.float64

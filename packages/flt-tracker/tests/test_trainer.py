@@ -680,3 +680,69 @@ def test_an_empty_batch_is_refused():
     with pytest.raises(ValueError, match=r"inputs hold no samples, got shape \(0, 4\)"):
         trainer.fit([(X, y), (X[:0], y[:0])], 1)
     assert math.isfinite(trainer.fit([(X, y)], 1)[-1]["loss"])
+
+
+def test_ezflt_style_hooks_without_logs_are_called_with_what_they_name():
+    # ezflt's hooks were on_epoch_end(trainer, model, epoch): a TypeError "missing logs" here
+    seen = []
+
+    class Ezflt(Callback):
+        def on_epoch_end(self, trainer, model, epoch):
+            seen.append(("ezflt", epoch, model is trainer.model))
+
+    class Short(Callback):
+        def on_epoch_start(self, epoch):
+            seen.append(("start", epoch))
+
+        def on_train_start(self, trainer):
+            seen.append(("train", trainer.global_step))
+
+        def on_batch_end(self, batch_idx, **rest):
+            seen.append(("batch", batch_idx, sorted(rest)))
+
+    model, opt = model_opt()
+    X, y = data(16)
+    Trainer(model, opt, device="cpu", callbacks=[Ezflt(), Short()]).fit([(X, y)], 2)
+    assert seen == [
+        ("train", 0),
+        ("start", 0),
+        ("batch", 0, ["batch", "loss", "model", "trainer"]),
+        ("ezflt", 0, True),
+        ("start", 1),
+        ("batch", 0, ["batch", "loss", "model", "trainer"]),
+        ("ezflt", 1, True),
+    ]
+
+
+def test_hooks_not_named_after_the_arguments_fail_at_construction_and_errors_inside_surface():
+    class Unnamed(Callback):
+        def on_epoch_end(self, e):
+            pass
+
+    model, opt = model_opt()
+    with pytest.raises(TypeError, match=r"Unnamed.on_epoch_end\(self, e\).*trainer, model"):
+        Trainer(model, opt, device="cpu", callbacks=[Unnamed()])
+
+    class Broken(Callback):
+        def on_epoch_end(self, trainer, model, epoch):
+            raise TypeError("a bug in the user's hook")
+
+    X, y = data(16)
+    with pytest.raises(TypeError, match="a bug in the user's hook"):  # never swallowed
+        Trainer(model, opt, device="cpu", callbacks=[Broken()]).fit([(X, y)], 1)
+
+
+def test_a_nan_loss_stops_fit_after_that_batch_with_a_warning():
+    model, opt = model_opt()
+    X, y = data(16)
+    batches = [(X, y), (X * float("nan"), y), (X, y)]
+    tracker = FeatureTracker(model, layers=["0"])
+    trainer = Trainer(model, opt, device="cpu", callbacks=[FeatureTrackingCallback(tracker)])
+    with pytest.warns(RuntimeWarning, match=r"diverged: batch 1 of epoch 0 had loss nan"):
+        history = trainer.fit(batches, 5)
+    # was: 5 epochs of 3 steps on NaN weights, 16 snapshots, 13 of them NaN
+    assert len(history) == 1 and math.isnan(history[0]["loss"])
+    assert trainer.global_step == 2 and trainer.epoch == 1
+    w = tracker.get_feature("0.weight")
+    assert w.steps.tolist() == [0, 1, 2]
+    assert torch.isfinite(w.get_at_step(1)).all()

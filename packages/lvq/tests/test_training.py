@@ -377,7 +377,11 @@ def test_resume_continues_the_loss(blobs):
 @pytest.mark.parametrize("transfer", ["identity", "sigmoid_beta", "swish_beta"])
 def test_transfer_functions_and_beta(transfer, blobs):
     X, y = blobs
-    a = fit(X=X, y=y, transfer_fn=transfer, beta=2.0)
+    if transfer == "identity":  # beta has no effect there: it warns
+        with pytest.warns(UserWarning, match="beta=2.0 has no effect"):
+            a = fit(X=X, y=y, transfer_fn=transfer, beta=2.0)
+    else:
+        a = fit(X=X, y=y, transfer_fn=transfer, beta=2.0)
     b = fit(X=X, y=y, transfer_fn=transfer, beta=10.0)
     if transfer != "identity":
         assert not np.allclose(a.prototypes_, b.prototypes_)

@@ -8,33 +8,11 @@ import lvq.models.topology
 import numpy as np
 import pytest
 import torch
+from _unsupervised_fitted import CLUSTERERS, _blobs, _data_for, _make, ids
 from lvq import manifolds
-from lvq.registry import REGISTRY, list_models
-
-CLUSTERERS = [REGISTRY[n] for n in list_models(kind="clusterer")]
-ids = [s.name for s in CLUSTERERS]
 
 NEEDS_ONNX = "export_onnx needs the onnx extra: pip install lvq[onnx]"
 NEEDS_ORT = "checking the export needs onnxruntime"
-
-
-def _blobs(n_per=20, d=3, seed=0):
-    rng = np.random.default_rng(seed)
-    centres = np.array([[0.0, 0.0, 0.0], [4.0, 4.0, 0.0], [0.0, 4.0, 4.0]])[:, :d]
-    return np.concatenate([c + 0.5 * rng.normal(size=(n_per, d)) for c in centres])
-
-
-def _data_for(spec):
-    if spec.name.startswith("Riemannian"):
-        mf = manifolds.get_manifold(spec.test_params["manifold"])
-        g = torch.Generator().manual_seed(0)
-        return mf.flatten(mf.random_point(30, g, dtype=torch.float64)).numpy()
-    return _blobs()
-
-
-def _make(spec, **over):
-    seed = getattr(spec.cls, "_seed_param", "random_seed")
-    return spec.cls(**{**spec.test_params, "device": "cpu", seed: 1, **over})
 
 
 def _obstacle(spec):

@@ -2,59 +2,18 @@
 model's, training refused, the original untouched, exact save / load, manifold prototypes
 projected back, ONNX export of a quantized model."""
 
-import functools
-
 import lvq.models.clustering
 import lvq.models.fuzzy
 import lvq.models.topology
 import numpy as np
 import pytest
 import torch
+from _unsupervised_fitted import CLUSTERERS, _blobs, _fitted, _spd_blobs, ids
 from lvq import manifolds
-from lvq.registry import REGISTRY, list_models
 
-CLUSTERERS = [REGISTRY[n] for n in list_models(kind="clusterer")]
-ids = [s.name for s in CLUSTERERS]
 DTYPES = ("float16", "bfloat16", "int8")
 #: largest transform difference, relative to the largest distance
 RTOL = {"float16": 2e-3, "bfloat16": 2e-2, "int8": 3e-2}
-
-
-def _blobs(n_per=20, d=3, spread=0.5, seed=0):
-    rng = np.random.default_rng(seed)
-    centres = np.array([[0.0, 0.0, 0.0], [4.0, 4.0, 0.0], [0.0, 4.0, 4.0]])[:, :d]
-    return np.concatenate([c + spread * rng.normal(size=(n_per, d)) for c in centres])
-
-
-def _spd_blobs(n_per=20, seed=0):
-    """Flattened 2x2 SPD matrices around three well-separated diagonal centres."""
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for diag in ([1.0, 1.0], [20.0, 1.0], [1.0, 20.0]):
-        root = torch.diag(torch.tensor(diag, dtype=torch.float64).sqrt())
-        S = 0.1 * torch.randn(n_per, 2, 2, generator=g, dtype=torch.float64)
-        out.append(root @ torch.linalg.matrix_exp(S + S.transpose(1, 2)) @ root)
-    return torch.cat(out).reshape(-1, 4).numpy()
-
-
-def _data_for(spec):
-    if spec.name.startswith("Riemannian"):
-        mf = manifolds.get_manifold(spec.test_params["manifold"])
-        g = torch.Generator().manual_seed(0)
-        return mf.flatten(mf.random_point(30, g, dtype=torch.float64)).numpy()
-    return _blobs()
-
-
-def _make(spec, **over):
-    seed = getattr(spec.cls, "_seed_param", "random_seed")
-    return spec.cls(**{**spec.test_params, "device": "cpu", seed: 1, **over})
-
-
-@functools.cache
-def _fitted(name):
-    spec = REGISTRY[name]
-    X = _data_for(spec)
-    return _make(spec).fit(X), X
 
 
 def _assert_close(a, b, dtype):

@@ -266,10 +266,11 @@ def test_warnings_point_at_the_callers_line():
     Z, Y = _problem()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        space = sl.solve_subspaces(Z, {"a": Y["a"]}, k=32)  # k reduced to P=9
+        # k reduced to P=9, and only 3 of the 9 directions are determined (Y["a"] has rank 3)
+        space = sl.solve_subspaces(Z, {"a": Y["a"]}, k=32)
         sl.combined_loss(Z, space.W, space.A, Y, None)  # n_dir=32 reduced to D-9=15
-    assert len(caught) == 2
-    assert [w.filename for w in caught] == [__file__] * 2, [str(w) for w in caught]
+    assert len(caught) == 3
+    assert [w.filename for w in caught] == [__file__] * 3, [str(w) for w in caught]
 
 
 def test_losses_pass_gradcheck_in_float64(solver_mode):
@@ -578,3 +579,15 @@ def test_disentanglement_of_identical_subspaces_with_correlated_coordinates_is_u
     W = torch.eye(8, dtype=torch.float64)[:4]
     val = float(disentanglement_loss(Z, {"a": W, "b": W}))
     assert 3.5 < val <= 4.0 + 1e-9
+
+
+def test_disentanglement_with_an_empty_basis_is_finite():
+    g = torch.Generator().manual_seed(0)
+    Z = torch.randn(30, 6, generator=g, requires_grad=True)
+    e = torch.eye(6)
+    W = {"a": e[:0], "b": e[:2], "c": e[2:4]}
+    loss = disentanglement_loss(Z, W)
+    loss.backward()
+    expected = disentanglement_loss(Z, {"b": e[:2], "c": e[2:4]}) / 3  # 3 pairs, 2 of them 0
+    torch.testing.assert_close(loss, expected)
+    assert bool(torch.isfinite(Z.grad).all())

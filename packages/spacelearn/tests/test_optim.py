@@ -333,3 +333,34 @@ def test_misspelt_threshold_key_warns_instead_of_silently_using_the_fallback():
         warnings.simplefilter("error")
         k_per_q(Y, {"A": 0.9})  # a partial dict without unknown keys: the documented fallback
         k_per_q(Y, {"A": 0.9, "C": 0.5}, default_threshold=0.8)  # explicit default: no guess
+
+
+def test_subspace_functions_accept_numpy_and_lists_like_max_principal_cosine():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, 6, generator=g, dtype=torch.float64), torch.randn(3, 6, generator=g)
+    expected = principal_cosines(a, b)
+    for wa, wb in ((a.numpy(), b.numpy()), (a.tolist(), b), (a, b.numpy())):
+        cos = principal_cosines(wa, wb)
+        assert isinstance(cos, torch.Tensor)
+        torch.testing.assert_close(cos, expected.to(cos.dtype))
+    out = subspace_change(a.numpy(), b.numpy())
+    ref = subspace_change(a, b.double())
+    assert all(isinstance(v, torch.Tensor) for v in out.values())
+    for key, value in ref.items():
+        torch.testing.assert_close(out[key], value)
+    assert float(sl.max_principal_cosine({"a": a.numpy(), "b": b.numpy()})) == pytest.approx(
+        float(expected.max())
+    )
+    with pytest.raises(ValueError, match="W_new must be numeric"):
+        subspace_change(a.numpy(), "not a basis")
+
+
+def test_empty_bases_in_subspace_comparisons():
+    e = torch.eye(5)
+    # an empty subspace shares no direction: it adds nothing to the maximum (was a crash)
+    assert sl.max_principal_cosine({"a": e[:0], "b": e[:2], "c": e[1:3]}) == pytest.approx(1.0)
+    assert sl.max_principal_cosine({"a": e[:0], "b": e[:2]}) == 0.0
+    # the row matching averages over rows: NaN (W_old) or an IndexError (W_new) before
+    for old, new, name in ((e[:0], e[:2], "W_old"), (e[:2], e[:0], "W_new")):
+        with pytest.raises(ValueError, match=f"{name} has no rows"):
+            subspace_change(old, new)

@@ -345,3 +345,74 @@ def test_solver_errors_name_the_callers_arguments():
         solve_subspaces(Z, torch.zeros(8, 2))
     with pytest.raises(TypeError, match="^pooled_global must be a dict"):
         subspaces(Z, torch.zeros(8, 2), 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_space_save_load_round_trip_is_exact(tmp_path, dtype):
+    Z, Y = _data(dtype=dtype)
+    space = solve_subspaces(Z, {"a.b": Y["a"], "b": Y["b"]}, k=2, method="joint")
+    assert space.save(tmp_path / "space") == tmp_path / "space"
+    loaded = Space.load(tmp_path / "space")
+    assert loaded == space and loaded.keys() == ["a.b", "b"] and loaded.method == "joint"
+    assert all(t.dtype == dtype for q in loaded for t in loaded[q])
+    space.save(tmp_path / "space")  # a checkpoint directory is replaced in place
+    assert Space.load(tmp_path / "space") == space
+
+
+def test_space_load_refuses_corrupted_and_foreign_checkpoints(tmp_path):
+    import blockops
+
+    Z, Y = _data()
+    solve_subspaces(Z, Y, k=1).save(tmp_path / "space")
+    with open(tmp_path / "space" / "tensors.pt", "r+b") as fh:
+        fh.seek(100)
+        fh.write(b"garbage")
+    with pytest.raises(ValueError, match="checksum"):
+        Space.load(tmp_path / "space")
+    blockops.save_checkpoint(tmp_path / "other", {"model": "GLVQ"}, {}, {"package": "lvq"})
+    with pytest.raises(ValueError, match="not a spacelearn Space checkpoint.*package='lvq'"):
+        Space.load(tmp_path / "other")
+    (tmp_path / "file.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(FileNotFoundError, match="no checkpoint directory"):
+        Space.load(tmp_path / "file.pt")
+
+
+@pytest.mark.parametrize("method", ["independent", "whitened", "joint"])
+def test_k_beyond_the_cross_covariance_rank_warns(method):
+    Z, _ = _data()
+    rank1 = Z[:, :1].repeat(1, 4)  # one latent direction determines the target
+    with pytest.warns(UserWarning, match=r"k=3 for quantity 'a'.*has rank 1.*arbitrary"):
+        sl.subspaces(Z, {"a": rank1, "b": Z[:, 5:8]}, 3, method=method)
+    with pytest.warns(UserWarning, match=r"k=2 for quantity 'a'.*has rank 0"):
+        sl.subspaces(Z, {"a": torch.ones(len(Z), 3), "b": Z[:, 5:8]}, 2, method=method)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sl.subspaces(Z, {"a": rank1, "b": Z[:, 5:8]}, 1, method=method)  # determined: quiet
+
+
+def test_whitened_ridge_is_relative_to_the_mean_latent_variance():
+    # documented: directions of tiny variance are damped; standardised latents recover them
+    g = torch.Generator().manual_seed(0)
+    Z = torch.randn(200, 6, generator=g, dtype=torch.float64) * torch.logspace(-4, 4, 6).double()
+    Y = {"a": Z[:, :2] @ torch.randn(2, 3, generator=g, dtype=torch.float64)}
+    truth = torch.eye(6, dtype=torch.float64)[:2]
+    raw = sl.subspaces(Z, Y, 2, method="whitened")["a"]
+    standardised = sl.subspaces(Z / Z.std(0), Y, 2, method="whitened")["a"]
+    assert float(sl.optim.principal_cosines(raw, truth).min()) < 0.1
+    assert float(sl.optim.principal_cosines(standardised, truth).min()) > 0.999
+
+
+def test_space_load_names_a_config_that_does_not_match_its_tensors(tmp_path):
+    import blockops
+
+    Z, Y = _data()
+    space = solve_subspaces(Z, {"a": Y["a"]}, k=2)
+    meta = {"package": "spacelearn", "model": "Space"}
+    tensors = {"W.0": space.W["a"], "A.0": space.A["a"], "V.0": space.V["a"]}
+    for quantities in (["a", "b"], 3):
+        config = {"model": "Space", "method": "independent", "quantities": quantities}
+        blockops.save_checkpoint(tmp_path / "bad", config, tensors, meta)
+        with pytest.raises(ValueError, match="quantities in config.yaml do not match"):
+            Space.load(tmp_path / "bad")
+    space.save(tmp_path / "good")
+    assert Space.load(tmp_path / "good", device="auto") == space

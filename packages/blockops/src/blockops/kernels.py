@@ -59,13 +59,23 @@ def _centre(D: torch.Tensor) -> torch.Tensor:
     return D[key.argmin()][None]
 
 
+_HALF = (torch.float16, torch.bfloat16)
+
+
 def _prepare(
     Q: torch.Tensor, D: torch.Tensor, metric: str, omega: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """Project, centre or normalise once; return (Q', D', |Q'|^2, |D'|^2) as the metric needs."""
+    """Project, centre or normalise once; return (Q', D', |Q'|^2, |D'|^2) as the metric needs.
+
+    float16 / bfloat16 inputs are computed in float32 (the callers cast their results back):
+    in half precision ``|q|^2 + |x|^2 - 2 q.x`` overflows to ``inf - inf`` and its cancellation
+    leaves errors far larger than the distances of near rows.
+    """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     _check_pair(Q, D, omega)
+    if Q.dtype in _HALF:
+        Q, D = Q.float(), D.float()
     if omega is not None:
         omega = omega.to(device=Q.device, dtype=Q.dtype)
         Q, D = Q @ omega, D @ omega
@@ -77,9 +87,18 @@ def _prepare(
         Q, D = Q - centre, D - centre
         return Q, D, (Q * Q).sum(1), (D * D).sum(1)
     if metric == "cosine":
-        Q = Q / Q.norm(dim=1, keepdim=True).clamp_min(torch.finfo(Q.dtype).tiny)
-        D = D / D.norm(dim=1, keepdim=True).clamp_min(torch.finfo(D.dtype).tiny)
+        Q, D = _unit_rows(Q), _unit_rows(D)
     return Q, D, None, None
+
+
+def _unit_rows(X: torch.Tensor) -> torch.Tensor:
+    """Rows of ``X`` scaled to unit norm (zero rows stay zero). Each row is first divided by
+    its largest magnitude: the squared norm of a row beyond ~1e19 (or below ~1e-19) would
+    overflow (underflow) float32, making cosine 1 between equal rows (or 0 between any)."""
+    tiny = torch.finfo(X.dtype).tiny
+    if X.shape[1]:
+        X = X / X.abs().amax(dim=1, keepdim=True).clamp_min(tiny)
+    return X / X.norm(dim=1, keepdim=True).clamp_min(tiny)
 
 
 def _augment(
@@ -139,7 +158,7 @@ def pairwise_distances(
     out = torch.empty(Q.shape[0], D.shape[0], dtype=Q.dtype, device=Q.device)
     if out.numel() == 0:
         return out
-    qb, dbb = block_sizes(Q.shape[0], D.shape[0], Q.device, Q.dtype, q_block, db_block)
+    qb, dbb = block_sizes(Q.shape[0], D.shape[0], Q.device, Qp.dtype, q_block, db_block)
     Qa, Da = _augment(Qp, Dp, qsq, dsq)
     for q0, q1 in _ranges(Q.shape[0], qb):
         for d0, d1 in _ranges(D.shape[0], dbb):
@@ -209,6 +228,10 @@ def knn(
 
     Returns:
         ``(distances (nq, k), indices (nq, k) long)``, ascending, ties broken by lower index.
+        Ties are equal computed distances: duplicate database rows may differ in the last bit
+        (the matrix product rounds by position in the block), so their order can follow it.
+        float16 / bfloat16 inputs are ranked by their float32 distances, then rounded: two
+        returned values may be equal with the truly nearer (higher) index first.
     """
     k = positive_int(k, "k")
     Qp, Dp, qsq, dsq = _prepare(Q, D, metric, omega)
@@ -221,7 +244,7 @@ def knn(
             f"k={k} is larger than the database ({available} candidate rows"
             f"{' excluding self' if exclude_self else ''})"
         )
-    qb, dbb = block_sizes(nq, nd, Q.device, Q.dtype, q_block, db_block)
+    qb, dbb = block_sizes(nq, nd, Q.device, Qp.dtype, q_block, db_block)
     if nq and Q.dtype == torch.float32 and (db_block is not None or _grouping_pays(nd, k)):
         shape = knn_group_shape(nd, k + int(exclude_self), dbb if db_block else None, Q.device)
         # int32 ids; a NaN row would hide its whole group from the group minima (streaming
@@ -237,7 +260,8 @@ def knn(
             if q_block is None:
                 qb = knn_query_block(nq, nd, Qp.shape[1], shape, Q.device, k + 1)
             return _knn_grouped(Qp, Dp, qsq, dsq, k, metric, exclude_self, qb, shape)
-    return _knn_streaming(Qp, Dp, qsq, dsq, k, metric, exclude_self, qb, dbb)
+    vals, idx = _knn_streaming(Qp, Dp, qsq, dsq, k, metric, exclude_self, qb, dbb)
+    return vals.to(Q.dtype), idx
 
 
 def _knn_streaming(
@@ -474,8 +498,8 @@ def nearest(
     if D.shape[0] == 0:
         raise ValueError("D is empty; nearest needs at least one database row")
     nq, nd = Q.shape[0], D.shape[0]
-    qb, dbb = block_sizes(nq, nd, Q.device, Q.dtype, q_block, db_block)
-    best_v = torch.full((nq,), float("inf"), dtype=Q.dtype, device=Q.device)
+    qb, dbb = block_sizes(nq, nd, Q.device, Qp.dtype, q_block, db_block)
+    best_v = torch.full((nq,), float("inf"), dtype=Qp.dtype, device=Q.device)
     best_i = torch.zeros(nq, dtype=torch.long, device=Q.device)
     Qa, Da = _augment(Qp, Dp, qsq, dsq)
     inf = float("inf")
@@ -489,7 +513,7 @@ def nearest(
             better = v < best_v[q0:q1]
             best_v[q0:q1] = torch.where(better, v, best_v[q0:q1])
             best_i[q0:q1] = torch.where(better, i + d0, best_i[q0:q1])
-    return best_v, best_i
+    return best_v.to(Q.dtype), best_i
 
 
 def label_min(
@@ -535,10 +559,10 @@ def label_min(
         )
     Qp, Dp, qsq, dsq = _prepare(Q, D, metric, omega)
     nq, nd = Q.shape[0], D.shape[0]
-    out = torch.full((nq, n_labels), float("inf"), dtype=Q.dtype, device=Q.device)
+    out = torch.full((nq, n_labels), float("inf"), dtype=Qp.dtype, device=Q.device)
     if nd == 0 or nq == 0:
-        return out
-    qb, dbb = block_sizes(nq, nd, Q.device, Q.dtype, q_block, db_block)
+        return out.to(Q.dtype)
+    qb, dbb = block_sizes(nq, nd, Q.device, Qp.dtype, q_block, db_block)
     Qa, Da = _augment(Qp, Dp, qsq, dsq)
     inf = float("inf")
     for q0, q1 in _ranges(nq, qb):
@@ -552,4 +576,4 @@ def label_min(
             # not in place: the amin's backward keeps its result (only (q_block, n_labels))
             rows = rows.scatter_reduce(1, index, dist, reduce="amin", include_self=True)
         out[q0:q1] = rows
-    return out
+    return out.to(Q.dtype)

@@ -43,12 +43,13 @@ def save_checkpoint(
     of the other files, checked on load. An existing ``directory`` must be empty or a
     checkpoint (``meta.json`` and the checkpoint files, nothing else): a file, or a folder
     holding anything else, is never replaced, and neither is the working directory (a
-    ``ValueError``). ``config`` goes through safe YAML: a tuple loads back as a list.
+    ``ValueError``). A symlink is followed: the checkpoint it points to is replaced.
+    ``config`` goes through safe YAML: a tuple loads back as a list.
     """
     _check_not_cwd(directory)
     target = Path(directory)
-    if target.name in ("", ".."):  # "a/..": no name of its own to rename into place
-        target = Path(os.path.realpath(directory))
+    if target.name in ("", "..") or target.is_symlink():  # "a/..", or a link: save where
+        target = Path(os.path.realpath(directory))  # it points (a link cannot be swapped)
     _check_replaceable(target)
     if not isinstance(config, Mapping):
         raise TypeError(f"config must be a dict, got {type(config).__name__}")
@@ -61,8 +62,15 @@ def save_checkpoint(
             raise TypeError(f"tensors[{name!r}] must be a dense tensor, got layout {t.layout}")
     _check_yaml_safe(dict(config), "config")
     full_meta = _check_meta(meta)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=_sibling_prefix(target, ""), dir=target.parent))
+    except OSError as exc:  # a read-only folder: the OS names the hidden temporary sibling
+        raise type(exc)(
+            exc.errno,
+            f"cannot save a checkpoint at {str(directory)!r}: no folder can be created in "
+            f"{str(target.parent)!r} ({exc.strerror}); choose a writable location",
+        ) from exc
     try:
         with open(tmp / "config.yaml", "w", encoding="utf-8") as fh:
             yaml.safe_dump(dict(config), fh, sort_keys=False)
@@ -93,6 +101,13 @@ def _check_not_cwd(directory: str | os.PathLike[str]) -> None:
         )
 
 
+def _sibling_prefix(target: Path, tag: str) -> str:
+    """Name prefix of a hidden sibling of ``target`` (the temporary or backup directory):
+    ``target``'s name is shortened so that a name near the 255-byte limit, which is a valid
+    checkpoint name, still leaves room for the prefix and the random suffix."""
+    return f".{target.name[:32]}.{tag}"
+
+
 def _swap_in(tmp: Path, target: Path) -> None:
     """Rename ``tmp`` to ``target``, first moving an existing ``target`` to a backup directory
     with a unique name (concurrent saves, or a crashed save's leftover, never share one); the
@@ -101,7 +116,9 @@ def _swap_in(tmp: Path, target: Path) -> None:
     backups: list[Path] = []
     while True:
         if target.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            backup = Path(
+                tempfile.mkdtemp(prefix=_sibling_prefix(target, "old-"), dir=target.parent)
+            )
             backups.append(backup)
             try:
                 os.replace(target, backup)  # a directory renames over an empty one
@@ -234,7 +251,7 @@ def load_checkpoint(
             raise FileNotFoundError(f"checkpoint {str(src)!r} is missing {name}")
     try:
         meta = json.loads((src / "meta.json").read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # truncated, or binary garbage
         raise ValueError(f"checkpoint {str(src)!r}: meta.json is not valid JSON ({exc})") from exc
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(

@@ -76,6 +76,10 @@ def as_tensor(
             )
         if arr.dtype.kind == "c":
             raise ValueError(f"{name}: Complex data not supported (dtype {arr.dtype})")
+        if not arr.dtype.isnative:  # big-endian data ('>f4'): torch reads native order only
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:  # long double: no torch dtype
+            arr = arr.astype(np.float64)
         if not arr.flags.writeable:  # torch cannot hold read-only memory (an mmap, a view)
             arr = arr.copy()
         # ascontiguousarray would turn a 0-d scalar into shape (1,)
@@ -150,7 +154,8 @@ def as_labels(y: Any, *, name: str = "y", n_samples: int | None = None) -> np.nd
             f"(which has no order); pass a list, e.g. {name}=sorted(...)"
         )
     if isinstance(y, torch.Tensor):
-        y = y.detach().cpu().numpy()
+        y = y.detach().cpu()
+        y = (y.float() if y.dtype == torch.bfloat16 else y).numpy()  # numpy has no bfloat16
     try:
         arr = np.asarray(y)
     except ValueError as exc:  # ragged nested lists

@@ -246,6 +246,18 @@ def iter_batches(data: Any, batch_size: int = 64) -> Iterator[Any]:
         )
 
 
+# per-sample gradients held at once by a Fisher estimate: rows * parameters (* classes for the
+# expected Fisher) stays under this many elements (256 MiB in float32)
+_FISHER_CHUNK_ELEMENTS = 2**26
+
+
+def _fisher_rows(n_params: int, per_row: int, most: int) -> int:
+    """Rows of one vectorised Fisher chunk: at most ``most``, and at most
+    ``_FISHER_CHUNK_ELEMENTS`` per-sample gradient elements (``per_row`` gradients of
+    ``n_params`` each per row), at least one."""
+    return max(1, min(most, _FISHER_CHUNK_ELEMENTS // max(1, n_params * per_row)))
+
+
 def empirical_fisher(
     module: nn.Module,
     data_set: Any,
@@ -277,7 +289,8 @@ def empirical_fisher(
         output_fn: maps the raw forward output to the tensor the loss takes.
         is_mlp: flatten each input to ``(n, -1)`` before the forward pass (the original's flag
             for MLPs on images).
-        batch_size: rows per vectorised batch.
+        batch_size: rows per vectorised batch (fewer when ``batch_size`` per-sample gradients
+            would hold more than ``2**26`` elements: a large model gets smaller chunks).
         target: ``"auto"``, ``"label"`` or ``"input"`` (see :func:`split_batch`).
         method: ``"vmap"`` or ``"loop"``.
         max_samples: use at most this many samples (all if None).
@@ -321,14 +334,18 @@ def empirical_fisher(
                         o = module(x[:1])
                         n_outputs = int((output_fn(o) if output_fn else o).shape[-1])
                 _check_label_range(t, n_outputs, "data_set")
-            if method == "vmap":
-                part = per_sample_squared_grads(
-                    module, x, t, loss_func, output_fn=output_fn, names=names
-                )
+            if method == "vmap":  # a batch of 64 rows held 64 gradients of a large model
+                rows = _fisher_rows(sum(p.numel() for _, p in params), 1, x.shape[0])
+                for xc, tc in zip(x.split(rows), t.split(rows)):
+                    part = per_sample_squared_grads(
+                        module, xc, tc, loss_func, output_fn=output_fn, names=names
+                    )
+                    for n in names:
+                        sums[n] += part[n]
             else:
                 part = _squared_grads_loop(module, params, x, t, loss_func, output_fn)
-            for n in names:
-                sums[n] += part[n]
+                for n in names:
+                    sums[n] += part[n]
             count += x.shape[0]
     finally:
         module.train(was_training)
@@ -415,24 +432,44 @@ class EWCTerms:
         return len(self.terms)
 
     def consolidate(self, module: nn.Module, fisher: dict[str, torch.Tensor]) -> None:
-        """Add ``fisher`` with the current parameters of ``module`` as anchor."""
-        anchor = {n: p.detach().clone() for n, p in module.named_parameters() if n in fisher}
+        """Add ``fisher`` with the current parameters of ``module`` as anchor.
+
+        Online, every stored term is folded in, oldest first, ``F = gamma * F_old + F_new``:
+        after a switch from separate to online mode the ``k`` separate terms weigh
+        ``gamma**(k - i)`` each (the recursion run over them) and keep no anchor of their own
+        (the original folded only the first term and dropped the others). A switch from
+        online to separate keeps the online term and appends one term per call.
+
+        Raises:
+            ValueError: a key of ``fisher`` is not a parameter name of ``module``.
+        """
+        params = dict(module.named_parameters())
+        unknown = [n for n in fisher if n not in params]
+        if unknown:  # failed later, in penalty(), with a bare KeyError
+            raise ValueError(
+                f"fisher names {unknown} that are not parameters of the module; expected keys "
+                f"among {list(params)}"
+            )
         fisher = {n: f.detach().clone() for n, f in fisher.items()}
         if self.online and self.terms:
-            old = self.terms[0]["fisher"]
-            fisher = {
-                n: f + self.gamma * old[n].to(f.device) if n in old else f
-                for n, f in fisher.items()
-            }
-            self.terms = [{"anchor": anchor, "fisher": fisher}]
-        else:
-            self.terms.append({"anchor": anchor, "fisher": fisher})
+            old: dict[str, torch.Tensor] = {}
+            for term in self.terms:  # oldest first: old <- gamma * old + F_i
+                for n, f in term["fisher"].items():
+                    old[n] = f if n not in old else self.gamma * old[n] + f.to(old[n].device)
+            for n, f in old.items():
+                f = self.gamma * f
+                fisher[n] = fisher[n] + f.to(fisher[n].device) if n in fisher else f
+            self.terms = []
+        anchor = {n: params[n].detach().clone() for n in fisher}
+        self.terms.append({"anchor": anchor, "fisher": fisher})
 
     def penalty(self, module: nn.Module) -> torch.Tensor:
-        """``0.5 * sum_terms sum_i F_i (theta_i - anchor_i)^2`` on the module's device."""
+        """``0.5 * sum_terms sum_i F_i (theta_i - anchor_i)^2`` on the module's device, in the
+        dtype of its first floating parameter (also the zero before any term)."""
         params = dict(module.named_parameters())
         device = next(iter(params.values())).device if params else torch.device("cpu")
-        total = torch.zeros((), device=device)
+        floats = [p.dtype for p in params.values() if p.is_floating_point()]
+        total = torch.zeros((), device=device, dtype=floats[0] if floats else None)
         for term in self.terms:
             for n, f in term["fisher"].items():
                 p = params[n]
@@ -488,7 +525,9 @@ class ContinualLearner(nn.Module):
     Args:
         *args: passed to the next base class (for mixin use).
         onlineEWC: online EWC (one running Fisher, decayed by ``gamma``) instead of separate
-            EWC (one penalty term per task).
+            EWC (one penalty term per task). Read at each consolidation, so it may be switched
+            mid-stream: switching on folds every separate term into the running Fisher (see
+            :meth:`EWCTerms.consolidate`), switching off keeps the running term.
         ewc_lambda: EWC strength for your own loop, ``loss + model.ewc_lambda *
             model.ewc_loss()`` (``ewc_loss()`` itself is unweighted). The Trainer's ``EWC``
             strategy does not read it: it has its own ``ewc_lambda`` and penalty terms.

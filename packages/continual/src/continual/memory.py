@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from ._checks import check_count
+from .learner import _from_numpy
 
 __all__ = ["POLICIES", "EpisodicMemory", "stratified_order"]
 
@@ -272,7 +273,7 @@ class EpisodicMemory:
 
         Args:
             *tensors: the fields of the batch, each ``(n, ...)`` (``x``, ``y``, extras); the same
-                number and shapes on every call.
+                number and shapes on every call. numpy arrays are read as tensors.
             task_id: the task these samples belong to.
 
         Returns:
@@ -281,6 +282,8 @@ class EpisodicMemory:
         if not tensors:
             raise ValueError("add needs at least one tensor")
         task_id = _task_id("task_id", task_id)  # 1.7 and True used to be stored as task 1
+        # numpy labels (y from scikit-learn) were refused: "field 1 must be a tensor"
+        tensors = tuple(_from_numpy(t) for t in tensors)
         for i, t in enumerate(tensors):
             if not isinstance(t, torch.Tensor) or t.dim() == 0:
                 raise TypeError(

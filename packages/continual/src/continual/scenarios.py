@@ -362,6 +362,12 @@ def time_windows(
         if n_windows is None:
             raise ValueError("give n_windows >= 1 or edges, got n_windows=None")
         check_count("n_windows", n_windows)
+        if float(t.min()) == float(t.max()):  # was "edges must be ... increasing", unasked
+            raise ValueError(
+                f"n_windows={n_windows} equal-width windows need times spanning an interval, "
+                f"but every time stamp is {float(t.min())}; pass edges instead (two edges "
+                "around it for one window)"
+            )
         # float64, exact end points: float32 edges dropped the first/last samples and merged
         # the windows of large time stamps (Unix seconds are 128 s apart in float32)
         edges = np.linspace(float(t.min()), float(t.max()), n_windows + 1).tolist()

@@ -25,7 +25,7 @@ from .kernels import (
     per_sample_expected_fisher,
     per_sample_squared_grads,
 )
-from .learner import EWCTerms, _check_ewc_tensors
+from .learner import EWCTerms, _check_ewc_tensors, _fisher_rows
 from .memory import EpisodicMemory, stratified_order
 from .scenarios import Experience
 
@@ -859,7 +859,10 @@ def fisher_on(
 
     ``kind="empirical"`` squares the per-sample loss gradients; ``"expected"`` uses the exact
     Fisher of the softmax outputs (see :func:`~continual.kernels.per_sample_expected_fisher`).
-    ``max_samples`` rows evenly spaced over the experience are used (all if None).
+    ``max_samples`` rows evenly spaced over the experience are used (all if None). The rows
+    are processed in chunks whose per-sample gradients hold at most ``2**26`` elements (a
+    fixed 256 rows held 256 copies of the gradient: gigabytes for a model of a few million
+    parameters).
     """
     check_count("max_samples", max_samples, none_ok=True)  # 0 read as "no samples"
     x, y = _experience_tensors(experience)
@@ -877,7 +880,11 @@ def fisher_on(
     was = model.training
     model.eval()
     try:
-        step = 256 if kind == "empirical" else 16
+        n_params = sum(sums[n].numel() for n in names)
+        if kind == "empirical":
+            step = _fisher_rows(n_params, 1, 256)
+        else:  # one gradient per class and row
+            step = _fisher_rows(n_params, trainer._output_count(x), 16)
         for start in range(0, x.shape[0], step):
             xb = trainer.to_input(x[start : start + step])
             yb = trainer.to_target(y[start : start + step])

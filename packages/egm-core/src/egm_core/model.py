@@ -8,7 +8,7 @@ import numbers
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import blockops
 import numpy as np
@@ -149,7 +149,9 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
             recorded in ``get_fitted_params()["random_state"]``).
 
     Attributes:
-        classes_: the labels, in code order.
+        classes_: the labels, in code order (the order of ``predict_proba``'s columns): sorted
+            at ``fit``, then each label new to ``partial_fit`` appended, even one that sorts
+            earlier.
         n_features_in_: number of input features.
         bank_X_: ``(n_bank, d)`` float tensor of all bank points (real rows first).
         bank_y_: ``(n_bank,)`` long class codes (indices into ``classes_``).
@@ -302,6 +304,12 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
 
         Returns:
             self.
+
+        Raises:
+            ValueError: parameters (``total_energy``, ``energy_decay``, ``noise_decay``, ...)
+                whose fragment energies or synthetic points overflow float32; the model is
+                left unfitted (``partial_fit`` and ``continue_fit`` keep the iterations grown
+                before the one refused).
         """
         return self._fit_new(X, y, classes=None)
 
@@ -368,7 +376,11 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         pools = {c: torch.nonzero(codes == c).squeeze(1) for c in range(n_classes)}
         pools = {c: rows for c, rows in pools.items() if rows.numel()}
         points = self._points_per_class({c: 1.0 for c in pools})
-        self._grow(pools, points, params["num_iters"], gen, rng)
+        try:
+            self._grow(pools, points, params["num_iters"], gen, rng)
+        except ValueError:  # parameters out of the float32 range: no half-fitted model
+            del self.bank_X_
+            raise
         self._evict()
         self._refresh()
         return self
@@ -613,10 +625,10 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         e_power = _SCHEDULE_POWER[p["energy_schedule"]]
         n_max = float(counts.max())
         for _ in range(iters):
-            self.iteration_ += 1
             entry_counts = [0] * n_classes
             entry_energy = [0.0] * n_classes
             if not classes:
+                self.iteration_ += 1
                 self.history_.append(
                     self._entry(entry_counts, self._grown_radius(), entry_energy, 0)
                 )
@@ -652,18 +664,30 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
                     basis = torch.cat([basis, basis.new_zeros(n_pairs, pad, d)], dim=1)
                     var = torch.cat([var, var.new_zeros(n_pairs, pad)], dim=1)
                 level = int(self.class_iters_[c])
+                try:
+                    decay = p["energy_decay"] ** level
+                except OverflowError:  # Python floats raise rather than give inf
+                    decay = math.inf
                 budget = (
                     p["total_energy"]
                     * min(_ENERGY_CAP, (n_max / float(counts[c])) ** e_power)
-                    * p["energy_decay"] ** level
+                    * decay
                 )
                 g = rng.gamma(p["dirichlet_alpha"], size=n_pairs)
                 share = g / g.sum() * n_pairs if g.sum() > 0 else np.ones(n_pairs)
+                frag_energy = torch.as_tensor(budget * share, dtype=torch.float32, device=dev)
+                if not bool(torch.isfinite(frag_energy).all()):
+                    self._refuse_growth(
+                        f"total_energy={p['total_energy']!r} with energy_decay="
+                        f"{p['energy_decay']!r} gives fragment energies beyond the float32 "
+                        f"range (max 3.4e38) at growth level {level} of class "
+                        f"{self.classes_.tolist()[c]!r}; lower total_energy (or energy_decay)"
+                    )
                 seeds.append(seed_rows)
                 frag_class.append(torch.full((n_pairs,), c, dtype=torch.long, device=dev))
                 bases.append(basis)
                 variances.append(var)
-                energies.append(torch.as_tensor(budget * share, dtype=torch.float32, device=dev))
+                energies.append(frag_energy)
                 entry_energy[c] = float(budget)
             seed_rows = torch.cat(seeds)
             cls = torch.cat(frag_class)
@@ -698,9 +722,16 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
                 * unit
                 * math.sqrt(p["explosion_time"])
                 / math.sqrt(d)
-            )
+            ).nan_to_num(nan=0.0)  # noise_scale=0 times an overflowed decay: no noise
             noise = self._rand(gen, F, d, normal=True) * noise_sd[:, None]
             new = origins + length[:, None] * u + noise
+            if not bool(torch.isfinite(new).all()):
+                self._refuse_growth(
+                    "synthetic points overflow float32 (max 3.4e38): lower total_energy="
+                    f"{p['total_energy']!r}, explosion_time={p['explosion_time']!r}, "
+                    f"noise_scale={p['noise_scale']!r} or noise_decay={p['noise_decay']!r}, "
+                    f"raise mass={p['mass']!r}, or keep use_radius_clip=True"
+                )
             keep = torch.ones(F, dtype=torch.bool, device=dev)
             rejected = 0
             if p["governor"] and int((self.class_count_ > 0).sum()) >= 2:
@@ -708,12 +739,24 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
                 rejected = int((~keep).sum())
             for c in classes:
                 entry_counts[c] = int((keep & (cls == c)).sum())
+            self.iteration_ += 1  # only now: a refused iteration leaves no trace
             self._append_synthetic(new[keep], cls[keep], energy[keep], seed_rows[keep])
             for c in classes:
                 self.class_iters_[c] += 1
             self.history_.append(
                 self._entry(entry_counts, self._grown_radius(), entry_energy, rejected)
             )
+
+    def _refuse_growth(self, message: str) -> NoReturn:
+        """Stop a growth whose numbers overflow float32: the iterations already grown stay,
+        evicted and weighted as after a complete call, so the model stays usable and saveable.
+
+        Raises:
+            ValueError: always, with ``message``.
+        """
+        self._evict()
+        self._refresh()
+        raise ValueError(message)
 
     def _grown_radius(self) -> list[float]:
         """Each class's clip radius at its last growth level (``radius_growth`` applied once
@@ -1209,7 +1252,8 @@ def _reject_sparse(X: Any) -> None:
 
 def _check_spread(*parts: torch.Tensor) -> None:
     """Refuse rows (the ``(n_i, d)`` parts together) whose squared distances would overflow
-    float32; computed in float64 blocks of rows (never a full-size copy)."""
+    float32, or would all underflow it (below its smallest normal, 1.2e-38, though the rows
+    differ); computed in float64 blocks of rows (never a full-size copy)."""
     blocks = [p[i : i + _SPREAD_BLOCK] for p in parts for i in range(0, p.shape[0], _SPREAD_BLOCK)]
     centre = sum(b.double().sum(dim=0) for b in blocks) / sum(b.shape[0] for b in blocks)
     bound = 4.0 * max(float((b.double() - centre).square().sum(dim=1).max()) for b in blocks)
@@ -1217,6 +1261,13 @@ def _check_spread(*parts: torch.Tensor) -> None:
         raise ValueError(
             f"X spans too large a range: squared distances up to {bound:.3g} overflow float32 "
             "(max 3.4e38); rescale X, e.g. divide it by its standard deviation (PyEGM is "
+            "scale-equivariant, so the predictions do not change)"
+        )
+    if 0.0 < bound < torch.finfo(torch.float32).tiny:  # bound / 4 <= the largest one
+        raise ValueError(
+            f"X spans too small a range: squared distances of at most {bound:.3g} underflow "
+            "float32 (below its smallest normal number, 1.2e-38, they lose precision or "
+            "vanish); rescale X, e.g. divide it by its standard deviation (PyEGM is "
             "scale-equivariant, so the predictions do not change)"
         )
 

@@ -103,6 +103,21 @@ def class_colors(n_classes: int) -> np.ndarray:
     return out
 
 
+def fitted_legend(owner: Any, handles: list[Any], max_height: float, **kwargs: Any) -> Any:
+    """``owner.legend(handles=handles, **kwargs)`` (an Axes or a Figure) in the fewest columns
+    that keep it at most ``max_height`` pixels tall, so many classes do not run off the figure.
+    """
+    legend = owner.legend(handles=handles, **kwargs)
+    height = legend.get_window_extent().height
+    ncol = math.ceil(height / max_height) if max_height > 0 else 1  # a first estimate
+    while 1 < ncol <= len(handles) and height > max_height:
+        legend.remove()
+        legend = owner.legend(handles=handles, ncol=ncol, **kwargs)
+        height = legend.get_window_extent().height
+        ncol += 1
+    return legend
+
+
 def lighten(color: np.ndarray, amount: float) -> np.ndarray:
     """Blend an RGBA colour toward white by ``amount`` in [0, 1] (alpha kept)."""
     out = np.array(color, dtype=float, copy=True)

@@ -19,6 +19,7 @@ from ._output import (
     check_writer,
     class_colors,
     closing_on_error,
+    fitted_legend,
     lighten,
     new_figure,
     output_suffix,
@@ -428,7 +429,8 @@ def visualize_explosion(
 
     if vec_sel.size:
         e = view.energy[vec_sel]
-        top = float(e.max()) if e.size and e.max() > 0 else 1.0
+        finite = e[np.isfinite(e)]  # an infinite energy is drawn opaque, not as inf / inf
+        top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
         for g in np.unique(view.generation[vec_sel]):
             m = view.generation[vec_sel] == g
             idx = vec_sel[m]
@@ -537,18 +539,18 @@ def visualize_explosion(
     ax.set_xlabel(emb.axis_labels[0])
     ax.set_ylabel(emb.axis_labels[1])
     ax.tick_params(labelsize=8)
-    ncol = 2 if len(legend) > 18 else 1
-    if own_figure:
-        ax.legend(
-            handles=legend,
+    if own_figure:  # beside the axes, from their top down to the figure's foot
+        fitted_legend(
+            ax,
+            legend,
+            (ax.get_position().y1 - 0.01) * fig.bbox.height,
             loc="upper left",
             bbox_to_anchor=(1.02, 1.0),
             fontsize=8,
             frameon=False,
-            ncol=ncol,
         )
     else:
-        ax.legend(handles=legend, loc="best", fontsize=7, ncol=ncol)
+        fitted_legend(ax, legend, ax.bbox.height, loc="best", fontsize=7)
     scene.static_title = (
         title
         if title is not None

@@ -14,6 +14,7 @@ from ._output import (
     check_positive,
     class_colors,
     closing_on_error,
+    fitted_legend,
     lighten,
     new_figure,
     output_suffix,
@@ -81,6 +82,11 @@ def _spaced_labels(bounds: list[tuple[int, int]], pt_per_iter: float) -> list[tu
                 continue
         kept.append((first, session))
     return kept
+
+
+def _note(ax: Any, text: str) -> None:
+    """Say in the middle of an empty panel why it is empty."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
 
 
 def plot_class_energy(
@@ -160,6 +166,8 @@ def plot_class_energy(
             iters, counts[:, c], bottom=bottom, color=colors[c], width=0.85, gid=f"grow:{c}"
         )
         bottom += counts[:, c]
+    if not counts[:, chosen].any():  # no growth yet, or all of it evicted by max_samples
+        _note(ax_grow, "no synthetic points in the bank")
     ax_grow.set_xlabel("growth iteration")
     ax_grow.set_ylabel("synthetic points in the bank")
     ax_grow.set_title("growth per iteration, stacked by class", fontsize=10, pad=_PAD)
@@ -177,15 +185,7 @@ def plot_class_energy(
                     t, values[:, c], marker="o", ms=3, lw=1.4, color=colors[c], gid=f"{key}:{c}"
                 )
         else:
-            ax.text(
-                0.5,
-                0.5,
-                f"no {key} recorded in history_",
-                ha="center",
-                va="center",
-                transform=ax.transAxes,
-                color="0.4",
-            )
+            _note(ax, f"no {key} recorded in history_")
         ax.set_xlabel("growth iteration")
         ax.set_ylabel(label)
         ax.ticklabel_format(axis="y", useOffset=False)
@@ -216,9 +216,16 @@ def plot_class_energy(
     handles = [
         Line2D([], [], ls="", marker="s", color=colors[c], label=n) for c, n in zip(chosen, names)
     ]
-    handles.append(Line2D([], [], color="0.3", ls="--", label="new session"))
-    fig.legend(
-        handles=handles, loc="upper left", bbox_to_anchor=(0.845, 0.92), fontsize=8, frameon=False
+    if any(first > 1 for first, _ in bounds):  # a session line is drawn
+        handles.append(Line2D([], [], color="0.3", ls="--", label="new session"))
+    fitted_legend(
+        fig,
+        handles,
+        0.91 * fig.bbox.height,  # from its top at 0.92 down to the figure's foot
+        loc="upper left",
+        bbox_to_anchor=(0.845, 0.92),
+        fontsize=8,
+        frameon=False,
     )
     shown = f" ({len(chosen)} of {view.n_classes} classes)" if len(chosen) < view.n_classes else ""
     fig.suptitle(

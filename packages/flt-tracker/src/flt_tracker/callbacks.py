@@ -33,7 +33,11 @@ __all__ = [
 class Callback:
     """Base class: override the hooks you need. All hooks default to doing nothing.
 
-    Under ``torchrun`` a callback with ``rank_zero_only = True`` runs only on rank 0.
+    An override may take fewer arguments if it names the ones it takes after the hook's
+    (``def on_epoch_end(self, trainer, model, epoch)``, as in ezflt, or ``(self, epoch)``): the
+    :class:`~flt_tracker.Trainer` passes them by name; other signatures are a ``TypeError`` when
+    the Trainer is built. Under ``torchrun`` a callback with ``rank_zero_only = True`` runs only
+    on rank 0.
     """
 
     rank_zero_only: bool = False

@@ -107,6 +107,7 @@ def save_run(
     _check_replaceable(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    backup: Path | None = None
     try:
         manifest = json.loads(json.dumps(manifest))
         # the layout written here is format 1: a manifest without these keys ({}, or settings
@@ -133,7 +134,6 @@ def save_run(
         manifest["features"] = [entries[n] for n in features]
         manifest["complete"] = True
         write_manifest(tmp, manifest)
-        backup = None
         if target.exists():
             backup = target.with_name(f".{target.name}.old-{os.getpid()}")
             os.replace(target, backup)
@@ -142,6 +142,10 @@ def save_run(
             shutil.rmtree(backup, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if backup is not None and not target.exists():
+            # the new copy never landed: put the earlier run back (it was left hidden in
+            # ``backup``, and ``directory`` gone)
+            os.replace(backup, target)
         raise
     return target
 

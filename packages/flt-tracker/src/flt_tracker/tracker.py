@@ -110,8 +110,11 @@ class FeatureTracker:
             ``directory``, readable after a crash with :func:`flt_tracker.load_run`).
         directory: folder of the disk backend.
         dtype: storage dtype (``torch.float16`` halves memory); ``None`` keeps the tensors'
-            own (float32 for bfloat16). With float16, each recording checks the values first
-            (their peak magnitudes, one host synchronisation per device for all series): a
+            own (float32 for bfloat16), also when the model is cast to a wider dtype after
+            :meth:`start` (``model.double()``): those series are widened from that snapshot on,
+            earlier ones converted exactly, with a ``RuntimeWarning``. With float16, each
+            recording checks the values first (their peak magnitudes, one host synchronisation
+            per device for all series): a
             series about to store a finite value beyond float16's range (``|x| > 65504``, which
             float16 turns into ``inf``) is switched to float32 from that snapshot on, earlier
             snapshots converted exactly, and a
@@ -119,12 +122,14 @@ class FeatureTracker:
             and the step. A diverging run thus keeps its values; such a series takes twice the
             memory per snapshot, beyond its share of ``memory_budget``.
         memory_budget: most bytes of snapshot memory (int or ``"512MB"``); shared equally in
-            snapshot count between the tracked series. With ``storage="disk"`` it bounds the
-            backend's RAM buffers instead (checked at :meth:`start`; every snapshot is kept on
-            disk).
+            snapshot count between the tracked series. ``None`` keeps every recorded snapshot
+            in RAM (a 4096 x 4096 float32 weight is 64 MiB per recorded step). With
+            ``storage="disk"`` it bounds the backend's RAM buffers instead (checked at
+            :meth:`start`; every snapshot is kept on disk).
         budget_policy: at the budget, ``"error"`` raises
             :class:`~flt_tracker.storage.MemoryBudgetError`; ``"downsample"`` halves the
-            resolution (keeps every other snapshot) so the series still span the whole run.
+            resolution (keeps every other snapshot) so the series still span the whole run
+            (up to the last step on the stride, not necessarily the final weights).
             ``"downsample"`` needs ``storage="memory"`` and a ``memory_budget`` (the disk
             backend keeps every snapshot with bounded RAM; without a budget nothing is ever
             thinned), else it is a ``ValueError``.
@@ -282,6 +287,7 @@ class FeatureTracker:
         self._grad_jobs: list[tuple[Storage, nn.Parameter]] = []
         self._half_jobs: list[tuple[Feature, nn.Parameter, bool]] = []
         self._half = False
+        self._param_dtypes: list[torch.dtype] = []  # the tracked parameters' dtypes last seen
         self._optimizer: torch.optim.Optimizer | None = None
         self._hook_handle: Any = None
         self._stepped_this_batch = False
@@ -630,6 +636,7 @@ class FeatureTracker:
             if self.track_gradients
         ]
         self._half = any(f.storage.dtype == torch.float16 for f in self._features.values())
+        self._param_dtypes = [p.dtype for _, p in self._params.values()]
         self._initialised = True
         self._write_manifest()
 
@@ -691,6 +698,35 @@ class FeatureTracker:
             self._half = any(f.storage.dtype == half for f in self._features.values())
             self._write_manifest()  # a disk run's run.json names the new dtype before any chunk
 
+    def _follow_casts(self, step: int, outputs: dict[str, torch.Tensor] | None) -> None:
+        """With ``dtype=None`` (keep the tensors' own): widen the series whose parameter (or
+        probe output) was cast to a wider float dtype since :meth:`start` (``model.double()``
+        after a float32 start was rounded to float32 without a word), with one warning."""
+        dtypes = [p.dtype for _, p in self._params.values()]
+        if dtypes == self._param_dtypes and not outputs:
+            return
+        self._param_dtypes = dtypes
+        offered = [(f, p.dtype) for f, p, _ in self._half_jobs] + [
+            (self._features[f"{name}.output"], out.dtype) for name, out in (outputs or {}).items()
+        ]
+        widened = []
+        for feature, source in offered:
+            want = storage_dtype(source, None)
+            if want.itemsize > feature.storage.dtype.itemsize:  # a narrower one is stored exactly
+                widened.append(f"{feature.name!r} ({feature.storage.dtype} -> {want})")
+                feature.storage.promote(want)
+        if widened:
+            warnings.warn(
+                f"the model was cast to a wider dtype after tracking started: series "
+                f"{', '.join(widened)} are stored in the new dtype from step {step} on, earlier "
+                "snapshots converted exactly (more memory per snapshot, beyond the share of "
+                "memory_budget); pass dtype= to fix the storage dtype",
+                RuntimeWarning,
+                stacklevel=_outside_depth() + 1,  # + this method
+            )
+            self._half = any(f.storage.dtype == torch.float16 for f in self._features.values())
+            self._write_manifest()
+
     def _check_order(self, step: int) -> None:
         """Refuse to record ``step`` into a series whose last step is not below it (a snapshot
         appended with ``Feature.append``, or ``global_step`` set back), as ``Feature.append``
@@ -712,6 +748,8 @@ class FeatureTracker:
         step, epoch = self.global_step, self.epoch
         self._check_order(step)
         outputs = self._probe_outputs() if self._act_modules else None
+        if self.dtype is None:
+            self._follow_casts(step, outputs)
         if self._half:
             self._widen_overflowing(step, initial, outputs)
         for store, p in self._weight_jobs:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import math
 import numbers
 import os
 import random
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -124,6 +128,56 @@ def _set_epoch(loader: Any, epoch: int) -> None:
             s.set_epoch(epoch)
 
 
+# the arguments each callback hook is given, in order (``Callback``'s signatures)
+_HOOK_ARGS: dict[str, tuple[str, ...]] = {
+    "on_train_start": ("trainer", "model"),
+    "on_train_end": ("trainer", "model"),
+    "on_epoch_start": ("trainer", "model", "epoch"),
+    "on_epoch_end": ("trainer", "model", "epoch", "logs"),
+    "on_batch_start": ("trainer", "model", "batch", "batch_idx"),
+    "on_step_end": ("trainer", "model", "step"),
+    "on_batch_end": ("trainer", "model", "batch", "batch_idx", "loss"),
+}
+
+
+@functools.lru_cache(maxsize=512)
+def _hook_names(func: Callable[..., Any], bound: bool, hook: str) -> tuple[str, ...] | None:
+    """How to call a callback's ``hook`` (``func``, a method when ``bound``): ``None`` passes
+    every argument positionally; else the names of the arguments it takes, passed by keyword
+    (an ezflt-style ``on_epoch_end(self, trainer, model, epoch)``, or ``(self, epoch)``).
+
+    Raises:
+        TypeError: it takes fewer arguments than the hook gives, not named after them.
+    """
+    names = _HOOK_ARGS[hook]
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):  # no signature to read (a builtin): call it as usual
+        return None
+    if bound:
+        params = params[1:]
+    P = inspect.Parameter
+    positional = [p for p in params if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind == P.VAR_POSITIONAL for p in params) or len(positional) >= len(names):
+        return None
+    takes_any = any(p.kind == P.VAR_KEYWORD for p in params)
+    named = [p for p in params if p.kind != P.VAR_KEYWORD]
+    if all(p.name in names and p.kind != P.POSITIONAL_ONLY for p in named):
+        return names if takes_any else tuple(p.name for p in named)
+    raise TypeError(
+        f"callback hook {getattr(func, '__qualname__', hook)}{inspect.signature(func)} takes "
+        f"fewer arguments than the Trainer gives ({', '.join(names)}) and they are not named "
+        "after them: accept them all, or name the ones it takes among those"
+    )
+
+
+def _hook_of(cb: Callback, hook: str) -> tuple[Callable[..., Any], tuple[str, ...] | None]:
+    """``cb``'s ``hook`` and how to call it (see :func:`_hook_names`)."""
+    fn = getattr(cb, hook)
+    func = getattr(fn, "__func__", fn)
+    return fn, _hook_names(func, func is not fn, hook)
+
+
 def _is_plateau(scheduler: Any) -> bool:
     """Whether ``scheduler`` steps on a metric (``ReduceLROnPlateau``)."""
     return isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
@@ -138,6 +192,12 @@ class Trainer:
     Validation runs in eval mode under ``torch.no_grad``. Every batch is moved to ``device`` and
     its floating tensors are cast to the model's floating dtype of that moment (so float64 data,
     or ``model.double()`` after construction, just work); integer labels keep their dtype.
+    A NaN or infinite training loss stops ``fit`` after that batch with a ``RuntimeWarning``
+    (the epoch is logged with its non-finite loss): later steps would only train NaN weights.
+    Callback hooks may take fewer arguments than :class:`~flt_tracker.callbacks.Callback`'s when
+    they are named after them (ezflt's ``on_epoch_end(self, trainer, model, epoch)``, or
+    ``on_epoch_end(self, epoch)``); they are passed by name. The Trainer starts neither wandb nor
+    Hydra: add a :class:`~flt_tracker.callbacks.WandbCallback` (``flt-train`` does both).
 
     Under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in DistributedDataParallel
     (the process group is created if needed: NCCL on CUDA, Gloo on CPU), losses are averaged
@@ -238,6 +298,8 @@ class Trainer:
         for cb in self.callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}")
+            for hook in _HOOK_ARGS:  # a hook it could not be called with fails here, not mid-fit
+                _hook_of(cb, hook)
         self.optimizer = optimizer
         self.loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
         # the CrossEntropyLoss built here, if any (a loss_fn set on the trainer later counts)
@@ -291,8 +353,13 @@ class Trainer:
         return [cb for cb in self.callbacks if self.is_main_process or not cb.rank_zero_only]
 
     def _emit(self, hook: str, *args: Any) -> None:
+        values = (self, self.model, *args)
         for cb in self._callbacks():
-            getattr(cb, hook)(self, self.model, *args)
+            fn, names = _hook_of(cb, hook)
+            if names is None:
+                fn(*values)
+            else:  # a hook taking fewer arguments, by name (ezflt's had no ``logs``)
+                fn(**{n: v for n, v in zip(_HOOK_ARGS[hook], values) if n in names})
 
     def get_metrics(self) -> dict[str, float]:
         """Metrics of the last finished epoch (empty before the first)."""
@@ -362,6 +429,9 @@ class Trainer:
                 _set_epoch(train_loader, epoch)
                 self._emit("on_epoch_start", epoch)
                 logs = self._train_epoch(train_loader, epoch)
+                if not self.stop_training and not math.isfinite(logs["loss"]):
+                    # the mean over the ranks: every rank stops at the same epoch
+                    self._stop_diverged(f"epoch {epoch} had mean loss {logs['loss']}", 3)
                 if val_loader is not None:
                     logs.update({f"val_{k}": v for k, v in self.evaluate(val_loader).items()})
                 if _is_plateau(self.scheduler):
@@ -380,6 +450,18 @@ class Trainer:
         finally:
             self._emit("on_train_end")
         return self.history
+
+    def _stop_diverged(self, what: str, stacklevel: int) -> None:
+        """Stop ``fit`` after this batch (or epoch) with a warning: the training loss is NaN or
+        infinite, so every later step would train, and the tracker record, non-finite weights."""
+        self.stop_training = True
+        warnings.warn(
+            f"training diverged: {what} (global step {self.global_step}); stopping after it. "
+            "The step was taken, so the weights (and a snapshot tracked at this step) may be "
+            "non-finite; lower the learning rate or pass grad_clip",
+            RuntimeWarning,
+            stacklevel=stacklevel,
+        )
 
     def _monitored(self, logs: dict[str, float], has_val: bool) -> float:
         key = self.scheduler_monitor or ("val_loss" if has_val else "loss")
@@ -428,6 +510,8 @@ class Trainer:
                 self.scheduler.step()
             n = _batch_size(inputs)
             value = float(loss.detach())
+            if not self.distributed and not math.isfinite(value):  # DDP: the epoch's loss, below
+                self._stop_diverged(f"batch {batch_idx} of epoch {epoch} had loss {value}", 4)
             sums["loss"] += value * n
             with torch.no_grad():
                 for name, fn in self.metrics.items():

@@ -42,7 +42,7 @@ from ._checks import (
 )
 from .distances import Distance, SquaredEuclidean
 from .initializers import resolve_initializer
-from .losses import Loss
+from .losses import GLVQLoss, Loss, identity
 from .neighbourhood import Nearest, Neighbourhood
 from .optim import EMA, Lookahead, make_optimizer, make_schedule
 
@@ -260,6 +260,19 @@ def _reject_sparse_and_1d(X: Any) -> None:
         )
 
 
+def _check_magnitude(Xt: torch.Tensor, scale: float = 0.0) -> None:
+    """Refuse ``X`` whose squared distances (to each other, or to prototypes of magnitude
+    ``scale``) can overflow its dtype: they would turn into ``inf`` / NaN."""
+    if not Xt.is_floating_point() or Xt.numel() == 0:
+        return
+    a = max(float(Xt.detach().abs().max()), scale)
+    if (2.0 * a) ** 2 * Xt.shape[1] > torch.finfo(Xt.dtype).max:
+        raise ValueError(
+            f"X has values of magnitude up to {a:.3g}: the squared distances over its "
+            f"{Xt.shape[1]} features overflow {Xt.dtype}; rescale X (e.g. standardise it)"
+        )
+
+
 def _plain(value: Any) -> Any:
     """numpy scalars (also as dict keys / list items) to Python ones and a ``torch.device`` to
     its name (``"cuda:1"``), so YAML can store them."""
@@ -397,9 +410,13 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         return [int(k) for k in counts]
 
     def _sample_weights(
-        self, y: torch.Tensor, sample_weight: Any, n_classes: int
+        self, y: torch.Tensor, sample_weight: Any, n_classes: int, counts: Any = None
     ) -> torch.Tensor | None:
-        """Per-sample loss weights (``sample_weight`` x ``class_weight``); ``None`` if uniform."""
+        """Per-sample loss weights (``sample_weight`` x ``class_weight``); ``None`` if uniform.
+
+        ``counts`` ``(n_classes,)``: the class counts ``class_weight='balanced'`` uses (by
+        default those of ``y``; ``partial_fit`` passes the counts of every label seen so far).
+        """
         n = y.shape[0]
         if sample_weight is None and getattr(self, "class_weight", None) is None:
             return None
@@ -416,8 +433,10 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         cw = getattr(self, "class_weight", None)
         if cw is not None:
             if cw == "balanced":
-                counts = torch.bincount(y, minlength=n_classes).float()
-                table = n / (n_classes * counts.clamp_min(1))
+                if counts is None:
+                    counts = torch.bincount(y, minlength=n_classes)
+                counts = torch.as_tensor(counts).float()
+                table = counts.sum() / (n_classes * counts.clamp_min(1))
             elif isinstance(cw, dict):
                 table = torch.ones(n_classes)
                 for label, weight in cw.items():
@@ -471,6 +490,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                 raise ValueError("resume=True cannot be combined with initial_prototypes")
             if self._quantized is not None:
                 raise ValueError("this model is quantized; call dequantize() before training")
+            self._check_resume_counts()
             codes = self._encode(y_arr).to(device)
             params = {
                 k: v.detach().to(device).clone(memory_format=torch.contiguous_format)
@@ -498,6 +518,20 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         self._train(params, Xt, codes, weights, val, int(self.max_iter), fresh=True)
         return self
 
+    def _check_resume_counts(self) -> None:
+        """Refuse ``resume=True`` once ``set_params`` changed the prototype layout."""
+        before = getattr(self, "_init_counts", None)
+        now = self._counts(self.n_classes_)
+        if before is None or list(now) == list(before):
+            return
+        name = "n_components" if getattr(self, "n_components", None) else "n_prototypes_per_class"
+        asked = f" ({name}={getattr(self, name)!r})" if name in self._all_params else ""
+        raise ValueError(
+            f"resume=True continues the {int(self._plabels.shape[0])} fitted prototypes of "
+            f"{type(self).__name__} (per class {list(before)}), but its parameters now ask for "
+            f"{sum(now)} (per class {list(now)}){asked}; refit without resume"
+        )
+
     def partial_fit(
         self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None
     ) -> SupervisedPrototypeModel:
@@ -508,6 +542,8 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         samples; a missing class is an error naming it). A learning-rate schedule (and a neural-gas
         ``gamma`` schedule) spans ``max_iter`` calls, then stays at its final value; the
         mini-batch shuffle goes on from call to call as from epoch to epoch in ``fit``.
+        ``class_weight='balanced'`` weighs by the class counts of every call so far (since the
+        first call, or the first after ``fit`` or ``load``), not of this batch alone.
         ``ema_decay`` and ``restore_best`` act over the calls as over the epochs of ``fit``:
         the fitted parameters are the moving average, or the parameters of the call with the
         lowest loss so far, while training goes on from the last iterate.
@@ -555,7 +591,11 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             fresh = state is None
             # with ema_decay / restore_best the fitted parameters are not the training iterate
             params = self._params if fresh else state.get("iterate", self._params)
-        weights = self._sample_weights(codes, sample_weight, self.n_classes_)
+        seen = torch.bincount(codes, minlength=self.n_classes_).cpu()
+        if not fresh and getattr(self, "_seen_counts", None) is not None:
+            seen = seen + self._seen_counts
+        self._seen_counts = seen  # class_weight='balanced' weighs by all labels seen so far
+        weights = self._sample_weights(codes, sample_weight, self.n_classes_, counts=seen)
         self._train(
             params, Xt, codes, weights, None, 1, fresh=fresh, keep_history=not fresh, partial=True
         )
@@ -579,6 +619,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                 "Unknown label type: continuous. lvq models are classifiers; y must hold "
                 "class labels (ints, strings), not continuous values"
             )
+        _check_magnitude(Xt)
         return Xt, y_arr
 
     def _encode(self, y: Any, name: str = "y") -> torch.Tensor:
@@ -618,6 +659,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
     def _init_params(self, X, codes, initial_prototypes, initial_labels) -> dict[str, torch.Tensor]:
         gen = seeded_generator("random_seed", self.random_seed)
         counts = self._counts(self.n_classes_)
+        self._init_counts = counts  # the layout asked for, checked by fit(resume=True)
         if initial_prototypes is not None:
             W = blockops.as_tensor(initial_prototypes, name="initial_prototypes", device=X.device)
             if W.shape[1] != X.shape[1]:
@@ -690,12 +732,31 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             and set(params) == {"prototypes", *distance.groups, *self._closed_form_groups}
         )
 
+    def _warn_unused_beta(self, loss_fn: Loss) -> None:
+        """Warn when a non-default ``beta`` meets the identity transfer, which ignores it."""
+        default = self._all_params.get("beta")
+        beta = getattr(self, "beta", default)
+        if (
+            isinstance(loss_fn, GLVQLoss)
+            and loss_fn.transfer is identity
+            and default is not None
+            and beta != default
+        ):
+            warnings.warn(
+                f"beta={beta!r} has no effect with transfer_fn={self.transfer_fn!r} (the "
+                "identity); set transfer_fn='sigmoid_beta' or 'swish_beta' to use it",
+                UserWarning,
+                stacklevel=4,
+            )
+
     def _train(
         self, params, X, y, w, val, epochs, fresh=True, keep_history=False, partial=False
     ) -> None:
         final = not partial
         distance = self._make_distance()
         loss_fn = self._make_loss(self.n_classes_)
+        if fresh:
+            self._warn_unused_beta(loss_fn)
         neigh = self._make_neighbourhood()
         components = (distance, loss_fn, neigh)
         frozen = {self._group_aliases.get(g, g) for g in self.freeze_params or []}
@@ -1017,6 +1078,8 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         _reject_sparse_and_1d(X)
         Xt = blockops.as_tensor(X, name="X", device=self._device)
         self._check_features(Xt)
+        W = self._params.get("prototypes")
+        _check_magnitude(Xt, float(W.detach().abs().max()) if W is not None else 0.0)
         return Xt
 
     def _class_distances(self, Xt: torch.Tensor) -> torch.Tensor:
@@ -1225,6 +1288,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             k[len("scale.") :]: v.to(dev) for k, v in tensors.items() if k.startswith("scale.")
         }
         model._optimizer_state = None
+        model._init_counts = model._counts(model.n_classes_)
         model._restore_config(config)
         model._publish()
         return model

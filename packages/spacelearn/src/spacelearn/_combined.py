@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 
+import blockops
 import torch
 from torch import Tensor
 
 from . import util
+from .__about__ import __version__
 from ._checks import numeric_tensor
 from ._find_subspaces import bases_from_moments, decoders_from_moments
 from ._stats import Moments, check_targets
@@ -39,7 +43,7 @@ class Space:
         method: the solve that produced ``W``.
 
     ``space[q]`` is the triple ``(W[q], A[q], V[q])``, in that order. ``keys()``, ``values()``
-    and ``items()`` return lists, as in 0.1.0.
+    and ``items()`` return lists, as in 0.1.0. :meth:`save` / :meth:`load` persist it.
     """
 
     W: dict[str, Tensor]
@@ -95,6 +99,48 @@ class Space:
             return {q: t.to(device=device, dtype=dtype) for q, t in d.items()}
 
         return Space(W=mv(self.W), A=mv(self.A), V=mv(self.V), method=self.method)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the space to the directory ``path`` (``blockops.save_checkpoint``: safe YAML
+        config with the quantity names and ``method``, plain tensors, no pickle, atomic).
+
+        Every tensor is saved as is (dtype and values; detached, on the CPU).
+        """
+        config = {"model": "Space", "method": self.method, "quantities": list(self._names)}
+        tensors = {
+            f"{part}.{i}": getattr(self, part)[q]
+            for i, q in enumerate(self._names)
+            for part in ("W", "A", "V")
+        }
+        meta = {"package": "spacelearn", "version": __version__, "model": "Space"}
+        return blockops.save_checkpoint(path, config, tensors, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Space:
+        """Read a space written by :meth:`save`, its tensors on ``device`` (``"auto"``: CUDA
+        when available, else CPU).
+
+        Raises:
+            FileNotFoundError: ``path`` is not a checkpoint directory or lacks a file.
+            ValueError: the checkpoint is corrupted (checksum mismatch) or is not a
+                spacelearn ``Space`` (another package's checkpoint).
+        """
+        config, tensors, meta = blockops.load_checkpoint(path, map_location=device)
+        if meta.get("package") != "spacelearn" or config.get("model") != "Space":
+            raise ValueError(
+                f"{str(path)!r} is not a spacelearn Space checkpoint (package="
+                f"{meta.get('package')!r}, model={config.get('model')!r})"
+            )
+        names = config.get("quantities")
+        if not isinstance(names, list) or set(tensors) != {
+            f"{part}.{i}" for i in range(len(names)) for part in "WAV"
+        }:
+            raise ValueError(
+                f"{str(path)!r}: the quantities in config.yaml do not match tensors.pt "
+                f"({names!r} vs {sorted(tensors)})"
+            )
+        parts = {part: {q: tensors[f"{part}.{i}"] for i, q in enumerate(names)} for part in "WAV"}
+        return cls(**parts, method=config.get("method", "independent"))
 
 
 class SubspaceAccumulator:
@@ -173,6 +219,9 @@ def solve_subspaces(
             ``"joint"`` (recommended): the whitened subspaces made mutually orthogonal together
             (needs ``sum(k) <= D``), so each quantity owns its own latent directions.
         ridge: relative ridge of the whitening metric.
+            It is relative to the mean latent variance ``trace(Z_c^T Z_c) / D``, so latent
+            directions whose variance is far below ``ridge`` times that mean are damped out of
+            the solve: standardise latents whose columns differ by orders of magnitude.
         device: where to compute, and where the returned tensors live (``"auto"``, ``"cpu"``,
             ``"cuda"``, ...; ``None``: ``Z``'s device).
         block_size: rows per block of the moment accumulation.

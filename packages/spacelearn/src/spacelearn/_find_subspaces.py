@@ -80,6 +80,20 @@ def clamp_k(mom: Moments, k, method: str) -> dict[str, int]:
     return out
 
 
+def _warn_undetermined(q: str, k: int, S: Tensor, shape: tuple[int, ...]) -> None:
+    """Warn when fewer than ``k`` of the solve's singular values ``S`` (of a ``shape`` matrix,
+    the latent-target cross-covariance up to an invertible metric) exceed its rounding noise
+    ``max(S) * max(shape) * eps``: the remaining directions of ``W[q]`` are arbitrary."""
+    tol = S.amax() * max(shape) * torch.finfo(S.dtype).eps if S.numel() else 0.0
+    rank = int((S > tol).sum())
+    if rank < k:
+        warn(
+            f"k={k} for quantity {q!r} but the latents' cross-covariance with it has rank "
+            f"{rank}: only {rank} directions are determined by the data, the rest are arbitrary "
+            "(constant latents or target, or a target that depends on fewer latent directions)"
+        )
+
+
 def _canonical(Q: Tensor, Szy: Tensor) -> Tensor:
     """Rows spanning ``span(Q)`` ordered by covariance with the target, signs fixed."""
     Ub = torch.linalg.svd(Q.mT @ Szy, full_matrices=True)[0]
@@ -205,18 +219,26 @@ def bases_from_moments(
     ks = clamp_k(mom, k, method)
     logger.info("Estimating subspaces...")
     dtype = mom.dtype
+    undetermined = [q for q in mom.names if ks[q] <= mom.n - 1]  # else clamp_k warned already
     if method == "independent":
         W = {}
         for q in mom.names:
-            U, _ = util.left(mom.Szy[q].to(dtype), rank=ks[q])
+            U, S = util.left(mom.Szy[q].to(dtype), rank=ks[q])
+            if q in undetermined:
+                _warn_undetermined(q, ks[q], S, mom.Szy[q].shape)
             W[q] = _fix_signs(torch.linalg.qr(U).Q.mT.contiguous())
         return W
     if method == "joint" and len(mom.names) > 1:
+        for q in undetermined:
+            S = util.left(mom.Szy[q].to(dtype), rank=ks[q])[1]
+            _warn_undetermined(q, ks[q], S, mom.Szy[q].shape)
         return {q: w.to(dtype) for q, w in _joint_greedy(mom, ks, ridge).items()}
     Mih = _inv_sqrt(mom.Szz, ridge)
     W = {}
     for q in mom.names:
-        U, _ = util.left((Mih @ mom.Szy[q]).to(dtype), rank=ks[q])
+        U, S = util.left((Mih @ mom.Szy[q]).to(dtype), rank=ks[q])
+        if q in undetermined:
+            _warn_undetermined(q, ks[q], S, mom.Szy[q].shape)
         Q = torch.linalg.qr(Mih @ U.to(torch.float64)).Q
         W[q] = _canonical(Q, mom.Szy[q])
     return {q: w.to(dtype) for q, w in W.items()}
@@ -275,10 +297,15 @@ def subspaces(
             ``"whitened"`` (least-squares optimal per quantity) or ``"joint"`` (recommended:
             mutually orthogonal subspaces). See :func:`spacelearn.solve_subspaces`.
         ridge: relative ridge of the whitening metric (``"whitened"`` / ``"joint"``).
+            It is relative to the mean latent variance ``trace(Z_c^T Z_c) / D``, so latent
+            directions whose variance is far below ``ridge`` times that mean are damped out of
+            the solve: standardise latents whose columns differ by orders of magnitude.
 
     Warns:
         UserWarning: whenever a ``k`` is reduced (``k > min(D, P)``, or ``sum(k) > D`` with
-            ``"joint"``) or exceeds what ``B - 1`` samples determine.
+            ``"joint"``) or exceeds what ``B - 1`` samples determine, or the rank of the
+            latent-target cross-covariance (constant latents or targets, a target driven by
+            fewer latent directions): the extra directions are arbitrary.
     """
     return bases_from_moments(
         moments(Z, pooled_global, names=("Z", "pooled_global")), k, method, ridge

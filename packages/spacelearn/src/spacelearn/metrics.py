@@ -21,7 +21,7 @@ def max_principal_cosine(W: Mapping[str, Tensor]) -> float:
     1.0: two quantities share a latent direction; 0.0: all subspaces are mutually orthogonal.
     Bases may be tensors, numpy arrays or nested lists. A basis that is not ``(k, D)`` with
     the same ``D`` as the others, is all zero (no direction) or holds NaN / inf, is a
-    ``ValueError`` naming its quantity.
+    ``ValueError`` naming its quantity. An empty ``(0, D)`` basis shares no direction (0).
     """
     bases = {q: numeric_tensor(W[q], f"W[{q!r}]") for q in check_mapping(W, "W").keys()}
     width = None
@@ -35,7 +35,8 @@ def max_principal_cosine(W: Mapping[str, Tensor]) -> float:
     best = 0.0
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
-            best = max(best, float(principal_cosines(bases[a], bases[b]).max()))
+            cosines = principal_cosines(bases[a], bases[b])  # empty for a (0, D) basis
+            best = max(best, float(cosines.max())) if cosines.numel() else best
     return best
 
 

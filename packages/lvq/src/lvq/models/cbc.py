@@ -21,6 +21,8 @@ class. ImageCBC detects components in the embedding of the same CNN as the image
 
 from __future__ import annotations
 
+import math
+
 import blockops
 import numpy as np
 import torch
@@ -139,7 +141,10 @@ class CBC(SupervisedPrototypeModel):
     """Classification-By-Components (see the module docstring).
 
     Own parameters: ``n_components`` (None: ``n_prototypes_per_class`` per class),
-    ``sigma`` (similarity bandwidth), ``margin`` (0.3), ``similarity_fn`` (``'gaussian'``,
+    ``sigma`` (similarity bandwidth; None, the default, scales it to the data:
+    ``sqrt(median d(x, w_k) / 2)`` over the training samples and the initial components, so
+    that the Gaussian similarity is ``exp(-1)`` at the median distance; the value used is
+    ``sigma_``), ``margin`` (0.3), ``similarity_fn`` (``'gaussian'``,
     ``'inverse'`` or a callable ``(dist (n, K), sigma) -> (n, K)`` in ``[0, 1]``),
     ``components_initializer`` (None: ``prototypes_initializer``; or a callable
     ``(X, n_components, generator) -> (K, d)``), ``reasonings_initializer`` (``'random'``
@@ -153,7 +158,7 @@ class CBC(SupervisedPrototypeModel):
     _loss_options = frozenset({"margin"})  # the margin loss on evidences has no transfer
     _own_params = {
         "n_components": None,
-        "sigma": 1.0,
+        "sigma": None,
         "margin": 0.3,
         "similarity_fn": None,
         "components_initializer": None,
@@ -169,8 +174,8 @@ class CBC(SupervisedPrototypeModel):
         if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
             raise ValueError(f"n_components must be None or a positive int, got {k!r}")
         s = self.sigma
-        if not is_number(s) or not s > 0:
-            raise ValueError(f"sigma must be a positive number, got {s!r}")
+        if s is not None and (not is_number(s) or not s > 0):
+            raise ValueError(f"sigma must be None or a positive number, got {s!r}")
         self._similarity()
         r = self.reasonings_initializer
         if not (r is None or callable(r) or r in _REASONINGS):
@@ -204,7 +209,19 @@ class CBC(SupervisedPrototypeModel):
         return [k // n_classes + (c < k % n_classes) for c in range(n_classes)]
 
     def _make_loss(self, n_classes):
-        return CBCLoss(self._similarity(), self.sigma, self.margin)
+        sigma = self.sigma if self.sigma is not None else self.sigma_
+        return CBCLoss(self._similarity(), sigma, self.margin)
+
+    def _data_sigma(self, X: torch.Tensor, params: dict[str, torch.Tensor]) -> float:
+        """``sqrt(median d(x, w_k) / 2)`` over (at most 2048 evenly spaced) samples and the
+        initial components: the Gaussian similarity is ``exp(-1)`` at the median distance."""
+        rows = torch.linspace(0, X.shape[0] - 1, min(X.shape[0], 2048)).round().long()
+        with torch.no_grad():
+            dist = self._make_distance().all_distances(
+                X[rows.to(X.device)], params["prototypes"], params
+            )
+        med = float(dist.double().median())
+        return math.sqrt(med / 2.0) if math.isfinite(med) and med > 0 else 1.0
 
     def _init_params(self, X, codes, initial_prototypes, initial_labels):
         params = super()._init_params(X, codes, initial_prototypes, initial_labels)
@@ -219,6 +236,7 @@ class CBC(SupervisedPrototypeModel):
                     f"{tuple(params['prototypes'].shape)}"
                 )
             params["prototypes"] = W.clone()
+        self.sigma_ = float(self.sigma) if self.sigma is not None else self._data_sigma(X, params)
         return params
 
     def _extra_params(self, X, y, gen):
@@ -285,6 +303,13 @@ class CBC(SupervisedPrototypeModel):
         """A ``torch.nn.Module`` mapping ``X (n, d)`` to ``(class codes (n,), proba (n, C))``."""
         blockops.check_is_fitted(self, "prototypes_")
         return _CBCInference(self)
+
+    def _checkpoint_config(self):
+        return {**super()._checkpoint_config(), "sigma": self.sigma_}
+
+    def _restore_config(self, config):
+        super()._restore_config(config)
+        self.sigma_ = float(config.get("sigma", 1.0 if self.sigma is None else self.sigma))
 
 
 class _CBCInference(_InferenceModule):

@@ -51,17 +51,22 @@ __all__ = [
     "FuzzyClusteringBase",
 ]
 
-_TINY = 1e-12
+
+def _log(D: torch.Tensor) -> torch.Tensor:
+    """``log D`` with ``D`` floored at the smallest normal number of its dtype (``D = 0`` is a
+    coincident point): a fixed floor such as 1e-12 flattened the memberships of data whose
+    squared distances are all below it (features ~1e-7)."""
+    return torch.log(D.clamp_min(torch.finfo(D.dtype).tiny))
 
 
 def fcm_memberships(D: torch.Tensor, m: float) -> torch.Tensor:
     """Fuzzy c-means memberships ``u_ij = 1 / sum_k (D_ij / D_ik)^(1/(m-1))``, ``(n, c)``."""
-    return torch.softmax(-torch.log(D.clamp_min(_TINY)) / (m - 1.0), dim=1)
+    return torch.softmax(-_log(D) / (m - 1.0), dim=1)
 
 
 def pcm_typicalities(D: torch.Tensor, gamma: torch.Tensor, m: float) -> torch.Tensor:
     """Possibilistic typicalities ``t_ij = 1 / (1 + (D_ij / gamma_j)^(1/(m-1)))``, ``(n, c)``."""
-    return torch.sigmoid(-(torch.log(D.clamp_min(_TINY)) - torch.log(gamma)) / (m - 1.0))
+    return torch.sigmoid(-(_log(D) - torch.log(gamma)) / (m - 1.0))
 
 
 def column_typicalities(D: torch.Tensor, eta: float, log_norm: torch.Tensor | None = None):
@@ -71,7 +76,7 @@ def column_typicalities(D: torch.Tensor, eta: float, log_norm: torch.Tensor | No
     ``log_norm (c,)`` (the log of the training sums) new samples are scored against the
     training normaliser. Returns ``(T, log_norm)``.
     """
-    logits = -torch.log(D.clamp_min(_TINY)) / (eta - 1.0)
+    logits = -_log(D) / (eta - 1.0)
     if log_norm is None:
         log_norm = torch.logsumexp(logits, dim=0)
     return torch.exp(logits - log_norm), log_norm
@@ -178,7 +183,7 @@ class FuzzyClusteringBase(UnsupervisedModel):
 
     def _gamma_from(self, D: torch.Tensor, W: torch.Tensor, k: float) -> torch.Tensor:
         g = k * (W * D).sum(0) / W.sum(0).clamp_min(1e-30)
-        return g.clamp_min(_TINY)
+        return g.clamp_min(torch.finfo(g.dtype).tiny)
 
     # ------------------------------------------------------------------ fitting
 
@@ -575,7 +580,7 @@ class IPCM2(_PCMBase):
     def _memberships(self, D, train=False):
         g = self._consts["gamma"]
         T = torch.exp(-D / g)
-        A = (g * (1 - T)).clamp_min(_TINY)
+        A = -g * torch.expm1(-D / g)  # g (1 - T) without cancellation for D << g
         Tn = torch.softmax(-D / g, dim=1)
         return {"U": fcm_memberships(A, float(self.fuzzifier)), "T": T, "Tn": Tn}
 

@@ -320,25 +320,16 @@ class _RiemannianNG(SupervisedPrototypeModel):
             if name in g:
                 check_int(name, g[name], 1, allow_none=True)
 
-    def fit(
-        self,
-        X: Any,
-        y: Any,
-        initial_prototypes: Any = None,
-        initial_labels: Any = None,
-        validation_data: tuple[Any, Any] | None = None,
-        sample_weight: Any = None,
-        resume: bool = False,
-    ):
-        """As :meth:`lvq.base.SupervisedPrototypeModel.fit`; ``initial_prototypes`` must be
-        points of the manifold (they were projected silently, a non-point onto a degenerate
-        one)."""
-        if initial_prototypes is not None and self.manifold is not None:
-            W = blockops.as_tensor(initial_prototypes, name="initial_prototypes")
-            check_points(get_manifold(self.manifold), W, name="initial_prototypes")
-        return super().fit(
-            X, y, initial_prototypes, initial_labels, validation_data, sample_weight, resume
-        )
+    def _init_params(
+        self, X: torch.Tensor, codes: torch.Tensor, initial_prototypes: Any, initial_labels: Any
+    ) -> dict[str, torch.Tensor]:
+        """As the base; ``initial_prototypes`` must be points of the manifold (they were
+        projected silently, a non-point onto a degenerate one)."""
+        if initial_prototypes is not None:
+            W = blockops.as_tensor(initial_prototypes, name="initial_prototypes", device=X.device)
+            if W.ndim == 2 and W.shape[1] == X.shape[1]:  # else the base names the shape
+                check_points(get_manifold(self.manifold), W, name="initial_prototypes")
+        return super()._init_params(X, codes, initial_prototypes, initial_labels)
 
     def _make_distance(self):
         g = self.get_params(deep=False)

@@ -26,7 +26,8 @@ def disentanglement_loss(Z: Tensor, W: dict[str, Tensor]) -> Tensor:
     ``S_q = Z_c W_q^T`` and ``Corr`` is the ``(k_i, k_j)`` matrix of Pearson correlations between
     the coordinates (population statistics, so identical subspaces with uncorrelated
     coordinates give exactly 1 and independent ones give about 0). Returns 0 with fewer than two
-    quantities, and 0 with a warning for ``B < 2`` (0.1.0 returned NaN).
+    quantities, and 0 with a warning for ``B < 2`` (0.1.0 returned NaN); a pair involving an
+    empty ``(0, D)`` basis contributes 0.
     """
     names = list(check_mapping(W, "W"))
     if len(names) < 2:
@@ -41,7 +42,8 @@ def disentanglement_loss(Z: Tensor, W: dict[str, Tensor]) -> Tensor:
     for i, qi in enumerate(names):
         for qj in names[i + 1 :]:
             corr = coords[qi].mT @ coords[qj] / B
-            total = total + corr.pow(2).sum() / coords[qi].shape[1]
+            # an empty (0, D) basis has no coordinates to correlate: 0, not 0 / 0 = NaN
+            total = total + corr.pow(2).sum() / max(coords[qi].shape[1], 1)
             pairs += 1
     return total / pairs
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._checks import numeric_tensor
+
 
 def check_direction(w: Tensor, name: str) -> None:
     """A ``(k >= 1, D)`` basis must be finite and have a non-zero row: an all-zero basis spans no
@@ -18,17 +20,22 @@ def check_direction(w: Tensor, name: str) -> None:
         )
 
 
-def _check_bases(W_a: Tensor, W_b: Tensor, names: tuple[str, str]) -> None:
-    for name, w in zip(names, (W_a, W_b), strict=True):
-        if not isinstance(w, Tensor) or w.ndim != 2:
-            shape = tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__
-            raise ValueError(f"{name} must be a (k, D) tensor, got {shape}")
+def _check_bases(W_a: object, W_b: object, names: tuple[str, str]) -> tuple[Tensor, Tensor]:
+    """Both bases as tensors (numpy arrays and nested lists accepted, as in
+    :func:`spacelearn.max_principal_cosine`), checked to be ``(k, D)`` with the same ``D``."""
+    out = []
+    for name, value in zip(names, (W_a, W_b), strict=True):
+        w = numeric_tensor(value, name)
+        if w.ndim != 2:
+            raise ValueError(f"{name} must be a (k, D) basis, got shape {tuple(w.shape)}")
         check_direction(w, name)
-    if W_a.shape[1] != W_b.shape[1]:
+        out.append(w)
+    if out[0].shape[1] != out[1].shape[1]:
         raise ValueError(
-            f"{names[0]} and {names[1]} must span the same latent space, got D={W_a.shape[1]} "
-            f"and D={W_b.shape[1]}"
+            f"{names[0]} and {names[1]} must span the same latent space, got D={out[0].shape[1]} "
+            f"and D={out[1].shape[1]}"
         )
+    return out[0], out[1]
 
 
 def principal_cosines(W_a: Tensor, W_b: Tensor) -> Tensor:
@@ -36,10 +43,11 @@ def principal_cosines(W_a: Tensor, W_b: Tensor) -> Tensor:
 
     ``W_a (k_a, D)``, ``W_b (k_b, D)``; rows need not be orthonormal (they are orthonormalised
     first). Returns ``(min(k_a, k_b),)`` values in ``[0, 1]``: 1 = a shared direction, 0 =
-    orthogonal. An all-zero basis (no direction) or a NaN / inf entry is a ``ValueError``.
+    orthogonal. Bases may be tensors, numpy arrays or nested lists; the cosines are a tensor.
+    An all-zero basis (no direction) or a NaN / inf entry is a ``ValueError``.
     The cosines have ``W_a``'s dtype, float32 for an integer ``W_a``.
     """
-    _check_bases(W_a, W_b, ("W_a", "W_b"))
+    W_a, W_b = _check_bases(W_a, W_b, ("W_a", "W_b"))
     Qa = torch.linalg.qr(W_a.detach().mT.to(torch.float64)).Q
     Qb = torch.linalg.qr(W_b.detach().to(Qa).mT).Q
     dtype = W_a.dtype if W_a.is_floating_point() else torch.float32  # int cosines truncate to 0
@@ -55,8 +63,17 @@ def subspace_change(W_old: Tensor, W_new: Tensor) -> dict:
         best new row, ``|W_old W_new^T|``); it is *not* rotation invariant.
         ``principal_cos (min(k),)`` / ``principal_angles_deg`` / ``max_principal_angle_deg``:
         the rotation-invariant subspace distance (new in this release).
+
+    Bases may be tensors, numpy arrays or nested lists; the values are tensors either way.
+    A basis with no rows is a ``ValueError``.
     """
-    _check_bases(W_old, W_new, ("W_old", "W_new"))
+    W_old, W_new = _check_bases(W_old, W_new, ("W_old", "W_new"))
+    for name, w in (("W_old", W_old), ("W_new", W_new)):
+        if w.shape[0] == 0:  # the row matching would average (or maximise) over no rows
+            raise ValueError(
+                f"{name} has no rows (shape {tuple(w.shape)}); subspace_change needs at least "
+                "one direction on each side (principal_cosines accepts empty bases)"
+            )
     if not W_old.is_floating_point():  # integer bases: float cosines and angles
         W_old = W_old.float()
     G = (W_old @ W_new.to(device=W_old.device, dtype=W_old.dtype).mT).abs().clamp(-1.0, 1.0)
@@ -73,7 +90,7 @@ def subspace_change(W_old: Tensor, W_new: Tensor) -> dict:
         "similarity_matrix": G,
         "principal_cos": pcos,
         "principal_angles_deg": pang,
-        "max_principal_angle_deg": pang.max() if pang.numel() else torch.zeros(()),
+        "max_principal_angle_deg": pang.max(),
     }
 
 
