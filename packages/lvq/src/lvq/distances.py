@@ -2,7 +2,9 @@
 
 Kernels are pure functions on tensors, differentiable, device following the inputs. Shapes:
 ``X (n, d)`` samples, ``W (p, d)`` prototypes, result ``(n, p)``. Global metrics project the
-data and the prototypes once and use ``|a|^2 + |b|^2 - 2 a.b`` (clamped at 0), so a step costs
+data and the prototypes once, shift both by a common centre (the distances are translation
+invariant; unshifted, the form cancels every float32 digit for data far from the origin) and
+use ``|a|^2 + |b|^2 - 2 a.b`` (clamped at 0), so a step costs
 ``(n + p) d l + n p l`` and never builds an ``(n, p, d)`` difference tensor.
 
 Components (:class:`Distance` subclasses) own their learnable parameter groups (``omega``,
@@ -27,10 +29,43 @@ Params = dict[str, torch.Tensor]
 
 
 def squared_euclidean(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    """Squared Euclidean distances ``(n, p)`` via ``|x|^2 + |w|^2 - 2 x.w``, clamped at 0."""
+    """Squared Euclidean distances ``(n, p)`` via ``|x|^2 + |w|^2 - 2 x.w``, clamped at 0.
+
+    Both sides are first shifted by the prototypes' mean (the distance is translation
+    invariant): far from the origin (rows near 1e4 with unit spread) the unshifted form
+    cancels every digit of float32.
+    """
+    if W.shape[0]:
+        centre = W.detach().mean(0)
+        X, W = X - centre, W - centre
+    return _expanded_squared_euclidean(X, W)
+
+
+def _expanded_squared_euclidean(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """``|x|^2 + |w|^2 - 2 x.w`` ``(n, p)`` clamped at 0, for inputs already near the origin."""
     xx = (X * X).sum(1, keepdim=True)
     ww = (W * W).sum(1)
     return torch.addmm(xx + ww, X, W.T, beta=1.0, alpha=-2.0).clamp_min(0.0)
+
+
+def _centred(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(c, X - c)`` for the column mean ``c (d,)`` of ``X (n, d)``. The distances are
+    translation invariant; the closed forms shift the data and the prototypes by ``c`` so that
+    their expanded products do not cancel far from the origin."""
+    c = X.mean(0)
+    return c, X - c
+
+
+def _centred_with_squares(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`_centred` plus the squares ``(X - c)^2`` for the relevance gradient."""
+    c, Xc = _centred(X)
+    return c, Xc, Xc * Xc
+
+
+def _centred_with_ones(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`_centred` plus ``[X - c, 1] (n, d + 1)`` for the local-Ω forward GEMM."""
+    c, Xc = _centred(X)
+    return c, Xc, torch.cat([Xc, Xc.new_ones(Xc.shape[0], 1)], 1)
 
 
 def _squared_euclidean_vjp(
@@ -145,6 +180,9 @@ def local_omega_distance(X: torch.Tensor, W: torch.Tensor, omegas: torch.Tensor)
     One GEMM ``X @ [Ω_1 .. Ω_p]`` of cost ``n d p l`` (inherent to local metrics) forward and
     one backward; differentiable in all three arguments.
     """
+    if W.shape[0]:
+        centre = W.detach().mean(0)  # translation invariant; see squared_euclidean
+        X, W = X - centre, W - centre
     return _LocalOmegaDistance.apply(X, W, omegas)
 
 
@@ -314,11 +352,14 @@ class SquaredEuclidean(Distance):
     has_input_gradient = True
 
     def closed_form(self, X, W, params):
+        c, Xc = self._per_batch(X, _centred)
+        Wc = W - c
+
         def vjp(G, prototypes_only=False, inputs=False):
-            dX, dW = _squared_euclidean_vjp(G, X, W, need_A=inputs)
+            dX, dW = _squared_euclidean_vjp(G, Xc, Wc, need_A=inputs)
             return {"prototypes": dW} if dX is None else {"prototypes": dW, "inputs": dX}
 
-        return squared_euclidean(X, W), vjp
+        return _expanded_squared_euclidean(Xc, Wc), vjp
 
     def effective(self, params):
         return {}
@@ -384,7 +425,9 @@ class Omega(Distance):
         norm = om.norm()
         scale = norm.clamp_min(1e-12)
         E = om / scale
-        Z, V = X @ E, W @ E
+        c, Xc = self._per_batch(X, _centred)
+        Wc = W - c
+        Z, V = Xc @ E, Wc @ E
 
         def vjp(G, prototypes_only=False, inputs=False):
             dZ, dV = _squared_euclidean_vjp(G, Z, V, need_A=inputs or not prototypes_only)
@@ -393,12 +436,12 @@ class Omega(Distance):
                 out["inputs"] = dZ @ E.T
             if prototypes_only:
                 return out
-            dE = X.T @ dZ + W.T @ dV
+            dE = Xc.T @ dZ + Wc.T @ dV
             radial = (dE * E).sum() * (norm >= 1e-12)  # through E = Ω / |Ω|
             out["omega"] = (dE - E * radial) / scale
             return out
 
-        return squared_euclidean(Z, V), vjp
+        return _expanded_squared_euclidean(Z, V), vjp
 
     def _apply(self, X, W, eff):
         return omega_distance(X, W, eff["omega"])
@@ -449,11 +492,12 @@ class LocalOmega(Distance):
         rms = oms.pow(2).sum().div(P).sqrt()
         scale = rms.clamp_min(1e-12)
         E = oms / scale
-        X_ones = self._per_batch(X, lambda X: torch.cat([X, X.new_ones(X.shape[0], 1)], 1))
-        D, Y = _local_omega_forward(X, W, E, X_ones)
+        c, Xc, X_ones = self._per_batch(X, _centred_with_ones)
+        Wc = W - c
+        D, Y = _local_omega_forward(Xc, Wc, E, X_ones)
 
         def vjp(G, prototypes_only=False):
-            _, dW, dE = _local_omega_vjp(X, W, E, Y, G, False, True, not prototypes_only)
+            _, dW, dE = _local_omega_vjp(Xc, Wc, E, Y, G, False, True, not prototypes_only)
             if prototypes_only:
                 return {"prototypes": dW}
             radial = (dE * E).sum() / P * (rms >= 1e-12)  # through the joint normalisation
@@ -496,11 +540,12 @@ class Relevance(Distance):
         denom = total.clamp_min(1e-30)
         lam = r2 / denom
         s = lam.sqrt()
-        XX = self._per_batch(X, lambda X: X * X)
+        c, Xc, XX = self._per_batch(X, _centred_with_squares)
+        W = W - c
 
         def vjp(G, prototypes_only=False):
             g_cols = G.sum(0)
-            GX = G.T @ X  # (p, d)
+            GX = G.T @ Xc  # (p, d)
             d_prototypes = 2.0 * lam * (g_cols.unsqueeze(1) * W - GX)
             if prototypes_only:
                 return {"prototypes": d_prototypes}
@@ -510,7 +555,7 @@ class Relevance(Distance):
             radial = (dlam * lam).sum() * (total >= 1e-30)  # through λ = r^2 / |r|^2
             return {"prototypes": d_prototypes, "relevances": 2.0 * r / denom * (dlam - radial)}
 
-        return squared_euclidean(X * s, W * s), vjp
+        return _expanded_squared_euclidean(Xc * s, W * s), vjp
 
     def _apply(self, X, W, eff):
         return relevance_distance(X, W, eff["relevances"])

@@ -142,13 +142,18 @@ class _KNNModule(torch.nn.Module):
         super().__init__()
         p = model._inference_params()
         self.k = min(int(model.n_neighbors), p["prototypes"].shape[0])
-        self.register_buffer("train_x", p["prototypes"].detach().float().cpu().clone())
+        train_x = p["prototypes"].detach().float().cpu()
+        # distances are translation invariant: centred, the expanded form below keeps its
+        # digits for data far from the origin
+        self.register_buffer("centre", train_x.mean(0))
+        self.register_buffer("train_x", train_x - self.centre)
         onehot = torch.nn.functional.one_hot(model._plabels.cpu(), model.n_classes_).float()
         if "vote_weights" in p:
             onehot = onehot * p["vote_weights"].float().cpu()[:, None]
         self.register_buffer("votes", onehot)
 
     def forward(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        X = X - self.centre
         d = (
             (X * X).sum(1, keepdim=True)
             - 2.0 * X @ self.train_x.T
