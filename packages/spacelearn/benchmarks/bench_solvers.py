@@ -43,7 +43,7 @@ def main(argv=None):
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    sizes = [(2048, 64), (16384, 64), (2048, 256), (16384, 256)]
+    sizes = [(2048, 64), (16384, 64), (2048, 256), (16384, 256), (4096, 1024)]
     if args.smoke:
         sizes = [(512, 32)]
     print(f"# torch {torch.__version__}, {platform.machine()}, {args.threads} thread(s)\n")

@@ -138,24 +138,33 @@ def _joint_greedy(mom: Moments, ks: dict[str, int], ridge: float) -> dict[str, T
     Szz = mom.Szz
     D = Szz.shape[0]
     eye = torch.eye(D, dtype=Szz.dtype, device=Szz.device)
-    lam = (float(ridge) + torch.finfo(Szz.dtype).eps * D) * _latent_scale(Szz)
+    scale = _latent_scale(Szz)
+    lam = (float(ridge) + torch.finfo(Szz.dtype).eps * D) * scale
     tiny = torch.finfo(Szz.dtype).tiny
     remaining = dict(ks)
     chosen: dict[str, list[Tensor]] = {q: [] for q in mom.names}
     accepted = torch.zeros(D, 0, dtype=Szz.dtype, device=Szz.device)
 
-    def best_direction(q: str, N: Tensor, Cxx: Tensor) -> tuple[float, Tensor]:
-        Cxy = N.mT @ mom.Szy[q]
-        Rxx, Rxy = Cxx, Cxy
+    def complement(M: Tensor) -> Tensor:
+        """``P M`` for the projector ``P = I - A A^T`` onto the complement of ``accepted``."""
+        return M - accepted @ (accepted.mT @ M)
+
+    def best_direction(q: str, Cxx: Tensor) -> tuple[float, Tensor]:
+        # The problem lives in the complement of the accepted directions; it is solved in latent
+        # coordinates (no basis of the complement: a complete QR and a D x D x D product per
+        # step), with the accepted directions given the latents' scale. The matrix is then
+        # block diagonal (complement, accepted) and well conditioned, and the accepted block,
+        # where the cross-covariance is zero, leaves the solution in the complement.
+        Szy = mom.Szy[q]
+        Rxx, Rxy = Cxx.clone(), complement(Szy)
         if chosen[q]:
             Bq = torch.stack(chosen[q])  # (j, D)
             Css_inv = torch.linalg.pinv(Bq @ Szz @ Bq.mT, hermitian=True)
-            Cxs = N.mT @ Szz @ Bq.mT
-            Rxx = Cxx - Cxs @ Css_inv @ Cxs.mT
-            Rxy = Cxy - Cxs @ Css_inv @ (Bq @ mom.Szy[q])
-        Rxx = 0.5 * (Rxx + Rxx.mT) + lam * torch.eye(
-            Rxx.shape[0], dtype=Szz.dtype, device=Szz.device
-        )
+            Cxs = complement(Szz @ Bq.mT)
+            Rxx.sub_(Cxs @ Css_inv @ Cxs.mT)
+            Rxy = Rxy - Cxs @ Css_inv @ (Bq @ Szy)
+        # symmetric up to rounding; the Cholesky factor (and eigh) read its lower triangle
+        Rxx.addmm_(accepted, accepted.mT, alpha=float(scale - lam)).diagonal().add_(lam)
         L, info = torch.linalg.cholesky_ex(Rxx)
         if int(info) == 0:  # whiten with the Cholesky factor (cheaper than eigh)
             U, S, _ = torch.linalg.svd(
@@ -166,7 +175,12 @@ def _joint_greedy(mom: Moments, ks: dict[str, int], ridge: float) -> dict[str, T
             Rih = _sym_inv_sqrt(Rxx)
             U, S, _ = torch.linalg.svd(Rih @ Rxy, full_matrices=False)
             u = Rih @ U[:, 0]
-        d = N @ u
+        d = complement(u[:, None])[:, 0]  # drops the rounding left in the accepted block
+        if not d.norm() > u.norm() * torch.finfo(u.dtype).eps ** 0.5:
+            # no cross-covariance left (Rxy = 0): every direction is as good; take one of the
+            # complement (the SVD's arbitrary pick may lie in the accepted block)
+            P = complement(eye)
+            d = P[:, P.norm(dim=0).argmax()]
         gain = float(S[0] ** 2 / mom.syy[q].clamp_min(tiny))
         return gain, d / d.norm().clamp_min(tiny)
 
@@ -177,15 +191,13 @@ def _joint_greedy(mom: Moments, ks: dict[str, int], ridge: float) -> dict[str, T
     }
     step = 0
     while any(remaining.values()):
-        m = accepted.shape[1]
-        N = eye if m == 0 else torch.linalg.qr(accepted, mode="complete").Q[:, m:]
-        Cxx = N.mT @ Szz @ N
+        Cxx = complement(complement(Szz).mT)  # P Szz P, symmetric
         while True:
             live = [q for q in mom.names if remaining[q]]
             q = max(live, key=lambda n: (gains[n][0], -mom.names.index(n)))
             if gains[q][1] == step:
                 break
-            gain, d = best_direction(q, N, Cxx)
+            gain, d = best_direction(q, Cxx)
             gains[q] = (gain, step, d)
         d = gains[q][2]
         d = d - accepted @ (accepted.mT @ d)  # re-orthogonalise against rounding
