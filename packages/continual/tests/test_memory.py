@@ -572,3 +572,13 @@ def test_add_reads_numpy_arrays_as_tensors(dtype):
     order = my.argsort()
     torch.testing.assert_close(mx[order], torch.as_tensor(X))
     assert my.dtype == torch.as_tensor(y).dtype and my[order].tolist() == list(range(6))
+
+
+def test_add_refuses_integer_values_the_stored_dtype_cannot_hold():
+    # int64 labels above 2**31 went into the int32 storage of the first add and wrapped
+    mem = EpisodicMemory(4, total_tasks=1)
+    mem.add(torch.zeros(2, 3), torch.tensor([1, 2], dtype=torch.int32))
+    mem.add(torch.zeros(1, 3), torch.tensor([7], dtype=torch.int64))  # fits: stored
+    with pytest.raises(ValueError, match=r"field 1 is stored as torch.int32.*2147483648"):
+        mem.add(torch.zeros(1, 3), torch.tensor([2**31], dtype=torch.int64))
+    assert sorted(mem.task_data(0)[1].tolist()) == [1, 2, 7]

@@ -746,3 +746,11 @@ def test_a_nan_loss_stops_fit_after_that_batch_with_a_warning():
     w = tracker.get_feature("0.weight")
     assert w.steps.tolist() == [0, 1, 2]
     assert torch.isfinite(w.get_at_step(1)).all()
+
+
+def test_csv_logger_writes_its_file_when_no_epoch_runs(tmp_path):
+    # flt-train epochs=0 promised metrics.csv and wrote none
+    model, opt = model_opt()
+    train, _ = loaders()
+    Trainer(model, opt, callbacks=[CSVLogger(tmp_path / "m.csv")], device="cpu").fit(train, 0)
+    assert (tmp_path / "m.csv").read_text().splitlines() == ["epoch,step"]

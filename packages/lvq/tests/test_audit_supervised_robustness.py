@@ -126,3 +126,12 @@ def test_large_but_safe_magnitudes_still_train():
     model = lvq.NPC().fit(X, y)
     assert np.isfinite(model.prototypes_).all()
     np.testing.assert_array_equal(model.predict(X), y)
+
+
+@pytest.mark.parametrize("name", ["GTLVQ", "STNG", "OCGTLVQ", "SVQOCC_T"])
+def test_tangent_models_on_one_feature_name_the_feature_count(name):
+    # was "subspace_dim must be an int in [1, 0]": an empty range, whatever subspace_dim
+    X = np.linspace(-1.0, 1.0, 40)[:, None]
+    y = np.repeat([0, 1], 20)
+    with pytest.raises(ValueError, match="at least 2 features.*X has 1"):
+        getattr(lvq, name)().fit(X, y)

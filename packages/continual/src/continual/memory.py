@@ -145,6 +145,22 @@ def _check_finite(tensors: tuple[torch.Tensor, ...]) -> None:
             )
 
 
+def _check_fits(i: int, t: torch.Tensor, stored: torch.dtype) -> None:
+    """Refuse integer values of field ``i`` that the stored integer dtype (the first ``add``'s)
+    cannot hold: the copy would wrap them silently (int64 labels above 2**31 into int32)."""
+    if t.dtype == stored or t.is_floating_point() or stored.is_floating_point or not t.numel():
+        return
+    if stored == torch.bool or t.dtype == torch.bool:
+        return
+    info = torch.iinfo(stored)
+    lo, hi = int(t.min()), int(t.max())
+    if lo < info.min or hi > info.max:
+        raise ValueError(
+            f"field {i} is stored as {stored} (the dtype of the first add), which cannot hold "
+            f"its values {lo}..{hi}; add {t.dtype} data from the first call"
+        )
+
+
 class EpisodicMemory:
     """Fixed-size memory of past samples for replay, A-GEM and GEM.
 
@@ -326,6 +342,7 @@ class EpisodicMemory:
                         f"field {i} is stored as {store.dtype}, got {t.dtype} (values would be "
                         "truncated)"
                     )
+                _check_fits(i, t, store.dtype)
         if n == 0:
             # nothing offered: the task is not registered (under "quota" it used to take a
             # share of the memory, evicting stored rows for a task that stores none)

@@ -324,7 +324,8 @@ class JSONLinesLogger(Callback):
 
 class CSVLogger(Callback):
     """One CSV row per epoch (``epoch``, ``step`` and every metric); the file is rewritten
-    atomically each epoch, so columns that appear later are added.
+    atomically each epoch, so columns that appear later are added. A run without epochs
+    (``epochs=0``) still writes the file, with the header ``epoch,step`` only.
 
     Args:
         path: output ``.csv`` file.
@@ -340,7 +341,14 @@ class CSVLogger(Callback):
         self, trainer: Trainer, model: nn.Module, epoch: int, logs: dict[str, float]
     ) -> None:
         self.rows.append({"step": trainer.global_step, **logs})
-        columns: list[str] = []
+        self._write()
+
+    def on_train_end(self, trainer: Trainer, model: nn.Module) -> None:
+        if not self.rows:  # no epoch ran: the file is promised all the same
+            self._write()
+
+    def _write(self) -> None:
+        columns: list[str] = [] if self.rows else ["epoch", "step"]
         for row in self.rows:
             columns += [k for k in row if k not in columns]
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -581,6 +581,11 @@ class Tangent(Distance):
 
     def check(self, d, n_prototypes):
         s = self.subspace_dim
+        if d < 2:  # "an int in [1, 0]" named an empty range
+            raise ValueError(
+                f"the tangent distance needs at least 2 features (a subspace_dim in [1, d - 1] "
+                f"and the rest outside it); X has {d}"
+            )
         if isinstance(s, bool) or not isinstance(s, numbers.Integral) or not 1 <= s < d:
             raise ValueError(f"subspace_dim must be an int in [1, {d - 1}] for d={d}, got {s!r}")
 
