@@ -93,11 +93,13 @@ def test_summary_json_is_strict_when_the_loss_diverges(tmp_path, capsys):
         raise ValueError(f"non-standard JSON {token}")
 
     cfg = compose_default(TINY + ["model=mlp", "data=gaussian", "optimizer.lr=1e30"])
-    assert math.isnan(run(cfg, tmp_path)["final"]["loss"])
+    with pytest.warns(RuntimeWarning, match="training diverged"):
+        assert math.isnan(run(cfg, tmp_path)["final"]["loss"])
     final = json.loads((tmp_path / "summary.json").read_text(), parse_constant=no_nan)["final"]
     assert final["loss"] is None and final["val_loss"] is None  # was NaN (not JSON)
-    main(["--no-hydra", *TINY, "model=mlp", "data=gaussian", "optimizer.lr=1e30",
-          "tracking=off", f"output_dir={tmp_path / 'cli'}"])  # fmt: skip
+    with pytest.warns(RuntimeWarning, match="training diverged"):
+        main(["--no-hydra", *TINY, "model=mlp", "data=gaussian", "optimizer.lr=1e30",
+              "tracking=off", f"output_dir={tmp_path / 'cli'}"])  # fmt: skip
     printed = capsys.readouterr().out.strip().splitlines()[-1]
     assert json.loads(printed, parse_constant=no_nan)["loss"] is None
 

@@ -348,7 +348,8 @@ def test_json_lines_are_strict_json_when_a_metric_diverges(tmp_path):
     X, y = data()
     jl = JSONLinesLogger(tmp_path / "log.jsonl")
     nan_loss = lambda out, target: out.sum() * float("nan")  # noqa: E731
-    Trainer(model, opt, device="cpu", loss_fn=nan_loss, callbacks=[jl]).fit([(X, y)], 1)
+    with pytest.warns(RuntimeWarning, match="training diverged"):
+        Trainer(model, opt, device="cpu", loss_fn=nan_loss, callbacks=[jl]).fit([(X, y)], 1)
 
     def refuse(token):
         raise ValueError(f"non-standard JSON token {token}")
