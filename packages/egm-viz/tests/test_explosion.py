@@ -582,3 +582,14 @@ def test_infinite_energy_draws_an_opaque_vector_without_warnings(fake):
     assert len(alphas) == len(synth)
     assert np.isfinite(alphas).all() and alphas.min() >= 0.15
     assert np.isclose(alphas.max(), 0.95) and (alphas < 0.95 - 1e-9).any()
+
+
+def test_legend_lists_only_what_the_iteration_shows(model):
+    # iteration=0 (the real rows only) listed "synthetic" and "energy vector" entries
+    def labels(fig):
+        return [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+
+    real_only = egm_viz.visualize_explosion(model, iteration=0, show_energy_vectors=True)
+    assert not any(s.startswith(("synthetic", "energy vector")) for s in labels(real_only))
+    first = egm_viz.visualize_explosion(model, iteration=1, show_energy_vectors=True)
+    assert {"synthetic", "energy vector"} <= {s.split("\n")[0] for s in labels(first)}

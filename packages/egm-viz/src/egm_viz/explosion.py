@@ -421,6 +421,7 @@ def visualize_explosion(
             )
             art.set_gid(f"synthetic:{int(g)}")
             scene.synthetic[int(g)] = art
+    if scene.synthetic and (iteration is None or min(scene.synthetic) <= iteration):
         legend.append(
             Line2D(
                 [], [], ls="", marker="o", ms=4, color="0.6", label="synthetic\n(lighter = later)"
@@ -454,6 +455,7 @@ def visualize_explosion(
             )
             art.set_gid(f"energy:{int(g)}")
             scene.vectors[int(g)] = art
+    if scene.vectors and (iteration is None or min(scene.vectors) <= iteration):
         legend.append(
             Line2D(
                 [],
