@@ -118,7 +118,7 @@ def test_separate_and_online_ewc():
 
 
 class _Lin(ContinualLearner, nn.Linear):
-    pass
+    """A linear layer with the EWC bookkeeping mixed in."""
 
 
 _FISHERS = [torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, 1.0]]), torch.tensor([[0.5, 4.0]])]

@@ -718,7 +718,7 @@ def test_ezflt_style_hooks_without_logs_are_called_with_what_they_name():
 def test_hooks_not_named_after_the_arguments_fail_at_construction_and_errors_inside_surface():
     class Unnamed(Callback):
         def on_epoch_end(self, e):
-            pass
+            """One argument, not named after any the Trainer gives."""
 
     model, opt = model_opt()
     with pytest.raises(TypeError, match=r"Unnamed.on_epoch_end\(self, e\).*trainer, model"):
