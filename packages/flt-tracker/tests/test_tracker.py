@@ -495,3 +495,17 @@ def test_model_cast_to_a_wider_dtype_after_start_widens_the_series():
     assert torch.equal(w.get_latest(), model[0].weight.detach())
     assert torch.equal(w.get_at_step(1), at_1.double())  # earlier snapshots converted exactly
     assert tracker.get_feature("0.weight.grad").get_latest().dtype == torch.float64
+
+
+def test_tracking_gradients_of_frozen_parameters_warns():
+    # their ".grad" series stayed empty without a word
+    model = make_model()
+    model[0].weight.requires_grad_(False)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    tracker = FeatureTracker(model, layers=["0"], optimizer=opt, track_gradients=True)
+    with pytest.warns(RuntimeWarning, match=r"'0.weight' do not require gradients"):
+        tracker.start()
+    train_step(model, opt)
+    tracker.stop()
+    assert len(tracker.get_feature("0.weight.grad")) == 0
+    assert len(tracker.get_feature("0.bias.grad")) >= 1

@@ -416,3 +416,14 @@ def test_space_load_names_a_config_that_does_not_match_its_tensors(tmp_path):
             Space.load(tmp_path / "bad")
     space.save(tmp_path / "good")
     assert Space.load(tmp_path / "good", device="auto") == space
+
+
+def test_principal_directions_warn_when_latents_and_target_do_not_covary():
+    # all-zero latents returned a unit vector e0 as if it were a finding
+    y = {"a": torch.randn(20, 3, generator=torch.Generator().manual_seed(0))}
+    with pytest.warns(UserWarning, match="no covariance with quantity 'a'"):
+        w, _ = principal_directions(torch.zeros(20, 4), y)["a"]
+    assert torch.isfinite(w).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        principal_directions(torch.randn(20, 4), {"a": torch.randn(20, 3)})

@@ -637,6 +637,14 @@ class FeatureTracker:
         ]
         self._half = any(f.storage.dtype == torch.float16 for f in self._features.values())
         self._param_dtypes = [p.dtype for _, p in self._params.values()]
+        frozen = [n for n, (_, p) in self._params.items() if not p.requires_grad]
+        if self.track_gradients and frozen:
+            warnings.warn(
+                f"track_gradients: {_listing(frozen)} do not require gradients (frozen), so "
+                "their '.grad' series record nothing",
+                RuntimeWarning,
+                stacklevel=_outside_depth() + 1,  # + this method
+            )
         self._initialised = True
         self._write_manifest()
 

@@ -282,7 +282,13 @@ def principal_directions(
     mom = moments(z, pooled_targets, names=("z", "pooled_targets"))
     out = {}
     for q in mom.names:
-        U, _, Vh = util.full(mom.Szy[q].to(mom.dtype), rank=1)
+        U, S, Vh = util.full(mom.Szy[q].to(mom.dtype), rank=1)
+        tol = S.amax() * max(mom.Szy[q].shape) * torch.finfo(S.dtype).eps if S.numel() else 0.0
+        if not bool((S > tol).any()):
+            warn(
+                f"the latents have no covariance with quantity {q!r} (constant latents or "
+                "target): its principal directions are arbitrary"
+            )
         w, v = U[:, 0], Vh[0]
         sign = torch.sign(w[w.abs().argmax()])
         sign = sign if sign != 0 else torch.ones_like(sign)
