@@ -20,10 +20,10 @@ def check_number(
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
 
 
-def check_count(name: str, value: Any, *, none_ok: bool = False) -> None:
-    """Raise unless ``value`` is an integer ``>= 1`` (or None when ``none_ok``)."""
+def check_count(name: str, value: Any, *, none_ok: bool = False, minimum: int = 1) -> None:
+    """Raise unless ``value`` is an integer ``>= minimum`` (or None when ``none_ok``)."""
     if value is None and none_ok:
         return
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        accepted = "an integer >= 1 or None" if none_ok else "an integer >= 1"
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        accepted = f"an integer >= {minimum}" + (" or None" if none_ok else "")
         raise ValueError(f"{name} must be {accepted}, got {value!r}")

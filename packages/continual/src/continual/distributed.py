@@ -18,6 +18,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler, RandomSampler, Sampler, SequentialSampler
 
+from ._checks import check_count
+
 __all__ = [
     "all_reduce",
     "all_reduce_mean",
@@ -183,9 +185,8 @@ def create_distributed_sampler(
         ValueError: ``epoch`` or ``seed`` is not an integer >= 0.
         TypeError: ``dataset`` has no ``len()``.
     """
-    for name, val in (("epoch", epoch), ("seed", seed)):
-        if not isinstance(val, numbers.Integral) or isinstance(val, bool) or val < 0:
-            raise ValueError(f"{name} must be an integer >= 0, got {val!r}")
+    check_count("epoch", epoch, minimum=0)
+    check_count("seed", seed, minimum=0)
     if not hasattr(dataset, "__len__"):
         raise TypeError(f"dataset must have a len() (map-style), got {type(dataset).__name__}")
     if _has_group():

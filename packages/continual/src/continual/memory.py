@@ -218,9 +218,7 @@ class EpisodicMemory:
         if policy not in POLICIES:
             raise ValueError(f"policy={policy!r} is not understood; expected one of {POLICIES}")
         check_count("total_tasks", total_tasks, none_ok=True)
-        size = gradient_ref_data_size
-        if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 0:
-            raise ValueError(f"gradient_ref_data_size must be an integer >= 0, got {size!r}")
+        check_count("gradient_ref_data_size", gradient_ref_data_size, minimum=0)
         self.total_mem_size = int(total_mem_size)
         self.total_tasks = None if total_tasks is None else int(total_tasks)
         self.gradient_ref_data_size = int(gradient_ref_data_size)

@@ -48,9 +48,8 @@ class Experience:
     task_label: int | None = None
 
     def __post_init__(self) -> None:
-        t = self.task_id  # it indexes the task-mask table: -1 took the last task's row
-        if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
-            raise ValueError(f"task_id must be an integer >= 0, got {t!r}")
+        # it indexes the task-mask table: -1 took the last task's row
+        check_count("task_id", self.task_id, minimum=0)
         if self.classes is not None:  # np.unique(y) failed later: "truth value ... ambiguous"
             given = self.classes
             values = given.tolist() if isinstance(given, (np.ndarray, torch.Tensor)) else given

@@ -80,12 +80,18 @@ def clamp_k(mom: Moments, k, method: str) -> dict[str, int]:
     return out
 
 
+def _numerical_rank(S: Tensor, shape: tuple[int, ...]) -> int:
+    """How many singular values ``S`` of a ``shape`` matrix exceed its rounding noise
+    ``max(S) * max(shape) * eps``."""
+    tol = S.amax() * max(shape) * torch.finfo(S.dtype).eps if S.numel() else 0.0
+    return int((S > tol).sum())
+
+
 def _warn_undetermined(q: str, k: int, S: Tensor, shape: tuple[int, ...]) -> None:
     """Warn when fewer than ``k`` of the solve's singular values ``S`` (of a ``shape`` matrix,
-    the latent-target cross-covariance up to an invertible metric) exceed its rounding noise
-    ``max(S) * max(shape) * eps``: the remaining directions of ``W[q]`` are arbitrary."""
-    tol = S.amax() * max(shape) * torch.finfo(S.dtype).eps if S.numel() else 0.0
-    rank = int((S > tol).sum())
+    the latent-target cross-covariance up to an invertible metric) exceed its rounding noise:
+    the remaining directions of ``W[q]`` are arbitrary."""
+    rank = _numerical_rank(S, shape)
     if rank < k:
         warn(
             f"k={k} for quantity {q!r} but the latents' cross-covariance with it has rank "
@@ -283,8 +289,7 @@ def principal_directions(
     out = {}
     for q in mom.names:
         U, S, Vh = util.full(mom.Szy[q].to(mom.dtype), rank=1)
-        tol = S.amax() * max(mom.Szy[q].shape) * torch.finfo(S.dtype).eps if S.numel() else 0.0
-        if not bool((S > tol).any()):
+        if _numerical_rank(S, mom.Szy[q].shape) == 0:
             warn(
                 f"the latents have no covariance with quantity {q!r} (constant latents or "
                 "target): its principal directions are arbitrary"
