@@ -536,3 +536,27 @@ def test_cosine_of_very_large_or_small_rows_matches_float64(scale):
     torch.testing.assert_close(got[:3, :3].double(), ref, atol=1e-6, rtol=1e-6)
     assert got[3].tolist() == [1.0] * 4  # a zero row is at distance 1 from everything
     assert knn(rows[:3] * scale, rows * scale, 2, metric="cosine")[1][:, 0].tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_euclidean_error_near_zero_within_documented_bound(dtype):
+    # The guide bounds the absolute error of squared distances by about
+    # eps * (|q-c|^2 + |x-c|^2), hence of a zero "euclidean" distance by its square root;
+    # checked against an explicit float64 difference (not torch.cdist, which also expands).
+    from blockops.kernels import _centre
+
+    g = torch.Generator().manual_seed(0)
+    D = torch.randn(300, 64, generator=g).to(dtype)
+    Q = D[:40].clone()  # queries equal to database rows: true distance 0
+    c = _centre(D).double()
+    scale = ((Q.double() - c) ** 2).sum(1)[:, None] + ((D.double() - c) ** 2).sum(1)[None]
+    eps = torch.finfo(dtype).eps
+    ref = ((Q.double()[:, None] - D.double()[None]) ** 2).sum(-1)
+    for q_block, db_block in [(None, None), (1, 37), (7, 100)]:
+        sq = pairwise_distances(Q, D, q_block=q_block, db_block=db_block).double()
+        assert ((sq - ref).abs() <= 16 * eps * scale).all()
+        eu = pairwise_distances(Q, D, "euclidean", q_block=q_block, db_block=db_block).double()
+        self_dist = eu[torch.arange(40), torch.arange(40)]
+        assert (self_dist <= (16 * eps * scale.diagonal()).sqrt()).all()
+        _, idx = knn(Q, D, 1, metric="euclidean", q_block=q_block, db_block=db_block)
+        assert torch.equal(idx[:, 0], torch.arange(40))

@@ -191,6 +191,26 @@ def test_stratified_order_prefixes_are_class_balanced():
     assert not torch.equal(order, other)  # random within the classes
 
 
+def test_stratified_order_matches_its_definition_with_many_classes():
+    # the rank of each row inside its class in shuffled order, counted by hand, plus a random
+    # tie-break below 0.5: the sort-based rank (no n x classes one-hot) gives the same order
+    from continual import stratified_order
+
+    y = torch.randint(0, 60, (400,), generator=torch.Generator().manual_seed(3))
+    order = stratified_order(y, torch.Generator().manual_seed(7))
+    gen = torch.Generator().manual_seed(7)
+    shuffled = torch.randperm(400, generator=gen)
+    seen: dict[int, int] = {}
+    rank = []
+    for label in y[shuffled].tolist():
+        rank.append(seen.get(label, 0))
+        seen[label] = rank[-1] + 1
+    key = torch.tensor(rank, dtype=torch.float64) + 0.5 * torch.rand(400, generator=gen).double()
+    assert torch.equal(order, shuffled[torch.argsort(key, stable=True)])
+    counts = torch.bincount(y[order[:60]], minlength=60)
+    assert counts.tolist() == [1] * 60  # every class has a row: the first 60 hold one each
+
+
 def test_quota_shrink_keeps_classes_balanced():
     mem = EpisodicMemory(40, random_state=0)
     x = torch.arange(40, dtype=torch.float32).unsqueeze(1)

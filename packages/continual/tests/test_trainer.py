@@ -1074,3 +1074,51 @@ def test_a_new_stream_replaces_the_task_masks_of_the_previous_one():
     assert tr.evaluate_experience(b.test_stream[0]) > 0.0
     tr.fit_stream(class_incremental(X, y, X, y, 2))  # no task label: nothing is masked
     assert tr._mask_table is None
+
+
+def test_ewc_gamma_assigned_after_construction_takes_effect(tmp_path):
+    # ewc.gamma = 0.5 showed in repr but the Fisher decayed with 1.0, and resuming with
+    # EWC(gamma=0.5) refused the checkpoint ("decays its Fisher with gamma=1.0")
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(40, 3, generator=g), torch.randint(0, 4, (40,), generator=g)
+    split = class_incremental(X, y, X, y, 2)
+
+    def trainer(ewc):
+        torch.manual_seed(0)
+        return Trainer(torch.nn.Linear(3, 4), ewc, lr=0.1, batch_size=10, device="cpu")
+
+    built = EWC(1.0, mode="online", gamma=0.5)
+    trainer(built).fit_stream(split)
+    assigned = EWC(1.0, mode="online")
+    assigned.gamma = 0.5
+    run = trainer(assigned)
+    run.fit_stream(split, checkpoint_dir=tmp_path)
+    (f_built,), (f_assigned,) = built.terms.terms, assigned.terms.terms
+    for n in f_built["fisher"]:
+        torch.testing.assert_close(f_assigned["fisher"][n], f_built["fisher"][n])
+    trainer(EWC(1.0, mode="online", gamma=0.5)).load_checkpoint(tmp_path)
+    assigned.mode = "separate"  # a switch between experiences, as ContinualLearner allows
+    run.fit_stream(split)
+    assert len(assigned.terms) == 3  # the online term kept, one separate term per experience
+
+
+def test_a_stream_read_up_by_the_first_epoch_is_refused_not_scored_zero():
+    # epochs 2 and 3 of a one-shot stream trained nothing and reported a loss of 0.0
+    from continual import Experience
+    from torch.utils.data import IterableDataset
+
+    class Once(IterableDataset):
+        def __init__(self, rows):
+            self.rows = iter(rows)
+
+        def __iter__(self):
+            return self.rows
+
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(32, 4, generator=g), torch.randint(0, 2, (32,), generator=g)
+    trainer = Trainer(torch.nn.Linear(4, 2), epochs=1, batch_size=8, device="cpu")
+    losses = trainer.train_experience(Experience(Once(list(zip(X, y))), 0, (0, 1)))
+    assert len(losses) == 1 and losses[0] > 0  # one epoch of a one-shot stream trains
+    trainer.epochs = 3
+    with pytest.raises(ValueError, match="epoch 1: its stream .* read only once"):
+        trainer.train_experience(Experience(Once(list(zip(X, y))), 0, (0, 1)))

@@ -238,3 +238,28 @@ def test_series_plots_name_the_feature_argument(tracked, tmp_path):
                 call(wrong)
     assert not (tmp_path / "w.gif").exists()
     assert plot.visualize_parameter_comparison(tracked.get_feature("fc.weight"), epochs=[0])
+
+
+def test_plots_draw_a_float64_series_exactly_as_recorded():
+    # changes below float32's resolution: drawn in float32 they were a flat line / rounded
+    from flt_tracker import Feature
+
+    torch.manual_seed(0)
+    f = Feature("w", "fc", dtype=torch.float64)
+    base = 1e4 * torch.randn(4, 6, dtype=torch.float64)
+    for s in range(5):
+        f.append(base * (1 + 1e-10 * s), step=s)
+    fig = plot.visualize_feature_evolution(f, metric="norm")
+    drawn = np.asarray(fig.axes[0].lines[0].get_ydata())
+    np.testing.assert_array_equal(drawn, f.norm().numpy())
+    assert np.unique(drawn).size == 5
+    fig = plot.visualize_feature_evolution(f, metric=lambda v: v.norm(dim=-1))  # median per step
+    median = np.median(np.linalg.norm(f.as_tensor().numpy(), axis=-1), axis=1)
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), median, rtol=1e-15)
+    fig = plot.visualize_parameter_comparison(f, steps=[0, 4])
+    np.testing.assert_array_equal(fig.axes[1].images[0].get_array(), f.get_at_step(4).numpy())
+    M = np.linalg.qr(np.random.default_rng(0).normal(size=(6, 6)))[0]
+    fig = plot.visualize_parameter_comparison(f, steps=[4], basis=M, sort_rows=False)
+    W = f.get_at_step(4).numpy()
+    expected = np.abs(W @ M) / np.linalg.norm(W, axis=1, keepdims=True)
+    np.testing.assert_allclose(fig.axes[0].images[0].get_array(), expected, rtol=1e-13)

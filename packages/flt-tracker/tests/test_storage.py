@@ -537,3 +537,29 @@ def test_save_run_of_own_features_with_a_settings_only_manifest(tmp_path):
         assert run.complete and run.phases == [(0, "clean")][:i]
         g = run.get_feature("probe.norm")
         assert torch.equal(g.as_tensor(), f.as_tensor()) and g.epochs.tolist() == [0, 1, 2]
+
+
+def test_chunked_series_read_any_range_as_memory_does(tmp_path):
+    # chunks of uneven lengths (flushes mid-chunk): each read finds its chunks by bisection
+    from flt_tracker.storage import ChunkReader, write_chunks
+
+    mem = MemoryStorage((2,), torch.float64)
+    disk = DiskStorage(tmp_path / "disk", (2,), torch.float64, chunk_size=4)
+    for i in range(23):
+        value = torch.tensor([i, -0.5 * i], dtype=torch.float64)
+        mem.append(value, i, 0, i)
+        disk.append(value, i, 0, i)
+        if i in (1, 2, 9):
+            disk.flush()
+    disk.flush()
+    write_chunks(tmp_path / "saved", mem, chunk_size=5)
+    reader = ChunkReader(tmp_path / "saved")
+    for start in range(-1, 25):
+        for stop in {start, start + 1, start + 3, start + 7, 26}:
+            expected = mem.read(start, stop)
+            assert torch.equal(disk.read(start, stop), expected), (start, stop)
+            assert torch.equal(reader.read(start, stop), expected), (start, stop)
+    assert [b.tolist() for _, b in disk.iter_blocks(3)] == [
+        b.tolist() for _, b in mem.iter_blocks(3)
+    ]
+    disk.close()

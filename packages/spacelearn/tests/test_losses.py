@@ -591,3 +591,42 @@ def test_disentanglement_with_an_empty_basis_is_finite():
     expected = disentanglement_loss(Z, {"b": e[:2], "c": e[2:4]}) / 3  # 3 pairs, 2 of them 0
     torch.testing.assert_close(loss, expected)
     assert bool(torch.isfinite(Z.grad).all())
+
+
+def _reference_disentanglement(Z: np.ndarray, W: dict) -> float:
+    """Mean over pairs of ||Pearson Corr(S_i, S_j)||_F^2 / k_i (numpy's corrcoef)."""
+    names = list(W)
+    total = []
+    for i, qi in enumerate(names):
+        for qj in names[i + 1 :]:
+            ki = W[qi].shape[0]
+            C = np.corrcoef(np.hstack([Z @ W[qi].T, Z @ W[qj].T]).T)
+            total.append((C[:ki, ki:] ** 2).sum() / ki)
+    return float(np.mean(total))
+
+
+def _reference_isotropy(Z: np.ndarray, W: dict, n_dir: int) -> float:
+    """Squared coefficient of variation of the leading singular values outside span(W)."""
+    Zc = Z - Z.mean(0)
+    W_all = np.vstack(list(W.values()))
+    R = Zc @ (np.eye(Z.shape[1]) - np.linalg.pinv(W_all) @ W_all)
+    s = np.linalg.svd(R, compute_uv=False)[:n_dir]
+    return float(np.mean((s / s.mean() - 1) ** 2))
+
+
+@pytest.mark.parametrize("unit", [1.0, 1e-6, 1e-9])
+def test_disentanglement_and_isotropy_match_references_in_any_latent_units(unit):
+    # an absolute 1e-8 (std + 1e-8, mean(s) + 1e-8) made both depend on the latents' units:
+    # latents in units 1e-9 gave a disentanglement of 7e-5 instead of 1.03, an isotropy of 0.31
+    # instead of 0.010
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((64, 6)) * unit
+    Q = np.linalg.qr(rng.standard_normal((6, 6)))[0].T
+    W = {"a": Q[:2], "b": Q[:2], "c": Q[2:3]}
+    Wt = {q: torch.from_numpy(w) for q, w in W.items()}
+    Zt = torch.from_numpy(Z)
+    dis = disentanglement_loss(Zt, Wt)
+    np.testing.assert_allclose(float(dis), _reference_disentanglement(Z, W), rtol=1e-7)
+    W_iso = {"a": Q[:2], "c": Q[2:3]}
+    iso = isotropy_loss(Zt, {q: Wt[q] for q in W_iso}, 2)
+    np.testing.assert_allclose(float(iso), _reference_isotropy(Z, W_iso, 2), rtol=1e-5)

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import spacelearn as sl
 import torch
@@ -195,3 +196,30 @@ def test_blur_refuses_a_zero_width_and_names_bad_fields():
         sl.synthetic.blur(fields, 5.0)
     with pytest.raises(ValueError, match=r"fields must be a \(B, 1, H, W\) tensor, got \(8, 8\)"):
         sl.synthetic.blur(torch.ones(8, 8), 1.0)
+
+
+def test_decoding_r2_is_the_variance_weighted_r2_of_least_squares_decoders():
+    # reference: numpy lstsq decoders on the centred fit set, then 1 - SSE / SST over all
+    # evaluation entries (scikit-learn's multioutput="variance_weighted")
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((50, 5)) @ rng.standard_normal((5, 5)) + 3
+    Y = {
+        "a": Z @ rng.standard_normal((5, 3)) * [1, 10, 0.1] + rng.standard_normal((50, 3)),
+        "b": np.sin(Z[:, :2]) + 7,
+    }
+    W = {"a": rng.standard_normal((2, 5)), "b": rng.standard_normal((3, 5))}
+    fit, ev = slice(0, 30), slice(30, 50)
+    r2 = decoding_r2(
+        {q: torch.from_numpy(w) for q, w in W.items()},
+        torch.from_numpy(Z[fit]),
+        {q: torch.from_numpy(y[fit]) for q, y in Y.items()},
+        torch.from_numpy(Z[ev]),
+        {q: torch.from_numpy(y[ev]) for q, y in Y.items()},
+    )
+    mz = Z[fit].mean(0)
+    for q, y in Y.items():
+        for p, w in W.items():
+            A = np.linalg.lstsq((Z[fit] - mz) @ w.T, y[fit] - y[fit].mean(0), rcond=None)[0]
+            pred = (Z[ev] - mz) @ w.T @ A + y[fit].mean(0)
+            expected = 1 - ((pred - y[ev]) ** 2).sum() / ((y[ev] - y[ev].mean(0)) ** 2).sum()
+            assert r2[q][p] == pytest.approx(expected, rel=1e-10, abs=1e-12)

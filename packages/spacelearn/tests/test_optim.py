@@ -109,6 +109,27 @@ def test_principal_cosines():
     assert principal_cosines(e[:3], e[:1]).shape == (1,)
 
 
+def test_principal_cosines_of_rank_deficient_bases_follow_the_spans():
+    # QR completed a basis with a repeated or zero row by an arbitrary column: orthogonal
+    # subspaces got a cosine of 1 and max_principal_cosine said they share a direction
+    e = torch.eye(4, dtype=torch.float64)
+    repeated, zero_row = torch.stack([e[0], 2 * e[0]]), torch.stack([e[0], 0 * e[0]])
+    for w in (repeated, zero_row):
+        assert principal_cosines(w, e[1:3]).tolist() == [0.0]
+        assert sl.max_principal_cosine({"a": w, "b": e[1:3]}) == 0.0
+        assert subspace_change(w, e[1:3])["max_principal_angle_deg"] == 90.0
+    # against the cosines of orthonormal bases of the spans (numpy SVD), rank 2 of 3 rows
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2, 6))
+    a = np.vstack([a, a[0] - 3 * a[1]])
+    b = rng.standard_normal((3, 6))
+    qa = np.linalg.svd(a.T, full_matrices=False)[0][:, :2]
+    qb = np.linalg.svd(b.T, full_matrices=False)[0]
+    expected = np.linalg.svd(qa.T @ qb, compute_uv=False)
+    got = principal_cosines(torch.from_numpy(a), torch.from_numpy(b))
+    np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-12)
+
+
 def test_principal_cosines_of_an_all_zero_basis_raise():
     # QR of a zero basis gave arbitrary directions, hence arbitrary cosines
     e = torch.eye(5)
@@ -364,3 +385,19 @@ def test_empty_bases_in_subspace_comparisons():
     for old, new, name in ((e[:0], e[:2], "W_old"), (e[:2], e[:0], "W_new")):
         with pytest.raises(ValueError, match=f"{name} has no rows"):
             subspace_change(old, new)
+
+
+def test_fit_decoders_follow_the_documented_least_squares_and_ridge_formulas():
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((25, 5)) + 2
+    y = Z @ rng.standard_normal((5, 3)) + rng.standard_normal((25, 3))
+    w = rng.standard_normal((2, 5))
+    S = (Z - Z.mean(0)) @ w.T
+    Yc = y - y.mean(0)
+    args = ({"a": torch.from_numpy(w)}, torch.from_numpy(Z), {"a": torch.from_numpy(y)})
+    lstsq = np.linalg.lstsq(S, Yc, rcond=None)[0]
+    np.testing.assert_allclose(fit_decoders(*args)["a"].numpy(), lstsq, rtol=1e-10, atol=1e-12)
+    lam = 0.3 * np.trace(S.T @ S) / 2
+    ridge = np.linalg.solve(S.T @ S + lam * np.eye(2), S.T @ Yc)
+    got = fit_decoders(*args, ridge=0.3)["a"].numpy()
+    np.testing.assert_allclose(got, ridge, rtol=1e-10, atol=1e-12)

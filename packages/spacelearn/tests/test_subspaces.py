@@ -427,3 +427,121 @@ def test_principal_directions_warn_when_latents_and_target_do_not_covary():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         principal_directions(torch.randn(20, 4), {"a": torch.randn(20, 3)})
+
+
+def test_principal_directions_and_v_are_unit_pls_pairs_in_float64():
+    # x / (||x|| + 1e-8) (0.1.0) left the "unit" directions at norm 1 - 1e-8 in float64
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((30, 5))
+    Y = Z[:, :3] + rng.standard_normal((30, 3))
+    U, _, Vh = np.linalg.svd((Z - Z.mean(0)).T @ (Y - Y.mean(0)))
+    w, v = sl.principal_directions(torch.from_numpy(Z), {"y": torch.from_numpy(Y)})["y"]
+    space = sl.solve_subspaces(torch.from_numpy(Z), {"y": torch.from_numpy(Y)}, k=2)
+    sign = np.sign(U[np.abs(U[:, 0]).argmax(), 0])
+    np.testing.assert_allclose(w.numpy(), sign * U[:, 0], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(v.numpy(), sign * Vh[0], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(space.V["y"].numpy(), sign * Vh[0], rtol=0, atol=1e-13)
+
+
+def _sin_max(W: np.ndarray, R: np.ndarray) -> float:
+    """Largest sine of the principal angles between the row spans of W and R."""
+    Qa = np.linalg.svd(W.T, full_matrices=False)[0]
+    Qb = np.linalg.svd(R.T, full_matrices=False)[0]
+    return float(np.linalg.norm(Qb - Qa @ (Qa.T @ Qb), 2))  # precise for small angles
+
+
+def _competing_problem(seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((30, 6)) @ rng.standard_normal((6, 6))
+    M = rng.standard_normal((6, 3))
+    Y = {
+        "a": Z @ M[:, :2] @ rng.standard_normal((2, 3)) + 0.1 * rng.standard_normal((30, 3)),
+        "b": Z @ M[:, 1:] @ rng.standard_normal((2, 2)) + 0.1 * rng.standard_normal((30, 2)),
+        "c": Z[:, :1] ** 2 + Z @ M[:, :1],
+    }
+    return Z, Y
+
+
+def test_whitened_matches_reduced_rank_regression_by_cholesky():
+    # the k-dim subspace maximising the explained sum of squares: top generalised eigenvectors
+    # of (Szy Syz, Szz), here by Cholesky whitening in numpy
+    Z, Y = _competing_problem(0)
+    Zc = Z - Z.mean(0)
+    L = np.linalg.cholesky(Zc.T @ Zc)
+    Y = {q: Y[q] for q in ("a", "b")}
+    W = subspaces(
+        torch.from_numpy(Z),
+        {q: torch.from_numpy(y) for q, y in Y.items()},
+        2,
+        method="whitened",
+        ridge=0.0,
+    )
+    for q, y in Y.items():
+        U = np.linalg.svd(np.linalg.solve(L, Zc.T @ (y - y.mean(0))))[0][:, :2]
+        assert _sin_max(W[q].numpy(), np.linalg.solve(L.T, U).T) < 1e-10
+
+
+def _joint_reference(Z: np.ndarray, Y: dict, ks: dict, ridge: float) -> dict:
+    """The greedy of the docs with an explicit basis of the complement: at each step every
+    quantity's best whitened direction (given its own accepted ones, partialled out) orthogonal
+    to all accepted directions; the largest explained fraction wins (ties: name order)."""
+    Zc = Z - Z.mean(0)
+    D = Z.shape[1]
+    Yc = {q: y - y.mean(0) for q, y in Y.items()}
+    lam = ridge * np.trace(Zc.T @ Zc) / D
+    chosen: dict = {q: [] for q in Y}
+    accepted = np.zeros((D, 0))
+    while sum(ks[q] - len(chosen[q]) for q in Y):
+        Qc = np.linalg.svd(np.eye(D) - accepted @ accepted.T)[0][:, : D - accepted.shape[1]]
+        best = None
+        for q in Y:
+            if len(chosen[q]) == ks[q]:
+                continue
+            X, y = Zc @ Qc, Yc[q]
+            if chosen[q]:
+                S = Zc @ np.array(chosen[q]).T
+                X, y = (
+                    X - S @ np.linalg.lstsq(S, X, rcond=None)[0],
+                    y - S @ np.linalg.lstsq(S, y, rcond=None)[0],
+                )
+            L = np.linalg.cholesky(X.T @ X + lam * np.eye(X.shape[1]))
+            U, s, _ = np.linalg.svd(np.linalg.solve(L, X.T @ y))
+            gain = s[0] ** 2 / (Yc[q] ** 2).sum()
+            if best is None or gain > best[0]:
+                d = Qc @ np.linalg.solve(L.T, U[:, 0])
+                best = (gain, q, d / np.linalg.norm(d))
+        chosen[best[1]].append(best[2])
+        accepted = np.column_stack([accepted, best[2]])
+    return {q: np.array(v) for q, v in chosen.items()}
+
+
+@pytest.mark.parametrize("ridge", [1e-3, 0.1])
+def test_joint_matches_an_independent_greedy_reference(ridge):
+    Z, Y = _competing_problem(1)
+    ks = {"a": 2, "b": 2, "c": 1}
+    W = subspaces(
+        torch.from_numpy(Z),
+        {q: torch.from_numpy(y) for q, y in Y.items()},
+        ks,
+        method="joint",
+        ridge=ridge,
+    )
+    reference = _joint_reference(Z, Y, ks, ridge)
+    for q in Y:
+        assert _sin_max(W[q].numpy(), reference[q]) < 1e-9
+    assert max_principal_cosine(W) < 1e-12
+
+
+def test_joint_is_exactly_whitened_without_competition_at_ridge_zero():
+    # uncorrelated latent columns, targets on disjoint columns: no direction is contested
+    g = torch.Generator().manual_seed(3)
+    Z = torch.randn(300, 10, generator=g, dtype=torch.float64)
+    Z = torch.linalg.qr(Z - Z.mean(0)).Q * torch.linspace(50, 5, 10, dtype=torch.float64)
+    Y = {
+        "a": Z[:, :3] @ torch.randn(3, 6, generator=g, dtype=torch.float64),
+        "b": Z[:, 5:7] @ torch.randn(2, 6, generator=g, dtype=torch.float64),
+    }
+    joint = subspaces(Z, Y, 2, method="joint", ridge=0.0)
+    white = subspaces(Z, Y, 2, method="whitened", ridge=0.0)
+    for q in Y:
+        assert _sin_max(joint[q].numpy(), white[q].numpy()) < 1e-10

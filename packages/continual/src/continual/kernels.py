@@ -117,13 +117,16 @@ def per_sample_expected_fisher(
     }
 
 
-def agem_project(g: torch.Tensor, ref: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+def agem_project(g: torch.Tensor, ref: torch.Tensor, eps: float = 1e-30) -> torch.Tensor:
     """A-GEM projection (Chaudhry et al. 2019) of a gradient onto the half-space ``g . ref >= 0``.
 
     Args:
         g: current gradient, flat ``(p,)``.
         ref: reference (memory) gradient, flat ``(p,)``.
-        eps: added to ``ref . ref`` so a zero reference gradient leaves ``g`` unchanged.
+        eps: floor of ``ref . ref``, against a squared norm that underflows to 0. It is not
+            added: an added ``1e-12`` left most of the conflict of small gradients in place
+            (entries of ``1e-7``), and the projection is exact for any ``ref . ref >= eps``.
+            A zero reference gradient leaves ``g`` unchanged (``g . ref = 0``).
 
     Returns:
         ``g`` if ``g . ref >= 0``, else ``g - (g . ref / ref . ref) ref``.
@@ -131,7 +134,7 @@ def agem_project(g: torch.Tensor, ref: torch.Tensor, eps: float = 1e-12) -> torc
     dot = torch.dot(g, ref)
     if dot >= 0:
         return g
-    return g - (dot / (torch.dot(ref, ref) + eps)) * ref
+    return g - (dot / torch.dot(ref, ref).clamp_min(eps)) * ref
 
 
 def solve_gem_dual(

@@ -44,11 +44,14 @@ def stratified_order(
         return torch.zeros(0, dtype=torch.long)
     shuffled = torch.randperm(n, generator=generator)
     lab = labels[shuffled]
-    # rank of each row inside its class (in shuffled order), then a random tie-break per class
-    _, inverse = torch.unique(lab, return_inverse=True)
-    n_classes = int(inverse.max().item()) + 1
-    onehot = torch.nn.functional.one_hot(inverse, n_classes)
-    rank = (onehot.cumsum(0) * onehot).sum(1) - 1
+    # rank of each row inside its class (in shuffled order), then a random tie-break per class;
+    # from a stable sort by class, O(n log n) (a one-hot cumsum took O(n * classes) time and
+    # memory: 16 s and gigabytes for 80000 rows of 1000 classes)
+    _, inverse, counts = torch.unique(lab, return_inverse=True, return_counts=True)
+    by_class = torch.argsort(inverse, stable=True)
+    starts = counts.cumsum(0) - counts
+    rank = torch.empty(n, dtype=torch.long)
+    rank[by_class] = torch.arange(n) - starts[inverse[by_class]]
     class_key = torch.rand(n, generator=generator)  # different class order in every round
     key = rank.double() + class_key.double() * 0.5
     return shuffled[torch.argsort(key, stable=True)]

@@ -346,7 +346,10 @@ class EWC(Strategy):
         ewc_lambda: penalty strength.
         mode: ``"separate"`` (one term per experience) or ``"online"`` (one decayed term).
         gamma: decay of the old Fisher in online mode, in ``[0, 1]`` (``F = gamma F_old + F_new``,
-            Schwarz et al. 2018; 1 keeps every task's Fisher, 0 only the newest).
+            Schwarz et al. 2018; 1 keeps every task's Fisher, 0 only the newest). ``mode`` and
+            ``gamma`` are read at each consolidation, so assigning them between experiences
+            takes effect (a switch to online folds the separate terms, see
+            :meth:`EWCTerms.consolidate`).
         fisher_samples: samples of each experience used for the Fisher, evenly spaced over it
             (all if None).
         solver: ``"gradient"`` or ``"proximal"``.
@@ -407,6 +410,19 @@ class EWC(Strategy):
             "fisher": self.fisher,
         }
 
+    def _sync_terms(self) -> None:
+        """Give the terms this EWC's current ``mode`` and ``gamma``: both are read at each
+        consolidation, as ``ContinualLearner`` reads ``onlineEWC`` and ``gamma`` (an assignment
+        after construction was shown by ``repr`` but ignored, and the checkpoint then refused
+        an EWC built with that value)."""
+        if self.mode not in ("separate", "online"):
+            raise ValueError(
+                f"mode={self.mode!r} is not understood; expected 'separate' or 'online'"
+            )
+        check_number("gamma", self.gamma, upper=1.0)
+        self.terms.online = self.mode == "online"
+        self.terms.gamma = float(self.gamma)
+
     def _cache(self, device: torch.device) -> None:
         self._sum_f, self._sum_fa = {}, {}
         for term in self.terms.terms:
@@ -434,6 +450,7 @@ class EWC(Strategy):
 
     def after_experience(self, trainer: Trainer, experience: Experience) -> None:
         fisher = fisher_on(trainer, experience, self.fisher_samples, kind=self.fisher)
+        self._sync_terms()
         self.terms.consolidate(trainer.model, fisher)
         self._cache(trainer.device)
 
@@ -464,6 +481,13 @@ class EWC(Strategy):
 
 class SI(Strategy):
     """Synaptic Intelligence (Zenke et al. 2017): importance from the path integral of the loss.
+
+    The penalty is ``si_lambda * sum_i omega_i (theta_i - theta*_i)^2`` (no factor 0.5, as in
+    the paper). After each experience ``omega_i += max(0, w_i / (Delta_i^2 + eps))``, with
+    ``w_i = -sum_steps g_i * (change of theta_i)`` and ``Delta_i`` the change of ``theta_i``
+    over the experience; a negative contribution (a parameter that moved against its task
+    gradient, as momentum can make it) is clipped at 0 so the penalty stays a pull towards the
+    anchor.
 
     The path integral follows the gradient of the task loss alone (the SI penalty's own
     gradient is taken out), so consolidating a task does not count the pull towards the last

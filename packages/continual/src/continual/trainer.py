@@ -436,7 +436,8 @@ class Trainer:
         the data, or a diverging run).
 
         Raises:
-            ValueError: the experience has no samples.
+            ValueError: the experience has no samples, or an epoch yields no batch (a stream
+                that can be read only once, trained for several epochs).
         """
         if hasattr(experience.dataset, "__len__") and len(experience) == 0:  # streams: unknown
             raise ValueError(f"experience {experience.task_id} has no training samples")
@@ -458,7 +459,17 @@ class Trainer:
             ):
                 total += self.train_step(batch)
                 steps += 1
-            mean = float(total.item()) / max(steps, 1)
+            if steps == 0:  # a stream read up by an earlier epoch reported a loss of 0.0
+                raise ValueError(
+                    f"experience {experience.task_id} yielded no training batch in epoch {epoch}"
+                    + (
+                        ": its stream (IterableDataset) can be read only once; use epochs=1 or "
+                        "a dataset that can be iterated again"
+                        if epoch
+                        else ""
+                    )
+                )
+            mean = float(total.item()) / steps
             losses.append(mean)
             if not math.isfinite(mean) and all(math.isfinite(v) for v in losses[:-1]):
                 warnings.warn(  # once per experience: the weights are no longer usable

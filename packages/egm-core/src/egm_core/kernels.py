@@ -235,14 +235,12 @@ def trend_path_scores(
     peer = torch.where(same, logk0[:, None, :], torch.full_like(logk0[:, None, :], -torch.inf))
     a = torch.exp(peer - peer.amax(dim=2, keepdim=True))  # 0 for other classes
     a = a / a.sum(dim=2, keepdim=True)  # row j: weights of j's class target
-    # Everything in the Gram matrix of the neighbours relative to the query (no (n, K, d)
-    # temporaries beyond the offsets): u_j = sum_l a_jl y_l with y = x - q, so
-    # u_j . (q - x_j) = -(a G)_jj and |u_j|^2 = (a G a^T)_jj.
+    # u_j = sum_l a_jl y_l with y = x - q is the way from the query to j's class target, so
+    # u_j . (q - x_j) = -u_j . y_j; O(n K^2 d) (the Gram matrix route, a @ (Y Y^T), was O(n K^3))
     offsets = nb_X - Q[:, None, :]
-    gram = offsets @ offsets.transpose(1, 2)  # (n, K, K)
-    a_gram = a @ gram
-    dot = -(a * gram).sum(dim=2)
-    uu = (a_gram * a).sum(dim=2).clamp_min(0.0)
+    u = a @ offsets  # (n, K, d)
+    dot = -(u * offsets).sum(dim=2)
+    uu = u.square().sum(dim=2)
     f = fractions[None, None, :]
     d2 = (nb_d2[:, :, None] + 2.0 * f * dot[:, :, None] + f * f * uu[:, :, None]).clamp_min(0.0)
     terms = nb_logw[:, :, None] - d2 * inv2bw[:, :, None] + step_logw[None, None, :]

@@ -549,11 +549,11 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         radius = self.local_radius_
         finite = torch.isfinite(radius)
         if bool(finite.any()):
-            fallback = float(radius[finite].median())
+            fallback = _median(radius[finite])
             source = "the median radius of the other classes"
         else:
             fallback = self._global_scale()
-            source = "the median distance between distinct training rows"
+            source = "the median distance of the distinct training rows to their nearest other one"
         if not bool(finite.all()):
             warnings.warn(
                 f"some classes have fewer than 2 distinct rows; their radius is {source} "
@@ -562,7 +562,7 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
             )
         radius = torch.where(finite, radius, torch.full_like(radius, fallback))
         if mode == "global":
-            radius = torch.full_like(radius, float(radius.median()))
+            radius = torch.full_like(radius, _median(radius))
         self.radius_ = radius
 
     def _kth_distance_median(self, rows: torch.Tensor, rng: np.random.Generator) -> float:
@@ -580,13 +580,13 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         dist, _ = blockops.knn(
             q, rows, k + 1, q_block=self.torch_q_block, db_block=self.torch_db_block
         )
-        return float(dist[:, -1].clamp_min(0).sqrt().median())
+        return _median(dist[:, -1].clamp_min(0).sqrt())
 
     def _global_scale(self) -> float:
         rows = torch.unique(self.bank_X_[self.bank_is_real_], dim=0)
         if rows.shape[0] >= 2:
             dist, _ = blockops.knn(rows, rows, 1, exclude_self=True)
-            med = float(dist[:, 0].clamp_min(0).sqrt().median())
+            med = _median(dist[:, 0].clamp_min(0).sqrt())
             if med > 0:
                 return med
         warnings.warn(
@@ -635,7 +635,9 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
                 continue
             real_mask = self.bank_is_real_
             unit_all = (
-                self.radius_ if p["dynamic_energy"] else self.radius_.median().expand(n_classes)
+                self.radius_
+                if p["dynamic_energy"]
+                else torch.full_like(self.radius_, _median(self.radius_))
             )
             seeds, frag_class, bases, variances, energies = [], [], [], [], []
             for c in classes:
@@ -908,7 +910,8 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         fr = path_fractions(T, p["path_step_size"], Q.device, Q.dtype)
         sw = step_log_weights(T, p["step_weight_mode"], p["step_gamma"], Q.device, Q.dtype)
         bandwidth = (p["path_gamma"] * self.radius_).to(Q.dtype)
-        per_row = K * (3 * d + 2 * C + 3 * (T + 1)) + C * d * (T + 2 if with_paths else 1)
+        per_row = K * (3 * d + 2 * C + 3 * (T + 1) + 4 * K)  # 4 K: the (K, K) class weights
+        per_row += C * d * (T + 2 if with_paths else 1)
         block = self.torch_q_block or max(1, min(n, (64 * 2**20) // max(per_row, 1)))
         out = torch.empty(n, C, dtype=Q.dtype, device=Q.device)
         paths = torch.empty(n, C, T + 1, d, dtype=Q.dtype, device=Q.device) if with_paths else None
@@ -1237,6 +1240,14 @@ def _plain_value(value: Any) -> Any:
     if isinstance(value, numbers.Real):
         return float(value)
     return value
+
+
+def _median(values: torch.Tensor) -> float:
+    """The median of ``values`` as numpy computes it: the mean of the two middle values for an
+    even count (``torch.median`` returns the lower one)."""
+    ordered = values.flatten().sort().values
+    n = ordered.numel()
+    return (float(ordered[(n - 1) // 2]) + float(ordered[n // 2])) / 2.0
 
 
 def _check_path(name: str, value: Any) -> None:

@@ -119,9 +119,10 @@ def fitted_legend(owner: Any, handles: list[Any], max_height: float, **kwargs: A
 
 
 def lighten(color: np.ndarray, amount: float) -> np.ndarray:
-    """Blend an RGBA colour toward white by ``amount`` in [0, 1] (alpha kept)."""
+    """Blend RGBA colours ``(4,)`` or ``(n, 4)`` toward white by ``amount`` in [0, 1]
+    (alpha kept)."""
     out = np.array(color, dtype=float, copy=True)
-    out[:3] = out[:3] + (1.0 - out[:3]) * float(amount)
+    out[..., :3] = out[..., :3] + (1.0 - out[..., :3]) * float(amount)
     return out
 
 

@@ -33,6 +33,23 @@ _UNKNOWN_COLOR = np.array([0.55, 0.55, 0.55, 1.0])
 _GIF_MAX_MS = 655350.0  # the longest GIF frame, in milliseconds
 
 
+def _group_quotas(counts: np.ndarray, n: int) -> np.ndarray:
+    """``(g,)`` items to draw from groups of ``counts`` items, ``n`` in all (largest remainders).
+
+    Every group gets at least one item when ``n`` is at least the number of groups.
+    """
+    exact = counts * n / counts.sum()
+    quota = np.floor(exact).astype(np.int64)
+    rest = n - int(quota.sum())
+    order = np.argsort(-(exact - quota), kind="stable")
+    quota[order[:rest]] += 1
+    if n >= len(counts):
+        for i in np.flatnonzero(quota == 0):
+            quota[int(np.argmax(quota))] -= 1
+            quota[i] = 1
+    return quota
+
+
 def stratified_subsample(groups: np.ndarray, n: int, generator: torch.Generator) -> np.ndarray:
     """Sorted indices of at most ``n`` items, drawn per group in proportion to its size.
 
@@ -56,19 +73,12 @@ def stratified_subsample(groups: np.ndarray, n: int, generator: torch.Generator)
     total = len(groups)
     if total <= n:
         return np.arange(total)
-    uniq, counts = np.unique(groups, return_counts=True)
-    exact = counts * n / total
-    quota = np.floor(exact).astype(np.int64)
-    rest = n - int(quota.sum())
-    order = np.argsort(-(exact - quota), kind="stable")
-    quota[order[:rest]] += 1
-    if n >= len(uniq):
-        for i in np.flatnonzero(quota == 0):
-            quota[int(np.argmax(quota))] -= 1
-            quota[i] = 1
+    _, counts = np.unique(groups, return_counts=True)
+    quota = _group_quotas(counts, n)
+    # members of each group in index order, found by one stable sort (not one scan per group)
+    members = np.split(np.argsort(groups, kind="stable"), np.cumsum(counts)[:-1])
     picks = []
-    for g, q in zip(uniq, quota):
-        idx = np.flatnonzero(groups == g)
+    for idx, q in zip(members, quota):
         # drawn on the generator's device (a CUDA generator cannot drive a CPU draw)
         perm = torch.randperm(len(idx), generator=generator, device=generator.device).cpu().numpy()
         picks.append(idx[perm[:q]])
@@ -365,9 +375,10 @@ def visualize_explosion(
         ]
     )
     emb = project(projection, view.X[sel], others, random_state=_int_seed(random_state))
-    pos = {int(b): emb.fitted[i] for i, b in enumerate(sel)}
-    pos.update({int(b): emb.others[i] for i, b in enumerate(seeds)})
     o = len(seeds)
+    pos = np.full((view.X.shape[0], 2), np.nan)  # 2-D position of each drawn bank index
+    pos[sel] = emb.fitted
+    pos[seeds] = emb.others[:o]
     X2 = emb.others[o : o + Xs.shape[0]]
     P2 = emb.others[o + Xs.shape[0] :].reshape(*paths.shape[:3], 2)
 
@@ -387,7 +398,7 @@ def visualize_explosion(
     for c in chosen:
         idx = real_sel[view.y[real_sel] == c]
         if idx.size:
-            xy = np.stack([pos[int(b)] for b in idx])
+            xy = pos[idx]
             art = ax.scatter(
                 xy[:, 0],
                 xy[:, 1],
@@ -407,9 +418,9 @@ def visualize_explosion(
     if show_synthetic and synth_sel.size:
         for g in np.unique(view.generation[synth_sel]):
             idx = synth_sel[view.generation[synth_sel] == g]
-            xy = np.stack([pos[int(b)] for b in idx])
+            xy = pos[idx]
             shade = 0.55 * (int(g) - 1) / max(n_gen - 1, 1)
-            face = np.stack([lighten(colors[c], shade) for c in view.y[idx]])
+            face = lighten(colors[view.y[idx]], shade)
             art = ax.scatter(
                 xy[:, 0],
                 xy[:, 1],
@@ -435,9 +446,9 @@ def visualize_explosion(
         for g in np.unique(view.generation[vec_sel]):
             m = view.generation[vec_sel] == g
             idx = vec_sel[m]
-            tail = np.stack([pos[int(view.seed[b])] for b in idx])
-            head = np.stack([pos[int(b)] for b in idx])
-            rgba = np.stack([colors[c] for c in view.y[idx]])
+            tail = pos[view.seed[idx]]
+            head = pos[idx]
+            rgba = colors[view.y[idx]]
             rgba[:, 3] = 0.15 + 0.8 * np.clip(e[m] / top, 0.0, 1.0)
             art = ax.quiver(
                 tail[:, 0],

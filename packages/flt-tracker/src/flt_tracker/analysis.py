@@ -5,6 +5,8 @@ With ``W`` of shape ``(..., m, d)`` (``m`` neurons) and a dictionary ``M`` of sh
 correlation with every atom. For an orthonormal square ``M``, ``sum_j c_ij^2 = 1``.
 All functions accept a stacked series ``(steps, m, d)`` (e.g. ``feature.as_tensor()``) and
 are meant for :meth:`flt_tracker.Feature.map`; ``W``, ``M`` (and ``w*``) may be numpy arrays.
+Results are in the wider dtype of ``W`` and ``M`` (float64 weights and a float32 dictionary
+give float64).
 """
 
 from __future__ import annotations
@@ -40,13 +42,14 @@ def _check(W: torch.Tensor, M: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
         raise ValueError(f"W must be (..., m, d), got shape {tuple(W.shape)}")
     if M.ndim != 2 or M.shape[0] != W.shape[-1]:
         raise ValueError(f"M must be (d, atoms) with d={W.shape[-1]}, got shape {tuple(M.shape)}")
-    return W, M
+    # the wider dtype of the two: float64 weights were rounded to a float32 dictionary's
+    dtype = torch.promote_types(W.dtype, M.dtype)
+    return W.to(dtype), M.to(dtype)
 
 
 def dictionary_correlations(W: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
     """``|c_ij| = |<w_i, M_j>| / ||w_i||``, shape ``(..., m, atoms)``."""
     W, M = _check(W, M)
-    W = W.to(M.dtype) if W.dtype != M.dtype else W
     return (W @ M).abs() / W.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
@@ -76,7 +79,6 @@ def dense_mixture_weight(W: torch.Tensor, M: torch.Tensor, w_star: torch.Tensor)
         )
     direction = M @ w_star.to(M.dtype)
     direction = direction / direction.norm().clamp_min(1e-12)
-    W = W.to(M.dtype)
     return (W @ direction).abs() / W.norm(dim=-1).clamp_min(1e-12)
 
 

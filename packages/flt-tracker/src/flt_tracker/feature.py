@@ -313,7 +313,9 @@ class Feature:
         return self.map(lambda v: _rows(v).mean(dim=1))
 
     def std(self) -> torch.Tensor:
-        """Standard deviation of the entries of each snapshot, ``(n,)`` (0 for one entry)."""
+        """Standard deviation of the entries of each snapshot, ``(n,)``: Bessel-corrected
+        (divides by ``numel - 1``, as ``torch.std``; numpy's default ``ddof=0`` does not);
+        0 for one entry."""
         return self.map(
             lambda v: (
                 _rows(v).std(dim=1) if v[0].numel() > 1 else torch.zeros(v.shape[0], dtype=v.dtype)

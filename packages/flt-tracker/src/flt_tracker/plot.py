@@ -59,8 +59,10 @@ def _matrix(
     values: torch.Tensor, basis: torch.Tensor | np.ndarray | None, sort_rows: bool
 ) -> np.ndarray:
     """A 2-D picture of one snapshot: the weight matrix, or |correlation| with ``basis``
-    (a tensor or an array)."""
-    v = values.detach().float()
+    (a tensor or an array), in the snapshot's own dtype (float64 is not rounded to float32)."""
+    v = values.detach()
+    if v.dtype not in (torch.float32, torch.float64):  # float16 / bfloat16: numpy-drawable
+        v = v.float()
     if v.ndim == 0:
         v = v.reshape(1, 1)
     elif v.ndim == 1:
@@ -70,8 +72,8 @@ def _matrix(
     if basis is not None:
         from .analysis import dictionary_correlations
 
-        basis = torch.as_tensor(basis)  # a numpy dictionary has no .float()
-        v = dictionary_correlations(v, basis.float().to(v.device))  # snapshots are on the CPU
+        basis = torch.as_tensor(basis)  # a numpy dictionary has no .to()
+        v = dictionary_correlations(v, basis.to(v.device, v.dtype))  # snapshots are on the CPU
         if sort_rows:
             best = v.argmax(dim=1)
             order = torch.argsort(best * 2.0 - v.amax(dim=1), stable=True)
@@ -136,7 +138,8 @@ def visualize_feature_evolution(
         TypeError: ``feature`` is not a :class:`~flt_tracker.Feature` (a tracker, a name).
     """
     _check_feature(feature)
-    values = feature.series(metric).float().cpu()  # a callable metric may compute on a GPU
+    # float64, so a float64 series is drawn as recorded (float32 flattened changes below 1e-7)
+    values = feature.series(metric).double().cpu()  # a callable metric may compute on a GPU
     steps = feature.steps
     name = metric if isinstance(metric, str) else getattr(metric, "__name__", "metric")
     fig = ax.figure if ax is not None else _figure(figsize)

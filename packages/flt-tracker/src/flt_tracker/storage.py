@@ -13,6 +13,7 @@ so a chunk whose index file exists is complete: after a crash every flushed chun
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import math
 import mmap
@@ -617,6 +618,7 @@ class DiskStorage(Storage):
         self._pool: queue.SimpleQueue = queue.SimpleQueue()
         self._flushed = 0  # snapshots in chunk files (or queued for the writer)
         self._chunk_lengths: list[int] = []
+        self._chunk_starts: list[int] = []  # first snapshot of each chunk
         self._idx = array("q")  # step, epoch, batch_idx of each snapshot, flat (3 per row)
         self._n = 0
         self._allocated = 0  # blocks allocated (filling, queued, being written or pooled)
@@ -700,6 +702,7 @@ class DiskStorage(Storage):
         index = np.frombuffer(self._idx, np.int64)[3 * self._flushed :].reshape(-1, 3).copy()
         number = len(self._chunk_lengths)
         self._chunk_lengths.append(self._fill)
+        self._chunk_starts.append(self._flushed)
         self._flushed += self._fill
         self._queue.put((number, self._buffer, self._fill, index))
         self._buffer = self._new_block()
@@ -768,8 +771,8 @@ class DiskStorage(Storage):
             self._raise_writer_error()
         self.synchronize()
         parts = []
-        offset = 0
-        for number, length in enumerate(self._chunk_lengths):
+        for number in _chunks_between(self._chunk_starts, start, stop):
+            offset, length = self._chunk_starts[number], self._chunk_lengths[number]
             lo, hi = max(start, offset), min(stop, offset + length)
             if lo < hi:
                 arr = np.load(
@@ -777,7 +780,6 @@ class DiskStorage(Storage):
                 )
                 # chunks written before a promote() hold the narrower dtype
                 parts.append(torch.from_numpy(np.array(arr[lo - offset : hi - offset])))
-            offset += length
         lo, hi = max(start, self._flushed), stop
         if lo < hi:
             parts.append(self._buffer[lo - self._flushed : hi - self._flushed].clone())
@@ -845,6 +847,7 @@ class ChunkReader(Storage):
             raise ValueError(f"{self.directory} holds no readable chunk and no shape was given")
         super().__init__(shape, dtype)
         self._index = np.concatenate(rows) if rows else np.zeros((0, 3), dtype=np.int64)
+        self._starts = np.cumsum([0] + [n for _, n in self._chunks])[:-1].tolist()
 
     def __len__(self) -> int:
         return int(self._index.shape[0])
@@ -865,17 +868,22 @@ class ChunkReader(Storage):
         if stop <= start:
             return torch.empty((0, *self.shape), dtype=self.dtype)
         parts = []
-        offset = 0
-        for path, length in self._chunks:
+        for number in _chunks_between(self._starts, start, stop):
+            (path, length), offset = self._chunks[number], self._starts[number]
             lo, hi = max(start, offset), min(stop, offset + length)
             if lo < hi:
                 arr = np.load(path, mmap_mode="r", allow_pickle=False)
                 parts.append(torch.from_numpy(np.array(arr[lo - offset : hi - offset])))
-            offset += length
         return _joined(parts, self.dtype)
 
     def promote(self, dtype: torch.dtype) -> None:
         raise RuntimeError("a loaded run is read-only")
+
+
+def _chunks_between(starts: list[int], start: int, stop: int) -> range:
+    """Numbers of the chunks (first snapshots ``starts``, ascending) holding snapshots
+    ``start:stop``, by bisection: reading a run block by block stays linear in its chunks."""
+    return range(max(bisect.bisect_right(starts, start) - 1, 0), bisect.bisect_left(starts, stop))
 
 
 def _joined(parts: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:

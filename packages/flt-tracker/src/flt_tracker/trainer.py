@@ -215,6 +215,9 @@ class Trainer:
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a torch.device
             (``blockops.resolve_device``); under torchrun, ``cuda:LOCAL_RANK`` when CUDA is used.
         loss_fn: ``loss_fn(output, target) -> scalar``; default ``nn.CrossEntropyLoss()``.
+            The epoch ``loss`` (and each metric) is the mean of the batch values weighted by
+            batch size: the per-sample mean for a loss that averages over its batch
+            (``reduction="mean"``), not for a summed one.
             When a batch has no target it is called as ``loss_fn(output, inputs)``; such
             batches need an explicit ``loss_fn`` (a ``ValueError`` with the default).
         scheduler: learning-rate scheduler of ``optimizer`` (one of another optimizer is a

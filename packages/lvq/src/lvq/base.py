@@ -515,6 +515,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         weights = self._sample_weights(codes, sample_weight, self.n_classes_)
         val = self._prepare_validation(validation_data, device)
         self._optimizer_state = None
+        self._seen_counts = None  # a later partial_fit counts labels from its own first call
         self._train(params, Xt, codes, weights, val, int(self.max_iter), fresh=True)
         return self
 
@@ -546,7 +547,9 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         first call, or the first after ``fit`` or ``load``), not of this batch alone.
         ``ema_decay`` and ``restore_best`` act over the calls as over the epochs of ``fit``:
         the fitted parameters are the moving average, or the parameters of the call with the
-        lowest loss so far, while training goes on from the last iterate.
+        lowest loss so far, while training goes on from the last iterate. An ``optimizer``,
+        ``freeze_params``, ``ema_decay`` or ``lookahead`` changed by ``set_params`` between
+        calls starts afresh from the current iterate.
         """
         if not hasattr(self, "prototypes_"):
             self._validate_params()
@@ -771,8 +774,7 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         accum = int(self.gradient_accumulation_steps or 1)
         cbs = list(self.callbacks or [])
 
-        state = self._optimizer_state
-        if fresh or state is None:
+        def build_optimizer() -> Any:
             for name, t in params.items():
                 t.requires_grad_(name not in frozen)
             groups = [
@@ -783,12 +785,22 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             if not groups:
                 raise ValueError("freeze_params froze every parameter group; nothing to train")
             opt = make_optimizer(self.optimizer, groups, float(self.lr))
-            is_lbfgs = isinstance(opt, torch.optim.LBFGS)
-            if is_lbfgs and (accum > 1 or self.mixed_precision):
+            if isinstance(opt, torch.optim.LBFGS) and (accum > 1 or self.mixed_precision):
                 raise ValueError(
                     "optimizer 'lbfgs' does not combine with gradient_accumulation_steps or "
                     "mixed_precision"
                 )
+            return opt
+
+        state = self._optimizer_state
+        built_with = {
+            "optimizer": self.optimizer,
+            "ema_decay": self.ema_decay,
+            "lookahead": self.lookahead,
+            "frozen": sorted(frozen),
+        }
+        if fresh or state is None:
+            opt = build_optimizer()
             # partial_fit trains one epoch a call: its schedules span max_iter calls
             horizon = int(self.max_iter) if partial else epochs
             total = math.ceil(horizon * steps_per_epoch / accum)
@@ -809,9 +821,25 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                 "total": total,
                 "loss_scale": _FLOAT16_LOSS_SCALE,
                 "finite_updates": 0,
+                "built_with": built_with,
             }
             self._optimizer_state = state
         else:  # partial_fit: keep the optimizer state but honour the current learning rates
+            # and what set_params changed since: a new optimizer, freeze_params, ema_decay or
+            # lookahead starts afresh from the current iterate (step count, schedule and shuffle
+            # go on)
+            before = state["built_with"]
+            if before["optimizer"] != self.optimizer or before["frozen"] != built_with["frozen"]:
+                state["opt"] = build_optimizer()
+            if before["ema_decay"] != self.ema_decay:
+                state["ema"] = EMA(params, self.ema_decay) if self.ema_decay is not None else None
+            if before["lookahead"] != self.lookahead:
+                state["lookahead"] = (
+                    None
+                    if self.lookahead is None or self.lookahead is False
+                    else Lookahead(params, self.lookahead)
+                )
+            state["built_with"] = built_with
             state["base_lrs"] = [self._group_lr(g["name"]) for g in state["opt"].param_groups]
             for g, base in zip(state["opt"].param_groups, state["base_lrs"]):
                 g["lr"] = base

@@ -143,10 +143,12 @@ class SO(Manifold):
     Tangent vectors are ``R Omega`` with ``Omega`` skew-symmetric. The matrix logarithm of a
     rotation uses Rodrigues' formula for ``n = 3``, the rotation angle for ``n = 2`` and an
     eigendecomposition otherwise; for ``n >= 4`` the distance is the norm of the rotation
-    angles (the eigenvalue phases), exact at half-turns too.
+    angles (the eigenvalue phases), exact at half-turns too. A rotation by angle ``theta``
+    lies at distance ``sqrt(2) theta`` from the identity, so the injectivity radius (the
+    distance of a half-turn, the cut locus) is ``sqrt(2) pi``.
     """
 
-    injectivity_radius = math.pi
+    injectivity_radius = math.sqrt(2.0) * math.pi
 
     def __init__(self, n: int):
         if int(n) < 2:

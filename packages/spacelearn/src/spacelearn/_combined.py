@@ -16,7 +16,7 @@ from torch import Tensor
 from . import util
 from .__about__ import __version__
 from ._checks import numeric_tensor
-from ._find_subspaces import bases_from_moments, decoders_from_moments
+from ._find_subspaces import _unit, bases_from_moments, decoders_from_moments
 from ._stats import Moments, check_targets
 from .data import pool
 from .loss import alignment_loss, disentanglement_loss, isotropy_loss, stability_loss
@@ -191,7 +191,7 @@ class SubspaceAccumulator:
             idx = w.abs().argmax()
             sign = torch.sign(w[idx]) if w[idx] != 0 else torch.ones((), dtype=w.dtype)
             v = v * sign
-            V[q] = (v / (v.norm() + 1e-8)).detach()
+            V[q] = _unit(v).detach()
         return Space(W=W, A=A, V=V, method=method)
 
 

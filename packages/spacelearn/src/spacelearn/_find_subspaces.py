@@ -24,6 +24,11 @@ def _fix_signs(rows: Tensor) -> Tensor:
     return rows * torch.where(sign == 0, torch.ones_like(sign), sign)
 
 
+def _unit(x: Tensor) -> Tensor:
+    """``x / ||x||`` (0.1.0's ``+ 1e-8`` left float64 norms at ``1 - 1e-8``); a zero ``x`` stays 0."""
+    return x / x.norm().clamp_min(torch.finfo(x.dtype).tiny)
+
+
 def _resolve_k(k, names: list[str]) -> dict[str, int]:
     if isinstance(k, Mapping):
         missing = [q for q in names if q not in k]
@@ -137,7 +142,8 @@ def _joint_greedy(mom: Moments, ks: dict[str, int], ridge: float) -> dict[str, T
     orthogonal to *all* directions accepted so far that most increases the explained fraction
     of that quantity's variance (given its own accepted directions: a whitened, partialled
     reduced-rank regression in the complement). Accept the best (quantity, direction) pair.
-    Without competition this is exactly the ``"whitened"`` solution; a direction two quantities
+    Without competition this is the ``"whitened"`` solution (exactly with ``ridge=0``; a ridge
+    tilts the one-at-a-time directions slightly); a direction two quantities
     want goes to the one whose R^2 gains most from it, and the other gets the next best
     direction. Deterministic, well defined even when quantities share directions exactly.
     """
@@ -298,7 +304,7 @@ def principal_directions(
         sign = torch.sign(w[w.abs().argmax()])
         sign = sign if sign != 0 else torch.ones_like(sign)
         w, v = w * sign, v * sign
-        out[q] = ((w / (w.norm() + 1e-8)).detach(), (v / (v.norm() + 1e-8)).detach())
+        out[q] = (_unit(w).detach(), _unit(v).detach())
     return out
 
 

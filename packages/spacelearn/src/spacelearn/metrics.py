@@ -50,7 +50,9 @@ def decoding_r2(
     """Held-out R^2 of decoding each quantity linearly from each subspace.
 
     Decoders (and the means) are fitted on ``(Z_fit, Y_fit)``; R^2 = 1 - SSE / SST is measured
-    on ``(Z_eval, Y_eval)`` over all target entries.
+    on ``(Z_eval, Y_eval)`` over all target entries (SST about the evaluation means): scikit-learn's
+    ``r2_score(..., multioutput="variance_weighted")``, not its default average of per-column
+    scores.
 
     Returns:
         ``r2[q][p]``: quantity ``q`` decoded from subspace ``p``. ``r2[q][q]`` is the own-subspace

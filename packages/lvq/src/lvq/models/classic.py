@@ -132,7 +132,9 @@ class LVQ1(_Classic):
     """Kohonen's LVQ1: the winner moves towards a sample of its class and away otherwise.
 
     ``batch_size=1`` is the classic online rule; ``None`` (default) averages each prototype's
-    updates over the whole epoch (batch LVQ1); sizes in between use mini-batches.
+    updates over the whole epoch (batch LVQ1); sizes in between use mini-batches. Sample and
+    class weights weigh that mean, so online (``batch_size=1``) a weight only decides whether
+    a sample acts (weight > 0).
     """
 
     def _epoch(self, W, X, y, w, gen):
@@ -152,7 +154,8 @@ class LVQ1(_Classic):
 class LVQ21(_Classic):
     """Kohonen's LVQ2.1: the nearest correct and nearest wrong prototypes move (towards /
     away) for samples inside the window ``min(d+/d-, d-/d+) > (1 - window) / (1 + window)``
-    (distances as Euclidean, not squared)."""
+    (distances as Euclidean, not squared). Each prototype moves by the (sample-weighted) mean
+    of its updates in a batch, as in :class:`LVQ1`."""
 
     _own_params = {"window": 0.3}
 

@@ -13,11 +13,13 @@ from ._common import basis, centred, check_mapping, warn_small_batch, zero_like_
 logger = logging.getLogger("spacelearn")
 
 
-def _standardised(S: Tensor) -> Tensor:
+def _standardised(S: Tensor, scale: Tensor) -> Tensor:
+    """Coordinates over their standard deviation ``+ 1e-8 * scale`` (the latents' RMS), so the
+    correlations do not depend on the latents' units."""
     Sc = S - S.mean(0, keepdim=True)
     var = Sc.pow(2).mean(0, keepdim=True)
     # clamp before the sqrt: a constant coordinate (duplicate points) has a zero, not NaN, gradient
-    return Sc / (var.clamp_min(torch.finfo(var.dtype).tiny).sqrt() + 1e-8)
+    return Sc / (var.clamp_min(torch.finfo(var.dtype).tiny).sqrt() + 1e-8 * scale)
 
 
 def disentanglement_loss(Z: Tensor, W: dict[str, Tensor]) -> Tensor:
@@ -25,9 +27,10 @@ def disentanglement_loss(Z: Tensor, W: dict[str, Tensor]) -> Tensor:
 
     ``S_q = Z_c W_q^T`` and ``Corr`` is the ``(k_i, k_j)`` matrix of Pearson correlations between
     the coordinates (population statistics, so identical subspaces with uncorrelated
-    coordinates give exactly 1 and independent ones give about 0). Returns 0 with fewer than two
-    quantities, and 0 with a warning for ``B < 2`` (0.1.0 returned NaN); a pair involving an
-    empty ``(0, D)`` basis contributes 0.
+    coordinates give exactly 1 and independent ones give about 0; each standard deviation gets
+    ``1e-8`` times the latents' RMS, so the value does not depend on the latents' units).
+    Returns 0 with fewer than two quantities, and 0 with a warning for ``B < 2`` (0.1.0 returned
+    NaN); a pair involving an empty ``(0, D)`` basis contributes 0.
     """
     names = list(check_mapping(W, "W"))
     if len(names) < 2:
@@ -36,7 +39,12 @@ def disentanglement_loss(Z: Tensor, W: dict[str, Tensor]) -> Tensor:
         return zero_like_graph(Z)
     Zc = centred(Z)
     B = Zc.shape[0]
-    coords = {q: _standardised(Zc @ basis(W[q], Zc, f"W[{q!r}]").mT) for q in names}
+    # the latents' RMS (in float32 at least: half-precision squares overflow), 1 for constant
+    # latents, without a host sync
+    rms = Zc.detach().to(torch.promote_types(Zc.dtype, torch.float32)).pow(2).mean().sqrt()
+    rms = rms.to(Zc.dtype)
+    scale = torch.where(rms > 0, rms, torch.ones_like(rms))
+    coords = {q: _standardised(Zc @ basis(W[q], Zc, f"W[{q!r}]").mT, scale) for q in names}
     total = zero_like_graph(Z)
     pairs = 0
     for i, qi in enumerate(names):

@@ -101,7 +101,9 @@ def isotropy_loss(Z: Tensor, W: dict[str, Tensor], n_dir: int = 32) -> Tensor:
                 "singular values are undefined (a diverged encoder?)"
             ) from exc
         raise
-    s_n = s / (s.mean() + 1e-8)
+    # no absolute epsilon (it made the loss depend on the latents' units): the residual is
+    # not numerically zero here, so mean(s) > 0
+    s_n = s / s.mean().clamp_min(torch.finfo(s.dtype).tiny)
     return torch.mean((s_n - 1.0) ** 2).to(Z.dtype)
 
 

@@ -23,10 +23,12 @@ def fit_decoders(
         W: bases ``{q: (k_q, D)}``.
         Z: latents ``(B, D)``.
         pooled_global: targets ``{q: (B, P) or (B, ...)}``.
-        ridge: Tikhonov term relative to the mean coordinate variance (to 1 when the
-            coordinates are constant, e.g. a batch of one; 0: minimum-norm least
-            squares through the pseudo-inverse, which is rank-safe on every device, unlike
-            ``torch.linalg.lstsq`` on CUDA).
+        ridge: Tikhonov term relative to the coordinates' mean sum of squares:
+            ``A = (S^T S + ridge * trace(S^T S) / k * I)^{-1} S^T Y_c`` with ``S = Z_c W_q^T``,
+            i.e. ``ridge`` times the mean coordinate variance against the *mean* squared error
+            (the ``trace`` term is replaced by 1 when the coordinates are constant, e.g. a batch
+            of one; 0: minimum-norm least squares through the pseudo-inverse, which is
+            rank-safe on every device, unlike ``torch.linalg.lstsq`` on CUDA).
     """
     ridge = check_real(ridge, "ridge")
     Zt = as_latent(Z)

@@ -38,18 +38,30 @@ def _check_bases(W_a: object, W_b: object, names: tuple[str, str]) -> tuple[Tens
     return out[0], out[1]
 
 
+def _span_basis(w: Tensor) -> Tensor:
+    """Orthonormal columns ``(D, r)`` spanning the rows of ``w (k, D)``, in float64, ``r`` its
+    numerical rank (singular values above ``max(S) * max(k, D) * eps`` of ``w``'s precision, as
+    ``scipy.linalg.orth``): a QR would complete a rank-deficient basis with arbitrary columns."""
+    eps = torch.finfo(w.dtype if w.is_floating_point() else torch.float64).eps
+    U, S, _ = torch.linalg.svd(w.detach().mT.to(torch.float64), full_matrices=False)
+    tol = S.amax() * max(w.shape) * eps if S.numel() else 0.0
+    return U[:, : int((S > tol).sum())]
+
+
 def principal_cosines(W_a: Tensor, W_b: Tensor) -> Tensor:
     """Cosines of the principal angles between ``span(W_a)`` and ``span(W_b)``, descending.
 
-    ``W_a (k_a, D)``, ``W_b (k_b, D)``; rows need not be orthonormal (they are orthonormalised
-    first). Returns ``(min(k_a, k_b),)`` values in ``[0, 1]``: 1 = a shared direction, 0 =
-    orthogonal. Bases may be tensors, numpy arrays or nested lists; the cosines are a tensor.
+    ``W_a (k_a, D)``, ``W_b (k_b, D)``; rows need not be orthonormal, nor even linearly
+    independent (the spans are orthonormalised by SVD first, as ``scipy.linalg.subspace_angles``
+    does). Returns ``(min(rank_a, rank_b),)`` values in ``[0, 1]`` (``min(k_a, k_b)`` for bases of
+    full row rank): 1 = a shared direction, 0 = orthogonal. Bases may be tensors, numpy arrays or
+    nested lists; the cosines are a tensor.
     An all-zero basis (no direction) or a NaN / inf entry is a ``ValueError``.
     The cosines have ``W_a``'s dtype, float32 for an integer ``W_a``.
     """
     W_a, W_b = _check_bases(W_a, W_b, ("W_a", "W_b"))
-    Qa = torch.linalg.qr(W_a.detach().mT.to(torch.float64)).Q
-    Qb = torch.linalg.qr(W_b.detach().to(Qa).mT).Q
+    Qa = _span_basis(W_a)
+    Qb = _span_basis(W_b.to(Qa.device))
     dtype = W_a.dtype if W_a.is_floating_point() else torch.float32  # int cosines truncate to 0
     return torch.linalg.svdvals(Qa.mT @ Qb).clamp(0.0, 1.0).to(dtype)
 
@@ -60,8 +72,10 @@ def subspace_change(W_old: Tensor, W_new: Tensor) -> dict:
     Returns a dict of tensors:
         ``mean_cos_sim`` / ``mean_angle_deg`` / ``per_dir_cos (k_old,)`` /
         ``similarity_matrix (k_old, k_new)``: the 0.1.0 row matching (each old row against its
-        best new row, ``|W_old W_new^T|``); it is *not* rotation invariant.
-        ``principal_cos (min(k),)`` / ``principal_angles_deg`` / ``max_principal_angle_deg``:
+        best new row, ``|W_old W_new^T|``, clamped to ``[0, 1]``); it is *not* rotation
+        invariant and, as in 0.1.0, takes the rows to be unit vectors (other rows give
+        scaled, not cosine, similarities).
+        ``principal_cos (min(rank),)`` / ``principal_angles_deg`` / ``max_principal_angle_deg``:
         the rotation-invariant subspace distance (new in this release).
 
     Bases may be tensors, numpy arrays or nested lists; the values are tensors either way.
