@@ -602,3 +602,24 @@ def test_add_refuses_integer_values_the_stored_dtype_cannot_hold():
     with pytest.raises(ValueError, match=r"field 1 is stored as torch.int32.*2147483648"):
         mem.add(torch.zeros(1, 3), torch.tensor([2**31], dtype=torch.int64))
     assert sorted(mem.task_data(0)[1].tolist()) == [1, 2, 7]
+
+
+@pytest.mark.parametrize("policy", ["quota", "reservoir", "fifo"])
+def test_task_rows_are_cached_until_the_stored_rows_change(policy):
+    # GEM read every task's rows with a pass over the whole memory at each step
+    mem = EpisodicMemory(12, policy=policy, random_state=0)
+    copy = EpisodicMemory(12, policy=policy)
+    for task in range(4):
+        mem.add(torch.randn(7, 3), torch.arange(7) % 3, task_id=task)
+        cached = mem._rows_by_task()
+        assert mem._rows_by_task() is cached  # no rebuild while nothing changes
+        copy.load_state_dict(*mem.state_dict())
+        assert copy._rows_by_task() is not cached
+        for m in (mem, copy):
+            tasks = [t for t in m._task_order if t in set(m._tasks)]
+            assert m.tasks() == tasks
+            for t in range(5):
+                want = [i for i, tt in enumerate(m._tasks) if tt == t]
+                x, y = m.task_data(t)
+                torch.testing.assert_close(x, m._fields[0][want])
+                torch.testing.assert_close(y, m._fields[1][want])

@@ -1122,3 +1122,90 @@ def test_a_stream_read_up_by_the_first_epoch_is_refused_not_scored_zero():
     trainer.epochs = 3
     with pytest.raises(ValueError, match="epoch 1: its stream .* read only once"):
         trainer.train_experience(Experience(Once(list(zip(X, y))), 0, (0, 1)))
+
+
+def _tiny_experience(task_id=0, n=32, seed=0):
+    from continual import Experience
+    from torch.utils.data import TensorDataset
+
+    g = torch.Generator().manual_seed(seed)
+    X, y = torch.randn(n, 4, generator=g), torch.randint(0, 3, (n,), generator=g)
+    return Experience(TensorDataset(X, y), task_id)
+
+
+@pytest.mark.parametrize(
+    "make, policy",
+    [
+        (lambda **kw: Replay(**kw), "reservoir"),
+        (lambda **kw: AGEM(sample_size=4, **kw), "fifo"),
+        (lambda **kw: GEM(**kw), None),
+        (lambda **kw: DERPP(**kw), None),
+    ],
+)
+def test_memory_parameters_assigned_before_training_take_effect(make, policy):
+    # mem_size / policy / random_state assigned after construction were shown by repr but the
+    # memory had already been built with the constructor's values
+    from continual_helpers import tiny_net
+
+    assigned = make(mem_size=20, random_state=0)
+    assigned.mem_size, assigned.random_state = 8, 3
+    built = make(mem_size=8, random_state=3)
+    if policy is not None:
+        assigned.policy = policy
+        built = make(mem_size=8, random_state=3, policy=policy)
+    assert repr(assigned) == repr(built)
+    for strategy in (assigned, built):
+        Trainer(tiny_net(), strategy, batch_size=8, device="cpu").train_experience(
+            _tiny_experience()
+        )
+    assert assigned.memory.capacity == 8 and len(assigned.memory) == 8
+    assert assigned.memory.policy == built.memory.policy
+    for a, b in zip(assigned.memory.dataset().tensors, built.memory.dataset().tensors):
+        torch.testing.assert_close(a, b)
+    assigned.mem_size = 8  # the same value changes nothing
+    for name, value in (("mem_size", 4), ("random_state", 5)):
+        with pytest.raises(ValueError, match=rf"\.{name} cannot change .* stores 8 rows"):
+            setattr(assigned, name, value)
+    assert assigned.mem_size == 8 and assigned.memory.capacity == 8
+    with pytest.raises(ValueError, match="mem_size"):
+        make(mem_size=20).mem_size = 0
+
+
+def test_trainer_lr_assigned_after_construction_is_used_at_the_next_step():
+    # the optimizer was built with the constructor's lr; an assigned trainer.lr was ignored
+    from continual_helpers import tiny_net
+
+    exp = _tiny_experience()
+    assigned = Trainer(tiny_net(), lr=0.01, batch_size=8, device="cpu")
+    assigned.lr = 0.5
+    assigned.train_experience(exp)
+    built = Trainer(tiny_net(), lr=0.5, batch_size=8, device="cpu")
+    built.train_experience(exp)
+    assert [g["lr"] for g in assigned.optimizer.param_groups] == [0.5]
+    torch.testing.assert_close(_params(assigned.model), _params(built.model))
+    assigned.optimizer.param_groups[0]["lr"] = 0.2  # a scheduler's rate: kept while lr is unchanged
+    assigned.train_experience(exp)
+    assert assigned.optimizer.param_groups[0]["lr"] == 0.2
+    assigned.lr = -1.0
+    with pytest.raises(ValueError, match="lr must be"):
+        assigned.train_experience(exp)
+
+
+@pytest.mark.parametrize("make", [lambda: AGEM(mem_size=20, sample_size=4), lambda: GEM(20)])
+def test_n_projected_survives_a_checkpoint(make, tmp_path):
+    # a resumed run counted the projected steps from 0
+    import blockops
+    from continual_helpers import tiny_net
+
+    saved = Trainer(tiny_net(), make(), batch_size=8, device="cpu")
+    saved.strategy.after_experience(saved, _tiny_experience())
+    saved.strategy.n_projected = 7
+    saved.save_checkpoint(tmp_path)
+    resumed = Trainer(tiny_net(seed=1), make(), batch_size=8, device="cpu")
+    resumed.load_checkpoint(tmp_path)
+    assert resumed.strategy.n_projected == 7
+    config, tensors, meta = blockops.load_checkpoint(tmp_path)
+    config["strategy"]["state"]["n_projected"] = -1
+    blockops.save_checkpoint(tmp_path, config, tensors, meta)
+    with pytest.raises(ValueError, match="n_projected=-1"):
+        Trainer(tiny_net(), make(), device="cpu").load_checkpoint(tmp_path)

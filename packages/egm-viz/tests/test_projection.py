@@ -25,6 +25,30 @@ def test_pca_matches_scikit_learn():
         assert min(np.abs(a[:, j] - b[:, j]).max(), np.abs(a[:, j] + b[:, j]).max()) < 1e-9
 
 
+def _assert_axes_match_scikit_learn(Z, atol):
+    decomposition = pytest.importorskip("sklearn.decomposition", reason="reference needs sklearn")
+    ours = PCA2D.fit(Z).components.numpy()
+    ref = decomposition.PCA(n_components=2, svd_solver="full").fit(Z.numpy()).components_.T
+    for j in range(2):  # equal up to the sign of each axis
+        err = min(np.abs(ours[:, j] - ref[:, j]).max(), np.abs(ours[:, j] + ref[:, j]).max())
+        assert err < atol, (j, err)
+
+
+def test_pca_axes_survive_ill_conditioned_data():
+    # second axis with 1e-7 of the first's spread, far from the origin: the scatter matrix
+    # squares the condition number (1e-14) and loses that axis (about 2e-3 off)
+    g = torch.Generator().manual_seed(0)
+    rot, _ = torch.linalg.qr(torch.randn(5, 5, generator=g, dtype=torch.float64))
+    spread = torch.tensor([1.0, 1e-7, 1e-9, 0.0, 0.0], dtype=torch.float64)
+    Z = (torch.randn(500, 5, generator=g, dtype=torch.float64) * spread) @ rot.T + 3.0
+    _assert_axes_match_scikit_learn(Z, atol=1e-8)
+
+
+@pytest.mark.parametrize("n", [4, 60, 3000])
+def test_pca_axes_match_scikit_learn_on_ordinary_data(n):
+    _assert_axes_match_scikit_learn(_data(n=n), atol=1e-10)
+
+
 def test_pca_is_deterministic_and_sign_fixed():
     Z = _data()
     p1, p2 = PCA2D.fit(Z), PCA2D.fit(Z.flip(0))

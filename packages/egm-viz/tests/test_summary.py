@@ -10,6 +10,10 @@ def _bars(ax, prefix):
     return [p for p in ax.patches if (p.get_gid() or "").startswith(prefix)]
 
 
+def _layers(ax, prefix):
+    return [c for c in ax.collections if (c.get_gid() or "").startswith(prefix)]
+
+
 def test_summary_png(model, tmp_path):
     path = tmp_path / "summary.png"
     fig = egm_viz.plot_class_energy(model, save_path=path, dpi=40)
@@ -51,8 +55,33 @@ def test_sessions_and_late_classes():
         dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
         assert len(dashed) == 2
     colours = class_colors(3)
-    grow_bars = _bars(fig.axes[1], "grow:2")
-    assert np.allclose(grow_bars[0].get_facecolor(), colours[2])
+    (grow_bars,) = _layers(fig.axes[1], "grow:2")
+    assert np.allclose(grow_bars.get_facecolor()[0], colours[2])
+
+
+@pytest.mark.parametrize("shown", [None, [2, 0]])
+def test_growth_bars_are_what_the_bank_holds(shown):
+    # 40 classes x 40 iterations drew 1600 separate bars; now one collection per class
+    X, y = blobs(n_per_class=10, n_classes=3)
+    m = FakeEGM(num_iters=2, num_points=3).fit(X[y < 2], y[y < 2])
+    m.continue_fit(1)
+    m.partial_fit(X[y == 2], y[y == 2])
+    fig = egm_viz.plot_class_energy(m, classes=shown)
+    syn, gen = ~m.bank_is_real_, m.bank_generation_
+    chosen = [0, 1, 2] if shown is None else sorted(shown)  # stacked in class order
+    bottom = np.zeros(5)
+    for c in chosen:
+        (layer,) = _layers(fig.axes[1], f"grow:{c}")
+        counts = np.array([int((syn & (m.bank_y_ == c) & (gen == t)).sum()) for t in range(1, 6)])
+        corners = np.array([p.vertices[:4] for p in layer.get_paths()])  # (5, 4, 2)
+        np.testing.assert_allclose(corners[:, :, 0].min(1), np.arange(1, 6) - 0.425)
+        np.testing.assert_allclose(corners[:, :, 0].max(1), np.arange(1, 6) + 0.425)
+        np.testing.assert_array_equal(corners[:, :, 1].min(1), bottom)
+        np.testing.assert_array_equal(corners[:, :, 1].max(1) - bottom, counts)
+        np.testing.assert_allclose(layer.get_facecolor(), [class_colors(3)[c]])
+        bottom += counts
+    assert len(_layers(fig.axes[1], "grow:")) == len(chosen)
+    assert bottom.sum() == sum(int((syn & (m.bank_y_ == c)).sum()) for c in chosen) > 0
 
 
 def test_history_matrix_refuses_a_per_iteration_entry():

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from flt_tracker import Feature, effective_rank
+from flt_tracker.storage import ChunkReader, DiskStorage, MemoryStorage, Storage
 
 
 def filled(n=5, shape=(4, 3), seed=0, dtype=None):
@@ -238,3 +239,38 @@ def test_effective_rank_needs_matrices():
     with pytest.raises(TypeError, match="matrices must be a torch.Tensor, got list"):
         effective_rank([[1.0, 0.0], [0.0, 1.0]])
     assert effective_rank(torch.eye(3)).item() == pytest.approx(3.0)
+
+
+def _check_every_step(f):
+    """``get_at_step`` against its definition: the last snapshot whose step is ``step``."""
+    steps, values = f.steps, f.as_tensor()
+    for s in range(-2, int(steps[-1]) + 3):
+        hits = np.flatnonzero(steps == s)
+        assert Storage.position(f.storage, s) == f.storage.position(s)  # the generic scan
+        if hits.size == 0:
+            with pytest.raises(KeyError, match=f"no snapshot at step {s}"):
+                f.get_at_step(s)
+        else:
+            assert torch.equal(f.get_at_step(s), values[hits[-1]])
+
+
+@pytest.mark.parametrize("backend", ["memory", "downsample", "disk"])
+def test_get_at_step_bisects_to_the_plain_definition(backend, tmp_path):
+    shape = (2,)
+    storage = {
+        "memory": lambda: MemoryStorage(shape, torch.float32, chunk_size=16),
+        "downsample": lambda: MemoryStorage(
+            shape, torch.float32, chunk_size=16, capacity=40, policy="downsample"
+        ),
+        "disk": lambda: DiskStorage(tmp_path / "s", shape, torch.float32, chunk_size=16),
+    }[backend]()
+    f = Feature("w", storage=storage)
+    step = 0
+    for n in (150, 1, 60):  # lookups between appends: the search sees what was added since
+        for _ in range(n):
+            step += 1 + step % 3  # irregular gaps
+            f.append(torch.full(shape, float(step)), step=step)
+        _check_every_step(f)
+    if backend == "disk":
+        storage.close()
+        _check_every_step(Feature("w", storage=ChunkReader(tmp_path / "s")))

@@ -755,3 +755,65 @@ def test_csv_logger_writes_its_file_when_no_epoch_runs(tmp_path):
     train, _ = loaders()
     Trainer(model, opt, callbacks=[CSVLogger(tmp_path / "m.csv")], device="cpu").fit(train, 0)
     assert (tmp_path / "m.csv").read_text().splitlines() == ["epoch,step"]
+
+
+def test_epoch_accuracy_is_the_exact_fraction_of_correct_predictions():
+    # identity logits: the prediction is the argmax of the input; lr=0 keeps it so
+    model = nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(2))
+        model.bias.zero_()
+    x = torch.tensor([[1.0, 0.0]] * 6 + [[0.0, 1.0]] * 4)  # predicts 0 six times, then 1
+    y = torch.tensor([0, 0, 1, 0, 0, 0, 0, 0, 1, 1])  # 3 wrong: 7 of 10 right
+    batches = [(x[:3], y[:3]), (x[3:], y[3:])]  # 2 of 3, then 5 of 7
+    trainer = Trainer(
+        model, torch.optim.SGD(model.parameters(), lr=0.0), metrics={"acc": "accuracy"}
+    )
+    logs = trainer.fit(batches, 1, val_loader=batches)[-1]
+    assert (
+        logs["acc"] == 0.7 and logs["val_acc"] == 0.7
+    )  # float32 batch means gave 0.7000000178813934
+    assert float(accuracy(model(x[3:8]), y[3:8])) == 0.6  # float32: 0.6000000238418579
+    assert accuracy(model(x[:0]), y[:0]).isnan()
+
+
+def test_resume_from_last_checkpoint_replays_the_uninterrupted_run(tmp_path):
+    X, y = data()
+
+    def run(epochs, ckpt_dir=None, resume=None):
+        torch.manual_seed(1)  # as a fresh process: a resumed run takes its state from the file
+        model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 2))
+        opt = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)
+        callbacks = [] if ckpt_dir is None else [ModelCheckpoint(ckpt_dir)]
+        trainer = Trainer(model, opt, callbacks, scheduler=sched, seed=0)
+        if resume is not None:
+            ckpt = trainer.load_checkpoint(resume)
+            assert ckpt["epoch"] == 1 and trainer.epoch == 2 and trainer.global_step == 8
+        # shuffling and dropout draw from torch's global generator
+        trainer.fit(DataLoader(TensorDataset(X, y), batch_size=16, shuffle=True), epochs)
+        return model.state_dict(), trainer.epoch
+
+    whole, last_epoch = run(4)
+    run(2, ckpt_dir=tmp_path / "ckpt")  # interrupted after epoch 1
+    path = tmp_path / "ckpt" / "last.pt"
+    assert torch.load(path, weights_only=True)["rng_state"]["torch"].dtype == torch.uint8
+    resumed, resumed_epoch = run(2, resume=path)
+    assert resumed_epoch == last_epoch == 4
+    for k in whole:
+        assert torch.equal(resumed[k], whole[k]), k
+
+
+def test_rng_state_round_trips_through_a_weights_only_file(tmp_path):
+    import random
+
+    from flt_tracker.callbacks import rng_state, set_rng_state
+
+    torch.save(rng_state(), tmp_path / "rng.pt")
+
+    def draw():
+        return torch.rand(3).tolist(), random.random(), np.random.rand(3).tolist()  # noqa: NPY002
+
+    first = draw()
+    set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
+    assert draw() == first

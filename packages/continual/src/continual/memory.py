@@ -244,6 +244,7 @@ class EpisodicMemory:
         self._most = 0
         self._pass: torch.Tensor | None = None  # shuffled pass of :meth:`cycle`
         self._pass_pos = 0
+        self._task_rows: dict[int, torch.Tensor] | None = None  # see _rows_by_task
 
     # ------------------------------------------------------------------ basics
     def __len__(self) -> int:
@@ -261,8 +262,18 @@ class EpisodicMemory:
 
     def tasks(self) -> list[int]:
         """Task ids present in memory, in order of first appearance."""
-        present = set(self._tasks)
+        present = self._rows_by_task()
         return [t for t in self._task_order if t in present]
+
+    def _rows_by_task(self) -> dict[int, torch.Tensor]:
+        """The stored slots of each task, ascending; cached until the stored rows change (GEM
+        reads every task's rows at each step)."""
+        if self._task_rows is None:
+            slots: dict[int, list[int]] = {}
+            for slot, task in enumerate(self._tasks):
+                slots.setdefault(task, []).append(slot)
+            self._task_rows = {t: torch.tensor(s, dtype=torch.long) for t, s in slots.items()}
+        return self._task_rows
 
     def status(self) -> dict[int, int]:
         """Number of stored rows per task id (time step), in order of first appearance; the
@@ -388,6 +399,7 @@ class EpisodicMemory:
                 store[slots] = t.detach()[rows.to(t.device)].to(self.device, store.dtype)
         if writes:
             self._pass = None  # the stored rows changed: the next cycle() starts a new pass
+            self._task_rows = None
         return len(writes)
 
     def _quota_room(self, task_id: int) -> int:
@@ -511,6 +523,7 @@ class EpisodicMemory:
         if self._labels:
             self._labels = [self._labels[i] for i in keep]
         self._pass = None
+        self._task_rows = None
 
     def add_data_for_task(
         self, task_id: int, data: torch.Tensor, labels: torch.Tensor | None = None
@@ -621,7 +634,8 @@ class EpisodicMemory:
         task_id = _task_id("task_id", task_id)
         if self._fields is None:
             raise ValueError("the episodic memory is empty")
-        return self._select(self._indices([task_id]), device)
+        index = self._rows_by_task().get(task_id, torch.zeros(0, dtype=torch.long))
+        return self._select(index, device)
 
     def get_data_for_reference_gradient(
         self, task_id: int, device: str | torch.device | None = None
@@ -738,6 +752,7 @@ class EpisodicMemory:
         self.gradient_ref_data_size = int(config["gradient_ref_data_size"])
         self.policy = config["policy"]
         self._tasks = [int(t) for t in config["tasks"]]
+        self._task_rows = None
         self._labels = [int(t) for t in config["labels"]]
         self._task_order = [int(t) for t in config["task_order"]]
         self._n_seen = int(config["n_seen"])

@@ -138,15 +138,67 @@ class Naive(Strategy):
     """Fine-tuning on each experience in turn: the lower bound."""
 
 
-class _MemoryStrategy(Strategy):
+class _MemoryParams:
+    """``mem_size``, ``policy`` and ``random_state`` of a strategy's episodic memory.
+
+    Assigning one rebuilds the memory with it while the memory is still empty; once it stores
+    rows the assignment is a ValueError naming the attribute (an assignment used to be shown by
+    ``repr`` but ignored, the memory being already built).
+    """
+
+    memory: EpisodicMemory
+    _memory_params: dict[str, Any]
+
+    def _build_memory(self, mem_size: int, policy: str, random_state: Any) -> None:
+        check_count("mem_size", mem_size)
+        self.memory = EpisodicMemory(mem_size, policy=policy, random_state=random_state)
+        self._memory_params = {"mem_size": mem_size, "policy": policy, "random_state": random_state}
+
+    def _set_memory_param(self, name: str, value: Any) -> None:
+        old = self._memory_params[name]
+        if value is old or (type(value) is type(old) and value == old):
+            return
+        if len(self.memory):
+            raise ValueError(
+                f"{type(self).__name__}.{name} cannot change from {old!r} to {value!r}: the "
+                f"memory already stores {len(self.memory)} rows; set it before the first "
+                f"experience or build a new {type(self).__name__}"
+            )
+        self._build_memory(**{**self._memory_params, name: value})
+
+    @property
+    def mem_size(self) -> int:
+        """Memory capacity in samples."""
+        return self._memory_params["mem_size"]
+
+    @mem_size.setter
+    def mem_size(self, value: int) -> None:
+        self._set_memory_param("mem_size", value)
+
+    @property
+    def random_state(self) -> Any:
+        """Seed of the memory."""
+        return self._memory_params["random_state"]
+
+    @random_state.setter
+    def random_state(self, value: Any) -> None:
+        self._set_memory_param("random_state", value)
+
+
+class _MemoryStrategy(_MemoryParams, Strategy):
     """Strategies with an episodic memory filled with each experience after training on it."""
 
     def __init__(self, mem_size: int, policy: str, random_state: Any) -> None:
-        check_count("mem_size", mem_size)
-        self.mem_size = mem_size
-        self.policy = policy
-        self.random_state = random_state
-        self.memory = EpisodicMemory(mem_size, policy=policy, random_state=random_state)
+        self._build_memory(mem_size, policy, random_state)
+
+    @property
+    def policy(self) -> str:
+        """Memory policy (see :class:`EpisodicMemory`)."""
+        return self._memory_params["policy"]
+
+    @policy.setter
+    def policy(self, value: str) -> None:
+        self._set_memory_param("policy", value)
 
     def _params(self) -> dict[str, Any]:
         return {"mem_size": self.mem_size, "policy": self.policy}
@@ -233,7 +285,30 @@ class Replay(_MemoryStrategy):
         return torch.cat([x, mx.to(x.dtype)]), torch.cat([y, my.to(y.dtype)]), torch.cat([t, mt])
 
 
-class AGEM(_MemoryStrategy):
+class _ProjectingStrategy(_MemoryStrategy):
+    """AGEM and GEM: ``n_projected`` counts the projected steps and is checkpointed with the
+    memory (a resumed run counted from 0)."""
+
+    n_projected: int
+
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        config, tensors = super().state_dict()
+        return {**config, "n_projected": self.n_projected}, tensors
+
+    def check_state_dict(self, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        super().check_state_dict(config, tensors)
+        count = config.get("n_projected", 0)  # absent from checkpoints of earlier versions
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ValueError(f"the checkpoint has n_projected={count!r}, not an integer >= 0")
+
+    def load_state_dict(
+        self, config: dict[str, Any], tensors: dict[str, torch.Tensor], trainer: Trainer
+    ) -> None:
+        super().load_state_dict(config, tensors, trainer)
+        self.n_projected = int(config.get("n_projected", 0))
+
+
+class AGEM(_ProjectingStrategy):
     """Averaged GEM: project the gradient when it would increase the loss on a memory batch.
 
     Args:
@@ -290,7 +365,7 @@ class AGEM(_MemoryStrategy):
             self.n_projected += 1
 
 
-class GEM(_MemoryStrategy):
+class GEM(_ProjectingStrategy):
     """Gradient Episodic Memory: one constraint per previous experience, solved as a small QP.
 
     Args:
@@ -711,7 +786,7 @@ class LwF(Strategy):
                 p.requires_grad_(False)
 
 
-class DERPP(Strategy):
+class DERPP(_MemoryParams, Strategy):
     """Dark Experience Replay++ (Buzzega et al. 2020): replay logits and labels.
 
     The memory is a reservoir over every training batch, storing inputs, labels, task ids and
@@ -739,12 +814,10 @@ class DERPP(Strategy):
         check_number("alpha", alpha)
         check_number("beta", beta)
         check_count("batch_size", batch_size, none_ok=True)
-        check_count("mem_size", mem_size)
-        self.mem_size = mem_size
         self.alpha = alpha
         self.beta = beta
         self.batch_size = batch_size
-        self.memory = EpisodicMemory(mem_size, policy="reservoir", random_state=random_state)
+        self._build_memory(mem_size, "reservoir", random_state)
 
     def _params(self) -> dict[str, Any]:
         return {"mem_size": self.mem_size, "alpha": self.alpha, "beta": self.beta}

@@ -100,7 +100,8 @@ class Trainer:
         strategy: the plugin (``Naive()`` if None).
         optimizer: ``"sgd"``, ``"adam"``, a callable ``params -> Optimizer`` or an optimizer
             built on ``model.parameters()``.
-        lr: learning rate for ``"sgd"`` / ``"adam"``.
+        lr: learning rate for ``"sgd"`` / ``"adam"``. Assigning ``trainer.lr`` later sets the
+            rate of every parameter group (of any optimizer) at the next training step.
         loss_fn: ``loss_fn(output, target) -> scalar`` (cross-entropy if None).
         metric: ``"accuracy"`` (argmax vs label, higher is better) or ``"loss"`` (mean
             ``loss_fn``, lower is better; for regression).
@@ -156,6 +157,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.strategy = strategy if strategy is not None else Naive()
         self.lr = lr
+        self._applied_lr = lr  # the lr last given to the optimizer (see _sync_lr)
         self.optimizer = self._make_optimizer(optimizer)
         self.loss_fn = loss_fn if loss_fn is not None else F.cross_entropy
         self.metric = metric
@@ -210,6 +212,17 @@ class Trainer:
         raise ValueError(
             f"optimizer={spec!r} is not understood; expected 'sgd', 'adam', a callable or an Optimizer"
         )
+
+    def _sync_lr(self) -> None:
+        """Give every parameter group the ``lr`` assigned since the last step (an assignment
+        after construction used to be ignored, the optimizer being already built); the groups'
+        own rates (a scheduler's, a checkpoint's) are left alone while ``lr`` is unchanged."""
+        if self.lr == self._applied_lr:
+            return
+        check_number("lr", self.lr, positive=True)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        self._applied_lr = self.lr
 
     def to_input(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` on the trainer's device; floating inputs in the model's dtype (float64 data
@@ -406,6 +419,7 @@ class Trainer:
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """One optimisation step on ``(x, y, task_ids)``; returns the (detached) loss."""
         strategy = self.strategy
+        self._sync_lr()
         self.optimizer.zero_grad(set_to_none=True)
         batch = strategy.before_forward(self, batch)
         x, y, t = batch

@@ -20,9 +20,10 @@ PROJECTIONS = ("pca", "tsne", "umap")
 class PCA2D:
     """A fitted 2-component PCA, in torch and float64.
 
-    With more points than features the axes are the top eigenvectors of the ``(d, d)`` scatter
-    matrix (``torch.linalg.eigh``), otherwise the top right singular vectors of the centred
-    data (``torch.linalg.svd``).
+    The axes are the top right singular vectors of the centred data (``torch.linalg.svd``);
+    with more points than features, of the ``(d, d)`` R factor of its thin QR instead (same
+    singular values and vectors, no ``(n, d)`` U). The scatter matrix ``X^T X`` is never formed,
+    as it squares the condition number and loses axes with tiny spread.
 
     Attributes:
         mean: ``(d,)`` mean of the fitted points.
@@ -46,13 +47,10 @@ class PCA2D:
         mean = Z.mean(dim=0)
         centred = Z - mean
         n, d = centred.shape
-        if n > d:  # eigenvectors of the (d, d) scatter matrix: O(n d^2 + d^3), no (n, d) SVD
-            evals, evecs = torch.linalg.eigh(centred.T @ centred)
-            var = evals.flip(0).clamp_min(0.0)
-            axes = evecs.flip(1).T
-        else:
-            _, s, axes = torch.linalg.svd(centred, full_matrices=False)
-            var = s**2
+        if n > d:  # X = QR, so X and R share singular values and right vectors: O(n d^2)
+            centred = torch.linalg.qr(centred, mode="r").R
+        _, s, axes = torch.linalg.svd(centred, full_matrices=False)
+        var = s**2
         k = min(2, axes.shape[0])
         comps = torch.zeros(d, 2, dtype=torch.float64)
         comps[:, :k] = axes[:k].T

@@ -158,14 +158,23 @@ def plot_class_energy(
     ax_bank.set_ylabel("points in the bank")
     ax_bank.set_title("bank per class (solid real, hatched synthetic)", fontsize=10, pad=_PAD)
 
+    from matplotlib.collections import PolyCollection
+
     counts = synthetic_counts(view)
-    iters = np.arange(1, view.n_iterations + 1)
+    left = np.arange(1, view.n_iterations + 1) - 0.85 / 2
+    right = left + 0.85
     bottom = np.zeros(view.n_iterations)
-    for c in chosen:
-        ax_grow.bar(
-            iters, counts[:, c], bottom=bottom, color=colors[c], width=0.85, gid=f"grow:{c}"
+    for c in chosen:  # one collection per class: 1 600 separate bars (40 x 40) took over 1 s
+        top = bottom + counts[:, c]
+        corners = [(left, bottom), (right, bottom), (right, top), (left, top)]
+        layer = PolyCollection(
+            np.stack([np.stack(xy, axis=-1) for xy in corners], axis=1),
+            facecolors=[colors[c]],
+            gid=f"grow:{c}",
         )
-        bottom += counts[:, c]
+        layer.sticky_edges.y.extend(bottom.tolist())  # as ``bar``: no margin below a bar
+        ax_grow.add_collection(layer)
+        bottom = top
     if not counts[:, chosen].any():  # no growth yet, or all of it evicted by max_samples
         _note(ax_grow, "no synthetic points in the bank")
     ax_grow.set_xlabel("growth iteration")

@@ -6,9 +6,11 @@ import csv
 import json
 import math
 import os
+import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -213,6 +215,30 @@ def _to_cpu(obj: Any) -> Any:
     return obj
 
 
+def rng_state() -> dict[str, Any]:
+    """The random streams the Trainer seeds (torch's CPU generator, CUDA's when initialised,
+    Python's ``random``, numpy's global), as tensors and plain values that
+    ``torch.load(..., weights_only=True)`` accepts (about 10 kB)."""
+    name, key, pos, has_gauss, gauss = np.random.get_state()  # noqa: NPY002 (the global RNG)
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        "python": random.getstate(),
+        "numpy": (name, torch.from_numpy(key.astype(np.int64)), pos, has_gauss, gauss),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned (CUDA streams only on devices present)."""
+    torch.set_rng_state(state["torch"])
+    for device, cuda in enumerate(state["cuda"][: torch.cuda.device_count()]):
+        torch.cuda.set_rng_state(cuda, device)
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, key, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, key.numpy().astype(np.uint32), pos, has_gauss, cached))  # noqa: NPY002
+
+
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -221,10 +247,18 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
 class ModelCheckpoint(Callback):
     """Save ``last.pt`` every ``every_n_epochs`` and ``best.pt`` when ``monitor`` improves.
 
-    Files hold plain state dicts (``{"model", "optimizer", "epoch", "global_step"}``, tensors
-    on the CPU), written atomically and loadable with ``torch.load(path, weights_only=True)``,
-    also without a GPU. ``best.pt`` is the best of the whole run: a later ``fit`` of the same
-    trainer continues it.
+    Files hold plain state dicts (``{"model", "optimizer", "scheduler", "epoch", "global_step",
+    "rng_state"}``, tensors on the CPU; ``"scheduler"`` when the trainer has one), written
+    atomically and loadable with ``torch.load(path, weights_only=True)``, also without a GPU.
+    ``best.pt`` is the best of the whole run: a later ``fit`` of the same trainer continues it.
+
+    :meth:`Trainer.load_checkpoint <flt_tracker.trainer.Trainer.load_checkpoint>` resumes from
+    ``last.pt``: with the same model, optimizer, scheduler, data and callbacks, the resumed run
+    trains the same weights as an uninterrupted one (the random streams are restored). Not
+    saved, so not restored: the trainer's ``history``, the state of callbacks (a tracker's
+    recorded series, :class:`EarlyStopping`'s patience, this callback's ``best``), a loader's
+    own ``generator``, and the optimizer's state when ``save_optimizer=False``. Save a tracker with
+    :func:`~flt_tracker.save_run`.
 
     Args:
         directory: output folder (created).
@@ -260,9 +294,12 @@ class ModelCheckpoint(Callback):
             "model": unwrap_model(trainer.model).state_dict(),
             "epoch": epoch,
             "global_step": trainer.global_step,
+            "rng_state": rng_state(),
         }
         if self.save_optimizer:
             state["optimizer"] = trainer.optimizer.state_dict()
+        if trainer.scheduler is not None:
+            state["scheduler"] = trainer.scheduler.state_dict()
         return _to_cpu(state)  # loadable on a machine without the GPU it was trained on
 
     def on_epoch_end(
@@ -324,8 +361,11 @@ class JSONLinesLogger(Callback):
 
 class CSVLogger(Callback):
     """One CSV row per epoch (``epoch``, ``step`` and every metric); the file is rewritten
-    atomically each epoch, so columns that appear later are added. A run without epochs
-    (``epochs=0``) still writes the file, with the header ``epoch,step`` only.
+    atomically each epoch, so columns that appear later are added and a crash never leaves a
+    torn file. The cost: epoch ``k`` writes all ``k`` rows (and every row stays in memory), so
+    a run of ``n`` epochs writes ``O(n^2)`` rows in all; negligible for thousands of epochs,
+    but for very long runs prefer :class:`JSONLinesLogger`, which appends. A run without
+    epochs (``epochs=0``) still writes the file, with the header ``epoch,step`` only.
 
     Args:
         path: output ``.csv`` file.

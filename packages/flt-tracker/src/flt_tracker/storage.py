@@ -308,6 +308,15 @@ class Storage:
         idx = self.index()
         return int(idx[-1, 0]) if len(idx) else None
 
+    def position(self, step: int) -> int | None:
+        """Position of the last snapshot taken at ``step`` (None when there is none).
+
+        The built-in backends bisect their index without copying it (steps ascend, as a
+        :class:`~flt_tracker.feature.Feature` keeps them); this fallback scans :meth:`index`.
+        """
+        hits = np.flatnonzero(self.index()[:, 0] == step)
+        return int(hits[-1]) if hits.size else None
+
     def read(self, start: int, stop: int) -> torch.Tensor:
         """Snapshots ``start:stop`` stacked, ``(stop - start, *shape)``, on the CPU."""
         raise NotImplementedError
@@ -550,6 +559,9 @@ class MemoryStorage(Storage):
     def last_step(self) -> int | None:
         return self._idx[-4] if self._idx else None
 
+    def position(self, step: int) -> int | None:
+        return _bisect_step(self._idx, 4, step)
+
     def read(self, start: int, stop: int) -> torch.Tensor:
         self.synchronize()
         n = len(self)
@@ -761,6 +773,9 @@ class DiskStorage(Storage):
     def last_step(self) -> int | None:
         return self._idx[-3] if self._idx else None
 
+    def position(self, step: int) -> int | None:
+        return _bisect_step(self._idx, 3, step)
+
     def read(self, start: int, stop: int) -> torch.Tensor:
         n = len(self)
         start, stop = max(0, start), min(n, stop)
@@ -847,6 +862,7 @@ class ChunkReader(Storage):
             raise ValueError(f"{self.directory} holds no readable chunk and no shape was given")
         super().__init__(shape, dtype)
         self._index = np.concatenate(rows) if rows else np.zeros((0, 3), dtype=np.int64)
+        self._steps = np.ascontiguousarray(self._index[:, 0])  # bisected by position()
         self._starts = np.cumsum([0] + [n for _, n in self._chunks])[:-1].tolist()
 
     def __len__(self) -> int:
@@ -861,6 +877,10 @@ class ChunkReader(Storage):
 
     def index(self) -> np.ndarray:
         return self._index.copy()
+
+    def position(self, step: int) -> int | None:
+        i = int(np.searchsorted(self._steps, step, side="right")) - 1
+        return i if i >= 0 and self._steps[i] == step else None
 
     def read(self, start: int, stop: int) -> torch.Tensor:
         n = len(self)
@@ -878,6 +898,15 @@ class ChunkReader(Storage):
 
     def promote(self, dtype: torch.dtype) -> None:
         raise RuntimeError("a loaded run is read-only")
+
+
+def _bisect_step(flat: array, width: int, step: int) -> int | None:
+    """Position of the last row whose first column is ``step`` in ``flat``, an index of
+    ``width`` int64 columns per row with ascending steps, or None: bisects a strided view
+    (no copy), released before returning so ``flat`` can grow again."""
+    with memoryview(flat)[::width] as steps:
+        i = bisect.bisect_right(steps, step) - 1
+        return i if i >= 0 and steps[i] == step else None
 
 
 def _chunks_between(starts: list[int], start: int, stop: int) -> range:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .callbacks import Callback
+from .callbacks import Callback, set_rng_state
 from .tracker import float_dtype, unwrap_model
 
 __all__ = ["Trainer", "accuracy"]
@@ -25,14 +25,9 @@ __all__ = ["Trainer", "accuracy"]
 Metric = Callable[[torch.Tensor, torch.Tensor], float | torch.Tensor]
 
 
-def accuracy(output: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-    """Fraction of correct predictions: argmax of ``(n, classes)`` logits against class indices
-    (or one-hot / class-probability targets of the logits' shape, as ``CrossEntropyLoss``
-    takes them), or the sign of ``(n,)`` scores against ``+-1`` (or ``0/1``) targets.
-
-    Raises:
-        ValueError: ``target`` is None (batches of inputs only).
-    """
+def _correct(output: torch.Tensor, target: torch.Tensor | None) -> tuple[torch.Tensor, int]:
+    """Correct predictions counted on the output's device (an int64 scalar) and how many
+    predictions there are; see :func:`accuracy`."""
     if target is None:  # was "'bool' object has no attribute 'float'"
         raise ValueError("accuracy needs targets: the batches hold inputs only (target=None)")
     if output.ndim >= 2 and output.shape[-1] > 1:
@@ -40,11 +35,38 @@ def accuracy(output: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
             # one-hot / probabilities: compared element-wise they broadcast to a wrong
             # fraction (n == classes) or a shape error
             target = target.argmax(dim=-1)
-        return (output.argmax(dim=-1) == target).float().mean()
-    scores = output.reshape(-1)
-    t = target.reshape(-1).float()
-    positive = t > 0 if bool((t < 0).any()) else t > 0.5
-    return ((scores > 0) == positive).float().mean()
+        hits = output.argmax(dim=-1) == target
+    else:
+        t = target.reshape(-1).float()
+        positive = t > 0 if bool((t < 0).any()) else t > 0.5
+        hits = (output.reshape(-1) > 0) == positive
+    return hits.sum(), hits.numel()
+
+
+def accuracy(output: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """Fraction of correct predictions: argmax of ``(n, classes)`` logits against class indices
+    (or one-hot / class-probability targets of the logits' shape, as ``CrossEntropyLoss``
+    takes them), or the sign of ``(n,)`` scores against ``+-1`` (or ``0/1``) targets.
+
+    Returns:
+        A float64 scalar on the CPU: the integer count of correct predictions divided by their
+        number in Python (3 of 5 is exactly ``0.6``, not float32's ``0.6000000238``; devices
+        without float64, such as MPS, only count). NaN for no predictions.
+
+    Raises:
+        ValueError: ``target`` is None (batches of inputs only).
+    """
+    correct, total = _correct(output, target)
+    return torch.tensor(int(correct) / total if total else math.nan, dtype=torch.float64)
+
+
+def _metric_sum(fn: Metric, output: torch.Tensor, target: Any, n: int) -> float:
+    """``fn``'s value on a batch of ``n`` samples times ``n``; for :func:`accuracy`, from the
+    integer count of correct predictions, so the epoch mean is the exact fraction."""
+    if fn is accuracy:
+        correct, total = _correct(output, target)
+        return int(correct) * n / total if total else math.nan
+    return float(fn(output, target)) * n
 
 
 def _split_batch(batch: Any) -> tuple[Any, Any]:
@@ -231,10 +253,12 @@ class Trainer:
             forward (adversarial training); gradients it leaves on the parameters are cleared.
         grad_clip: clip the global gradient norm to this value.
         seed: seed Python, numpy and torch at the start of the first ``fit`` (a later call
-            continues the random streams, so ``fit(n); fit(m)`` replays ``fit(n + m)``).
+            continues the random streams, so ``fit(n); fit(m)`` replays ``fit(n + m)``; after
+            :meth:`load_checkpoint` the restored streams are kept).
         metrics: extra metrics ``{name: fn(output, target)}`` averaged per epoch (train and
-            val); the string ``"accuracy"`` may be given instead of a function. ``"loss"`` and
-            ``"epoch"`` are taken (a ``ValueError``).
+            val); the string ``"accuracy"`` may be given instead of a function (its correct
+            predictions are summed as integers: the epoch value is the exact fraction).
+            ``"loss"`` and ``"epoch"`` are taken (a ``ValueError``).
         progress: show tqdm progress bars.
         distributed: ``"auto"`` (DDP under torchrun), or ``False`` to never wrap.
     """
@@ -518,7 +542,7 @@ class Trainer:
             sums["loss"] += value * n
             with torch.no_grad():
                 for name, fn in self.metrics.items():
-                    sums[name] += float(fn(output.detach(), target)) * n
+                    sums[name] += _metric_sum(fn, output.detach(), target, n)
             count += n
             self._emit("on_batch_end", batch, batch_idx, value)
             if self.stop_training:
@@ -542,11 +566,32 @@ class Trainer:
                         float(self.loss_fn(output, target if target is not None else inputs)) * n
                     )
                     for name, fn in self.metrics.items():
-                        sums[name] += float(fn(output, target)) * n
+                        sums[name] += _metric_sum(fn, output, target, n)
                     count += n
         finally:
             self.model.train(was_training)
         return self._reduce(sums, count, "the evaluation loader")
+
+    def load_checkpoint(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Resume from a :class:`~flt_tracker.callbacks.ModelCheckpoint` file (``last.pt``):
+        the model, the optimizer and scheduler states when saved, the epoch and step counts
+        and the random streams (so ``seed`` does not reseed them). The next ``fit`` continues
+        with the epoch after the saved one; see ``ModelCheckpoint`` for what is not restored.
+
+        Returns:
+            The checkpoint, as loaded with ``weights_only=True`` on the CPU.
+        """
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        self.raw_model.load_state_dict(ckpt["model"])
+        if "optimizer" in ckpt:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        if "scheduler" in ckpt and self.scheduler is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.epoch, self.global_step = int(ckpt["epoch"]) + 1, int(ckpt["global_step"])
+        if "rng_state" in ckpt:  # files of earlier versions have none
+            set_rng_state(ckpt["rng_state"])
+            self._seeded = True
+        return ckpt
 
     @property
     def raw_model(self) -> nn.Module:

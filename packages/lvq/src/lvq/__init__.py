@@ -31,8 +31,11 @@ from .models import (
 from .registry import REGISTRY, get_model_class, list_models, register
 
 
-def load(path, device="auto"):
-    """Load any saved lvq model: the class named in the checkpoint reads it with its own ``load``."""
+def load(path, platform=None, *, device=None):
+    """Load any saved lvq model: the class named in the checkpoint reads it with its own ``load``.
+
+    ``platform`` (``device=`` is an alias; neither given: ``"auto"``) is where it goes.
+    """
     import blockops
 
     config, _, meta = blockops.load_checkpoint(path)
@@ -40,7 +43,7 @@ def load(path, device="auto"):
         raise ValueError(
             f"{str(path)!r} is not an lvq checkpoint (package={meta.get('package')!r})"
         )
-    return get_model_class(config["model"]).load(path, device=device)
+    return get_model_class(config["model"]).load(path, platform, device=device)
 
 
 __all__ = [

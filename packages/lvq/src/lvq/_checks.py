@@ -79,6 +79,22 @@ def check_int(name: str, value: Any, low: int = 1, allow_none: bool = False) -> 
     return int(value)
 
 
+def load_platform(platform: Any, device: Any) -> Any:
+    """The device a ``load`` call asks for: ``platform`` (the name DESIGN.md uses) or its
+    keyword alias ``device``; ``"auto"`` when neither is given.
+
+    Raises :class:`TypeError` when both are given with different values.
+    """
+    if platform is None:
+        return "auto" if device is None else device
+    if device is not None and str(device).strip().lower() != str(platform).strip().lower():
+        raise TypeError(
+            f"load got platform={platform!r} and device={device!r}; they are the same "
+            "option, pass only one"
+        )
+    return platform
+
+
 def resolve_load_device(saved: Any, requested: Any) -> tuple[torch.device, Any]:
     """Where a loaded model goes, and the ``device`` parameter it gets.
 

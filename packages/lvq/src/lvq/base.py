@@ -37,6 +37,7 @@ from ._checks import (
     check_int,
     check_number,
     is_number,
+    load_platform,
     resolve_load_device,
     seeded_generator,
 )
@@ -1274,9 +1275,14 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
 
     @classmethod
     def load(
-        cls, path: str | Path, device: str | torch.device = "auto"
+        cls,
+        path: str | Path,
+        platform: str | torch.device | None = None,
+        *,
+        device: str | torch.device | None = None,
     ) -> SupervisedPrototypeModel:
-        """Read a model written by :meth:`save` onto ``device``.
+        """Read a model written by :meth:`save` onto ``platform`` (``device=`` is an alias;
+        neither given: ``"auto"``).
 
         ``"auto"`` keeps the saved ``device`` parameter where this machine has that device and
         otherwise warns and uses the best device here; another device that is not available
@@ -1293,7 +1299,8 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
         if cls is not SupervisedPrototypeModel and not issubclass(klass, cls):
             raise ValueError(f"{str(path)!r} holds a {config['model']}, not a {cls.__name__}")
         params = dict(config["params"])
-        dev, placed = resolve_load_device(params.get("device", "auto"), device)
+        requested = load_platform(platform, device)
+        dev, placed = resolve_load_device(params.get("device", "auto"), requested)
         if "device" in params:
             params["device"] = placed
         model = klass(**params)

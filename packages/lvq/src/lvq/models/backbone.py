@@ -189,9 +189,10 @@ class BackboneMixin:
         return out
 
     @classmethod
-    def load(cls, path, device="auto", backbone=None):
-        """Read a saved model; ``backbone`` must be given (a module of the same architecture)
-        when it was trained with a user module, and must not be given otherwise."""
+    def load(cls, path, platform=None, backbone=None, *, device=None):
+        """Read a saved model onto ``platform`` (``device=`` is an alias); ``backbone`` must be
+        given (a module of the same architecture) when it was trained with a user module, and
+        must not be given otherwise."""
         config, tensors, _ = blockops.load_checkpoint(path)
         marker = config.get("params", {}).get("backbone")
         if marker is None and backbone is not None:
@@ -214,7 +215,7 @@ class BackboneMixin:
                 )
         token = _PENDING_BACKBONE.set(backbone)
         try:
-            return super().load(path, device=device)
+            return super().load(path, platform, device=device)
         finally:
             _PENDING_BACKBONE.reset(token)
 

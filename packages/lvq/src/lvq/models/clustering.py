@@ -18,7 +18,13 @@ import numpy as np
 import torch
 
 from ..__about__ import __version__
-from .._checks import check_int, check_number, resolve_load_device, seeded_generator
+from .._checks import (
+    check_int,
+    check_number,
+    load_platform,
+    resolve_load_device,
+    seeded_generator,
+)
 from ..base import PrototypeModel, export_inference_onnx
 from ..distances import squared_euclidean
 from ..registry import register
@@ -307,8 +313,15 @@ class UnsupervisedModel(PrototypeModel):
         return blockops.save_checkpoint(path, config, tensors, meta)
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "auto") -> UnsupervisedModel:
-        """Read a model written by :meth:`save` onto ``device``.
+    def load(
+        cls,
+        path: str | Path,
+        platform: str | torch.device | None = None,
+        *,
+        device: str | torch.device | None = None,
+    ) -> UnsupervisedModel:
+        """Read a model written by :meth:`save` onto ``platform`` (``device=`` is an alias;
+        neither given: ``"auto"``).
 
         ``"auto"`` keeps the saved ``device`` parameter where this machine has that device and
         otherwise warns and uses the best device here; another device that is not available
@@ -325,7 +338,8 @@ class UnsupervisedModel(PrototypeModel):
         if not issubclass(klass, cls):
             raise ValueError(f"{str(path)!r} holds a {config['model']}, not a {cls.__name__}")
         params = dict(config["params"])
-        dev, placed = resolve_load_device(params.get("device", "auto"), device)
+        requested = load_platform(platform, device)
+        dev, placed = resolve_load_device(params.get("device", "auto"), requested)
         if "device" in params:
             params["device"] = placed
         model = klass(**params)

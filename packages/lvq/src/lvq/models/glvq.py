@@ -109,18 +109,28 @@ class GLVQ(SupervisedPrototypeModel):
 
 @register("A", _FAST)
 class GLVQ1(SupervisedPrototypeModel):
-    """GLVQ with the LVQ1 rule as loss: ``d+`` if the winner is correct, else ``-d-``."""
+    """GLVQ with the LVQ1 rule as loss: ``d+`` if the winner is correct, else ``-d-``.
+
+    ``beta`` is the steepness of ``transfer_fn`` ``'sigmoid_beta'`` / ``'swish_beta'``.
+    """
+
+    _own_params = {"beta": 10.0}
 
     def _make_loss(self, n_classes):
-        return LVQ1Loss(self.transfer_fn, 10.0, self.margin)
+        return LVQ1Loss(self.transfer_fn, self.beta, self.margin)
 
 
 @register("A", _FAST)
 class GLVQ21(SupervisedPrototypeModel):
-    """GLVQ with the (unnormalised) LVQ2.1 loss ``d+ - d-``."""
+    """GLVQ with the (unnormalised) LVQ2.1 loss ``d+ - d-``.
+
+    ``beta`` is the steepness of ``transfer_fn`` ``'sigmoid_beta'`` / ``'swish_beta'``.
+    """
+
+    _own_params = {"beta": 10.0}
 
     def _make_loss(self, n_classes):
-        return LVQ21Loss(self.transfer_fn, 10.0, self.margin)
+        return LVQ21Loss(self.transfer_fn, self.beta, self.margin)
 
 
 @register("A", _FAST)

@@ -147,13 +147,13 @@ class _Topology(UnsupervisedModel):
         for cb in cbs:
             cb.on_fit_start(self)
         history = []
-        best, best_W, bad = math.inf, W, 0
+        best, best_W, best_t, bad = math.inf, W, 0, 0
         for t in range(T):
             old = W.clone()
             energy = self._epoch(X, W, t, T, gen)
             history.append(energy)
             if _improved(energy, best):
-                best, best_W, bad = energy, old, 0
+                best, best_W, best_t, bad = energy, old, t, 0
             else:
                 bad += 1
             shift = float((W - old).norm(dim=1).max())
@@ -167,7 +167,7 @@ class _Topology(UnsupervisedModel):
         if self.restore_best:
             W = best_W
         self._state = {"prototypes": W}
-        self._finish(X)
+        self._finish(X, best_t if self.restore_best else t, T)
         self._publish()
         for cb in cbs:
             cb.on_fit_end(self)
@@ -179,8 +179,9 @@ class _Topology(UnsupervisedModel):
     def _begin(self, X, W) -> None:
         """Set up per-fit buffers."""
 
-    def _finish(self, X) -> None:
-        """Add extra state tensors after training."""
+    def _finish(self, X, epoch: int, T: int) -> None:
+        """Add extra state tensors after training (``epoch``: the 0-based epoch of ``T`` whose
+        map is kept, the last one run or, with ``restore_best``, the best one)."""
 
 
 # =========================================================================== neural gas
@@ -268,7 +269,7 @@ class _GridModel(_Topology):
             return fitted
         return (int(self.grid_height), int(self.grid_width))
 
-    def _finish(self, X):
+    def _finish(self, X, epoch, T):
         self._fitted_grid = (int(self.grid_height), int(self.grid_width))
 
     def _extra_config(self):
@@ -378,7 +379,10 @@ class HeskesSOM(_GridModel):
     both steps minimise the energy ``E = mean_i sum_k h(k, c*_i) |x_i - w_k|^2``, so
     ``loss_history_`` never increases once ``sigma`` stops decaying (``sigma_init ==
     sigma_final`` makes it monotone from the start). Full batch (setting ``batch_size`` warns
-    that it is ignored). ``predict`` uses the Heskes BMU.
+    that it is ignored). ``predict`` uses the Heskes BMU with the fitted ``sigma_``, the
+    neighbourhood width training reached: ``sigma_final`` after a full run, the width of the
+    last epoch (with ``restore_best``, of the best one) when ``patience`` or a callback stops
+    training early.
     """
 
     def _validate(self):
@@ -413,9 +417,12 @@ class HeskesSOM(_GridModel):
     def _converged_ok(self, t, T):
         return self.sigma_init is not None and float(self.sigma_init) == float(self.sigma_final)
 
-    def _finish(self, X):
-        super()._finish(X)
-        self._state["sigma"] = torch.tensor(float(self.sigma_final), dtype=X.dtype)
+    def _finish(self, X, epoch, T):
+        super()._finish(X, epoch, T)
+        # the width training reached: sigma_final after a full run (exactly), less decayed
+        # when patience or a callback stopped it early
+        sigma = float(self.sigma_final) if epoch >= T - 1 else self._sigma(epoch, T)
+        self._state["sigma"] = torch.tensor(sigma, dtype=X.dtype)
 
     def _assign(self, X):
         h, w = self.grid_shape
