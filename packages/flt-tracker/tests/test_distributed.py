@@ -39,6 +39,10 @@ WORKER = textwrap.dedent(
         json.dump([len(tracker.get_features()), model.weight.detach().tolist(), trainer.history[-1]["loss"]], fh)
     torch.distributed.barrier()  # no rank tears the group down while the other still uses it
     torch.distributed.destroy_process_group()
+    sys.stdout.flush(); sys.stderr.flush()
+    # skip the interpreter's C++ teardown: under load a Gloo thread destroyed at exit sometimes
+    # aborted a rank whose work was done ("terminate called without an active exception")
+    os._exit(0)
     """
 )
 
@@ -95,6 +99,10 @@ RUN_WORKER = textwrap.dedent(
                    "printed": printed.getvalue()}}, fh)
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()
+    sys.stdout.flush(); sys.stderr.flush()
+    # skip the interpreter's C++ teardown: under load a Gloo thread destroyed at exit sometimes
+    # aborted a rank whose work was done ("terminate called without an active exception")
+    os._exit(0)
     """
 )
 

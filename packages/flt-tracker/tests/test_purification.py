@@ -10,7 +10,12 @@ from flt_tracker.analysis import (
     purity,
     sorted_atom_profile,
 )
-from flt_tracker.purification import make_sparse_coding, run_purification, srelu
+from flt_tracker.purification import (
+    make_sparse_coding,
+    robust_accuracy,
+    run_purification,
+    srelu,
+)
 
 
 def test_dictionary_metrics_on_known_weights():
@@ -137,3 +142,14 @@ def test_run_purification_checks_the_attack_before_training(monkeypatch):
         run_purification(attack="fgsm")
     with pytest.raises(ValueError, match="eps=-0.1 must be finite"):
         run_purification(eps=-0.1)
+
+
+def test_accuracies_are_exact_fractions():
+    class Fixed(torch.nn.Module):  # scores +1 for the first three rows, -1 for the rest
+        def forward(self, x):
+            return torch.where(x[:, 0] > 0, 1.0, -1.0) * (1.0 + 0.0 * x.sum(1))
+
+    X = torch.tensor([[1.0], [1.0], [1.0], [-1.0], [-1.0]])
+    y = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0])
+    # 3 of 5 correct and no perturbation can move the fixed signs at eps=0
+    assert robust_accuracy(Fixed(), X, y, eps=0.0, steps=1) == 0.6

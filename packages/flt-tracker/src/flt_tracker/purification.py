@@ -201,8 +201,11 @@ class _Batches:
 
 
 def _accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of ``sign(model(X)) == y``: an integer count over ``len(y)``, exact (a float32
+    mean gave 0.6000000238 for 3 of 5)."""
     with torch.no_grad():
-        return float((torch.sign(model(X)) == y).float().mean())
+        hits = int((torch.sign(model(X)) == y).sum())
+    return hits / y.numel() if y.numel() else math.nan
 
 
 def robust_accuracy(
