@@ -548,12 +548,12 @@ class EpisodicMemory:
         excluded = _task_ids("exclude_tasks", exclude)
         if wanted is None and excluded is None:
             return torch.arange(len(self._tasks))
-        allowed = set(self._task_order) if wanted is None else wanted
+        rows = self._rows_by_task()
+        allowed = set(rows) if wanted is None else wanted
         if excluded is not None:
             allowed -= excluded
-        return torch.tensor(
-            [i for i, t in enumerate(self._tasks) if t in allowed], dtype=torch.long
-        )
+        parts = [index for task, index in rows.items() if task in allowed]
+        return torch.cat(parts).sort().values if parts else torch.zeros(0, dtype=torch.long)
 
     def sample(
         self,

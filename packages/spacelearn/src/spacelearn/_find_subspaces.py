@@ -85,10 +85,12 @@ def clamp_k(mom: Moments, k, method: str) -> dict[str, int]:
     return out
 
 
-def _numerical_rank(S: Tensor, shape: tuple[int, ...]) -> int:
+def _numerical_rank(S: Tensor, shape: tuple[int, ...], eps: float | None = None) -> int:
     """How many singular values ``S`` of a ``shape`` matrix exceed its rounding noise
-    ``max(S) * max(shape) * eps``."""
-    tol = S.amax() * max(shape) * torch.finfo(S.dtype).eps if S.numel() else 0.0
+    ``max(S) * max(shape) * eps`` (``eps`` of ``S``'s dtype unless given: that of the matrix
+    when ``S`` was computed in a wider one)."""
+    eps = torch.finfo(S.dtype).eps if eps is None else eps
+    tol = S.amax() * max(shape) * eps if S.numel() else 0.0
     return int((S > tol).sum())
 
 

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from .._checks import numeric_tensor
+from .._find_subspaces import _numerical_rank
 
 
 def check_direction(w: Tensor, name: str) -> None:
@@ -44,8 +45,7 @@ def _span_basis(w: Tensor) -> Tensor:
     ``scipy.linalg.orth``): a QR would complete a rank-deficient basis with arbitrary columns."""
     eps = torch.finfo(w.dtype if w.is_floating_point() else torch.float64).eps
     U, S, _ = torch.linalg.svd(w.detach().mT.to(torch.float64), full_matrices=False)
-    tol = S.amax() * max(w.shape) * eps if S.numel() else 0.0
-    return U[:, : int((S > tol).sum())]
+    return U[:, : _numerical_rank(S, tuple(w.shape), eps)]
 
 
 def principal_cosines(W_a: Tensor, W_b: Tensor) -> Tensor:
