@@ -576,3 +576,63 @@ def test_euclidean_error_near_zero_within_documented_bound(dtype):
         assert (self_dist <= (16 * eps * scale.diagonal()).sqrt()).all()
         _, idx = knn(Q, D, 1, metric="euclidean", q_block=q_block, db_block=db_block)
         assert torch.equal(idx[:, 0], torch.arange(40))
+
+
+def _database_sized_buffers(fn, n_bytes, inputs):
+    """Distinct storages of at least ``n_bytes``, other than those of ``inputs``, that the ops
+    run by ``fn()`` produce."""
+    from torch.overrides import TorchFunctionMode
+
+    seen = set()
+
+    class Record(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(t, torch.Tensor) and t.untyped_storage().nbytes() >= n_bytes:
+                    seen.add(t.untyped_storage().data_ptr())
+            return out
+
+    with Record():
+        fn()
+    return len(seen - {t.untyped_storage().data_ptr() for t in inputs})
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_euclidean_kernels_hold_one_prepared_database_copy(grouped, always_group, monkeypatch):
+    # The centring and squared norms used to make (nd, d) temporaries, the streaming kernels a
+    # scaled copy plus its concatenation, the grouped kNN an unpermuted copy besides the
+    # permuted one: six database-sized buffers per call instead of two.
+    from blockops import kernels
+
+    monkeypatch.setattr(kernels, "_ROW_CHUNK_ELEMS", 2**12, raising=False)
+    g = torch.Generator().manual_seed(7)
+    D = torch.randn(10000, 16, generator=g) + 3.0
+    Q = torch.randn(4, 16, generator=g) + 3.0
+    size = D.numel() * D.element_size() // 2  # above the chunk and block temporaries
+    kw = {"q_block": 4, "db_block": 1024}
+    if grouped:
+        run = lambda: knn(Q, D, 5, metric="euclidean", **kw)  # noqa: E731
+    else:
+        run = lambda: nearest(Q, D, metric="euclidean", **kw)  # noqa: E731
+    assert _database_sized_buffers(run, size, (Q, D)) <= 2
+    ref = _ref_dist(Q, D, "euclidean")
+    dist, idx = knn(Q, D, 5, metric="euclidean")
+    assert torch.equal(idx, ref.topk(5, largest=False).indices)
+    torch.testing.assert_close(dist.double(), ref.gather(1, idx), atol=1e-4, rtol=1e-5)
+    v, i = nearest(Q, D, metric="euclidean")
+    assert torch.equal(i, idx[:, 0])
+    torch.testing.assert_close(v, dist[:, 0])
+
+
+@pytest.mark.parametrize("kernel", [pairwise_distances, knn, nearest])
+def test_numpy_input_error_names_the_conversion(kernel):
+    # sklearn's pairwise_distances / NearestNeighbors take numpy arrays; the kernels' refusal
+    # says how to convert them rather than only the type
+    Q = np.zeros((2, 3), dtype=np.float32)
+    D = torch.zeros(4, 3)
+    args = (Q, D, 1) if kernel is knn else (Q, D)
+    with pytest.raises(TypeError, match=r"got ndarray.*blockops\.as_tensor\(Q, name='Q'\)"):
+        kernel(*args)
+    out = kernel(blockops.as_tensor(Q, name="Q"), *args[1:])
+    assert (out if kernel is pairwise_distances else out[0]).shape[0] == 2

@@ -103,6 +103,35 @@ def test_per_sample_squared_grads_equals_loop():
         torch.testing.assert_close(fast[n], ref[n], rtol=1e-5, atol=1e-7)
 
 
+class _SharedGrad(torch.nn.Module):
+    """``x + a + b``: autograd hands ``a`` and ``b`` one gradient tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.randn(1, 3))
+        self.b = torch.nn.Parameter(torch.randn(1, 3))
+        self.w = torch.nn.Parameter(torch.randn(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.w + self.a + self.b
+
+
+def test_per_sample_squared_grads_squares_shared_gradients_once():
+    # the gradients are squared in place; one tensor shared by two parameters must not be
+    # squared twice (a and b got the 4th power)
+    torch.manual_seed(0)
+    net, x, t = _SharedGrad(), torch.randn(5, 3), torch.randn(5, 3)
+    fast = per_sample_squared_grads(net, x, t, F.mse_loss)
+    ref = {n: torch.zeros_like(p) for n, p in net.named_parameters()}
+    for i in range(5):
+        net.zero_grad()
+        F.mse_loss(net(x[i : i + 1]), t[i : i + 1]).backward()
+        for n, p in net.named_parameters():
+            ref[n] += p.grad**2
+    for n in ref:
+        torch.testing.assert_close(fast[n], ref[n], rtol=1e-5, atol=1e-7)
+
+
 def test_expected_fisher_equals_loop_over_classes():
     net = tiny_net(seed=2)
     x = torch.randn(5, 4)

@@ -5,8 +5,10 @@ import pytest
 import torch
 from continual import (
     DeviceDataLoader,
+    Replay,
     SubDataset,
     TimeDependentTensorDataset,
+    Trainer,
     class_incremental,
     drifting_clusters,
     generate_toy8,
@@ -445,3 +447,21 @@ def test_to_device_keeps_namedtuple_batches():
     assert isinstance(batches[1], Pair)
     torch.testing.assert_close(batches[1].x, torch.tensor([[2.0, 2.0], [3.0, 3.0]]))
     assert batches[1].y.tolist() == [2, 3]
+
+
+@pytest.mark.parametrize("split", [class_incremental, task_incremental])
+def test_class_splits_take_image_shaped_samples(split):
+    # Split-MNIST for a CNN: (n, C, H, W) inputs were refused with "X must be 2-D"
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 1, 4, 4)).astype(np.float32), np.arange(60) % 4
+    sc = split(X, y, X[:20], y[:20], 2)
+    assert [tuple(e.dataset.tensors[0].shape) for e in sc.train_stream] == [(30, 1, 4, 4)] * 2
+    np.testing.assert_array_equal(sc.train_stream[1].dataset.tensors[0].numpy(), X[y >= 2])
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(8, 4))
+    R = Trainer(model, Replay(10), epochs=1, device="cpu").fit_stream(sc)
+    assert R.rows_done == 2 and np.isfinite(R.R).all()
+    with pytest.raises(ValueError, match=r"X_test samples must have the shape of X's, \(1, 4, 4\)"):
+        split(X, y, X[:20, :, :3], y[:20], 2)
+    with pytest.raises(ValueError, match="sample axis and at least one feature axis"):
+        split(X[:, 0, 0, 0], y, X[:20, 0, 0, 0], y[:20], 2)

@@ -554,6 +554,37 @@ def test_fisher_chunks_bound_the_per_sample_gradients_held_at_once(kind, monkeyp
         torch.testing.assert_close(chunked[n], ref[n])
 
 
+def test_fisher_chunks_of_a_wide_model_stay_within_32_mib(monkeypatch):
+    # 256 MiB chunks (2**26 elements) were slower than one backward per sample: the time went
+    # into faulting in fresh pages; chunks now hold at most 2**23 elements (32 MiB in float32)
+    import continual.strategies as strategies
+    from continual.scenarios import Experience
+    from torch.utils.data import TensorDataset
+
+    torch.manual_seed(0)
+    x, y = torch.randn(120, 64), torch.randint(0, 10, (120,))
+    exp = Experience(TensorDataset(x, y), 0)
+    t = Trainer(_model(hidden=(2048,)), EWC(1.0), device="cpu")
+    n_params = sum(p.numel() for p in t.model.parameters())
+    rows = []
+    inner = strategies.per_sample_squared_grads
+    monkeypatch.setattr(
+        strategies,
+        "per_sample_squared_grads",
+        lambda m, xb, *a, **k: rows.append(len(xb)) or inner(m, xb, *a, **k),
+    )
+    fisher = strategies.fisher_on(t, exp)
+    assert sum(rows) == 120 and max(rows) * n_params <= 2**23
+    loop = {n: torch.zeros_like(p) for n, p in t.model.named_parameters()}
+    for i in range(120):  # the per-sample loop
+        t.model.zero_grad()
+        F.cross_entropy(t.model(x[i : i + 1]), y[i : i + 1]).backward()
+        for n, p in t.model.named_parameters():
+            loop[n] += p.grad**2
+    for n in fisher:
+        torch.testing.assert_close(fisher[n], loop[n] / 120, rtol=1e-4, atol=1e-8)
+
+
 def _snapshot(t):
     config, tensors = t.state()
     return config, {k: v.clone() for k, v in tensors.items() if k != "rng.torch"}

@@ -59,3 +59,16 @@ def test_check_estimator():
     assert not failed, failed
     passed = [r for r in results if r["status"] == "passed"]
     assert len(passed) >= 45
+
+
+def test_predict_log_proba_matches_log_of_predict_proba(blobs):
+    import numpy as np
+
+    X, y, Xte, _ = blobs
+    m = PyEGM(platform="cpu", random_state=0).fit(X, y)
+    proba = m.predict_proba(Xte)
+    log_proba = m.predict_log_proba(Xte)
+    assert log_proba.shape == proba.shape and log_proba.dtype == np.float64
+    np.testing.assert_allclose(np.exp(log_proba), proba, atol=1e-12)
+    assert (proba == 0).any() and np.isneginf(log_proba[proba == 0]).all()
+    assert np.isfinite(log_proba[proba > 0]).all()

@@ -155,6 +155,44 @@ def test_gif_then_animates_the_paths_step_by_step(model, tmp_path):
     assert not np.array_equal(frames[-2], frames[-1])
 
 
+def test_gif_draws_each_frame_once(model, tmp_path):
+    # Animation.save redrew the bare Agg canvas after every frame (draw_idle), and the writer
+    # drew it again to grab the frame: twice the rendering of a plain imageio loop
+    fig = Figure(figsize=SMALL["figsize"])
+    FigureCanvasAgg(fig)
+    draws = []
+    fig.canvas.mpl_connect("draw_event", lambda event: draws.append(event))
+    path = tmp_path / "once.gif"
+    egm_viz.visualize_explosion(
+        model, ax=fig.add_subplot(), save_path=path, path_steps=2, n_queries=1, dpi=50
+    )
+    assert len(draws) == len(gif_frames(path)) == _n_iter(model) + 2
+    assert "draw_idle" not in vars(fig.canvas)  # the canvas is left as it was
+    fig.canvas.draw_idle()
+    assert len(draws) == _n_iter(model) + 3
+
+
+def test_labels_of_x_are_looked_up_once_per_distinct_label(model, data, monkeypatch):
+    # the codes of y were found by a Python lookup per row (100 000 rows: 100 000 lookups)
+    import egm_viz.explosion as explosion
+
+    X, y = data
+    labels = np.array(y, copy=True)
+    labels[::7] = 99  # a label the model lacks: grey
+    seen = []
+    plain = explosion._plain
+    monkeypatch.setattr(explosion, "_plain", lambda v: seen.append(v) or plain(v))
+    fig = egm_viz.visualize_explosion(model, X, labels, show_paths=False, **SMALL)
+    assert len(seen) <= len(set(labels.tolist())) + len(model.classes_)
+    known = model.classes_.tolist()
+    codes = explosion._label_codes(labels, {c: i for i, c in enumerate(known)})
+    assert codes.tolist() == [known.index(v) if v in known else -1 for v in labels.tolist()]
+    # mixed-type labels (no order) still find their codes
+    mixed = np.array([known[0], "x", None], dtype=object)
+    assert explosion._label_codes(mixed, {known[0]: 0}).tolist() == [0, -1, -1]
+    assert [a for a in fig.axes[0].collections if a.get_gid() == "samples"]
+
+
 def test_mp4_is_readable(model, tmp_path):
     imageio_ffmpeg = pytest.importorskip(
         "imageio_ffmpeg", reason="writing .mp4 needs the egm-viz[mp4] extra (imageio-ffmpeg)"

@@ -148,3 +148,28 @@ def test_growth_panel_says_why_it_is_empty():
     assert note in [t.get_text() for t in fig.axes[1].texts]
     grown = egm_viz.plot_class_energy(FakeEGM(num_iters=1).fit(X, y))
     assert note not in [t.get_text() for t in grown.axes[1].texts]
+
+
+def test_summary_draws_into_the_callers_figure(model, tmp_path):
+    # there was no way to put the summary into a figure of one's own (matplotlib's ax=/fig=)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(16.0, 6.0))
+    FigureCanvasAgg(fig)
+    left, right = fig.subfigures(1, 2, width_ratios=[1, 2])
+    mine = left.add_subplot()
+    mine.plot([0, 1], [1, 0])
+    out = egm_viz.plot_class_energy(model, fig=right, save_path=tmp_path / "both.png", dpi=30)
+    assert out is right
+    assert len(right.axes) == 4 and mine in fig.axes and len(fig.axes) == 5
+    real = _bars(right.axes[0], "bank:real")
+    assert [int(p.get_height()) for p in real] == [
+        int(np.sum(model.bank_is_real_.numpy() & (model.bank_y_.numpy() == c)))
+        for c in range(len(model.classes_))
+    ]
+    assert load_rgb(tmp_path / "both.png").shape == (180, 480, 3)  # the whole figure
+    whole = Figure()
+    assert egm_viz.plot_class_energy(model, fig=whole) is whole and len(whole.axes) == 4
+    with pytest.raises(TypeError, match="ax.figure"):
+        egm_viz.plot_class_energy(model, fig=mine)

@@ -32,6 +32,20 @@ def test_append_and_access():
         f.append(torch.zeros(2, 2))
 
 
+def test_np_asarray_of_a_feature_is_its_stacked_history(tmp_path):
+    f, values = filled(dtype=torch.float64)
+    arr = np.asarray(f)  # was a 0-d object array holding the Feature
+    assert arr.shape == (5, 4, 3) and arr.dtype == np.float64
+    np.testing.assert_array_equal(arr, values.numpy())
+    arr[0] = 0.0  # a copy: the series is untouched
+    assert torch.equal(f.get_at_step(0), values[0])
+    assert np.asarray(f, dtype=np.float32).dtype == np.float32
+    disk = Feature("w", storage=DiskStorage(tmp_path / "w", (4, 3), torch.float64, chunk_size=2))
+    for v in values:
+        disk.append(v)
+    np.testing.assert_array_equal(np.asarray(disk), values.numpy())
+
+
 def test_caller_tensor_is_copied():
     f = Feature("w")
     t = torch.ones(3)

@@ -1,6 +1,8 @@
 import csv
 import json
 import math
+import os
+import warnings
 
 import numpy as np
 import pytest
@@ -802,6 +804,49 @@ def test_resume_from_last_checkpoint_replays_the_uninterrupted_run(tmp_path):
     assert resumed_epoch == last_epoch == 4
     for k in whole:
         assert torch.equal(resumed[k], whole[k]), k
+
+
+def test_a_fresh_tracker_on_a_resumed_trainer_records_on_the_trainers_step_axis(tmp_path):
+    X, y = data()
+
+    def run(epochs, ckpt_dir=None, resume=None):
+        torch.manual_seed(1)
+        model, opt = model_opt()
+        tracker = FeatureTracker(model, layers=["0"], track_frequency=3)
+        callbacks = [FeatureTrackingCallback(tracker)]
+        callbacks += [] if ckpt_dir is None else [ModelCheckpoint(ckpt_dir)]
+        trainer = Trainer(model, opt, callbacks, seed=0)
+        if resume is not None:
+            trainer.load_checkpoint(resume)
+        trainer.fit(DataLoader(TensorDataset(X, y), batch_size=16, shuffle=True), epochs)
+        return tracker.get_feature("0.weight")
+
+    whole = run(4)
+    run(2, ckpt_dir=tmp_path / "ckpt")  # 8 steps, interrupted after epoch 1
+    resumed = run(2, resume=tmp_path / "ckpt" / "last.pt")
+    # the initial snapshot is the checkpoint's weights at its step 8 (was step 0, epoch 2), then
+    # the uninterrupted run's tracked steps, epochs and values (it restarted at 3, 6, 9)
+    assert resumed.steps.tolist() == [8, 9, 12, 15] and resumed.epochs.tolist() == [2, 2, 2, 3]
+    tail = whole.steps >= 9
+    assert resumed.steps[1:].tolist() == whole.steps[tail].tolist()
+    assert resumed.epochs[1:].tolist() == whole.epochs[tail].tolist()
+    assert torch.equal(resumed.as_tensor()[1:], whole.as_tensor()[torch.from_numpy(tail)])
+
+
+def test_a_lightning_hook_name_the_trainer_never_calls_is_a_warning_naming_ours():
+    class LightningStyle(Callback):
+        def __init__(self):
+            self.seen = []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.seen.append(batch_idx)  # never called: the Trainer's hook is on_batch_end
+
+    model, opt = model_opt()
+    with pytest.warns(UserWarning, match=r"on_train_batch_end \(use on_batch_end\)"):
+        Trainer(model, opt, [LightningStyle()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the Trainer's own hooks and callbacks: no warning
+        Trainer(model, opt, [Recorder(), CSVLogger(os.devnull), EarlyStopping("loss")])
 
 
 def test_rng_state_round_trips_through_a_weights_only_file(tmp_path):

@@ -42,6 +42,15 @@ def test_k_per_q_constant_target_warns_and_is_not_width_plus_one():
         assert k_per_q({"z": torch.zeros(50, 9)})["z"] == 1  # 0.1.0: 10
 
 
+def test_k_per_q_constant_target_with_an_inexact_mean_warns():
+    # float32 0.1 over 10 rows: the mean rounds, so Y - mean was 7e-9, not 0, and k=1 came
+    # silently from the rank cap
+    Y = torch.full((10, 4), 0.1)
+    assert float((Y - Y.mean(0)).abs().max()) > 0
+    with pytest.warns(UserWarning, match="'y' is constant over the batch"):
+        assert k_per_q({"y": Y, "x": _spectrum_target(B=10, P=4, modes=3)}, 1.0) == {"y": 1, "x": 3}
+
+
 def test_sizing_is_not_capped_in_auto_mode():
     # 0.1.0: (300, 400) at 0.99 gave 6 in auto (svd_lowrank q=6) and 258 in svd
     g = torch.Generator().manual_seed(0)
@@ -237,6 +246,22 @@ def test_full_variance_threshold_gives_the_rank_in_every_mode(solver_mode):
     assert k_per_q({"a": torch.randn(5, 30, generator=g)}, 1.0) == {"a": 4}
     assert k_per_q({"a": _spectrum_target(modes=5)}, 0.999999) == {"a": 5}
     assert optimal_bins({"a": _spectrum_target(B=50, P=20, modes=5)}, 8, 1.0) == 3
+
+
+def test_k_per_q_counts_variance_below_the_rank_tolerance():
+    # 5 unit modes and 60 real modes of 4e-3: in float32 the rank tolerance
+    # max(s) * max(B, P) * eps is 4.8e-3, and dropping the tail from the total variance gave
+    # k=4 (float32) against 5 (float64, scikit-learn's PCA(n_components=0.7999))
+    g = torch.Generator().manual_seed(0)
+    pair = torch.tensor([[1.0], [-1.0]], dtype=torch.float64).repeat_interleave(307, dim=0)
+    U = torch.kron(torch.eye(65, dtype=torch.float64), pair) / 614**0.5  # centred, orthonormal
+    V = torch.linalg.qr(torch.randn(128, 65, generator=g, dtype=torch.float64)).Q
+    s = torch.cat([torch.ones(5), torch.full((60,), 4e-3)]).double()
+    Y = (U * s) @ V.T  # (39910, 128)
+    cumvar = np.cumsum(s.numpy() ** 2) / (s.numpy() ** 2).sum()
+    expected = int(np.searchsorted(cumvar, 0.7999, side="right")) + 1
+    assert expected == 5
+    assert k_per_q({"y": Y.float()}, 0.7999) == {"y": expected}
 
 
 def test_bad_arguments_are_named():

@@ -134,6 +134,16 @@ def test_space_mapping_api_order_and_equality():
     assert moved.W["a"].dtype == torch.float64
 
 
+def test_space_to_takes_a_positional_dtype_like_tensor_to():
+    Z, Y = _data()
+    space = solve_subspaces(Z, Y, k=K)
+    cast = space.to(torch.float64)  # was taken as the device: a TypeError deep inside torch
+    assert cast == space.to(dtype=torch.float64)
+    assert all(t.dtype == torch.float64 and t.device == Z.device for q in cast for t in cast[q])
+    assert space.to("cpu", torch.float64) == cast
+    torch.testing.assert_close(cast.W["a"], space.W["a"].double())
+
+
 def test_decoders_match_lstsq():
     Z, Y = _data()
     space = solve_subspaces(Z, Y, k=K)

@@ -171,3 +171,24 @@ def test_half_precision_input_is_decomposed_in_float32(solver_mode, dtype):
     U_f, S_f, Vh_f = util.full(A.to(dtype), rank=3)
     assert {t.dtype for t in (S, U, S_left, Vh, U_f, S_f, Vh_f)} == {dtype}
     torch.testing.assert_close(S.float(), torch.linalg.svdvals(A)[:3], rtol=2e-2, atol=2e-2)
+
+
+def test_svd_singular_values_decompose_wide_matrices_transposed(monkeypatch):
+    # torch's CPU svdvals of a wide matrix is several times slower than of its transpose
+    shapes = []
+    svdvals = torch.linalg.svdvals
+
+    def spy(A, *args, **kwargs):
+        shapes.append(tuple(A.shape))
+        return svdvals(A, *args, **kwargs)
+
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(2, 6, 40, generator=g, dtype=torch.float64, requires_grad=True)
+    expected = svdvals(A.detach())
+    config.solver_mode = "svd"
+    monkeypatch.setattr(torch.linalg, "svdvals", spy)
+    s = util.singular_values(A, rank=4)
+    assert shapes == [(2, 40, 6)]
+    torch.testing.assert_close(s, expected[..., :4])
+    s.sum().backward()
+    assert A.grad.shape == A.shape and bool(torch.isfinite(A.grad).all())

@@ -7,7 +7,7 @@ more than one ``(q_block, db_block)`` block of the distance matrix at a time (be
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -30,7 +30,10 @@ def _grouping_pays(n_database: int, k: int) -> bool:
 def _check_pair(Q: torch.Tensor, D: torch.Tensor, omega: torch.Tensor | None) -> None:
     for name, t in (("Q", Q), ("D", D)):
         if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+            raise TypeError(
+                f"{name} must be a torch.Tensor, got {type(t).__name__}; the kernels take "
+                f"tensors only: convert with blockops.as_tensor({name}, name={name!r})"
+            )
         if t.ndim != 2:
             raise ValueError(f"{name} must be 2-D (n, d), got shape {tuple(t.shape)}")
         if not t.is_floating_point():
@@ -55,8 +58,22 @@ def _centre(D: torch.Tensor) -> torch.Tensor:
     so that a NaN or inf row cannot make the centre, hence every distance, NaN. For finite
     ``D`` this is exactly the plain mean's nearest row."""
     mean = torch.nan_to_num(D.mean(dim=0), nan=0.0, posinf=0.0, neginf=0.0)
-    key = ((D - mean) ** 2).sum(1).nan_to_num_(nan=float("inf"))
+    key = _row_sums(D, lambda X: (X - mean) ** 2).nan_to_num_(nan=float("inf"))
     return D[key.argmin()][None]
+
+
+# Elements per chunk of the row-wise passes over the database: their temporaries stay a few
+# MiB instead of a copy of the database each.
+_ROW_CHUNK_ELEMS = 2**18
+
+
+def _row_sums(X: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """``fn(X).sum(1)``, shape ``(n,)``, computed over chunks of rows: the same values
+    without an ``(n, d)`` temporary."""
+    step = max(1, _ROW_CHUNK_ELEMS // max(X.shape[1], 1))
+    if X.shape[0] <= step:
+        return fn(X).sum(1)
+    return torch.cat([fn(X[a:b]).sum(1) for a, b in _ranges(X.shape[0], step)])
 
 
 _HALF = (torch.float16, torch.bfloat16)
@@ -85,7 +102,7 @@ def _prepare(
         # keeps exactly representable inputs exact, so ties stay ties.
         centre = _centre(D) if D.shape[0] else 0.0
         Q, D = Q - centre, D - centre
-        return Q, D, (Q * Q).sum(1), (D * D).sum(1)
+        return Q, D, (Q * Q).sum(1), _row_sums(D, lambda X: X * X)
     if metric == "cosine":
         Q, D = _unit_rows(Q), _unit_rows(D)
     return Q, D, None, None
@@ -109,8 +126,14 @@ def _augment(
     if qsq is None or dsq is None:
         return Qp, Dp
     ones_q = torch.ones(Qp.shape[0], 1, dtype=Qp.dtype, device=Qp.device)
-    ones_d = torch.ones(Dp.shape[0], 1, dtype=Dp.dtype, device=Dp.device)
-    return torch.cat([Qp, qsq[:, None], ones_q], 1), torch.cat([Dp * -2.0, ones_d, dsq[:, None]], 1)
+    d = Dp.shape[1]
+    # filled in place: one (nd, d + 2) buffer rather than a scaled copy and its concatenation
+    Da = Dp.new_empty(Dp.shape[0], d + 2)
+    Da[:, :d] = Dp
+    Da[:, :d].mul_(-2.0)
+    Da[:, d] = 1.0
+    Da[:, d + 1] = dsq
+    return torch.cat([Qp, qsq[:, None], ones_q], 1), Da
 
 
 def _block(Qb: torch.Tensor, Db: torch.Tensor, metric: str) -> torch.Tensor:
@@ -392,12 +415,19 @@ def _knn_grouped(
 
     # Augmented rows: p = [s*q, 1, 0..] . [x, c, 0..] = c - s' q.x in one matrix product;
     # padding rows carry c = inf so that they are never nearer than a real row.
-    Da = torch.zeros(nd_pad, width, dtype=Dp.dtype, device=dev)
-    Da[:nd, :d] = Dp
-    Da[:nd, d] = dsq if dsq is not None else 0.0
-    Da[nd:, d] = float("inf")
-    # block b, position t*(g2*S) + u*S + s  <-  row b*nb + (s*g2 + u)*g1 + t
-    Dperm = Da.view(n_blocks, n_super, g2, g1, width).permute(0, 3, 2, 1, 4).reshape(nd_pad, width)
+    # block b, position t*(g2*S) + u*S + s  <-  row b*nb + (s*g2 + u)*g1 + t; written one
+    # block at a time through a (nb, width) staging buffer, never a second database copy
+    Dperm = torch.empty(nd_pad, width, dtype=Dp.dtype, device=dev)
+    target = Dperm.view(n_blocks, g1, g2, n_super, width).permute(0, 3, 2, 1, 4)
+    stage = torch.zeros(nb, width, dtype=Dp.dtype, device=dev)
+    for b, (r0, r1) in enumerate(_ranges(nd_pad, nb)):
+        n = min(r1, nd) - r0
+        stage[:n, :d] = Dp[r0 : r0 + n]
+        stage[:n, d] = dsq[r0 : r0 + n] if dsq is not None else 0.0
+        stage[n:] = 0.0
+        stage[n:, d] = float("inf")
+        target[b].copy_(stage.view(n_super, g2, g1, width))
+    del stage
     Qa = torch.zeros(nq, width, dtype=Qp.dtype, device=dev)
     torch.mul(Qp, -2.0 if dsq is not None else -1.0, out=Qa[:, :d])
     Qa[:, d] = 1.0
@@ -415,7 +445,7 @@ def _knn_grouped(
             torch.mm(Qb, Dperm[b * nb : (b + 1) * nb].T, out=p)
             torch.amin(p.view(m, g1, -1), dim=1, out=gmin[b].view(m, -1))
         with _few_threads(dev, _SERIAL_SELECTION):
-            _select(out_v, out_i, q0, m, Qb, Da, gmin, qsq, k, metric, exclude_self, shape, nd)
+            _select(out_v, out_i, q0, m, Qb, Dperm, gmin, qsq, k, metric, exclude_self, shape, nd)
     return out_v, out_i
 
 
@@ -446,7 +476,7 @@ def _select(
     q0: int,
     m: int,
     Qb: torch.Tensor,
-    Da: torch.Tensor,
+    Dperm: torch.Tensor,
     gmin: torch.Tensor,
     qsq: torch.Tensor | None,
     k: int,
@@ -481,15 +511,22 @@ def _select(
     gkeys = torch.topk(_to_keys(gval, gid.int(), signed), k_group, 1, largest=False)[0]
     # Stage 2: recompute the members of the best groups and rank them exactly.
     idx = (_key_ids(gkeys)[:, :, None] * g1 + t_range).view(m, -1)
-    cand = torch.bmm(Da[idx], Qb[:, :, None]).view(m, -1)
+    cand = torch.bmm(Dperm[_permuted_rows(idx, shape, n_super)], Qb[:, :, None]).view(m, -1)
     if exclude_self:
         cand.masked_fill_(idx == rows + q0, float("inf"))
     keys = _to_keys(_finish(cand, qs, metric), idx.int(), signed)
-    if Da.shape[0] > nd:
+    if Dperm.shape[0] > nd:
         keys.masked_fill_(idx >= nd, _KEY_MAX)
     best = torch.topk(keys, k, 1, largest=False, sorted=True)[0]
     out_v[q0 : q0 + m] = _key_values(best, signed)
     out_i[q0 : q0 + m] = _key_ids(best)
+
+
+def _permuted_rows(rows: torch.Tensor, shape: GroupShape, n_super: int) -> torch.Tensor:
+    """Positions in the permuted database of :func:`_knn_grouped` of the database ``rows``."""
+    g1, g2, nb = shape.g1, shape.g2, shape.db_block
+    w = rows % nb
+    return rows - w + (w % g1) * (g2 * n_super) + (w // g1 % g2) * n_super + w // (g1 * g2)
 
 
 def nearest(

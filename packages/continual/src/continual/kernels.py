@@ -62,7 +62,13 @@ def per_sample_squared_grads(
     grads = vmap(grad(sample_loss), in_dims=(None, 0, 0), randomness="different")(
         diff, inputs, targets
     )
-    return {n: g.pow(2).sum(0) for n, g in grads.items()}
+    # squared in place (no second copy of the chunk) unless vmap expanded the gradient or two
+    # parameters' gradients share memory (``x + a + b`` hands both the same tensor)
+    ptrs = [g.untyped_storage().data_ptr() for g in grads.values()]
+    return {
+        n: (g.square_() if g.is_contiguous() and ptrs.count(p) == 1 else g.square()).sum(0)
+        for (n, g), p in zip(grads.items(), ptrs)
+    }
 
 
 def per_sample_expected_fisher(

@@ -247,8 +247,9 @@ def iter_batches(data: Any, batch_size: int = 64) -> Iterator[Any]:
 
 
 # per-sample gradients held at once by a Fisher estimate: rows * parameters (* classes for the
-# expected Fisher) stays under this many elements (256 MiB in float32)
-_FISHER_CHUNK_ELEMENTS = 2**26
+# expected Fisher) stays under this many elements (32 MiB in float32; chunks of 256 MiB spent
+# most of their time faulting in fresh pages and were slower than one backward per sample)
+_FISHER_CHUNK_ELEMENTS = 2**23
 
 
 def _fisher_rows(n_params: int, per_row: int, most: int) -> int:
@@ -290,7 +291,7 @@ def empirical_fisher(
         is_mlp: flatten each input to ``(n, -1)`` before the forward pass (the original's flag
             for MLPs on images).
         batch_size: rows per vectorised batch (fewer when ``batch_size`` per-sample gradients
-            would hold more than ``2**26`` elements: a large model gets smaller chunks).
+            would hold more than ``2**23`` elements: a large model gets smaller chunks).
         target: ``"auto"``, ``"label"`` or ``"input"`` (see :func:`split_batch`).
         method: ``"vmap"`` or ``"loop"``.
         max_samples: use at most this many samples (all if None).

@@ -104,9 +104,16 @@ def _host(a: Any) -> Any:
 
 
 def _tensors(
-    X: Any, y: Any, names: tuple[str, str] = ("X", "y")
+    X: Any, y: Any, names: tuple[str, str] = ("X", "y"), *, samples: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    Xt = blockops.as_tensor(X, name=names[0], ndim=2)
+    """``X`` and ``y`` as tensors; ``X`` is ``(n, d)``, or ``(n, ...)`` with ``samples`` (images,
+    volumes: the class splits need no feature axis)."""
+    Xt = blockops.as_tensor(X, name=names[0], ndim=None if samples else 2)
+    if Xt.ndim < 2:
+        raise ValueError(
+            f"{names[0]} must have a sample axis and at least one feature axis (n, ...), got "
+            f"shape {tuple(Xt.shape)}"
+        )
     ya = np.asarray(_host(y))
     if ya.ndim != 1 or ya.shape[0] != Xt.shape[0]:
         raise ValueError(
@@ -130,8 +137,13 @@ def _class_labels(ya: np.ndarray, name: str) -> torch.Tensor:
 
 
 def _same_width(Xt: torch.Tensor, Xs: torch.Tensor) -> None:
-    if Xs.shape[1] != Xt.shape[1]:
+    if Xt.ndim == Xs.ndim == 2 and Xs.shape[1] != Xt.shape[1]:
         raise ValueError(f"X_test must have {Xt.shape[1]} features like X, got {Xs.shape[1]}")
+    if Xs.shape[1:] != Xt.shape[1:]:
+        raise ValueError(
+            f"X_test samples must have the shape of X's, {tuple(Xt.shape[1:])}, got "
+            f"{tuple(Xs.shape[1:])}"
+        )
 
 
 def _order_groups(class_order: Any) -> list[list[int]]:
@@ -191,8 +203,8 @@ def _split(
     class_order: Sequence[Sequence[int]] | None,
     task_labels: bool,
 ) -> Scenario:
-    Xt, yt = _tensors(X, y)
-    Xs, ys = _tensors(X_test, y_test, ("X_test", "y_test"))
+    Xt, yt = _tensors(X, y, samples=True)
+    Xs, ys = _tensors(X_test, y_test, ("X_test", "y_test"), samples=True)
     _same_width(Xt, Xs)
     groups = _class_groups(yt.numpy(), n_experiences, class_order)
     unseen = sorted(set(ys.unique().tolist()) - set(yt.unique().tolist()))
@@ -232,9 +244,10 @@ def class_incremental(
     """Class-incremental split: each experience brings new classes, one shared output head.
 
     Args:
-        X: training inputs ``(n, d)``.
+        X: training inputs ``(n, d)``, or ``(n, ...)`` samples of any shape (images
+            ``(n, C, H, W)`` for a CNN).
         y: integer training labels ``(n,)``.
-        X_test: test inputs ``(m, d)``.
+        X_test: test inputs ``(m, ...)``, samples shaped like those of ``X``.
         y_test: integer test labels ``(m,)``.
         n_experiences: split the sorted classes into this many contiguous groups.
         class_order: explicit groups of classes, one per experience (overrides
@@ -259,9 +272,10 @@ def task_incremental(
     and at test time (a multi-head setting on a single output layer).
 
     Args:
-        X: training inputs ``(n, d)``.
+        X: training inputs ``(n, d)``, or ``(n, ...)`` samples of any shape (images
+            ``(n, C, H, W)`` for a CNN).
         y: integer training labels ``(n,)``.
-        X_test: test inputs ``(m, d)``.
+        X_test: test inputs ``(m, ...)``, samples shaped like those of ``X``.
         y_test: integer test labels ``(m,)``.
         n_experiences: split the sorted classes into this many contiguous groups.
         class_order: explicit groups of classes, one per experience; classes left out are

@@ -957,7 +957,7 @@ def fisher_on(
     ``kind="empirical"`` squares the per-sample loss gradients; ``"expected"`` uses the exact
     Fisher of the softmax outputs (see :func:`~continual.kernels.per_sample_expected_fisher`).
     ``max_samples`` rows evenly spaced over the experience are used (all if None). The rows
-    are processed in chunks whose per-sample gradients hold at most ``2**26`` elements (a
+    are processed in chunks whose per-sample gradients hold at most ``2**23`` elements (a
     fixed 256 rows held 256 copies of the gradient: gigabytes for a model of a few million
     parameters).
     """

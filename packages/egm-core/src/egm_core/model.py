@@ -977,6 +977,12 @@ class PyEGM(blockops.ParamsMixin, blockops.ClassifierMixin):
         logs, _, _ = self._scores(X, None, False)
         return torch.softmax(logs.double(), dim=1).cpu().numpy()
 
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """Log of :meth:`predict_proba` ``(n, n_classes)``, computed in log space (``-inf``
+        for classes absent from a query's neighbours), as scikit-learn classifiers offer."""
+        logs, _, _ = self._scores(X, None, False)
+        return torch.log_softmax(logs.double(), dim=1).cpu().numpy()
+
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels ``(n,)``: the class with the largest trend-path score."""
         logs, _, _ = self._scores(X, None, False)

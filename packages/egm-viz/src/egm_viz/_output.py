@@ -181,8 +181,29 @@ def check_writer(suffix: str | None) -> None:
             ) from exc
 
 
+@contextlib.contextmanager
+def no_idle_draw(canvas: Any) -> Iterator[None]:
+    """Make ``canvas.draw_idle()`` a no-op inside the block.
+
+    ``Animation.save`` calls ``draw_idle`` after every frame, which a bare Agg canvas runs at
+    once: a full redraw that the writer repeats to grab the frame (each frame drawn twice).
+    """
+    own = canvas.__dict__.pop("draw_idle", None)  # an instance override, kept
+    canvas.draw_idle = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        if own is None:
+            del canvas.draw_idle
+        else:
+            canvas.draw_idle = own
+
+
 def save_animation(anim: Any, path: str | Path, fps: float, dpi: float) -> None:
-    """Write ``anim`` atomically to ``.gif`` (Pillow) or ``.mp4`` (imageio-ffmpeg's ffmpeg)."""
+    """Write ``anim`` atomically to ``.gif`` (Pillow) or ``.mp4`` (imageio-ffmpeg's ffmpeg).
+
+    Every frame is drawn once (the writer's grab), not twice.
+    """
     import matplotlib
     from matplotlib.animation import FFMpegWriter, PillowWriter
 
@@ -191,7 +212,7 @@ def save_animation(anim: Any, path: str | Path, fps: float, dpi: float) -> None:
     if suffix not in ANIMATED_SUFFIXES:
         raise ValueError(f"animations are saved as {ANIMATED_SUFFIXES}, got {str(path)!r}")
     check_writer(suffix)
-    with atomic_target(path) as tmp:
+    with atomic_target(path) as tmp, no_idle_draw(anim._fig.canvas):
         if suffix == ".mp4":
             import imageio_ffmpeg
 

@@ -336,7 +336,7 @@ def visualize_explosion(
                 raise ValueError(
                     f"y must be 1-D with one label per row of X ({Xt.shape[0]}), got shape {ya.shape}"
                 )
-            codes = np.array([lookup.get(_plain(v), -1) for v in ya.tolist()], dtype=np.int64)
+            codes = _label_codes(ya, lookup)
             if classes is not None:
                 keep = np.flatnonzero(np.isin(codes, chosen))
         pick = keep[stratified_subsample(codes[keep], n_samples, gen)]
@@ -625,6 +625,17 @@ def _pick_queries(
         out += [int(p[rank]) for p in per_class if rank < len(p)]
         rank += 1
     return np.array(out[:n], dtype=np.int64)
+
+
+def _label_codes(labels: np.ndarray, lookup: dict[Any, int]) -> np.ndarray:
+    """``(m,)`` class code of each label (-1 for labels the model lacks), looked up once per
+    distinct label rather than once per row."""
+    try:
+        distinct, inverse = np.unique(labels, return_inverse=True)
+    except TypeError:  # labels of mixed types do not sort: one lookup per row
+        distinct, inverse = labels, np.arange(labels.shape[0])
+    codes = np.array([lookup.get(_plain(v), -1) for v in distinct.tolist()], dtype=np.int64)
+    return codes[inverse.reshape(-1)]
 
 
 def _projection_name(projection: Any) -> str:

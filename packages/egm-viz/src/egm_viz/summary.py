@@ -97,6 +97,7 @@ def plot_class_energy(
     show: bool = False,
     dpi: float = 100,
     figsize: tuple[float, float] = (11.0, 7.5),
+    fig: Any = None,
 ) -> Any:
     """Summary figure of a fitted model's growth, per class and per session.
 
@@ -115,13 +116,17 @@ def plot_class_energy(
         save_path: write the figure; suffix ``.png``, ``.svg`` or ``.pdf``.
         show: open a window (``plt.show()``); off by default.
         dpi: resolution of the saved file.
-        figsize: figure size in inches.
+        figsize: figure size in inches (of a new figure; unused with ``fig``).
+        fig: draw the four panels into this empty matplotlib ``Figure`` or ``SubFigure`` (one
+            of ``fig.subfigures(...)``, say) instead of a new figure; ``save_path`` then writes
+            the whole figure it belongs to.
 
     Returns:
-        The matplotlib ``Figure``.
+        The matplotlib ``Figure`` (``fig`` when given).
 
     Raises:
-        TypeError: ``model`` is not an EGM model (no ``trend_paths``, no bank).
+        TypeError: ``model`` is not an EGM model (no ``trend_paths``, no bank), or ``fig`` is
+            not a matplotlib ``Figure`` or ``SubFigure``.
         NotFittedError: ``model`` is not fitted.
         ValueError: unknown classes or an unsupported ``save_path`` suffix.
     """
@@ -135,7 +140,17 @@ def plot_class_energy(
     colors = class_colors(view.n_classes)
     names = [str(view.classes[c]) for c in chosen]
 
-    fig = new_figure(figsize, show)
+    own_figure = fig is None
+    if own_figure:
+        fig = new_figure(figsize, show)
+    else:
+        from matplotlib.figure import FigureBase
+
+        if not isinstance(fig, FigureBase):
+            raise TypeError(
+                f"fig must be a matplotlib Figure or SubFigure, got {type(fig).__name__} "
+                "(for an Axes, pass ax.figure)"
+            )
     axes = fig.subplots(2, 2)
     fig.subplots_adjust(left=0.07, right=0.83, bottom=0.08, top=0.9, hspace=0.4, wspace=0.25)
     ax_bank, ax_grow, ax_rad, ax_en = axes.ravel()
@@ -208,7 +223,7 @@ def plot_class_energy(
         for first, _ in bounds:
             if first > 1:
                 ax.axvline(first - 0.5, color="0.3", ls="--", lw=0.9)
-        width_pt = ax.get_position().width * fig.get_figwidth() * 72.0
+        width_pt = ax.bbox.width / fig.dpi * 72.0
         for first, session in _spaced_labels(bounds, width_pt / (view.n_iterations + 0.2)):
             ax.annotate(
                 f"s{session}",
@@ -243,8 +258,8 @@ def plot_class_energy(
         fontsize=11,
     )
     if suffix is not None:
-        with closing_on_error(fig, show):
-            save_static(fig, save_path, dpi=dpi)
+        with closing_on_error(fig, show and own_figure):
+            save_static(fig.canvas.figure, save_path, dpi=dpi)  # the root of a SubFigure
     if show:
         import matplotlib.pyplot as plt
 

@@ -108,6 +108,8 @@ class FeatureTrackingCallback(Callback):
             self.tracker.attach_optimizer(trainer.optimizer)
         if not self.tracker.is_tracking:  # the initial snapshot belongs to the trainer's epoch
             self.tracker.on_epoch_start(trainer.epoch)
+        if not self.tracker._initialised:  # a fresh tracker on a resumed trainer: its step axis
+            self.tracker.global_step = trainer.global_step  # is the trainer's (wandb, CSV, ...)
         self.tracker.start()
         if self.phase is not None:
             self.tracker.set_phase(self.phase)
@@ -258,7 +260,8 @@ class ModelCheckpoint(Callback):
     saved, so not restored: the trainer's ``history``, the state of callbacks (a tracker's
     recorded series, :class:`EarlyStopping`'s patience, this callback's ``best``), a loader's
     own ``generator``, and the optimizer's state when ``save_optimizer=False``. Save a tracker with
-    :func:`~flt_tracker.save_run`.
+    :meth:`FeatureTracker.save <flt_tracker.FeatureTracker.save>`; a new tracker of the resumed
+    run records on the trainer's step axis, from the checkpoint's global step.
 
     Args:
         directory: output folder (created).

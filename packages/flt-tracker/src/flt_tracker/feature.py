@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -270,6 +271,12 @@ class Feature:
         """Every snapshot stacked, ``(n, *shape)``, in the storage dtype."""
         storage = self._require()
         return storage.read(0, len(storage))
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """``np.asarray(feature)``: every snapshot, ``(n, *shape)``, as :meth:`as_tensor` (a copy;
+        without this numpy made a 0-d object array of the ``Feature``)."""
+        values = self.as_tensor().numpy()
+        return values if dtype is None else values.astype(dtype, copy=False)
 
     def map(self, fn: Callable[[torch.Tensor], torch.Tensor], block: int = 256) -> torch.Tensor:
         """Apply ``fn`` to blocks of snapshots ``(k, *shape) -> (k, ...)`` and concatenate.

@@ -193,6 +193,43 @@ def _hook_names(func: Callable[..., Any], bound: bool, hook: str) -> tuple[str, 
     )
 
 
+# Lightning hook names a migrating user writes, and the hook the Trainer calls instead
+_LIGHTNING_HOOKS: dict[str, str] = {
+    "on_fit_start": "on_train_start",
+    "on_fit_end": "on_train_end",
+    "on_train_epoch_start": "on_epoch_start",
+    "on_train_epoch_end": "on_epoch_end",
+    "on_validation_epoch_end": "on_epoch_end",
+    "on_train_batch_start": "on_batch_start",
+    "on_train_batch_end": "on_batch_end",
+    "on_before_optimizer_step": "on_step_end",
+}
+
+
+def _warn_unknown_hooks(cb: Callback) -> None:
+    """Warn about ``on_*`` methods of ``cb``'s class that the Trainer never calls (a Lightning
+    name such as ``on_train_batch_end``, or a typo), naming the hook it calls instead."""
+    unknown = sorted(
+        {
+            name
+            for klass in type(cb).__mro__
+            if klass not in (Callback, object)
+            for name, value in vars(klass).items()
+            if name.startswith("on_") and name not in _HOOK_ARGS and callable(value)
+        }
+    )
+    if unknown:
+        hints = [
+            f"{n} (use {_LIGHTNING_HOOKS[n]})" if n in _LIGHTNING_HOOKS else n for n in unknown
+        ]
+        warnings.warn(
+            f"{type(cb).__name__} defines {', '.join(hints)}, which the Trainer never calls; "
+            f"its hooks are {', '.join(_HOOK_ARGS)}",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def _hook_of(cb: Callback, hook: str) -> tuple[Callable[..., Any], tuple[str, ...] | None]:
     """``cb``'s ``hook`` and how to call it (see :func:`_hook_names`)."""
     fn = getattr(cb, hook)
@@ -327,6 +364,7 @@ class Trainer:
                 raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}")
             for hook in _HOOK_ARGS:  # a hook it could not be called with fails here, not mid-fit
                 _hook_of(cb, hook)
+            _warn_unknown_hooks(cb)
         self.optimizer = optimizer
         self.loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
         # the CrossEntropyLoss built here, if any (a loss_fn set on the trainer later counts)

@@ -967,8 +967,10 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
                 if perm is None:
                     Xb, yb, wb = X, y, w
                 else:
+                    # index_select gathers the rows several times faster than X[idx]
                     idx = perm[b * bs : (b + 1) * bs]
-                    Xb, yb, wb = X[idx], y[idx], None if w is None else w[idx]
+                    Xb, yb = X.index_select(0, idx), y.index_select(0, idx)
+                    wb = None if w is None else w.index_select(0, idx)
                 set_step_lr()
                 if is_lbfgs:
 
@@ -1003,9 +1005,17 @@ class SupervisedPrototypeModel(blockops.ClassifierMixin, PrototypeModel):
             history.append(epoch_loss)
             val_loss = None
             if monitor_val:
-                with torch.no_grad():
+                with torch.no_grad():  # in blocks of the batch size: memory bounded by it
                     Xv, yv = val
-                    val_loss = float(batch_loss(Xv, yv, None))
+                    nv = Xv.shape[0]
+                    val_loss = (
+                        sum(
+                            float(batch_loss(Xv[i : i + bs], yv[i : i + bs], None))
+                            * min(bs, nv - i)
+                            for i in range(0, nv, bs)
+                        )
+                        / nv
+                    )
                 val_history.append(val_loss)
             monitored = val_loss if monitor_val else epoch_loss
             if monitored < best:

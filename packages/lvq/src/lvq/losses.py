@@ -93,8 +93,37 @@ def lvq21_loss(d_plus: torch.Tensor, d_minus: torch.Tensor) -> torch.Tensor:
     return d_plus - d_minus
 
 
-def _masked_lse(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return torch.logsumexp(logits.masked_fill(~mask, float("-inf")), dim=1)
+class _LogSumExp(torch.autograd.Function):
+    """``torch.logsumexp(x, dim=1)`` (``x`` may hold ``-inf``) computed as torch does, but with
+    the terms more than 87 below the row maximum clamped there in the forward pass.
+
+    On the CPU ``exp`` takes a slow path for every result below float32's normal range (common
+    with RSLVQ's ``-d / 2 sigma^2`` on unscaled data), several times slower; such terms add
+    less than ``1e-37`` to a sum of at least 1: the same losses, and torch's backward formula.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        top = x.amax(1, keepdim=True)
+        top = top.masked_fill(top.abs() == float("inf"), 0.0)
+        terms = (x - top).clamp_min_(-87.0).exp_().masked_fill_(x == float("-inf"), 0.0)
+        out = terms.sum(1).log_().add_(top.squeeze(1))
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, out = ctx.saved_tensors
+        e = (x - out.unsqueeze(1)).exp_()  # unclamped: torch's gradient to the bit
+        return g.unsqueeze(1) * e.masked_fill_(x == float("-inf"), 0.0)
+
+
+def _masked_lse(logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``logsumexp(logits, dim=1)`` over the entries ``mask`` keeps (all when ``None``)."""
+    masked = logits if mask is None else logits.masked_fill(~mask, float("-inf"))
+    if masked.dtype not in (torch.float32, torch.float64):
+        return torch.logsumexp(masked, dim=1)
+    return _LogSumExp.apply(masked)
 
 
 # --------------------------------------------------------------------------- components
@@ -258,7 +287,7 @@ class RSLVQLoss(Loss):
     def __call__(self, dist, y, labels, neighbourhood):
         logits = self.logits(dist) + neighbourhood.log_weights(dist, labels)
         same = y[:, None] == labels[None, :]
-        return torch.logsumexp(logits, dim=1) - _masked_lse(logits, same)
+        return _masked_lse(logits) - _masked_lse(logits, same)
 
     def proba_all(self, dist: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
         """Posterior ``p(c | x)`` ``(n, C)`` from all prototype distances ``(n, p)``."""

@@ -20,6 +20,8 @@ __all__ = [
     "plot_component_planes",
     "plot_hit_map",
     "plot_umatrix",
+    "quantization_error",
+    "topographic_error",
     "umatrix",
 ]
 
@@ -73,6 +75,44 @@ def hit_map(som: Any, X: Any) -> np.ndarray:
     h, w = _grid(som)
     idx = np.asarray(som.predict(X))
     return np.bincount(idx, minlength=h * w).reshape(h, w)
+
+
+def _two_nearest(som: Any, X: Any, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean distance to the nearest unit ``(n,)`` and the flat indices of the two nearest
+    units ``(n, 2)``, computed ``block`` rows at a time (memory bounded by ``block * units``)."""
+    W = _weights(som)
+    h, w, d = W.shape
+    flat = W.reshape(-1, d)
+    X = np.asarray(_host(X), dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != d:
+        raise ValueError(f"expected X of shape (n, {d}) for this map, got shape {X.shape}")
+    if h * w < 2:
+        raise ValueError(f"the SOM errors need a map of at least 2 units, got {h}x{w}")
+    sq = (flat * flat).sum(1)
+    dist, idx = np.empty(len(X)), np.empty((len(X), 2), dtype=np.int64)
+    for s in range(0, len(X), block):
+        Xb = X[s : s + block]
+        D = np.maximum((Xb * Xb).sum(1)[:, None] - 2.0 * Xb @ flat.T + sq, 0.0)
+        two = np.argpartition(D, 1, axis=1)[:, :2]
+        near = np.take_along_axis(D, two, 1)
+        two = np.take_along_axis(two, np.argsort(near, axis=1), 1)
+        idx[s : s + block] = two
+        dist[s : s + block] = np.sqrt(np.take_along_axis(D, two[:, :1], 1)[:, 0])
+    return dist, idx
+
+
+def quantization_error(som: Any, X: Any) -> float:
+    """Mean Euclidean distance of the rows of ``X`` to their nearest unit (MiniSom's
+    ``quantization_error``; the models' ``score`` is minus the mean *squared* distance)."""
+    return float(_two_nearest(som, X)[0].mean())
+
+
+def topographic_error(som: Any, X: Any) -> float:
+    """Share of the rows of ``X`` whose two nearest units are not 4-connected grid neighbours
+    (MiniSom's rectangular ``topographic_error`` also counts diagonal neighbours)."""
+    w = _weights(som).shape[1]
+    r, c = np.divmod(_two_nearest(som, X)[1], w)
+    return float(((np.abs(r[:, 0] - r[:, 1]) + np.abs(c[:, 0] - c[:, 1])) > 1).mean())
 
 
 def component_planes(som: Any) -> np.ndarray:

@@ -37,7 +37,8 @@ class Space:
 
     Attributes:
         W: ``{q: (k_q, D)}`` orthonormal rows spanning quantity ``q``'s latent subspace.
-        A: ``{q: (k_q, P_q)}`` least-squares decoders, ``Y_hat = (Z - mean) @ W.T @ A``.
+        A: ``{q: (k_q, P_q)}`` least-squares decoders, ``Y_hat = (Z - Z_fit.mean(0)) @ W.T @ A
+            + Y_fit.mean(0)`` with the means of the data it was solved on (not stored).
         V: ``{q: (P_q,)}`` top target-space direction (the 0.1.0 value; see
             :func:`spacelearn.principal_directions`).
         method: the solve that produced ``W``.
@@ -93,7 +94,10 @@ class Space:
     __hash__ = None  # type: ignore[assignment]
 
     def to(self, device=None, dtype=None) -> Space:
-        """A copy with every tensor moved / cast."""
+        """A copy with every tensor moved / cast; ``space.to(torch.float64)`` casts, as
+        ``Tensor.to`` and ``nn.Module.to`` do."""
+        if isinstance(device, torch.dtype) and dtype is None:
+            device, dtype = None, device
 
         def mv(d):
             return {q: t.to(device=device, dtype=dtype) for q, t in d.items()}

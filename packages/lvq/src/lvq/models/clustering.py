@@ -158,6 +158,11 @@ class UnsupervisedModel(PrototypeModel):
         """``fit(X)`` then the index of each sample's best matching prototype."""
         return self.fit(X).predict(X)
 
+    def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
+        """``fit(X)`` then :meth:`transform`: the ``(n, P)`` distances of ``X`` to the learned
+        prototypes (scikit-learn's ``KMeans.fit_transform``)."""
+        return self.fit(X).transform(X)
+
     # ------------------------------------------------------------------ inference
 
     def _check_features(self, X: torch.Tensor) -> None:

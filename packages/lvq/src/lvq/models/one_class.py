@@ -431,6 +431,12 @@ class OneClassPrototypeModel(SupervisedPrototypeModel):
         with torch.no_grad():
             return self._scores(self._check_X(X)).clamp(0.0, 1.0).cpu().numpy()
 
+    def score_samples(self, X: Any) -> np.ndarray:
+        """The scores of :meth:`decision_function` under the name scikit-learn's outlier
+        detectors use (``IsolationForest``, ``OneClassSVM``): the lower, the more abnormal.
+        Unlike theirs, the boundary is 0.5, not ``offset_``."""
+        return self.decision_function(X)
+
     def _labels(self, is_target: np.ndarray) -> np.ndarray:
         t = self._target_code
         return self.classes_[np.where(is_target, t, 1 - t)]

@@ -22,6 +22,7 @@ import torch
 from .._checks import check_callbacks, check_int, check_number
 from ..distances import squared_euclidean
 from ..manifolds import check_points, get_manifold
+from ..neighbourhood import _row_ranks
 from ..registry import register
 from .clustering import UnsupervisedModel, _grid_coords, _random_rows, _refuse_positional_start
 
@@ -227,7 +228,7 @@ class NeuralGas(_Topology):
         for Xb in self._batches(X, gen):
             D = self._rank_distance(Xb, W)
             key = squared_euclidean(Xb, W) if self._dk else D  # same order, no saturated ties
-            ranks = key.argsort(1).argsort(1).to(X.dtype)
+            ranks = _row_ranks(key).to(X.dtype)
             H = torch.exp(-ranks / lam)
             total += float((H * D).sum())
             count += Xb.shape[0]
@@ -238,6 +239,18 @@ class NeuralGas(_Topology):
 
 
 # =========================================================================== SOMs
+
+
+def _per_bmu(
+    bmu: torch.Tensor, P: int, X: torch.Tensor, E: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Sample counts ``(P,)``, row sums of ``X (n, d)`` ``(P, d)`` and of ``E (n, P)``
+    ``(P, P)`` grouped by best matching unit: a neighbourhood ``h(k, bmu_i)`` summed over the
+    samples is then a ``(P, P)`` product instead of an ``(n, P)`` matrix."""
+    counts = torch.bincount(bmu, minlength=P).to(X.dtype)
+    sums = X.new_zeros(P, X.shape[1]).index_add_(0, bmu, X)
+    rows = None if E is None else E.new_zeros(P, E.shape[1]).index_add_(0, bmu, E)
+    return counts, sums, rows
 
 
 class _GridModel(_Topology):
@@ -356,11 +369,12 @@ class KohonenSOM(_GridModel):
         for Xb in self._batches(X, gen):
             E = squared_euclidean(Xb, W)
             bmu = E.argmin(1)  # the kernel distance's BMU too (increasing in E, never tied)
-            H = Hg[bmu]  # (b, P)
-            total += float((H * E).sum())
+            # sums per BMU, so the (b, P) neighbourhood rows Hg[bmu] are never formed
+            n_bmu, X_bmu, E_bmu = _per_bmu(bmu, W.shape[0], Xb, E)
+            total += float((Hg * E_bmu).sum())
             count += Xb.shape[0]
-            mass = H.sum(0)
-            target = (H.T @ Xb) / mass.clamp_min(1e-30)[:, None]
+            mass = Hg.T @ n_bmu
+            target = (Hg.T @ X_bmu) / mass.clamp_min(1e-30)[:, None]
             W += lr * (target - W) * (mass > 1e-30)[:, None]
         return total / count
 
@@ -781,7 +795,7 @@ class RiemannianNeuralGas(_Topology):
         for Xb in self._batches(X, gen):
             Xm = mf.unflatten(Xb)
             D = self._rank_distance(Xb, W)
-            H = torch.exp(-D.argsort(1).argsort(1).to(X.dtype) / lam)
+            H = torch.exp(-_row_ranks(D).to(X.dtype) / lam)
             total += float((H * D).sum())
             count += Xb.shape[0]
             Hn = H / H.sum(0, keepdim=True).clamp_min(1e-30)

@@ -8,7 +8,7 @@ from .._checks import warn
 from ._spectrum import (
     as_matrix,
     check_targets,
-    n_modes,
+    matrix_modes,
     resolve_threshold,
     warn_unmatched_thresholds,
 )
@@ -39,11 +39,11 @@ def k_per_q(
     for name, y in pooled_global.items():
         eta = resolve_threshold(name, threshold, default_threshold, 0.90)
         Y = as_matrix(y, name)
-        if float((Y - Y.mean(0)).abs().max()) == 0.0:
+        if bool((Y == Y[:1]).all()):  # exactly: the mean's rounding leaves Y - mean != 0
             warn(f"target {name!r} is constant over the batch; using k=1")
             out[name] = 1
             continue
-        out[name] = n_modes(Y, eta, name)
+        out[name] = matrix_modes(Y, eta)
     if per_quantity:
         return out
     return max(out.values())
