@@ -402,6 +402,26 @@ def test_draws_into_given_axes(model):
     assert len(_gids_on(ax, "real:")) == _n_classes(model)
 
 
+def test_legend_and_title_in_given_axes(model):
+    # with ax= the legend of all classes covered the panel and could not be left out
+    fig = Figure(figsize=(6, 4))
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2)
+    egm_viz.visualize_explosion(model, ax=left, show_paths=False, title="small")
+    egm_viz.visualize_explosion(model, ax=right, show_paths=False, legend=False)
+    assert left.get_legend() is not None and left.get_title() == "small"
+    assert right.get_legend() is None and right.get_title().startswith("EGM bank")
+    assert len(_gids_on(right, "real:")) == _n_classes(model)
+
+
+@pytest.mark.parametrize("iteration", [None, 1])
+def test_legend_can_be_left_out_of_an_own_figure(model, iteration):
+    kept = egm_viz.visualize_explosion(model, iteration=iteration, **SMALL)
+    bare = egm_viz.visualize_explosion(model, iteration=iteration, legend=False, **SMALL)
+    assert kept.axes[0].get_legend() is not None and bare.axes[0].get_legend() is None
+    assert bare.axes[0].get_position().x1 > kept.axes[0].get_position().x1  # uses the room
+
+
 def _gids_on(ax, prefix):
     return [a for a in ax.collections if (a.get_gid() or "").startswith(prefix)]
 

@@ -173,3 +173,26 @@ def test_summary_draws_into_the_callers_figure(model, tmp_path):
     assert egm_viz.plot_class_energy(model, fig=whole) is whole and len(whole.axes) == 4
     with pytest.raises(TypeError, match="ax.figure"):
         egm_viz.plot_class_energy(model, fig=mine)
+
+
+@pytest.mark.parametrize("num_iters", [1, 2, 3])
+def test_iteration_axes_have_integer_ticks(num_iters):
+    # the iteration axes showed ticks such as 0.75 and 1.25
+    X, y = blobs(n_per_class=5, n_classes=2)
+    fig = egm_viz.plot_class_energy(FakeEGM(num_iters=num_iters, num_points=2).fit(X, y))
+    fig.canvas.draw()
+    for ax in fig.axes[1:]:
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_summary_legend_and_title_can_be_left_out(model):
+    default = egm_viz.plot_class_energy(model)
+    assert len(default.legends) == 1
+    assert default.get_suptitle().startswith("EGM growth summary")
+    bare = egm_viz.plot_class_energy(model, legend=False, title="")
+    assert bare.legends == [] and bare.get_suptitle() == ""
+    assert bare.axes[1].get_position().x1 > default.axes[1].get_position().x1  # uses the room
+    mine = egm_viz.plot_class_energy(model, title="mine")
+    assert mine.get_suptitle() == "mine" and len(mine.legends) == 1

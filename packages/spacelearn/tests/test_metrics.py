@@ -223,3 +223,75 @@ def test_decoding_r2_is_the_variance_weighted_r2_of_least_squares_decoders():
             pred = (Z[ev] - mz) @ w.T @ A + y[fit].mean(0)
             expected = 1 - ((pred - y[ev]) ** 2).sum() / ((y[ev] - y[ev].mean(0)) ** 2).sum()
             assert r2[q][p] == pytest.approx(expected, rel=1e-10, abs=1e-12)
+
+
+def _numpy_r2(W, Z, Y, fit, ev):
+    """Documented formula in float64 numpy: lstsq decoders on the centred fit rows, then
+    ``1 - SSE / SST`` over all evaluation entries (SST two-pass about the evaluation means)."""
+    mz = Z[fit].mean(0)
+    out = {}
+    for q, y in Y.items():
+        y = y.reshape(len(y), -1)
+        sst = ((y[ev] - y[ev].mean(0)) ** 2).sum()
+        out[q] = {}
+        for p, w in W.items():
+            A = np.linalg.lstsq((Z[fit] - mz) @ w.T, y[fit] - y[fit].mean(0), rcond=None)[0]
+            pred = (Z[ev] - mz) @ w.T @ A + y[fit].mean(0)
+            out[q][p] = 1 - ((pred - y[ev]) ** 2).sum() / sst
+    return out
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+def test_decoding_r2_streams_the_evaluation_set_in_blocks(monkeypatch, offset):
+    # far from the origin (mean 1e4, unit spread) a one-pass sum of squares would lose digits
+    rng = np.random.default_rng(3)
+    n_fit, n_eval = 40, 53
+    Z = rng.standard_normal((n_fit + n_eval, 6)) + offset
+    Y = {
+        "a": (Z - offset) @ rng.standard_normal((6, 3)) + rng.standard_normal((len(Z), 3)) + offset,
+        "b": np.sin(Z[:, 0] - offset) + offset,  # 1-D target
+    }
+    W = {"a": rng.standard_normal((2, 6)), "b": rng.standard_normal((1, 6))}
+    fit, ev = slice(0, n_fit), slice(n_fit, None)
+    expected = _numpy_r2(W, Z, Y, fit, ev)
+    args = (
+        {q: torch.from_numpy(w) for q, w in W.items()},
+        torch.from_numpy(Z[fit]),
+        {q: torch.from_numpy(y[fit]) for q, y in Y.items()},
+        torch.from_numpy(Z[ev]),
+        {q: torch.from_numpy(y[ev]) for q, y in Y.items()},
+    )
+    for block in (1, 7, n_eval, 4096):
+        monkeypatch.setattr(sl.metrics, "DEFAULT_BLOCK", block)
+        r2 = decoding_r2(*args)
+        for q in Y:
+            for p in W:
+                assert r2[q][p] == pytest.approx(expected[q][p], rel=1e-9, abs=1e-10)
+    assert expected["a"]["a"] > 0.2  # a meaningful score, not a degenerate one
+
+
+def test_decoding_r2_never_casts_the_whole_evaluation_set_to_float64(monkeypatch):
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class LargestFloat64(TorchDispatchMode):
+        largest = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(t, torch.Tensor) and t.dtype == torch.float64:
+                    LargestFloat64.largest = max(LargestFloat64.largest, t.numel())
+            return out
+
+    g = torch.Generator().manual_seed(0)
+    Z = torch.randn(
+        500, 8, generator=g
+    )  # float32; Z_eval (400 rows) used to be cast whole to float64
+    Y = {"a": Z[:, :2] @ torch.randn(2, 2, generator=g)}
+    monkeypatch.setattr(sl.metrics, "DEFAULT_BLOCK", 16)
+    with LargestFloat64():
+        r2 = decoding_r2(
+            {"a": torch.eye(8)[:2]}, Z[:12], {"a": Y["a"][:12]}, Z[100:], {"a": Y["a"][100:]}
+        )
+    assert r2["a"]["a"] == pytest.approx(1.0, abs=1e-6)
+    assert LargestFloat64.largest <= 16 * 8  # one block (or the 12 fit rows), never 400 rows

@@ -186,6 +186,7 @@ def visualize_explosion(
     dpi: float = 100,
     figsize: tuple[float, float] = (9.0, 6.5),
     title: str | None = None,
+    legend: bool = True,
     point_size: float = 18.0,
     random_state: Any = 0,
 ) -> Any:
@@ -235,7 +236,10 @@ def visualize_explosion(
         dpi: resolution of saved files.
         figsize: figure size in inches when no ``ax`` is given.
         title: title of the static picture (default: a summary of what is drawn; ``""``: no
-            title).
+            title). Frames of an animation are titled by their growth iteration or path step.
+        legend: draw the legend of classes and layers (beside the axes of a figure of its own,
+            inside ``ax`` otherwise); ``False`` leaves it out, and a figure of its own then gives
+            the axes its full width.
         point_size: marker area of real samples (synthetic points are smaller).
         random_state: seed of the subsampling, of the query choice and of t-SNE/UMAP: an
             int, ``None``, or a numpy ``Generator``/``RandomState`` or ``torch.Generator`` to
@@ -387,11 +391,11 @@ def visualize_explosion(
     if own_figure:
         fig = new_figure(figsize, show)
         ax = fig.add_subplot(1, 1, 1)
-        fig.subplots_adjust(left=0.08, right=0.74, bottom=0.09, top=0.93)
+        fig.subplots_adjust(left=0.08, right=0.74 if legend else 0.97, bottom=0.09, top=0.93)
     else:
         fig = ax.figure
     scene = _Scene(ax=ax, n_iterations=view.n_iterations, n_steps=n_steps, view=view)
-    legend = []
+    handles = []
 
     from matplotlib.lines import Line2D
 
@@ -409,10 +413,10 @@ def visualize_explosion(
                 zorder=3,
             )
             art.set_gid(f"real:{c}")
-        legend.append(
+        handles.append(
             Line2D([], [], ls="", marker="o", color=colors[c], label=str(view.classes[c]))
         )
-    legend.append(Line2D([], [], ls="", marker="o", color="0.35", mec="white", label="real"))
+    handles.append(Line2D([], [], ls="", marker="o", color="0.35", mec="white", label="real"))
 
     n_gen = max(view.n_iterations, 1)
     if show_synthetic and synth_sel.size:
@@ -433,7 +437,7 @@ def visualize_explosion(
             art.set_gid(f"synthetic:{int(g)}")
             scene.synthetic[int(g)] = art
     if scene.synthetic and (iteration is None or min(scene.synthetic) <= iteration):
-        legend.append(
+        handles.append(
             Line2D(
                 [], [], ls="", marker="o", ms=4, color="0.6", label="synthetic\n(lighter = later)"
             )
@@ -467,7 +471,7 @@ def visualize_explosion(
             art.set_gid(f"energy:{int(g)}")
             scene.vectors[int(g)] = art
     if scene.vectors and (iteration is None or min(scene.vectors) <= iteration):
-        legend.append(
+        handles.append(
             Line2D(
                 [],
                 [],
@@ -492,7 +496,7 @@ def visualize_explosion(
             zorder=4,
         )
         art.set_gid("samples")
-        legend.append(
+        handles.append(
             Line2D([], [], ls="", marker="D", mfc="white", mec="0.3", label="given samples X")
         )
 
@@ -537,7 +541,7 @@ def visualize_explosion(
             zorder=9,
         )
         art.set_gid("queries")
-        legend += [
+        handles += [
             Line2D([], [], ls="", marker="o", mfc="none", mec="black", label="query point"),
             Line2D(
                 [], [], color="0.2", lw=2.2, marker="*", ms=9, mec="black", label="winning path"
@@ -552,18 +556,18 @@ def visualize_explosion(
     ax.set_xlabel(emb.axis_labels[0])
     ax.set_ylabel(emb.axis_labels[1])
     ax.tick_params(labelsize=8)
-    if own_figure:  # beside the axes, from their top down to the figure's foot
+    if legend and own_figure:  # beside the axes, from their top down to the figure's foot
         fitted_legend(
             ax,
-            legend,
+            handles,
             (ax.get_position().y1 - 0.01) * fig.bbox.height,
             loc="upper left",
             bbox_to_anchor=(1.02, 1.0),
             fontsize=8,
             frameon=False,
         )
-    else:
-        fitted_legend(ax, legend, ax.bbox.height, loc="best", fontsize=7)
+    elif legend:
+        fitted_legend(ax, handles, ax.bbox.height, loc="best", fontsize=7)
     scene.static_title = (
         title
         if title is not None

@@ -98,6 +98,8 @@ def plot_class_energy(
     dpi: float = 100,
     figsize: tuple[float, float] = (11.0, 7.5),
     fig: Any = None,
+    title: str | None = None,
+    legend: bool = True,
 ) -> Any:
     """Summary figure of a fitted model's growth, per class and per session.
 
@@ -120,6 +122,10 @@ def plot_class_energy(
         fig: draw the four panels into this empty matplotlib ``Figure`` or ``SubFigure`` (one
             of ``fig.subfigures(...)``, say) instead of a new figure; ``save_path`` then writes
             the whole figure it belongs to.
+        title: title of the figure (default: a summary of the bank and its growth; ``""``: no
+            title).
+        legend: draw the legend of classes and session lines beside the panels; ``False``
+            leaves it out and gives the panels its width.
 
     Returns:
         The matplotlib ``Figure`` (``fig`` when given).
@@ -152,7 +158,9 @@ def plot_class_energy(
                 "(for an Axes, pass ax.figure)"
             )
     axes = fig.subplots(2, 2)
-    fig.subplots_adjust(left=0.07, right=0.83, bottom=0.08, top=0.9, hspace=0.4, wspace=0.25)
+    fig.subplots_adjust(
+        left=0.07, right=0.83 if legend else 0.97, bottom=0.08, top=0.9, hspace=0.4, wspace=0.25
+    )
     ax_bank, ax_grow, ax_rad, ax_en = axes.ravel()
 
     real = np.array([np.sum(view.is_real & (view.y == c)) for c in chosen])
@@ -215,9 +223,13 @@ def plot_class_energy(
         ax.ticklabel_format(axis="y", useOffset=False)
         ax.set_title(f"{label} per class and iteration", fontsize=10, pad=_PAD)
 
+    from matplotlib.ticker import MaxNLocator
+
     bounds = _session_bounds(view)
     for ax in (ax_grow, ax_rad, ax_en):
         ax.tick_params(labelsize=8)
+        # iterations: no 1.5, and one tick (1) is enough for a single iteration
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         if view.n_iterations:
             ax.set_xlim(0.4, view.n_iterations + 0.6)
         for first, _ in bounds:
@@ -235,28 +247,34 @@ def plot_class_energy(
             )
     ax_bank.tick_params(labelsize=8)
 
-    from matplotlib.lines import Line2D
+    if legend:
+        from matplotlib.lines import Line2D
 
-    handles = [
-        Line2D([], [], ls="", marker="s", color=colors[c], label=n) for c, n in zip(chosen, names)
-    ]
-    if any(first > 1 for first, _ in bounds):  # a session line is drawn
-        handles.append(Line2D([], [], color="0.3", ls="--", label="new session"))
-    fitted_legend(
-        fig,
-        handles,
-        0.91 * fig.bbox.height,  # from its top at 0.92 down to the figure's foot
-        loc="upper left",
-        bbox_to_anchor=(0.845, 0.92),
-        fontsize=8,
-        frameon=False,
-    )
-    shown = f" ({len(chosen)} of {view.n_classes} classes)" if len(chosen) < view.n_classes else ""
-    fig.suptitle(
-        f"EGM growth summary: {int(real.sum())} real + {int(synth.sum())} synthetic points"
-        f"{shown}, {plural(view.n_iterations, 'growth iteration')}",
-        fontsize=11,
-    )
+        handles = [
+            Line2D([], [], ls="", marker="s", color=colors[c], label=n)
+            for c, n in zip(chosen, names)
+        ]
+        if any(first > 1 for first, _ in bounds):  # a session line is drawn
+            handles.append(Line2D([], [], color="0.3", ls="--", label="new session"))
+        fitted_legend(
+            fig,
+            handles,
+            0.91 * fig.bbox.height,  # from its top at 0.92 down to the figure's foot
+            loc="upper left",
+            bbox_to_anchor=(0.845, 0.92),
+            fontsize=8,
+            frameon=False,
+        )
+    if title is None:
+        shown = (
+            f" ({len(chosen)} of {view.n_classes} classes)" if len(chosen) < view.n_classes else ""
+        )
+        title = (
+            f"EGM growth summary: {int(real.sum())} real + {int(synth.sum())} synthetic points"
+            f"{shown}, {plural(view.n_iterations, 'growth iteration')}"
+        )
+    if title:
+        fig.suptitle(title, fontsize=11)
     if suffix is not None:
         with closing_on_error(fig, show and own_figure):
             save_static(fig.canvas.figure, save_path, dpi=dpi)  # the root of a SubFigure

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ._checks import numeric_tensor, warn
 from ._find_subspaces import decoders_from_moments
-from ._stats import as_latent, flat_target, moments
+from ._stats import DEFAULT_BLOCK, as_latent, flat_target, moments
 from .loss._common import check_mapping
 from .optim._subspace_change import check_direction, principal_cosines
 
@@ -52,7 +52,8 @@ def decoding_r2(
     Decoders (and the means) are fitted on ``(Z_fit, Y_fit)``; R^2 = 1 - SSE / SST is measured
     on ``(Z_eval, Y_eval)`` over all target entries (SST about the evaluation means): scikit-learn's
     ``r2_score(..., multioutput="variance_weighted")``, not its default average of per-column
-    scores.
+    scores. The evaluation set is streamed in row blocks cast to float64 one at a time, so the
+    extra memory is a block (4096 rows), not a float64 copy of ``Z_eval``.
 
     Returns:
         ``r2[q][p]``: quantity ``q`` decoded from subspace ``p``. ``r2[q][q]`` is the own-subspace
@@ -75,7 +76,7 @@ def decoding_r2(
         )
     if not isinstance(Y_eval, Mapping):
         raise TypeError(f"Y_eval must be a dict {{name: tensor}}, got {type(Y_eval).__name__}")
-    Ze = as_latent(Z_eval, name="Z_eval", device=mom.device).to(torch.float64)
+    Ze = as_latent(Z_eval, name="Z_eval", device=mom.device)  # its own dtype: cast per block
     if Ze.shape[0] < 2:
         raise ValueError(
             f"Z_eval must have at least 2 rows (R^2 compares against the evaluation variance), "
@@ -96,19 +97,19 @@ def decoding_r2(
         if not bool(torch.isfinite(w64).all()):  # a diverged trainable basis: R^2 would be NaN
             raise ValueError(f"W[{p!r}] contains NaN or infinite values")
         bases[p] = w64
-    centred = Ze - mom.mean_z
-    out: dict[str, dict[str, float]] = {}
+    targets: dict[str, Tensor] = {}
     for q in Y_fit:
         if q not in Y_eval:
             raise KeyError(
                 f"Y_eval has no entry for quantity {q!r} of Y_fit; its keys are {list(Y_eval)}"
             )
-        ye = flat_target(
-            Y_eval[q],
+        y = numeric_tensor(Y_eval[q], f"Y_eval[{q!r}]")
+        ye = flat_target(  # floating targets keep their dtype (cast per block), others float64
+            y,
             name=q,
             n_rows=Ze.shape[0],
             device=Ze.device,
-            dtype=torch.float64,
+            dtype=y.dtype if y.is_floating_point() else torch.float64,
             arg="Y_eval",
             rows_of="Z_eval",
         )
@@ -117,16 +118,42 @@ def decoding_r2(
                 f"Y_eval[{q!r}] has {ye.shape[1]} columns (flattened) but Y_fit[{q!r}] has "
                 f"{mom.mean_y[q].shape[0]}"
             )
-        sst = (ye - ye.mean(0)).pow(2).sum()
-        constant = bool((ye == ye[:1]).all())  # exactly: the mean's rounding leaves sst > 0
-        if constant:
+        targets[q] = ye
+    decoders = {
+        q: {p: decoders_from_moments(_single(mom, q), {q: w64})[q] for p, w64 in bases.items()}
+        for q in targets
+    }
+    # Two passes over row blocks of DEFAULT_BLOCK, all in float64: the evaluation means of the
+    # targets first (SST is then centred exactly, as scikit-learn does), then SSE and SST.
+    n, block = Ze.shape[0], DEFAULT_BLOCK
+    mean_y = {}
+    constant = {}
+    for q, ye in targets.items():
+        first = ye[:1].to(torch.float64)
+        total = torch.zeros_like(first[0])
+        same = True
+        for yb in ye.split(block):
+            yb = yb.to(torch.float64)
+            total += yb.sum(0)
+            same = same and bool((yb == first).all())  # exactly: rounding leaves sst > 0
+        mean_y[q], constant[q] = total / n, same
+    sst = {q: 0.0 for q in targets}
+    sse = {q: dict.fromkeys(bases, 0.0) for q in targets}
+    for start in range(0, n, block):
+        centred = Ze[start : start + block] - mom.mean_z  # float64 by promotion, exact
+        codes = {p: centred @ w64.mT for p, w64 in bases.items()}
+        for q, ye in targets.items():
+            yb = ye[start : start + block].to(torch.float64)
+            sst[q] += float((yb - mean_y[q]).pow(2).sum())
+            for p, A in decoders[q].items():
+                sse[q][p] += float((codes[p] @ A + mom.mean_y[q] - yb).pow(2).sum())
+    out: dict[str, dict[str, float]] = {}
+    for q in targets:
+        if constant[q]:
             warn(f"Y_eval[{q!r}] is constant over the evaluation set; its R^2 is undefined (NaN)")
-        row = {}
-        for p, w64 in bases.items():
-            A = decoders_from_moments(_single(mom, q), {q: w64})[q]
-            pred = centred @ w64.mT @ A + mom.mean_y[q]
-            row[p] = float(1.0 - (pred - ye).pow(2).sum() / sst) if not constant else math.nan
-        out[q] = row
+            out[q] = dict.fromkeys(bases, math.nan)
+        else:
+            out[q] = {p: 1.0 - sse[q][p] / sst[q] for p in bases}
     return out
 
 
