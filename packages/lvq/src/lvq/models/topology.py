@@ -17,6 +17,7 @@ import math
 import warnings
 from typing import Any
 
+import numpy as np
 import torch
 
 from .._checks import check_callbacks, check_int, check_number
@@ -569,7 +570,9 @@ class GrowingNeuralGas(_Topology):
     def _fit(self, X, gen, init):
         N, d = int(self.max_nodes), X.shape[1]
         W = torch.zeros(N, d, dtype=X.dtype, device=X.device)
-        active = torch.zeros(N, dtype=torch.bool, device=X.device)
+        # the graph lives on the host (edited through numpy views in _chunk): its bookkeeping is
+        # a few dozen tiny sequential steps per chunk, far cheaper there than as device kernels
+        active = torch.zeros(N, dtype=torch.bool)
         start = _random_rows(X, 2, gen) if init is None else init
         P = start.shape[0]
         if not 2 <= P <= N:
@@ -579,14 +582,14 @@ class GrowingNeuralGas(_Topology):
             )
         W[:P] = start
         active[:P] = True
-        age = torch.full((N, N), -1, dtype=torch.long, device=X.device)  # -1: no edge
-        err = torch.zeros(N, dtype=X.dtype, device=X.device)
+        age = torch.full((N, N), -1, dtype=torch.long)  # -1: no edge
+        err = torch.zeros(N, dtype=X.dtype)
         # nodes that have had an edge: only those are removed when they lose their last one
-        linked = torch.zeros(N, dtype=torch.bool, device=X.device)
+        linked = torch.zeros(N, dtype=torch.bool)
         if getattr(self, "_resume_graph", False):
-            edges = self._state["edges"].to(X.device)
+            edges = self._state["edges"].cpu()
             age[:P, :P] = torch.where(edges, 0, -1)
-            err[:P] = self._state["errors"].to(X.device, X.dtype)
+            err[:P] = self._state["errors"].to("cpu", X.dtype)
             linked[:P] = edges.any(1)
         ew, en = float(self.lr_winner), float(self.lr_neighbor)
         chunk = int(self.insert_interval)
@@ -597,14 +600,15 @@ class GrowingNeuralGas(_Topology):
         best, best_graph, bad = math.inf, None, 0
         for t in range(int(self.max_iter)):
             W_old, active_old = W.clone(), active.clone()
-            perm = torch.randperm(X.shape[0], generator=gen, device=X.device)
+            Xp = X[torch.randperm(X.shape[0], generator=gen, device=X.device)]
             for s in range(0, X.shape[0], chunk):
-                self._chunk(X[perm[s : s + chunk]], W, active, linked, age, err, ew, en)
+                self._chunk(Xp[s : s + chunk], W, active, linked, age, err, ew, en)
+            on = active.to(X.device)
             # converged: the epoch neither added nor removed a node and moved none by > epsilon
             settled = bool(torch.equal(active, active_old)) and float(
-                (W - W_old)[active].norm(dim=1).max()
+                (W - W_old)[on].norm(dim=1).max()
             ) <= float(self.epsilon)
-            Wa = W[active]
+            Wa = W[on]
             q = float(squared_euclidean(X, Wa).min(1).values.mean())
             history.append(q)
             if _improved(q, best):
@@ -624,67 +628,74 @@ class GrowingNeuralGas(_Topology):
             W, active, age, err = best_graph
         idx = torch.nonzero(active).flatten()
         self._state = {
-            "prototypes": W[idx].clone(),
-            "edges": (age[idx][:, idx] >= 0),
-            "errors": err[idx].clone(),
+            "prototypes": W[idx.to(X.device)].clone(),
+            "edges": (age[idx][:, idx] >= 0).to(X.device),
+            "errors": err[idx].to(X.device),
         }
         self._publish()
         for cb in cbs:
             cb.on_fit_end(self)
         return history
 
-    def _chunk(self, Xb, W, active, linked, age, err, ew, en):
-        b = Xb.shape[0]
-        D = squared_euclidean(Xb, W).masked_fill(~active, float("inf"))
-        two = torch.topk(D, 2, dim=1, largest=False)
-        s1, s2 = two.indices[:, 0], two.indices[:, 1]
+    def _chunk(
+        self,
+        Xb: torch.Tensor,
+        W: torch.Tensor,
+        active: torch.Tensor,
+        linked: torch.Tensor,
+        age: torch.Tensor,
+        err: torch.Tensor,
+        ew: float,
+        en: float,
+    ) -> None:
+        """One chunk ``Xb (b, d)`` of Fritzke's steps, in place: the nodes ``W (N, d)`` (on the
+        device, whole-array updates: a node without wins gets a zero step) and the host graph
+        ``active``, ``linked`` ``(N,)``, ``age (N, N)`` (-1: no edge), ``err (N,)``."""
+        A, L, G, E = active.numpy(), linked.numpy(), age.numpy(), err.numpy()
         N = W.shape[0]
-        err.index_add_(0, s1, two.values[:, 0])
+        D = squared_euclidean(Xb, W).masked_fill_(~active.to(W.device), math.inf)
+        two = torch.topk(D, 2, dim=1, largest=False)
+        d1, s1, s2 = two.values[:, 0], two.indices[:, 0], two.indices[:, 1]
         # winners: compounded per-sample steps towards their samples' mean
-        cnt = torch.bincount(s1, minlength=N).to(W.dtype)
-        sums = torch.zeros_like(W).index_add_(0, s1, Xb)
-        win = cnt > 0
-        rate = 1.0 - (1.0 - ew) ** cnt
-        mean = sums / cnt.clamp_min(1)[:, None]
-        W[win] += rate[win, None] * (mean[win] - W[win])
+        c = torch.bincount(s1, minlength=N)
+        cnt = c.to(W.dtype)
+        mean = torch.zeros_like(W).index_add_(0, s1, Xb) / cnt.clamp_min(1)[:, None]
+        W += (1.0 - (1.0 - ew) ** cnt)[:, None] * (mean - W)
         # neighbours of winners
-        adj = (age >= 0).to(W.dtype)
-        M = adj[s1]  # (b, N): 1 where node is a neighbour of the sample's winner
+        edge = G >= 0
+        # (b, N): 1 where node is a neighbour of the sample's winner
+        M = torch.from_numpy(edge).to(W.device, W.dtype).index_select(0, s1)
         ncnt = M.sum(0)
-        nb = ncnt > 0
-        if bool(nb.any()):
-            nmean = (M.T @ Xb) / ncnt.clamp_min(1)[:, None]
-            nrate = 1.0 - (1.0 - en) ** ncnt
-            W[nb] += nrate[nb, None] * (nmean[nb] - W[nb])
-        # edge ageing, refresh, pruning
-        edge = age >= 0
-        age += (cnt.long()[:, None] * edge) + (cnt.long()[None, :] * edge)
-        age[s1, s2] = 0
-        age[s2, s1] = 0
-        linked[s1] = True
-        linked[s2] = True
-        age[age > int(self.max_age)] = -1
-        isolated = active & linked & ~(age >= 0).any(1)
-        if int(active.sum() - isolated.sum()) >= 2:
-            active &= ~isolated
-            linked &= ~isolated
-            err[isolated] = 0
-        # insertion
-        n_active = int(active.sum())
-        if n_active < N:
-            q = int(err.masked_fill(~active, -1).argmax())
-            nbrs = age[q] >= 0
-            if bool(nbrs.any()):
-                f = int(err.masked_fill(~nbrs, -1).argmax())
-                r = int(torch.nonzero(~active)[0])
+        nmean = (M.T @ Xb) / ncnt.clamp_min(1)[:, None]
+        W += (1.0 - (1.0 - en) ** ncnt)[:, None] * (nmean - W)
+        # on the host: errors, edge ageing, refresh, pruning
+        s1h = s1.cpu()
+        err.index_add_(0, s1h, d1.cpu())
+        i, j, c = s1h.numpy(), s2.cpu().numpy(), c.cpu().numpy()
+        G += edge * (c[:, None] + c[None, :])
+        G[i, j] = G[j, i] = 0
+        L[i] = L[j] = True
+        G[G > int(self.max_age)] = -1
+        isolated = A & L & (G.max(1) < 0)
+        if (A & ~isolated).sum() >= 2:
+            A &= ~isolated
+            L &= ~isolated
+            E[isolated] = 0
+        # insertion, between the node of largest error and its neighbour of largest error
+        if not A.all():
+            q = int(np.where(A, E, -1).argmax())
+            nbrs = G[q] >= 0
+            if nbrs.any():
+                f = int(np.where(nbrs, E, -1).argmax())
+                r = int(np.flatnonzero(~A)[0])
                 W[r] = 0.5 * (W[q] + W[f])
-                active[r] = linked[r] = True
-                age[q, f] = age[f, q] = -1
-                age[q, r] = age[r, q] = age[f, r] = age[r, f] = 0
-                err[q] *= 0.5
-                err[f] *= 0.5
-                err[r] = err[q]
-        err *= float(self.error_decay) ** b
+                A[r] = L[r] = True
+                G[q, f] = G[f, q] = -1
+                G[q, r] = G[r, q] = G[f, r] = G[r, f] = 0
+                E[q] *= 0.5
+                E[f] *= 0.5
+                E[r] = E[q]
+        E *= float(self.error_decay) ** Xb.shape[0]
 
     def _n_units(self, X):
         return 2
