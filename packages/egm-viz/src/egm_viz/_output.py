@@ -199,8 +199,9 @@ def no_idle_draw(canvas: Any) -> Iterator[None]:
             canvas.draw_idle = own
 
 
-def save_animation(anim: Any, path: str | Path, fps: float, dpi: float) -> None:
-    """Write ``anim`` atomically to ``.gif`` (Pillow) or ``.mp4`` (imageio-ffmpeg's ffmpeg).
+def save_animation(anim: Any, fig: Any, path: str | Path, fps: float, dpi: float) -> None:
+    """Write ``anim`` of figure ``fig`` atomically to ``.gif`` (Pillow) or ``.mp4``
+    (imageio-ffmpeg's ffmpeg).
 
     Every frame is drawn once (the writer's grab), not twice.
     """
@@ -212,7 +213,7 @@ def save_animation(anim: Any, path: str | Path, fps: float, dpi: float) -> None:
     if suffix not in ANIMATED_SUFFIXES:
         raise ValueError(f"animations are saved as {ANIMATED_SUFFIXES}, got {str(path)!r}")
     check_writer(suffix)
-    with atomic_target(path) as tmp, no_idle_draw(anim._fig.canvas):
+    with atomic_target(path) as tmp, no_idle_draw(fig.canvas):
         if suffix == ".mp4":
             import imageio_ffmpeg
 

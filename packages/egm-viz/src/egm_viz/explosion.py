@@ -595,7 +595,7 @@ def visualize_explosion(
         )
         if suffix is not None:
             with closing_on_error(fig, show and own_figure):
-                save_animation(anim, save_path, fps=fps, dpi=dpi)
+                save_animation(anim, fig, save_path, fps=fps, dpi=dpi)
         result: Any = anim
     else:
         if iteration is None:

@@ -9,6 +9,7 @@ job of a :mod:`lvq.neighbourhood` object passed in, so every loss works with eve
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -103,7 +104,7 @@ class _LogSumExp(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x):
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
         top = x.amax(1, keepdim=True)
         top = top.masked_fill(top.abs() == float("inf"), 0.0)
         terms = (x - top).clamp_min_(-87.0).exp_().masked_fill_(x == float("-inf"), 0.0)
@@ -112,7 +113,7 @@ class _LogSumExp(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, g):
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
         x, out = ctx.saved_tensors
         e = (x - out.unsqueeze(1)).exp_()  # unclamped: torch's gradient to the bit
         return g.unsqueeze(1) * e.masked_fill_(x == float("-inf"), 0.0)

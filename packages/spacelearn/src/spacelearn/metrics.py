@@ -126,8 +126,8 @@ def decoding_r2(
     # Two passes over row blocks of DEFAULT_BLOCK, all in float64: the evaluation means of the
     # targets first (SST is then centred exactly, as scikit-learn does), then SSE and SST.
     n, block = Ze.shape[0], DEFAULT_BLOCK
-    mean_y = {}
-    constant = {}
+    mean_y: dict[str, Tensor] = {}
+    constant: dict[str, bool] = {}
     for q, ye in targets.items():
         first = ye[:1].to(torch.float64)
         total = torch.zeros_like(first[0])
