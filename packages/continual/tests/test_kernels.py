@@ -93,10 +93,15 @@ def test_per_sample_squared_grads_equals_loop():
     x = torch.randn(7, 4)
     y = torch.randint(0, 3, (7,))
     fast = per_sample_squared_grads(net, x, y, F.cross_entropy)
+    _assert_squared_grads_of_loop(fast, net, x, y, F.cross_entropy)
+
+
+def _assert_squared_grads_of_loop(fast, net, x, t, loss_fn) -> None:
+    """``fast`` equals the squared gradients summed over one backward per sample."""
     ref = {n: torch.zeros_like(p) for n, p in net.named_parameters()}
-    for i in range(7):
+    for i in range(x.shape[0]):
         net.zero_grad()
-        F.cross_entropy(net(x[i : i + 1]), y[i : i + 1]).backward()
+        loss_fn(net(x[i : i + 1]), t[i : i + 1]).backward()
         for n, p in net.named_parameters():
             ref[n] += p.grad**2
     for n in ref:
@@ -122,14 +127,7 @@ def test_per_sample_squared_grads_squares_shared_gradients_once():
     torch.manual_seed(0)
     net, x, t = _SharedGrad(), torch.randn(5, 3), torch.randn(5, 3)
     fast = per_sample_squared_grads(net, x, t, F.mse_loss)
-    ref = {n: torch.zeros_like(p) for n, p in net.named_parameters()}
-    for i in range(5):
-        net.zero_grad()
-        F.mse_loss(net(x[i : i + 1]), t[i : i + 1]).backward()
-        for n, p in net.named_parameters():
-            ref[n] += p.grad**2
-    for n in ref:
-        torch.testing.assert_close(fast[n], ref[n], rtol=1e-5, atol=1e-7)
+    _assert_squared_grads_of_loop(fast, net, x, t, F.mse_loss)
 
 
 def test_expected_fisher_equals_loop_over_classes():
